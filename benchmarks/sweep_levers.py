@@ -1,0 +1,97 @@
+"""Measure the levers of student accuracy at a profile's scale in one run (issue: performance).
+
+Trains the profile's teacher and diffusion model once (or reuses them from the profile's
+artifacts), then for each variant builds a synthetic set and trains a student, reporting
+real-test accuracy. Writes ``sweep_<profile>.json`` to the output folder.
+
+    python benchmarks/sweep_levers.py --profile cpu --out results/
+"""
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import kr_utils
+from kr_utils import artifacts, data, diffusion, evaluate, models, synth, train
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--out", default="results")
+    p.add_argument("--diffusion-steps", type=int, nargs="*", default=[None])
+    p.add_argument("--w", type=float, nargs="*", default=[1.0, 2.0])
+    p.add_argument("--soft", type=int, nargs="*", default=[0, 1])
+    p.add_argument("--per-class", type=int, nargs="*", default=[None])
+    p.add_argument("--threshold", type=float, nargs="*", default=[None])
+    p.add_argument("--student-epochs", type=int, default=None)
+    args = p.parse_args()
+    cfg = kr_utils.get_config(args.profile)
+    dev = artifacts.device()
+    seed = cfg["seed"]
+    tr_img, tr_lbl = data.load_mnist("train")
+    x_te, y_te = data.test_tensors(cfg["test_subset"])
+    # teacher (train once)
+    tc = cfg["teacher"]
+    tri, vai = data.train_val_split(len(tr_img), tc["val_size"], seed)
+    t0 = time.perf_counter()
+    teacher, _ = train.train_classifier(models.build_classifier(tc["arch"]),
+                                        (data.to_model_range(tr_img[tri]), torch.as_tensor(tr_lbl[tri]).long()),
+                                        (data.to_model_range(tr_img[vai]), torch.as_tensor(tr_lbl[vai]).long()),
+                                        epochs=tc["epochs"], batch_size=tc["batch_size"], lr=tc["lr"],
+                                        patience=tc["patience"], seed=seed, device=dev, desc="teacher")
+    teacher_acc = evaluate.classification_report(evaluate.predict_logits(teacher, x_te), y_te)["accuracy"]
+    results = {"profile": args.profile, "environment": artifacts.environment(), "teacher_accuracy": teacher_acc,
+               "teacher_time_s": time.perf_counter() - t0, "runs": []}
+    dc = cfg["diffusion"]
+    x0, y0 = data.to_model_range(tr_img), torch.as_tensor(tr_lbl).long()
+    unets = {}
+    max_steps = max(s or dc["steps"] for s in args.diffusion_steps)
+    wanted = sorted({s or dc["steps"] for s in args.diffusion_steps})
+    t0 = time.perf_counter()
+
+    def keep(step, ema):
+        if step in wanted:
+            import copy
+            unets[step] = copy.deepcopy(ema)
+
+    train.train_diffusion(models.ConditionalUNet(base=dc["base"], mults=dc["mults"], attention=dc["attention"]),
+                          x0, y0, steps=max_steps, batch_size=dc["batch_size"], lr=dc["lr"], p_uncond=dc["p_uncond"],
+                          ema_decay=dc["ema_decay"], T=dc["T"], beta_start=dc["beta_start"], beta_end=dc["beta_end"],
+                          seed=seed, device=dev, milestones=wanted, on_milestone=keep)
+    results["diffusion_time_s"] = time.perf_counter() - t0
+    g, sc, st = cfg["generation"], cfg["synth"], cfg["student"]
+    for steps, w, soft, pc, thr in itertools.product(wanted, args.w, args.soft, args.per_class, args.threshold):
+        pc, thr = pc or sc["per_class"], thr or sc["threshold"]
+        sampler = diffusion.build_sampler("ddim", dc["T"], dc["beta_start"], dc["beta_end"], clip_x0=g["clip_x0"],
+                                          num_steps=g["num_steps"])
+        t0 = time.perf_counter()
+        res = synth.build_synthetic_set(unets[steps], sampler, teacher, per_class=pc, threshold=thr,
+                                        threshold_floor=min(thr, sc["threshold_floor"]), guidance_w=w,
+                                        label_mode=sc["label_mode"],
+                                        batch_size=g["batch_size"], seed=seed, device=dev, progress=False)
+        gen_s = time.perf_counter() - t0
+        x = data.to_model_range(res["images"]); y = torch.as_tensor(res["labels"]).long()
+        z = torch.as_tensor(res["logits"]).float()
+        tr, va = data.train_val_split(len(x), int(len(x) * st["val_fraction"]), seed)
+        t0 = time.perf_counter()
+        student, hist = train.train_classifier(
+            models.build_classifier(st["arch"]), (x[tr], y[tr], z[tr]), (x[va], y[va]),
+            epochs=args.student_epochs or st["epochs"], batch_size=st["batch_size"], lr=st["lr"],
+            patience=st["patience"], seed=seed, device=dev, soft=bool(soft), temperature=st["temperature"],
+            alpha=st["alpha"], use_augment=st["augment"], desc="student")
+        acc = evaluate.classification_report(evaluate.predict_logits(student, x_te), y_te)["accuracy"]
+        run = {"diffusion_steps": steps, "w": w, "soft": bool(soft), "per_class": pc, "threshold": thr,
+               "acceptance_rate": res["acceptance_rate"], "generated": res["generated"],
+               "generation_s": gen_s, "student_s": time.perf_counter() - t0, "student_accuracy": acc}
+        print(json.dumps(run), flush=True)
+        results["runs"].append(run)
+    out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    artifacts.atomic_write_text(out / f"sweep_{args.profile}.json", json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Artifacts shared between notebooks: one folder per profile, atomic writes,
+checkpoints that carry their config, and the metrics JSON the book's prose reads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+ARTIFACTS_ENV = "KR_ARTIFACTS"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def artifact_dir(profile: str) -> Path:
+    """``$KR_ARTIFACTS/<profile>`` or ``<repo>/artifacts/<profile>``, created if missing."""
+    base = Path(os.environ.get(ARTIFACTS_ENV) or repo_root() / "artifacts")
+    path = base / profile
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: a reader never sees
+    half a file, and an interrupted run leaves the previous version intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_torch_save(obj, path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_checkpoint(path, model: torch.nn.Module, *, kind: str, config: dict, profile: str,
+                    seed: int, extra: dict | None = None) -> None:
+    """Save weights with what is needed to rebuild and audit them."""
+    from . import __version__
+
+    atomic_torch_save({
+        "kind": kind, "state_dict": model.state_dict(), "config": _plain(config),
+        "profile": profile, "seed": seed, "kr_utils_version": __version__,
+        "torch_version": str(torch.__version__), "extra": _plain(extra or {}),
+    }, path)
+
+
+def load_checkpoint(path, kind: str | None = None) -> dict:
+    """Load a checkpoint safely (``weights_only=True``) with a clear error when missing."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path} (run the notebook that produces it "
+                                f"first, with the same profile)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if kind is not None and ckpt.get("kind") != kind:
+        raise ValueError(f"{path} holds a {ckpt.get('kind')!r} checkpoint, expected {kind!r}")
+    return ckpt
+
+
+def load_if_current(path, kind: str, config: dict, profile: str):
+    """The checkpoint at ``path`` if it was made with this exact config and profile,
+    else None: the artifact cache that lets a second build skip unchanged stages."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    ckpt = load_checkpoint(path, kind)
+    return ckpt if ckpt["config"] == _plain(config) and ckpt["profile"] == profile else None
+
+
+def _plain(obj):
+    """JSON/torch-safe plain Python (tuples become lists)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def read_metrics(profile: str) -> dict:
+    path = artifact_dir(profile) / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def update_metrics(profile: str, section: str, values: dict) -> dict:
+    """Merge ``values`` into ``metrics.json[section]`` (atomic read-modify-write)."""
+    metrics = read_metrics(profile)
+    metrics.setdefault(section, {}).update(_plain(values))
+    metrics["environment"] = environment()
+    atomic_write_text(artifact_dir(profile) / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
+    return metrics
+
+
+def environment() -> dict:
+    """Device and library versions, recorded beside every result."""
+    import numpy
+    from . import __version__
+
+    dev = device()
+    return {
+        "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else f"cpu ({os.cpu_count()} cores, "
+                  f"{torch.get_num_threads()} torch threads, {platform.processor() or platform.machine()})",
+        "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+        "kr_utils": __version__, "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextmanager
+def timed(profile: str, stage: str):
+    """Record the wall time of a notebook's work under ``metrics.json['wall_time_s']``."""
+    start = time.perf_counter()
+    yield
+    update_metrics(profile, "wall_time_s", {stage: round(time.perf_counter() - start, 1)})
+
+
+def load_model(path, kind: str, device=None) -> torch.nn.Module:
+    """Rebuild a saved model (``kind`` 'teacher', 'student' or 'diffusion') in eval mode."""
+    from . import models
+
+    ckpt = load_checkpoint(path, kind)
+    if kind == "diffusion":
+        model = models.ConditionalUNet(**ckpt["extra"]["unet"])
+    else:
+        model = models.build_classifier(ckpt["extra"]["arch"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device or "cpu").eval()

@@ -1,0 +1,157 @@
+"""Stage 0: run configuration. One dictionary per profile (nanoGPT style), validated
+before any training starts.
+
+- ``smoke``: CI; every notebook in seconds, tiny models, numbers meaningless.
+- ``cpu``: the default; the whole book on a 2-core machine in under an hour, real results.
+- ``gpu``: thesis scale (60k synthetic digits), for Colab or a lent GPU.
+"""
+from __future__ import annotations
+
+import copy
+import os
+
+PROFILES: dict[str, dict] = {
+    "smoke": dict(
+        seed=0, test_subset=2000,
+        teacher=dict(arch="resnet_preact", epochs=1, train_subset=2000, val_size=500,
+                     batch_size=64, lr=2e-3, patience=3),
+        diffusion=dict(base=8, mults=(1, 2, 2), attention=False, T=1000, beta_start=1e-4,
+                       beta_end=0.02, steps=30, batch_size=64, lr=2e-3, p_uncond=0.1,
+                       ema_decay=0.9, train_subset=2000, milestones=(10, 30)),
+        generation=dict(sampler="ddim", num_steps=5, guidance_w=2.0, clip_x0=True,
+                        x_T_scale=1.0, noise_scale=1.0, batch_size=100, demo_per_class=1),
+        # An untrained generator makes noise the teacher calls "0": only the requested
+        # label can fill ten balanced quotas in seconds.
+        synth=dict(per_class=10, threshold=0.5, threshold_floor=0.05, max_rounds=50,
+                   label_mode="requested", mode="balanced", oversample=1.5),
+        student=dict(arch="resnet_preact", epochs=1, batch_size=64, lr=2e-3, patience=3,
+                     val_fraction=0.1, soft=False, temperature=4.0, alpha=0.5, augment=False,
+                     seeds=(0,)),
+    ),
+    "cpu": dict(
+        seed=0, test_subset=None,
+        teacher=dict(arch="resnet_preact", epochs=3, train_subset=None, val_size=5000,
+                     batch_size=64, lr=2e-3, patience=3),
+        diffusion=dict(base=16, mults=(1, 2, 4), attention=False, T=1000, beta_start=1e-4,
+                       beta_end=0.02, steps=3000, batch_size=128, lr=2e-3, p_uncond=0.1,
+                       ema_decay=0.999, train_subset=None, milestones=(300, 1000, 3000)),
+        # w = 1 (plain conditional): one network pass per step, and more diverse digits
+        # than w = 2, which the student needs (measured: benchmarks/sweep_levers.py).
+        generation=dict(sampler="ddim", num_steps=20, guidance_w=1.0, clip_x0=True,
+                        x_T_scale=1.0, noise_scale=1.0, batch_size=500, demo_per_class=1),
+        synth=dict(per_class=2000, threshold=0.9, threshold_floor=0.5, max_rounds=50,
+                   label_mode="teacher", mode="balanced", oversample=1.2),
+        student=dict(arch="resnet_preact", epochs=8, batch_size=64, lr=2e-3, patience=3,
+                     val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
+                     seeds=(0,)),
+    ),
+    "gpu": dict(
+        seed=0, test_subset=None,
+        teacher=dict(arch="resnet_preact", epochs=8, train_subset=None, val_size=5000,
+                     batch_size=128, lr=2e-3, patience=3),
+        diffusion=dict(base=32, mults=(1, 2, 4), attention=True, T=1000, beta_start=1e-4,
+                       beta_end=0.02, steps=4000, batch_size=256, lr=1e-3, p_uncond=0.1,
+                       ema_decay=0.999, train_subset=None, milestones=(500, 1500, 4000)),
+        generation=dict(sampler="ddim", num_steps=25, guidance_w=1.0, clip_x0=True,
+                        x_T_scale=1.0, noise_scale=1.0, batch_size=3000, demo_per_class=8),
+        synth=dict(per_class=6000, threshold=0.9, threshold_floor=0.5, max_rounds=50,
+                   label_mode="teacher", mode="balanced", oversample=1.2),
+        student=dict(arch="resnet_preact", epochs=6, batch_size=128, lr=2e-3, patience=3,
+                     val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
+                     seeds=(0, 1, 2)),
+    ),
+}
+
+DEFAULT_PROFILE = "cpu"
+PROFILE_ENV = "KR_PROFILE"
+
+
+class ConfigError(ValueError):
+    """An impossible or unknown setting, reported before any work starts."""
+
+
+def resolve_profile(profile: str | None) -> str:
+    """The profile to use: the explicit one, else ``$KR_PROFILE``, else ``cpu``.
+
+    Notebooks default their ``profile`` parameter to ``None`` so that papermill can set it
+    and the test suite (nbval) can choose ``smoke`` through the environment.
+    """
+    name = profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; expected one of {sorted(PROFILES)}")
+    return name
+
+
+def get_config(profile: str | None = None, **overrides) -> dict:
+    """A validated copy of a profile's configuration.
+
+    ``overrides`` use ``section__key`` names, e.g. ``synth__threshold=0.8``.
+    """
+    name = resolve_profile(profile)
+    cfg = copy.deepcopy(PROFILES[name])
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, field = key.partition("__")
+        if not field or section not in cfg or not isinstance(cfg[section], dict) or field not in cfg[section]:
+            raise ConfigError(f"unknown override {key!r}; use section__key with a key of the profile")
+        cfg[section][field] = value
+    cfg["profile"] = name
+    validate(cfg)
+    return cfg
+
+
+def _positive(cfg, section, *keys, allow_none=()):
+    for k in keys:
+        v = cfg[section][k]
+        if v is None and k in allow_none:
+            continue
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+            raise ConfigError(f"{section}.{k} must be a positive number, got {v!r}")
+
+
+def validate(cfg: dict) -> None:
+    """Reject impossible values with a message naming the parameter."""
+    _positive(cfg, "teacher", "epochs", "batch_size", "lr", "patience", "val_size", "train_subset",
+              allow_none=("train_subset",))
+    _positive(cfg, "diffusion", "base", "T", "steps", "batch_size", "lr", "train_subset",
+              allow_none=("train_subset",))
+    _positive(cfg, "generation", "num_steps", "batch_size", "x_T_scale", "demo_per_class")
+    _positive(cfg, "synth", "per_class", "max_rounds", "oversample")
+    _positive(cfg, "student", "epochs", "batch_size", "lr", "patience", "temperature")
+    d, g, s, st = cfg["diffusion"], cfg["generation"], cfg["synth"], cfg["student"]
+    if not 0 < d["beta_start"] < d["beta_end"] < 1:
+        raise ConfigError(f"diffusion betas must satisfy 0 < beta_start < beta_end < 1, got "
+                          f"{d['beta_start']}, {d['beta_end']}")
+    if not 0 <= d["p_uncond"] < 1:
+        raise ConfigError(f"diffusion.p_uncond must be in [0, 1), got {d['p_uncond']}")
+    if not 0 <= d["ema_decay"] < 1:
+        raise ConfigError(f"diffusion.ema_decay must be in [0, 1), got {d['ema_decay']}")
+    if g["sampler"] not in ("ddim", "ancestral"):
+        raise ConfigError(f"generation.sampler must be 'ddim' or 'ancestral', got {g['sampler']!r}")
+    if g["num_steps"] > d["T"]:
+        raise ConfigError(f"generation.num_steps={g['num_steps']} exceeds diffusion.T={d['T']}")
+    if g["guidance_w"] < 0 or g["noise_scale"] < 0:
+        raise ConfigError("generation.guidance_w and generation.noise_scale must be >= 0")
+    if not 0 < s["threshold"] <= 1:
+        raise ConfigError(f"synth.threshold must be in (0, 1], got {s['threshold']}")
+    if not 0 < s["threshold_floor"] <= s["threshold"]:
+        raise ConfigError(f"synth.threshold_floor must be in (0, threshold], got {s['threshold_floor']}")
+    if s["label_mode"] not in ("teacher", "requested"):
+        raise ConfigError(f"synth.label_mode must be 'teacher' or 'requested', got {s['label_mode']!r}")
+    if s["mode"] not in ("balanced", "unconditional"):
+        raise ConfigError(f"synth.mode must be 'balanced' or 'unconditional', got {s['mode']!r}")
+    if not 0 < st["val_fraction"] < 1:
+        raise ConfigError(f"student.val_fraction must be in (0, 1), got {st['val_fraction']}")
+    if not 0 <= st["alpha"] <= 1:
+        raise ConfigError(f"student.alpha must be in [0, 1], got {st['alpha']}")
+    if round(s["per_class"] * 10 * st["val_fraction"]) < 10:
+        raise ConfigError(f"synth.per_class={s['per_class']} is too small for a validation split "
+                          f"of {st['val_fraction']} (fewer than 10 validation digits)")
+    for arch_key in (cfg["teacher"]["arch"], st["arch"]):
+        from .models import CLASSIFIERS
+        if arch_key not in CLASSIFIERS:
+            raise ConfigError(f"unknown classifier {arch_key!r}; expected one of {sorted(CLASSIFIERS)}")
+    if sorted(d["milestones"]) != list(d["milestones"]) or d["milestones"][-1] != d["steps"]:
+        raise ConfigError(f"diffusion.milestones must be increasing and end at steps={d['steps']}, "
+                          f"got {d['milestones']}")

@@ -1,0 +1,165 @@
+"""Stage: data. MNIST idx files (read, write, validate), the project's pixel convention,
+and tensors/loaders for training.
+
+Pixel convention, end to end: images are stored as uint8 in [0, 255] with a black (0)
+background, exactly like MNIST; every model sees ``x / 127.5 - 1`` in [-1, 1], so the
+background is -1 for real and synthetic digits alike (:func:`to_model_range` and
+:func:`to_uint8` are the only two conversions).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATA_ENV = "KR_DATA_DIR"
+IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
+SPLITS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000),
+}
+
+
+class IdxFormatError(ValueError):
+    """An idx file that is truncated, corrupted or not what was expected."""
+
+
+def _open(path: Path):
+    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+
+
+def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
+    """Read an idx file (raw or .gz) into a uint8 array, checking magic, dims and size."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"idx file not found: {path}")
+    try:
+        with _open(path) as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # bad gzip stream, truncated .gz
+        raise IdxFormatError(f"{path}: cannot be read as {'gzip' if path.suffix == '.gz' else 'raw'} "
+                             f"idx data ({e})") from e
+    if len(raw) < 8:
+        raise IdxFormatError(f"{path}: {len(raw)} bytes, too short for an idx header")
+    magic = struct.unpack(">I", raw[:4])[0]
+    if expected_magic is not None and magic != expected_magic:
+        raise IdxFormatError(f"{path}: magic number {magic}, expected {expected_magic} "
+                             f"({'images' if expected_magic == IMAGE_MAGIC else 'labels'})")
+    if magic >> 8 != 0x08:  # 0x08 = unsigned byte data
+        raise IdxFormatError(f"{path}: magic {magic:#x} is not an unsigned-byte idx file")
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise IdxFormatError(f"{path}: truncated header ({len(raw)} bytes, need {header})")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(shape))
+    if len(raw) - header != expected:
+        raise IdxFormatError(f"{path}: header says shape {shape} = {expected} bytes of data, "
+                             f"file holds {len(raw) - header}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 array as an idx file (gzip if the name ends in .gz), atomically."""
+    from .artifacts import atomic_write_bytes
+
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise TypeError(f"idx arrays must be uint8, got {array.dtype}")
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + np.ascontiguousarray(array).tobytes()
+    if str(path).endswith(".gz"):
+        payload = gzip.compress(payload, compresslevel=6, mtime=0)
+    atomic_write_bytes(path, payload)
+
+
+def read_images_labels(images_path, labels_path, expected_count: int | None = None):
+    """Read a matching pair of idx image/label files and check them against each other."""
+    images = read_idx(images_path, IMAGE_MAGIC)
+    labels = read_idx(labels_path, LABEL_MAGIC)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise IdxFormatError(f"{images_path}: image shape {images.shape[1:]}, expected (28, 28)")
+    if labels.ndim != 1:
+        raise IdxFormatError(f"{labels_path}: labels must be 1-D, got shape {labels.shape}")
+    if len(images) != len(labels):
+        raise IdxFormatError(f"{images_path} has {len(images)} images but {labels_path} "
+                             f"has {len(labels)} labels")
+    if expected_count is not None and len(images) != expected_count:
+        raise IdxFormatError(f"{images_path}: {len(images)} images, expected {expected_count}")
+    if labels.size and labels.max() > 9:
+        raise IdxFormatError(f"{labels_path}: label {labels.max()} outside 0-9")
+    return images, labels
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (stem + ".gz", stem):
+        if (folder / name).exists():
+            return folder / name
+    raise FileNotFoundError(f"{folder}: neither {stem}.gz nor {stem} found "
+                            f"(set ${DATA_ENV} to a folder holding the MNIST idx files)")
+
+
+def data_dir() -> Path | None:
+    """The folder named by ``$KR_DATA_DIR``, or None (then torchvision downloads)."""
+    value = os.environ.get(DATA_ENV)
+    return Path(value) if value else None
+
+
+def load_mnist(split: str = "train"):
+    """MNIST as uint8 arrays ``(images[N,28,28], labels[N])``.
+
+    Reads ``$KR_DATA_DIR`` when set (CI points it at ``../shared/data/mnist``); otherwise
+    downloads once with torchvision into ``~/.cache/kr_utils``.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    img_stem, lbl_stem, count = SPLITS[split]
+    folder = data_dir()
+    if folder is None:
+        from torchvision.datasets import MNIST
+
+        root = Path.home() / ".cache" / "kr_utils"
+        MNIST(root, train=(split == "train"), download=True)
+        folder = root / "MNIST" / "raw"
+    elif not folder.is_dir():
+        raise FileNotFoundError(f"${DATA_ENV}={folder} is not a folder")
+    return read_images_labels(_find(folder, img_stem), _find(folder, lbl_stem), count)
+
+
+def to_model_range(images_uint8) -> torch.Tensor:
+    """uint8 (N,28,28) -> float (N,1,28,28) in [-1, 1]; background 0 -> -1."""
+    x = torch.as_tensor(np.asarray(images_uint8))
+    return (x.float().div(127.5).sub(1.0)).unsqueeze(1)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """float (N,1,28,28) in [-1, 1] -> uint8 (N,28,28); the inverse of :func:`to_model_range`."""
+    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.squeeze(1).cpu().numpy()
+
+
+def train_val_split(n: int, val_size: int, seed: int):
+    """Index arrays for a reproducible random split of ``n`` items."""
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size must be in (0, {n}), got {val_size}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    return perm[val_size:], perm[:val_size]
+
+
+def tensor_dataset(images_uint8, targets) -> torch.utils.data.TensorDataset:
+    """A dataset of model-range images and integer labels or probability targets."""
+    t = torch.as_tensor(np.asarray(targets))
+    t = t.long() if t.ndim == 1 else t.float()
+    return torch.utils.data.TensorDataset(to_model_range(images_uint8), t)
+
+
+def test_tensors(test_subset: int | None = None):
+    """The real test set as (x in [-1,1], labels); ``test_subset`` (smoke profile) keeps the first n."""
+    images, labels = load_mnist("test")
+    if test_subset:
+        images, labels = images[:test_subset], labels[:test_subset]
+    return to_model_range(images), torch.as_tensor(labels).long()

@@ -1,0 +1,199 @@
+"""Stage: diffusion. The DDPM noise schedule, the forward process q(x_t | x_0), the
+epsilon loss, and samplers written as objects in the style of diffusers' schedulers
+(``set_timesteps`` then ``step``).
+
+Equation map (numbers as in the book's pipeline chapter):
+
+- (1) beta_t linear in [beta_start, beta_end]        -> :func:`linear_beta_schedule`
+- (2) alpha_bar_t = prod_s (1 - beta_s)               -> :func:`alphas_cumprod`
+- (3) x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps       -> :func:`q_sample`
+- (4) L_simple = E ||eps - eps_theta(x_t, t, c)||^2   -> :func:`diffusion_loss`
+- (5) eps_w = eps(x,t,0) + w (eps(x,t,c) - eps(x,t,0))-> :func:`guided_eps`
+- (6) posterior mean/variance of q(x_{t-1}|x_t,x_0)   -> :class:`AncestralSampler.step`
+- (7) DDIM update (eta = 0)                           -> :class:`DDIMSampler.step`
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+def linear_beta_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+    """Eq. (1): Ho et al.'s linear schedule, in float64 for accurate cumulative products."""
+    return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+
+
+def alphas_cumprod(betas: torch.Tensor) -> torch.Tensor:
+    """Eq. (2): alpha_bar_t = prod_{s<=t} (1 - beta_s)."""
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def _gather(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
+    return values.to(t.device)[t].float().reshape(-1, *([1] * (ndim - 1)))
+
+
+def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """Eq. (3): draw x_t ~ q(x_t | x_0) in closed form, given the noise eps."""
+    a = _gather(ab, t, x0.ndim)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def diffusion_loss(model, x0: torch.Tensor, y: torch.Tensor, ab: torch.Tensor, p_uncond: float,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Eq. (4), L_simple, with the class replaced by the null token with prob. ``p_uncond``
+    so one network learns both eps(x,t,c) and eps(x,t,0) for classifier-free guidance."""
+    b = x0.shape[0]
+    t = torch.randint(0, len(ab), (b,), device=x0.device, generator=generator)
+    noise = torch.randn(x0.shape, device=x0.device, generator=generator)
+    drop = torch.rand(b, device=x0.device, generator=generator) < p_uncond
+    y = torch.where(drop, torch.full_like(y, model.null_class), y)
+    return F.mse_loss(model(q_sample(x0, t, noise, ab), t, y), noise)
+
+
+def guided_eps(model, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, w: float) -> torch.Tensor:
+    """Eq. (5): classifier-free guidance, eps_0 + w (eps_c - eps_0).
+
+    w = 0 is unconditional, w = 1 purely conditional (one network pass instead of two),
+    w > 1 pushes towards the class. The thesis' code (TeaPearce) writes
+    (1 + w') eps_c - w' eps_0, i.e. w = 1 + w'; its ``guide_w = 0.5`` is w = 1.5 here.
+    One "step" is one batched pass over both halves.
+    """
+    null = torch.full_like(y, model.null_class)
+    if w == 1.0:
+        return model(x, t, y)
+    if w == 0.0:
+        return model(x, t, null)
+    eps = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null]))
+    eps_c, eps_u = eps.chunk(2)
+    return eps_u + w * (eps_c - eps_u)
+
+
+class _Sampler:
+    """Shared state: the schedule as float64 tensors and the chosen timesteps."""
+
+    def __init__(self, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02):
+        self.T = T
+        self.betas = linear_beta_schedule(T, beta_start, beta_end)
+        self.alphas_cumprod = alphas_cumprod(self.betas)
+        self.timesteps = torch.arange(T - 1, -1, -1)
+
+    def predict_x0(self, x_t, eps, t: int, clip: bool):
+        ab = self.alphas_cumprod[t]
+        x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+        return x0.clamp(-1, 1) if clip else x0
+
+
+class AncestralSampler(_Sampler):
+    """The thesis' ancestral DDPM sampler (Ho et al. Alg. 2), one network call per t.
+
+    ``clip_x0``: clip the predicted x_0 to [-1, 1] and use the posterior mean written in
+    terms of x_0 (eq. 6), as diffusers' DDPMScheduler does with ``clip_sample=True``.
+    ``noise_scale``: multiplies sigma_t z at each step (the thesis' ``noise_scale``).
+    """
+
+    def __init__(self, T=1000, beta_start=1e-4, beta_end=0.02, clip_x0: bool = True,
+                 noise_scale: float = 1.0):
+        super().__init__(T, beta_start, beta_end)
+        self.clip_x0, self.noise_scale = clip_x0, noise_scale
+
+    def set_timesteps(self, num_steps: int | None = None):
+        if num_steps not in (None, self.T):
+            raise ValueError(f"the ancestral sampler runs all T={self.T} steps, got num_steps={num_steps}")
+        self.timesteps = torch.arange(self.T - 1, -1, -1)
+
+    def posterior(self, t: int):
+        """Eq. (6): coefficients of mu = c0 x_0 + ct x_t and the variance of q(x_{t-1}|x_t,x_0)."""
+        beta, ab = self.betas[t], self.alphas_cumprod[t]
+        ab_prev = self.alphas_cumprod[t - 1] if t > 0 else torch.tensor(1.0, dtype=torch.float64)
+        c0 = beta * ab_prev.sqrt() / (1 - ab)
+        ct = (1 - ab_prev) * (1 - beta).sqrt() / (1 - ab)
+        var = beta * (1 - ab_prev) / (1 - ab)
+        return c0.item(), ct.item(), var.item()
+
+    def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None):
+        x0 = self.predict_x0(x_t, eps, t, self.clip_x0)
+        c0, ct, var = self.posterior(t)
+        mean = c0 * x0 + ct * x_t
+        if t == 0:
+            return mean
+        z = torch.randn(x_t.shape, generator=generator,
+                        device=generator.device if generator is not None else x_t.device).to(x_t.device)
+        return mean + self.noise_scale * var ** 0.5 * z
+
+
+class DDIMSampler(_Sampler):
+    """Deterministic DDIM (Song et al. 2021, eta = 0) on a subset of the T steps.
+
+    ``spacing='leading'`` matches diffusers' default (t = 0, k, 2k, ...); 'trailing'
+    starts at t = T - 1, which is better with very few steps (Lin et al. 2024).
+    """
+
+    def __init__(self, T=1000, beta_start=1e-4, beta_end=0.02, clip_x0: bool = True,
+                 spacing: str = "trailing"):
+        super().__init__(T, beta_start, beta_end)
+        if spacing not in ("leading", "trailing"):
+            raise ValueError(f"spacing must be 'leading' or 'trailing', got {spacing!r}")
+        self.clip_x0, self.spacing = clip_x0, spacing
+        self.set_timesteps(50)
+
+    def set_timesteps(self, num_steps: int):
+        if not 0 < num_steps <= self.T:
+            raise ValueError(f"num_steps must be in [1, {self.T}], got {num_steps}")
+        if self.spacing == "leading":
+            self.timesteps = (torch.arange(num_steps) * (self.T // num_steps)).flip(0)
+        else:
+            self.timesteps = torch.round(torch.arange(self.T, 0, -self.T / num_steps)).long() - 1
+        # previous timestep of each step; -1 means "the clean image" (alpha_bar = 1)
+        self.prev = torch.cat([self.timesteps[1:], torch.tensor([-1])])
+
+    def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator=None):
+        """Eq. (7): x_{t'} = sqrt(ab_t') x0_hat + sqrt(1 - ab_t') eps."""
+        i = int((self.timesteps == t).nonzero()[0])
+        t_prev = int(self.prev[i])
+        ab_prev = self.alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+        x0 = self.predict_x0(x_t, eps, t, self.clip_x0)
+        if self.clip_x0:  # recompute eps from the clipped x0 so the two stay consistent
+            ab = self.alphas_cumprod[t]
+            eps = (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+        return ab_prev.sqrt().item() * x0 + (1 - ab_prev).sqrt().item() * eps
+
+
+def build_sampler(name: str, T=1000, beta_start=1e-4, beta_end=0.02, clip_x0=True, noise_scale=1.0,
+                  num_steps: int | None = None):
+    if name == "ancestral":
+        s = AncestralSampler(T, beta_start, beta_end, clip_x0=clip_x0, noise_scale=noise_scale)
+        s.set_timesteps(None)
+    elif name == "ddim":
+        s = DDIMSampler(T, beta_start, beta_end, clip_x0=clip_x0)
+        s.set_timesteps(num_steps or 50)
+    else:
+        raise ValueError(f"unknown sampler {name!r}; expected 'ancestral' or 'ddim'")
+    return s
+
+
+@torch.no_grad()
+def generate(model, sampler, labels: torch.Tensor, guidance_w: float, generator: torch.Generator,
+             x_T_scale: float = 1.0, progress: bool = False, return_trajectory: tuple = ()):
+    """Run ``sampler`` from noise x_T ~ N(0, x_T_scale^2 I) to x_0 for the given labels.
+
+    ``generator`` (explicit, on CPU) makes the result reproducible for a given batch.
+    ``return_trajectory`` lists timesteps at which to keep a copy of x_t (for figures).
+    """
+    device = next(model.parameters()).device
+    labels = labels.to(device)
+    x = x_T_scale * torch.randn((len(labels), 1, 28, 28), generator=generator,
+                                device=generator.device).to(device)
+    traj = {}
+    model.eval()
+    # bf16 network passes on a GPU; the sampler's arithmetic stays in float32.
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    for t in tqdm(sampler.timesteps.tolist(), disable=not progress, desc="sampling", leave=False):
+        tt = torch.full((len(labels),), t, device=device, dtype=torch.long)
+        with amp:
+            eps = guided_eps(model, x, tt, labels, guidance_w).float()
+        x = sampler.step(eps, t, x, generator=generator)
+        if t in return_trajectory:
+            traj[t] = x.detach().cpu()
+    x = x.clamp(-1, 1).cpu()
+    return (x, traj) if return_trajectory else x

@@ -1,0 +1,76 @@
+"""Figures shared by the notebooks: digit mosaics, training curves, confusion matrices."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def _to_display(images):
+    """Accept model-range tensors (N,1,28,28) or uint8 arrays (N,28,28); return (N,28,28) in [0,1]."""
+    if isinstance(images, torch.Tensor):
+        return ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).squeeze(1).numpy()
+    return np.asarray(images, dtype=np.float32) / 255.0
+
+
+def mosaic(images, nrow: int, titles=None, row_labels=None, scale: float = 0.9, title=None):
+    """A grid of digits, ``nrow`` rows, white on black as in MNIST."""
+    imgs = _to_display(images)
+    ncol = int(np.ceil(len(imgs) / nrow))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(ncol * scale, nrow * scale), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([]); ax.set_yticks([])
+        if i < len(imgs):
+            ax.imshow(imgs[i], cmap="gray", vmin=0, vmax=1)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=7)
+        else:
+            ax.axis("off")
+    if row_labels is not None:
+        for r, lab in enumerate(row_labels):
+            axes[r, 0].set_ylabel(lab, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def curves(histories: dict, keys=("val_loss", "val_acc"), xlabel="epoch"):
+    """One panel per key, one line per named history."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        for name, h in histories.items():
+            if key in h:
+                ax.plot(h.get("epoch", range(1, len(h[key]) + 1)), h[key], marker="o", label=name)
+        ax.set_xlabel(xlabel); ax.set_title(key.replace("_", " ")); ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curve(losses, window: int = 50):
+    """Per-step diffusion loss with a moving average."""
+    losses = np.asarray(losses)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(losses, alpha=0.3, lw=0.5, label="per step")
+    if len(losses) >= window:
+        ax.plot(np.arange(window - 1, len(losses)), np.convolve(losses, np.ones(window) / window, "valid"),
+                label=f"mean of {window}")
+    ax.set_xlabel("training step"); ax.set_ylabel("L_simple"); ax.set_yscale("log"); ax.legend(); ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(cm, title="confusion matrix (real test set)"):
+    cm = np.asarray(cm)
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    ax.imshow(np.log1p(cm), cmap="Blues")
+    for i in range(10):
+        for j in range(10):
+            if cm[i, j]:
+                ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=6,
+                        color="white" if i == j else "black")
+    ax.set_xticks(range(10)); ax.set_yticks(range(10))
+    ax.set_xlabel("predicted"); ax.set_ylabel("true"); ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

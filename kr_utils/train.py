@@ -1,0 +1,229 @@
+"""Stage: training. Classifiers (teacher and student: Adam, early stopping on validation
+loss, per-epoch curves), the distillation loss, and the diffusion model (L_simple with
+class dropout for classifier-free guidance, EMA weights, milestone checkpoints).
+
+Every loop resumes from its last saved state when it is interrupted and run again.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .artifacts import atomic_torch_save, _plain
+from .diffusion import alphas_cumprod, diffusion_loss, linear_beta_schedule
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global RNG (weight init, dropout) and return a generator for data order."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator | None = None):
+    """Index batches over ``n`` items, shuffled when a generator is given. Tensors stay
+    where they are (CPU or GPU), which is faster than a DataLoader for in-memory data."""
+    idx = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return idx.split(batch_size)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, max_rot_deg=10.0, max_shift_px=2.0,
+            scale=(0.9, 1.1)) -> torch.Tensor:
+    """Random per-image affine jitter of model-range images.
+
+    Done in [0, 1] so that the padding (zeros) is the black background, not grey.
+    """
+    b = x.shape[0]
+    r = lambda lo, hi: (torch.rand(b, generator=generator) * (hi - lo) + lo).to(x.device)
+    ang = r(-max_rot_deg, max_rot_deg) * math.pi / 180
+    s = r(*scale)
+    tx, ty = r(-max_shift_px, max_shift_px) * 2 / 28, r(-max_shift_px, max_shift_px) * 2 / 28
+    theta = torch.stack([torch.stack([torch.cos(ang) / s, -torch.sin(ang) / s, tx], 1),
+                         torch.stack([torch.sin(ang) / s, torch.cos(ang) / s, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample((x + 1) / 2, grid, align_corners=False, padding_mode="zeros")
+    return out * 2 - 1
+
+
+def distillation_loss(student_logits, labels, teacher_logits=None, temperature: float = 4.0,
+                      alpha: float = 0.5):
+    """Hinton et al. (seed 003): alpha CE(s, y) + (1 - alpha) tau^2 KL(p_t^tau || p_s^tau).
+
+    With ``teacher_logits=None`` this is plain cross-entropy on hard labels.
+    """
+    ce = F.cross_entropy(student_logits, labels)
+    if teacher_logits is None:
+        return ce
+    tau = temperature
+    kl = F.kl_div(F.log_softmax(student_logits / tau, 1), F.log_softmax(teacher_logits / tau, 1),
+                  log_target=True, reduction="batchmean")
+    return alpha * ce + (1 - alpha) * tau ** 2 * kl
+
+
+@torch.no_grad()
+def _evaluate(model, x, y, batch_size=1000):
+    model.eval()
+    loss, correct = 0.0, 0
+    for idx in batches(len(x), batch_size):
+        out = model(x[idx])
+        loss += F.cross_entropy(out, y[idx], reduction="sum").item()
+        correct += (out.argmax(1) == y[idx]).sum().item()
+    return loss / len(x), correct / len(x)
+
+
+def train_classifier(model, train, val, *, epochs: int, batch_size: int, lr: float, patience: int,
+                     seed: int, device, soft: bool = False, temperature: float = 4.0, alpha: float = 0.5,
+                     use_augment: bool = False, cosine: bool = True, report: dict | None = None,
+                     resume_path: str | Path | None = None, desc: str = "train"):
+    """Adam + early stopping on validation loss; returns (best model, history).
+
+    ``train``/``val``: tuples ``(x, labels)`` or ``(x, labels, teacher_logits)`` of tensors;
+    with ``soft=True`` the third entry feeds :func:`distillation_loss`.
+    ``report``: extra ``{name: (x, y)}`` sets whose accuracy is only recorded per epoch
+    (the student's real-test curve), never used for any decision.
+    ``resume_path``: state saved after each epoch; an interrupted run continues from it.
+    ``cosine``: decay the learning rate from ``lr`` to 0 over ``epochs`` (per batch), which
+    removes most of the epoch-to-epoch jitter of Adam at lr 0.002 with BatchNorm.
+    """
+    gen = seed_everything(seed)
+    model = model.to(device)
+    train = [t.to(device) for t in train]
+    val = [t.to(device) for t in val[:2]]
+    report = {k: [t.to(device) for t in v] for k, v in (report or {}).items()}
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps_per_epoch = math.ceil(len(train[0]) / batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, (lambda i: 0.5 * (1 + math.cos(math.pi * i / (epochs * steps_per_epoch)))) if cosine else (lambda i: 1.0))
+    hist = {"epoch": [], "train_loss": [], "val_loss": [], "val_acc": [], "epoch_time_s": []}
+    hist.update({f"{k}_acc": [] for k in report})
+    best = {"val_loss": float("inf"), "state": copy.deepcopy(model.state_dict()), "epoch": 0}
+    start_epoch = 1
+    if resume_path is not None and Path(resume_path).exists():
+        st = torch.load(resume_path, map_location=device, weights_only=True)
+        model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); gen.set_state(st["gen"])
+        sched.load_state_dict(st["sched"])
+        hist, best, start_epoch = st["hist"], st["best"], st["epoch"] + 1
+    bad_epochs = 0 if start_epoch == 1 else start_epoch - 1 - best["epoch"]
+    for epoch in range(start_epoch, epochs + 1):
+        if bad_epochs >= patience:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        total, n = 0.0, 0
+        for idx in tqdm(batches(len(train[0]), batch_size, gen), desc=f"{desc} epoch {epoch}/{epochs}",
+                        leave=False, mininterval=2):
+            xb = train[0][idx]
+            if use_augment:
+                xb = augment(xb, gen)
+            out = model(xb)
+            loss = distillation_loss(out, train[1][idx], train[2][idx] if soft else None, temperature, alpha)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx); n += len(idx)
+        vl, va = _evaluate(model, *val)
+        hist["epoch"].append(epoch); hist["train_loss"].append(total / n)
+        hist["val_loss"].append(vl); hist["val_acc"].append(va)
+        for k, (xr, yr) in report.items():
+            hist[f"{k}_acc"].append(_evaluate(model, xr, yr)[1])
+        hist["epoch_time_s"].append(time.perf_counter() - t0)
+        if vl < best["val_loss"]:
+            best = {"val_loss": vl, "state": copy.deepcopy(model.state_dict()), "epoch": epoch}
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+        print(f"{desc} epoch {epoch}: train loss {total / n:.4f}, val loss {vl:.4f}, val acc {va:.4f}"
+              + "".join(f", {k} acc {hist[f'{k}_acc'][-1]:.4f}" for k in report))
+        if resume_path is not None:
+            atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                               "gen": gen.get_state(),
+                               "hist": hist, "best": best, "epoch": epoch}, resume_path)
+    model.load_state_dict(best["state"])
+    hist["best_epoch"] = best["epoch"]
+    return model, hist
+
+
+def _lr_lambda(warmup: int, total: int):
+    # Linear warm-up then cosine decay to 10%: stable start, sharper final samples.
+    def f(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        p = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p))
+    return f
+
+
+@torch.no_grad()
+def ema_update(ema_model, model, decay: float, step: int):
+    """Exponential moving average of weights, with the usual warm-up of the decay so the
+    average is not dominated by the random initialisation in short runs."""
+    d = min(decay, (1 + step) / (10 + step))
+    for pe, p in zip(ema_model.parameters(), model.parameters()):
+        pe.lerp_(p, 1 - d)
+
+
+def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, *, steps: int, batch_size: int,
+                    lr: float, p_uncond: float, ema_decay: float, T: int, beta_start: float,
+                    beta_end: float, seed: int, device, milestones=(), on_milestone=None,
+                    resume_path: str | Path | None = None, save_every_s: float = 120.0):
+    """Train the conditional U-Net on L_simple (eq. 4) for ``steps`` iterations.
+
+    Returns ``(ema_model, losses)``; ``on_milestone(step, ema_model)`` is called at each
+    milestone step (checkpoints for the degradation study).
+    """
+    gen = seed_everything(seed)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    ab = alphas_cumprod(linear_beta_schedule(T, beta_start, beta_end)).to(device)
+    images, labels = images.to(device), labels.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(min(500, steps // 10 + 1), steps))
+    losses, buf, step = [], [], 0
+    if resume_path is not None and Path(resume_path).exists():
+        st = torch.load(resume_path, map_location=device, weights_only=True)
+        model.load_state_dict(st["model"]); ema.load_state_dict(st["ema"]); opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"]); gen.set_state(st["gen"]); losses, step = st["losses"], st["step"]
+        print(f"resumed diffusion training at step {step}")
+    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
+    last_save = time.perf_counter()
+    order = iter(())
+    bar = tqdm(total=steps, initial=step, desc="diffusion", mininterval=2)
+    while step < steps:
+        idx = next(order, None)
+        if idx is None or len(idx) < batch_size:
+            order = iter(batches(len(images), batch_size, gen))
+            continue
+        model.train()
+        with amp:
+            loss = diffusion_loss(model, images[idx].contiguous(memory_format=torch.channels_last),
+                                  labels[idx], ab, p_uncond, generator=None)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step(); sched.step()
+        ema_update(ema, model, ema_decay, step)
+        step += 1
+        buf.append(loss.detach())  # no .item() per step: it would stall a GPU
+        bar.update(1)
+        if step % 50 == 0 or step == steps:
+            losses.extend(torch.stack(buf).float().tolist()); buf.clear()
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        if on_milestone is not None and step in milestones:
+            on_milestone(step, ema)
+        if resume_path is not None and (time.perf_counter() - last_save > save_every_s or step == steps):
+            atomic_torch_save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                               "sched": sched.state_dict(), "gen": gen.get_state(), "losses": losses,
+                               "step": step}, resume_path)
+            last_save = time.perf_counter()
+    bar.close()
+    return ema, losses
+
+
+def history_plain(hist: dict) -> dict:
+    return _plain(hist)
