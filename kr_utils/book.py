@@ -41,10 +41,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="cpu", help="smoke, cpu (default) or gpu")
     p.add_argument("--only", nargs="*", help="run only these notebooks (names without .ipynb)")
+    p.add_argument("--out", default=None, help="folder for the executed notebooks (default: book/pipeline)")
     p.add_argument("--build", action="store_true", help="then run jupyter-book build -n -W --keep-going")
     args = p.parse_args(argv)
     root = repo_root()
-    times = run_notebooks(args.profile, root / "book" / "pipeline", args.only)
+    times = run_notebooks(args.profile, Path(args.out) if args.out else root / "book" / "pipeline", args.only)
     print("notebook wall times (s):", {k: round(v) for k, v in times.items()})
     if args.build:
         cmd = ["jupyter-book", "build", str(root), "-n", "-W", "--keep-going"]

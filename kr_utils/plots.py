@@ -74,3 +74,12 @@ def confusion(cm, title="confusion matrix (real test set)"):
     ax.set_xlabel("predicted"); ax.set_ylabel("true"); ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def glue_figure(name: str, fig) -> None:
+    """Hand a figure to the book (``{glue:figure}``) and close it, so that the notebook
+    does not also print it inline a second time."""
+    from myst_nb import glue
+
+    glue(name, fig, display=False)
+    plt.close(fig)

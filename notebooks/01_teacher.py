@@ -70,7 +70,7 @@ print(f"train {len(x_tr)}, validation {len(x_va)}, test {len(x_te)}")
 
 # %%
 fig = plots.mosaic(data.to_model_range(train_img[:40]), nrow=4, title="real MNIST training digits")
-glue("fig_real_digits", fig, display=False)
+plots.glue_figure("fig_real_digits", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_real_digits
@@ -122,7 +122,7 @@ teacher = teacher.to(device)
 
 # %%
 fig = plots.curves({"teacher (ResNet PreAct)": history}, keys=("train_loss", "val_loss", "val_acc"))
-glue("fig_teacher_curves", fig, display=False)
+plots.glue_figure("fig_teacher_curves", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_teacher_curves
@@ -142,7 +142,7 @@ print(f"teacher test accuracy {report['accuracy']:.4f}; inference {infer_ms:.3f}
 glue("teacher_acc", f"{100 * report['accuracy']:.2f}%", display=False)
 glue("teacher_epochs", len(history["epoch"]), display=False)
 fig = plots.confusion(report["confusion_matrix"], "teacher: confusion matrix on the real test set")
-glue("fig_teacher_confusion", fig, display=False)
+plots.glue_figure("fig_teacher_confusion", fig)
 
 # %% [markdown]
 # The teacher reaches {glue:text}`teacher_acc` on the 10,000 real test digits after

@@ -112,7 +112,7 @@ else:
 
 # %%
 fig = plots.loss_curve(losses)
-glue("fig_diffusion_loss", fig, display=False)
+plots.glue_figure("fig_diffusion_loss", fig)
 final_loss = sum(losses[-100:]) / len(losses[-100:])
 glue("diffusion_final_loss", f"{final_loss:.4f}", display=False)
 
@@ -138,7 +138,7 @@ for step in dcfg["milestones"]:
     g = torch.Generator().manual_seed(seed)
     rows.append(diffusion.generate(m, sampler, torch.arange(10), gcfg["guidance_w"], g))
 fig = plots.mosaic(torch.cat(rows), nrow=len(rows), row_labels=[f"step {s}" for s in dcfg["milestones"]])
-glue("fig_milestones", fig, display=False)
+plots.glue_figure("fig_milestones", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_milestones

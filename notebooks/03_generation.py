@@ -101,7 +101,7 @@ for clip in (False, True):
 fig = plots.mosaic(torch.cat([results["ancestral, clip=False"][0], results["ancestral, clip=True"][0]]),
                    nrow=2 * gcfg["demo_per_class"],
                    row_labels=["no clip"] * gcfg["demo_per_class"] + ["clip"] * gcfg["demo_per_class"])
-glue("fig_clipping", fig, display=False)
+plots.glue_figure("fig_clipping", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_clipping
@@ -120,7 +120,7 @@ for w_ in (0.0, 1.0, 2.0, 4.0):
     results[f"ddim {gcfg['num_steps']} steps, w={w_}"] = (x, r)
     rows.append(x)
 fig = plots.mosaic(torch.cat(rows), nrow=4, row_labels=["w=0", "w=1", "w=2", "w=4"])
-glue("fig_guidance", fig, display=False)
+plots.glue_figure("fig_guidance", fig)
 x, r = run(ddim, w)
 results[f"ddim {gcfg['num_steps']} steps, w={w} (default)"] = (x, r)
 
@@ -154,7 +154,7 @@ traj = trajectories["clip=True"]
 first = torch.arange(10) * gcfg["demo_per_class"]  # one digit per class
 frames = torch.stack([traj[t][first] for t in KEEP], 1).reshape(-1, 1, 28, 28)
 fig = plots.mosaic(frames, nrow=10, titles=[f"t={t}" for t in KEEP] + [""] * (len(frames) - len(KEEP)))
-glue("fig_trajectory", fig, display=False)
+plots.glue_figure("fig_trajectory", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_trajectory

@@ -108,7 +108,7 @@ conf_table.style.format({c: "{:.3f}" for c in ["conf_mean", "conf_std", "frac_ab
 stored = synth.load_synthetic_set(out / "synthetic")  # read back through the idx reader
 pick = np.concatenate([np.flatnonzero(stored["labels"] == c)[:8] for c in range(10)])
 fig = plots.mosaic(stored["images"][pick], nrow=10, row_labels=[str(c) for c in range(10)])
-glue("fig_synth_samples", fig, display=False)
+plots.glue_figure("fig_synth_samples", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_synth_samples
@@ -124,7 +124,7 @@ syn_mean = np.stack([stored["images"][stored["labels"] == c].mean(0) for c in ra
 diff = np.abs(real_mean - syn_mean)
 fig = plots.mosaic(np.concatenate([real_mean, syn_mean, diff]).astype(np.uint8), nrow=3,
                    row_labels=["real", "synthetic", "|diff|"])
-glue("fig_mean_digits", fig, display=False)
+plots.glue_figure("fig_mean_digits", fig)
 corner = lambda imgs: float(np.concatenate([imgs[:, :3, :3], imgs[:, -3:, -3:]], 1).mean())
 bg = {"real": corner(real_img[:5000]), "synthetic": corner(stored["images"])}
 glue("bg_real", f"{bg['real']:.2f}", display=False)

@@ -97,7 +97,7 @@ glue("student_spread", "" if accs["std"] is None else
 glue("student_labels", "soft targets" if scfg["soft"] else "hard labels", display=False)
 fig = plots.curves({f"seed {s}": r["history"] for s, r in runs.items()},
                    keys=("val_loss", "val_acc", "real_test_acc"))
-glue("fig_student_curves", fig, display=False)
+plots.glue_figure("fig_student_curves", fig)
 
 # %% [markdown]
 # Trained on synthetic digits only, with {glue:text}`student_labels`, the student reaches
@@ -115,7 +115,7 @@ glue("fig_student_curves", fig, display=False)
 # %%
 rep = first["report"]
 fig = plots.confusion(rep["confusion_matrix"], "student: confusion matrix on the real test set")
-glue("fig_student_confusion", fig, display=False)
+plots.glue_figure("fig_student_confusion", fig)
 top = evaluate.top_confusions(rep["confusion_matrix"], 5)
 glue("student_top_confusions", ", ".join(f"{t}→{p} ({n})" for t, p, n in top), display=False)
 probs = evaluate.predict_logits(first["model"], x_te, device=device).softmax(1)
@@ -123,7 +123,7 @@ conf, pred = probs.max(1)
 wrong = torch.nonzero(pred != y_te).flatten()
 worst = wrong[conf[wrong].argsort(descending=True)[:16]]
 fig = plots.mosaic(x_te[worst], nrow=2, titles=[f"{int(y_te[i])}→{int(pred[i])} ({conf[i]:.2f})" for i in worst])
-glue("fig_student_errors", fig, display=False)
+plots.glue_figure("fig_student_errors", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_student_confusion

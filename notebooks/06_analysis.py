@@ -32,7 +32,7 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from myst_nb import glue
 import kr_utils
-from kr_utils import artifacts
+from kr_utils import artifacts, plots
 
 cfg = kr_utils.get_config(profile)
 profile = cfg["profile"]
@@ -81,7 +81,7 @@ lo = min(min(m["teacher"]["per_class_accuracy"]), min(m["student"]["per_class_ac
 ax.set_ylim(max(0, 100 * lo - 2), 100.2); ax.set_xticks(range(10)); ax.set_xlabel("digit")
 ax.set_ylabel("accuracy on real test (%)"); ax.legend(); ax.grid(alpha=0.3, axis="y")
 fig.tight_layout()
-glue("fig_per_class", fig, display=False)
+plots.glue_figure("fig_per_class", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_per_class
@@ -108,10 +108,30 @@ wt = pd.Series(m["wall_time_s"]).sort_index()
 fig, ax = plt.subplots(figsize=(6, 2.6))
 ax.barh(wt.index, wt.values / 60); ax.set_xlabel("wall time (minutes)"); ax.invert_yaxis()
 fig.tight_layout()
-glue("fig_wall_time", fig, display=False)
+plots.glue_figure("fig_wall_time", fig)
 pd.DataFrame({"minutes": (wt / 60).round(2)})
 
 # %% [markdown]
 # ```{glue:figure} fig_wall_time
 # Wall time of each pipeline chapter in this run.
 # ```
+
+# %% [markdown]
+# ## Recorded runs of other profiles
+# Runs made on other machines (a lent GPU, Colab) are committed under `results/<profile>/` with
+# the device and date; their headline numbers, read from those files:
+
+# %%
+import json
+rows = {}
+for path in sorted((artifacts.repo_root() / "results").glob("*/metrics.json")):
+    r = json.loads(path.read_text())
+    rows[path.parent.name] = {
+        "device": r["environment"]["device"], "date": r["environment"]["date"],
+        "teacher acc.": f"{100 * r['teacher']['test_accuracy']:.2f}%",
+        "student acc. (mean of seeds)": f"{100 * r['student']['test_accuracy']['mean']:.2f}%",
+        "seeds": r["student"]["test_accuracy"]["n"], "synthetic set": r["synthetic_set"]["size"],
+        "acceptance": f"{100 * r['synthetic_set']['acceptance_rate']:.1f}%",
+        "generation (s)": r["synthetic_set"]["generation_time_s"],
+        "chapters 1-5 (min)": round(sum(r["wall_time_s"].values()) / 60, 1)}
+pd.DataFrame(rows).T if rows else "no recorded runs"

@@ -1,0 +1,29 @@
+# The two commands of the README. Both create .venv on first use and install what they need.
+PYTHON ?= python3
+PROFILE ?= cpu
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: book test install-book install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install-book: $(BIN)/python
+	$(BIN)/pip install -q -e ".[book]"
+
+install-test: $(BIN)/python
+	$(BIN)/pip install -q -e ".[test]"
+
+# Run the pipeline notebooks with papermill at $(PROFILE), then build the HTML book.
+book: install-book
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m kr_utils.book --profile $(PROFILE) --build
+	@echo "open _build/html/index.html"
+
+# Unit tests, then the notebooks at the smoke profile under nbval (see tests/run_notebooks.sh).
+test: install-test
+	PATH="$(abspath $(BIN)):$$PATH" bash tests/run_all.sh
+
+clean:
+	rm -rf _build book/pipeline artifacts/smoke
