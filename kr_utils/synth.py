@@ -113,7 +113,8 @@ def build_synthetic_set(model, sampler, teacher, *, per_class: int, threshold: f
         "generated": int(len(req_all)), "threshold": threshold, "label_mode": label_mode, "mode": mode,
     }
     result["acceptance_rate"] = float((conf_all >= thr).mean())
-    result["agreement"] = (float((result["labels"] == result["requested"]).mean())
+    # how often the teacher's argmax is the class that was asked for (in either label mode)
+    result["agreement"] = (float((result["logits"].argmax(1) == result["requested"]).mean())
                            if mode == "balanced" else None)
     return result
 

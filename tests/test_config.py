@@ -1,0 +1,34 @@
+import pytest
+
+from kr_utils import config
+
+
+def test_profiles_are_valid():
+    for name in config.PROFILES:
+        assert config.get_config(name)["profile"] == name
+
+
+def test_env_chooses_profile(monkeypatch):
+    monkeypatch.setenv(config.PROFILE_ENV, "smoke")
+    assert config.get_config(None)["profile"] == "smoke"
+    assert config.get_config("gpu")["profile"] == "gpu"
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(synth__threshold=1.5), r"synth.threshold must be in \(0, 1\], got 1.5"),
+    (dict(synth__threshold=0.0), r"synth.threshold must be in \(0, 1\]"),
+    (dict(synth__per_class=-3), "synth.per_class must be a positive number, got -3"),
+    (dict(teacher__epochs=0), "teacher.epochs must be a positive number"),
+    (dict(synth__per_class=5), "too small for a validation split"),
+    (dict(generation__num_steps=2000), "exceeds diffusion.T=1000"),
+    (dict(student__arch="vgg"), "unknown classifier 'vgg'"),
+    (dict(synth__colour="red"), "unknown override 'synth__colour'"),
+])
+def test_impossible_values_are_rejected(overrides, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.get_config("cpu", **overrides)
+
+
+def test_unknown_profile():
+    with pytest.raises(config.ConfigError, match="unknown profile 'laptop'"):
+        config.get_config("laptop")

@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+
+from kr_utils import data, synth
+
+
+class FakeGenerator(torch.nn.Module):
+    """Stands in for the U-Net: the 'digit' it makes for class c is a bar at row 2c,
+    drawn by FakeSampler in one step, on a black (-1) background."""
+    null_class = 10
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, t, y):
+        return torch.zeros_like(x)
+
+
+class FakeSampler:
+    timesteps = torch.tensor([0])
+
+    def step(self, eps, t, x, generator=None):
+        return x
+
+
+def fake_generate(model, sampler, labels, w, generator, x_T_scale=1.0, **_):
+    x = -torch.ones(len(labels), 1, 28, 28)
+    for i, c in enumerate(labels.tolist()):
+        if c < 10:
+            x[i, 0, 2 * c + 4, 4:24] = 1
+    return x
+
+
+class FakeTeacher(torch.nn.Module):
+    """Reads the bar's row; its confidence is high except for the classes in `unsure`,
+    and it calls class `swap[0]` class `swap[1]`."""
+
+    def __init__(self, unsure=(), swap=None):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+        self.unsure, self.swap = set(unsure), swap
+
+    def forward(self, x):
+        rows = (x[:, 0] > 0).float().sum(2)  # (B, 28)
+        cls = ((rows.argmax(1) - 4) // 2).clamp(0, 9)
+        if self.swap:
+            cls = torch.where(cls == self.swap[0], torch.full_like(cls, self.swap[1]), cls)
+        logits = torch.zeros(len(x), 10)
+        conf = torch.tensor([1.0 if c.item() in self.unsure else 8.0 for c in cls])
+        logits[torch.arange(len(x)), cls] = conf
+        return logits
+
+
+@pytest.fixture(autouse=True)
+def _fake_generation(monkeypatch):
+    monkeypatch.setattr(synth, "generate", fake_generate)
+
+
+def build(teacher, **kw):
+    args = dict(per_class=5, threshold=0.9, threshold_floor=0.5, guidance_w=1.0, batch_size=16, progress=False)
+    args.update(kw)
+    return synth.build_synthetic_set(FakeGenerator(), FakeSampler(), teacher, **args)
+
+
+def test_balanced_quotas_with_teacher_labels():
+    r = build(FakeTeacher())
+    assert np.bincount(r["labels"], minlength=10).tolist() == [5] * 10
+    assert r["agreement"] == 1.0 and r["final_threshold"] == 0.9
+    assert r["images"].dtype == np.uint8 and r["images"].shape == (50, 28, 28)
+
+
+def test_teacher_label_vs_requested_label():
+    # the teacher calls every requested 3 a 5: with teacher labels, 3 can never be filled
+    with pytest.raises(synth.SyntheticSetError, match=r"per-class counts \[5, 5, 5, 0, 5, 5, 5, 5, 5, 5\]"):
+        build(FakeTeacher(swap=(3, 5)), max_rounds=5)
+    r = build(FakeTeacher(swap=(3, 5)), label_mode="requested")
+    assert np.bincount(r["labels"], minlength=10).tolist() == [5] * 10
+    assert r["agreement"] == pytest.approx(0.9)  # 5 of 50 kept digits disagree
+
+
+def test_threshold_is_lowered_then_stops_at_the_floor():
+    # class 7 only ever gets confidence softmax(1 vs 0 x9) = 0.23
+    with pytest.raises(synth.SyntheticSetError, match=r"floor 0.5; per-class counts \[5, 5, 5, 5, 5, 5, 5, 0, 5, 5\]"):
+        build(FakeTeacher(unsure={7}))
+    r = build(FakeTeacher(unsure={7}), threshold_floor=0.2, max_rounds=200)
+    assert 0.2 <= r["final_threshold"] < 0.24
+    assert np.bincount(r["labels"], minlength=10)[7] == 5
+    assert r["thresholds"][0] == 0.9 and r["thresholds"] == sorted(r["thresholds"], reverse=True)
+
+
+def test_unconditional_mode_keeps_total():
+    r = build(FakeTeacher(), mode="unconditional", per_class=3)
+    assert len(r["labels"]) == 30 and r["agreement"] is None
+
+
+def test_saved_set_reads_back_with_same_background_as_real(tmp_path, mnist_dir, monkeypatch):
+    r = build(FakeTeacher())
+    summary = synth.save_synthetic_set(tmp_path / "s", r)
+    back = synth.load_synthetic_set(tmp_path / "s")
+    np.testing.assert_array_equal(back["images"], r["images"])
+    assert summary["size"] == 50 and summary["class_counts"] == [5] * 10
+    # one pixel convention: stored synthetic background == real MNIST background (0, black)
+    monkeypatch.setenv(data.DATA_ENV, str(mnist_dir))
+    real, _ = data.load_mnist("test")
+    assert back["images"][0, 0, 0] == real[0, 0, 0] == 0
+    assert (tmp_path / "s" / "confidence_per_class.csv").read_text().startswith("class,generated,conf_mean")
+    probs = np.load(tmp_path / "s" / "teacher_probs.npy")
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)

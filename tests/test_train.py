@@ -1,0 +1,57 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kr_utils import models, train
+
+
+def test_distillation_loss_limits():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(8, 10, generator=g), torch.randn(8, 10, generator=g)
+    y = torch.randint(0, 10, (8,), generator=g)
+    torch.testing.assert_close(train.distillation_loss(s, y), F.cross_entropy(s, y))
+    torch.testing.assert_close(train.distillation_loss(s, y, t, alpha=1.0), F.cross_entropy(s, y))
+    # identical logits: the KL term vanishes
+    torch.testing.assert_close(train.distillation_loss(s, y, s.clone(), alpha=0.0), torch.tensor(0.0), atol=1e-6, rtol=0)
+    assert train.distillation_loss(s, y, t, alpha=0.0, temperature=4.0) > 0
+
+
+def test_augment_keeps_black_background():
+    x = -torch.ones(16, 1, 28, 28)
+    x[:, :, 10:18, 12:16] = 1
+    out = train.augment(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert torch.allclose(out[:, :, 0, :], torch.tensor(-1.0))  # padding is black, not grey
+    assert not torch.allclose(out, x)
+
+
+def _toy(n=512, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (n,), generator=g)
+    x = -torch.ones(n, 1, 28, 28)
+    for i, c in enumerate(y.tolist()):
+        x[i, 0, 2 * c + 4, 4:24] = 1
+    return x + 0.1 * torch.randn(x.shape, generator=g), y
+
+
+def test_train_classifier_learns_and_resumes(tmp_path):
+    x, y = _toy()
+    xv, yv = _toy(128, 1)
+    kw = dict(batch_size=64, lr=2e-3, patience=5, seed=0, device="cpu", cosine=False,
+              resume_path=tmp_path / "state.pt")
+    m, h = train.train_classifier(models.SimpleCNN(), (x, y), (xv, yv), epochs=1, **kw)
+    assert len(h["epoch"]) == 1
+    m, h = train.train_classifier(models.SimpleCNN(), (x, y), (xv, yv), epochs=4, **kw)
+    assert h["epoch"] == [1, 2, 3, 4]  # continued from the saved epoch 1
+    assert h["val_acc"][-1] > 0.5 and h["val_loss"][-1] < h["val_loss"][0]
+
+
+def test_train_diffusion_loss_decreases_and_milestones():
+    x, y = _toy(256)
+    seen = []
+    ema, losses = train.train_diffusion(
+        models.ConditionalUNet(base=8, mults=(1, 2, 2), attention=False), x.clamp(-1, 1), y, steps=60,
+        batch_size=32, lr=2e-3, p_uncond=0.1, ema_decay=0.99, T=1000, beta_start=1e-4, beta_end=0.02, seed=0,
+        device="cpu", milestones=(20, 60), on_milestone=lambda s, m: seen.append(s))
+    assert seen == [20, 60] and len(losses) == 60
+    assert sum(losses[-10:]) < sum(losses[:10])
