@@ -1,0 +1,83 @@
+"""Sampler benchmark: the thesis' 1000-step ancestral sampler against the profile's fast
+sampler, on the same trained model, batch size and set size, in one run.
+
+For each sampler: samples/s (timed around generation only, device synchronised), the
+teacher's acceptance rate at the threshold, and the real-test accuracy of a student trained
+on a synthetic set built with it. Needs the profile's teacher.pt and diffusion.pt (run
+notebooks 01 and 02 first). Writes results/<profile>/sampler_benchmark.json.
+
+    python benchmarks/samplers.py --profile gpu --per-class 2000
+"""
+import argparse
+import json
+import time
+
+import torch
+
+import kr_utils
+from kr_utils import artifacts, data, diffusion, evaluate, models, synth, train
+
+
+def timed_generation(unet, sampler, n, batch, w, device, seed):
+    labels = torch.arange(10).repeat_interleave(-(-n // 10))[:n]
+    gen = torch.Generator(device=device.type).manual_seed(seed)
+    diffusion.generate(unet, sampler, labels[: min(batch, 64)], w, gen)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for chunk in labels.split(batch):
+        diffusion.generate(unet, sampler, chunk, w, gen)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t0)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--per-class", type=int, default=None, help="synthetic digits per class for each student")
+    p.add_argument("--speed-samples", type=int, default=None, help="digits generated for the speed figure")
+    args = p.parse_args()
+    cfg = kr_utils.get_config(args.profile)
+    dc, g, sc, st = cfg["diffusion"], cfg["generation"], cfg["synth"], cfg["student"]
+    out = artifacts.artifact_dir(cfg["profile"])
+    dev = artifacts.device()
+    unet = artifacts.load_model(out / "diffusion.pt", "diffusion", dev)
+    teacher = artifacts.load_model(out / "teacher.pt", "teacher", dev)
+    x_te, y_te = data.test_tensors(cfg["test_subset"])
+    per_class = args.per_class or sc["per_class"]
+    schedule = dict(T=dc["T"], beta_start=dc["beta_start"], beta_end=dc["beta_end"], clip_x0=g["clip_x0"])
+    samplers = {"ancestral_1000": diffusion.build_sampler("ancestral", **schedule, noise_scale=g["noise_scale"]),
+                f"ddim_{g['num_steps']}": diffusion.build_sampler("ddim", **schedule, num_steps=g["num_steps"])}
+    report = {"profile": cfg["profile"], "environment": artifacts.environment(), "batch_size": g["batch_size"],
+              "guidance_w": g["guidance_w"], "per_class": per_class, "threshold": sc["threshold"], "samplers": {}}
+    for name, sampler in samplers.items():
+        n_speed = args.speed_samples or min(10 * per_class, 4 * g["batch_size"])
+        sps = timed_generation(unet, sampler, n_speed, g["batch_size"], g["guidance_w"], dev, cfg["seed"])
+        res = synth.build_synthetic_set(unet, sampler, teacher, per_class=per_class, threshold=sc["threshold"],
+                                        threshold_floor=sc["threshold_floor"], guidance_w=g["guidance_w"],
+                                        label_mode=sc["label_mode"], oversample=sc["oversample"],
+                                        batch_size=g["batch_size"], seed=cfg["seed"], device=dev)
+        x = data.to_model_range(res["images"]); y = torch.as_tensor(res["labels"]).long()
+        z = torch.as_tensor(res["logits"]).float()
+        tr, va = data.train_val_split(len(x), int(round(len(x) * st["val_fraction"])), cfg["seed"])
+        student, _ = train.train_classifier(
+            models.build_classifier(st["arch"]), (x[tr], y[tr], z[tr]), (x[va], y[va]), epochs=st["epochs"],
+            batch_size=st["batch_size"], lr=st["lr"], patience=st["patience"], seed=cfg["seed"], device=dev,
+            soft=st["soft"], temperature=st["temperature"], alpha=st["alpha"], use_augment=st["augment"],
+            desc=f"student ({name})")
+        acc = evaluate.classification_report(evaluate.predict_logits(student, x_te), y_te)["accuracy"]
+        report["samplers"][name] = {"network_passes_per_digit": len(sampler.timesteps) * (1 if g["guidance_w"] in (0, 1) else 2),
+                                    "samples_per_s": sps, "acceptance_rate": res["acceptance_rate"],
+                                    "student_accuracy": acc, "set_size": int(len(res["labels"]))}
+        print(name, json.dumps(report["samplers"][name]), flush=True)
+    a, f = report["samplers"]["ancestral_1000"], report["samplers"][f"ddim_{g['num_steps']}"]
+    report["speedup"] = f["samples_per_s"] / a["samples_per_s"]
+    report["accuracy_gap_points"] = 100 * (a["student_accuracy"] - f["student_accuracy"])
+    dest = artifacts.repo_root() / "results" / cfg["profile"] / "sampler_benchmark.json"
+    artifacts.atomic_write_text(dest, json.dumps(report, indent=2))
+    print(f"speedup {report['speedup']:.1f}x, accuracy gap {report['accuracy_gap_points']:.2f} points -> {dest}")
+
+
+if __name__ == "__main__":
+    main()
