@@ -139,9 +139,33 @@ def confidence_table(result: dict) -> list[dict]:
     return rows
 
 
-def save_synthetic_set(folder, result: dict) -> dict:
+def inputs_key(config: dict, *paths) -> str:
+    """A fingerprint of what a synthetic set depends on: its settings and the bytes of the
+    checkpoints it was made with (teacher, diffusion model)."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+def cached_summary(folder, key: str) -> dict | None:
+    """The summary of the set in ``folder`` if it was built from inputs with this key and
+    its files read back consistently, else None (then the set is rebuilt)."""
+    path = Path(folder) / "summary.json"
+    if not path.exists() or json.loads(path.read_text()).get("inputs_key") != key:
+        return None
+    try:
+        return load_synthetic_set(folder)["summary"]
+    except (OSError, ValueError):
+        return None
+
+
+def save_synthetic_set(folder, result: dict, key: str | None = None, extra: dict | None = None) -> dict:
     """Write the set as MNIST idx .gz files plus the teacher's outputs and a CSV of
-    per-class confidence. Returns the summary written to ``summary.json``."""
+    per-class confidence. Returns the summary written to ``summary.json`` (with the
+    ``inputs_key`` of :func:`inputs_key` and any ``extra`` fields)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_idx(folder / IMAGES_FILE, result["images"])
@@ -159,6 +183,7 @@ def save_synthetic_set(folder, result: dict) -> dict:
                                        "agreement", "label_mode", "mode")}
     summary["size"] = int(len(result["labels"]))
     summary["class_counts"] = np.bincount(result["labels"], minlength=10).tolist()
+    summary.update(extra or {}, inputs_key=key)
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2))
     return summary
 

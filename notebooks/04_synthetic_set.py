@@ -64,17 +64,27 @@ sampler = diffusion.build_sampler(gcfg["sampler"], dcfg["T"], dcfg["beta_start"]
                                   clip_x0=gcfg["clip_x0"], noise_scale=gcfg["noise_scale"],
                                   num_steps=gcfg["num_steps"])
 
+# %% [markdown]
+# A set built from the same settings, teacher and diffusion checkpoints is reused (the
+# fingerprint of `kr_utils.synth.inputs_key` is stored in `summary.json`).
+
 # %%
-t0 = time.perf_counter()
-result = synth.build_synthetic_set(
-    unet, sampler, teacher, per_class=scfg["per_class"], threshold=scfg["threshold"],
-    threshold_floor=scfg["threshold_floor"], guidance_w=gcfg["guidance_w"], x_T_scale=gcfg["x_T_scale"],
-    label_mode=scfg["label_mode"], mode=scfg["mode"], oversample=scfg["oversample"],
-    batch_size=gcfg["batch_size"], max_rounds=scfg["max_rounds"], seed=seed, device=device)
-gen_time = time.perf_counter() - t0
-summary = synth.save_synthetic_set(out / "synthetic", result)
-summary["generation_time_s"] = round(gen_time, 1)
-summary["generated_per_s"] = result["generated"] / gen_time
+key = synth.inputs_key({**scfg, **gcfg, "seed": seed}, out / "teacher.pt", out / "diffusion.pt")
+summary = synth.cached_summary(out / "synthetic", key)
+reused = summary is not None
+if reused:
+    print("reusing", out / "synthetic")
+else:
+    t0 = time.perf_counter()
+    result = synth.build_synthetic_set(
+        unet, sampler, teacher, per_class=scfg["per_class"], threshold=scfg["threshold"],
+        threshold_floor=scfg["threshold_floor"], guidance_w=gcfg["guidance_w"], x_T_scale=gcfg["x_T_scale"],
+        label_mode=scfg["label_mode"], mode=scfg["mode"], oversample=scfg["oversample"],
+        batch_size=gcfg["batch_size"], max_rounds=scfg["max_rounds"], seed=seed, device=device)
+    gen_time = time.perf_counter() - t0
+    summary = synth.save_synthetic_set(out / "synthetic", result, key=key, extra={
+        "generation_time_s": round(gen_time, 1), "generated_per_s": result["generated"] / gen_time})
+gen_time = summary["generation_time_s"]
 glue("synth_size", f"{summary['size']:,d}", display=False)
 glue("synth_generated", f"{summary['generated']:,d}", display=False)
 glue("synth_acceptance", f"{100 * summary['acceptance_rate']:.1f}%", display=False)
@@ -141,6 +151,6 @@ glue("mean_abs_diff", f"{diff.mean():.1f}", display=False)
 # and {glue:text}`bg_synth` for synthetic ones, on the 0-255 scale: both black.
 
 # %%
-artifacts.update_metrics(profile, "synthetic_set", {**summary, "background_real": bg["real"],
+artifacts.update_metrics(profile, "synthetic_set", {**summary, "reused": reused, "background_real": bg["real"],
                                                      "background_synthetic": bg["synthetic"]})
 artifacts.update_metrics(profile, "wall_time_s", {"04_synthetic_set": round(time.perf_counter() - t_start, 1)})

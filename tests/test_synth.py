@@ -108,3 +108,19 @@ def test_saved_set_reads_back_with_same_background_as_real(tmp_path, mnist_dir, 
     assert (tmp_path / "s" / "confidence_per_class.csv").read_text().startswith("class,generated,conf_mean")
     probs = np.load(tmp_path / "s" / "teacher_probs.npy")
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_cache_key_and_reuse(tmp_path):
+    (tmp_path / "teacher.pt").write_bytes(b"teacher weights")
+    (tmp_path / "diffusion.pt").write_bytes(b"diffusion weights")
+    key = synth.inputs_key({"per_class": 5}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt")
+    assert synth.cached_summary(tmp_path / "s", key) is None  # nothing built yet
+    synth.save_synthetic_set(tmp_path / "s", build(FakeTeacher()), key=key, extra={"generation_time_s": 1.5})
+    hit = synth.cached_summary(tmp_path / "s", key)
+    assert hit["size"] == 50 and hit["generation_time_s"] == 1.5
+    assert synth.inputs_key({"per_class": 6}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt") != key
+    (tmp_path / "teacher.pt").write_bytes(b"retrained teacher")
+    new_key = synth.inputs_key({"per_class": 5}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt")
+    assert new_key != key and synth.cached_summary(tmp_path / "s", new_key) is None
+    (tmp_path / "s" / synth.LABELS_FILE).write_bytes(b"corrupted")  # a damaged set is rebuilt
+    assert synth.cached_summary(tmp_path / "s", key) is None
