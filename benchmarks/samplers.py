@@ -15,7 +15,7 @@ import time
 import torch
 
 import kr_utils
-from kr_utils import artifacts, data, diffusion, evaluate, models, synth, train
+from kr_utils import artifacts, data, diffusion, evaluate, synth, train
 
 
 def timed_generation(unet, sampler, n, batch, w, device, seed):
@@ -58,14 +58,10 @@ def main():
                                         threshold_floor=sc["threshold_floor"], guidance_w=g["guidance_w"],
                                         label_mode=sc["label_mode"], oversample=sc["oversample"],
                                         batch_size=g["batch_size"], seed=cfg["seed"], device=dev)
-        x = data.to_model_range(res["images"]); y = torch.as_tensor(res["labels"]).long()
-        z = torch.as_tensor(res["logits"]).float()
-        tr, va = data.train_val_split(len(x), int(round(len(x) * st["val_fraction"])), cfg["seed"])
-        student, _ = train.train_classifier(
-            models.build_classifier(st["arch"]), (x[tr], y[tr], z[tr]), (x[va], y[va]), epochs=st["epochs"],
-            batch_size=st["batch_size"], lr=st["lr"], patience=st["patience"], seed=cfg["seed"], device=dev,
-            soft=st["soft"], temperature=st["temperature"], alpha=st["alpha"], use_augment=st["augment"],
-            desc=f"student ({name})")
+        syn_train, syn_val = train.synthetic_split(res["images"], res["labels"], res["logits"],
+                                                   st["val_fraction"], cfg["seed"])
+        student, _ = train.train_student(syn_train, syn_val, st, seed=cfg["seed"], device=dev,
+                                         desc=f"student ({name})")
         acc = evaluate.classification_report(evaluate.predict_logits(student, x_te), y_te)["accuracy"]
         report["samplers"][name] = {"network_passes_per_digit": len(sampler.timesteps) * (1 if g["guidance_w"] in (0, 1) else 2),
                                     "samples_per_s": sps, "acceptance_rate": res["acceptance_rate"],

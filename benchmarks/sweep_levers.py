@@ -74,15 +74,12 @@ def main():
                                         label_mode=sc["label_mode"],
                                         batch_size=g["batch_size"], seed=seed, device=dev, progress=False)
         gen_s = time.perf_counter() - t0
-        x = data.to_model_range(res["images"]); y = torch.as_tensor(res["labels"]).long()
-        z = torch.as_tensor(res["logits"]).float()
-        tr, va = data.train_val_split(len(x), int(len(x) * st["val_fraction"]), seed)
+        syn_train, syn_val = train.synthetic_split(res["images"], res["labels"], res["logits"],
+                                                   st["val_fraction"], seed)
         t0 = time.perf_counter()
-        student, hist = train.train_classifier(
-            models.build_classifier(st["arch"]), (x[tr], y[tr], z[tr]), (x[va], y[va]),
-            epochs=args.student_epochs or st["epochs"], batch_size=st["batch_size"], lr=st["lr"],
-            patience=st["patience"], seed=seed, device=dev, soft=bool(soft), temperature=st["temperature"],
-            alpha=st["alpha"], use_augment=st["augment"], desc="student")
+        student, hist = train.train_student(syn_train, syn_val, {**st, "soft": bool(soft),
+                                            "epochs": args.student_epochs or st["epochs"]},
+                                            seed=seed, device=dev, desc="student")
         acc = evaluate.classification_report(evaluate.predict_logits(student, x_te), y_te)["accuracy"]
         run = {"diffusion_steps": steps, "w": w, "soft": bool(soft), "per_class": pc, "threshold": thr,
                "acceptance_rate": res["acceptance_rate"], "generated": res["generated"],

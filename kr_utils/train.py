@@ -227,3 +227,26 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, *, steps:
 
 def history_plain(hist: dict) -> dict:
     return _plain(hist)
+
+
+def synthetic_split(images_uint8, labels, teacher_logits, val_fraction: float, seed: int):
+    """Model-range tensors of a synthetic set, split into ``(x, y, logits)`` for training and
+    ``(x, y)`` for validation: the student's validation data are synthetic too."""
+    from .data import to_model_range, train_val_split
+
+    x = to_model_range(images_uint8)
+    y = torch.as_tensor(labels).long()
+    z = torch.as_tensor(teacher_logits).float()
+    tr, va = train_val_split(len(x), int(round(len(x) * val_fraction)), seed)
+    return (x[tr], y[tr], z[tr]), (x[va], y[va])
+
+
+def train_student(train, val, scfg: dict, *, seed: int, device, **kwargs):
+    """Train a fresh student of the config section ``scfg`` (arch, epochs, lr, soft, ...)
+    with :func:`train_classifier`; ``kwargs`` pass through (report, resume_path, desc)."""
+    from .models import build_classifier
+
+    return train_classifier(
+        build_classifier(scfg["arch"]), train, val, epochs=scfg["epochs"], batch_size=scfg["batch_size"],
+        lr=scfg["lr"], patience=scfg["patience"], seed=seed, device=device, soft=scfg["soft"],
+        temperature=scfg["temperature"], alpha=scfg["alpha"], use_augment=scfg["augment"], **kwargs)

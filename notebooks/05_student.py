@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from myst_nb import glue
 import kr_utils
-from kr_utils import artifacts, data, evaluate, models, plots, synth, train
+from kr_utils import artifacts, data, evaluate, plots, synth, train
 
 cfg = kr_utils.get_config(profile, student__soft=soft, student__arch=arch, student__epochs=epochs)
 seed = cfg["seed"] if seed is None else seed
@@ -57,26 +57,21 @@ out = artifacts.artifact_dir(profile)
 device = artifacts.device()
 t_start = time.perf_counter()
 stored = synth.load_synthetic_set(out / "synthetic")
-x = data.to_model_range(stored["images"])
-y = torch.as_tensor(stored["labels"]).long()
-z = torch.as_tensor(stored["logits"]).float()
-tr, va = data.train_val_split(len(x), int(round(len(x) * scfg["val_fraction"])), seed)
+syn_train, syn_val = train.synthetic_split(stored["images"], stored["labels"], stored["logits"],
+                                           scfg["val_fraction"], seed)
 x_te, y_te = data.test_tensors(cfg["test_subset"])
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"student {scfg['arch']}: {len(tr)} synthetic training digits, {len(va)} synthetic validation digits")
+print(f"student {scfg['arch']}: {len(syn_train[0])} synthetic training digits, "
+      f"{len(syn_val[0])} synthetic validation digits")
 
 # %%
 runs = {}
 for s in scfg["seeds"]:
-    student = models.build_classifier(scfg["arch"])
-    student, hist = train.train_classifier(
-        student, (x[tr], y[tr], z[tr]), (x[va], y[va]), epochs=scfg["epochs"], batch_size=scfg["batch_size"],
-        lr=scfg["lr"], patience=scfg["patience"], seed=s, device=device, soft=scfg["soft"],
-        temperature=scfg["temperature"], alpha=scfg["alpha"], use_augment=scfg["augment"],
-        report={"real_test": (x_te, y_te)}, resume_path=out / f"student_seed{s}.partial.pt",
-        desc=f"student seed {s}")
+    student, hist = train.train_student(
+        syn_train, syn_val, scfg, seed=s, device=device, report={"real_test": (x_te, y_te)},
+        resume_path=out / f"student_seed{s}.partial.pt", desc=f"student seed {s}")
     rep = evaluate.classification_report(evaluate.predict_logits(student, x_te, device=device), y_te)
     runs[s] = {"model": student, "history": train.history_plain(hist), "report": rep}
     (out / f"student_seed{s}.partial.pt").unlink(missing_ok=True)
@@ -142,5 +137,5 @@ artifacts.update_metrics(profile, "student", {
     "arch": scfg["arch"], "soft": scfg["soft"], "augment": scfg["augment"], "test_accuracy": accs,
     "per_class_accuracy": rep["per_class_accuracy"], "top_confusions": top,
     "epochs_run": [len(r["history"]["epoch"]) for r in runs.values()],
-    "train_size": len(tr), "val_size": len(va)})
+    "train_size": len(syn_train[0]), "val_size": len(syn_val[0])})
 artifacts.update_metrics(profile, "wall_time_s", {"05_student": round(time.perf_counter() - t_start, 1)})

@@ -55,3 +55,17 @@ def test_train_diffusion_loss_decreases_and_milestones():
         device="cpu", milestones=(20, 60), on_milestone=lambda s, m: seen.append(s))
     assert seen == [20, 60] and len(losses) == 60
     assert sum(losses[-10:]) < sum(losses[:10])
+
+
+def test_synthetic_split_and_train_student():
+    import numpy as np
+    from kr_utils import config
+    imgs = np.zeros((100, 28, 28), np.uint8)
+    labels = np.arange(100) % 10
+    logits = np.eye(10, dtype=np.float32)[labels] * 5
+    (xt, yt, zt), (xv, yv) = train.synthetic_split(imgs, labels, logits, 0.1, seed=0)
+    assert len(xt) == 90 and len(xv) == 10 and zt.shape == (90, 10)
+    assert xt.min() == -1 and sorted(yt.tolist() + yv.tolist()) == sorted(labels.tolist())
+    scfg = {**config.get_config("smoke")["student"], "arch": "compressed_cnn", "soft": True}
+    m, h = train.train_student((xt, yt, zt), (xv, yv), scfg, seed=0, device="cpu")
+    assert isinstance(m, models.CompressedCNN) and h["epoch"] == [1]
