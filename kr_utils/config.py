@@ -27,6 +27,9 @@ PROFILES: dict[str, dict] = {
         student=dict(arch="resnet_preact", epochs=1, batch_size=64, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=False, temperature=4.0, alpha=0.5, augment=False,
                      seeds=(0,)),
+        theory=dict(toy_steps=150, toy_hidden=64, toy_samples=300, classifier_steps=100,
+                    ae_T=10, ae_hidden=16, ae_shared_hidden=64, ae_steps=20, ae_shared_steps=40,
+                    ae_batch=32, ae_samples=20, recon_digits=2, recon_fallback_steps=30),
     ),
     "cpu": dict(
         seed=0, test_subset=None,
@@ -44,6 +47,10 @@ PROFILES: dict[str, dict] = {
         student=dict(arch="resnet_preact", epochs=8, batch_size=64, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
                      seeds=(0,)),
+        # Theory chapters (book/theory): all eight together in about 10 minutes on 2 cores.
+        theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
+                    ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
+                    ae_batch=64, ae_samples=500, recon_digits=10, recon_fallback_steps=1500),
     ),
     "gpu": dict(
         seed=0, test_subset=None,
@@ -59,6 +66,9 @@ PROFILES: dict[str, dict] = {
         student=dict(arch="resnet_preact", epochs=6, batch_size=128, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
                      seeds=(0, 1, 2)),
+        theory=dict(toy_steps=8000, toy_hidden=256, toy_samples=5000, classifier_steps=4000,
+                    ae_T=100, ae_hidden=512, ae_shared_hidden=1700, ae_steps=2000, ae_shared_steps=10000,
+                    ae_batch=128, ae_samples=2000, recon_digits=20, recon_fallback_steps=3000),
     ),
 }
 
@@ -119,6 +129,7 @@ def validate(cfg: dict) -> None:
     _positive(cfg, "generation", "num_steps", "batch_size", "x_T_scale", "demo_per_class")
     _positive(cfg, "synth", "per_class", "max_rounds", "oversample")
     _positive(cfg, "student", "epochs", "batch_size", "lr", "patience", "temperature")
+    _positive(cfg, "theory", *cfg["theory"])
     d, g, s, st = cfg["diffusion"], cfg["generation"], cfg["synth"], cfg["student"]
     if not 0 < d["beta_start"] < d["beta_end"] < 1:
         raise ConfigError(f"diffusion betas must satisfy 0 < beta_start < beta_end < 1, got "

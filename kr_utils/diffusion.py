@@ -11,6 +11,9 @@ Equation map (numbers as in the book's pipeline chapter):
 - (5) eps_w = eps(x,t,0) + w (eps(x,t,c) - eps(x,t,0))-> :func:`guided_eps`
 - (6) posterior mean/variance of q(x_{t-1}|x_t,x_0)   -> :class:`AncestralSampler.step`
 - (7) DDIM update (eta = 0)                           -> :class:`DDIMSampler.step`
+
+The reverse loop itself is :func:`sample_loop`; :func:`generate`, :func:`reconstruct` and
+:func:`inpaint` are three ways of starting and steering it.
 """
 from __future__ import annotations
 
@@ -40,15 +43,22 @@ def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, ab: torch.T
 
 
 def diffusion_loss(model, x0: torch.Tensor, y: torch.Tensor, ab: torch.Tensor, p_uncond: float,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. (4), L_simple, with the class replaced by the null token with prob. ``p_uncond``
-    so one network learns both eps(x,t,c) and eps(x,t,0) for classifier-free guidance."""
+    so one network learns both eps(x,t,c) and eps(x,t,0) for classifier-free guidance.
+
+    ``weights`` (one per timestep, e.g. :func:`kr_utils.theory.elbo_weights`) turns it into
+    the weighted sum of KL terms of the ELBO (theory chapter 3); None is L_simple.
+    """
     b = x0.shape[0]
     t = torch.randint(0, len(ab), (b,), device=x0.device, generator=generator)
     noise = torch.randn(x0.shape, device=x0.device, generator=generator)
     drop = torch.rand(b, device=x0.device, generator=generator) < p_uncond
     y = torch.where(drop, torch.full_like(y, model.null_class), y)
-    return F.mse_loss(model(q_sample(x0, t, noise, ab), t, y), noise)
+    if weights is None:
+        return F.mse_loss(model(q_sample(x0, t, noise, ab), t, y), noise)
+    per_sample = (model(q_sample(x0, t, noise, ab), t, y) - noise).pow(2).flatten(1).mean(1)
+    return (_gather(weights, t, 1).squeeze(-1) * per_sample).mean()
 
 
 def guided_eps(model, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, w: float) -> torch.Tensor:
@@ -172,28 +182,96 @@ def build_sampler(name: str, T=1000, beta_start=1e-4, beta_end=0.02, clip_x0=Tru
     return s
 
 
+def sample_loop(eps_fn, sampler, x: torch.Tensor, generator: torch.Generator | None = None,
+                start_t: int | None = None, after_step=None, progress: bool = False,
+                return_trajectory: tuple = ()):
+    """The reverse process: apply ``sampler.step`` from x (at ``start_t``, default the first
+    timestep) down to t = 0, with ``eps = eps_fn(x, t_batch)`` at each step.
+
+    ``after_step(x, t_prev)`` may edit the state after each step (inpainting replaces the
+    known pixels there). ``return_trajectory`` lists the timesteps at which to keep x_t.
+    """
+    traj = {}
+    steps = [t for t in sampler.timesteps.tolist() if start_t is None or t <= start_t]
+    prev = steps[1:] + [-1]
+    for t, t_prev in zip(tqdm(steps, disable=not progress, desc="sampling", leave=False), prev):
+        tt = torch.full((len(x),), t, device=x.device, dtype=torch.long)
+        x = sampler.step(eps_fn(x, tt).float(), t, x, generator=generator)
+        if after_step is not None:
+            x = after_step(x, t_prev)
+        if t in return_trajectory:
+            traj[t] = x.detach().cpu()
+    return (x, traj) if return_trajectory else x
+
+
 @torch.no_grad()
 def generate(model, sampler, labels: torch.Tensor, guidance_w: float, generator: torch.Generator,
-             x_T_scale: float = 1.0, progress: bool = False, return_trajectory: tuple = ()):
+             x_T_scale: float = 1.0, progress: bool = False, return_trajectory: tuple = (),
+             clamp: bool = True):
     """Run ``sampler`` from noise x_T ~ N(0, x_T_scale^2 I) to x_0 for the given labels.
 
     ``generator`` (explicit, on CPU) makes the result reproducible for a given batch.
     ``return_trajectory`` lists timesteps at which to keep a copy of x_t (for figures).
+    The state has the model's ``sample_shape`` (images by default; 2D points for the toy
+    models of the theory chapters, which pass ``clamp=False``).
     """
     device = next(model.parameters()).device
     labels = labels.to(device)
-    x = x_T_scale * torch.randn((len(labels), 1, 28, 28), generator=generator,
-                                device=generator.device).to(device)
-    traj = {}
+    x = x_T_scale * torch.randn((len(labels), *getattr(model, "sample_shape", (1, 28, 28))),
+                                generator=generator, device=generator.device).to(device)
     model.eval()
     # bf16 network passes on a GPU; the sampler's arithmetic stays in float32.
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-    for t in tqdm(sampler.timesteps.tolist(), disable=not progress, desc="sampling", leave=False):
-        tt = torch.full((len(labels),), t, device=device, dtype=torch.long)
+
+    def eps_fn(x, tt):
         with amp:
-            eps = guided_eps(model, x, tt, labels, guidance_w).float()
-        x = sampler.step(eps, t, x, generator=generator)
-        if t in return_trajectory:
-            traj[t] = x.detach().cpu()
-    x = x.clamp(-1, 1).cpu()
+            return guided_eps(model, x, tt, labels, guidance_w)
+
+    out = sample_loop(eps_fn, sampler, x, generator, progress=progress, return_trajectory=return_trajectory)
+    x, traj = out if return_trajectory else (out, {})
+    x = x.clamp(-1, 1).cpu() if clamp else x.cpu()
     return (x, traj) if return_trajectory else x
+
+
+@torch.no_grad()
+def reconstruct(model, sampler, x0: torch.Tensor, t_start: int, labels: torch.Tensor, guidance_w: float,
+                generator: torch.Generator, progress: bool = False):
+    """Theory chapter 7: noise real images to ``t_start`` with eq. (3), then run the reverse
+    process from there. ``labels`` may be the null class (reconstruct without the class)."""
+    device = next(model.parameters()).device
+    ab = sampler.alphas_cumprod
+    noise = torch.randn(x0.shape, generator=generator, device=generator.device)
+    x_t = q_sample(x0.cpu(), torch.full((len(x0),), t_start), noise, ab).to(device)
+    labels = labels.to(device)
+    model.eval()
+    x = sample_loop(lambda x, tt: guided_eps(model, x, tt, labels, guidance_w), sampler, x_t, generator,
+                    start_t=t_start, progress=progress)
+    return x.clamp(-1, 1).cpu(), x_t.cpu()
+
+
+@torch.no_grad()
+def inpaint(model, sampler, x_known: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, guidance_w: float,
+            generator: torch.Generator, progress: bool = False):
+    """Theory chapter 7, RePaint-style (Lugmayr et al. 2022, without resampling): start from
+    noise and after every reverse step overwrite the known pixels (``mask`` = 1) with the
+    real image noised to the same step by eq. (3), so only the hole is generated."""
+    device = next(model.parameters()).device
+    ab = sampler.alphas_cumprod
+    mask = mask.to(device).float()
+    known = x_known.to(device)
+    labels = labels.to(device)
+    x = torch.randn(known.shape, generator=generator, device=generator.device).to(device)
+
+    def keep_known(x, t_prev):
+        if t_prev < 0:
+            noised = known
+        else:
+            noise = torch.randn(known.shape, generator=generator, device=generator.device).to(device)
+            noised = q_sample(known, torch.full((len(known),), t_prev, device=device), noise, ab)
+        return mask * noised + (1 - mask) * x
+
+    model.eval()
+    x = keep_known(x, int(sampler.timesteps[0]))
+    x = sample_loop(lambda x, tt: guided_eps(model, x, tt, labels, guidance_w), sampler, x, generator,
+                    after_step=keep_known, progress=progress)
+    return x.clamp(-1, 1).cpu()

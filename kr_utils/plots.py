@@ -83,3 +83,38 @@ def glue_figure(name: str, fig) -> None:
 
     glue(name, fig, display=False)
     plt.close(fig)
+
+
+def points_animation(frames, titles, reference=None, lim: float = 4.0, fps: int = 6, dpi: int = 60,
+                     colors=("tab:red", "tab:green", "tab:purple")):
+    """An animated GIF of 2D point clouds, returned as HTML (an <img> with the GIF inline),
+    so it plays in Jupyter, in Colab and in the static book alike.
+
+    ``frames``: one dict per frame, mapping a legend label to an (N, 2) array;
+    ``reference``: points drawn in light grey under every frame (e.g. the data).
+    """
+    import base64
+    import tempfile
+    from pathlib import Path
+
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+
+    def draw(i):
+        ax.clear()
+        if reference is not None:
+            ax.scatter(*np.asarray(reference).T, s=2, c="0.8", label="data")
+        for (label, pts), c in zip(frames[i].items(), colors):
+            ax.scatter(*np.asarray(pts).T, s=3, c=c, alpha=0.6, label=label)
+        ax.set_xlim(-lim, lim); ax.set_ylim(-lim, lim); ax.set_aspect("equal")
+        ax.set_title(titles[i], fontsize=10); ax.legend(loc="upper left", fontsize=7, markerscale=3)
+
+    anim = animation.FuncAnimation(fig, draw, frames=len(frames))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "anim.gif"
+        anim.save(path, writer=animation.PillowWriter(fps=fps), dpi=dpi)
+        data = base64.b64encode(path.read_bytes()).decode()
+    plt.close(fig)
+    return HTML(f'<img src="data:image/gif;base64,{data}" alt="{titles[0]} ... {titles[-1]}"/>')

@@ -1,0 +1,131 @@
+"""Stage: theory, chapter 6. The physics thesis' (`001` §5) epsilon-model: one
+single-hidden-layer ReLU autoencoder per time step, trained separately, against one shared
+single-hidden-layer network that takes the time step as an input.
+
+Both act on flattened images (784 values in [-1, 1]) and have the ``model(x, t)`` call of
+the samplers' ``eps_fn`` (:func:`kr_utils.diffusion.sample_loop`).
+
+``output="x0"`` (the default) makes the autoencoder a *denoising* autoencoder: it returns
+a clean digit D(x_t) and epsilon follows from eq. (3),
+eps = (x_t - sqrt(alpha_bar_t) D(x_t)) / sqrt(1 - alpha_bar_t). ``output="eps"`` returns
+epsilon directly, as `001` does; with fewer hidden units than pixels it cannot, because
+near t = T epsilon is almost x_t itself and an identity map does not fit through the
+bottleneck (chapter 6 measures this).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .diffusion import alphas_cumprod, linear_beta_schedule, q_sample
+from .models import timestep_embedding
+
+
+def short_schedule(T: int):
+    """Eq. (1) rescaled to T steps (betas times 1000 / T, as in Nichol & Dhariwal 2021), so a
+    short chain still ends in noise: alpha_bar_T is about the same as with T = 1000."""
+    scale = 1000 / T
+    betas = linear_beta_schedule(T, 1e-4 * scale, min(0.02 * scale, 0.999))
+    return betas, alphas_cumprod(betas)
+
+
+class _Parametrised(nn.Module):
+    """Shared plumbing: the schedule as a buffer and the x0 / eps output conventions."""
+
+    def _setup(self, T: int, output: str):
+        if output not in ("x0", "eps"):
+            raise ValueError(f"output must be 'x0' or 'eps', got {output!r}")
+        self.T, self.output = T, output
+        self.register_buffer("alphas_cumprod", short_schedule(T)[1].float())
+
+    def to_eps(self, raw: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.output == "eps":
+            return raw
+        ab = self.alphas_cumprod[t].reshape(-1, *([1] * (x.ndim - 1)))
+        return (x - ab.sqrt() * raw) / (1 - ab).sqrt()
+
+
+class PerStepAutoencoders(_Parametrised):
+    """T independent networks eps^(t)(x) = W2_t relu(W1_t x + b1_t) + b2_t, stored as stacked
+    tensors so all T can be trained in one batched matrix product."""
+
+    def __init__(self, T: int, hidden: int, dim: int = 784, output: str = "x0"):
+        super().__init__()
+        self._setup(T, output)
+        self.config = dict(T=T, hidden=hidden, dim=dim, output=output)
+        b1, b2 = 1 / math.sqrt(dim), 1 / math.sqrt(hidden)  # nn.Linear's default init, per step
+        self.W1 = nn.Parameter(torch.empty(T, dim, hidden).uniform_(-b1, b1))
+        self.b1 = nn.Parameter(torch.empty(T, 1, hidden).uniform_(-b1, b1))
+        self.W2 = nn.Parameter(torch.empty(T, hidden, dim).uniform_(-b2, b2))
+        self.b2 = nn.Parameter(torch.empty(T, 1, dim).uniform_(-b2, b2))
+
+    def all_steps(self, x_t: torch.Tensor) -> torch.Tensor:
+        """x_t of shape (T, B, dim): network t applied to row t (its raw output)."""
+        return torch.baddbmm(self.b2, F.relu(torch.baddbmm(self.b1, x_t, self.W1)), self.W2)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if not bool((t == t[0]).all()):
+            raise ValueError("PerStepAutoencoders.forward expects one time step per batch")
+        k = int(t[0])
+        return self.to_eps(F.relu(x @ self.W1[k] + self.b1[k]) @ self.W2[k] + self.b2[k], x, t)
+
+
+class SharedAutoencoder(_Parametrised):
+    """One network for every step: eps(x, t) = W2 relu(W1 [x, emb(t)] + b1) + b2, with the
+    fixed sinusoidal embedding of t (no extra layer, so it stays single-hidden-layer)."""
+
+    def __init__(self, T: int, hidden: int, dim: int = 784, emb: int = 32, output: str = "x0"):
+        super().__init__()
+        self._setup(T, output)
+        self.config = dict(T=T, hidden=hidden, dim=dim, emb=emb, output=output)
+        self.emb = emb
+        self.enc = nn.Linear(dim + emb, hidden)
+        self.dec = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.to_eps(self.raw(x, t), x, t)
+
+    def raw(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.dec(F.relu(self.enc(torch.cat([x, timestep_embedding(t, self.emb)], 1))))
+
+
+def train_autoencoder(model: nn.Module, x0: torch.Tensor, *, steps: int, batch_size: int, lr: float,
+                      seed: int = 0, progress: bool = True) -> dict:
+    """Train either model by mean squared error on its output: epsilon (L_simple, eq. 4) or,
+    for ``output="x0"``, the clean digit. The per-step model sees every step of each batch
+    (T x batch pairs per update, each network only its own step); the shared model a
+    uniformly drawn step per image. Returns losses and wall time."""
+    if steps <= 0 or batch_size <= 0:
+        raise ValueError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    per_step = isinstance(model, PerStepAutoencoders)
+    T = model.T
+    _, ab = short_schedule(T)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    losses, t0 = [], time.perf_counter()
+    for _ in tqdm(range(steps), disable=not progress, desc=type(model).__name__, mininterval=1):
+        x = x0[torch.randint(0, len(x0), (batch_size,), generator=gen)]
+        if per_step:
+            xs = x.expand(T, -1, -1)
+            t = torch.arange(T)[:, None].expand(T, batch_size)
+            noise = torch.randn(xs.shape, generator=gen)
+            x_t = q_sample(xs.reshape(T * batch_size, -1), t.reshape(-1), noise.reshape(T * batch_size, -1), ab)
+            target = noise if model.output == "eps" else xs
+            loss = F.mse_loss(model.all_steps(x_t.reshape(T, batch_size, -1)), target)
+        else:
+            t = torch.randint(0, T, (batch_size,), generator=gen)
+            noise = torch.randn(x.shape, generator=gen)
+            target = noise if model.output == "eps" else x
+            loss = F.mse_loss(model.raw(q_sample(x, t, noise, ab), t), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step(); sched.step()
+        losses.append(loss.item())
+    return {"losses": losses, "train_s": time.perf_counter() - t0}

@@ -1,0 +1,217 @@
+"""Stage: theory, in two dimensions. The toy data sets (two Gaussian clusters from `002`,
+the Swiss roll from `001`), a small MLP that predicts epsilon for 2D points with the same
+interface as the pipeline's U-Net (so :func:`kr_utils.diffusion.diffusion_loss` and the
+samplers run unchanged), a time-conditioned noisy classifier for classifier guidance, and
+the measures of sample quality used in theory chapters 3-5.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .diffusion import alphas_cumprod, diffusion_loss, guided_eps, linear_beta_schedule, q_sample, sample_loop
+from .models import timestep_embedding
+
+# ------------------------------------------------------------------------------- data
+
+
+def two_gaussians(n_per_class: int, generator: torch.Generator, means=((-2.0, -2.0), (2.0, 2.0)),
+                  std: float = 0.5):
+    """`002`'s data set: isotropic Gaussians of std ``std`` around ``means``; returns (x, y)."""
+    m = torch.tensor(means, dtype=torch.float32)
+    y = torch.arange(len(m)).repeat_interleave(n_per_class)
+    return m[y] + std * torch.randn((len(y), 2), generator=generator), y
+
+
+def swiss_roll(n: int, generator: torch.Generator, max_angle: float = 2 * math.pi, noise: float = 0.05):
+    """A 2D spiral (theta cos theta, theta sin theta) with theta up to ``max_angle`` (`001`
+    uses 2 pi and 3 pi), scaled so its points lie within about [-2, 2]."""
+    u = torch.rand(n, generator=generator)
+    theta = max_angle * torch.sqrt(0.04 + 0.96 * u)  # sqrt: even density along the arm
+    x = torch.stack([theta * torch.cos(theta), theta * torch.sin(theta)], 1) * (2 / max_angle)
+    return x + noise * torch.randn((n, 2), generator=generator)
+
+
+def toy_schedule(T: int):
+    """The linear schedule of eq. (1) with the pipeline's end points, over ``T`` steps."""
+    betas = linear_beta_schedule(T)
+    return betas, alphas_cumprod(betas)
+
+# ------------------------------------------------------------------------------- models
+
+
+class ToyEpsMLP(nn.Module):
+    """epsilon_theta(x_t, t, c) for 2D points: an MLP on [x_t, embedding(t) + embedding(c)].
+
+    ``num_classes`` real classes plus a null token (index ``num_classes``) for
+    classifier-free guidance, exactly as :class:`kr_utils.models.ConditionalUNet`.
+    """
+
+    sample_shape = (2,)
+
+    def __init__(self, num_classes: int = 1, hidden: int = 128, depth: int = 3, emb: int = 32):
+        super().__init__()
+        self.null_class, self.emb = num_classes, emb
+        self.config = dict(num_classes=num_classes, hidden=hidden, depth=depth, emb=emb)
+        self.class_emb = nn.Embedding(num_classes + 1, emb)
+        layers, d = [], 2 + emb
+        for _ in range(depth):
+            layers += [nn.Linear(d, hidden), nn.SiLU()]
+            d = hidden
+        self.net = nn.Sequential(*layers, nn.Linear(d, 2))
+
+    def forward(self, x, t, y):
+        e = timestep_embedding(t, self.emb) + self.class_emb(y)
+        return self.net(torch.cat([x, e], 1))
+
+
+class NoisyClassifier(nn.Module):
+    """p_phi(c | x_t, t): classifies *noisy* points, as classifier guidance needs (`002` §6)."""
+
+    def __init__(self, num_classes: int = 2, hidden: int = 64, emb: int = 32):
+        super().__init__()
+        self.emb = emb
+        self.net = nn.Sequential(nn.Linear(2 + emb, hidden), nn.ReLU(), nn.Linear(hidden, hidden // 2), nn.ReLU(),
+                                 nn.Linear(hidden // 2, num_classes))
+
+    def forward(self, x, t):
+        return self.net(torch.cat([x, timestep_embedding(t, self.emb)], 1))
+
+# ------------------------------------------------------------------------------- training
+
+
+def _batches(n, batch_size, steps, gen):
+    for _ in range(steps):
+        yield torch.randint(0, n, (batch_size,), generator=gen)
+
+
+def train_toy_eps(model: ToyEpsMLP, x: torch.Tensor, y: torch.Tensor | None, *, steps: int, T: int,
+                  batch_size: int = 256, lr: float = 2e-3, p_uncond: float = 0.0, seed: int = 0,
+                  weights: torch.Tensor | None = None, progress: bool = True) -> list[float]:
+    """Train on eq. (4) (or on the ELBO's weighted terms when ``weights`` is given) with
+    Adam and cosine learning-rate decay. Returns the per-step losses."""
+    if steps <= 0 or batch_size <= 0:
+        raise ValueError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    y = torch.zeros(len(x), dtype=torch.long) if y is None else y
+    _, ab = toy_schedule(T)
+    if weights is not None:
+        weights = (weights / weights.mean()).float()  # same average step size as L_simple
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    losses = []
+    model.train()
+    for idx in tqdm(_batches(len(x), batch_size, steps, gen), total=steps, disable=not progress,
+                    desc="toy eps-model", mininterval=1):
+        loss = diffusion_loss(model, x[idx], y[idx], ab, p_uncond, generator=gen, weights=weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step(); sched.step()
+        losses.append(loss.item())
+    return losses
+
+
+def train_noisy_classifier(clf: NoisyClassifier, x: torch.Tensor, y: torch.Tensor, *, steps: int, T: int,
+                           batch_size: int = 256, lr: float = 2e-3, seed: int = 0, progress: bool = True):
+    """Cross-entropy on x_t = q_sample(x_0, t) with t uniform in [0, T)."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    _, ab = toy_schedule(T)
+    opt = torch.optim.Adam(clf.parameters(), lr=lr)
+    losses = []
+    for idx in tqdm(_batches(len(x), batch_size, steps, gen), total=steps, disable=not progress,
+                    desc="noisy classifier", mininterval=1):
+        t = torch.randint(0, T, (len(idx),), generator=gen)
+        xt = q_sample(x[idx], t, torch.randn((len(idx), 2), generator=gen), ab)
+        loss = F.cross_entropy(clf(xt, t), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@torch.no_grad()
+def noisy_accuracy(clf: NoisyClassifier, x, y, t: int, T: int, generator: torch.Generator) -> float:
+    """Accuracy of the noisy classifier on points diffused to step ``t``."""
+    _, ab = toy_schedule(T)
+    tt = torch.full((len(x),), t)
+    xt = q_sample(x, tt, torch.randn(x.shape, generator=generator), ab)
+    return (clf(xt, tt).argmax(1) == y).float().mean().item()
+
+# ------------------------------------------------------------------------------- guidance and sampling
+
+
+def classifier_guided_eps(model, classifier, x, t, y, scale: float, ab: torch.Tensor):
+    """Classifier guidance (Dhariwal & Nichol 2021) in epsilon form:
+
+        eps_hat = eps_theta(x_t, t, null) - s sqrt(1 - alpha_bar_t) grad_x log p_phi(y | x_t, t),
+
+    which shifts the ancestral mean by about s beta_t grad log p (`002`'s update).
+    """
+    null = torch.full_like(y, model.null_class)
+    eps = model(x, t, null)
+    if scale == 0:
+        return eps
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        logp = F.log_softmax(classifier(xg, t), 1).gather(1, y[:, None]).sum()
+        grad = torch.autograd.grad(logp, xg)[0]  # samples are independent: per-sample gradients
+    return eps - scale * (1 - ab.to(x.device)[t].float()).sqrt()[:, None] * grad
+
+
+@torch.no_grad()
+def sample_toy(model, sampler, labels: torch.Tensor, generator: torch.Generator, w: float = 1.0,
+               classifier=None, scale: float = 0.0, keep: tuple = ()):
+    """2D samples by the reverse process (:func:`kr_utils.diffusion.sample_loop`):
+    classifier-free guidance with weight ``w`` (eq. 5), or classifier guidance with scale
+    ``scale`` when a ``classifier`` is given. ``keep`` lists timesteps whose states to return
+    as well (the first state x_T is returned under key ``sampler.T``)."""
+    model.eval()
+    x = torch.randn((len(labels), 2), generator=generator)
+    if classifier is None:
+        eps_fn = lambda x, tt: guided_eps(model, x, tt, labels, w)  # noqa: E731
+    else:
+        eps_fn = lambda x, tt: classifier_guided_eps(model, classifier, x, tt, labels, scale,  # noqa: E731
+                                                     sampler.alphas_cumprod)
+    if not keep:
+        return sample_loop(eps_fn, sampler, x, generator)
+    out, traj = sample_loop(eps_fn, sampler, x, generator, return_trajectory=keep)
+    traj[sampler.T] = x
+    return out, traj
+
+# ------------------------------------------------------------------------------- measures
+
+
+def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Energy distance 2 E|X-Y| - E|X-X'| - E|Y-Y'| (Szekely & Rizzo) between two samples,
+    in any dimension: 0 iff the distributions agree, no bandwidth to tune."""
+    x, y = x.flatten(1).double(), y.flatten(1).double()
+    return (2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean()).item()
+
+
+def cluster_stats(samples: torch.Tensor, means, requested: torch.Tensor | None = None) -> dict:
+    """For points near a set of cluster centres: the fraction assigned (nearest centre) to
+    each cluster, the fraction in the ``requested`` one, and the spread (RMS distance to
+    the centre, per axis) of the points in their cluster."""
+    m = torch.as_tensor(means, dtype=samples.dtype)
+    d = torch.cdist(samples, m)
+    nearest = d.argmin(1)
+    out = {f"fraction_cluster_{k}": (nearest == k).float().mean().item() for k in range(len(m))}
+    out["spread"] = (d.gather(1, nearest[:, None]).pow(2).mean() / 2).sqrt().item()
+    if requested is not None:
+        out["fraction_requested"] = (nearest == requested).float().mean().item()
+        hit = nearest == requested
+        out["spread_requested"] = ((d[hit, requested[hit]].pow(2).mean() / 2).sqrt().item()
+                                   if hit.any() else float("nan"))
+    return out
+
+
+def distance_to_data(samples: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+    """Distance from each sample to its nearest data point (how far off the manifold it fell)."""
+    return torch.cdist(samples.double(), data.double()).min(1).values.float()

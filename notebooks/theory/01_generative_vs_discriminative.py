@@ -1,0 +1,184 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # T1. Generative and discriminative models
+#
+# Knowledge replication needs both kinds of model. The **teacher** and the **student** are
+# *discriminative*: from a labelled data set $D = \{(x_i, y_i)\}$ they learn the conditional
+# $p(y \mid x)$, or just a decision rule, and need no more of $x$ than what separates the classes.
+# The **diffusion model** is *generative*: it learns the joint $p(x, y) = p(y)\,p(x \mid y)$ (or
+# $p(x)$ without labels) well enough to draw new, plausible $x$. A generative model also
+# classifies, by Bayes' rule,
+#
+# $$p(y \mid x) = \frac{p(x \mid y)\,p(y)}{\sum_{y'} p(x \mid y')\,p(y')}, \tag{T1.1}$$
+#
+# but a discriminative one cannot generate. This chapter makes the two ideas concrete in one and
+# two dimensions, following the toy notebook `002`, rewritten in PyTorch/NumPy.
+
+# %% tags=["remove-cell"]
+import sys
+if "google.colab" in sys.modules:
+    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion"
+    pass
+
+# %% tags=["parameters"]
+profile = None  # "smoke", "cpu" or "gpu"; None reads $KR_PROFILE, else "cpu"
+seed = None     # overrides the profile's seed
+
+# %%
+import time
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from myst_nb import glue
+import kr_utils
+from kr_utils import artifacts, plots, theory, toy
+
+cfg = kr_utils.get_config(profile)
+seed = cfg["seed"] if seed is None else seed
+profile = cfg["profile"]
+rng = np.random.default_rng(seed)
+t_start = time.perf_counter()
+
+# %% [markdown]
+# ## Latent variables: sampling through $z$
+#
+# A latent variable $z$ is an unobserved cause that makes a complicated $p(x)$ simple to write:
+#
+# $$p(x) = \sum_z p(z)\,p(x \mid z). \tag{T1.2}$$
+#
+# In a Gaussian mixture, $z$ says which component a point comes from. Sampling is *ancestral*:
+# first $z \sim \mathrm{Categorical}(w)$, then $x \sim \mathcal N(\mu_z, \sigma_z^2)$
+# (`kr_utils.theory.sample_gmm`); the density sums $z$ out (`kr_utils.theory.gmm_logpdf`). The
+# mixture of `002`: weights 0.4 and 0.6, means −2 and 3, standard deviations 0.5 and 1.
+
+# %%
+W, M, S = (0.4, 0.6), (-2.0, 3.0), (0.5, 1.0)
+x, z = theory.sample_gmm(W, M, S, 2000, rng)
+grid = np.linspace(-5, 7, 400)
+fig, ax = plt.subplots(figsize=(6, 3.2))
+for k, c in enumerate(("tab:blue", "tab:orange")):
+    ax.hist(x[z == k], bins=50, range=(-5, 7), density=False, alpha=0.6, color=c,
+            weights=np.full((z == k).sum(), 1 / (len(x) * 12 / 50)), label=f"drawn with z = {k}")
+ax.plot(grid, np.exp(theory.gmm_logpdf(grid, W, M, S)), "k", lw=2, label="p(x) (z summed out)")
+ax.set_xlabel("x"); ax.set_ylabel("density"); ax.legend(fontsize=8)
+plots.glue_figure("fig_t1_latent", fig)
+glue("t1_frac_z0", f"{(z == 0).mean():.3f}", display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_t1_latent
+# 2,000 draws from the mixture, coloured by the latent $z$ that produced them, and the density
+# $p(x)$ of eq. (T1.2). A fraction {glue:text}`t1_frac_z0` of the draws came from $z = 0$
+# (weight 0.4).
+# ```
+#
+# ## Tractability against flexibility
+#
+# A single Gaussian is *tractable*: its maximum-likelihood fit is the sample mean and standard
+# deviation, in closed form, and its density is exact. But it is not *flexible*: it cannot have two
+# modes. A two-component mixture can, at the price of an iterative fit (expectation-maximisation,
+# `kr_utils.theory.fit_gmm_1d`) and a likelihood with a non-convex landscape. Richer models
+# $p(x) = \phi(x)/Z$ are more flexible still, but their normaliser $Z = \int \phi(x)\,dx$ is
+# intractable; diffusion models avoid computing $Z$ altogether by learning to *undo noise*
+# (chapters T2-T4).
+#
+# We fit both models to bimodal data (`002`: 200 points from $\mathcal N(-3, 1)$, 300 from
+# $\mathcal N(4, 1.5^2)$) and compare their mean log-likelihood on 5,000 fresh points from the same
+# source, so that flexibility is judged on data the fit has not seen.
+
+# %%
+def bimodal(n_scale):
+    return np.concatenate([rng.normal(-3, 1.0, 200 * n_scale), rng.normal(4, 1.5, 300 * n_scale)])
+
+
+train_x, held_out = bimodal(1), bimodal(10)
+g1 = dict(weights=[1.0], means=[train_x.mean()], stds=[train_x.std()])
+g2 = theory.fit_gmm_1d(train_x, k=2)
+ll = {name: theory.gmm_logpdf(held_out, m["weights"], m["means"], m["stds"]).mean()
+      for name, m in (("one Gaussian", g1), ("mixture of two", g2))}
+grid = np.linspace(-8, 10, 400)
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.hist(train_x, bins=60, density=True, color="0.75", label="training data")
+for (name, m), c in zip((("one Gaussian", g1), ("mixture of two", g2)), ("tab:orange", "tab:green")):
+    ax.plot(grid, np.exp(theory.gmm_logpdf(grid, m["weights"], m["means"], m["stds"])), c, lw=2,
+            label=f"{name}: held-out log-lik. {ll[name]:.3f}")
+ax.set_xlabel("x"); ax.legend(fontsize=8)
+plots.glue_figure("fig_t1_flexibility", fig)
+glue("t1_ll_gauss", f"{ll['one Gaussian']:.3f}", display=False)
+glue("t1_ll_gmm", f"{ll['mixture of two']:.3f}", display=False)
+glue("t1_gmm_fit", ", ".join(f"{w:.2f}·N({m:.2f}, {s:.2f}²)" for w, m, s in zip(g2["weights"], g2["means"],
+                                                                              g2["stds"])), display=False)
+glue("t1_gmm_iters", g2["iters"], display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_t1_flexibility
+# A single Gaussian against a two-component mixture, fitted to the same 500 points.
+# ```
+#
+# The mixture's held-out mean log-likelihood is {glue:text}`t1_ll_gmm` nats per point against
+# {glue:text}`t1_ll_gauss` for the single Gaussian. EM converged in {glue:text}`t1_gmm_iters`
+# iterations to {glue:text}`t1_gmm_fit` (the source is 0.4·N(−3, 1²) + 0.6·N(4, 1.5²)).
+#
+# ## The same data, seen by both kinds of model
+#
+# On the two clusters of `002` (means $\pm(2, 2)$, $\sigma = 0.5$, used again in chapters T4-T5), a
+# *generative* classifier fits $p(x \mid y)$ as one Gaussian per class and classifies with
+# eq. (T1.1); a *discriminative* one, logistic regression, fits $p(y \mid x)$ directly. Both
+# separate the clusters, but only the first can also produce new points.
+
+# %%
+g = torch.Generator().manual_seed(seed)
+x2, y2 = toy.two_gaussians(500, g)
+xt2, yt2 = toy.two_gaussians(500, g)
+# generative: one Gaussian per class, equal priors, classify by Bayes' rule (T1.1)
+dists = [torch.distributions.MultivariateNormal(x2[y2 == k].mean(0), torch.cov(x2[y2 == k].T)) for k in (0, 1)]
+gen_pred = torch.stack([d.log_prob(xt2) for d in dists], 1).argmax(1)
+# discriminative: logistic regression, p(y=1|x) = sigmoid(a.x + b), by gradient descent
+logreg = torch.nn.Linear(2, 1)
+opt = torch.optim.Adam(logreg.parameters(), lr=0.05)
+for _ in range(300):
+    opt.zero_grad(); torch.nn.functional.binary_cross_entropy_with_logits(logreg(x2)[:, 0], y2.float()).backward(); opt.step()
+disc_pred = (logreg(xt2)[:, 0] > 0).long()
+new_points = torch.cat([d.sample((200,)) for d in dists])
+acc = {"generative": (gen_pred == yt2).float().mean().item(), "discriminative": (disc_pred == yt2).float().mean().item()}
+glue("t1_acc_gen", f"{100 * acc['generative']:.1f}%", display=False)
+glue("t1_acc_disc", f"{100 * acc['discriminative']:.1f}%", display=False)
+
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
+axes[0].scatter(*xt2.T, c=yt2, cmap="coolwarm", s=4)
+axes[0].plot([-4, 4], [(-logreg.bias.item() + 4 * logreg.weight[0, 0].item()) / logreg.weight[0, 1].item(),
+                       (-logreg.bias.item() - 4 * logreg.weight[0, 0].item()) / logreg.weight[0, 1].item()], "k")
+axes[0].set_title("discriminative: a boundary p(y|x) = 1/2", fontsize=9)
+axes[1].scatter(*xt2.T, c="0.8", s=4, label="real")
+axes[1].scatter(*new_points.detach().T, c="tab:green", s=4, label="drawn from p(x|y)")
+axes[1].set_title("generative: new points", fontsize=9); axes[1].legend(fontsize=8)
+for ax in axes:
+    ax.set_xlim(-4, 4); ax.set_ylim(-4, 4); ax.set_aspect("equal")
+plots.glue_figure("fig_t1_gen_disc", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_t1_gen_disc
+# Left: the logistic-regression boundary on held-out points. Right: 400 new points sampled from
+# the generative model's class-conditional Gaussians.
+# ```
+#
+# On held-out points the generative classifier is right {glue:text}`t1_acc_gen` of the time and
+# logistic regression {glue:text}`t1_acc_disc`. The rest of the book makes the generative side work
+# for images, where no single Gaussian per class will do: the diffusion model learns
+# $p(x \mid y)$ for 784-pixel digits, and the teacher only needs $p(y \mid x)$.
+
+# %%
+artifacts.update_metrics(profile, "theory", {"T1": {"loglik_gaussian": ll["one Gaussian"],
+                                                    "loglik_mixture": ll["mixture of two"], **acc}})
+artifacts.update_metrics(profile, "wall_time_s", {"T1": round(time.perf_counter() - t_start, 1)})

@@ -1,0 +1,184 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # T2. The forward process
+#
+# A diffusion model is defined by what it learns to undo: a Markov chain that adds a little
+# Gaussian noise at each of $T$ steps (`001` §2, Sohl-Dickstein et al. 2015, Ho et al. 2020),
+#
+# $$q(x_t \mid x_{t-1}) = \mathcal N\big(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I\big),\qquad
+#   q(x_{1:T} \mid x_0) = \prod_{t=1}^T q(x_t \mid x_{t-1}). \tag{T2.1}$$
+#
+# The factor $\sqrt{1-\beta_t}$ shrinks the signal while the noise grows, so that the variance stays
+# bounded and the chain ends near $\mathcal N(0, I)$ whatever $x_0$ was. The variances follow the
+# linear schedule of eq. (1), $\beta_t$ from $10^{-4}$ to $0.02$ over $T = 1000$ steps
+# (`kr_utils.diffusion.linear_beta_schedule`).
+#
+# **The closed form.** Writing one step with the reparametrisation trick,
+# $x_t = \sqrt{\alpha_t}\,x_{t-1} + \sqrt{1-\alpha_t}\,\epsilon$ with $\alpha_t = 1-\beta_t$, and
+# substituting the previous step, two independent Gaussian noises add to one of variance
+# $\alpha_t(1-\alpha_{t-1}) + 1 - \alpha_t = 1 - \alpha_t\alpha_{t-1}$. By induction,
+#
+# $$q(x_t \mid x_0) = \mathcal N\big(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t) I\big),\qquad
+#   \bar\alpha_t = \prod_{s=1}^t \alpha_s, \tag{T2.2}$$
+#
+# which is eqs. (2)-(3) of the pipeline: `kr_utils.diffusion.alphas_cumprod` and
+# `kr_utils.diffusion.q_sample`. Training can therefore jump to any $t$ in one draw, instead of
+# iterating the chain (`kr_utils.theory.forward_chain`) $t$ times.
+
+# %% tags=["remove-cell"]
+import sys
+if "google.colab" in sys.modules:
+    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion"
+    pass
+
+# %% tags=["parameters"]
+profile = None  # "smoke", "cpu" or "gpu"; None reads $KR_PROFILE, else "cpu"
+seed = None     # overrides the profile's seed
+
+# %%
+import time
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from myst_nb import glue
+import kr_utils
+from kr_utils import artifacts, data, diffusion, plots, theory, toy
+
+cfg = kr_utils.get_config(profile)
+seed = cfg["seed"] if seed is None else seed
+profile = cfg["profile"]
+t_start = time.perf_counter()
+betas = diffusion.linear_beta_schedule(1000)
+ab = diffusion.alphas_cumprod(betas)
+
+# %% [markdown]
+# ## The schedule: how much signal survives
+#
+# $\sqrt{\bar\alpha_t}$ is the fraction of the original signal left in $x_t$, and the
+# signal-to-noise ratio $\mathrm{SNR}(t) = \bar\alpha_t / (1-\bar\alpha_t)$
+# (`kr_utils.theory.snr`) falls by eight orders of magnitude over the chain.
+
+# %%
+t_axis = np.arange(1, 1001)
+snr = theory.snr(ab).numpy()
+t_half = int(np.argmax(snr < 1)) + 1
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+axes[0].plot(t_axis, betas, label=r"$\beta_t$")
+axes[0].plot(t_axis, ab, label=r"$\bar\alpha_t$")
+axes[0].plot(t_axis, ab.sqrt(), label=r"$\sqrt{\bar\alpha_t}$ (signal kept)")
+axes[0].set_xlabel("t"); axes[0].legend(fontsize=8); axes[0].grid(alpha=0.3)
+axes[1].semilogy(t_axis, snr); axes[1].axhline(1, c="0.5", ls="--"); axes[1].axvline(t_half, c="0.5", ls="--")
+axes[1].set_xlabel("t"); axes[1].set_title("SNR(t)", fontsize=9); axes[1].grid(alpha=0.3)
+plots.glue_figure("fig_t2_schedule", fig)
+glue("t2_t_half", t_half, display=False)
+glue("t2_ab_T", f"{ab[-1].item():.1e}", display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_t2_schedule
+# The linear schedule of eq. (1) and what it implies (eq. T2.2). The dashed lines mark SNR = 1.
+# ```
+#
+# Signal and noise have equal power at $t =$ {glue:text}`t2_t_half`; at $t = T$ only
+# $\bar\alpha_T =$ {glue:text}`t2_ab_T` of the signal's power is left, so $x_T$ is, for every
+# practical purpose, a draw from $\mathcal N(0, I)$.
+#
+# ## The forward process on 2D points and on a digit
+#
+# The same eq. (T2.2) (`kr_utils.diffusion.q_sample`) applied to the Swiss roll of `001` (5,000
+# points) and to one MNIST test digit (784 pixels, scaled to $[-1, 1]$).
+
+# %%
+g = torch.Generator().manual_seed(seed)
+roll = toy.swiss_roll(5000, g, max_angle=3 * np.pi)
+test_images, test_labels = data.load_mnist("test")
+digit = data.to_model_range(test_images[:1])                     # the first test digit
+shown = (0, 50, 100, 200, 400, 999)
+fig, axes = plt.subplots(2, len(shown), figsize=(2 * len(shown), 4.2))
+for ax_pt, ax_im, t in zip(axes[0], axes[1], shown):
+    tt = torch.full((len(roll),), t)
+    pts = diffusion.q_sample(roll, tt, torch.randn(roll.shape, generator=g), ab)
+    ax_pt.scatter(*pts.T, s=1, alpha=0.4); ax_pt.set_xlim(-3.5, 3.5); ax_pt.set_ylim(-3.5, 3.5)
+    ax_pt.set_aspect("equal"); ax_pt.set_title(f"t = {t}", fontsize=9); ax_pt.set_xticks([]); ax_pt.set_yticks([])
+    img = diffusion.q_sample(digit, torch.tensor([t]), torch.randn(digit.shape, generator=g), ab)
+    ax_im.imshow(img[0, 0], cmap="gray", vmin=-1.5, vmax=1.5); ax_im.set_xticks([]); ax_im.set_yticks([])
+fig.tight_layout()
+plots.glue_figure("fig_t2_forward", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_t2_forward
+# Forward trajectories (`001` Fig. 1): the Swiss roll (top) and a test digit (bottom) at
+# increasing $t$. The structure is gone long before $t = T$: by $t \approx$ 400 the roll is a blob.
+# ```
+#
+# ## Histograms before and after
+#
+# As in `001` Fig. 2: the distribution of the roll's coordinates (all points) and of one digit's
+# pixel values, at $t = 0$ and at $t = T$, against the standard normal density.
+
+# %%
+t_end = torch.full((len(roll),), 999)
+roll_T = diffusion.q_sample(roll, t_end, torch.randn(roll.shape, generator=g), ab)
+digit_T = diffusion.q_sample(digit, torch.tensor([999]), torch.randn(digit.shape, generator=g), ab)
+grid = np.linspace(-4, 4, 200)
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+for ax, before, after, name in ((axes[0], roll, roll_T, "Swiss roll, both coordinates"),
+                                (axes[1], digit, digit_T, "one digit, 784 pixels")):
+    ax.hist(before.flatten().numpy(), bins=60, range=(-4, 4), density=True, alpha=0.5, label="t = 0")
+    ax.hist(after.flatten().numpy(), bins=60, range=(-4, 4), density=True, alpha=0.5, label="t = T")
+    ax.plot(grid, np.exp(-grid ** 2 / 2) / np.sqrt(2 * np.pi), "k", lw=1, label="N(0, 1)")
+    ax.set_title(name, fontsize=9); ax.legend(fontsize=8)
+plots.glue_figure("fig_t2_histograms", fig)
+glue("t2_digit_T_moments", f"mean {digit_T.mean().item():.3f}, standard deviation {digit_T.std().item():.3f}",
+     display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_t2_histograms
+# Before the forward process the digit's pixels are almost all $-1$ (black background) or near
+# $+1$; after it they are standard normal ({glue:text}`t2_digit_T_moments`).
+# ```
+#
+# ## Checking the closed form against the chain
+#
+# Eq. (T2.2) is only as good as its derivation, so we check it: from three fixed values of $x_0$,
+# iterate the chain (T2.1) step by step 200,000 times in parallel up to $t = 300$
+# (`kr_utils.theory.forward_chain`), and compare the empirical mean and variance with
+# $\sqrt{\bar\alpha_t}\,x_0$ and $1-\bar\alpha_t$, and with one-jump draws from
+# `kr_utils.diffusion.q_sample`. The unit test `tests/test_theory.py` repeats this check.
+
+# %%
+t_check, n = 299, 200_000
+x0 = torch.tensor([0.8, -0.3, 0.0], dtype=torch.float64)
+chain = theory.forward_chain(x0.repeat(n, 1), betas, t_check, g)
+jump = diffusion.q_sample(x0.repeat(n, 1), torch.full((n,), t_check), torch.randn((n, 3), generator=g,
+                                                                                  dtype=torch.float64), ab)
+check = pd.DataFrame({"x0": x0.numpy(),
+                      "mean: chain": chain.mean(0).numpy(), "mean: q_sample": jump.mean(0).double().numpy(),
+                      "mean: sqrt(ab) x0": (ab[t_check].sqrt() * x0).numpy(),
+                      "var: chain": chain.var(0).numpy(), "var: q_sample": jump.var(0).double().numpy(),
+                      "var: 1 - ab": (1 - ab[t_check]).expand(3).numpy()})
+err = max((check["mean: chain"] - check["mean: sqrt(ab) x0"]).abs().max(),
+          (check["var: chain"] - check["var: 1 - ab"]).abs().max())
+glue("t2_chain_err", f"{err:.4f}", display=False)
+check.round(4)
+
+# %% [markdown]
+# The largest difference between the iterated chain and the closed form is
+# {glue:text}`t2_chain_err`, the size of the Monte Carlo error with 200,000 chains
+# ($\approx 1/\sqrt{n}$).
+
+# %%
+artifacts.update_metrics(profile, "theory", {"T2": {"t_snr_1": t_half, "chain_vs_closed_form_max_err": err}})
+artifacts.update_metrics(profile, "wall_time_s", {"T2": round(time.perf_counter() - t_start, 1)})
