@@ -77,11 +77,18 @@ def confusion(cm, title="confusion matrix (real test set)"):
 
 
 def glue_figure(name: str, fig) -> None:
-    """Hand a figure to the book (``{glue:figure}``) and close it, so that the notebook
-    does not also print it inline a second time."""
+    """Hand a figure to the book (``{glue:figure}``) as a PNG, and close it, so that the
+    notebook does not also print it inline a second time. Saving the PNG ourselves keeps the
+    image whatever matplotlib backend the kernel runs (with ``MPLBACKEND=Agg`` a glued
+    Figure object would carry only its text form)."""
+    import io
+
+    from IPython.display import Image
     from myst_nb import glue
 
-    glue(name, fig, display=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    glue(name, Image(data=buf.getvalue(), format="png"), display=False)
     plt.close(fig)
 
 

@@ -225,6 +225,32 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, *, steps:
     return ema, losses
 
 
+def diffusion_for_profile(cfg: dict, fallback_steps: int, device, seed: int):
+    """The pipeline's diffusion model for ``cfg``'s profile (chapter 2's ``diffusion.pt``)
+    when it exists; otherwise a U-Net of the profile's size trained here for
+    ``fallback_steps`` steps on real MNIST and cached as ``theory_diffusion.pt``, so a
+    theory chapter opened on its own still runs. Returns ``(model, where_it_came_from)``."""
+    from . import artifacts, data, models
+
+    out = artifacts.artifact_dir(cfg["profile"])
+    if (out / "diffusion.pt").exists():
+        return artifacts.load_model(out / "diffusion.pt", "diffusion", device), "the pipeline's model (chapter 2)"
+    dcfg = {**cfg["diffusion"], "steps": fallback_steps, "milestones": (fallback_steps,), "seed": seed}
+    path = out / "theory_diffusion.pt"
+    cached = artifacts.load_if_current(path, "diffusion", dcfg, cfg["profile"])
+    if cached:
+        return artifacts.load_model(path, "diffusion", device), f"a U-Net trained for {fallback_steps} steps here"
+    unet = models.ConditionalUNet(base=dcfg["base"], mults=dcfg["mults"], attention=dcfg["attention"])
+    images, labels = data.load_mnist("train")
+    ema, losses = train_diffusion(unet, data.to_model_range(images), torch.as_tensor(labels).long(),
+                                  steps=fallback_steps, batch_size=dcfg["batch_size"], lr=dcfg["lr"],
+                                  p_uncond=dcfg["p_uncond"], ema_decay=dcfg["ema_decay"], T=dcfg["T"],
+                                  beta_start=dcfg["beta_start"], beta_end=dcfg["beta_end"], seed=seed, device=device)
+    artifacts.save_checkpoint(path, ema, kind="diffusion", config=dcfg, profile=cfg["profile"], seed=seed,
+                              extra={"losses": losses, "unet": ema.config})
+    return ema.eval(), f"a U-Net trained for {fallback_steps} steps here"
+
+
 def history_plain(hist: dict) -> dict:
     return _plain(hist)
 

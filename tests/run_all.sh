@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: unit tests, then every notebook at the smoke profile twice (papermill
 # writes reference outputs, nbval re-runs and compares the cells marked NBVAL_CHECK_OUTPUT),
-# then a -W book build of those executed notebooks.
+# then a -W book build of those executed notebooks (pipeline and theory chapters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KR_PROFILE=smoke MPLBACKEND=Agg
@@ -10,12 +10,15 @@ export KR_ARTIFACTS="$work/artifacts"   # never touch the user's artifacts/
 trap 'rm -rf "$work"' EXIT
 
 python -m pytest tests -q -p no:cacheprovider
-python -m kr_utils.book --profile smoke --out "$work/executed"
-python -m pytest --nbval-lax -q -p no:cacheprovider "$work"/executed/*.ipynb
-
-mkdir -p "$work/site/book"
+mkdir -p "$work/site"
 cp _config.yml _toc.yml "$work/site/"
-cp -r book/intro.md book/reproduce.md book/theory "$work/site/book/"
-cp -r "$work/executed" "$work/site/book/pipeline"
+cp -r book "$work/site/book"
+rm -rf "$work/site/book/pipeline" "$work/site/book/theory"/*.ipynb   # never a user's executed copies
+python -m kr_utils.book --profile smoke --out "$work/site/book"
+python -m pytest --nbval-lax -q -p no:cacheprovider "$work"/site/book/pipeline/*.ipynb "$work"/site/book/theory/*.ipynb
 jupyter-book build "$work/site" -n -W --keep-going -q
+# every glued figure must be an image in the HTML, not the text "<Figure size ...>"
+if grep -rl "&lt;Figure size" "$work/site/_build/html/book"; then
+    echo "figures rendered as text in the pages above" >&2; exit 1
+fi
 echo "tests passed"

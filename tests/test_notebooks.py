@@ -8,11 +8,21 @@ import nbformat
 import pytest
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-TWINS = sorted(NB_DIR.glob("*.py"))
+TWINS = sorted(NB_DIR.glob("*.py")) + sorted(NB_DIR.glob("theory/*.py"))
 
 
-def test_every_notebook_has_a_twin():
-    assert {p.stem for p in TWINS} == {p.stem for p in NB_DIR.glob("*.ipynb")} and len(TWINS) == 6
+def test_every_notebook_has_a_twin_and_is_run_by_the_book():
+    from kr_utils.book import NOTEBOOKS
+    ipynbs = sorted(NB_DIR.glob("*.ipynb")) + sorted(NB_DIR.glob("theory/*.ipynb"))
+    assert sorted(p.stem for p in TWINS) == sorted(p.stem for p in ipynbs) == sorted(NOTEBOOKS)
+    assert len(TWINS) == 14
+
+
+def test_toc_lists_every_chapter():
+    toc = (NB_DIR.parent / "_toc.yml").read_text()
+    for twin in TWINS:
+        group = "theory" if twin.parent.name == "theory" else "pipeline"
+        assert f"- file: book/{group}/{twin.stem}\n" in toc, twin
 
 
 @pytest.mark.parametrize("twin", TWINS, ids=lambda p: p.stem)
@@ -45,3 +55,9 @@ def test_environment_yml_mirrors_pyproject():
                                         if "==" in d}
     env = set(re.findall(r"^\s*- ([\w\-\.]+==[\w\.\-]+)\s*$", (root / "environment.yml").read_text(), re.M))
     assert pins == env
+
+
+def test_book_runner_rejects_unknown_names(tmp_path):
+    from kr_utils.book import run_notebooks
+    with pytest.raises(SystemExit, match="unknown notebooks"):
+        run_notebooks("smoke", tmp_path, only=["03_generaton"])

@@ -1,0 +1,168 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # T6. One small network per time step
+#
+# The physics thesis `001` (§5) keeps the noise model as simple as possible, so that it stays
+# analysable: a **single-hidden-layer ReLU autoencoder for every time step**, each trained
+# separately,
+#
+# $$\epsilon^{(t)}(x) = W_2^{(t)}\,\mathrm{ReLU}\big(W_1^{(t)}x + b_1^{(t)}\big) + b_2^{(t)},\qquad t = 1,\dots,T,
+#   \tag{T6.1}$$
+#
+# instead of one large network that takes $t$ as an input. We compare the two on what `001`
+# trained them on, MNIST digits 0 and 1:
+#
+# - `kr_utils.autoencoders.PerStepAutoencoders`: $T$ networks as in eq. (T6.1), held as stacked
+#   weight tensors so that all $T$ train in one batched matrix product;
+# - `kr_utils.autoencoders.SharedAutoencoder`: one single-hidden-layer network whose input is
+#   $[x_t, \mathrm{emb}(t)]$ with the fixed sinusoidal embedding of $t$.
+#
+# A chain of $T = 1000$ separate networks is out of reach on two CPU cores, so this chapter uses a
+# shorter chain, $T$ = {glue:text}`t6_T` with the schedule of eq. (1) rescaled by $1000/T$
+# (`kr_utils.autoencoders.short_schedule`), for both models.
+#
+# **What the autoencoder outputs.** `001` lets each autoencoder output $\epsilon$ directly. Near
+# $t = T$, though, $\epsilon$ is almost $x_t$ itself, and an identity map of 784 pixels does not
+# fit through a hidden layer narrower than 784 units. We measure that below. The models we keep
+# output a *clean digit* $D(x_t)$ instead (a denoising autoencoder), and $\epsilon$ follows from
+# eq. (T2.2): $\epsilon = (x_t - \sqrt{\bar\alpha_t}\,D(x_t))/\sqrt{1-\bar\alpha_t}$
+# (`output="x0"`). They are trained on the squared error of $D$ (`kr_utils.autoencoders.train_autoencoder`),
+# which is eq. (T3.6) with weights $\bar\alpha_t/(1-\bar\alpha_t)$. For a per-step network the
+# weight is one constant per network, and Adam's step does not depend on it.
+
+# %% tags=["remove-cell"]
+import sys
+if "google.colab" in sys.modules:
+    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion"
+    pass
+
+# %% tags=["parameters"]
+profile = None  # "smoke", "cpu" or "gpu"; None reads $KR_PROFILE, else "cpu"
+seed = None     # overrides the profile's seed
+
+# %%
+import time
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from myst_nb import glue
+import kr_utils
+from kr_utils import artifacts, autoencoders, data, diffusion, models, plots, toy
+
+cfg = kr_utils.get_config(profile)
+seed = cfg["seed"] if seed is None else seed
+profile, th = cfg["profile"], cfg["theory"]
+t_start = time.perf_counter()
+torch.manual_seed(seed)
+T = th["ae_T"]
+glue("t6_T", T, display=False)
+train_images, train_labels = data.load_mnist("train")
+test_images, test_labels = data.load_mnist("test")
+zero_one = (train_labels == 0) | (train_labels == 1)
+x0 = data.to_model_range(train_images[zero_one]).flatten(1)
+test01 = data.to_model_range(test_images[(test_labels == 0) | (test_labels == 1)]).flatten(1)
+betas, ab = autoencoders.short_schedule(T)
+sampler = diffusion.AncestralSampler(T=T, beta_start=betas[0].item(), beta_end=betas[-1].item(), clip_x0=True)
+glue("t6_n_train", f"{len(x0):,d}", display=False)
+
+# %% [markdown]
+# ## Training the three models
+#
+# {glue:text}`t6_n_train` training digits (all the 0s and 1s of MNIST's training set). The
+# widths and numbers of updates are the profile's (`theory` section of `kr_utils.config`); the
+# per-step model sees all $T$ steps of every batch in each update, the shared model one random
+# step per image.
+
+# %%
+specs = {
+    "per-step, outputs x0": (autoencoders.PerStepAutoencoders(T, th["ae_hidden"]), th["ae_steps"]),
+    "per-step, outputs eps (as in 001)": (autoencoders.PerStepAutoencoders(T, th["ae_hidden"], output="eps"), th["ae_steps"]),
+    "shared, outputs x0": (autoencoders.SharedAutoencoder(T, th["ae_shared_hidden"]), th["ae_shared_steps"]),
+}
+rows, samples = {}, {}
+ref = test01[torch.randperm(len(test01), generator=torch.Generator().manual_seed(seed))]
+floor = toy.energy_distance(ref[: th["ae_samples"]], ref[-th["ae_samples"]:])
+for name, (model, steps) in specs.items():
+    fit = autoencoders.train_autoencoder(model, x0, steps=steps, batch_size=th["ae_batch"],
+                                         lr=2e-3 if isinstance(model, autoencoders.PerStepAutoencoders) else 1e-3,
+                                         seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out, traj = diffusion.sample_loop(lambda x, t: model(x, t), sampler, torch.randn(th["ae_samples"], 784, generator=gen),
+                                          gen, return_trajectory=tuple(range(T)))
+    samples[name] = (out.clamp(-1, 1), traj)
+    rows[name] = {"parameters": models.count_parameters(model), "hidden units": model.config["hidden"],
+                  "updates": steps, "training time (s)": fit["train_s"],
+                  "final training loss": sum(fit["losses"][-20:]) / len(fit["losses"][-20:]),
+                  "sampling time (s)": time.perf_counter() - t0,
+                  "energy distance to test 0/1": toy.energy_distance(out.clamp(-1, 1), ref[: th["ae_samples"]])}
+cost = pd.DataFrame(rows).T
+cost.loc["two real draws (floor)"] = {"energy distance to test 0/1": floor}
+for key, name in (("per", "per-step, outputs x0"), ("eps", "per-step, outputs eps (as in 001)"), ("shared", "shared, outputs x0")):
+    glue(f"t6_ed_{key}", f"{cost.loc[name, 'energy distance to test 0/1']:.2f}", display=False)
+    glue(f"t6_params_{key}", f"{int(cost.loc[name, 'parameters']):,d}", display=False)
+    glue(f"t6_time_{key}", f"{cost.loc[name, 'training time (s)']:.0f} s", display=False)
+glue("t6_ed_floor", f"{floor:.2f}", display=False)
+cost.style.format("{:,.3f}", na_rep="")
+
+# %% [markdown]
+# ## What they generate
+
+# %%
+n_show = min(10, th["ae_samples"])
+fig = plots.mosaic(torch.cat([s[0][:n_show] for s in samples.values()]).reshape(-1, 1, 28, 28), nrow=3,
+                   row_labels=["per-step, x0", "per-step, eps", "shared, x0"])
+plots.glue_figure("fig_t6_samples", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_t6_samples
+# Samples of each model (`001` Fig. 6), one row per model, from the same starting noise.
+# ```
+#
+# The energy distance of the samples to real test 0s and 1s (in pixel space; two real draws are
+# {glue:text}`t6_ed_floor` apart) is {glue:text}`t6_ed_per` for the per-step denoising
+# autoencoders ({glue:text}`t6_params_per` parameters, trained in {glue:text}`t6_time_per`),
+# {glue:text}`t6_ed_shared` for the shared network ({glue:text}`t6_params_shared` parameters,
+# {glue:text}`t6_time_shared`), and {glue:text}`t6_ed_eps` for per-step networks that output
+# $\epsilon$ directly through the same narrow hidden layer: that last model generates noise, as
+# argued above.
+#
+# The per-step model pays in parameters ($T$ full networks) what it saves in capacity per
+# network: each one only has to undo one noise level. Its appeal in `001` is analytical: a
+# single-hidden-layer network at a fixed $t$ has a free energy that can be written down (its §6).
+#
+# ## The reverse trajectory
+#
+# Two samples of the per-step model along the chain (`001` Fig. 7).
+
+# %%
+traj = samples["per-step, outputs x0"][1]
+steps_shown = sorted({int(round(T * f)) for f in (0.99, 0.8, 0.6, 0.4, 0.2, 0.1, 0.05)} | {0}, reverse=True)
+steps_shown = [t for t in steps_shown if t in traj]
+frames = torch.stack([traj[t][:2] for t in steps_shown], 1).reshape(-1, 1, 28, 28)
+fig = plots.mosaic(frames.clamp(-1, 1), nrow=2, titles=[f"t={t}" for t in steps_shown] * 2)
+plots.glue_figure("fig_t6_trajectory", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_t6_trajectory
+# $x_t$ of two samples of the per-step model, from noise (left) to $t = 0$ (right).
+# ```
+
+# %%
+artifacts.update_metrics(profile, "theory", {"T6": {"T": T, **{k: v for k, v in cost.T.to_dict().items()
+                                                               if k != "two real draws (floor)"},
+                                                    "ed_floor": floor}})
+artifacts.update_metrics(profile, "wall_time_s", {"T6": round(time.perf_counter() - t_start, 1)})

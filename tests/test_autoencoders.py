@@ -1,0 +1,52 @@
+"""Theory chapter T6: per-step and shared single-hidden-layer autoencoders."""
+import pytest
+import torch
+
+from kr_utils import autoencoders as ae
+
+
+def test_short_schedule_ends_in_noise():
+    for T in (10, 50, 1000):
+        _, ab = ae.short_schedule(T)
+        assert ab[-1] < 1e-3 and len(ab) == T
+
+
+def test_per_step_networks_are_independent():
+    """A loss on step k's output changes only step k's weights."""
+    m = ae.PerStepAutoencoders(T=5, hidden=8, dim=12)
+    x = torch.randn(4, 12)
+    m(x, torch.full((4,), 3)).pow(2).sum().backward()
+    grads = m.W1.grad.flatten(1).abs().sum(1)
+    assert grads[3] > 0 and (grads[[0, 1, 2, 4]] == 0).all()
+    with pytest.raises(ValueError, match="one time step"):
+        m(x, torch.tensor([0, 1, 1, 1]))
+
+
+def test_all_steps_matches_forward():
+    m = ae.PerStepAutoencoders(T=4, hidden=6, dim=10, output="eps")
+    x = torch.randn(4, 3, 10)
+    batched = m.all_steps(x)
+    for k in range(4):
+        torch.testing.assert_close(batched[k], m(x[k], torch.full((3,), k)))
+
+
+def test_x0_output_converts_to_eps():
+    """With output='x0', a network that returns the true x0 yields the true eps."""
+    m = ae.SharedAutoencoder(T=20, hidden=4, dim=6)
+    x0, eps = torch.rand(5, 6), torch.randn(5, 6)
+    t = torch.full((5,), 7)
+    ab = m.alphas_cumprod[7]
+    xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+    torch.testing.assert_close(m.to_eps(x0, xt, t), eps, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="output"):
+        ae.SharedAutoencoder(T=5, hidden=4, output="score")
+
+
+@pytest.mark.parametrize("make", [lambda: ae.PerStepAutoencoders(T=8, hidden=16, dim=20),
+                                  lambda: ae.SharedAutoencoder(T=8, hidden=32, dim=20)])
+def test_training_reduces_the_loss(make):
+    g = torch.Generator().manual_seed(0)
+    prototypes = torch.rand(2, 20, generator=g) * 2 - 1  # two "digits"
+    data = prototypes[torch.randint(0, 2, (200,), generator=g)]
+    fit = ae.train_autoencoder(make(), data, steps=150, batch_size=32, lr=3e-3, progress=False)
+    assert sum(fit["losses"][-10:]) < 0.7 * sum(fit["losses"][:10])
