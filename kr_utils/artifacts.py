@@ -101,13 +101,14 @@ def read_metrics(profile: str) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def update_metrics(profile: str, section: str, values: dict) -> dict:
-    """Merge ``values`` into ``metrics.json[section]`` (atomic read-modify-write)."""
+def update_metrics(profile: str, section: str, values: dict) -> None:
+    """Merge ``values`` into ``metrics.json[section]`` (atomic read-modify-write).
+
+    Returns nothing, so that a notebook cell ending with it prints nothing."""
     metrics = read_metrics(profile)
     metrics.setdefault(section, {}).update(_plain(values))
     metrics["environment"] = environment()
     atomic_write_text(artifact_dir(profile) / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
-    return metrics
 
 
 def environment() -> dict:

@@ -125,7 +125,8 @@ for method, part in sweep.groupby("method"):
 axes[0].set_ylabel("fraction in requested cluster"); axes[1].set_ylabel("spread per axis")
 axes[1].axhline(0.5, c="0.5", ls="--", label="data")
 for ax in axes:
-    ax.set_xscale("symlog", linthresh=0.25); ax.set_xlabel("guidance strength (s or w)"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    ax.set_xscale("symlog", linthresh=0.25); ax.set_xlim(-0.02, 40)
+    ax.set_xlabel("guidance strength (s or w)"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
 fig.tight_layout()
 plots.glue_figure("fig_t5_sweep", fig)
 

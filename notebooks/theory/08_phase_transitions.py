@@ -91,7 +91,7 @@ for t, style in ((t_short, "-"), (t_long, "--")):
     axes[1].plot(mu, exact - exact.min(), "k" + style, label=f"exact, t = {t}")
     axes[1].plot(mu, approx - approx.min(), "tab:red", ls=style, label=f"{'short' if t == t_short else 'long'}-time limit")
 axes[1].set_ylim(0, 60); axes[1].set_xlabel(r"$\mu$"); axes[1].legend(fontsize=8)
-axes[1].set_title("the two limits (`001` Fig. 11)", fontsize=9)
+axes[1].set_title("the two limits (seed 001, Fig. 11)", fontsize=9)
 fig.tight_layout()
 plots.glue_figure("fig_t8_potential", fig)
 
