@@ -138,5 +138,23 @@ for path in sorted((artifacts.repo_root() / "results").glob("*/metrics.json")):
         "chapters 1-5 (min)": round(sum(r["wall_time_s"].values()) / 60, 1)}
 pd.DataFrame(rows).T if rows else "no recorded runs"
 
+# %% [markdown]
+# ## Cost of sampling: the thesis' sampler against the fast one
+# `benchmarks/samplers.py` generates with the 1000-step ancestral sampler and with the profile's
+# DDIM sampler from the same model, at the same batch size, and trains one student on a set
+# built with each; its recorded runs (`results/<profile>/sampler_benchmark.json`):
+
+# %%
+bench = {}
+for path in sorted((artifacts.repo_root() / "results").glob("*/sampler_benchmark.json")):
+    r = json.loads(path.read_text())
+    for name, s in r["samplers"].items():
+        bench[(path.parent.name, name)] = {
+            "device": r["environment"]["device"], "date": r["environment"]["date"],
+            "network passes / digit": s["network_passes_per_digit"], "digits/s": round(s["samples_per_s"], 2),
+            "acceptance": f"{100 * s['acceptance_rate']:.1f}%", "set size": s["set_size"],
+            "student acc.": f"{100 * s['student_accuracy']:.2f}%"}
+pd.DataFrame(bench).T if bench else "no recorded sampler benchmark"
+
 # %%
 artifacts.update_metrics(profile, "wall_time_s", {"06_analysis": round(time.perf_counter() - t_start, 1)})

@@ -111,4 +111,4 @@ plots.glue_figure("fig_t8_potential", fig)
 # %%
 artifacts.update_metrics(profile, "theory", {"T8": {"m_star": m_star, "alpha_bar_c": ab_c, "t_c_analytic": t_c,
                                                     "t_c_numeric": t_numeric}})
-artifacts.update_metrics(profile, "wall_time_s", {"T8": round(time.perf_counter() - t_start, 1)})
+artifacts.update_metrics(profile, "theory_wall_time_s", {"T8": round(time.perf_counter() - t_start, 1)})
