@@ -39,7 +39,7 @@
 # output a *clean digit* $D(x_t)$ instead (a denoising autoencoder), and $\epsilon$ follows from
 # eq. (T2.2): $\epsilon = (x_t - \sqrt{\bar\alpha_t}\,D(x_t))/\sqrt{1-\bar\alpha_t}$
 # (`output="x0"`). They are trained on the squared error of $D$ (`kr_utils.autoencoders.train_autoencoder`),
-# which is eq. (T3.6) with weights $\bar\alpha_t/(1-\bar\alpha_t)$. For a per-step network the
+# which is eq. (T3.6) with weights $(1-\bar\alpha_t)/\bar\alpha_t$ = 1/SNR. For a per-step network the
 # weight is one constant per network, and Adam's step does not depend on it.
 
 # %% tags=["remove-cell"]
