@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from scipy import optimize, stats
 
+from .diffusion import alphas_cumprod
+
 # --------------------------------------------------------------- chapter 1: latent variables
 
 
@@ -79,7 +81,7 @@ def posterior_monte_carlo(x0: float, xt: float, t: int, betas: torch.Tensor, n: 
     Compare with eq. (6), :meth:`kr_utils.diffusion.AncestralSampler.posterior`."""
     if not 1 <= t < len(betas):
         raise ValueError(f"t must be in [1, {len(betas) - 1}], got {t}")
-    ab_prev = torch.cumprod(1 - betas, 0)[t - 1].item()
+    ab_prev = alphas_cumprod(betas)[t - 1].item()
     beta = betas[t].item()
     prev = ab_prev ** 0.5 * x0 + (1 - ab_prev) ** 0.5 * torch.randn(n, generator=generator, dtype=torch.float64)
     w = torch.softmax(-((xt - (1 - beta) ** 0.5 * prev) ** 2) / (2 * beta), 0)
@@ -97,7 +99,7 @@ def elbo_weights(betas: torch.Tensor, sigma2: str = "beta") -> torch.Tensor:
     L_simple sets every lambda_t to 1.
     """
     alphas = 1 - betas
-    ab = torch.cumprod(alphas, 0)
+    ab = alphas_cumprod(betas)
     if sigma2 == "beta":
         s2 = betas
     elif sigma2 == "posterior":
@@ -109,9 +111,9 @@ def elbo_weights(betas: torch.Tensor, sigma2: str = "beta") -> torch.Tensor:
     return betas ** 2 / (2 * s2 * alphas * (1 - ab))
 
 
-def snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+def snr(alpha_bar: torch.Tensor) -> torch.Tensor:
     """Signal-to-noise ratio of x_t: alpha_bar_t / (1 - alpha_bar_t)."""
-    return alphas_cumprod / (1 - alphas_cumprod)
+    return alpha_bar / (1 - alpha_bar)
 
 
 # --------------------------------------------------------------- chapter 8: Curie-Weiss
