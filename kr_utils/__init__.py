@@ -3,10 +3,11 @@
 One module per pipeline stage: ``config`` (profiles), ``data`` (MNIST idx files),
 ``models`` (classifiers and U-Net), ``diffusion`` (schedule, loss, samplers), ``train``
 (classifiers, distillation, diffusion), ``synth`` (the labelled synthetic set),
-``evaluate`` (real-test metrics), ``artifacts`` (files shared between notebooks) and
+``evaluate`` (real-test metrics), ``experiments`` (the thesis' studies: student grid,
+degradation, ablation), ``artifacts`` (files shared between notebooks, result cache) and
 ``plots``. ``kr_utils.book`` runs the notebooks with papermill.
 """
 __version__ = "0.1.0"
 
-from . import artifacts, config, data, diffusion, evaluate, models, plots, synth, train  # noqa: E402,F401
+from . import artifacts, config, data, diffusion, evaluate, experiments, models, plots, synth, train  # noqa: E402,F401
 from .config import get_config  # noqa: E402,F401

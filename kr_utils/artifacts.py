@@ -91,6 +91,36 @@ def load_if_current(path, kind: str, config: dict, profile: str):
     return ckpt if ckpt["config"] == _plain(config) and ckpt["profile"] == profile else None
 
 
+def fingerprint(config: dict, *paths) -> str:
+    """A hash of what a result depends on: its settings and the bytes of the files (checkpoints,
+    datasets) it was made from. A changed setting or input gives a new key, so a cached result
+    (:func:`cached`, the synthetic set's ``summary.json``) is rebuilt only when it must be."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(_plain(config), sort_keys=True).encode())
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+def cached(path, key: str, compute):
+    """``compute()`` once per ``key``: the result (tensors, numbers, strings, lists, dicts) is
+    saved atomically at ``path`` and reused while the key is unchanged, so a second build
+    re-runs only what changed and an interrupted study keeps every finished run. An unreadable
+    file is recomputed, never trusted."""
+    path = Path(path)
+    if path.exists():
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            if stored.get("key") == key:
+                return stored["value"]
+        except Exception as err:  # a torn or foreign file: say so, then redo the work
+            print(f"ignoring unreadable cache file {path}: {err}")
+    value = compute()
+    atomic_torch_save({"key": key, "value": value}, path)
+    return value
+
+
 def _plain(obj):
     """JSON/torch-safe plain Python (tuples become lists)."""
     return json.loads(json.dumps(obj, default=str))

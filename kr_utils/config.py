@@ -2,7 +2,8 @@
 before any training starts.
 
 - ``smoke``: CI; every notebook in seconds, tiny models, numbers meaningless.
-- ``cpu``: the default; the whole book on a 2-core machine in under an hour, real results.
+- ``cpu``: the default; the whole book, experiments included, on a 2-core machine within two
+  hours, real results (smaller epochs, seeds and sizes than the thesis, stated per chapter).
 - ``gpu``: thesis scale (60k synthetic digits), for Colab or a lent GPU.
 """
 from __future__ import annotations
@@ -14,12 +15,14 @@ PROFILES: dict[str, dict] = {
     "smoke": dict(
         seed=0, test_subset=2000,
         teacher=dict(arch="resnet_preact", epochs=1, train_subset=2000, val_size=500,
-                     batch_size=64, lr=2e-3, patience=3),
+                     batch_size=64, lr=2e-3, patience=3, study_archs=("resnet_preact", "simple_cnn"),
+                     study_seeds=(0, 1)),
         diffusion=dict(base=8, mults=(1, 2, 2), attention=False, T=1000, beta_start=1e-4,
                        beta_end=0.02, steps=30, batch_size=64, lr=2e-3, p_uncond=0.1,
                        ema_decay=0.9, train_subset=2000, milestones=(10, 30)),
         generation=dict(sampler="ddim", num_steps=5, guidance_w=2.0, clip_x0=True,
-                        x_T_scale=1.0, noise_scale=1.0, batch_size=100, demo_per_class=1),
+                        x_T_scale=1.0, noise_scale=1.0, batch_size=100, demo_per_class=1,
+                        knob_steps=5, knob_per_class=2),
         # An untrained generator makes noise the teacher calls "0" with low confidence:
         # only the requested label and a low threshold fill ten quotas in seconds.
         synth=dict(per_class=10, threshold=0.15, threshold_floor=0.1, max_rounds=50,
@@ -27,27 +30,44 @@ PROFILES: dict[str, dict] = {
         student=dict(arch="resnet_preact", epochs=1, batch_size=64, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=False, temperature=4.0, alpha=0.5, augment=False,
                      seeds=(0,)),
+        experiments=dict(grid_archs=("resnet_preact", "simple_cnn"), grid_labels=("hard", "soft_t4"),
+                         grid_seeds=(0,), degradation_milestones=(10, 30), degradation_per_class=10,
+                         ablation_per_class=10, ablation_seeds=(0,), thesis_per_class=5),
         theory=dict(toy_steps=150, toy_hidden=64, toy_samples=300, classifier_steps=100,
                     ae_T=10, ae_hidden=16, ae_shared_hidden=64, ae_steps=20, ae_shared_steps=40,
                     ae_batch=32, ae_samples=20, recon_digits=2, recon_fallback_steps=30),
     ),
     "cpu": dict(
         seed=0, test_subset=None,
-        teacher=dict(arch="resnet_preact", epochs=3, train_subset=None, val_size=5000,
-                     batch_size=64, lr=2e-3, patience=3),
+        # Teachers: three architectures x three seeds of two epochs (the thesis: 30 epochs, 10 seeds).
+        teacher=dict(arch="resnet_preact", epochs=2, train_subset=None, val_size=5000,
+                     batch_size=64, lr=2e-3, patience=3,
+                     study_archs=("resnet_preact", "simple_cnn", "compressed_cnn"), study_seeds=(0, 1, 2)),
         diffusion=dict(base=16, mults=(1, 2, 4), attention=False, T=1000, beta_start=1e-4,
                        beta_end=0.02, steps=3000, batch_size=128, lr=2e-3, p_uncond=0.1,
-                       ema_decay=0.999, train_subset=None, milestones=(300, 1000, 3000)),
+                       ema_decay=0.999, train_subset=None,
+                       # the thesis' epochs 1, 3, 7, 25, 45, 65, 85, 100 of 100, scaled to 3,000 steps
+                       milestones=(30, 90, 210, 750, 1350, 1950, 2550, 3000)),
         # w = 1 (plain conditional): one network pass per step, and more diverse digits
         # than w = 2, which the student needs (measured: benchmarks/sweep_levers.py).
+        # knob_steps: the thesis' ancestral chain respaced to 100 steps for the knob study.
         generation=dict(sampler="ddim", num_steps=20, guidance_w=1.0, clip_x0=True,
-                        x_T_scale=1.0, noise_scale=1.0, batch_size=500, demo_per_class=1),
+                        x_T_scale=1.0, noise_scale=1.0, batch_size=500, demo_per_class=1,
+                        knob_steps=100, knob_per_class=20),
         synth=dict(per_class=2000, threshold=0.9, threshold_floor=0.5, max_rounds=50,
                    label_mode="teacher", mode="balanced", oversample=1.2),
-        # Three student seeds (a mean with an interval); 7 epochs keep the book under an hour.
-        student=dict(arch="resnet_preact", epochs=7, batch_size=64, lr=2e-3, patience=3,
+        # Three seeds of the main student (a mean with an interval), 3 epochs each: with the
+        # experiments of chapters 5-7 the whole book stays within two hours on 2 cores.
+        student=dict(arch="resnet_preact", epochs=3, batch_size=64, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
                      seeds=(0, 1, 2)),
+        # The other students of the grid (3 architectures x hard / soft tau=1 / soft tau=4) get
+        # two seeds; degradation: one student per architecture on 200 digits/class from each
+        # checkpoint; ablation: ResNet students on a 500/class subset of the synthetic set.
+        experiments=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
+                         grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1),
+                         degradation_milestones=(90, 210, 750, 1950, 3000), degradation_per_class=200,
+                         ablation_per_class=500, ablation_seeds=(0, 1), thesis_per_class=100),
         # Theory chapters (book/theory): all eight together in about 10 minutes on 2 cores.
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
@@ -56,17 +76,25 @@ PROFILES: dict[str, dict] = {
     "gpu": dict(
         seed=0, test_subset=None,
         teacher=dict(arch="resnet_preact", epochs=8, train_subset=None, val_size=5000,
-                     batch_size=128, lr=2e-3, patience=3),
+                     batch_size=128, lr=2e-3, patience=3,
+                     study_archs=("resnet_preact", "simple_cnn", "compressed_cnn"), study_seeds=tuple(range(10))),
         diffusion=dict(base=32, mults=(1, 2, 4), attention=True, T=1000, beta_start=1e-4,
                        beta_end=0.02, steps=4000, batch_size=256, lr=1e-3, p_uncond=0.1,
-                       ema_decay=0.999, train_subset=None, milestones=(500, 1500, 4000)),
+                       ema_decay=0.999, train_subset=None,
+                       milestones=(40, 120, 280, 1000, 1800, 2600, 3400, 4000)),
         generation=dict(sampler="ddim", num_steps=25, guidance_w=1.0, clip_x0=True,
-                        x_T_scale=1.0, noise_scale=1.0, batch_size=3000, demo_per_class=8),
+                        x_T_scale=1.0, noise_scale=1.0, batch_size=3000, demo_per_class=8,
+                        knob_steps=1000, knob_per_class=100),
         synth=dict(per_class=6000, threshold=0.9, threshold_floor=0.5, max_rounds=50,
                    label_mode="teacher", mode="balanced", oversample=1.2),
         student=dict(arch="resnet_preact", epochs=6, batch_size=128, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
-                     seeds=(0, 1, 2)),
+                     seeds=tuple(range(10))),
+        experiments=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
+                         grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1, 2),
+                         degradation_milestones=(120, 280, 1000, 1800, 2600, 3400, 4000),
+                         degradation_per_class=1000, ablation_per_class=2000, ablation_seeds=(0, 1, 2),
+                         thesis_per_class=100),
         theory=dict(toy_steps=8000, toy_hidden=256, toy_samples=5000, classifier_steps=4000,
                     ae_T=100, ae_hidden=512, ae_shared_hidden=1700, ae_steps=2000, ae_shared_steps=10000,
                     ae_batch=128, ae_samples=2000, recon_digits=20, recon_fallback_steps=3000),
@@ -131,6 +159,8 @@ def validate(cfg: dict) -> None:
     _positive(cfg, "synth", "per_class", "max_rounds", "oversample")
     _positive(cfg, "student", "epochs", "batch_size", "lr", "patience", "temperature")
     _positive(cfg, "theory", *cfg["theory"])
+    _positive(cfg, "generation", "knob_steps", "knob_per_class")
+    _positive(cfg, "experiments", "degradation_per_class", "ablation_per_class", "thesis_per_class")
     d, g, s, st = cfg["diffusion"], cfg["generation"], cfg["synth"], cfg["student"]
     if not 0 < d["beta_start"] < d["beta_end"] < 1:
         raise ConfigError(f"diffusion betas must satisfy 0 < beta_start < beta_end < 1, got "
@@ -164,6 +194,26 @@ def validate(cfg: dict) -> None:
         from .models import CLASSIFIERS
         if arch_key not in CLASSIFIERS:
             raise ConfigError(f"unknown classifier {arch_key!r}; expected one of {sorted(CLASSIFIERS)}")
+    from .experiments import LABEL_SETTINGS
+    e = cfg["experiments"]
+    for arch_key in (*cfg["teacher"]["study_archs"], *e["grid_archs"]):
+        if arch_key not in CLASSIFIERS:
+            raise ConfigError(f"unknown classifier {arch_key!r}; expected one of {sorted(CLASSIFIERS)}")
+    if cfg["teacher"]["arch"] not in cfg["teacher"]["study_archs"] or not cfg["teacher"]["study_seeds"]:
+        raise ConfigError("teacher.study_archs must include teacher.arch, and teacher.study_seeds must not be empty")
+    bad = set(e["grid_labels"]) - set(LABEL_SETTINGS)
+    if bad:
+        raise ConfigError(f"experiments.grid_labels: unknown {sorted(bad)}; expected names from {sorted(LABEL_SETTINGS)}")
+    missing = set(e["degradation_milestones"]) - set(d["milestones"])
+    if missing:
+        raise ConfigError(f"experiments.degradation_milestones {sorted(missing)} are not diffusion.milestones "
+                          f"{tuple(d['milestones'])}: no checkpoint is saved there")
+    for k in ("ablation_per_class", "thesis_per_class"):
+        if e[k] > s["per_class"]:
+            raise ConfigError(f"experiments.{k}={e[k]} exceeds synth.per_class={s['per_class']}: the ablation "
+                              f"draws its subsets from the synthetic set")
+    if g["knob_steps"] > d["T"]:
+        raise ConfigError(f"generation.knob_steps={g['knob_steps']} exceeds diffusion.T={d['T']}")
     if sorted(d["milestones"]) != list(d["milestones"]) or d["milestones"][-1] != d["steps"]:
         raise ConfigError(f"diffusion.milestones must be increasing and end at steps={d['steps']}, "
                           f"got {d['milestones']}")

@@ -106,16 +106,27 @@ class AncestralSampler(_Sampler):
                  noise_scale: float = 1.0):
         super().__init__(T, beta_start, beta_end)
         self.clip_x0, self.noise_scale = clip_x0, noise_scale
+        self.set_timesteps(None)
 
     def set_timesteps(self, num_steps: int | None = None):
-        if num_steps not in (None, self.T):
-            raise ValueError(f"the ancestral sampler runs all T={self.T} steps, got num_steps={num_steps}")
-        self.timesteps = torch.arange(self.T - 1, -1, -1)
+        """All T steps by default (the thesis' chain). With fewer, the chain is respaced
+        ('trailing' spacing, as in :class:`DDIMSampler`): between kept steps t > t' the
+        posterior (eq. 6) uses beta = 1 - alpha_bar_t / alpha_bar_t', as diffusers'
+        DDPMScheduler does with ``num_inference_steps < T``."""
+        num_steps = self.T if num_steps is None else num_steps
+        if not 0 < num_steps <= self.T:
+            raise ValueError(f"num_steps must be in [1, {self.T}], got {num_steps}")
+        self.timesteps = torch.round(torch.arange(self.T, 0, -self.T / num_steps)).long() - 1
+        self.prev = torch.cat([self.timesteps[1:], torch.tensor([-1])])
+        self._prev_of = dict(zip(self.timesteps.tolist(), self.prev.tolist()))
 
     def posterior(self, t: int):
-        """Eq. (6): coefficients of mu = c0 x_0 + ct x_t and the variance of q(x_{t-1}|x_t,x_0)."""
-        beta, ab = self.betas[t], self.alphas_cumprod[t]
-        ab_prev = self.alphas_cumprod[t - 1] if t > 0 else torch.tensor(1.0, dtype=torch.float64)
+        """Eq. (6): coefficients of mu = c0 x_0 + ct x_t and the variance of q(x_{t'}|x_t,x_0),
+        t' the previous kept step (t - 1 with all T steps)."""
+        t_prev = self._prev_of[t]
+        ab = self.alphas_cumprod[t]
+        ab_prev = self.alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+        beta = 1 - ab / ab_prev
         c0 = beta * ab_prev.sqrt() / (1 - ab)
         ct = (1 - ab_prev) * (1 - beta).sqrt() / (1 - ab)
         var = beta * (1 - ab_prev) / (1 - ab)
@@ -125,7 +136,7 @@ class AncestralSampler(_Sampler):
         x0 = self.predict_x0(x_t, eps, t, self.clip_x0)
         c0, ct, var = self.posterior(t)
         mean = c0 * x0 + ct * x_t
-        if t == 0:
+        if self._prev_of[t] < 0:
             return mean
         z = torch.randn(x_t.shape, generator=generator,
                         device=generator.device if generator is not None else x_t.device).to(x_t.device)
@@ -173,7 +184,7 @@ def build_sampler(name: str, T=1000, beta_start=1e-4, beta_end=0.02, clip_x0=Tru
                   num_steps: int | None = None):
     if name == "ancestral":
         s = AncestralSampler(T, beta_start, beta_end, clip_x0=clip_x0, noise_scale=noise_scale)
-        s.set_timesteps(None)
+        s.set_timesteps(num_steps)
     elif name == "ddim":
         s = DDIMSampler(T, beta_start, beta_end, clip_x0=clip_x0)
         s.set_timesteps(num_steps or 50)

@@ -48,6 +48,44 @@ def curves(histories: dict, keys=("val_loss", "val_acc"), xlabel="epoch"):
     return fig
 
 
+def band_curves(runs: dict, keys=("val_loss", "val_acc"), xlabel="epoch", reference: dict | None = None):
+    """One panel per key; per named group of runs (seeds), the mean over seeds with a band of
+    +- one standard deviation. ``reference``: {key: (label, value)} drawn as a dashed line."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        for name, hists in runs.items():
+            n = min(len(h[key]) for h in hists)  # early stopping may end seeds at different epochs
+            v = np.array([h[key][:n] for h in hists], dtype=float)
+            x = np.arange(1, n + 1)
+            mean = v.mean(0)
+            (line,) = ax.plot(x, mean, marker="o", ms=3, label=f"{name} ({len(hists)} seed{'s' * (len(hists) > 1)})")
+            if len(hists) > 1:
+                sd = v.std(0, ddof=1)
+                ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
+        if reference and key in reference:
+            label, value = reference[key]
+            ax.axhline(value, ls="--", c="0.4", lw=1, label=label)
+        ax.set_xlabel(xlabel); ax.set_title(key.replace("_", " ")); ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def grouped_bars(series: dict, xlabel="digit", ylabel="", ylim=None, figsize=(7, 3)):
+    """Side-by-side bars per category (x = 0..n-1), one colour per named series."""
+    fig, ax = plt.subplots(figsize=figsize)
+    width = 0.8 / len(series)
+    for i, (name, values) in enumerate(series.items()):
+        values = np.asarray(values, dtype=float)
+        ax.bar(np.arange(len(values)) + (i - (len(series) - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(range(len(values))); ax.set_xlabel(xlabel); ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.legend(fontsize=8); ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
 def loss_curve(losses, window: int = 50):
     """Per-step diffusion loss with a moving average."""
     losses = np.asarray(losses)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .artifacts import atomic_write_bytes, atomic_write_text
+from .artifacts import atomic_write_bytes, atomic_write_text, fingerprint
 from .data import read_images_labels, to_model_range, to_uint8, write_idx
 from .diffusion import generate
 from .evaluate import predict_logits
@@ -40,7 +40,7 @@ def build_synthetic_set(model, sampler, teacher, *, per_class: int, threshold: f
                         threshold_floor: float, guidance_w: float, x_T_scale: float = 1.0,
                         label_mode: str = "teacher", mode: str = "balanced", oversample: float = 1.2,
                         batch_size: int = 500, max_rounds: int = 50, seed: int = 0, device="cpu",
-                        progress: bool = True) -> dict:
+                        progress: bool = True, budget: int | None = None) -> dict:
     """Fill ``per_class`` digits of each class with teacher confidence >= threshold.
 
     Each round generates for the classes still short (``oversample`` x what is missing).
@@ -48,7 +48,12 @@ def build_synthetic_set(model, sampler, teacher, *, per_class: int, threshold: f
     ``threshold_floor``; below it, or after ``max_rounds``, a :class:`SyntheticSetError`
     lists the per-class counts. ``mode='unconditional'`` samples with the null class
     (w = 0) and keeps ``10 * per_class`` confident digits whatever their class.
+    ``budget``: generate at most this many digits and return what was kept, even if the
+    quotas are not full (``result['complete']`` says which); the degradation study uses it
+    so that a poor checkpoint costs the same time as a good one.
     """
+    if budget is not None and budget < 1:
+        raise ValueError(f"budget must be a positive number of digits, got {budget}")
     if label_mode not in ("teacher", "requested"):
         raise ValueError(f"label_mode must be 'teacher' or 'requested', got {label_mode!r}")
     if mode not in ("balanced", "unconditional"):
@@ -63,7 +68,10 @@ def build_synthetic_set(model, sampler, teacher, *, per_class: int, threshold: f
     log = {k: [] for k in ("requested", "logits", "round")}  # every generated digit
     thr, thresholds, rounds = threshold, [], 0
     bar = tqdm(total=total, desc="synthetic set", disable=not progress, mininterval=2)
+    generated = 0
     while counts.sum() < total:
+        if budget is not None and generated >= budget:
+            break
         if rounds >= max_rounds:
             raise SyntheticSetError(f"gave up after {max_rounds} rounds at threshold {thr:.2f}; "
                                     f"per-class counts {counts.tolist()} of {per_class}")
@@ -74,6 +82,10 @@ def build_synthetic_set(model, sampler, teacher, *, per_class: int, threshold: f
             req = np.repeat(np.arange(10), np.ceil(need * oversample).astype(int))
         else:
             req = np.full(int(math.ceil((total - counts.sum()) * oversample)), -1)
+        if budget is not None:
+            req = req[np.random.default_rng(seed + rounds).permutation(len(req))[: budget - generated]]
+            req.sort()
+        generated += len(req)
         kept_this_round = 0
         for chunk in np.array_split(req, max(1, math.ceil(len(req) / batch_size))):
             y = torch.as_tensor(chunk, dtype=torch.long)
@@ -94,7 +106,7 @@ def build_synthetic_set(model, sampler, teacher, *, per_class: int, threshold: f
                 kept["images"].append(imgs[i]); kept["labels"].append(label)
                 kept["requested"].append(int(chunk[i])); kept["logits"].append(logits[i].numpy())
                 bar.update(1)
-        if kept_this_round == 0 and counts.sum() < total:
+        if kept_this_round == 0 and counts.sum() < total and budget is None:
             if thr - 0.01 < threshold_floor - 1e-9:
                 raise SyntheticSetError(
                     f"no digit reached confidence {thr:.2f} in round {rounds}, and lowering it would pass "
@@ -105,7 +117,10 @@ def build_synthetic_set(model, sampler, teacher, *, per_class: int, threshold: f
     req_all = np.concatenate(log["requested"])
     conf_all = torch.as_tensor(logits_all).softmax(1).max(1).values.numpy()
     order = np.argsort(np.array(kept["labels"]), kind="stable")  # class-sorted, reproducible
+    if not kept["images"]:
+        raise SyntheticSetError(f"no generated digit reached confidence {thr:.2f} within the budget of {budget}")
     result = {
+        "complete": bool(counts.sum() >= total),
         "images": np.stack(kept["images"])[order], "labels": np.array(kept["labels"], dtype=np.uint8)[order],
         "requested": np.array(kept["requested"])[order], "logits": np.stack(kept["logits"])[order],
         "generated_requested": req_all, "generated_logits": logits_all,
@@ -141,13 +156,8 @@ def confidence_table(result: dict) -> list[dict]:
 
 def inputs_key(config: dict, *paths) -> str:
     """A fingerprint of what a synthetic set depends on: its settings and the bytes of the
-    checkpoints it was made with (teacher, diffusion model)."""
-    import hashlib
-
-    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    for p in paths:
-        h.update(Path(p).read_bytes())
-    return h.hexdigest()
+    checkpoints it was made with (teacher, diffusion model); see :func:`artifacts.fingerprint`."""
+    return fingerprint(config, *paths)
 
 
 def cached_summary(folder, key: str) -> dict | None:
@@ -180,7 +190,7 @@ def save_synthetic_set(folder, result: dict, key: str | None = None, extra: dict
     w.writeheader(); w.writerows(rows)
     atomic_write_text(folder / "confidence_per_class.csv", out.getvalue())
     summary = {k: result[k] for k in ("generated", "threshold", "final_threshold", "rounds", "acceptance_rate",
-                                       "agreement", "label_mode", "mode")}
+                                       "agreement", "label_mode", "mode", "complete")}
     summary["size"] = int(len(result["labels"]))
     summary["class_counts"] = np.bincount(result["labels"], minlength=10).tolist()
     summary.update(extra or {}, inputs_key=key)

@@ -79,7 +79,7 @@ def _evaluate(model, x, y, batch_size=1000):
 def train_classifier(model, train, val, *, epochs: int, batch_size: int, lr: float, patience: int,
                      seed: int, device, soft: bool = False, temperature: float = 4.0, alpha: float = 0.5,
                      use_augment: bool = False, cosine: bool = True, report: dict | None = None,
-                     resume_path: str | Path | None = None, desc: str = "train"):
+                     resume_path: str | Path | None = None, desc: str = "train", select_best: bool = True):
     """Adam + early stopping on validation loss; returns (best model, history).
 
     ``train``/``val``: tuples ``(x, labels)`` or ``(x, labels, teacher_logits)`` of tensors;
@@ -89,6 +89,8 @@ def train_classifier(model, train, val, *, epochs: int, batch_size: int, lr: flo
     ``resume_path``: state saved after each epoch; an interrupted run continues from it.
     ``cosine``: decay the learning rate from ``lr`` to 0 over ``epochs`` (per batch), which
     removes most of the epoch-to-epoch jitter of Adam at lr 0.002 with BatchNorm.
+    ``select_best=False``: keep the final weights instead of those of the best validation
+    epoch (the ablation of chapter 7 compares the two).
     """
     gen = seed_everything(seed)
     model = model.to(device)
@@ -144,8 +146,9 @@ def train_classifier(model, train, val, *, epochs: int, batch_size: int, lr: flo
             atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                                "gen": gen.get_state(),
                                "hist": hist, "best": best, "epoch": epoch}, resume_path)
-    model.load_state_dict(best["state"])
-    hist["best_epoch"] = best["epoch"]
+    if select_best:
+        model.load_state_dict(best["state"])
+    hist["best_epoch"] = best["epoch"] if select_best else hist["epoch"][-1]
     return model, hist
 
 
@@ -268,11 +271,14 @@ def synthetic_split(images_uint8, labels, teacher_logits, val_fraction: float, s
 
 
 def train_student(train, val, scfg: dict, *, seed: int, device, **kwargs):
-    """Train a fresh student of the config section ``scfg`` (arch, epochs, lr, soft, ...)
-    with :func:`train_classifier`; ``kwargs`` pass through (report, resume_path, desc)."""
+    """Train a fresh classifier of the config section ``scfg`` (arch, epochs, lr, and for a
+    student soft, temperature, alpha, augment) with :func:`train_classifier`; ``kwargs`` pass
+    through (report, resume_path, desc, select_best). A teacher's section, without the
+    distillation keys, trains on hard labels without augmentation."""
     from .models import build_classifier
 
     return train_classifier(
         build_classifier(scfg["arch"]), train, val, epochs=scfg["epochs"], batch_size=scfg["batch_size"],
-        lr=scfg["lr"], patience=scfg["patience"], seed=seed, device=device, soft=scfg["soft"],
-        temperature=scfg["temperature"], alpha=scfg["alpha"], use_augment=scfg["augment"], **kwargs)
+        lr=scfg["lr"], patience=scfg["patience"], seed=seed, device=device, soft=scfg.get("soft", False),
+        temperature=scfg.get("temperature", 4.0), alpha=scfg.get("alpha", 0.5),
+        use_augment=scfg.get("augment", False), **kwargs)

@@ -55,10 +55,11 @@ seed = None     # overrides the profile's seed
 
 # %%
 import time
+import pandas as pd
 import torch
 from myst_nb import glue
 import kr_utils
-from kr_utils import artifacts, data, diffusion, plots, synth
+from kr_utils import artifacts, data, diffusion, evaluate, plots
 
 cfg = kr_utils.get_config(profile)
 seed = cfg["seed"] if seed is None else seed
@@ -68,99 +69,145 @@ device = artifacts.device()
 t_start = time.perf_counter()
 unet = artifacts.load_model(out / "diffusion.pt", "diffusion", device)
 teacher = artifacts.load_model(out / "teacher.pt", "teacher", device)
-labels = torch.arange(10).repeat_interleave(gcfg["demo_per_class"])
+labels = torch.arange(10).repeat_interleave(gcfg["knob_per_class"])
 schedule = dict(T=dcfg["T"], beta_start=dcfg["beta_start"], beta_end=dcfg["beta_end"])
-
-
-KEEP = (999, 800, 600, 400, 300, 200, 100, 50, 0)  # timesteps kept for the trajectory figure
-trajectories = {}
-
-
-def run(sampler, w, labels=labels, name=""):
-    """Generate, then report the teacher's mean confidence and agreement with the request."""
-    t0 = time.perf_counter()
-    x, trajectories[name] = diffusion.generate(unet, sampler, labels, w, torch.Generator().manual_seed(seed),
-                                               progress=True, return_trajectory=KEEP)
-    dt = time.perf_counter() - t0
-    probs = synth.label_with_teacher(teacher, data.to_uint8(x), device).softmax(1)
-    conf, pred = probs.max(1)
-    return x, {"conf": conf.mean().item(), "agree": (pred == labels).float().mean().item(),
-               "accept": (conf >= cfg["synth"]["threshold"]).float().mean().item(), "samples_per_s": len(x) / dt}
-
+threshold = cfg["synth"]["threshold"]
+knob_ts = diffusion.build_sampler("ancestral", **schedule, num_steps=gcfg["knob_steps"]).timesteps
+KEEP = tuple(knob_ts[torch.linspace(0, len(knob_ts) - 1, 9).round().long()].tolist())  # for the trajectory
+glue("knob_steps", gcfg["knob_steps"], display=False)
+glue("knob_n", len(labels), display=False)
+glue("knob_per_class", gcfg["knob_per_class"], display=False)
 
 # %% [markdown]
-# ## Clipping $\hat x_0$ with the thesis' ancestral sampler
-# Same noise, same guidance weight, 1000 steps; left without clipping, right with it.
+# ## The knobs of the thesis, measured
+# The thesis varied four things when sampling (§3.3.3-§3.3.4, Figs. 7-8): clipping of
+# $\hat x_0$, the guidance weight, the scale of the initial noise $x_T$ (`x_T_scale`) and of the
+# noise added at each ancestral step (`noise_scale`, the $\sigma_t z$ term of eq. 6). Each setting
+# below draws the same {glue:text}`knob_n` digits ({glue:text}`knob_per_class` per class, same
+# seed) with the ancestral sampler. At this profile its chain is respaced to
+# {glue:text}`knob_steps` steps (`AncestralSampler.set_timesteps`: eq. 6 between the kept steps,
+# with $eta = 1-arlpha_t/arlpha_{t'}$, checked against diffusers' `DDPMScheduler`); at
+# the `gpu` profile it runs all 1000. For every setting the teacher reports
+# (`kr_utils.evaluate.generation_quality`) its mean confidence, how often its label is the
+# requested class, the fraction accepted at the synthetic set's threshold, and a **diversity**:
+# the mean distance between two digits of the same class in the teacher's 64-dimensional
+# feature space (`evaluate.feature_diversity`), beside the same measure on real test digits.
+# Each setting is cached under `artifacts/<profile>/knobs/`.
 
 # %%
-results = {}
-w = gcfg["guidance_w"]
-for clip in (False, True):
-    s = diffusion.build_sampler("ancestral", **schedule, clip_x0=clip, noise_scale=gcfg["noise_scale"])
-    results[f"ancestral, clip={clip}"] = run(s, w, name=f"clip={clip}")
-fig = plots.mosaic(torch.cat([results["ancestral, clip=False"][0], results["ancestral, clip=True"][0]]),
-                   nrow=2 * gcfg["demo_per_class"],
-                   row_labels=["no clip"] * gcfg["demo_per_class"] + ["clip"] * gcfg["demo_per_class"])
+w0 = gcfg["guidance_w"]
+SETTINGS = {  # name: (sampler, steps, clip, w, x_T scale, noise scale)
+    "no clipping": ("ancestral", gcfg["knob_steps"], False, w0, 1.0, 1.0),
+    "clipping": ("ancestral", gcfg["knob_steps"], True, w0, 1.0, 1.0),
+    **{f"w={w}": ("ancestral", gcfg["knob_steps"], True, w, 1.0, 1.0) for w in (0.0, 0.5, 1.0, 2.0, 4.0)},
+    **{f"x_T×{a}, noise×{b}": ("ancestral", gcfg["knob_steps"], True, w0, a, b) for a, b in
+       ((1.0, 1.0), (1.0, 0.5), (0.5, 1.0), (0.5, 0.5))},
+    f"DDIM {gcfg['num_steps']} steps (the set's sampler)": ("ddim", gcfg["num_steps"], gcfg["clip_x0"], w0,
+                                                           gcfg["x_T_scale"], 1.0),
+}
+
+
+def knob_run(name, sampler_name, steps, clip, w, x_T_scale, noise_scale):
+    """Generate the digits of one setting (cached) and let the teacher measure them."""
+    def compute():
+        s = diffusion.build_sampler(sampler_name, **schedule, clip_x0=clip, noise_scale=noise_scale, num_steps=steps)
+        t0 = time.perf_counter()
+        x, traj = diffusion.generate(unet, s, labels, w, torch.Generator().manual_seed(seed), x_T_scale=x_T_scale,
+                                     progress=True, return_trajectory=KEEP)
+        x = data.to_model_range(data.to_uint8(x))  # what the teacher and a student would see
+        return {"images": x.half(), "samples_per_s": len(x) / (time.perf_counter() - t0),
+                "trajectory": torch.stack([traj[t][:: gcfg["knob_per_class"]] for t in KEEP], 1).half()
+                if sampler_name == "ancestral" else None,
+                **evaluate.generation_quality(teacher, x, labels, threshold, device=device)}
+    key = artifacts.fingerprint({"setting": SETTINGS[name], "labels": labels.tolist(), "seed": seed,
+                                 "threshold": threshold}, out / "diffusion.pt", out / "teacher.pt")
+    return artifacts.cached(out / "knobs" / f"{name.replace(' ', '_').replace('×', 'x')}.pt", key, compute)
+
+
+results = {name: knob_run(name, *setting) for name, setting in SETTINGS.items()}
+x_real, y_real = data.test_tensors(None)
+real_pick = torch.cat([torch.nonzero(y_real == c).flatten()[: gcfg["knob_per_class"]] for c in range(10)])
+real_diversity = evaluate.feature_diversity(evaluate.features(teacher, x_real[real_pick], device=device),
+                                            y_real[real_pick])
+
+# %%
+def rows_of(names):
+    """Mosaic of one digit per class (columns) per setting (rows)."""
+    first = torch.arange(10) * gcfg["knob_per_class"]
+    return torch.cat([results[n]["images"][first].float() for n in names])
+
+
+clip_names = ["no clipping", "clipping"]
+fig = plots.mosaic(rows_of(clip_names), nrow=2, row_labels=clip_names)
 plots.glue_figure("fig_clipping", fig)
+w_names = [f"w={w}" for w in (0.0, 0.5, 1.0, 2.0, 4.0)]
+fig = plots.mosaic(rows_of(w_names), nrow=5, row_labels=w_names)
+plots.glue_figure("fig_guidance", fig)
+noise_names = [n for n in SETTINGS if n.startswith("x_T")]
+fig = plots.mosaic(rows_of(noise_names), nrow=4, row_labels=noise_names)
+plots.glue_figure("fig_noise", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_clipping
-# Ancestral sampling (1000 steps) without (top rows) and with (bottom rows) clipping of
-# $\hat x_0$ to $[-1, 1]$; columns are digits 0-9.
+# Ancestral sampling without (top) and with (bottom) clipping of $\hat x_0$ to $[-1, 1]$, same
+# noise, digits 0-9 (the thesis' Figs. 7 and 8).
 # ```
 #
-# ## The fast sampler and the guidance weight
-# DDIM with the profile's number of steps, for four guidance weights (one row each).
-
-# %%
-ddim = diffusion.build_sampler("ddim", **schedule, clip_x0=gcfg["clip_x0"], num_steps=gcfg["num_steps"])
-rows = []
-for w_ in (0.0, 1.0, 2.0, 4.0):
-    x, r = run(ddim, w_, torch.arange(10))
-    results[f"ddim {gcfg['num_steps']} steps, w={w_}"] = (x, r)
-    rows.append(x)
-fig = plots.mosaic(torch.cat(rows), nrow=4, row_labels=["w=0", "w=1", "w=2", "w=4"])
-plots.glue_figure("fig_guidance", fig)
-x, r = run(ddim, w)
-results[f"ddim {gcfg['num_steps']} steps, w={w} (default)"] = (x, r)
-
-# %% [markdown]
 # ```{glue:figure} fig_guidance
-# DDIM samples for digits 0-9 with guidance weight $w = 0$ (unconditional: the requested class
-# is ignored), 1, 2 and 4.
+# Guidance weight $w$ = 0 (the class is ignored), 0.5, 1 (plain conditional), 2 and 4.
 # ```
 #
-# ## What the teacher thinks of them
-# For each setting: the teacher's mean confidence (max softmax), how often its label agrees with
-# the requested class, the fraction that would pass the 0.9 threshold of the synthetic set, and
-# the speed of generation on this machine.
+# ```{glue:figure} fig_noise
+# The four combinations of initial-noise scale and per-step noise scale of §3.3.3.
+# ```
 
 # %%
-import pandas as pd
-table = pd.DataFrame({k: v[1] for k, v in results.items()}).T
-table.columns = ["teacher confidence", "agrees with request", "accepted at 0.9", "samples/s"]
-glue("ddim_speedup", f"{table.iloc[-1]['samples/s'] / table.iloc[1]['samples/s']:.0f}", display=False)
-table.style.format("{:.3f}")
+table = pd.DataFrame({n: {k: r[k] for k in ("confidence", "agreement", "accepted", "diversity", "samples_per_s")}
+                      for n, r in results.items()}).T
+table.loc["real test digits", "diversity"] = real_diversity
+table.columns = ["teacher confidence", "agrees with request", f"accepted at {threshold}", "diversity",
+                 "digits/s"]
+best_accept = table[f"accepted at {threshold}"].idxmax()
+most_diverse = table["diversity"].drop("real test digits").idxmax()
+ddim_name = list(SETTINGS)[-1]
+glue("knob_clip_accept", f"{100 * results['no clipping']['accepted']:.1f}% → {100 * results['clipping']['accepted']:.1f}%",
+     display=False)
+glue("knob_w_div", f"{results['w=0.0']['diversity']:.2f} → {results['w=4.0']['diversity']:.2f}", display=False)
+glue("knob_w_accept", f"{100 * results['w=0.0']['accepted']:.1f}% → {100 * results['w=4.0']['accepted']:.1f}%",
+     display=False)
+glue("knob_real_div", f"{real_diversity:.2f}", display=False)
+glue("knob_noise_conf", ", ".join(f"{results[n]['confidence']:.3f}" for n in noise_names), display=False)
+glue("ddim_speedup", f"{results[ddim_name]['samples_per_s'] / results['clipping']['samples_per_s']:.1f}",
+     display=False)
+table.style.format("{:.3f}", na_rep="")
 
 # %% [markdown]
-# The default fast sampler is {glue:text}`ddim_speedup` times faster per digit than the
-# 1000-step ancestral sampler on this machine.
+# Read from the table: clipping moves the fraction accepted at the threshold from
+# {glue:text}`knob_clip_accept`. Raising the guidance weight from 0 to 4 moves acceptance
+# {glue:text}`knob_w_accept` while the diversity within a class goes {glue:text}`knob_w_div`
+# (real digits: {glue:text}`knob_real_div`): stronger guidance buys the teacher's confidence with
+# variety, which a student needs (chapter 5). The teacher's mean confidence for the four noise
+# combinations, in the order of the figure, is {glue:text}`knob_noise_conf`; the thesis
+# reported that confidence falls as the noise grows. The DDIM sampler that builds the synthetic
+# set (chapter 4) is {glue:text}`ddim_speedup` times faster per digit than the ancestral chain
+# of this study on this machine.
 #
 # ## A trajectory
-# The state $x_t$ of one digit of each class along the clipped ancestral chain above.
+# The state $x_t$ of one digit of each class along the clipped ancestral chain.
 
 # %%
-traj = trajectories["clip=True"]
-first = torch.arange(10) * gcfg["demo_per_class"]  # one digit per class
-frames = torch.stack([traj[t][first] for t in KEEP], 1).reshape(-1, 1, 28, 28)
-fig = plots.mosaic(frames, nrow=10, titles=[f"t={t}" for t in KEEP] + [""] * (len(frames) - len(KEEP)))
+traj = results["clipping"]["trajectory"].float()
+fig = plots.mosaic(traj.reshape(-1, 1, 28, 28), nrow=10, titles=[f"t={t}" for t in KEEP] + [""] * (traj.numel() // 784 - len(KEEP)))
 plots.glue_figure("fig_trajectory", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_trajectory
-# From noise ($t = 999$) to a digit ($t = 0$), one row per class.
+# From noise to a digit, one row per class: the state after the step at the timestep named
+# above each column (the last column is the finished digit).
 # ```
 
 # %%
-artifacts.update_metrics(profile, "generation", {k: v[1] for k, v in results.items()})
+artifacts.update_metrics(profile, "generation", {"knobs": table.drop("real test digits").to_dict(orient="index"),
+                                                 "real_diversity": real_diversity,
+                                                 "knob_sampler_steps": gcfg["knob_steps"]})
 artifacts.update_metrics(profile, "wall_time_s", {"03_generation": round(time.perf_counter() - t_start, 1)})

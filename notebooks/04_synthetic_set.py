@@ -92,8 +92,7 @@ glue("synth_agreement", f"{100 * summary['agreement']:.1f}%" if summary["agreeme
      display=False)
 glue("synth_time", f"{gen_time / 60:.1f}", display=False)
 glue("synth_rate", f"{summary['generated_per_s']:.0f}", display=False)
-glue("synth_sampler", f"{gcfg['sampler']} with {gcfg['num_steps']} steps" if gcfg["sampler"] == "ddim"
-     else "ancestral with 1000 steps", display=False)
+glue("synth_sampler", f"{gcfg['sampler']} with {gcfg['num_steps']} steps", display=False)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -113,6 +112,26 @@ print(f"synthetic set: {summary['size']} digits, per class {summary['class_count
 # %%
 conf_table = pd.read_csv(out / "synthetic" / "confidence_per_class.csv").set_index("class")
 conf_table.style.format({c: "{:.3f}" for c in ["conf_mean", "conf_std", "frac_above_threshold", "teacher_agrees"]})
+
+# %% [markdown]
+# ## Class balance
+# Every class is asked for until its quota is full; classes the teacher accepts less often cost
+# more generated digits.
+
+# %%
+fig = plots.grouped_bars({"generated (requested class)": conf_table["generated"],
+                          "kept (teacher's label)": conf_table["kept"]}, ylabel="digits")
+plots.glue_figure("fig_class_balance", fig)
+hardest = int(conf_table["frac_above_threshold"].idxmin())
+glue("synth_hardest_class", hardest, display=False)
+glue("synth_hardest_accept", f"{100 * conf_table.loc[hardest, 'frac_above_threshold']:.1f}%", display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_class_balance
+# Digits generated per requested class and kept per label. The kept set is balanced by
+# construction; the digit the teacher accepts least often is {glue:text}`synth_hardest_class`
+# ({glue:text}`synth_hardest_accept` of its generated digits pass the threshold).
+# ```
 
 # %%
 stored = synth.load_synthetic_set(out / "synthetic")  # read back through the idx reader

@@ -23,6 +23,11 @@ def test_env_chooses_profile(monkeypatch):
     (dict(generation__num_steps=2000), "exceeds diffusion.T=1000"),
     (dict(student__arch="vgg"), "unknown classifier 'vgg'"),
     (dict(synth__colour="red"), "unknown override 'synth__colour'"),
+    (dict(experiments__degradation_milestones=(90, 500)), r"degradation_milestones \[500\] are not diffusion.milestones"),
+    (dict(experiments__grid_labels=("hard", "soft_t9")), r"unknown \['soft_t9'\]"),
+    (dict(experiments__ablation_per_class=5000), "exceeds synth.per_class=2000"),
+    (dict(teacher__study_archs=("simple_cnn",)), "must include teacher.arch"),
+    (dict(generation__knob_steps=0), "generation.knob_steps must be a positive number"),
 ])
 def test_impossible_values_are_rejected(overrides, message):
     with pytest.raises(config.ConfigError, match=message):

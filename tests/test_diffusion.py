@@ -30,6 +30,24 @@ def test_ancestral_step_matches_ddpm_scheduler(clip):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("n,clip", [(100, True), (20, False)])
+def test_respaced_ancestral_matches_ddpm_scheduler(n, clip):
+    """Fewer than T steps: the posterior between kept steps, as diffusers computes it."""
+    ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                                  clip_sample=clip, variance_type="fixed_small", timestep_spacing="trailing")
+    ref.set_timesteps(n)
+    ours = diffusion.build_sampler("ancestral", clip_x0=clip, num_steps=n)
+    assert ours.timesteps.tolist() == ref.timesteps.tolist()
+    g = torch.Generator().manual_seed(1)
+    x, eps = torch.randn(4, 1, 28, 28, generator=g), torch.randn(4, 1, 28, 28, generator=g)
+    for t in ours.timesteps.tolist()[:: max(1, n // 5)] + [ours.timesteps[-1].item()]:
+        a = ours.step(eps, t, x, generator=torch.Generator().manual_seed(t))
+        b = ref.step(eps, t, x, generator=torch.Generator().manual_seed(t)).prev_sample
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="num_steps"):
+        ours.set_timesteps(1001)
+
+
 @pytest.mark.parametrize("spacing,n,clip", [("leading", 50, False), ("trailing", 20, False), ("trailing", 20, True)])
 def test_ddim_matches_ddim_scheduler(spacing, n, clip):
     ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",

@@ -90,6 +90,19 @@ def test_threshold_is_lowered_then_stops_at_the_floor():
     assert r["thresholds"][0] == 0.9 and r["thresholds"] == sorted(r["thresholds"], reverse=True)
 
 
+def test_budget_returns_a_partial_set_instead_of_failing():
+    # class 7 never passes 0.9: without a budget the build would lower the threshold; with one
+    # it stops after the budget and says the set is incomplete
+    r = build(FakeTeacher(unsure={7}), oversample=1.0, budget=50)
+    assert r["generated"] == 50 and not r["complete"] and r["final_threshold"] == 0.9
+    assert np.bincount(r["labels"], minlength=10).tolist() == [5] * 7 + [0] + [5] * 2
+    assert build(FakeTeacher(), oversample=1.0, budget=50)["complete"]
+    with pytest.raises(synth.SyntheticSetError, match="within the budget"):
+        build(FakeTeacher(unsure=set(range(10))), budget=20)
+    with pytest.raises(ValueError, match="budget must be a positive"):
+        build(FakeTeacher(), budget=0)
+
+
 def test_unconditional_mode_keeps_total():
     r = build(FakeTeacher(), mode="unconditional", per_class=3)
     assert len(r["labels"]) == 30 and r["agreement"] is None

@@ -1,0 +1,219 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+
+# %% [markdown]
+# # 6. Degradation and errors: students of under-trained generators
+#
+# How good must the generator be? The thesis (§4.4, Figs. 19-21) built a synthetic set from its
+# U-Net after 8, 17, 35, 50, 65, 80 and 100 epochs of training, trained the three students on
+# each, and measured them on the real test set: from 22-37% (epoch 8) to 92-96% (epoch 80),
+# with a small drop at epoch 100 that it attributed to an over-fitted generator. We repeat the
+# study with the milestone checkpoints of chapter 2. So that a poor checkpoint costs the same
+# time as a good one, every checkpoint gets the same budget: {glue:text}`degr_per_class`
+# generated digits per class (the profile's DDIM sampler and guidance), of which the teacher
+# keeps those with confidence at or above {glue:text}`degr_threshold` and labels them; there is
+# no refill (`kr_utils.synth.build_synthetic_set` with `budget=`). One student of each
+# architecture, with the profile's labels and epochs, learns from each set.
+#
+# The second half looks at the errors (§4.5, Figs. 22-23): the confusion matrix of an early
+# student, near the thesis' 83-84%, and of the final student of chapter 5, with the real
+# test digits each gets wrong most confidently.
+
+# %% tags=["remove-cell"]
+import sys
+if "google.colab" in sys.modules:
+    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion"
+    pass
+
+# %% tags=["parameters"]
+profile = None  # "smoke", "cpu" or "gpu"; None reads $KR_PROFILE, else "cpu"
+seed = None     # overrides the profile's seed
+
+# %%
+import time
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from myst_nb import glue
+import kr_utils
+from kr_utils import artifacts, data, diffusion, evaluate, experiments, plots, synth, thesis, train
+
+cfg = kr_utils.get_config(profile)
+seed = cfg["seed"] if seed is None else seed
+dcfg, gcfg, scfg, ecfg, profile = cfg["diffusion"], cfg["generation"], cfg["student"], cfg["experiments"], cfg["profile"]
+out = artifacts.artifact_dir(profile)
+device = artifacts.device()
+t_start = time.perf_counter()
+teacher = artifacts.load_model(out / "teacher.pt", "teacher", device)
+sampler = diffusion.build_sampler(gcfg["sampler"], dcfg["T"], dcfg["beta_start"], dcfg["beta_end"],
+                                  clip_x0=gcfg["clip_x0"], noise_scale=gcfg["noise_scale"], num_steps=gcfg["num_steps"])
+x_te, y_te = data.test_tensors(cfg["test_subset"])
+n_per_class, threshold = ecfg["degradation_per_class"], cfg["synth"]["threshold"]
+milestones = ecfg["degradation_milestones"]
+missing = [m for m in milestones if not (out / f"diffusion_step{m}.pt").exists()]
+if missing:
+    raise FileNotFoundError(f"no checkpoint for diffusion steps {missing} in {out}: run chapter 2 first")
+main_labels = experiments.label_setting_of(scfg)
+glue("degr_per_class", n_per_class, display=False)
+glue("degr_threshold", threshold, display=False)
+
+# %% [markdown]
+# ## A synthetic set from each checkpoint
+
+# %%
+def degradation_set(step):
+    """The budgeted set of one milestone checkpoint (cached), and the key of its inputs."""
+    path = out / f"diffusion_step{step}.pt"
+    key = artifacts.fingerprint({"gen": gcfg, "n": n_per_class, "thr": threshold, "seed": seed}, path, out / "teacher.pt")
+
+    def compute():
+        t0 = time.perf_counter()
+        try:
+            r = synth.build_synthetic_set(
+                artifacts.load_model(path, "diffusion", device), sampler, teacher, per_class=n_per_class,
+                threshold=threshold, threshold_floor=threshold, guidance_w=gcfg["guidance_w"],
+                x_T_scale=gcfg["x_T_scale"], oversample=1.0, budget=10 * n_per_class,
+                batch_size=gcfg["batch_size"], seed=seed, device=device)
+        except synth.SyntheticSetError:  # the teacher accepted nothing: an empty set
+            r = {"images": np.zeros((0, 28, 28), np.uint8), "labels": np.zeros(0, np.int64),
+                 "logits": np.zeros((0, 10), np.float32), "generated": 10 * n_per_class, "acceptance_rate": 0.0}
+        return {"images": torch.from_numpy(r["images"]), "labels": torch.from_numpy(r["labels"].astype(np.int64)),
+                "logits": torch.from_numpy(r["logits"]), "generated": r["generated"],
+                "acceptance": r["acceptance_rate"], "time_s": time.perf_counter() - t0}
+    return key, artifacts.cached(out / "degradation" / f"set_step{step}.pt", key, compute)
+
+
+sets = {step: degradation_set(step) for step in milestones}
+blank = np.zeros((28, 28), np.uint8)  # a black square where a class has no kept digit
+grid = [s["images"][s["labels"] == c][0].numpy() if (s["labels"] == c).any() else blank
+        for _, s in sets.values() for c in range(10)]
+fig = plots.mosaic(np.stack(grid), nrow=len(sets), row_labels=[f"step {m}" for m in milestones])
+plots.glue_figure("fig_degr_samples", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_degr_samples
+# One kept digit of each class the teacher accepted, per checkpoint (rows: training steps of
+# the diffusion model). A black square: no digit of that class passed the threshold.
+# ```
+
+# %%
+MIN_SET = 20  # below this a student and its validation split mean nothing
+students = {}
+for step, (key, s) in sets.items():
+    if len(s["labels"]) < MIN_SET:
+        continue
+    tr, va = train.synthetic_split(s["images"].numpy(), s["labels"].numpy(), s["logits"].numpy(),
+                                   scfg["val_fraction"], seed)
+    for arch in ecfg["grid_archs"]:
+        students[(arch, step)] = experiments.run_classifier(
+            tr, va, experiments.cell_config(scfg, arch, main_labels), seed=seed, device=device, test=(x_te, y_te),
+            cache_path=out / "degradation" / f"{arch}_step{step}.pt", inputs_key=key, desc=f"{arch} step {step}")
+if not any(arch == scfg["arch"] for arch, _ in students):
+    raise RuntimeError(f"no checkpoint of {list(milestones)} gave {MIN_SET} digits the teacher accepts at "
+                       f"{threshold}; raise experiments.degradation_per_class")
+table = pd.DataFrame({f"step {step}": {
+    "fraction of training": step / dcfg["steps"], "generated": s["generated"], "kept": len(s["labels"]),
+    "acceptance": s["acceptance"],
+    **{arch: students[(arch, step)]["accuracy"] if (arch, step) in students else np.nan for arch in ecfg["grid_archs"]}}
+    for step, (_, s) in sets.items()}).T
+table.style.format({c: "{:.3f}" for c in ["fraction of training", "acceptance", *ecfg["grid_archs"]]} |
+                   {"generated": "{:.0f}", "kept": "{:.0f}"}, na_rep="too few digits")
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 3.6))
+for arch in ecfg["grid_archs"]:
+    line, = ax.plot(table["fraction of training"], 100 * table[arch], marker="o", label=f"{arch} (this book)")
+    th = thesis.DEGRADATION[arch]
+    ax.plot([e / thesis.DIFFUSION_EPOCHS for e in th], [100 * v for v in th.values()], ls="--", marker="x",
+            color=line.get_color(), alpha=0.6, label=f"{arch} (thesis)")
+ax.set_xlabel("fraction of the diffusion model's training"); ax.set_ylabel("student accuracy, real test (%)")
+ax.grid(alpha=0.3); ax.legend(fontsize=7)
+fig.tight_layout()
+plots.glue_figure("fig_degradation", fig)
+main = table[scfg["arch"]].dropna()
+glue("degr_first", f"{100 * main.iloc[0]:.1f}% at {main.index[0]}", display=False)
+glue("degr_last", f"{100 * main.iloc[-1]:.1f}% at {main.index[-1]}", display=False)
+glue("degr_peak", f"{100 * main.max():.1f}% at {main.idxmax()}", display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_degradation
+# Real-test accuracy of students trained on the set of each checkpoint, against the fraction of
+# the diffusion model's training (solid), with the thesis' endpoints and peak (dashed: epochs
+# 8, 80 and 100 of 100, the only values its text gives; Figs. 19-21).
+# ```
+#
+# For the profile's student ({glue:text}`student_arch_name`) the curve runs from
+# {glue:text}`degr_first` to {glue:text}`degr_last` (peak {glue:text}`degr_peak`). Because
+# the teacher filters every set, even an early generator yields digits that are labelled
+# correctly; what it lacks is enough of them, and enough variety.
+#
+# ## Errors of an early and of the final student
+
+# %%
+glue("student_arch_name", scfg["arch"], display=False)
+early_step = min((k for k in students if k[0] == scfg["arch"]),
+                 key=lambda k: abs(students[k]["accuracy"] - thesis.EARLY_STUDENT_ACCURACY))[1]
+early = students[(scfg["arch"], early_step)]
+final_model = artifacts.load_model(out / "student.pt", "student", device)
+final_logits = evaluate.predict_logits(final_model, x_te, device=device)
+errors = {}
+for name, logits in (("early", early["test_logits"]), ("final", final_logits)):
+    rep = evaluate.classification_report(logits, y_te)
+    errors[name] = {"accuracy": rep["accuracy"], "confusion_matrix": rep["confusion_matrix"],
+                    "top_confusions": evaluate.top_confusions(rep["confusion_matrix"], 5),
+                    "worst": evaluate.most_confident_errors(logits, y_te, 16), "logits": logits}
+    fig = plots.confusion(rep["confusion_matrix"], f"{name} student ({100 * rep['accuracy']:.1f}%): real test set")
+    plots.glue_figure(f"fig_confusion_{name}", fig)
+    probs = logits.float().softmax(1)
+    w = errors[name]["worst"]
+    fig = plots.mosaic(x_te[w], nrow=2, titles=[f"{int(y_te[i])}→{int(probs[i].argmax())} ({probs[i].max():.2f})" for i in w])
+    plots.glue_figure(f"fig_errors_{name}", fig)
+    glue(f"errors_{name}_top", ", ".join(f"{t}→{p} ({n})" for t, p, n in errors[name]["top_confusions"]), display=False)
+    glue(f"errors_{name}_acc", f"{100 * rep['accuracy']:.2f}%", display=False)
+glue("errors_early_step", early_step, display=False)
+glue("thesis_early_top", ", ".join(f"{t}→{p} ({n})" for t, p, n in thesis.EARLY_CONFUSIONS), display=False)
+
+# %% [markdown]
+# The early student is the {glue:text}`student_arch_name` trained on the set of step
+# {glue:text}`errors_early_step`, the one closest to the thesis' 83-84%: it scores
+# {glue:text}`errors_early_acc`. Its most frequent confusions (true→predicted, count):
+# {glue:text}`errors_early_top`; the thesis' early student: {glue:text}`thesis_early_top`.
+# The final student of chapter 5 ({glue:text}`errors_final_acc`, seed 0): {glue:text}`errors_final_top`.
+#
+# ```{glue:figure} fig_confusion_early
+# Confusion matrix of the early student on the real test set (rows: true digit; the thesis'
+# Fig. 22).
+# ```
+#
+# ```{glue:figure} fig_errors_early
+# The 16 real test digits the early student gets wrong with the highest confidence
+# (true→predicted, confidence; the thesis' Fig. 23).
+# ```
+#
+# ```{glue:figure} fig_confusion_final
+# Confusion matrix of the final student.
+# ```
+#
+# ```{glue:figure} fig_errors_final
+# The 16 real test digits the final student gets wrong with the highest confidence.
+# ```
+
+# %%
+artifacts.update_metrics(profile, "degradation", {
+    "per_class_budget": n_per_class, "milestones": list(milestones),
+    "table": table.to_dict(orient="index"),
+    "early_student": {"step": early_step, **{k: v for k, v in errors["early"].items() if k not in ("worst", "logits")}},
+    "final_student": {k: v for k, v in errors["final"].items() if k not in ("worst", "logits")}})
+artifacts.update_metrics(profile, "wall_time_s", {"06_degradation": round(time.perf_counter() - t_start, 1)})

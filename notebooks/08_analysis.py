@@ -1,0 +1,215 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 8. Results: this run against the thesis
+#
+# Every number on this page is read from the run's `metrics.json`, written by chapters 1-7 of
+# the same profile; the thesis' numbers are quoted from its text (seed `000`) in
+# `kr_utils.thesis`, with the section each comes from.
+
+# %% tags=["remove-cell"]
+import sys
+if "google.colab" in sys.modules:
+    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion"
+    pass
+
+# %% tags=["parameters"]
+profile = None  # "smoke", "cpu" or "gpu"; None reads $KR_PROFILE, else "cpu"
+
+# %%
+import json
+import time
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from myst_nb import glue
+import kr_utils
+from kr_utils import artifacts, plots, thesis
+
+t_start = time.perf_counter()
+cfg = kr_utils.get_config(profile)
+profile = cfg["profile"]
+m = artifacts.read_metrics(profile)
+missing = [k for k in ("teacher", "diffusion", "generation", "synthetic_set", "student", "degradation", "ablation")
+           if k not in m]
+if missing:
+    raise FileNotFoundError(f"metrics.json of profile {profile!r} lacks {missing}: run chapters 1-7 first")
+pct = lambda v: "—" if v is None else f"{100 * v:.2f}%"
+
+# %% [markdown]
+# ## Thesis against this book, number by number
+
+# %%
+main_arch = m["student"]["arch"]
+deg = pd.DataFrame(m["degradation"]["table"]).T
+deg_main = deg[main_arch].dropna()
+early = m["degradation"]["early_student"]
+abl = m["ablation"]["variants"]
+syn = m["synthetic_set"]
+rows = [(f"teacher {a}, real test", pct(thesis.TEACHERS[a]["accuracy"]), pct(v["test_accuracy"]["mean"]))
+        for a, v in m["teacher"]["study"].items()]
+rows += [
+    ("teacher used, real test", pct(thesis.TEACHER_USED), pct(m["teacher"]["test_accuracy"])),
+    (f"student {main_arch}, real test (main recipe)", pct(thesis.STUDENT["accuracy"]),
+     pct(m["student"]["test_accuracy"]["mean"])),
+    ("seeds of that student", thesis.STUDENT["seeds"], m["student"]["test_accuracy"]["n"]),
+]
+rows += [(f"student {k}, real test", pct(thesis.STUDENTS_REAL_FINAL.get(k.split("/")[0])) if k.endswith("/hard")
+          else "—", pct(v["mean"])) for k, v in m["student"]["grid"].items()]
+rows += [
+    ("synthetic set size", f"{thesis.SYNTHETIC_SET_SIZE:,d}", f"{syn['size']:,d}"),
+    ("synthetic set: generation time", f"{thesis.SYNTHETIC_SET_TIME_S / 3600:.1f} h",
+     f"{syn['generation_time_s'] / 60:.1f} min"),
+    ("synthetic set: digits per second", f"{thesis.SYNTHETIC_DIGITS_PER_S:.1f}", f"{syn['generated_per_s']:.1f}"),
+    ("diffusion loss at the end of training", f"{thesis.DIFFUSION_FINAL_LOSS[0]}-{thesis.DIFFUSION_FINAL_LOSS[1]}",
+     f"{m['diffusion']['final_loss']:.4f}"),
+    ("degradation: earliest checkpoint", pct(thesis.DEGRADATION[main_arch][8]) + " (8% of training)",
+     f"{pct(deg_main.iloc[0])} ({100 * deg.loc[deg_main.index[0], 'fraction of training']:.0f}% of training)"),
+    ("degradation: best checkpoint", pct(thesis.DEGRADATION[main_arch][80]) + " (80%)",
+     f"{pct(deg_main.max())} ({100 * deg.loc[deg_main.idxmax(), 'fraction of training']:.0f}%)"),
+    ("degradation: final checkpoint", pct(thesis.DEGRADATION[main_arch][100]), pct(deg_main.iloc[-1])),
+    ("early student of the error study", pct(thesis.EARLY_STUDENT_ACCURACY), pct(early["accuracy"])),
+    ("its largest confusion", "{}→{} ({})".format(*thesis.EARLY_CONFUSIONS[0]),
+     "{}→{} ({})".format(*early["top_confusions"][0]) if early["top_confusions"] else "none"),
+    ("ablation: the thesis' recipe on this book's generator", pct(thesis.STUDENT["accuracy"]),
+     pct(abl["all four (the thesis' recipe)"]["accuracy"]["mean"])),
+]
+discussion = pd.DataFrame(rows, columns=["", f"thesis ({thesis.DEVICE})",
+                                         f"this book ({profile}: {m['environment']['device']})"]).set_index("")
+discussion
+
+# %%
+teacher_acc, student_acc = m["teacher"]["test_accuracy"], m["student"]["test_accuracy"]["mean"]
+gap = teacher_acc - student_acc
+glue("final_teacher", pct(teacher_acc), display=False)
+glue("final_student", pct(student_acc), display=False)
+glue("final_gap", f"{abs(100 * gap):.2f} points {'below' if gap >= 0 else 'above'} the teacher", display=False)
+glue("final_thesis_gap", f"{100 * (thesis.TEACHER_USED - thesis.STUDENT['accuracy']):.2f}", display=False)
+glue("final_device", m["environment"]["device"], display=False)
+glue("final_profile", profile, display=False)
+total = sum(v for k, v in m["wall_time_s"].items() if k != "08_analysis")
+glue("final_total_min", f"{total / 60:.1f}", display=False)
+glue("final_thesis_recipe", pct(abl["all four (the thesis' recipe)"]["accuracy"]["mean"]), display=False)
+
+# %% [markdown]
+# At the **{glue:text}`final_profile`** profile on {glue:text}`final_device`, the teacher scores
+# {glue:text}`final_teacher` and the student, which never saw a real training digit,
+# {glue:text}`final_student`, {glue:text}`final_gap`; in the thesis the student was
+# {glue:text}`final_thesis_gap` points below. With the four choices of the thesis' code put
+# back together, this book's generator gives a student of {glue:text}`final_thesis_recipe`
+# (chapter 7). Chapters 1-7 took {glue:text}`final_total_min` minutes in all.
+#
+# ## Cost of every stage
+# Wall time of each stage in this run and, where a stage has a natural unit of work, its rate,
+# on the device named above.
+
+# %%
+wt, d = m["wall_time_s"], m["diffusion"]
+knobs = m["generation"]["knobs"]
+cost = {
+    "1. teachers (all architectures and seeds)": (wt.get("01_teacher"), f"{len(m['teacher']['study'])} architectures"),
+    "2. diffusion training": (wt.get("02_diffusion"), f"{d['steps'] * d['batch_size'] / d['train_time_s']:.0f} images/s"
+                              if d.get("train_time_s") else "reused checkpoint"),
+    "3. generation knobs": (wt.get("03_generation"), "; ".join(f"{k}: {v['digits/s']:.1f} digits/s"
+                                                               for k, v in knobs.items() if k == "clipping" or k.startswith("DDIM"))),
+    "4. synthetic set": (wt.get("04_synthetic_set"), f"{syn['generated_per_s']:.1f} digits/s generated and labelled"),
+    "5. student grid": (wt.get("05_student"), f"{len(m['student']['grid'])} cells"),
+    "6. degradation and errors": (wt.get("06_degradation"), f"{len(deg)} checkpoints"),
+    "7. ablation": (wt.get("07_ablation"), f"{len(abl)} variants"),
+    "theory chapters": (sum(m.get("theory_wall_time_s", {}).values()) or None, "8 chapters"),
+}
+pd.DataFrame({"minutes": {k: None if v[0] is None else round(v[0] / 60, 1) for k, v in cost.items()},
+              "rate": {k: v[1] for k, v in cost.items()}})
+
+# %% [markdown]
+# ## Per-class accuracy: teacher and student
+
+# %%
+lo = min(m["teacher"]["per_class_accuracy"] + m["student"]["per_class_accuracy"])
+fig = plots.grouped_bars({"teacher": 100 * np.array(m["teacher"]["per_class_accuracy"]),
+                          "student": 100 * np.array(m["student"]["per_class_accuracy"])},
+                         ylabel="accuracy on real test (%)", ylim=(max(0, 100 * lo - 2), 100.2))
+plots.glue_figure("fig_per_class", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_per_class
+# Accuracy per digit on the real test set.
+# ```
+#
+# ## Does the teacher's confidence on synthetic digits predict the student's weak classes?
+
+# %%
+conf = pd.read_csv(artifacts.artifact_dir(profile) / "synthetic" / "confidence_per_class.csv").set_index("class")
+conf["student accuracy"] = m["student"]["per_class_accuracy"]
+corr = np.corrcoef(conf["frac_above_threshold"], conf["student accuracy"])[0, 1]
+glue("conf_corr", f"{corr:.2f}", display=False)
+conf[["conf_mean", "frac_above_threshold", "teacher_agrees", "student accuracy"]].style.format("{:.3f}")
+
+# %% [markdown]
+# Across the ten classes, the correlation between the fraction of generated digits the teacher
+# accepts and the student's real-test accuracy is {glue:text}`conf_corr`.
+#
+# ## Where the time goes
+
+# %%
+wt = pd.Series(m["wall_time_s"]).sort_index()
+fig, ax = plt.subplots(figsize=(6, 2.6))
+ax.barh(wt.index, wt.values / 60); ax.set_xlabel("wall time (minutes)"); ax.invert_yaxis()
+fig.tight_layout()
+plots.glue_figure("fig_wall_time", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_wall_time
+# Wall time of each pipeline chapter in this run (the table above groups the same numbers by stage).
+# ```
+
+# %% [markdown]
+# ## Recorded runs of other profiles
+# Runs made on other machines (a lent GPU, Colab) are committed under `results/<profile>/` with
+# the device and date; their headline numbers, read from those files:
+
+# %%
+rows = {}
+for path in sorted((artifacts.repo_root() / "results").glob("*/metrics.json")):
+    r = json.loads(path.read_text())
+    rows[path.parent.name] = {
+        "device": r["environment"]["device"], "date": r["environment"]["date"],
+        "teacher acc.": f"{100 * r['teacher']['test_accuracy']:.2f}%",
+        "student acc. (mean of seeds)": f"{100 * r['student']['test_accuracy']['mean']:.2f}%",
+        "seeds": r["student"]["test_accuracy"]["n"], "synthetic set": r["synthetic_set"]["size"],
+        "acceptance": f"{100 * r['synthetic_set']['acceptance_rate']:.1f}%",
+        "generation (s)": r["synthetic_set"]["generation_time_s"],
+        "chapters (min)": round(sum(r["wall_time_s"].values()) / 60, 1)}
+pd.DataFrame(rows).T if rows else "no recorded runs"
+
+# %% [markdown]
+# ## Cost of sampling: the thesis' sampler against the fast one
+# `benchmarks/samplers.py` generates with the 1000-step ancestral sampler and with the profile's
+# DDIM sampler from the same model, at the same batch size, and trains one student on a set
+# built with each; its recorded runs (`results/<profile>/sampler_benchmark.json`):
+
+# %%
+bench = {}
+for path in sorted((artifacts.repo_root() / "results").glob("*/sampler_benchmark.json")):
+    r = json.loads(path.read_text())
+    for name, s in r["samplers"].items():
+        bench[(path.parent.name, name)] = {
+            "device": r["environment"]["device"], "date": r["environment"]["date"],
+            "network passes / digit": s["network_passes_per_digit"], "digits/s": round(s["samples_per_s"], 2),
+            "acceptance": f"{100 * s['acceptance_rate']:.1f}%", "set size": s["set_size"],
+            "student acc.": f"{100 * s['student_accuracy']:.2f}%"}
+pd.DataFrame(bench).T if bench else "no recorded sampler benchmark"
+
+# %%
+artifacts.update_metrics(profile, "wall_time_s", {"08_analysis": round(time.perf_counter() - t_start, 1)})

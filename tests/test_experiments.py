@@ -1,0 +1,116 @@
+"""The study helpers of chapters 1 and 5-7: result cache, label settings, ablation data,
+diversity and error measures, and keeping the final weights."""
+import numpy as np
+import pytest
+import torch
+
+from kr_utils import artifacts, evaluate, experiments, train
+
+
+def test_cached_reuses_until_the_key_changes(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"acc": 0.5 + len(calls), "x": torch.arange(3)}
+
+    path = tmp_path / "r.pt"
+    a = artifacts.cached(path, "k1", compute)
+    b = artifacts.cached(path, "k1", compute)
+    assert a["acc"] == b["acc"] == 1.5 and len(calls) == 1
+    assert artifacts.cached(path, "k2", compute)["acc"] == 2.5 and len(calls) == 2
+    path.write_bytes(b"torn file")  # an interrupted foreign write: recomputed, not trusted
+    assert artifacts.cached(path, "k2", compute)["acc"] == 3.5
+
+
+def test_fingerprint_follows_settings_and_file_bytes(tmp_path):
+    f = tmp_path / "ckpt.pt"
+    f.write_bytes(b"a")
+    k = artifacts.fingerprint({"x": (1, 2)}, f)
+    assert k == artifacts.fingerprint({"x": [1, 2]}, f)  # tuples and lists are the same setting
+    assert k != artifacts.fingerprint({"x": [1, 3]}, f)
+    f.write_bytes(b"b")
+    assert k != artifacts.fingerprint({"x": (1, 2)}, f)
+
+
+def test_label_settings_round_trip():
+    scfg = {"arch": "resnet_preact", "soft": True, "temperature": 4.0}
+    assert experiments.label_setting_of(scfg) == "soft_t4"
+    cell = experiments.cell_config(scfg, "simple_cnn", "hard")
+    assert cell["arch"] == "simple_cnn" and not cell["soft"] and experiments.label_setting_of(cell) == "hard"
+    assert experiments.label_setting_of(experiments.cell_config(scfg, "simple_cnn", "soft_t1")) == "soft_t1"
+    with pytest.raises(ValueError, match="match none"):
+        experiments.label_setting_of({"soft": True, "temperature": 2.0})
+    with pytest.raises(ValueError, match="unknown label setting"):
+        experiments.cell_config(scfg, "simple_cnn", "soft_t2")
+
+
+def test_thesis_background_maps_black_to_grey():
+    img = np.array([[0, 128, 255]], dtype=np.uint8)
+    assert experiments.thesis_background(img).tolist() == [[127, 191, 255]]
+
+
+def _stored(per_class=30):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), per_class).astype(np.uint8)
+    requested = labels.astype(np.int64).copy()
+    requested[::7] = (requested[::7] + 1) % 10  # some digits the teacher relabelled
+    return {"images": rng.integers(0, 50, (len(labels), 28, 28)).astype(np.uint8), "labels": labels,
+            "requested": requested, "logits": rng.normal(size=(len(labels), 10)).astype(np.float32)}
+
+
+def test_ablation_data_changes_one_thing_at_a_time():
+    stored = _stored()
+    ref_tr, ref_va = experiments.ablation_data(stored, {}, 20, 5, 0.1, seed=0)
+    assert len(ref_tr[0]) + len(ref_va[0]) == 200 and ref_tr[0].min() == -1  # black background
+    grey_tr, _ = experiments.ablation_data(stored, {"grey": True}, 20, 5, 0.1, seed=0)
+    assert grey_tr[0].min() > -0.01 and torch.equal(grey_tr[1], ref_tr[1])  # same digits, same labels
+    req_tr, _ = experiments.ablation_data(stored, {"requested": True}, 20, 5, 0.1, seed=0)
+    assert torch.equal(req_tr[0], ref_tr[0]) and not torch.equal(req_tr[1], ref_tr[1])
+    small_tr, small_va = experiments.ablation_data(stored, {"small": True}, 20, 5, 0.1, seed=0)
+    assert len(small_tr[0]) + len(small_va[0]) == 50
+    with pytest.raises(ValueError, match="fewer than per_class=31"):
+        experiments.per_class_subset(stored["labels"], 31, 0)
+
+
+def test_ablation_config():
+    scfg = {"arch": "resnet_preact", "epochs": 3, "soft": True, "temperature": 4.0, "patience": 3}
+    ref, best = experiments.ablation_config(scfg, {})
+    assert not ref["soft"] and ref["patience"] > ref["epochs"] and best is False
+    early, best = experiments.ablation_config(scfg, {"early_stop": True})
+    assert early["patience"] == 1 and best is True
+
+
+def test_feature_diversity():
+    labels = torch.tensor([0, 0, 1, 1])
+    same = torch.zeros(4, 3)
+    assert evaluate.feature_diversity(same, labels) == 0.0
+    spread = torch.tensor([[0.0, 0], [3, 4], [0, 0], [0, 1]])
+    assert evaluate.feature_diversity(spread, labels) == pytest.approx((5 + 1) / 2)
+    with pytest.raises(ValueError, match="at least two"):
+        evaluate.feature_diversity(torch.zeros(2, 3), torch.tensor([0, 1]))
+
+
+def test_most_confident_errors_and_format():
+    logits = torch.tensor([[5.0, 0], [0, 1], [9, 0], [0, 3]])
+    labels = torch.tensor([0, 0, 1, 1])
+    assert evaluate.most_confident_errors(logits, labels, 5).tolist() == [2, 1]
+    s = evaluate.summarize_seeds([0.99, 0.98, 0.97])
+    assert evaluate.format_summary(s).startswith("98.00 ± 1.00% [")
+    assert evaluate.format_summary(evaluate.summarize_seeds([0.5])) == "50.00% (1 seed)"
+
+
+def test_select_best_false_keeps_the_final_weights():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    # validation labels that disagree with training: the validation loss gets worse, so the
+    # best epoch is the first, and only select_best=False returns the last weights
+    yv = (y + 1) % 10
+    m1, h1 = train.train_classifier(model, (x, y), (x, yv), epochs=3, batch_size=16, lr=0.05, patience=5,
+                                    seed=0, device="cpu", select_best=False)
+    assert h1["best_epoch"] == 3
+    m2, h2 = train.train_classifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), (x, y),
+                                    (x, yv), epochs=3, batch_size=16, lr=0.05, patience=5, seed=0, device="cpu")
+    assert h2["best_epoch"] == int(np.argmin(h2["val_loss"])) + 1
+    assert h2["best_epoch"] < 3
