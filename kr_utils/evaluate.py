@@ -57,15 +57,18 @@ def feature_diversity(feats: torch.Tensor, labels) -> float:
     return float(torch.stack(per_class).mean())
 
 
-def generation_quality(teacher, x: torch.Tensor, requested, threshold: float, device=None) -> dict:
+def generation_quality(teacher, x: torch.Tensor, requested, threshold: float, device=None,
+                       group_by_teacher: bool = False) -> dict:
     """What the teacher thinks of generated digits ``x`` (model range) asked for as classes
     ``requested``: mean confidence (max softmax), agreement of its argmax with the request,
-    the fraction accepted at ``threshold``, and the diversity of its features per class."""
+    the fraction accepted at ``threshold``, and the diversity of its features per class (the
+    requested class, or the teacher's own label with ``group_by_teacher``: for unconditional
+    samples, whose requested class means nothing)."""
     requested = torch.as_tensor(requested)
     conf, pred = predict_logits(teacher, x, device=device).softmax(1).max(1)
     return {"confidence": float(conf.mean()), "agreement": float((pred == requested).float().mean()),
             "accepted": float((conf >= threshold).float().mean()),
-            "diversity": feature_diversity(features(teacher, x, device=device), requested)}
+            "diversity": feature_diversity(features(teacher, x, device=device), pred if group_by_teacher else requested)}
 
 
 def most_confident_errors(logits: torch.Tensor, labels: torch.Tensor, k: int = 16) -> torch.Tensor:

@@ -54,6 +54,7 @@ profile = None  # "smoke", "cpu" or "gpu"; None reads $KR_PROFILE, else "cpu"
 seed = None     # overrides the profile's seed
 
 # %%
+import re
 import time
 import pandas as pd
 import torch
@@ -91,7 +92,10 @@ glue("knob_per_class", gcfg["knob_per_class"], display=False)
 # (`kr_utils.evaluate.generation_quality`) its mean confidence, how often its label is the
 # requested class, the fraction accepted at the synthetic set's threshold, and a **diversity**:
 # the mean distance between two digits of the same class in the teacher's 64-dimensional
-# feature space (`evaluate.feature_diversity`), beside the same measure on real test digits.
+# feature space (`evaluate.feature_diversity`), beside the same measure on real test digits
+# (at $w=0$ the class is ignored, so there digits are grouped by the teacher's label). The
+# distance also grows when digits are ambiguous, so it compares variety best between settings
+# of similar confidence.
 # Each setting is cached under `artifacts/<profile>/knobs/`.
 
 # %%
@@ -118,13 +122,16 @@ def knob_run(name, sampler_name, steps, clip, w, x_T_scale, noise_scale):
         return {"images": x.half(), "samples_per_s": len(x) / (time.perf_counter() - t0),
                 "trajectory": torch.stack([traj[t][:: gcfg["knob_per_class"]] for t in KEEP], 1).half()
                 if sampler_name == "ancestral" else None,
-                **evaluate.generation_quality(teacher, x, labels, threshold, device=device)}
+                **evaluate.generation_quality(teacher, x, labels, threshold, device=device, group_by_teacher=w == 0)}
     key = artifacts.fingerprint({"setting": SETTINGS[name], "labels": labels.tolist(), "seed": seed,
                                  "threshold": threshold}, out / "diffusion.pt", out / "teacher.pt")
-    return artifacts.cached(out / "knobs" / f"{name.replace(' ', '_').replace('×', 'x')}.pt", key, compute)
+    return artifacts.cached(out / "knobs" / (re.sub(r"[^\w.=-]+", "_", name) + ".pt"), key, compute)
 
 
-results = {name: knob_run(name, *setting) for name, setting in SETTINGS.items()}
+first_name = {}  # a setting listed under several names (w=1 is also "clipping") runs once
+for name, setting in SETTINGS.items():
+    first_name.setdefault(setting, name)
+results = {name: knob_run(first_name[setting], *setting) for name, setting in SETTINGS.items()}
 x_real, y_real = data.test_tensors(None)
 real_pick = torch.cat([torch.nonzero(y_real == c).flatten()[: gcfg["knob_per_class"]] for c in range(10)])
 real_diversity = evaluate.feature_diversity(evaluate.features(teacher, x_real[real_pick], device=device),
