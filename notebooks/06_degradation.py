@@ -24,7 +24,8 @@
 # generated digits per class (the profile's DDIM sampler and guidance), of which the teacher
 # keeps those with confidence at or above {glue:text}`degr_threshold` and labels them; there is
 # no refill (`kr_utils.synth.build_synthetic_set` with `budget=`). One student of each
-# architecture, with the profile's labels and epochs, learns from each set.
+# architecture, with the profile's labels, learns from each set for {glue:text}`degr_epochs`
+# epochs (the sets are small, so more epochs than in chapter 5 give the same order of updates).
 #
 # The second half looks at the errors (§4.5, Figs. 22-23): the confusion matrix of an early
 # student, near the thesis' 83-84%, and of the final student of chapter 5, with the real
@@ -68,6 +69,7 @@ if missing:
 main_labels = experiments.label_setting_of(scfg)
 glue("degr_per_class", n_per_class, display=False)
 glue("degr_threshold", threshold, display=False)
+glue("degr_epochs", ecfg["degradation_epochs"], display=False)
 
 # %% [markdown]
 # ## A synthetic set from each checkpoint
@@ -118,7 +120,8 @@ for step, (key, s) in sets.items():
                                    scfg["val_fraction"], seed)
     for arch in ecfg["grid_archs"]:
         students[(arch, step)] = experiments.run_classifier(
-            tr, va, experiments.cell_config(scfg, arch, main_labels), seed=seed, device=device, test=(x_te, y_te),
+            tr, va, experiments.cell_config(scfg, arch, main_labels, epochs=ecfg["degradation_epochs"]), seed=seed,
+            device=device, test=(x_te, y_te),
             cache_path=out / "degradation" / f"{arch}_step{step}.pt", inputs_key=key, desc=f"{arch} step {step}")
 if not any(arch == scfg["arch"] for arch, _ in students):
     raise RuntimeError(f"no checkpoint of {list(milestones)} gave {MIN_SET} digits the teacher accepts at "
