@@ -22,7 +22,7 @@
 # study with the milestone checkpoints of chapter 2. So that a poor checkpoint costs the same
 # time as a good one, every checkpoint gets the same budget: {glue:text}`degr_per_class`
 # generated digits per class (the profile's DDIM sampler and guidance), of which the teacher
-# keeps those with confidence at or above {glue:text}`degr_threshold` and labels them; there is
+# keeps those with confidence at or above {glue:text}`degr_threshold`, labelled as in chapter 4; there is
 # no refill (`kr_utils.synth.build_synthetic_set` with `budget=`). One student of each
 # architecture, with the profile's labels, learns from each set for {glue:text}`degr_epochs`
 # epochs (the sets are small, so more epochs than in chapter 5 give the same order of updates).
@@ -78,7 +78,8 @@ glue("degr_epochs", ecfg["degradation_epochs"], display=False)
 def degradation_set(step):
     """The budgeted set of one milestone checkpoint (cached), and the key of its inputs."""
     path = out / f"diffusion_step{step}.pt"
-    key = artifacts.fingerprint({"gen": gcfg, "n": n_per_class, "thr": threshold, "seed": seed}, path, out / "teacher.pt")
+    key = artifacts.fingerprint({"gen": gcfg, "n": n_per_class, "thr": threshold, "seed": seed,
+                                 "labels": cfg["synth"]["label_mode"]}, path, out / "teacher.pt")
 
     def compute():
         t0 = time.perf_counter()
@@ -86,6 +87,7 @@ def degradation_set(step):
             r = synth.build_synthetic_set(
                 artifacts.load_model(path, "diffusion", device), sampler, teacher, per_class=n_per_class,
                 threshold=threshold, threshold_floor=threshold, guidance_w=gcfg["guidance_w"],
+                label_mode=cfg["synth"]["label_mode"],
                 x_T_scale=gcfg["x_T_scale"], oversample=1.0, budget=10 * n_per_class,
                 batch_size=gcfg["batch_size"], seed=seed, device=device)
         except synth.SyntheticSetError:  # the teacher accepted nothing: an empty set
