@@ -35,19 +35,6 @@ def mosaic(images, nrow: int, titles=None, row_labels=None, scale: float = 0.9, 
     return fig
 
 
-def curves(histories: dict, keys=("val_loss", "val_acc"), xlabel="epoch"):
-    """One panel per key, one line per named history."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
-    for ax, key in zip(axes.flat, keys):
-        for name, h in histories.items():
-            if key in h:
-                ax.plot(h.get("epoch", range(1, len(h[key]) + 1)), h[key], marker="o", label=name)
-        ax.set_xlabel(xlabel); ax.set_title(key.replace("_", " ")); ax.grid(alpha=0.3)
-    axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def band_curves(runs: dict, keys=("val_loss", "val_acc"), xlabel="epoch", reference: dict | None = None):
     """One panel per key; per named group of runs (seeds), the mean over seeds with a band of
     +- one standard deviation. ``reference``: {key: (label, value)} drawn as a dashed line."""

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .artifacts import atomic_write_bytes, atomic_write_text, fingerprint
+from .artifacts import atomic_write_bytes, atomic_write_text
 from .data import read_images_labels, to_model_range, to_uint8, write_idx
 from .diffusion import generate
 from .evaluate import predict_logits
@@ -154,12 +154,6 @@ def confidence_table(result: dict) -> list[dict]:
     return rows
 
 
-def inputs_key(config: dict, *paths) -> str:
-    """A fingerprint of what a synthetic set depends on: its settings and the bytes of the
-    checkpoints it was made with (teacher, diffusion model); see :func:`artifacts.fingerprint`."""
-    return fingerprint(config, *paths)
-
-
 def cached_summary(folder, key: str) -> dict | None:
     """The summary of the set in ``folder`` if it was built from inputs with this key and
     its files read back consistently, else None (then the set is rebuilt)."""
@@ -175,7 +169,7 @@ def cached_summary(folder, key: str) -> dict | None:
 def save_synthetic_set(folder, result: dict, key: str | None = None, extra: dict | None = None) -> dict:
     """Write the set as MNIST idx .gz files plus the teacher's outputs and a CSV of
     per-class confidence. Returns the summary written to ``summary.json`` (with the
-    ``inputs_key`` of :func:`inputs_key` and any ``extra`` fields)."""
+    ``inputs_key`` of :func:`kr_utils.artifacts.fingerprint` and any ``extra`` fields)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_idx(folder / IMAGES_FILE, result["images"])

@@ -66,10 +66,10 @@ sampler = diffusion.build_sampler(gcfg["sampler"], dcfg["T"], dcfg["beta_start"]
 
 # %% [markdown]
 # A set built from the same settings, teacher and diffusion checkpoints is reused (the
-# fingerprint of `kr_utils.synth.inputs_key` is stored in `summary.json`).
+# fingerprint of `kr_utils.artifacts.fingerprint` is stored in `summary.json`).
 
 # %%
-key = synth.inputs_key({**scfg, **gcfg, "seed": seed}, out / "teacher.pt", out / "diffusion.pt")
+key = artifacts.fingerprint({**scfg, **gcfg, "seed": seed}, out / "teacher.pt", out / "diffusion.pt")
 summary = synth.cached_summary(out / "synthetic", key)
 reused = summary is not None
 if reused:

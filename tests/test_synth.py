@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from kr_utils import data, synth
+from kr_utils import artifacts, data, synth
 
 
 class FakeGenerator(torch.nn.Module):
@@ -126,14 +126,14 @@ def test_saved_set_reads_back_with_same_background_as_real(tmp_path, mnist_dir, 
 def test_cache_key_and_reuse(tmp_path):
     (tmp_path / "teacher.pt").write_bytes(b"teacher weights")
     (tmp_path / "diffusion.pt").write_bytes(b"diffusion weights")
-    key = synth.inputs_key({"per_class": 5}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt")
+    key = artifacts.fingerprint({"per_class": 5}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt")
     assert synth.cached_summary(tmp_path / "s", key) is None  # nothing built yet
     synth.save_synthetic_set(tmp_path / "s", build(FakeTeacher()), key=key, extra={"generation_time_s": 1.5})
     hit = synth.cached_summary(tmp_path / "s", key)
     assert hit["size"] == 50 and hit["generation_time_s"] == 1.5
-    assert synth.inputs_key({"per_class": 6}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt") != key
+    assert artifacts.fingerprint({"per_class": 6}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt") != key
     (tmp_path / "teacher.pt").write_bytes(b"retrained teacher")
-    new_key = synth.inputs_key({"per_class": 5}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt")
+    new_key = artifacts.fingerprint({"per_class": 5}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt")
     assert new_key != key and synth.cached_summary(tmp_path / "s", new_key) is None
     (tmp_path / "s" / synth.LABELS_FILE).write_bytes(b"corrupted")  # a damaged set is rebuilt
     assert synth.cached_summary(tmp_path / "s", key) is None
