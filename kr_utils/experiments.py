@@ -44,13 +44,15 @@ def cell_config(scfg: dict, arch: str, labels: str, **overrides) -> dict:
 
 
 def run_classifier(train_set, val_set, scfg: dict, *, seed: int, device, test, cache_path, inputs_key: str,
-                desc: str = "student", select_best: bool = True) -> dict:
+                desc: str = "student", select_best: bool = True, test_curve: bool = True) -> dict:
     """Train one classifier, a student or one of chapter 1's teachers (cached at ``cache_path``
     under a key of its config, seed and data).
 
-    Returns its per-epoch ``history`` (with the real-test accuracy after each epoch, never used
-    for a decision), final ``accuracy``, ``per_class_accuracy``, ``confusion_matrix``,
-    ``test_logits``, ``state_dict`` and ``train_time_s``.
+    Returns its per-epoch ``history`` (with ``test_curve``, the real-test accuracy after each
+    epoch, never used for a decision), final ``accuracy``, ``per_class_accuracy``,
+    ``confusion_matrix``, ``test_logits``, ``state_dict`` and ``train_time_s``. Without
+    ``test_curve`` the test set is evaluated once, at the end: on a few thousand digits a
+    per-epoch pass over 10,000 test digits costs more than the training itself.
     """
     key = artifacts.fingerprint({"classifier": scfg, "seed": seed, "data": inputs_key, "select_best": select_best,
                                  "test_size": len(test[1])})
@@ -60,7 +62,8 @@ def run_classifier(train_set, val_set, scfg: dict, *, seed: int, device, test, c
         resume = cache_path.with_name(cache_path.stem + ".partial.pt")
         t0 = time.perf_counter()
         model, hist = train.train_student(train_set, val_set, scfg, seed=seed, device=device,
-                                          report={"real_test": test}, resume_path=resume, desc=desc,
+                                          report={"real_test": test} if test_curve else None,
+                                          resume_path=resume, desc=desc,
                                           select_best=select_best)
         logits = evaluate.predict_logits(model, test[0], device=device)
         rep = evaluate.classification_report(logits, test[1])
@@ -116,9 +119,16 @@ def ablation_data(stored: dict, variant: dict, per_class: int, thesis_per_class:
     return train.synthetic_split(images, labels, stored["logits"][idx], val_fraction, seed)
 
 
-def ablation_config(scfg: dict, variant: dict) -> tuple[dict, bool]:
+def ablation_config(scfg: dict, variant: dict, per_class: int, thesis_per_class: int) -> tuple[dict, bool]:
     """The student config and ``select_best`` of a variant. The reference trains a ResNet on
     hard labels for the whole budget and keeps the final weights; ``early_stop`` stops after
-    the first epoch without a lower synthetic validation loss and keeps the best epoch."""
-    cfg = cell_config(scfg, scfg["arch"], "hard", patience=1 if variant.get("early_stop") else scfg["epochs"] + 1)
+    the first epoch without a lower synthetic validation loss and keeps the best epoch;
+    ``small`` (``thesis_per_class`` digits per class instead of ``per_class``) trains
+    proportionally more epochs, so that it makes as many updates as the reference and the
+    variant measures the size of the set, not a shorter training."""
+    epochs = scfg["epochs"]
+    if variant.get("small"):
+        epochs = max(1, round(epochs * per_class / thesis_per_class))
+    cfg = cell_config(scfg, scfg["arch"], "hard", epochs=epochs,
+                      patience=1 if variant.get("early_stop") else epochs + 1)
     return cfg, bool(variant.get("early_stop"))

@@ -270,6 +270,13 @@ def synthetic_split(images_uint8, labels, teacher_logits, val_fraction: float, s
     return (x[tr], y[tr], z[tr]), (x[va], y[va])
 
 
+def optimizer_updates(n_items: int, val_fraction: float, batch_size: int, epochs: int) -> int:
+    """Optimiser updates of a full run on a set of ``n_items`` split by :func:`synthetic_split`:
+    how much training a student gets, where epochs alone hide the size of its set."""
+    n_train = n_items - int(round(n_items * val_fraction))
+    return epochs * -(-n_train // batch_size)
+
+
 def train_student(train, val, scfg: dict, *, seed: int, device, **kwargs):
     """Train a fresh classifier of the config section ``scfg`` (arch, epochs, lr, and for a
     student soft, temperature, alpha, augment) with :func:`train_classifier`; ``kwargs`` pass
@@ -277,6 +284,7 @@ def train_student(train, val, scfg: dict, *, seed: int, device, **kwargs):
     distillation keys, trains on hard labels without augmentation."""
     from .models import build_classifier
 
+    seed_everything(seed)  # the initial weights depend on the seed alone, not on what ran before
     return train_classifier(
         build_classifier(scfg["arch"]), train, val, epochs=scfg["epochs"], batch_size=scfg["batch_size"],
         lr=scfg["lr"], patience=scfg["patience"], seed=seed, device=device, soft=scfg.get("soft", False),

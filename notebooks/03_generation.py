@@ -184,6 +184,7 @@ glue("knob_w_accept", f"{100 * results['w=0.0']['accepted']:.1f}% → {100 * res
      display=False)
 glue("knob_real_div", f"{real_diversity:.2f}", display=False)
 glue("knob_noise_conf", ", ".join(f"{results[n]['confidence']:.3f}" for n in noise_names), display=False)
+glue("knob_noise_div", ", ".join(f"{results[n]['diversity']:.2f}" for n in noise_names), display=False)
 glue("ddim_speedup", f"{results[ddim_name]['samples_per_s'] / results['clipping']['samples_per_s']:.1f}",
      display=False)
 table.style.format("{:.3f}", na_rep="")
@@ -194,10 +195,12 @@ table.style.format("{:.3f}", na_rep="")
 # {glue:text}`knob_w_accept` while the diversity within a class goes {glue:text}`knob_w_div`
 # (real digits: {glue:text}`knob_real_div`): stronger guidance buys the teacher's confidence with
 # variety, which a student needs (chapter 5). The teacher's mean confidence for the four noise
-# combinations, in the order of the figure, is {glue:text}`knob_noise_conf`; the thesis
-# reported that confidence falls as the noise grows. The DDIM sampler that builds the synthetic
-# set (chapter 4) is {glue:text}`ddim_speedup` times faster per digit than the ancestral chain
-# of this study on this machine.
+# combinations, in the order of the figure, is {glue:text}`knob_noise_conf`, and their
+# diversity {glue:text}`knob_noise_div`; the thesis reported that confidence falls as the noise
+# grows. Less per-step noise, like a larger $w$, concentrates the samples: read the confidence
+# and the diversity of each row together. The DDIM sampler that builds the synthetic set
+# (chapter 4) is {glue:text}`ddim_speedup` times faster per digit than the ancestral chain of
+# this study on this machine.
 #
 # ## A trajectory
 # The state $x_t$ of one digit of each class along the clipped ancestral chain.

@@ -52,7 +52,7 @@ pct = lambda v: "—" if v is None else f"{100 * v:.2f}%"
 
 # %%
 main_arch = m["student"]["arch"]
-deg = pd.DataFrame(m["degradation"]["table"]).T
+deg = pd.DataFrame(m["degradation"]["table"]).T.sort_values("fraction of training")  # JSON keys are sorted as text
 deg_main = deg[main_arch].dropna()
 early = m["degradation"]["early_student"]
 abl = m["ablation"]["variants"]

@@ -75,10 +75,16 @@ def test_ablation_data_changes_one_thing_at_a_time():
 
 def test_ablation_config():
     scfg = {"arch": "resnet_preact", "epochs": 3, "soft": True, "temperature": 4.0, "patience": 3}
-    ref, best = experiments.ablation_config(scfg, {})
-    assert not ref["soft"] and ref["patience"] > ref["epochs"] and best is False
-    early, best = experiments.ablation_config(scfg, {"early_stop": True})
+    ref, best = experiments.ablation_config(scfg, {}, 300, 100)
+    assert not ref["soft"] and ref["patience"] > ref["epochs"] and best is False and ref["epochs"] == 3
+    early, best = experiments.ablation_config(scfg, {"early_stop": True}, 300, 100)
     assert early["patience"] == 1 and best is True
+    # a third of the digits, three times the epochs: the same number of updates
+    small, best = experiments.ablation_config(scfg, {"small": True}, 300, 100)
+    assert small["epochs"] == 9 and small["patience"] > 9 and best is False
+    assert train.optimizer_updates(1000, 0.1, 64, 9) >= train.optimizer_updates(3000, 0.1, 64, 3)
+    thesis_recipe, best = experiments.ablation_config(scfg, experiments.ABLATIONS["all four (the thesis' recipe)"], 300, 100)
+    assert thesis_recipe["epochs"] == 9 and thesis_recipe["patience"] == 1 and best is True
 
 
 def test_feature_diversity():
@@ -114,3 +120,23 @@ def test_select_best_false_keeps_the_final_weights():
                                     (x, yv), epochs=3, batch_size=16, lr=0.05, patience=5, seed=0, device="cpu")
     assert h2["best_epoch"] == int(np.argmin(h2["val_loss"])) + 1
     assert h2["best_epoch"] < 3
+
+
+def test_run_classifier_caches_and_evaluates(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(60, 1, 28, 28, generator=g) * 2 - 1
+    y = torch.arange(60) % 10
+    train_set, val_set, test = (x[:40], y[:40]), (x[40:50], y[40:50]), (x[50:], y[50:])
+    scfg = {"arch": "compressed_cnn", "epochs": 2, "batch_size": 16, "lr": 1e-3, "patience": 3}
+    kw = dict(device="cpu", test=test, inputs_key="toy")
+    with_curve = experiments.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "a.pt", **kw)
+    assert len(with_curve["history"]["real_test_acc"]) == 2
+    assert with_curve["accuracy"] == pytest.approx((with_curve["test_logits"].argmax(1) == test[1]).float().mean().item())
+    again = experiments.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "a.pt", **kw)
+    assert again["train_time_s"] == with_curve["train_time_s"]  # read back, not retrained
+    other_seed = experiments.run_classifier(train_set, val_set, scfg, seed=1, cache_path=tmp_path / "a.pt", **kw)
+    assert other_seed["train_time_s"] != with_curve["train_time_s"]
+    no_curve = experiments.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "b.pt",
+                                          test_curve=False, **kw)
+    assert "real_test_acc" not in no_curve["history"] and len(no_curve["history"]["epoch"]) == 2
+    assert torch.equal(no_curve["test_logits"], with_curve["test_logits"])  # same seed, same model

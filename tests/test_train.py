@@ -69,3 +69,13 @@ def test_synthetic_split_and_train_student():
     scfg = {**config.get_config("smoke")["student"], "arch": "compressed_cnn", "soft": True}
     m, h = train.train_student((xt, yt, zt), (xv, yv), scfg, seed=0, device="cpu")
     assert isinstance(m, models.CompressedCNN) and h["epoch"] == [1]
+
+
+def test_optimizer_updates_counts_the_batches_of_the_split():
+    import numpy as np
+    for n, batch, epochs in ((100, 64, 1), (1731, 64, 6), (7, 3, 2)):
+        labels = np.arange(n) % 10
+        (xt, _, _), _ = train.synthetic_split(np.zeros((n, 28, 28), np.uint8), labels,
+                                              np.zeros((n, 10), np.float32), 0.1, seed=0)
+        per_epoch = len(train.batches(len(xt), batch, torch.Generator().manual_seed(0)))
+        assert train.optimizer_updates(n, 0.1, batch, epochs) == epochs * per_epoch
