@@ -28,8 +28,10 @@
 # "updates" of the table below) than the {glue:text}`degr_ch5_updates` of a student of chapter 5.
 #
 # The second half looks at the errors (§4.5, Figs. 22-23): the confusion matrix of an early
-# student, near the thesis' 83-84%, and of the final student of chapter 5, with the real
-# test digits each gets wrong most confidently.
+# student and of the final student of chapter 5, with the real test digits each gets wrong
+# most confidently. The thesis took a student in its first epochs of training, at 83-84%;
+# here the early student is, among the students of the checkpoints above, the one closest to
+# that accuracy, so its errors are those of a less trained generator.
 
 # %% tags=["remove-cell"]
 import sys
