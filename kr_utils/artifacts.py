@@ -151,12 +151,36 @@ def environment() -> dict:
         "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else f"cpu ({os.cpu_count()} cores, "
                   f"{torch.get_num_threads()} torch threads, {platform.processor() or platform.machine()})",
         "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-        "kr_utils": __version__, "date": time.strftime("%Y-%m-%d"),
+        "kr_utils": __version__, "date": time.strftime("%Y-%m-%d"), "bf16_autocast": bf16(dev),
     }
 
 
 def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+BF16_ENV = "KR_BF16"
+
+
+def bf16(device) -> bool:
+    """Whether network passes on ``device`` run under bfloat16 autocast: on a GPU, and on a
+    CPU with native bf16 instructions (AVX512-BF16 or AMX), where it is measured faster
+    (2 EPYC cores: ResNet training steps 1.8x, U-Net steps 1.4x, ResNet inference 2.8x).
+    Elsewhere bf16 is emulated and slower, so float32 is kept. ``KR_BF16=0`` turns it off.
+    Weights, optimiser state, losses and the samplers' arithmetic stay float32."""
+    if os.environ.get(BF16_ENV, "1") == "0":
+        return False
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return True
+    native = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return dev.type == "cpu" and any(getattr(torch.cpu, f, lambda: False)() for f in native)
+
+
+def autocast(device):
+    """The autocast context of :func:`bf16` for ``device`` (a no-op where it is off)."""
+    dev = torch.device(device)
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16(dev))
 
 
 @contextmanager

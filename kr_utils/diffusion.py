@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .artifacts import autocast
+
 
 def linear_beta_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
     """Eq. (1): Ho et al.'s linear schedule, in float64 for accurate cumulative products."""
@@ -231,11 +233,12 @@ def generate(model, sampler, labels: torch.Tensor, guidance_w: float, generator:
     x = x_T_scale * torch.randn((len(labels), *getattr(model, "sample_shape", (1, 28, 28))),
                                 generator=generator, device=generator.device).to(device)
     model.eval()
-    if x.ndim == 4:  # images: channels-last convolutions are faster (measured 13% on 2 CPU cores)
+    if x.ndim == 4 and device.type == "cuda":  # channels-last convolutions: faster on a GPU only
         model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    # bf16 network passes on a GPU; the sampler's arithmetic stays in float32.
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    # bf16 network passes for images where the device runs them natively (artifacts.bf16);
+    # the toy 2-D models stay float32; the sampler's arithmetic is float32 throughout.
+    amp = autocast(device) if x.ndim == 4 else torch.autocast(device.type, enabled=False)
 
     def eps_fn(x, tt):
         with amp:

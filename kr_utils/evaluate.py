@@ -7,15 +7,18 @@ import torch
 from scipy import stats
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from .train import batches
+from .artifacts import autocast
+from .train import batches, channels_last
 
 
 @torch.no_grad()
 def predict_logits(model, x: torch.Tensor, batch_size: int = 1000, device=None) -> torch.Tensor:
     """Logits for model-range images ``x`` (N,1,28,28), computed in batches, returned on CPU."""
     device = device or next(model.parameters()).device
-    model.eval()
-    return torch.cat([model(x[idx].to(device)).float().cpu() for idx in batches(len(x), batch_size)])
+    model.eval().to(memory_format=torch.channels_last)
+    with autocast(device):
+        return torch.cat([model(channels_last(x[idx].to(device))).float().cpu()
+                          for idx in batches(len(x), batch_size)])
 
 
 def classification_report(logits: torch.Tensor, labels: torch.Tensor) -> dict:

