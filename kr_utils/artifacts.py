@@ -8,7 +8,6 @@ import os
 import platform
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -113,11 +112,13 @@ def cached(path, key: str, compute):
         try:
             stored = torch.load(path, map_location="cpu", weights_only=True)
             if stored.get("key") == key:
+                note_reused(stored.get("compute_s"))
                 return stored["value"]
         except Exception as err:  # a torn or foreign file: say so, then redo the work
             print(f"ignoring unreadable cache file {path}: {err}")
+    t0 = time.perf_counter()
     value = compute()
-    atomic_torch_save({"key": key, "value": value}, path)
+    atomic_torch_save({"key": key, "value": value, "compute_s": time.perf_counter() - t0}, path)
     return value
 
 
@@ -183,12 +184,23 @@ def autocast(device):
     return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16(dev))
 
 
-@contextmanager
-def timed(profile: str, stage: str):
-    """Record the wall time of a notebook's work under ``metrics.json['wall_time_s']``."""
-    start = time.perf_counter()
-    yield
-    update_metrics(profile, "wall_time_s", {stage: round(time.perf_counter() - start, 1)})
+# Compute seconds of the cached results this process reused (one notebook = one kernel): a
+# rebuild's wall time says what the rebuild cost, this says what its stages cost to compute.
+_reused_s = [0.0]
+
+
+def note_reused(seconds) -> None:
+    """Count the stored compute time of a cached result that was reused instead of redone."""
+    _reused_s[0] += float(seconds or 0.0)
+
+
+def record_stage_time(profile: str, stage: str, t_start: float) -> None:
+    """Record a chapter's cost in ``metrics.json``: ``wall_time_s[stage]``, the time since
+    ``t_start`` (``time.perf_counter()``), and ``compute_time_s[stage]``, that wall time plus
+    the compute time of every cached result it reused (what the stage costs from scratch)."""
+    wall = time.perf_counter() - t_start
+    update_metrics(profile, "wall_time_s", {stage: round(wall, 1)})
+    update_metrics(profile, "compute_time_s", {stage: round(wall + _reused_s[0], 1)})
 
 
 def load_model(path, kind: str, device=None) -> torch.nn.Module:

@@ -204,4 +204,4 @@ artifacts.update_metrics(profile, "teacher", {
     "arch": tcfg["arch"], "test_accuracy": report["accuracy"], "per_class_accuracy": report["per_class_accuracy"],
     "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"], "parameters": param_counts,
     "inference_ms_per_image": infer_ms, "study": teacher_study})
-artifacts.update_metrics(profile, "wall_time_s", {"01_teacher": round(time.perf_counter() - t_start, 1)})
+artifacts.record_stage_time(profile, "01_teacher", t_start)

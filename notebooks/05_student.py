@@ -177,4 +177,4 @@ artifacts.update_metrics(profile, "student", {
     "train_size": len(syn_train[0]), "val_size": len(syn_val[0]),
     "grid": {f"{a}/{lab}": v for (a, lab), v in summary.items()},
     "train_time_s": sum(r["train_time_s"] for rs in runs.values() for r in rs.values())})
-artifacts.update_metrics(profile, "wall_time_s", {"05_student": round(time.perf_counter() - t_start, 1)})
+artifacts.record_stage_time(profile, "05_student", t_start)

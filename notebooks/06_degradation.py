@@ -229,4 +229,4 @@ artifacts.update_metrics(profile, "degradation", {
     "table": table.to_dict(orient="index"),
     "early_student": {"step": early_step, **{k: v for k, v in errors["early"].items() if k not in ("worst", "logits")}},
     "final_student": {k: v for k, v in errors["final"].items() if k not in ("worst", "logits")}})
-artifacts.update_metrics(profile, "wall_time_s", {"06_degradation": round(time.perf_counter() - t_start, 1)})
+artifacts.record_stage_time(profile, "06_degradation", t_start)

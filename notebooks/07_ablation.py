@@ -137,4 +137,4 @@ glue("abl_worst", worst, display=False)
 artifacts.update_metrics(profile, "ablation", {
     "reference_per_class": ecfg["ablation_per_class"], "seeds": list(ecfg["ablation_seeds"]),
     "variants": {n: {"accuracy": v, "change_points": 100 * (v["mean"] - ref)} for n, v in summary.items()}})
-artifacts.update_metrics(profile, "wall_time_s", {"07_ablation": round(time.perf_counter() - t_start, 1)})
+artifacts.record_stage_time(profile, "07_ablation", t_start)
