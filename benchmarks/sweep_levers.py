@@ -38,11 +38,9 @@ def main():
     tc = cfg["teacher"]
     tri, vai = data.train_val_split(len(tr_img), tc["val_size"], seed)
     t0 = time.perf_counter()
-    teacher, _ = train.train_classifier(models.build_classifier(tc["arch"]),
-                                        (data.to_model_range(tr_img[tri]), torch.as_tensor(tr_lbl[tri]).long()),
-                                        (data.to_model_range(tr_img[vai]), torch.as_tensor(tr_lbl[vai]).long()),
-                                        epochs=tc["epochs"], batch_size=tc["batch_size"], lr=tc["lr"],
-                                        patience=tc["patience"], seed=seed, device=dev, desc="teacher")
+    teacher, _ = train.train_student((data.to_model_range(tr_img[tri]), torch.as_tensor(tr_lbl[tri]).long()),
+                                     (data.to_model_range(tr_img[vai]), torch.as_tensor(tr_lbl[vai]).long()),
+                                     tc, seed=seed, device=dev, desc="teacher")
     teacher_acc = evaluate.classification_report(evaluate.predict_logits(teacher, x_te), y_te)["accuracy"]
     results = {"profile": args.profile, "environment": artifacts.environment(), "teacher_accuracy": teacher_acc,
                "teacher_time_s": time.perf_counter() - t0, "runs": []}

@@ -276,14 +276,19 @@ def synthetic_split(images_uint8, labels, teacher_logits, val_fraction: float, s
     x = to_model_range(images_uint8)
     y = torch.as_tensor(labels).long()
     z = torch.as_tensor(teacher_logits).float()
-    tr, va = train_val_split(len(x), int(round(len(x) * val_fraction)), seed)
+    tr, va = train_val_split(len(x), val_size(len(x), val_fraction), seed)
     return (x[tr], y[tr], z[tr]), (x[va], y[va])
+
+
+def val_size(n_items: int, val_fraction: float) -> int:
+    """Digits that :func:`synthetic_split` holds out for validation from a set of ``n_items``."""
+    return int(round(n_items * val_fraction))
 
 
 def optimizer_updates(n_items: int, val_fraction: float, batch_size: int, epochs: int) -> int:
     """Optimiser updates of a full run on a set of ``n_items`` split by :func:`synthetic_split`:
     how much training a student gets, where epochs alone hide the size of its set."""
-    n_train = n_items - int(round(n_items * val_fraction))
+    n_train = n_items - val_size(n_items, val_fraction)
     return epochs * -(-n_train // batch_size)
 
 

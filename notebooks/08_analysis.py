@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 import kr_utils
-from kr_utils import artifacts, plots, thesis
+from kr_utils import artifacts, evaluate, plots, thesis
 
 t_start = time.perf_counter()
 cfg = kr_utils.get_config(profile)
@@ -214,7 +214,8 @@ for path in sorted((artifacts.repo_root() / "results").glob("*/sampler_benchmark
             "device": r["environment"]["device"], "date": r["environment"]["date"],
             "network passes / digit": s["network_passes_per_digit"], "digits/s": round(s["samples_per_s"], 2),
             "acceptance": f"{100 * s['acceptance_rate']:.1f}%", "set size": s["set_size"],
-            "student acc.": f"{100 * s['student_accuracy']:.2f}%"}
+            "student acc.": evaluate.format_summary(s["student_accuracy_seeds"]) if "student_accuracy_seeds" in s
+            else f"{100 * s['student_accuracy']:.2f}% (1 seed)"}
 pd.DataFrame(bench).T if bench else "no recorded sampler benchmark"
 
 # %%

@@ -30,3 +30,34 @@ def test_metrics_merge():
     artifacts.update_metrics("smoke", "teacher", {"epochs": 2})
     m = artifacts.read_metrics("smoke")
     assert m["teacher"] == {"acc": 0.9, "epochs": 2} and "device" in m["environment"]
+
+
+def test_compute_time_counts_reused_cache_results(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(artifacts, "_reused_s", [0.0])
+    slow = lambda: (time.sleep(0.2), {"acc": 0.5})[1]
+    assert artifacts.cached(tmp_path / "r.pt", "k", slow) == {"acc": 0.5}
+    assert artifacts._reused_s[0] == 0.0  # computed, not reused
+    t_start = time.perf_counter()
+    assert artifacts.cached(tmp_path / "r.pt", "k", lambda: pytest.fail("recomputed")) == {"acc": 0.5}
+    artifacts.record_stage_time("smoke", "stage_x", t_start)
+    m = artifacts.read_metrics("smoke")
+    assert m["wall_time_s"]["stage_x"] < 0.2 <= m["compute_time_s"]["stage_x"]
+
+
+def test_bf16_switch(monkeypatch):
+    monkeypatch.setenv(artifacts.BF16_ENV, "0")
+    assert not artifacts.bf16("cuda") and not artifacts.bf16("cpu")
+    with artifacts.autocast("cpu"):
+        assert torch.nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.float32
+    monkeypatch.delenv(artifacts.BF16_ENV)
+    assert artifacts.bf16("cuda")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not artifacts.bf16("cpu")  # emulated bf16 is slower: float32 there
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert artifacts.bf16("cpu")
+    with artifacts.autocast("cpu"):
+        y = torch.nn.Linear(4, 4)(torch.randn(2, 4))
+    assert y.dtype == torch.bfloat16
