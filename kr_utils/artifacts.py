@@ -112,13 +112,15 @@ def cached(path, key: str, compute):
         try:
             stored = torch.load(path, map_location="cpu", weights_only=True)
             if stored.get("key") == key:
-                note_reused(stored.get("compute_s"))
+                if str(path) not in _computed_here:
+                    note_reused(stored.get("compute_s"))
                 return stored["value"]
         except Exception as err:  # a torn or foreign file: say so, then redo the work
             print(f"ignoring unreadable cache file {path}: {err}")
     t0 = time.perf_counter()
     value = compute()
     atomic_torch_save({"key": key, "value": value, "compute_s": time.perf_counter() - t0}, path)
+    _computed_here.add(str(path))
     return value
 
 
@@ -187,6 +189,7 @@ def autocast(device):
 # Compute seconds of the cached results this process reused (one notebook = one kernel): a
 # rebuild's wall time says what the rebuild cost, this says what its stages cost to compute.
 _reused_s = [0.0]
+_computed_here: set[str] = set()  # results computed by this process: reusing them costs nothing extra
 
 
 def note_reused(seconds) -> None:

@@ -36,9 +36,12 @@ def test_compute_time_counts_reused_cache_results(tmp_path, monkeypatch):
     import time
 
     monkeypatch.setattr(artifacts, "_reused_s", [0.0])
+    monkeypatch.setattr(artifacts, "_computed_here", set())
     slow = lambda: (time.sleep(0.2), {"acc": 0.5})[1]
     assert artifacts.cached(tmp_path / "r.pt", "k", slow) == {"acc": 0.5}
-    assert artifacts._reused_s[0] == 0.0  # computed, not reused
+    assert artifacts.cached(tmp_path / "r.pt", "k", slow) == {"acc": 0.5}
+    assert artifacts._reused_s[0] == 0.0  # computed by this run, then reused within it: counted once
+    artifacts._computed_here.clear()  # as in the next build's process
     t_start = time.perf_counter()
     assert artifacts.cached(tmp_path / "r.pt", "k", lambda: pytest.fail("recomputed")) == {"acc": 0.5}
     artifacts.record_stage_time("smoke", "stage_x", t_start)
