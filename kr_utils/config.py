@@ -3,7 +3,7 @@ before any training starts.
 
 - ``smoke``: CI; every notebook in seconds, tiny models, numbers meaningless.
 - ``cpu``: the default; the whole book, experiments included, on a 2-core machine in under an
-  hour with bf16 (54 min measured; about 1 h 45 min in float32), real results (smaller epochs,
+  hour with bf16 (54 min measured; the last float32 build, of an earlier commit, 1 h 46 min), real results (smaller epochs,
   seeds and sizes than the thesis, stated per chapter).
 - ``gpu``: thesis scale (60k synthetic digits), for Colab or a lent GPU.
 """
