@@ -81,7 +81,7 @@ def main():
         print(json.dumps(r), flush=True)
     report = {"profile": cfg["profile"], "environment": artifacts.environment(), "runs": rows,
               "chosen": {"bf16_autocast": artifacts.bf16(dev), "classifier_channels_last": True,
-                         "unet_channels_last": dev.type == "cuda"}}
+                         "unet_channels_last": diffusion.unet_memory_format(dev) == torch.channels_last}}
     dest = artifacts.repo_root() / "results" / cfg["profile"] / "precision_benchmark.json"
     artifacts.atomic_write_text(dest, json.dumps(report, indent=2))
     print("->", dest)

@@ -168,7 +168,8 @@ BF16_ENV = "KR_BF16"
 def bf16(device) -> bool:
     """Whether network passes on ``device`` run under bfloat16 autocast: on a GPU, and on a
     CPU with native bf16 instructions (AVX512-BF16 or AMX), where it is measured faster
-    (2 EPYC cores: ResNet training steps 1.8x, U-Net steps 1.4x, ResNet inference 2.8x).
+    (``benchmarks/precision.py`` on 2 EPYC cores: ResNet training steps 1.9x, U-Net training
+    steps 1.8x, inference 2.2x-4.6x).
     Elsewhere bf16 is emulated and slower, so float32 is kept. ``KR_BF16=0`` turns it off.
     Weights, optimiser state, losses and the samplers' arithmetic stay float32."""
     if os.environ.get(BF16_ENV, "1") == "0":

@@ -64,3 +64,14 @@ def test_bf16_switch(monkeypatch):
     with artifacts.autocast("cpu"):
         y = torch.nn.Linear(4, 4)(torch.randn(2, 4))
     assert y.dtype == torch.bfloat16
+
+
+def test_unet_layout_follows_bf16(monkeypatch):
+    from kr_utils import diffusion
+
+    monkeypatch.setenv(artifacts.BF16_ENV, "0")
+    assert diffusion.unet_memory_format("cpu") == torch.channels_last
+    monkeypatch.delenv(artifacts.BF16_ENV)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert diffusion.unet_memory_format("cpu") == torch.contiguous_format
+    assert diffusion.unet_memory_format("cuda") == torch.channels_last
