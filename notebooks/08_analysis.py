@@ -199,10 +199,12 @@ for path in sorted((artifacts.repo_root() / "results").glob("*/metrics.json")):
 pd.DataFrame(rows).T if rows else "no recorded runs"
 
 # %% [markdown]
-# ## Cost of sampling: the thesis' sampler against the fast one
-# `benchmarks/samplers.py` generates with the 1000-step ancestral sampler and with the profile's
-# DDIM sampler from the same model, at the same batch size, and trains one student on a set
-# built with each; its recorded runs (`results/<profile>/sampler_benchmark.json`):
+# ## Cost of sampling: the thesis' sampler against the fast ones
+# `benchmarks/samplers.py` generates with the 1000-step ancestral sampler and with fast samplers
+# of at most 50 steps (DDIM, and the ancestral chain respaced) from the same model, at the same
+# batch size, builds a set of the same size with each, and trains students on each set (one per
+# seed, mean ± std, each with as many optimiser updates as the main student of chapter 5). Its
+# recorded runs (`results/<profile>/sampler_benchmark.json`, device and date inside):
 
 # %%
 bench = {}
@@ -212,9 +214,12 @@ for path in sorted((artifacts.repo_root() / "results").glob("*/sampler_benchmark
         bench[(path.parent.name, name)] = {
             "device": r["environment"]["device"], "date": r["environment"]["date"],
             "network passes / digit": s["network_passes_per_digit"], "digits/s": round(s["samples_per_s"], 2),
+            "speed-up": f"{s['samples_per_s'] / r['samplers']['ancestral_1000']['samples_per_s']:.1f}x",
             "acceptance": f"{100 * s['acceptance_rate']:.1f}%", "set size": s["set_size"],
             "student acc.": evaluate.format_summary(s["student_accuracy_seeds"]) if "student_accuracy_seeds" in s
-            else f"{100 * s['student_accuracy']:.2f}% (1 seed)"}
+            else f"{100 * s['student_accuracy']:.2f}% (1 seed)",
+            "below ancestral 1000 (points)": round(100 * (r["samplers"]["ancestral_1000"]["student_accuracy"]
+                                                          - s["student_accuracy"]), 2)}
 pd.DataFrame(bench).T if bench else "no recorded sampler benchmark"
 
 # %%
