@@ -22,7 +22,7 @@ import time
 import torch
 
 import kr_utils
-from kr_utils import artifacts, data, diffusion, evaluate, synth, train
+from kr_utils import artifacts, data, diffusion, evaluate, experiments, synth, train
 
 
 def timed_generation(unet, sampler, n, batch, w, device, seed):
@@ -58,7 +58,7 @@ def main():
     seeds = args.seeds or list(st["seeds"])
     # as many updates as the main student on the profile's set: at cpu, 1,000 digits with its
     # 3 epochs gave 45 updates and students of 70-84% (seed std 6-8 points): no comparison
-    epochs = max(st["epochs"], round(st["epochs"] * sc["per_class"] / per_class))
+    epochs = max(st["epochs"], experiments.equal_update_epochs(st["epochs"], sc["per_class"], per_class))
     scfg = {**st, "epochs": epochs, "patience": epochs + 1}
     fast = [f.partition(":") for f in args.fast or [f"{g['sampler']}:{g['num_steps']}"]]
     for name, _, steps in fast:

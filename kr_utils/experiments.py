@@ -119,6 +119,12 @@ def ablation_data(stored: dict, variant: dict, per_class: int, thesis_per_class:
     return train.synthetic_split(images, labels, stored["logits"][idx], val_fraction, seed)
 
 
+def equal_update_epochs(epochs: int, per_class: int, smaller_per_class: int) -> int:
+    """Epochs on a set of ``smaller_per_class`` digits per class that give about as many
+    optimiser updates as ``epochs`` on ``per_class`` (a smaller set must not mean less training)."""
+    return max(1, round(epochs * per_class / smaller_per_class))
+
+
 def ablation_config(scfg: dict, variant: dict, per_class: int, thesis_per_class: int) -> tuple[dict, bool]:
     """The student config and ``select_best`` of a variant. The reference trains a ResNet on
     hard labels for the whole budget and keeps the final weights; ``early_stop`` stops after
@@ -128,7 +134,7 @@ def ablation_config(scfg: dict, variant: dict, per_class: int, thesis_per_class:
     variant measures the size of the set, not a shorter training."""
     epochs = scfg["epochs"]
     if variant.get("small"):
-        epochs = max(1, round(epochs * per_class / thesis_per_class))
+        epochs = equal_update_epochs(epochs, per_class, thesis_per_class)
     cfg = cell_config(scfg, scfg["arch"], "hard", epochs=epochs,
                       patience=1 if variant.get("early_stop") else epochs + 1)
     return cfg, bool(variant.get("early_stop"))
