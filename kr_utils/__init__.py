@@ -9,5 +9,5 @@ degradation, ablation), ``artifacts`` (files shared between notebooks, result ca
 """
 __version__ = "0.1.0"
 
-from . import artifacts, config, data, diffusion, evaluate, experiments, models, plots, synth, train  # noqa: E402,F401
+from . import artifacts, config, data, diffusion, evaluate, experiments, live, models, plots, synth, train  # noqa: E402,F401
 from .config import get_config  # noqa: E402,F401

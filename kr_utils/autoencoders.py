@@ -20,10 +20,10 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .diffusion import alphas_cumprod, linear_beta_schedule, q_sample
 from .models import timestep_embedding
+from .live import progress as progress_bar
 
 
 def short_schedule(T: int):
@@ -99,29 +99,31 @@ def train_autoencoder(model: nn.Module, x0: torch.Tensor, *, steps: int, batch_s
     """Train either model by mean squared error on its output: epsilon (L_simple, eq. 4) or,
     for ``output="x0"``, the clean digit. The per-step model sees every step of each batch
     (T x batch pairs per update, each network only its own step); the shared model a
-    uniformly drawn step per image. Returns losses and wall time."""
+    uniformly drawn step per image. Trains on the device of ``model`` (random draws from a CPU
+    generator, the same on every device). Returns losses and wall time."""
     if steps <= 0 or batch_size <= 0:
         raise ValueError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     per_step = isinstance(model, PerStepAutoencoders)
-    T = model.T
+    T, dev = model.T, next(model.parameters()).device
+    x0 = x0.to(dev)
     _, ab = short_schedule(T)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     losses, t0 = [], time.perf_counter()
-    for _ in tqdm(range(steps), disable=not progress, desc=type(model).__name__, mininterval=1):
-        x = x0[torch.randint(0, len(x0), (batch_size,), generator=gen)]
+    for _ in progress_bar(range(steps), disable=not progress, desc=type(model).__name__, mininterval=1):
+        x = x0[torch.randint(0, len(x0), (batch_size,), generator=gen).to(dev)]
         if per_step:
             xs = x.expand(T, -1, -1)
-            t = torch.arange(T)[:, None].expand(T, batch_size)
-            noise = torch.randn(xs.shape, generator=gen)
+            t = torch.arange(T, device=dev)[:, None].expand(T, batch_size)
+            noise = torch.randn(xs.shape, generator=gen).to(dev)
             x_t = q_sample(xs.reshape(T * batch_size, -1), t.reshape(-1), noise.reshape(T * batch_size, -1), ab)
             target = noise if model.output == "eps" else xs
             loss = F.mse_loss(model.all_steps(x_t.reshape(T, batch_size, -1)), target)
         else:
-            t = torch.randint(0, T, (batch_size,), generator=gen)
-            noise = torch.randn(x.shape, generator=gen)
+            t = torch.randint(0, T, (batch_size,), generator=gen).to(dev)
+            noise = torch.randn(x.shape, generator=gen).to(dev)
             target = noise if model.output == "eps" else x
             loss = F.mse_loss(model.raw(q_sample(x, t, noise, ab), t), target)
         opt.zero_grad(set_to_none=True)

@@ -5,17 +5,27 @@ them (``book/pipeline/`` and ``book/theory/``), then optionally build the book.
 
 The pipeline runs first, so that theory chapter 7 can reuse the pipeline's diffusion model;
 the book still shows the theory first (``_toc.yml``).
+
+Every cell runs under the profile's ``cell_timeout_s``; a cell that fails or runs past it
+stops the run with the chapter and the cell named. Widgets are never built here
+(``KR_HEADLESS=1``, see :mod:`kr_utils.live`). Each notebook shows a progress bar in seconds,
+weighted by the cell times of the last executed copy (papermill records them), or of the last
+recorded run of the profile (``results/<profile>/metrics.json``), with the time left.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from .artifacts import repo_root
-from .config import PROFILES
+from .config import PROFILES, get_config
+from .live import HEADLESS_ENV
 
 # (group, source folder under notebooks/, notebooks in run order)
 GROUPS = [
@@ -28,8 +38,126 @@ GROUPS = [
 NOTEBOOKS = [name for _, _, names in GROUPS for name in names]
 
 
-def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int = 4 * 3600) -> dict:
+class NotebookFailed(SystemExit):
+    """A chapter stopped: its error or timeout, with the chapter and the cell named."""
+
+
+def expected_cell_seconds(executed: Path, n_cells: int, profile: str) -> list[float] | None:
+    """Per-cell seconds of the last executed copy of this notebook at this profile (papermill's
+    ``metadata.papermill.duration``), or None when there is none with the same cells."""
+    try:
+        nb = json.loads(Path(executed).read_text())
+        if nb["metadata"].get("papermill", {}).get("parameters", {}).get("profile") != profile:
+            return None
+        cells = nb["cells"]
+        durations = [float(c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in cells]
+        return durations if len(durations) == n_cells and sum(durations) > 0 else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def recorded_chapter_seconds(profile: str, root: Path | None = None) -> dict:
+    """``{'pipeline/01_teacher': seconds, ...}`` of the last recorded run of ``profile``
+    (``results/<profile>/metrics.json``: the pipeline's ``wall_time_s`` and the theory's
+    ``theory_wall_time_s``, keyed T1-T8), for estimates where no executed copy exists yet."""
+    path = (root or repo_root()) / "results" / profile / "metrics.json"
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    out = {f"pipeline/{k}": float(v) for k, v in (m.get("wall_time_s") or {}).items()}
+    theory_names = GROUPS[1][2]
+    for key, seconds in (m.get("theory_wall_time_s") or {}).items():  # "T4" -> theory/04_...
+        index = int(key[1:]) - 1 if key[1:].isdigit() else -1
+        if 0 <= index < len(theory_names):
+            out[f"theory/{theory_names[index]}"] = float(seconds)
+    return out
+
+
+def _engine():
+    """A papermill engine that drives a tqdm bar in expected seconds (one per notebook)."""
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class ProgressEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, kr_progress=None, **kwargs):
+            if kr_progress is not None:
+                start, complete = nb_man.cell_start, nb_man.cell_complete
+
+                def cell_start(cell, cell_index=None, **kw):
+                    kr_progress.cell_started(cell_index, cell)
+                    return start(cell, cell_index, **kw)
+
+                def cell_complete(cell, cell_index=None, **kw):
+                    kr_progress.cell_done(cell_index)
+                    return complete(cell, cell_index, **kw)
+
+                nb_man.cell_start, nb_man.cell_complete = cell_start, cell_complete
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register("kr_progress", ProgressEngine)
+    return "kr_progress"
+
+
+class Progress:
+    """A tqdm bar per notebook, its total the expected seconds of the chapter. A cell completed
+    advances it by the cell's expected time; a ticker refreshes the elapsed time during a long
+    cell. Where nothing was recorded the bar counts cells."""
+
+    def __init__(self, label: str, n_cells: int, weights: list[float] | None, total_hint: float | None):
+        from tqdm.auto import tqdm
+
+        if weights is None and total_hint:
+            weights = [total_hint / n_cells] * n_cells  # a recorded chapter time spread evenly
+        self.weights = weights
+        self.current = None
+        if weights:
+            self.bar = tqdm(total=round(sum(weights), 1), desc=label, unit="s", file=sys.stdout,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar:20}| "
+                                       "[{elapsed} elapsed, about {remaining} left{postfix}]")
+        else:
+            self.bar = tqdm(total=n_cells, desc=label, unit="cell", file=sys.stdout)
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+        self._ticker.start()
+
+    def _tick(self):
+        while not self._stop.wait(5.0 if sys.stdout.isatty() else 60.0):  # a log gets a line a minute
+            self.bar.refresh()
+
+    def cell_started(self, index, cell):
+        self.current = (index, cell.source)
+        first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
+        self.bar.set_postfix_str(f"cell {index}: {first[:40]}", refresh=True)
+
+    def cell_done(self, index):
+        self.bar.update(round(self.weights[index], 1) if self.weights else 1)
+
+    def close(self):
+        self._stop.set()
+        self.bar.close()
+
+
+def _describe_failure(err, label: str, output: Path, timeout: int, running=None) -> str:
+    """'<chapter>: cell N (first line) <what happened>' from papermill's or nbclient's error."""
+    from nbclient.exceptions import CellTimeoutError
+
+    index = getattr(err, "cell_index", None)
+    source = getattr(err, "source", "") or ""
+    if index is None and running is not None:  # a timeout names no cell: the one that was running
+        index, source = running
+    if isinstance(err, CellTimeoutError) or "timed out" in str(err):
+        what = f"ran past the cell timeout of {timeout} s (cell_timeout_s of the profile)"
+    else:
+        what = f"raised {getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', str(err))[:300]}"
+    cell = f"cell {index}" if index is not None else "a cell"
+    first = next((ln for ln in source.splitlines() if ln.strip()), "")
+    return f"{label}: {cell}{f' ({first[:60]!r})' if first else ''} {what}; executed copy: {output}"
+
+
+def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None = None) -> dict:
     """Execute every notebook (or those named in ``only``) into ``book_dir/<group>/``."""
+    import nbformat
     import papermill as pm
 
     if profile not in PROFILES:
@@ -37,20 +165,34 @@ def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int = 4 * 36
     unknown = set(only or ()) - set(NOTEBOOKS)
     if unknown:
         raise SystemExit(f"unknown notebooks {sorted(unknown)}; expected names from {NOTEBOOKS}")
-    times = {}
-    for group, folder, names in GROUPS:
-        src = repo_root() / "notebooks" / folder
+    timeout = timeout or get_config(profile)["cell_timeout_s"]
+    os.environ[HEADLESS_ENV] = "1"  # inherited by every kernel: no widget is ever built here
+    engine = _engine()
+    recorded = recorded_chapter_seconds(profile)
+    todo = [(g, f, n) for g, f, names in GROUPS for n in names if not only or n in only]
+    times, t_book = {}, time.perf_counter()
+    for i, (group, folder, name) in enumerate(todo, 1):
+        src = repo_root() / "notebooks" / folder / f"{name}.ipynb"
         out_dir = book_dir / group
         out_dir.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            if only and name not in only:
-                continue
-            t0 = time.perf_counter()
-            print(f"== {group}/{name} ({profile})", flush=True)
-            pm.execute_notebook(src / f"{name}.ipynb", out_dir / f"{name}.ipynb", parameters={"profile": profile},
-                                cwd=str(src), execution_timeout=timeout, progress_bar=False, log_output=False)
-            times[f"{group}/{name}"] = time.perf_counter() - t0
-            print(f"   {times[f'{group}/{name}']:.0f} s", flush=True)
+        output, label = out_dir / f"{name}.ipynb", f"{group}/{name}"
+        n_cells = len(nbformat.read(src, as_version=4).cells) + 1  # + papermill's injected parameters
+        left = sum(recorded.get(f"{g}/{n}", 0.0) for g, _, n in todo[i - 1:])
+        print(f"== [{i}/{len(todo)}] {label} ({profile}); book {(time.perf_counter() - t_book) / 60:.1f} min "
+              f"elapsed" + (f", about {left / 60:.0f} min left by the last recorded run" if left else ""),
+              flush=True)
+        progress = Progress(label, n_cells, expected_cell_seconds(output, n_cells, profile), recorded.get(label))
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(src, output, parameters={"profile": profile}, cwd=str(src.parent),
+                                engine_name=engine, kr_progress=progress, execution_timeout=timeout,
+                                progress_bar=False, log_output=False)
+        except Exception as err:  # papermill's execution error or nbclient's timeout
+            raise NotebookFailed(_describe_failure(err, label, output, timeout, progress.current)) from err
+        finally:
+            progress.close()
+        times[label] = time.perf_counter() - t0
+        print(f"   {times[label]:.0f} s", flush=True)
     return times
 
 
@@ -59,10 +201,11 @@ def main(argv=None):
     p.add_argument("--profile", default="cpu", help="smoke, cpu (default) or gpu")
     p.add_argument("--only", nargs="*", help="run only these notebooks (names without .ipynb)")
     p.add_argument("--out", default=None, help="book folder receiving pipeline/ and theory/ (default: book)")
+    p.add_argument("--timeout", type=int, default=None, help="seconds a cell may run (default: the profile's)")
     p.add_argument("--build", action="store_true", help="then run jupyter-book build -n -W --keep-going")
     args = p.parse_args(argv)
     root = repo_root()
-    times = run_notebooks(args.profile, Path(args.out) if args.out else root / "book", args.only)
+    times = run_notebooks(args.profile, Path(args.out) if args.out else root / "book", args.only, args.timeout)
     print("notebook wall times (s):", {k: round(v) for k, v in times.items()})
     if args.build:
         cmd = ["jupyter-book", "build", str(root), "-n", "-W", "--keep-going"]

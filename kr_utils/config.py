@@ -14,7 +14,9 @@ import os
 
 PROFILES: dict[str, dict] = {
     "smoke": dict(
-        seed=0, test_subset=2000,
+        # cell_timeout_s: the longest any one notebook cell may run under the book's runner and
+        # nbval before the run fails naming the chapter and the cell (a hang never waits for hours)
+        seed=0, test_subset=2000, cell_timeout_s=300,
         teacher=dict(arch="resnet_preact", epochs=1, train_subset=2000, val_size=500,
                      batch_size=64, lr=2e-3, patience=3, study_archs=("resnet_preact", "simple_cnn"),
                      study_seeds=(0, 1)),
@@ -39,7 +41,8 @@ PROFILES: dict[str, dict] = {
                     ae_batch=32, ae_samples=20, recon_digits=2, recon_fallback_steps=30),
     ),
     "cpu": dict(
-        seed=0, test_subset=None,
+        # the longest cpu chapter took 12 min in all on 2 cores (results/cpu); a cell gets an hour
+        seed=0, test_subset=None, cell_timeout_s=3600,
         # Teachers: three architectures x three seeds of two epochs (the thesis: 30 epochs, 10 seeds).
         teacher=dict(arch="resnet_preact", epochs=2, train_subset=None, val_size=5000,
                      batch_size=64, lr=2e-3, patience=3,
@@ -78,7 +81,7 @@ PROFILES: dict[str, dict] = {
                     ae_batch=64, ae_samples=500, recon_digits=10, recon_fallback_steps=1500),
     ),
     "gpu": dict(
-        seed=0, test_subset=None,
+        seed=0, test_subset=None, cell_timeout_s=3600,
         teacher=dict(arch="resnet_preact", epochs=8, train_subset=None, val_size=5000,
                      batch_size=128, lr=2e-3, patience=3,
                      study_archs=("resnet_preact", "simple_cnn", "compressed_cnn"), study_seeds=tuple(range(10))),
@@ -155,6 +158,8 @@ def _positive(cfg, section, *keys, allow_none=()):
 
 def validate(cfg: dict) -> None:
     """Reject impossible values with a message naming the parameter."""
+    if not isinstance(cfg["cell_timeout_s"], int) or cfg["cell_timeout_s"] <= 0:
+        raise ConfigError(f"cell_timeout_s must be a positive number of seconds, got {cfg['cell_timeout_s']!r}")
     _positive(cfg, "teacher", "epochs", "batch_size", "lr", "patience", "val_size", "train_subset",
               allow_none=("train_subset",))
     _positive(cfg, "diffusion", "base", "T", "steps", "batch_size", "lr", "train_subset",

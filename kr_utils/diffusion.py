@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .artifacts import autocast, bf16
+from .live import progress as progress_bar
 
 
 def unet_memory_format(device) -> torch.memory_format:
@@ -60,10 +60,11 @@ def diffusion_loss(model, x0: torch.Tensor, y: torch.Tensor, ab: torch.Tensor, p
     ``weights`` (one per timestep, e.g. :func:`kr_utils.theory.elbo_weights`) turns it into
     the weighted sum of KL terms of the ELBO (theory chapter 3); None is L_simple.
     """
-    b = x0.shape[0]
-    t = torch.randint(0, len(ab), (b,), device=x0.device, generator=generator)
-    noise = torch.randn(x0.shape, device=x0.device, generator=generator)
-    drop = torch.rand(b, device=x0.device, generator=generator) < p_uncond
+    b, dev = x0.shape[0], x0.device
+    gdev = generator.device if generator is not None else dev  # a CPU generator may drive GPU data
+    t = torch.randint(0, len(ab), (b,), device=gdev, generator=generator).to(dev)
+    noise = torch.randn(x0.shape, device=gdev, generator=generator).to(dev)
+    drop = torch.rand(b, device=gdev, generator=generator).to(dev) < p_uncond
     y = torch.where(drop, torch.full_like(y, model.null_class), y)
     if weights is None:
         return F.mse_loss(model(q_sample(x0, t, noise, ab), t, y), noise)
@@ -215,7 +216,7 @@ def sample_loop(eps_fn, sampler, x: torch.Tensor, generator: torch.Generator | N
     traj = {}
     steps = [t for t in sampler.timesteps.tolist() if start_t is None or t <= start_t]
     prev = steps[1:] + [-1]
-    for t, t_prev in zip(tqdm(steps, disable=not progress, desc="sampling", leave=False), prev):
+    for t, t_prev in zip(progress_bar(steps, disable=not progress, desc="sampling", leave=False), prev):
         tt = torch.full((len(x),), t, device=x.device, dtype=torch.long)
         x = sampler.step(eps_fn(x, tt).float(), t, x, generator=generator)
         if after_step is not None:

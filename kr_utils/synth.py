@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .artifacts import atomic_write_bytes, atomic_write_text
 from .data import read_images_labels, to_model_range, to_uint8, write_idx
 from .diffusion import generate
 from .evaluate import predict_logits
+from .live import progress as progress_bar
 
 IMAGES_FILE = "train-images-synthetic-idx3-ubyte.gz"
 LABELS_FILE = "train-labels-synthetic-idx1-ubyte.gz"
@@ -67,7 +67,7 @@ def build_synthetic_set(model, sampler, teacher, *, per_class: int, threshold: f
     kept = {k: [] for k in ("images", "labels", "requested", "logits")}
     log = {k: [] for k in ("requested", "logits", "round")}  # every generated digit
     thr, thresholds, rounds = threshold, [], 0
-    bar = tqdm(total=total, desc="synthetic set", disable=not progress, mininterval=2)
+    bar = progress_bar(total=total, desc="synthetic set", disable=not progress, mininterval=2)
     generated = 0
     while counts.sum() < total:
         if budget is not None and generated >= budget:

@@ -11,10 +11,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .diffusion import alphas_cumprod, diffusion_loss, guided_eps, linear_beta_schedule, q_sample, sample_loop
 from .models import timestep_embedding
+from .live import progress as progress_bar
 
 # ------------------------------------------------------------------------------- data
 
@@ -93,21 +93,27 @@ def train_toy_eps(model: ToyEpsMLP, x: torch.Tensor, y: torch.Tensor | None, *, 
                   batch_size: int = 256, lr: float = 2e-3, p_uncond: float = 0.0, seed: int = 0,
                   weights: torch.Tensor | None = None, progress: bool = True) -> list[float]:
     """Train on eq. (4) (or on the ELBO's weighted terms when ``weights`` is given) with
-    Adam and cosine learning-rate decay. Returns the per-step losses."""
+    Adam and cosine learning-rate decay, on the device of ``model`` (the random draws come
+    from a CPU generator, so a seed gives the same batches on every device). Returns the
+    per-step losses."""
     if steps <= 0 or batch_size <= 0:
         raise ValueError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    dev = next(model.parameters()).device
     y = torch.zeros(len(x), dtype=torch.long) if y is None else y
+    x, y = x.to(dev), y.to(dev)
     _, ab = toy_schedule(T)
+    ab = ab.to(dev)
     if weights is not None:
-        weights = (weights / weights.mean()).float()  # same average step size as L_simple
+        weights = (weights / weights.mean()).float().to(dev)  # same average step size as L_simple
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     losses = []
     model.train()
-    for idx in tqdm(_batches(len(x), batch_size, steps, gen), total=steps, disable=not progress,
+    for idx in progress_bar(_batches(len(x), batch_size, steps, gen), total=steps, disable=not progress,
                     desc="toy eps-model", mininterval=1):
+        idx = idx.to(dev)
         loss = diffusion_loss(model, x[idx], y[idx], ab, p_uncond, generator=gen, weights=weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -118,16 +124,19 @@ def train_toy_eps(model: ToyEpsMLP, x: torch.Tensor, y: torch.Tensor | None, *, 
 
 def train_noisy_classifier(clf: NoisyClassifier, x: torch.Tensor, y: torch.Tensor, *, steps: int, T: int,
                            batch_size: int = 256, lr: float = 2e-3, seed: int = 0, progress: bool = True):
-    """Cross-entropy on x_t = q_sample(x_0, t) with t uniform in [0, T)."""
+    """Cross-entropy on x_t = q_sample(x_0, t) with t uniform in [0, T), on the device of ``clf``."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    dev = next(clf.parameters()).device
+    x, y = x.to(dev), y.to(dev)
     _, ab = toy_schedule(T)
     opt = torch.optim.Adam(clf.parameters(), lr=lr)
     losses = []
-    for idx in tqdm(_batches(len(x), batch_size, steps, gen), total=steps, disable=not progress,
+    for idx in progress_bar(_batches(len(x), batch_size, steps, gen), total=steps, disable=not progress,
                     desc="noisy classifier", mininterval=1):
-        t = torch.randint(0, T, (len(idx),), generator=gen)
-        xt = q_sample(x[idx], t, torch.randn((len(idx), 2), generator=gen), ab)
+        t = torch.randint(0, T, (len(idx),), generator=gen).to(dev)
+        idx = idx.to(dev)
+        xt = q_sample(x[idx], t, torch.randn((len(idx), 2), generator=gen).to(dev), ab)
         loss = F.cross_entropy(clf(xt, t), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -139,10 +148,11 @@ def train_noisy_classifier(clf: NoisyClassifier, x: torch.Tensor, y: torch.Tenso
 @torch.no_grad()
 def noisy_accuracy(clf: NoisyClassifier, x, y, t: int, T: int, generator: torch.Generator) -> float:
     """Accuracy of the noisy classifier on points diffused to step ``t``."""
+    dev = next(clf.parameters()).device
     _, ab = toy_schedule(T)
-    tt = torch.full((len(x),), t)
-    xt = q_sample(x, tt, torch.randn(x.shape, generator=generator), ab)
-    return (clf(xt, tt).argmax(1) == y).float().mean().item()
+    tt = torch.full((len(x),), t, device=dev)
+    xt = q_sample(x.to(dev), tt, torch.randn(x.shape, generator=generator).to(dev), ab)
+    return (clf(xt, tt).argmax(1) == y.to(dev)).float().mean().item()
 
 # ------------------------------------------------------------------------------- guidance and sampling
 
@@ -171,19 +181,22 @@ def sample_toy(model, sampler, labels: torch.Tensor, generator: torch.Generator,
     """2D samples by the reverse process (:func:`kr_utils.diffusion.sample_loop`):
     classifier-free guidance with weight ``w`` (eq. 5), or classifier guidance with scale
     ``scale`` when a ``classifier`` is given. ``keep`` lists timesteps whose states to return
-    as well (the first state x_T is returned under key ``sampler.T``)."""
+    as well (the first state x_T is returned under key ``sampler.T``). The chain runs on the
+    device of ``model``; the samples come back on the CPU."""
     model.eval()
-    x = torch.randn((len(labels), 2), generator=generator)
+    dev = next(model.parameters()).device
+    labels = labels.to(dev)
+    x = torch.randn((len(labels), 2), generator=generator).to(dev)
     if classifier is None:
         eps_fn = lambda x, tt: guided_eps(model, x, tt, labels, w)  # noqa: E731
     else:
         eps_fn = lambda x, tt: classifier_guided_eps(model, classifier, x, tt, labels, scale,  # noqa: E731
                                                      sampler.alphas_cumprod)
     if not keep:
-        return sample_loop(eps_fn, sampler, x, generator)
+        return sample_loop(eps_fn, sampler, x, generator).cpu()
     out, traj = sample_loop(eps_fn, sampler, x, generator, return_trajectory=keep)
-    traj[sampler.T] = x
-    return out, traj
+    traj[sampler.T] = x.cpu()
+    return out.cpu(), traj
 
 # ------------------------------------------------------------------------------- measures
 

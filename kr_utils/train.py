@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .artifacts import atomic_torch_save, autocast, _plain
+from .artifacts import atomic_torch_save, autocast, grad_scaler, _plain
 from .diffusion import alphas_cumprod, diffusion_loss, linear_beta_schedule, unet_memory_format
+from .live import progress as progress_bar
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -106,6 +106,7 @@ def train_classifier(model, train, val, *, epochs: int, batch_size: int, lr: flo
     val = [t.to(device) for t in val[:2]]
     report = {k: [t.to(device) for t in v] for k, v in (report or {}).items()}
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    scaler = grad_scaler(device)  # active under fp16 only (artifacts.precision)
     steps_per_epoch = math.ceil(len(train[0]) / batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, (lambda i: 0.5 * (1 + math.cos(math.pi * i / (epochs * steps_per_epoch)))) if cosine else (lambda i: 1.0))
@@ -125,7 +126,7 @@ def train_classifier(model, train, val, *, epochs: int, batch_size: int, lr: flo
         t0 = time.perf_counter()
         model.train()
         total, n = 0.0, 0
-        for idx in tqdm(batches(len(train[0]), batch_size, gen), desc=f"{desc} epoch {epoch}/{epochs}",
+        for idx in progress_bar(batches(len(train[0]), batch_size, gen), desc=f"{desc} epoch {epoch}/{epochs}",
                         leave=False, mininterval=2):
             xb = train[0][idx]
             if use_augment:
@@ -134,8 +135,9 @@ def train_classifier(model, train, val, *, epochs: int, batch_size: int, lr: flo
                 out = model(channels_last(xb)).float()
             loss = distillation_loss(out, train[1][idx], train[2][idx] if soft else None, temperature, alpha)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             total += loss.item() * len(idx); n += len(idx)
         vl, va = _evaluate(model, *val)
@@ -203,10 +205,10 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, *, steps:
         model.load_state_dict(st["model"]); ema.load_state_dict(st["ema"]); opt.load_state_dict(st["opt"])
         sched.load_state_dict(st["sched"]); gen.set_state(st["gen"]); losses, step = st["losses"], st["step"]
         print(f"resumed diffusion training at step {step}")
-    amp = autocast(device)
+    amp, scaler = autocast(device), grad_scaler(device)  # the scaler acts under fp16 only
     last_save = time.perf_counter()
     order = iter(())
-    bar = tqdm(total=steps, initial=step, desc="diffusion", mininterval=2)
+    bar = progress_bar(total=steps, initial=step, desc="diffusion", mininterval=2)
     while step < steps:
         idx = next(order, None)
         if idx is None or len(idx) < batch_size:
@@ -217,9 +219,10 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, *, steps:
             loss = diffusion_loss(model, images[idx].contiguous(memory_format=fmt),
                                   labels[idx], ab, p_uncond, generator=None)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)  # clip the true gradients
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step(); sched.step()
+        scaler.step(opt); scaler.update(); sched.step()
         ema_update(ema, model, ema_decay, step)
         step += 1
         buf.append(loss.detach())  # no .item() per step: it would stall a GPU

@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KR_PROFILE=smoke MPLBACKEND=Agg
+export KR_HEADLESS=1   # no widget is ever built in a headless kernel (kr_utils.live)
+# every notebook cell gets the smoke profile's cell timeout: a hang fails, naming the notebook and cell
+cell_timeout=$(python -c "from kr_utils.config import get_config; print(get_config('smoke')['cell_timeout_s'])")
 work=$(mktemp -d)
 export KR_ARTIFACTS="$work/artifacts"   # never touch the user's artifacts/
 trap 'rm -rf "$work"' EXIT
@@ -15,7 +18,7 @@ cp _config.yml _toc.yml "$work/site/"
 cp -r book "$work/site/book"
 rm -rf "$work/site/book/pipeline" "$work/site/book/theory"/*.ipynb   # never a user's executed copies
 python -m kr_utils.book --profile smoke --out "$work/site/book"
-python -m pytest --nbval-lax -q -p no:cacheprovider "$work"/site/book/pipeline/*.ipynb "$work"/site/book/theory/*.ipynb
+python -m pytest --nbval-lax --nbval-cell-timeout="$cell_timeout" -q -p no:cacheprovider "$work"/site/book/pipeline/*.ipynb "$work"/site/book/theory/*.ipynb
 jupyter-book build "$work/site" -n -W --keep-going -q
 # every glued figure must be an image in the HTML, not the text "<Figure size ...>"
 if grep -rl "&lt;Figure size" "$work/site/_build/html/book"; then

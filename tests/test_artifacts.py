@@ -55,7 +55,7 @@ def test_bf16_switch(monkeypatch):
     with artifacts.autocast("cpu"):
         assert torch.nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.float32
     monkeypatch.delenv(artifacts.BF16_ENV)
-    assert artifacts.bf16("cuda")
+    # on CUDA the answer depends on the GPU: tests/test_precision.py mocks its capability
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     assert not artifacts.bf16("cpu")  # emulated bf16 is slower: float32 there

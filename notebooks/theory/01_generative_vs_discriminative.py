@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -50,6 +52,7 @@ seed = cfg["seed"] if seed is None else seed
 profile = cfg["profile"]
 rng = np.random.default_rng(seed)
 t_start = time.perf_counter()
+device = artifacts.device()  # every model of this chapter runs there
 
 # %% [markdown]
 # ## Latent variables: sampling through $z$
@@ -145,10 +148,13 @@ xt2, yt2 = toy.two_gaussians(500, g)
 dists = [torch.distributions.MultivariateNormal(x2[y2 == k].mean(0), torch.cov(x2[y2 == k].T)) for k in (0, 1)]
 gen_pred = torch.stack([d.log_prob(xt2) for d in dists], 1).argmax(1)
 # discriminative: logistic regression, p(y=1|x) = sigmoid(a.x + b), by gradient descent
-logreg = torch.nn.Linear(2, 1)
+logreg = torch.nn.Linear(2, 1).to(device)
 opt = torch.optim.Adam(logreg.parameters(), lr=0.05)
 for _ in range(300):
-    opt.zero_grad(); torch.nn.functional.binary_cross_entropy_with_logits(logreg(x2)[:, 0], y2.float()).backward(); opt.step()
+    opt.zero_grad()
+    torch.nn.functional.binary_cross_entropy_with_logits(logreg(x2.to(device))[:, 0], y2.float().to(device)).backward()
+    opt.step()
+logreg = logreg.cpu()
 disc_pred = (logreg(xt2)[:, 0] > 0).long()
 new_points = torch.cat([d.sample((200,)) for d in dists])
 acc = {"generative": (gen_pred == yt2).float().mean().item(), "discriminative": (disc_pred == yt2).float().mean().item()}

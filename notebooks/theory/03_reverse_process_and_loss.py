@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -104,6 +106,7 @@ cfg = kr_utils.get_config(profile)
 seed = cfg["seed"] if seed is None else seed
 profile, th = cfg["profile"], cfg["theory"]
 t_start = time.perf_counter()
+device = artifacts.device()  # every model of this chapter runs there
 sampler = diffusion.AncestralSampler(T=1000, clip_x0=False)
 g = torch.Generator().manual_seed(seed)
 
@@ -179,7 +182,8 @@ def error_by_t(model):
     for lo, hi in zip(bins[:-1], bins[1:]):
         t = torch.randint(lo, hi, (len(held_out),), generator=g)
         eps = torch.randn(held_out.shape, generator=g)
-        pred = model(diffusion.q_sample(held_out, t, eps, sampler.alphas_cumprod), t, torch.zeros_like(t))
+        x_t = diffusion.q_sample(held_out, t, eps, sampler.alphas_cumprod).to(device)
+        pred = model(x_t, t.to(device), torch.zeros_like(t, device=device)).cpu()
         out.append((pred - eps).pow(2).sum(1).mean().item())
     return out
 
@@ -187,7 +191,7 @@ def error_by_t(model):
 results, samples, per_t = [], {}, {}
 for s in (seed, seed + 1):
     for name, weights in (("L_simple (T3.7)", None), ("ELBO weights (T3.6)", lam)):
-        model = toy.ToyEpsMLP(num_classes=1, hidden=th["toy_hidden"])
+        model = toy.ToyEpsMLP(num_classes=1, hidden=th["toy_hidden"]).to(device)
         toy.train_toy_eps(model, roll, None, steps=th["toy_steps"], T=1000, weights=weights, seed=s)
         x = toy.sample_toy(model, sampler, torch.zeros(th["toy_samples"], dtype=torch.long),
                            torch.Generator().manual_seed(s))

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -46,12 +48,13 @@ import torch
 from IPython.display import display
 from myst_nb import glue
 import kr_utils
-from kr_utils import artifacts, diffusion, plots, toy
+from kr_utils import artifacts, diffusion, live, plots, toy
 
 cfg = kr_utils.get_config(profile)
 seed = cfg["seed"] if seed is None else seed
 profile, th = cfg["profile"], cfg["theory"]
 t_start = time.perf_counter()
+device = artifacts.device()  # every model of this chapter runs there
 g = torch.Generator().manual_seed(seed)
 MEANS = ((-2.0, -2.0), (2.0, 2.0))
 T = 500
@@ -79,7 +82,7 @@ plots.points_animation(frames, titles, reference=x, lim=5)
 
 # %%
 glue("t4_signal_T", f"{ab[-1].sqrt().item():.3f}", display=False)
-model = toy.ToyEpsMLP(num_classes=2, hidden=th["toy_hidden"])
+model = toy.ToyEpsMLP(num_classes=2, hidden=th["toy_hidden"]).to(device)
 losses = toy.train_toy_eps(model, x, y, steps=th["toy_steps"], T=T, p_uncond=0.2, seed=seed)
 sampler = diffusion.AncestralSampler(T=T, clip_x0=False)
 n = th["toy_samples"]
@@ -96,20 +99,12 @@ plots.points_animation(frames, [f"reverse, t = {t}" for t in order], reference=x
 # lower-left cluster, class 1 (green) to the upper right.
 #
 # For live use (in Jupyter or Colab, where widgets run) the cell below gives a slider over $t$
-# for the same trajectory; the static page shows the animation above instead.
+# for the same trajectory (`kr_utils.live.trajectory_controls`); the static page shows the animation
+# above instead. `kr_utils.live.show_controls` builds the slider only where a person is looking:
+# a headless run (papermill, nbval, the book's runner) never creates a widget.
 
 # %% tags=["remove-output"]
-import ipywidgets as widgets
-
-
-def show_step(t=order[0]):
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(*x.T, s=2, c="0.8"); ax.scatter(*traj[t].T, s=3, c=labels, cmap="coolwarm", alpha=0.6)
-    ax.set_xlim(-5, 5); ax.set_ylim(-5, 5); ax.set_aspect("equal"); ax.set_title(f"t = {t}")
-    plt.show()
-
-
-widgets.interact(show_step, t=widgets.SelectionSlider(options=order, value=order[0]))
+controls = live.show_controls(lambda: live.trajectory_controls(traj, labels, reference=x, lim=5))
 
 # %% [markdown]
 # ## Measuring the samples
@@ -161,7 +156,7 @@ rows, roll_samples, roll_traj = {}, {}, None
 for name, angle in (("2π", 2 * np.pi), ("3π", 3 * np.pi)):
     data = toy.swiss_roll(5000, g, max_angle=angle)
     held_out = toy.swiss_roll(n, g, max_angle=angle)
-    m = toy.ToyEpsMLP(num_classes=1, hidden=th["toy_hidden"])
+    m = toy.ToyEpsMLP(num_classes=1, hidden=th["toy_hidden"]).to(device)
     toy.train_toy_eps(m, data, None, steps=th["toy_steps"], T=T_roll, seed=seed)
     s, roll_traj = toy.sample_toy(m, roll_sampler, torch.zeros(n, dtype=torch.long),
                                   torch.Generator().manual_seed(seed), keep=tuple(range(0, T_roll, 50)))

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -67,13 +69,14 @@ cfg = kr_utils.get_config(profile)
 seed = cfg["seed"] if seed is None else seed
 profile, th = cfg["profile"], cfg["theory"]
 t_start = time.perf_counter()
+device = artifacts.device()  # every model of this chapter runs there
 g = torch.Generator().manual_seed(seed)
 MEANS, T = ((-2.0, -2.0), (2.0, 2.0)), 500
 x, y = toy.two_gaussians(500, g, MEANS)
 x_test, y_test = toy.two_gaussians(500, torch.Generator().manual_seed(seed + 100), MEANS)
-model = toy.ToyEpsMLP(num_classes=2, hidden=th["toy_hidden"])
+model = toy.ToyEpsMLP(num_classes=2, hidden=th["toy_hidden"]).to(device)
 toy.train_toy_eps(model, x, y, steps=th["toy_steps"], T=T, p_uncond=0.2, seed=seed)
-clf = toy.NoisyClassifier(num_classes=2)
+clf = toy.NoisyClassifier(num_classes=2).to(device)
 toy.train_noisy_classifier(clf, x, y, steps=th["classifier_steps"], T=T, seed=seed)
 sampler = diffusion.AncestralSampler(T=T, clip_x0=False)
 

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -65,6 +67,7 @@ cfg = kr_utils.get_config(profile)
 seed = cfg["seed"] if seed is None else seed
 profile, th = cfg["profile"], cfg["theory"]
 t_start = time.perf_counter()
+device = artifacts.device()  # every model of this chapter runs there
 torch.manual_seed(seed)
 T = th["ae_T"]
 glue("t6_T", T, display=False)
@@ -95,14 +98,16 @@ rows, samples = {}, {}
 ref = test01[torch.randperm(len(test01), generator=torch.Generator().manual_seed(seed))]
 floor = toy.energy_distance(ref[: th["ae_samples"]], ref[-th["ae_samples"]:])
 for name, (model, steps) in specs.items():
+    model = model.to(device)
     fit = autoencoders.train_autoencoder(model, x0, steps=steps, batch_size=th["ae_batch"],
                                          lr=2e-3 if isinstance(model, autoencoders.PerStepAutoencoders) else 1e-3,
                                          seed=seed)
     gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     with torch.no_grad():
-        out, traj = diffusion.sample_loop(lambda x, t: model(x, t), sampler, torch.randn(th["ae_samples"], 784, generator=gen),
+        out, traj = diffusion.sample_loop(lambda x, t: model(x, t), sampler, torch.randn(th["ae_samples"], 784, generator=gen).to(device),
                                           gen, return_trajectory=tuple(range(T)))
+    out = out.cpu()
     samples[name] = (out.clamp(-1, 1), traj)
     rows[name] = {"parameters": models.count_parameters(model), "hidden units": model.config["hidden"],
                   "updates": steps, "training time (s)": fit["train_s"],

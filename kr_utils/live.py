@@ -1,0 +1,126 @@
+"""Live controls (ipywidgets) only where a live front end can talk to them.
+
+``ipywidgets.interact`` can deadlock a headless kernel (papermill issue 723, nbclient issue 312,
+nbconvert issue 2029): the book hung once for hours at theory chapter T4. So every widget of
+the book goes through :func:`show_controls`, which builds it only when
+:func:`frontend_is_live` says a person is looking (Jupyter, JupyterLab, VS Code, Colab); a
+headless run (papermill, nbclient, nbconvert, nbval, ``kr_utils.book``) shows the static figure
+instead, and never imports ipywidgets. The progress bars of the long loops (:func:`progress`)
+follow the same decision: none in a headless kernel, so the static book holds no bar.
+
+The decision, in order:
+
+1. ``KR_WIDGETS=1`` or ``KR_WIDGETS=0`` forces it;
+2. ``KR_HEADLESS=1`` (set by ``kr_utils.book`` and the test command) means headless;
+3. outside an IPython kernel (a plain script, a terminal IPython) there is no widget front end;
+4. a kernel started by a headless executor (its parent process is papermill, nbclient,
+   nbconvert, jupyter-execute, jupyter-book, pytest/nbval or ``kr_utils.book``) is headless;
+5. otherwise the kernel is live.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+WIDGETS_ENV = "KR_WIDGETS"
+HEADLESS_ENV = "KR_HEADLESS"
+# what a headless executor's command line contains (the kernel's parent process)
+HEADLESS_PARENTS = ("papermill", "nbclient", "nbconvert", "jupyter-execute", "jupyter-book", "jupyter_book",
+                    "pytest", "nbval", "kr_utils.book")
+# IPython shells that have a widget front end: Jupyter's kernel, and Colab's own shell class
+KERNEL_SHELLS = ("ZMQInteractiveShell", "Shell")
+
+
+def parent_cmdline(pid: int | None = None) -> str:
+    """The command line of the process that started this one ('' where it cannot be read)."""
+    try:
+        ppid = os.getppid() if pid is None else pid
+        return Path(f"/proc/{ppid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _shell():
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
+
+def frontend_is_live(env=None, shell=..., parent: str | None = None) -> bool:
+    """Whether widgets built now can reach a person (see the module's docstring for the rules).
+
+    ``env``, ``shell`` and ``parent`` default to this process' environment, IPython shell and
+    parent command line; tests pass their own."""
+    env = os.environ if env is None else env
+    forced = env.get(WIDGETS_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if env.get(HEADLESS_ENV, "").strip() not in ("", "0"):
+        return False
+    shell = _shell() if shell is ... else shell
+    if shell is None or type(shell).__name__ not in KERNEL_SHELLS:
+        return False
+    parent = parent_cmdline() if parent is None else parent
+    return not any(name in parent for name in HEADLESS_PARENTS)
+
+
+def headless_kernel() -> bool:
+    """An IPython kernel that no person is watching (papermill, nbval, the book's runner)."""
+    shell = _shell()
+    return shell is not None and type(shell).__name__ in KERNEL_SHELLS and not frontend_is_live()
+
+
+def progress(iterable=None, **kwargs):
+    """``tqdm.auto.tqdm`` for the long loops: a widget bar in a live notebook, a text bar in a
+    terminal, and none in a headless kernel, where a bar would only clutter the static book (the
+    book's runner shows its own progress per chapter)."""
+    from tqdm.auto import tqdm
+
+    if headless_kernel():
+        kwargs["disable"] = True
+    return tqdm(iterable, **kwargs)
+
+
+def show_controls(build, static=None, live: bool | None = None):
+    """Show ``build()`` (a function returning an ipywidgets widget) where the front end is live;
+    elsewhere show ``static`` (a matplotlib figure, or anything ``display`` takes; None shows
+    nothing) and never call ``build``. Returns the widget, or None when headless."""
+    from IPython.display import display
+
+    live = frontend_is_live() if live is None else live
+    if not live:
+        if static is not None:
+            display(static)
+        return None
+    widget = build()
+    display(widget)
+    return widget
+
+
+def trajectory_frame(traj: dict, t, labels, reference=None, lim: float = 5.0):
+    """One frame of a 2-D reverse trajectory (``traj[t]``: points at step t), coloured by the
+    asked class, over the ``reference`` data in grey: the callback of :func:`trajectory_controls`."""
+    import matplotlib.pyplot as plt
+
+    if t not in traj:
+        raise KeyError(f"no saved step t={t}; saved steps: {sorted(traj)}")
+    fig, ax = plt.subplots(figsize=(4, 4))
+    if reference is not None:
+        ax.scatter(*reference.T, s=2, c="0.8")
+    ax.scatter(*traj[t].T, s=3, c=labels, cmap="coolwarm", alpha=0.6)
+    ax.set_xlim(-lim, lim); ax.set_ylim(-lim, lim); ax.set_aspect("equal"); ax.set_title(f"t = {t}")
+    return fig
+
+
+def trajectory_controls(traj: dict, labels, reference=None, lim: float = 5.0):
+    """A slider over the saved steps of ``traj`` redrawing :func:`trajectory_frame` (chapter T4)."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    order = sorted(traj, reverse=True)
+
+    def draw(t):
+        trajectory_frame(traj, t, labels, reference, lim)
+        plt.show()
+
+    return widgets.interactive(draw, t=widgets.SelectionSlider(options=order, value=order[0], description="t"))
