@@ -11,10 +11,10 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 install-book: $(BIN)/python
-	$(BIN)/pip install -q -e ".[book]"
+	$(BIN)/pip install -q -e ".[book]" -c constraints.txt
 
 install-test: $(BIN)/python
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[test]" -c constraints.txt
 
 # Run the pipeline notebooks with papermill at $(PROFILE), then build the HTML book.
 book: install-book

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .artifacts import repo_root
-from .config import PROFILES, get_config
+from .config import ConfigError, get_config, resolve_profile
 from .live import HEADLESS_ENV
 
 # (group, source folder under notebooks/, notebooks in run order)
@@ -36,6 +36,54 @@ GROUPS = [
                           "07_reconstruction_and_inpainting", "08_phase_transitions"]),
 ]
 NOTEBOOKS = [name for _, _, names in GROUPS for name in names]
+
+
+INSTALL_RE = r'%pip install -q "kr_utils @ git\+[^"]*"'
+
+
+def repository(root: Path | None = None) -> dict:
+    """``_config.yml``'s ``repository`` block (url, branch, path_to_book): the one place that
+    names where the book is published."""
+    import yaml
+
+    repo = yaml.safe_load(((root or repo_root()) / "_config.yml").read_text())["repository"]
+    return {"url": repo["url"].rstrip("/"), "branch": repo.get("branch", "main")}
+
+
+def install_line(root: Path | None = None) -> str:
+    """The Colab install line of every notebook: the project from the book's repository, with
+    version floors only, so Colab's own torch and torchvision stay."""
+    repo = repository(root)
+    return '%pip install -q "kr_utils @ git+{url}@{branch}"'.format(**repo)
+
+
+def sync_install_cells(root: Path | None = None) -> list[Path]:
+    """Rewrite the install line of every notebook (both twins) from ``_config.yml``; returns the
+    files changed."""
+    import re
+
+    import nbformat
+
+    root = root or repo_root()
+    line, changed = install_line(root), []
+
+    def swap(text):
+        return re.sub(INSTALL_RE, lambda _: line, text)
+
+    for path in sorted((root / "notebooks").glob("*.py")) + sorted((root / "notebooks" / "theory").glob("*.py")):
+        text = path.read_text()
+        if swap(text) != text:
+            path.write_text(swap(text))
+            changed.append(path)
+        ipynb = path.with_suffix(".ipynb")
+        nb = nbformat.read(ipynb, as_version=4)
+        before = [c.source for c in nb.cells]
+        for cell in nb.cells:
+            cell.source = swap(cell.source)
+        if [c.source for c in nb.cells] != before:
+            nbformat.write(nb, ipynb)
+            changed.append(ipynb)
+    return changed
 
 
 class NotebookFailed(SystemExit):
@@ -160,8 +208,10 @@ def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None =
     import nbformat
     import papermill as pm
 
-    if profile not in PROFILES:
-        raise SystemExit(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
+    try:
+        profile = resolve_profile(profile)  # "auto" becomes gpu or cpu here
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None
     unknown = set(only or ()) - set(NOTEBOOKS)
     if unknown:
         raise SystemExit(f"unknown notebooks {sorted(unknown)}; expected names from {NOTEBOOKS}")
@@ -198,13 +248,19 @@ def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None =
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default="cpu", help="smoke, cpu (default) or gpu")
+    p.add_argument("--profile", default="cpu", help="smoke, cpu (default), gpu or auto (gpu on CUDA, else cpu)")
     p.add_argument("--only", nargs="*", help="run only these notebooks (names without .ipynb)")
     p.add_argument("--out", default=None, help="book folder receiving pipeline/ and theory/ (default: book)")
     p.add_argument("--timeout", type=int, default=None, help="seconds a cell may run (default: the profile's)")
     p.add_argument("--build", action="store_true", help="then run jupyter-book build -n -W --keep-going")
+    p.add_argument("--sync-install", action="store_true",
+                   help="rewrite every notebook's Colab install line from _config.yml's repository, and stop")
     args = p.parse_args(argv)
     root = repo_root()
+    if args.sync_install:
+        changed = sync_install_cells(root)
+        print(f"{install_line(root)}: {len(changed)} notebook files rewritten")
+        return
     times = run_notebooks(args.profile, Path(args.out) if args.out else root / "book", args.only, args.timeout)
     print("notebook wall times (s):", {k: round(v) for k, v in times.items()})
     if args.build:

@@ -108,8 +108,17 @@ PROFILES: dict[str, dict] = {
     ),
 }
 
-DEFAULT_PROFILE = "cpu"
+DEFAULT_PROFILE = "auto"
 PROFILE_ENV = "KR_PROFILE"
+AUTO = "auto"
+
+
+def auto_profile() -> str:
+    """``auto``: the gpu profile where CUDA is available (Colab's GPU runtime, a rented GPU),
+    else the cpu profile."""
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 class ConfigError(ValueError):
@@ -117,14 +126,17 @@ class ConfigError(ValueError):
 
 
 def resolve_profile(profile: str | None) -> str:
-    """The profile to use: the explicit one, else ``$KR_PROFILE``, else ``cpu``.
+    """The profile to use: the explicit one, else ``$KR_PROFILE``, else ``auto`` (gpu on CUDA,
+    cpu otherwise: :func:`auto_profile`).
 
     Notebooks default their ``profile`` parameter to ``None`` so that papermill can set it
     and the test suite (nbval) can choose ``smoke`` through the environment.
     """
     name = profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    if name == AUTO:
+        name = auto_profile()
     if name not in PROFILES:
-        raise ConfigError(f"unknown profile {name!r}; expected one of {sorted(PROFILES)}")
+        raise ConfigError(f"unknown profile {name!r}; expected one of {sorted(PROFILES)} or {AUTO!r}")
     return name
 
 

@@ -124,3 +124,26 @@ def trajectory_controls(traj: dict, labels, reference=None, lim: float = 5.0):
         plt.show()
 
     return widgets.interactive(draw, t=widgets.SelectionSlider(options=order, value=order[0], description="t"))
+
+
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name: str, variable, display: bool = True) -> None:
+    """myst-nb's ``glue`` (a value handed to the book's prose by name) where myst-nb is installed;
+    elsewhere (a Colab runtime with only the package's dependencies) the same output, written
+    here: the value's display data under the ``application/papermill.record/`` prefix with its
+    name in ``metadata.scrapbook``, which is all that myst-nb's glue writes."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        myst_glue = None
+    if myst_glue is not None:
+        return myst_glue(name, variable, display)
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as ipy_display
+
+    bundle, metadata = format_display_data(variable)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = dict(name=name, mime_prefix=prefix)
+    ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)

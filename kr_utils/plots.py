@@ -109,7 +109,7 @@ def glue_figure(name: str, fig) -> None:
     import io
 
     from IPython.display import Image
-    from myst_nb import glue
+    from .live import glue
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")

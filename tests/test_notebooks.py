@@ -46,15 +46,27 @@ def test_no_outputs_and_parameters_cell(twin):
     assert "profile" in {t.id for n in tree.body for t in n.targets}
 
 
-def test_environment_yml_mirrors_pyproject():
+def test_pyproject_states_floors_and_constraints_pin_them():
+    """The package states floors (Colab keeps its torch); constraints.txt pins every package it
+    names, within those floors, and environment.yml repeats the same pins."""
     import re
     import tomllib
+
+    from packaging.requirements import Requirement
     root = NB_DIR.parent
     proj = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    pins = set(proj["dependencies"]) | {d for k in ("book", "test") for d in proj["optional-dependencies"][k]
-                                        if "==" in d}
-    env = set(re.findall(r"^\s*- ([\w\-\.]+==[\w\.\-]+)\s*$", (root / "environment.yml").read_text(), re.M))
-    assert pins == env
+    reqs = [Requirement(d) for d in proj["dependencies"] + [d for k in ("book", "test")
+                                                             for d in proj["optional-dependencies"][k]]]
+    reqs = [r for r in reqs if r.name != "kr_utils"]
+    assert all("==" not in str(r.specifier) for r in reqs), "pyproject.toml pins a version: use a floor"
+    norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()  # noqa: E731
+    pins = dict(re.findall(r"^([\w\-\.]+)==([\w\.\-\+]+)\s*$", (root / "constraints.txt").read_text(), re.M))
+    pins = {norm(k): v for k, v in pins.items()}
+    for r in reqs:
+        assert norm(r.name) in pins, f"constraints.txt lacks {r.name}"
+        assert r.specifier.contains(pins[norm(r.name)], prereleases=True), f"{r.name}=={pins[norm(r.name)]} outside {r}"
+    env = dict(re.findall(r"^\s*- ([\w\-\.]+)==([\w\.\-\+]+)\s*$", (root / "environment.yml").read_text(), re.M))
+    assert {norm(k): v for k, v in env.items()} == {norm(r.name): pins[norm(r.name)] for r in reqs}
 
 
 def test_book_runner_rejects_unknown_names(tmp_path):

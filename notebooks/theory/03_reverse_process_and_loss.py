@@ -85,11 +85,11 @@
 # %% tags=["remove-cell"]
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion"
+    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion@main"
     pass
 
 # %% tags=["parameters"]
-profile = None  # "smoke", "cpu" or "gpu"; None reads $KR_PROFILE, else "cpu"
+profile = None  # "smoke", "cpu", "gpu" or "auto"; None reads $KR_PROFILE, else "auto" (gpu on CUDA, else cpu)
 seed = None     # overrides the profile's seed
 
 # %%
@@ -98,7 +98,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from myst_nb import glue
+from kr_utils.live import glue
 import kr_utils
 from kr_utils import artifacts, diffusion, plots, theory, toy
 

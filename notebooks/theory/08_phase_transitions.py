@@ -45,11 +45,11 @@
 # %% tags=["remove-cell"]
 import sys
 if "google.colab" in sys.modules:
-    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion"
+    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion@main"
     pass
 
 # %% tags=["parameters"]
-profile = None  # "smoke", "cpu" or "gpu"; None reads $KR_PROFILE, else "cpu"
+profile = None  # "smoke", "cpu", "gpu" or "auto"; None reads $KR_PROFILE, else "auto" (gpu on CUDA, else cpu)
 beta = 1.5      # inverse temperature of the Curie-Weiss data (> 1: two phases)
 n_spins = 100   # N
 h = 0.0         # external field
@@ -58,7 +58,7 @@ h = 0.0         # external field
 import time
 import matplotlib.pyplot as plt
 import numpy as np
-from myst_nb import glue
+from kr_utils.live import glue
 import kr_utils
 from kr_utils import artifacts, diffusion, plots, theory
 
