@@ -159,24 +159,26 @@ class Progress:
             weights = [total_hint / n_cells] * n_cells  # a recorded chapter time spread evenly
         self.weights = weights
         self.current = None
+        self.tty = sys.stdout.isatty()  # in a log (CI, nohup) a line now and then, not a redraw per cell
         if weights:
             self.bar = tqdm(total=round(sum(weights), 1), desc=label, unit="s", file=sys.stdout,
+                            mininterval=0.5 if self.tty else 60,
                             bar_format="{desc}: {percentage:3.0f}%|{bar:20}| "
                                        "[{elapsed} elapsed, about {remaining} left{postfix}]")
         else:
-            self.bar = tqdm(total=n_cells, desc=label, unit="cell", file=sys.stdout)
+            self.bar = tqdm(total=n_cells, desc=label, unit="cell", file=sys.stdout, mininterval=0.5 if self.tty else 60)
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, daemon=True)
         self._ticker.start()
 
     def _tick(self):
-        while not self._stop.wait(5.0 if sys.stdout.isatty() else 60.0):  # a log gets a line a minute
+        while not self._stop.wait(5.0 if self.tty else 60.0):  # a log gets a line a minute
             self.bar.refresh()
 
     def cell_started(self, index, cell):
         self.current = (index, cell.source)
         first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
-        self.bar.set_postfix_str(f"cell {index}: {first[:40]}", refresh=True)
+        self.bar.set_postfix_str(f"cell {index}: {first[:40]}", refresh=self.tty)
 
     def cell_done(self, index):
         self.bar.update(round(self.weights[index], 1) if self.weights else 1)

@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, evaluate, experiments, models, plots, thesis, train
+from kr_utils import artifacts, data, evaluate, experiments, models, pipeline, plots, thesis, train
 
 cfg = kr_utils.get_config(profile, teacher__epochs=epochs)
 seed = cfg["seed"] if seed is None else seed
@@ -57,13 +57,8 @@ print(f"profile={profile} device={device} artifacts={out}")
 # background at $-1$ (`kr_utils.data.to_model_range`), for real and synthetic digits alike.
 
 # %%
-train_img, train_lbl = data.load_mnist("train")
-tr_idx, va_idx = data.train_val_split(len(train_img), tcfg["val_size"], seed)
-if tcfg["train_subset"]:
-    tr_idx = tr_idx[: tcfg["train_subset"]]
-x_tr, y_tr = data.to_model_range(train_img[tr_idx]), torch.as_tensor(train_lbl[tr_idx]).long()
-x_va, y_va = data.to_model_range(train_img[va_idx]), torch.as_tensor(train_lbl[va_idx]).long()
-x_te, y_te = data.test_tensors(cfg["test_subset"])  # a subset only at the smoke profile
+split = pipeline.teacher_data(cfg, seed)  # the test set is a subset only at the smoke profile
+(x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split["train"], split["val"], split["test"]
 glue("teacher_train_size", len(x_tr), display=False)
 
 # %%
@@ -71,7 +66,7 @@ glue("teacher_train_size", len(x_tr), display=False)
 print(f"train {len(x_tr)}, validation {len(x_va)}, test {len(x_te)}")
 
 # %%
-fig = plots.mosaic(data.to_model_range(train_img[:40]), nrow=4, title="real MNIST training digits")
+fig = plots.mosaic(data.to_model_range(data.load_mnist("train")[0][:40]), nrow=4, title="real MNIST training digits")
 plots.glue_figure("fig_real_digits", fig)
 
 # %% [markdown]
@@ -111,25 +106,15 @@ for name, n in param_counts.items():
 # %%
 glue("teacher_study_size", len(tcfg["study_archs"]) * len(tcfg["study_seeds"]), display=False)
 glue("teacher_epochs_cfg", tcfg["epochs"], display=False)
-data_key = artifacts.fingerprint({"train": tr_idx.tolist(), "val": va_idx.tolist(), "test": len(y_te)})
-study = {arch: {s: experiments.run_classifier(
-             (x_tr, y_tr), (x_va, y_va), {**tcfg, "arch": arch}, seed=s, device=device, test=(x_te, y_te),
-             cache_path=out / "teachers" / f"{arch}_seed{s}.pt", inputs_key=data_key, desc=f"{arch} seed {s}")
-             for s in tcfg["study_seeds"]} for arch in tcfg["study_archs"]}
-main_run = study[tcfg["arch"]][seed] if seed in tcfg["study_seeds"] else experiments.run_classifier(
-    (x_tr, y_tr), (x_va, y_va), tcfg, seed=seed, device=device, test=(x_te, y_te),
-    cache_path=out / "teachers" / f"{tcfg['arch']}_seed{seed}.pt", inputs_key=data_key)
+study = {arch: {s: pipeline.teacher_run(cfg, split, arch, s, device) for s in tcfg["study_seeds"]}
+         for arch in tcfg["study_archs"]}
+main_run = study[tcfg["arch"]][seed] if seed in tcfg["study_seeds"] else pipeline.teacher_run(
+    cfg, split, tcfg["arch"], seed, device)
 
 # %%
-ckpt_path = out / "teacher.pt"
-stage_cfg = {**tcfg, "seed": seed}
-teacher = models.build_classifier(tcfg["arch"])
-teacher.load_state_dict(main_run["state_dict"])
+ckpt_path = pipeline.save_teacher(cfg, main_run, seed)  # artifacts/<profile>/teacher.pt, bytes kept when unchanged
+teacher = artifacts.load_model(ckpt_path, "teacher", device)
 history = main_run["history"]
-if not artifacts.load_if_current(ckpt_path, "teacher", stage_cfg, profile):  # keep the bytes when unchanged
-    artifacts.save_checkpoint(ckpt_path, teacher, kind="teacher", config=stage_cfg, profile=profile,
-                              seed=seed, extra={"history": history, "arch": tcfg["arch"]})
-teacher = teacher.to(device).eval()
 
 # %%
 fig = plots.band_curves({a: [r["history"] for r in runs.values()] for a, runs in study.items()},

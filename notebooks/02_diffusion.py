@@ -49,7 +49,7 @@ import time
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, diffusion, models, plots, train
+from kr_utils import artifacts, data, diffusion, models, pipeline, plots, train
 
 cfg = kr_utils.get_config(profile, diffusion__steps=steps)
 if steps is not None:  # keep the milestones inside the shortened run
@@ -81,36 +81,8 @@ print(f"U-Net: base width {dcfg['base']}, widths {[dcfg['base'] * m for m in dcf
 # with an under-trained generator.
 
 # %%
-train_img, train_lbl = data.load_mnist("train")
-if dcfg["train_subset"]:
-    train_img, train_lbl = train_img[: dcfg["train_subset"]], train_lbl[: dcfg["train_subset"]]
-x0, y0 = data.to_model_range(train_img), torch.as_tensor(train_lbl).long()
-stage_cfg = {**dcfg, "seed": seed}
-ckpt_path = out / "diffusion.pt"
-cached = artifacts.load_if_current(ckpt_path, "diffusion", stage_cfg, profile)
-
-
-def save_milestone(step, ema):
-    artifacts.save_checkpoint(out / f"diffusion_step{step}.pt", ema, kind="diffusion", config=stage_cfg,
-                              profile=profile, seed=seed, extra={"step": step, "unet": ema.config})
-
-
-if cached:
-    unet.load_state_dict(cached["state_dict"])
-    ema, losses, train_time = unet.to(device), cached["extra"]["losses"], cached["extra"].get("train_time_s")
-    print("reusing", ckpt_path)
-    artifacts.note_reused(train_time)
-else:
-    t0 = time.perf_counter()
-    ema, losses = train.train_diffusion(
-        unet, x0, y0, steps=dcfg["steps"], batch_size=dcfg["batch_size"], lr=dcfg["lr"],
-        p_uncond=dcfg["p_uncond"], ema_decay=dcfg["ema_decay"], T=dcfg["T"], beta_start=dcfg["beta_start"],
-        beta_end=dcfg["beta_end"], seed=seed, device=device, milestones=dcfg["milestones"],
-        on_milestone=save_milestone, resume_path=out / "diffusion.partial.pt")
-    train_time = time.perf_counter() - t0
-    artifacts.save_checkpoint(ckpt_path, ema, kind="diffusion", config=stage_cfg, profile=profile, seed=seed,
-                              extra={"losses": losses, "unet": ema.config, "train_time_s": train_time})
-    (out / "diffusion.partial.pt").unlink(missing_ok=True)
+fit = pipeline.train_diffusion_model(cfg, device, seed)  # reused when artifacts/<profile>/diffusion.pt is current
+ema, losses, train_time = fit["model"], fit["losses"], fit["train_time_s"]
 
 # %%
 fig = plots.loss_curve(losses)
@@ -153,6 +125,6 @@ plots.glue_figure("fig_milestones", fig)
 # %%
 artifacts.update_metrics(profile, "diffusion", {
     "parameters": n_params, "steps": dcfg["steps"], "batch_size": dcfg["batch_size"],
-    "final_loss": final_loss, "reused_checkpoint": bool(cached),
+    "final_loss": final_loss, "reused_checkpoint": fit["reused"],
     "train_time_s": None if train_time is None else round(train_time, 1)})  # when reused: its stored time
 artifacts.record_stage_time(profile, "02_diffusion", t_start)

@@ -60,7 +60,7 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, diffusion, evaluate, plots
+from kr_utils import artifacts, data, diffusion, evaluate, pipeline, plots
 
 cfg = kr_utils.get_config(profile)
 seed = cfg["seed"] if seed is None else seed
@@ -68,8 +68,9 @@ dcfg, gcfg, profile = cfg["diffusion"], cfg["generation"], cfg["profile"]
 out = artifacts.artifact_dir(profile)
 device = artifacts.device()
 t_start = time.perf_counter()
-unet = artifacts.load_model(out / "diffusion.pt", "diffusion", device)
-teacher = artifacts.load_model(out / "teacher.pt", "teacher", device)
+# found in the artifacts folder, or built first as chapters 1 and 2 do (kr_utils.pipeline)
+unet = artifacts.load_model(pipeline.diffusion_model(cfg, device, seed), "diffusion", device)
+teacher = artifacts.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
 labels = torch.arange(10).repeat_interleave(gcfg["knob_per_class"])
 schedule = dict(T=dcfg["T"], beta_start=dcfg["beta_start"], beta_end=dcfg["beta_end"])
 threshold = cfg["synth"]["threshold"]

@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, diffusion, plots, synth
+from kr_utils import artifacts, data, diffusion, pipeline, plots, synth
 
 cfg = kr_utils.get_config(profile, synth__per_class=per_class, synth__threshold=threshold,
                           synth__label_mode=label_mode)
@@ -58,33 +58,14 @@ dcfg, gcfg, scfg, profile = cfg["diffusion"], cfg["generation"], cfg["synth"], c
 out = artifacts.artifact_dir(profile)
 device = artifacts.device()
 t_start = time.perf_counter()
-unet = artifacts.load_model(out / "diffusion.pt", "diffusion", device)
-teacher = artifacts.load_model(out / "teacher.pt", "teacher", device)
-sampler = diffusion.build_sampler(gcfg["sampler"], dcfg["T"], dcfg["beta_start"], dcfg["beta_end"],
-                                  clip_x0=gcfg["clip_x0"], noise_scale=gcfg["noise_scale"],
-                                  num_steps=gcfg["num_steps"])
+print(f"profile={profile} device={device} artifacts={out}")
 
 # %% [markdown]
 # A set built from the same settings, teacher and diffusion checkpoints is reused (the
 # fingerprint of `kr_utils.artifacts.fingerprint` is stored in `summary.json`).
 
 # %%
-key = artifacts.fingerprint({**scfg, **gcfg, "seed": seed}, out / "teacher.pt", out / "diffusion.pt")
-summary = synth.cached_summary(out / "synthetic", key)
-reused = summary is not None
-if reused:
-    print("reusing", out / "synthetic")
-    artifacts.note_reused(summary["generation_time_s"])
-else:
-    t0 = time.perf_counter()
-    result = synth.build_synthetic_set(
-        unet, sampler, teacher, per_class=scfg["per_class"], threshold=scfg["threshold"],
-        threshold_floor=scfg["threshold_floor"], guidance_w=gcfg["guidance_w"], x_T_scale=gcfg["x_T_scale"],
-        label_mode=scfg["label_mode"], mode=scfg["mode"], oversample=scfg["oversample"],
-        batch_size=gcfg["batch_size"], max_rounds=scfg["max_rounds"], seed=seed, device=device)
-    gen_time = time.perf_counter() - t0
-    summary = synth.save_synthetic_set(out / "synthetic", result, key=key, extra={
-        "generation_time_s": round(gen_time, 1), "generated_per_s": result["generated"] / gen_time})
+summary, reused = pipeline.build_synthetic_set(cfg, device, seed)  # teacher and diffusion model found or built first
 gen_time = summary["generation_time_s"]
 glue("synth_size", f"{summary['size']:,d}", display=False)
 glue("synth_generated", f"{summary['generated']:,d}", display=False)

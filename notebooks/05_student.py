@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, evaluate, experiments, models, plots, synth, thesis, train
+from kr_utils import artifacts, data, evaluate, experiments, models, pipeline, plots, synth, thesis, train
 
 cfg = kr_utils.get_config(profile, student__soft=soft, student__arch=arch, student__epochs=epochs)
 seed = cfg["seed"] if seed is None else seed
@@ -57,10 +57,9 @@ scfg, profile = cfg["student"], cfg["profile"]
 out = artifacts.artifact_dir(profile)
 device = artifacts.device()
 t_start = time.perf_counter()
-stored = synth.load_synthetic_set(out / "synthetic")
-syn_train, syn_val = train.synthetic_split(stored["images"], stored["labels"], stored["logits"],
-                                           scfg["val_fraction"], seed)
-x_te, y_te = data.test_tensors(cfg["test_subset"])
+print(f"profile={profile} device={device} artifacts={out}")
+split = pipeline.student_split(cfg, device, seed)  # the synthetic set, found or built first (chapters 1, 2, 4)
+stored, syn_train, syn_val, (x_te, y_te) = split["stored"], split["train"], split["val"], split["test"]
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -82,23 +81,15 @@ print(f"student {scfg['arch']}: {len(syn_train[0])} synthetic training digits, "
 ecfg = cfg["experiments"]
 main_cell = (scfg["arch"], experiments.label_setting_of(scfg))
 cells = [main_cell] + [(a, lab) for a in ecfg["grid_archs"] for lab in ecfg["grid_labels"] if (a, lab) != main_cell]
-data_key = f"{stored['summary']['inputs_key']}:split{seed}:{scfg['val_fraction']}"
-runs = {cell: {s: experiments.run_classifier(
-            syn_train, syn_val, experiments.cell_config(scfg, *cell), seed=s, device=device, test=(x_te, y_te),
-            cache_path=out / "students" / f"{cell[0]}_{cell[1]}_seed{s}.pt", inputs_key=data_key,
-            desc=f"{cell[0]} {cell[1]} seed {s}")
-            for s in (scfg["seeds"] if cell == main_cell else ecfg["grid_seeds"])} for cell in cells}
+runs = {cell: {s: pipeline.student_run(cfg, split, *cell, s, device)
+               for s in (scfg["seeds"] if cell == main_cell else ecfg["grid_seeds"])} for cell in cells}
 summary = {cell: evaluate.summarize_seeds([r["accuracy"] for r in rs.values()]) for cell, rs in runs.items()}
 accs = summary[main_cell]
 first = runs[main_cell][scfg["seeds"][0]]
-student = models.build_classifier(scfg["arch"])
-student.load_state_dict(first["state_dict"])
-artifacts.save_checkpoint(out / "student.pt", student, kind="student", config=cfg["student"],
-                          profile=profile, seed=scfg["seeds"][0],
-                          extra={"arch": scfg["arch"], "history": first["history"]})
+pipeline.save_student(cfg, first, scfg["seeds"][0])  # artifacts/<profile>/student.pt
 
 # %%
-teacher_acc = artifacts.read_metrics(profile)["teacher"]["test_accuracy"]
+teacher_acc = pipeline.teacher_accuracy(cfg, device)  # chapter 1's record, or measured now
 glue("student_main_cell", f"{main_cell[0]}, {experiments.LABEL_NAMES[main_cell[1]]}", display=False)
 glue("grid_seeds_n", len(ecfg["grid_seeds"]), display=False)
 glue("student_epochs_cfg", scfg["epochs"], display=False)

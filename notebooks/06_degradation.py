@@ -51,7 +51,7 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, diffusion, evaluate, experiments, plots, synth, thesis, train
+from kr_utils import artifacts, data, diffusion, evaluate, experiments, pipeline, plots, synth, thesis, train
 
 cfg = kr_utils.get_config(profile)
 seed = cfg["seed"] if seed is None else seed
@@ -59,7 +59,11 @@ dcfg, gcfg, scfg, ecfg, profile = cfg["diffusion"], cfg["generation"], cfg["stud
 out = artifacts.artifact_dir(profile)
 device = artifacts.device()
 t_start = time.perf_counter()
-teacher = artifacts.load_model(out / "teacher.pt", "teacher", device)
+print(f"profile={profile} device={device} artifacts={out}")
+# found in the artifacts folder, or built first as chapters 1, 2 (with its milestone checkpoints) and 5 do
+teacher = artifacts.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
+pipeline.diffusion_model(cfg, device, seed, with_milestones=True)
+student_path = pipeline.student(cfg, device)
 sampler = diffusion.build_sampler(gcfg["sampler"], dcfg["T"], dcfg["beta_start"], dcfg["beta_end"],
                                   clip_x0=gcfg["clip_x0"], noise_scale=gcfg["noise_scale"], num_steps=gcfg["num_steps"])
 x_te, y_te = data.test_tensors(cfg["test_subset"])
@@ -178,7 +182,7 @@ glue("student_arch_name", scfg["arch"], display=False)
 early_step = min((k for k in students if k[0] == scfg["arch"]),
                  key=lambda k: abs(students[k]["accuracy"] - thesis.EARLY_STUDENT_ACCURACY))[1]
 early = students[(scfg["arch"], early_step)]
-final_model = artifacts.load_model(out / "student.pt", "student", device)
+final_model = artifacts.load_model(student_path, "student", device)
 final_logits = evaluate.predict_logits(final_model, x_te, device=device)
 errors = {}
 for name, logits in (("early", early["test_logits"]), ("final", final_logits)):

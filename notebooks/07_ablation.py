@@ -54,14 +54,15 @@ import matplotlib.pyplot as plt
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, evaluate, experiments, plots, synth, thesis
+from kr_utils import artifacts, data, evaluate, experiments, pipeline, plots, synth, thesis
 
 cfg = kr_utils.get_config(profile)
 scfg, ecfg, profile = cfg["student"], cfg["experiments"], cfg["profile"]
 out = artifacts.artifact_dir(profile)
 device = artifacts.device()
 t_start = time.perf_counter()
-stored = synth.load_synthetic_set(out / "synthetic")
+print(f"profile={profile} device={device} artifacts={out}")
+stored = synth.load_synthetic_set(pipeline.synthetic_set(cfg, device))  # found, or built first (chapters 1, 2, 4)
 x_te, y_te = data.test_tensors(cfg["test_subset"])
 glue("abl_per_class", ecfg["ablation_per_class"], display=False)
 glue("abl_seeds", len(ecfg["ablation_seeds"]), display=False)

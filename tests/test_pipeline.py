@@ -1,0 +1,65 @@
+"""Chapters stand alone: kr_utils.pipeline finds an upstream artifact, or builds it through the
+same cached calls as the chapter that owns it, saying what it builds."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import kr_utils
+from kr_utils import artifacts, pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def smoke(monkeypatch):
+    monkeypatch.setenv("KR_PROFILE", "smoke")
+    return kr_utils.get_config("smoke")
+
+
+def test_teacher_is_built_once_then_found(smoke, mnist_dir, monkeypatch, capsys):
+    monkeypatch.setenv("KR_DATA_DIR", str(mnist_dir))
+    path = pipeline.teacher(smoke, "cpu")
+    assert "teacher.pt is missing: building it as chapter 1 does" in capsys.readouterr().out
+    ckpt = artifacts.load_checkpoint(path, "teacher")
+    assert ckpt["profile"] == "smoke" and ckpt["seed"] == smoke["seed"]
+    # chapter 1's own cache file for the main run is the one it reuses
+    assert (artifacts.artifact_dir("smoke") / "teachers" / f"{smoke['teacher']['arch']}_seed0.pt").exists()
+    mtime = path.stat().st_mtime_ns
+    assert pipeline.teacher(smoke, "cpu") == path and path.stat().st_mtime_ns == mtime
+    assert "missing" not in capsys.readouterr().out
+    acc = pipeline.teacher_accuracy(smoke, "cpu")  # no metrics.json yet: measured on the test set
+    assert 0.0 <= acc <= 1.0
+
+
+def test_a_checkpoint_of_another_profile_is_not_used(smoke, tmp_path, monkeypatch):
+    path = artifacts.artifact_dir("smoke") / "student.pt"
+    artifacts.save_checkpoint(path, torch.nn.Linear(1, 1), kind="student", config={}, profile="cpu", seed=0)
+    assert not pipeline._found(path, "student", "smoke")
+    assert pipeline._found(path, "student", "cpu")
+
+
+def test_estimates_come_from_the_recorded_run():
+    text = pipeline.estimate("diffusion", "cpu")
+    rec = json.loads((ROOT / "results" / "cpu" / "metrics.json").read_text())
+    assert f"about {round(rec['compute_time_s']['02_diffusion'] / 60)} min" in text
+    assert rec["environment"]["date"] in text
+    assert pipeline.estimate("teacher", "smoke") == "no recorded time at this profile"
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_shipped_records_equal_the_results(profile):
+    """kr_utils/recorded/ (package data, for a pip-installed Colab runtime) is a copy of results/."""
+    rec = ROOT / "kr_utils" / "recorded"
+    assert pipeline.recorded_metrics(profile) == json.loads((ROOT / "results" / profile / "metrics.json").read_text())
+    assert (rec / f"{profile}_confidence_per_class.csv").read_text() == \
+        (ROOT / "results" / profile / "confidence_per_class.csv").read_text()
+
+
+def test_analysis_falls_back_to_the_recorded_run(smoke):
+    m, source = pipeline.analysis_metrics("cpu")  # nothing ran in this test's artifacts folder
+    assert source.startswith("the recorded cpu run") and "student" in m
+    assert len(m["synthetic_set"]["confidence_per_class"]["class"]) == 10
+    with pytest.raises(FileNotFoundError, match="run chapters 1-7 first"):
+        pipeline.analysis_metrics("smoke")
