@@ -32,7 +32,7 @@
 import sys
 if "google.colab" in sys.modules:
     # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion@main"
-    pass
+    import kr_utils  # noqa: F401  (an install that failed stops here, under pip's message)
 
 # %% tags=["parameters"]
 profile = None  # "smoke", "cpu", "gpu" or "auto"; None reads $KR_PROFILE, else "auto" (gpu on CUDA, else cpu)
