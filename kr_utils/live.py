@@ -81,6 +81,24 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
+def _as_image(obj):
+    """A matplotlib figure as a PNG image (and closed), whatever the backend: under
+    ``MPLBACKEND=Agg`` a displayed Figure would carry only its text form."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    if not isinstance(obj, Figure):
+        return obj
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    obj.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(obj)
+    return Image(data=buf.getvalue(), format="png")
+
+
 def show_controls(build, static=None, live: bool | None = None):
     """Show ``build()`` (a function returning an ipywidgets widget) where the front end is live;
     elsewhere show ``static`` (a matplotlib figure, or anything ``display`` takes; None shows
@@ -90,40 +108,11 @@ def show_controls(build, static=None, live: bool | None = None):
     live = frontend_is_live() if live is None else live
     if not live:
         if static is not None:
-            display(static)
+            display(_as_image(static))
         return None
     widget = build()
     display(widget)
     return widget
-
-
-def trajectory_frame(traj: dict, t, labels, reference=None, lim: float = 5.0):
-    """One frame of a 2-D reverse trajectory (``traj[t]``: points at step t), coloured by the
-    asked class, over the ``reference`` data in grey: the callback of :func:`trajectory_controls`."""
-    import matplotlib.pyplot as plt
-
-    if t not in traj:
-        raise KeyError(f"no saved step t={t}; saved steps: {sorted(traj)}")
-    fig, ax = plt.subplots(figsize=(4, 4))
-    if reference is not None:
-        ax.scatter(*reference.T, s=2, c="0.8")
-    ax.scatter(*traj[t].T, s=3, c=labels, cmap="coolwarm", alpha=0.6)
-    ax.set_xlim(-lim, lim); ax.set_ylim(-lim, lim); ax.set_aspect("equal"); ax.set_title(f"t = {t}")
-    return fig
-
-
-def trajectory_controls(traj: dict, labels, reference=None, lim: float = 5.0):
-    """A slider over the saved steps of ``traj`` redrawing :func:`trajectory_frame` (chapter T4)."""
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    order = sorted(traj, reverse=True)
-
-    def draw(t):
-        trajectory_frame(traj, t, labels, reference, lim)
-        plt.show()
-
-    return widgets.interactive(draw, t=widgets.SelectionSlider(options=order, value=order[0], description="t"))
 
 
 GLUE_PREFIX = "application/papermill.record/"

@@ -60,7 +60,7 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, diffusion, evaluate, pipeline, plots
+from kr_utils import artifacts, controls, data, diffusion, evaluate, live, pipeline, plots
 
 cfg = kr_utils.get_config(profile)
 seed = cfg["seed"] if seed is None else seed
@@ -216,6 +216,20 @@ plots.glue_figure("fig_trajectory", fig)
 # From noise to a digit, one row per class: the state after the step at the timestep named
 # above each column (the last column is the finished digit).
 # ```
+
+# %% [markdown]
+# ## Try it
+# In a live notebook (Jupyter, or Colab from the launch button above) the cell below gives
+# controls over one class's digits from the trained U-Net: the digit, the guidance weight $w$
+# (eq. 5), the sampler and its number of steps, clipping of $\hat x_0$, and the seed
+# (`kr_utils.controls.sampling_controls`; seconds per draw on a GPU). The static page shows
+# the same grid at this profile's settings for the digit 3.
+
+# %%
+defaults = {"digit": 3, "w": gcfg["guidance_w"], "sampler": gcfg["sampler"], "steps": gcfg["num_steps"],
+            "clip": gcfg["clip_x0"], "seed": seed}
+widget = live.show_controls(lambda: controls.sampling_controls(unet, schedule, defaults),
+                            static=controls.sampling_frame(unet, schedule, **defaults))
 
 # %%
 artifacts.update_metrics(profile, "generation", {"knobs": table.drop("real test digits").to_dict(orient="index"),

@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, diffusion, pipeline, plots, synth
+from kr_utils import artifacts, controls, data, diffusion, live, pipeline, plots, synth
 
 cfg = kr_utils.get_config(profile, synth__per_class=per_class, synth__threshold=threshold,
                           synth__label_mode=label_mode)
@@ -150,6 +150,23 @@ glue("mean_abs_diff", f"{diff.mean():.1f}", display=False)
 #
 # The mean pixel value of the image corners (background) is {glue:text}`bg_real` for real digits
 # and {glue:text}`bg_synth` for synthetic ones, on the 0-255 scale: both black.
+
+# %% [markdown]
+# ## Try it: the confidence threshold
+# A fresh batch of digits of every class, drawn with this profile's sampler, sorted by the
+# teacher's confidence into those a threshold keeps and those it rejects
+# (`kr_utils.controls.confidence_demo`, `kr_utils.controls.threshold_frame`). In a live notebook
+# the slider below moves the threshold (`kr_utils.controls.threshold_controls`); the static
+# page shows the profile's threshold, {glue:text}`synth_threshold_cfg`.
+
+# %%
+glue("synth_threshold_cfg", scfg["threshold"], display=False)
+unet = artifacts.load_model(pipeline.diffusion_model(cfg, device, seed), "diffusion", device)
+teacher = artifacts.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
+schedule = dict(T=dcfg["T"], beta_start=dcfg["beta_start"], beta_end=dcfg["beta_end"])
+demo_x, demo_conf = controls.confidence_demo(unet, teacher, schedule, gcfg, seed)
+widget = live.show_controls(lambda: controls.threshold_controls(demo_x, demo_conf, scfg["threshold"]),
+                            static=controls.threshold_frame(demo_x, demo_conf, scfg["threshold"]))
 
 # %%
 artifacts.update_metrics(profile, "synthetic_set", {**summary, "reused": reused, "background_real": bg["real"],

@@ -13,6 +13,9 @@ export KR_ARTIFACTS="$work/artifacts"   # never touch the user's artifacts/
 trap 'rm -rf "$work"' EXIT
 
 python -m pytest tests -q -p no:cacheprovider
+# a simulated Colab runtime installs the committed checkout as a notebook's install cell does and
+# runs the student chapter alone (tests/colab_sim.sh)
+bash tests/colab_sim.sh "$work/colab_sim"
 mkdir -p "$work/site"
 cp _config.yml _toc.yml "$work/site/"
 cp -r book "$work/site/book"

@@ -58,24 +58,6 @@ def test_show_controls_builds_when_live():
     assert built == ["w"]
 
 
-def test_trajectory_frame_draws_the_requested_step():
-    traj = {10: torch.zeros(4, 2), 0: torch.ones(4, 2)}
-    fig = live.trajectory_frame(traj, 0, labels=torch.tensor([0, 1, 0, 1]), reference=torch.randn(5, 2))
-    ax = fig.axes[0]
-    assert ax.get_title() == "t = 0"
-    assert (ax.collections[-1].get_offsets() == 1).all()   # the points of step 0, over the reference
-    with pytest.raises(KeyError, match="saved steps"):
-        live.trajectory_frame(traj, 5, labels=torch.zeros(4))
-
-
-def test_trajectory_controls_slider_redraws():
-    traj = {10: torch.zeros(3, 2), 0: torch.ones(3, 2)}
-    w = live.trajectory_controls(traj, torch.tensor([0, 1, 0]))
-    slider = w.children[0]
-    assert list(slider.options) == [10, 0] and slider.value == 10
-    slider.value = 0  # the callback runs without error on a change
-
-
 def test_no_notebook_builds_widgets_itself():
     """Every widget goes through kr_utils.live, whose decision is tested above."""
     for twin in list((ROOT / "notebooks").glob("*.py")) + list((ROOT / "notebooks" / "theory").glob("*.py")):

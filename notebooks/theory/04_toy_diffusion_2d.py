@@ -48,7 +48,7 @@ import torch
 from IPython.display import display
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, diffusion, live, plots, toy
+from kr_utils import artifacts, controls, diffusion, live, plots, toy
 
 cfg = kr_utils.get_config(profile)
 seed = cfg["seed"] if seed is None else seed
@@ -99,12 +99,12 @@ plots.points_animation(frames, [f"reverse, t = {t}" for t in order], reference=x
 # lower-left cluster, class 1 (green) to the upper right.
 #
 # For live use (in Jupyter or Colab, where widgets run) the cell below gives a slider over $t$
-# for the same trajectory (`kr_utils.live.trajectory_controls`); the static page shows the animation
+# for the same trajectory (`kr_utils.controls.trajectory_controls`); the static page shows the animation
 # above instead. `kr_utils.live.show_controls` builds the slider only where a person is looking:
 # a headless run (papermill, nbval, the book's runner) never creates a widget.
 
 # %% tags=["remove-output"]
-controls = live.show_controls(lambda: live.trajectory_controls(traj, labels, reference=x, lim=5))
+widget = live.show_controls(lambda: controls.trajectory_controls(traj, labels, reference=x, lim=5))
 
 # %% [markdown]
 # ## Measuring the samples
