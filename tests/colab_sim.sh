@@ -21,8 +21,8 @@ for entry in "$src"/*; do
   esac
 done
 echo "$pre" > "$site/colab_preinstalled.pth"
-"$sim/bin/pip" install -q --upgrade pip                   # Colab's pip is recent (23.x rejects git+file:///)
-"$sim/bin/pip" install -q ipykernel                       # Colab's kernel
+"$sim/bin/pip" install -qq --upgrade pip                  # Colab's pip is recent (23.x rejects git+file:///)
+"$sim/bin/pip" install -qq ipykernel                      # Colab's kernel
 "$sim/bin/python" -m ipykernel install --prefix "$sim" --name colab-sim >/dev/null
 torch_before=$("$sim/bin/python" -c "import torch; print(torch.__file__)")
 

@@ -10,6 +10,7 @@ SOURCES = (("book/pipeline/", "notebooks/"), ("book/theory/", "notebooks/theory/
 
 
 def source_path(url: str) -> str:
+    url = url.replace("/./", "/")  # path_to_book "." (the book at the repository's root)
     for built, source in SOURCES:
         url = url.replace(built, source)
     return url
