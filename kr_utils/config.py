@@ -5,7 +5,9 @@ before any training starts.
 - ``cpu``: the default; the whole book, experiments included, on a 2-core machine in under an
   hour with bf16 (54 min measured; the last float32 build, of an earlier commit, 1 h 46 min), real results (smaller epochs,
   seeds and sizes than the thesis, stated per chapter).
-- ``gpu``: thesis scale (60k synthetic digits), for Colab or a lent GPU.
+- ``gpu``: thesis scale (60k synthetic digits), for a data-centre GPU (A100, H100).
+- ``t4``: the gpu profile's pipeline with smaller studies around it, for a free Colab T4.
+- ``auto`` (the notebooks' default) picks one of the last three by the device.
 """
 from __future__ import annotations
 
@@ -108,17 +110,50 @@ PROFILES: dict[str, dict] = {
     ),
 }
 
+
+
+def _derive(base: str, **changes) -> dict:
+    """A profile that is ``base`` with some keys of some sections changed."""
+    out = copy.deepcopy(PROFILES[base])
+    for section, values in changes.items():
+        if isinstance(out.get(section), dict):
+            out[section].update(values)
+        else:
+            out[section] = values
+    return out
+
+
+# t4: the gpu profile's generator, synthetic set and main-student recipe (so its main student
+# matches the gpu profile's, on 3 seeds instead of 10), with the studies around them cut to fit
+# a free Colab T4 session (the whole book in about 45 min, an estimate: README, "Colab").
+PROFILES["t4"] = _derive(
+    "gpu",
+    teacher={**PROFILES["gpu"]["teacher"], "study_seeds": (0, 1, 2)},
+    generation={**PROFILES["gpu"]["generation"], "knob_steps": 100, "knob_per_class": 20},
+    student={**PROFILES["gpu"]["student"], "seeds": (0, 1, 2)},
+    experiments={**PROFILES["gpu"]["experiments"], "grid_seeds": (0, 1),
+                 "degradation_milestones": (280, 1000, 1800, 4000), "degradation_per_class": 300,
+                 "ablation_per_class": 500, "ablation_seeds": (0, 1)},
+    theory=dict(PROFILES["cpu"]["theory"]),
+)
+
 DEFAULT_PROFILE = "auto"
 PROFILE_ENV = "KR_PROFILE"
 AUTO = "auto"
+BIG_GPU_BYTES = 40 * 2 ** 30
 
 
 def auto_profile() -> str:
-    """``auto``: the gpu profile where CUDA is available (Colab's GPU runtime, a rented GPU),
-    else the cpu profile."""
+    """``auto``: ``gpu`` on a data-centre GPU with native bf16 (compute capability >= 8.0 and at
+    least 40 GiB: A100, H100, H200), ``t4`` on any other GPU (Colab's T4, a V100, an L4, a
+    desktop card), ``cpu`` without CUDA."""
     import torch
 
-    return "gpu" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    major, _ = torch.cuda.get_device_capability(0)
+    memory = torch.cuda.get_device_properties(0).total_memory
+    return "gpu" if major >= 8 and memory >= BIG_GPU_BYTES else "t4"
 
 
 class ConfigError(ValueError):

@@ -44,7 +44,7 @@ if "google.colab" in sys.modules:
     import kr_utils  # noqa: F401  (an install that failed stops here, under pip's message)
 
 # %% tags=["parameters"]
-profile = None  # "smoke", "cpu", "gpu" or "auto"; None reads $KR_PROFILE, else "auto" (gpu on CUDA, else cpu)
+profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
 
 # %%
 import time

@@ -77,14 +77,39 @@ def test_torch_floor_check():
         kr_utils._check_torch("2.1.2")
 
 
-def test_auto_profile(monkeypatch):
+@pytest.mark.parametrize("cuda, capability, gib, expected", [
+    (True, (9, 0), 80, "gpu"),    # H100
+    (True, (8, 0), 40, "gpu"),    # A100 40 GB
+    (True, (7, 5), 15, "t4"),     # Colab's T4
+    (True, (8, 9), 22, "t4"),     # L4
+    (True, (7, 0), 32, "t4"),     # V100
+    (False, None, None, "cpu"),
+])
+def test_auto_profile(monkeypatch, cuda, capability, gib, expected):
+    import types
+
     import torch
     from kr_utils import config
     monkeypatch.delenv("KR_PROFILE", raising=False)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert config.get_config(None)["profile"] == "gpu"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert config.get_config("auto")["profile"] == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i=0: types.SimpleNamespace(total_memory=(gib or 0) * 2 ** 30))
+    assert config.get_config(None)["profile"] == expected
+    assert config.get_config("auto")["profile"] == expected
+
+
+def test_t4_profile_keeps_the_gpu_main_pipeline():
+    """The t4 profile's main student comes from the same generator, set and recipe as the gpu
+    profile's: only the studies around it are smaller."""
+    from kr_utils import config
+    t4, gpu = config.get_config("t4"), config.get_config("gpu")
+    for section in ("diffusion", "synth"):
+        assert t4[section] == gpu[section]
+    same = lambda a, b, skip: {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}  # noqa: E731
+    assert same(t4["student"], gpu["student"], {"seeds"}) and t4["student"]["seeds"] == (0, 1, 2)
+    assert same(t4["generation"], gpu["generation"], {"knob_steps", "knob_per_class"})
+    assert same(t4["teacher"], gpu["teacher"], {"study_seeds"})
 
 
 SITE = os.environ.get("KR_BUILT_SITE")
