@@ -68,15 +68,63 @@ def save_checkpoint(path, model: torch.nn.Module, *, kind: str, config: dict, pr
     }, path)
 
 
-def load_checkpoint(path, kind: str | None = None) -> dict:
-    """Load a checkpoint safely (``weights_only=True``) with a clear error when missing."""
+# which chapter writes each kind of checkpoint, for the advice of an error
+REBUILT_BY = {"teacher": "chapter 1 (01_teacher), or any later chapter opened alone",
+              "diffusion": "chapter 2 (02_diffusion), or any later chapter opened alone",
+              "student": "chapter 5 (05_student), or chapter 6 opened alone"}
+
+
+class UnreadableFileError(ValueError):
+    """A checkpoint or cached file that cannot be used: the message names the file, says what
+    it holds, and what to do."""
+
+
+def _what_it_holds(path: Path, err: Exception) -> str:
+    """A plain description of a file torch could not load (never torch's own advice, which
+    suggests ``weights_only=False``: loading an untrusted pickle runs whatever it holds)."""
+    size = path.stat().st_size if path.exists() else 0
+    head = path.read_bytes()[:4] if size else b""
+    if size == 0:
+        return "the file is empty (a copy that never finished?)"
+    weights_only = "weights only" in str(err).lower() or "weights_only" in str(err)
+    pickled = head[:1] == b"\x80" or head == b"PK\x03\x04"  # a pickle, or torch's zip archive
+    if weights_only and pickled:
+        return ("it holds pickled objects other than tensors and plain values, so it is not a file "
+                "kr_utils wrote; it was not loaded, and must not be")
+    if head == b"PK\x03\x04":
+        return f"it is a torch archive of {size:,d} bytes that is cut short or damaged (a half-synced copy?)"
+    return f"it is not a torch file ({size:,d} bytes starting with {head!r})"
+
+
+def read_torch_file(path, what: str, remedy: str = "") -> object:
+    """``torch.load(path, weights_only=True)`` of a file kr_utils wrote; any failure (truncated,
+    half-synced, another format, a pickle that needs more than weights) raises
+    :class:`UnreadableFileError` naming the file, what it holds and ``remedy``."""
     path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - every failure gets the same clear message
+        raise UnreadableFileError(f"{path} cannot be read as {what}: {_what_it_holds(path, err)}. "
+                                  f"{remedy}".strip()) from None
+
+
+def load_checkpoint(path, kind: str | None = None, profile: str | None = None) -> dict:
+    """Load a checkpoint safely (``weights_only=True``), with errors that name the file, what it
+    holds and which chapter rebuilds it: missing, unreadable, another kind, another profile."""
+    path = Path(path)
+    remedy = f"Delete it and run {REBUILT_BY.get(kind, 'the chapter that writes it')}, which rebuilds it."
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {path} (run the notebook that produces it "
-                                f"first, with the same profile)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        writer = REBUILT_BY.get(kind, "the notebook that produces it")
+        raise FileNotFoundError(f"checkpoint not found: {path} (run {writer} first, with the same profile)")
+    ckpt = read_torch_file(path, f"a {kind or 'kr_utils'} checkpoint", remedy)
+    if not isinstance(ckpt, dict) or not {"kind", "state_dict", "profile"} <= set(ckpt):
+        raise UnreadableFileError(f"{path} holds no kr_utils checkpoint (a {type(ckpt).__name__} without the "
+                                  f"kind, state_dict and profile entries). {remedy}")
     if kind is not None and ckpt.get("kind") != kind:
-        raise ValueError(f"{path} holds a {ckpt.get('kind')!r} checkpoint, expected {kind!r}")
+        raise UnreadableFileError(f"{path} holds a {ckpt.get('kind')!r} checkpoint, expected {kind!r}. {remedy}")
+    if profile is not None and ckpt.get("profile") != profile:
+        raise UnreadableFileError(f"{path} holds a checkpoint of profile {ckpt.get('profile')!r}, expected "
+                                  f"{profile!r} (copied from another profile's folder?). {remedy}")
     return ckpt
 
 
@@ -110,13 +158,16 @@ def cached(path, key: str, compute):
     path = Path(path)
     if path.exists():
         try:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            if stored.get("key") == key:
+            stored = read_torch_file(path, "a cached result")
+            if not isinstance(stored, dict) or not {"key", "value"} <= set(stored):
+                raise UnreadableFileError(f"{path} holds no cached result (a {type(stored).__name__})")
+        except UnreadableFileError as err:  # a torn or foreign file: say so, then redo the work
+            print(f"rebuilding {path.name}: {err}")
+        else:
+            if stored["key"] == key:
                 if str(path) not in _computed_here:
                     note_reused(stored.get("compute_s"))
                 return stored["value"]
-        except Exception as err:  # a torn or foreign file: say so, then redo the work
-            print(f"ignoring unreadable cache file {path}: {err}")
     t0 = time.perf_counter()
     value = compute()
     atomic_torch_save({"key": key, "value": value, "compute_s": time.perf_counter() - t0}, path)
@@ -242,11 +293,11 @@ def record_stage_time(profile: str, stage: str, t_start: float) -> None:
     update_metrics(profile, "compute_time_s", {stage: round(wall + _reused_s[0], 1)})
 
 
-def load_model(path, kind: str, device=None) -> torch.nn.Module:
+def load_model(path, kind: str, device=None, profile: str | None = None) -> torch.nn.Module:
     """Rebuild a saved model (``kind`` 'teacher', 'student' or 'diffusion') in eval mode."""
     from . import models
 
-    ckpt = load_checkpoint(path, kind)
+    ckpt = load_checkpoint(path, kind, profile)
     if kind == "diffusion":
         model = models.ConditionalUNet(**ckpt["extra"]["unet"])
     else:

@@ -56,11 +56,14 @@ def _announce(stage: str, path: Path, cfg: dict) -> None:
 
 
 def _found(path: Path, kind: str, profile: str) -> bool:
-    """A readable checkpoint of ``kind`` made at ``profile``: what a later chapter uses as it is
-    (the chapter that owns it rebuilds it when its settings change)."""
+    """Whether there is a checkpoint at ``path``; one there must be readable and of ``kind`` and
+    ``profile`` (else :class:`kr_utils.artifacts.UnreadableFileError` says what it holds and which
+    chapter rebuilds it). A later chapter uses it as it is; the chapter that owns it rebuilds it
+    when its settings change."""
     if not path.exists():
         return False
-    return artifacts.load_checkpoint(path, kind)["profile"] == profile
+    artifacts.load_checkpoint(path, kind, profile)  # an unreadable file, or another kind or profile, is an error
+    return True
 
 
 # ---------------------------------------------------------------------------------- teacher

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .artifacts import atomic_torch_save, autocast, grad_scaler, _plain
+from .artifacts import UnreadableFileError, atomic_torch_save, autocast, grad_scaler, read_torch_file, _plain
 from .diffusion import alphas_cumprod, diffusion_loss, linear_beta_schedule, unet_memory_format
 from .live import progress as progress_bar
 
@@ -72,6 +72,23 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
 
 
+def read_resume_state(resume_path, device):
+    """The state an interrupted training run saved at ``resume_path`` (None when there is none).
+    A file that cannot be read (cut short by a kill, half-synced) is set aside with a printed
+    line, and the run starts over."""
+    if resume_path is None or not Path(resume_path).exists():
+        return None
+    try:
+        state = read_torch_file(resume_path, "a saved training state")
+        if not isinstance(state, dict) or "model" not in state:
+            raise UnreadableFileError(f"{resume_path} holds no saved training state")
+    except UnreadableFileError as err:
+        print(f"starting this training run over: {err}")
+        Path(resume_path).unlink(missing_ok=True)
+        return None
+    return state  # on the CPU: load_state_dict moves weights and optimiser state to the model's device
+
+
 @torch.no_grad()
 def _evaluate(model, x, y, batch_size=1000):
     model.eval()
@@ -114,8 +131,8 @@ def train_classifier(model, train, val, *, epochs: int, batch_size: int, lr: flo
     hist.update({f"{k}_acc": [] for k in report})
     best = {"val_loss": float("inf"), "state": copy.deepcopy(model.state_dict()), "epoch": 0}
     start_epoch = 1
-    if resume_path is not None and Path(resume_path).exists():
-        st = torch.load(resume_path, map_location=device, weights_only=True)
+    st = read_resume_state(resume_path, device)
+    if st is not None:
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); gen.set_state(st["gen"])
         sched.load_state_dict(st["sched"])
         hist, best, start_epoch = st["hist"], st["best"], st["epoch"] + 1
@@ -200,8 +217,8 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, *, steps:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(min(500, steps // 10 + 1), steps))
     losses, buf, step = [], [], 0
-    if resume_path is not None and Path(resume_path).exists():
-        st = torch.load(resume_path, map_location=device, weights_only=True)
+    st = read_resume_state(resume_path, device)
+    if st is not None:
         model.load_state_dict(st["model"]); ema.load_state_dict(st["ema"]); opt.load_state_dict(st["opt"])
         sched.load_state_dict(st["sched"]); gen.set_state(st["gen"]); losses, step = st["losses"], st["step"]
         print(f"resumed diffusion training at step {step}")

@@ -36,7 +36,8 @@ def test_teacher_is_built_once_then_found(smoke, mnist_dir, monkeypatch, capsys)
 def test_a_checkpoint_of_another_profile_is_not_used(smoke, tmp_path, monkeypatch):
     path = artifacts.artifact_dir("smoke") / "student.pt"
     artifacts.save_checkpoint(path, torch.nn.Linear(1, 1), kind="student", config={}, profile="cpu", seed=0)
-    assert not pipeline._found(path, "student", "smoke")
+    with pytest.raises(artifacts.UnreadableFileError, match="profile 'cpu', expected 'smoke'.*chapter 5"):
+        pipeline._found(path, "student", "smoke")
     assert pipeline._found(path, "student", "cpu")
 
 
