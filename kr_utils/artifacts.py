@@ -56,16 +56,55 @@ def atomic_torch_save(obj, path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _is_time(key) -> bool:
+    return isinstance(key, str) and key.endswith("time_s")
+
+
+def _split_times(obj):
+    """``(obj without its wall-clock entries, those entries)``: every key ending in ``time_s``
+    (``train_time_s``, a history's ``epoch_time_s``), at any depth of nested dicts."""
+    if not isinstance(obj, dict):
+        return obj, {}
+    clean, times = {}, {}
+    for k, v in obj.items():
+        if _is_time(k):
+            times[k] = v
+        else:
+            clean[k], sub = _split_times(v)
+            if sub:
+                times[k] = sub
+    return clean, times
+
+
+def _merge(obj: dict, times: dict) -> dict:
+    for k, v in times.items():
+        if isinstance(v, dict) and isinstance(obj.get(k), dict):
+            _merge(obj[k], v)
+        else:
+            obj[k] = v
+    return obj
+
+
+def times_path(path) -> Path:
+    """The sidecar of a checkpoint holding its wall-clock times (``teacher.pt.times.json``)."""
+    path = Path(path)
+    return path.with_name(path.name + ".times.json")
+
+
 def save_checkpoint(path, model: torch.nn.Module, *, kind: str, config: dict, profile: str,
                     seed: int, extra: dict | None = None) -> None:
-    """Save weights with what is needed to rebuild and audit them."""
+    """Save weights with what is needed to rebuild and audit them. Wall-clock times in ``extra``
+    (keys ending in ``time_s``) go to a JSON sidecar (:func:`times_path`), so that the same seed
+    gives the same checkpoint bytes; :func:`load_checkpoint` puts them back."""
     from . import __version__
 
+    clean, times = _split_times(_plain(extra or {}))
     atomic_torch_save({
         "kind": kind, "state_dict": model.state_dict(), "config": _plain(config),
         "profile": profile, "seed": seed, "kr_utils_version": __version__,
-        "torch_version": str(torch.__version__), "extra": _plain(extra or {}),
+        "torch_version": str(torch.__version__), "extra": clean,
     }, path)
+    atomic_write_text(times_path(path), json.dumps(times, sort_keys=True))
 
 
 # which chapter writes each kind of checkpoint, for the advice of an error
@@ -125,6 +164,10 @@ def load_checkpoint(path, kind: str | None = None, profile: str | None = None) -
     if profile is not None and ckpt.get("profile") != profile:
         raise UnreadableFileError(f"{path} holds a checkpoint of profile {ckpt.get('profile')!r}, expected "
                                   f"{profile!r} (copied from another profile's folder?). {remedy}")
+    try:  # the wall-clock times, kept beside the checkpoint; a torn sidecar only loses them
+        _merge(ckpt.setdefault("extra", {}), json.loads(times_path(path).read_text()))
+    except (OSError, ValueError):
+        pass
     return ckpt
 
 
