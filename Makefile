@@ -21,7 +21,7 @@ book: install-book
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m kr_utils.book --profile $(PROFILE) --build
 	@echo "open _build/html/index.html"
 
-# Unit tests, then the notebooks at the smoke profile under nbval (see tests/run_notebooks.sh).
+# Unit tests, a simulated Colab run, then the notebooks at the smoke profile under nbval (tests/run_all.sh).
 test: install-test
 	PATH="$(abspath $(BIN)):$$PATH" bash tests/run_all.sh
 

@@ -88,7 +88,7 @@ glue("knob_per_class", gcfg["knob_per_class"], display=False)
 # below draws the same {glue:text}`knob_n` digits ({glue:text}`knob_per_class` per class, same
 # seed) with the ancestral sampler. At this profile its chain is respaced to
 # {glue:text}`knob_steps` steps (`AncestralSampler.set_timesteps`: eq. 6 between the kept steps,
-# with $eta = 1-arlpha_t/arlpha_{t'}$, checked against diffusers' `DDPMScheduler`); at
+# with $\beta = 1-\bar\alpha_t/\bar\alpha_{t'}$, checked against diffusers' `DDPMScheduler`); at
 # the `gpu` profile it runs all 1000. For every setting the teacher reports
 # (`kr_utils.evaluate.generation_quality`) its mean confidence, how often its label is the
 # requested class, the fraction accepted at the synthetic set's threshold, and a **diversity**:

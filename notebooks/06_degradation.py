@@ -171,9 +171,11 @@ glue("degr_peak", f"{100 * main.max():.1f}% at {main.idxmax()}", display=False)
 # ```
 #
 # For the profile's student ({glue:text}`student_arch_name`) the curve runs from
-# {glue:text}`degr_first` to {glue:text}`degr_last` (peak {glue:text}`degr_peak`). Because
-# the teacher filters every set, even an early generator yields digits that are labelled
-# correctly; what it lacks is enough of them, and enough variety.
+# {glue:text}`degr_first` to {glue:text}`degr_last` (peak {glue:text}`degr_peak`). The
+# teacher's filter keeps only digits it is confident about, but whether an early generator's
+# kept digits are *correctly* labelled is not measured here: nothing but the teacher labels
+# them. The low scores of the early students say only that such a set teaches little, whether
+# for lack of digits, of variety, or of correct labels.
 #
 # ## Errors of an early and of the final student
 

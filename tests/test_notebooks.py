@@ -73,3 +73,13 @@ def test_book_runner_rejects_unknown_names(tmp_path):
     from kr_utils.book import run_notebooks
     with pytest.raises(SystemExit, match="unknown notebooks"):
         run_notebooks("smoke", tmp_path, only=["03_generaton"])
+
+
+@pytest.mark.parametrize("path", TWINS + sorted((NB_DIR.parent / "book").rglob("*.md")), ids=lambda p: p.name)
+def test_no_control_characters(path):
+    """A "\\beta" in a non-raw string, or pasted text, leaves control characters (\\b, \\a) that
+    render as garbage in a formula."""
+    import re
+    bad = [(i + 1, repr(m.group())) for i, line in enumerate(path.read_text().splitlines())
+           for m in re.finditer(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", line)]
+    assert not bad, f"{path}: control characters at lines {bad}"

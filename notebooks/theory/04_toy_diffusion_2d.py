@@ -26,8 +26,9 @@
 # so it is trained by the same `kr_utils.diffusion.diffusion_loss` (eq. 4 = T3.7, here through
 # `kr_utils.toy.train_toy_eps`) and sampled by the same `kr_utils.diffusion.AncestralSampler`
 # (eq. T3.5 plus noise; no clipping, since the points are not images in $[-1, 1]$). As in the
-# pipeline, the class is dropped with probability 0.2 during training, so the same network
-# also models the unconditional density (used here, and for guidance in chapter T5).
+# pipeline, the class is replaced by the null token during training, so that the same network
+# also models the unconditional density (used here, and for guidance in chapter T5); here with
+# probability 0.2, where the pipeline's U-Net uses 0.1 (`diffusion.p_uncond` of the profiles).
 
 # %% tags=["remove-cell"]
 import sys

@@ -106,9 +106,11 @@ plots.glue_figure("fig_t8_potential", fig)
 # With $\beta = 1.5$, $m^* =$ {glue:text}`t8_m_star`. The threshold
 # $\bar\alpha_t = 1/(2m^{*2}N) =$ {glue:text}`t8_ab_c` is crossed at $t =$ {glue:text}`t8_t_c` of
 # the linear schedule; counting the minima of the computed potential step by step, the double
-# well disappears at $t =$ {glue:text}`t8_t_numeric`. Larger $N$ moves the transition to later
-# times (smaller $\bar\alpha_t$): in high dimension the reverse process keeps the symmetry
-# for most of its way and breaks it late, quickly.
+# well disappears at $t =$ {glue:text}`t8_t_numeric`. Larger $N$ moves the threshold to a
+# smaller $\bar\alpha_t$, that is to a larger $t$ of the forward process. The reverse process
+# runs from $t = T$ down to 0, so it meets that $t$ sooner: in high dimension the symmetry
+# breaks early in the reverse run, while the noise is still large, and the rest of the run
+# refines a sample on the side already chosen.
 
 # %%
 artifacts.update_metrics(profile, "theory", {"T8": {"m_star": m_star, "alpha_bar_c": ab_c, "t_c_analytic": t_c,
