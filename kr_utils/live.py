@@ -110,6 +110,12 @@ def show_controls(build, static=None, live: bool | None = None):
         if static is not None:
             display(_as_image(static))
         return None
+    if "google.colab" in sys.modules:  # Colab draws ipywidgets 8 through its custom widget manager
+        try:
+            from google.colab import output
+            output.enable_custom_widget_manager()
+        except (ImportError, AttributeError):
+            pass
     widget = build()
     display(widget)
     return widget
