@@ -23,6 +23,9 @@ rm -rf "$work/site/book/pipeline" "$work/site/book/theory"/*.ipynb   # never a u
 python -m kr_utils.book --profile smoke --out "$work/site/book"
 python -m pytest --nbval-lax --nbval-cell-timeout="$cell_timeout" -q -p no:cacheprovider "$work"/site/book/pipeline/*.ipynb "$work"/site/book/theory/*.ipynb
 jupyter-book build "$work/site" -n -W --keep-going -q
+# every formula of the built book typeset by MathJax itself (node, mathjax-full from the npm registry)
+npm install --silent --no-audit --no-fund --prefix tests/mathcheck >/dev/null
+node tests/mathcheck/check_math.js "$work/site/_build/html"
 # every chapter page carries a Colab link to its notebook in the repository of _config.yml
 KR_BUILT_SITE="$work/site/_build/html" python -m pytest tests/test_colab.py -q -p no:cacheprovider -k colab_link
 # every glued figure must be an image in the HTML, not the text "<Figure size ...>"
