@@ -59,6 +59,7 @@ dcfg, profile = cfg["diffusion"], cfg["profile"]
 out = artifacts.artifact_dir(profile)
 device = artifacts.device()
 t_start = time.perf_counter()
+print(f"profile={profile} device={device} artifacts={out}")
 
 # %%
 unet = models.ConditionalUNet(base=dcfg["base"], mults=dcfg["mults"], attention=dcfg["attention"])

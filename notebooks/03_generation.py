@@ -68,6 +68,7 @@ dcfg, gcfg, profile = cfg["diffusion"], cfg["generation"], cfg["profile"]
 out = artifacts.artifact_dir(profile)
 device = artifacts.device()
 t_start = time.perf_counter()
+print(f"profile={profile} device={device} artifacts={out}")
 # found in the artifacts folder, or built first as chapters 1 and 2 do (kr_utils.pipeline)
 unet = artifacts.load_model(pipeline.diffusion_model(cfg, device, seed), "diffusion", device)
 teacher = artifacts.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)

@@ -42,6 +42,7 @@ from kr_utils import artifacts, evaluate, pipeline, plots, thesis
 t_start = time.perf_counter()
 cfg = kr_utils.get_config(profile)
 profile = cfg["profile"]
+print(f"profile={profile} artifacts={artifacts.artifact_dir(profile)}")
 m, source = pipeline.analysis_metrics(profile)  # this run's, or the recorded run's when chapters 1-7 have not run here
 glue("analysis_source", source, display=False)
 pct = lambda v: "—" if v is None else f"{100 * v:.2f}%"

@@ -59,6 +59,7 @@ seed = cfg["seed"] if seed is None else seed
 profile, th, dcfg = cfg["profile"], cfg["theory"], cfg["diffusion"]
 device = artifacts.device()
 t_start = time.perf_counter()
+print(f"profile={profile} device={device} artifacts={artifacts.artifact_dir(profile)}")
 unet, source = train.diffusion_for_profile(cfg, th["recon_fallback_steps"], device, seed)
 glue("t7_source", source, display=False)
 sampler = diffusion.build_sampler("ancestral", T=dcfg["T"], beta_start=dcfg["beta_start"],
