@@ -147,44 +147,82 @@ def _engine():
     return "kr_progress"
 
 
-class Progress:
-    """A tqdm bar per notebook, its total the expected seconds of the chapter. A cell completed
-    advances it by the cell's expected time; a ticker refreshes the elapsed time during a long
-    cell. Where nothing was recorded the bar counts cells."""
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60:d}:{seconds % 60:02d}"
 
-    def __init__(self, label: str, n_cells: int, weights: list[float] | None, total_hint: float | None):
+
+class Progress:
+    """A tqdm bar per notebook, in expected seconds, with the time left.
+
+    With the cell times of the last executed copy (``weights``), the bar stands at the expected
+    time of the cells done plus the time spent in the running cell (up to its expected time),
+    and the time left is the expected time of the cells still to run plus what remains of the
+    running one. With only the chapter's recorded time (``total_hint``) the bar follows the clock
+    up to that time. With neither, it counts cells. A ticker redraws it during long cells (every
+    5 s on a terminal, every minute in a log)."""
+
+    def __init__(self, label: str, n_cells: int, weights: list[float] | None, total_hint: float | None,
+                 clock=time.perf_counter):
         from tqdm.auto import tqdm
 
-        if weights is None and total_hint:
-            weights = [total_hint / n_cells] * n_cells  # a recorded chapter time spread evenly
-        self.weights = weights
-        self.current = None
+        self.weights, self.total_hint, self.clock = weights, total_hint, clock
+        self.expected = sum(weights) if weights else total_hint
+        self.current, self.cell_text, self.done, self.finished = None, "", set(), False
+        self.t0 = self.cell_t0 = clock()
         self.tty = sys.stdout.isatty()  # in a log (CI, nohup) a line now and then, not a redraw per cell
-        if weights:
-            self.bar = tqdm(total=round(sum(weights), 1), desc=label, unit="s", file=sys.stdout,
-                            mininterval=0.5 if self.tty else 60,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar:20}| "
-                                       "[{elapsed} elapsed, about {remaining} left{postfix}]")
+        every = 0.5 if self.tty else 60
+        if self.expected:
+            self.bar = tqdm(total=round(self.expected, 1), desc=label, file=sys.stdout, mininterval=every,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar:20}| [{elapsed} elapsed{postfix}]")
         else:
-            self.bar = tqdm(total=n_cells, desc=label, unit="cell", file=sys.stdout, mininterval=0.5 if self.tty else 60)
+            self.bar = tqdm(total=n_cells, desc=label, unit="cell", file=sys.stdout, mininterval=every)
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, daemon=True)
         self._ticker.start()
 
-    def _tick(self):
-        while not self._stop.wait(5.0 if self.tty else 60.0):  # a log gets a line a minute
+    def position(self) -> tuple[float, float | None]:
+        """``(expected seconds done, expected seconds left)`` now (left None without a record)."""
+        now = self.clock()
+        if self.weights:
+            done = sum(self.weights[i] for i in self.done)
+            running = 0.0
+            if self.current is not None and self.current not in self.done:
+                running = min(now - self.cell_t0, self.weights[self.current])
+            return done + running, max(self.expected - done - running, 0.0)
+        if self.total_hint:
+            elapsed = now - self.t0
+            return min(elapsed, self.total_hint), max(self.total_hint - elapsed, 0.0)
+        return float(len(self.done)), None
+
+    def _draw(self, refresh: bool = True):
+        n, left = self.position()
+        self.bar.n = round(n, 1) if self.expected else int(n)
+        if left is None or self.finished:
+            more = ""
+        else:
+            more = f", about {_clock(left)} left" if left > 0 else ", past the recorded time"
+        self.bar.set_postfix_str(f"{more}, cell {self.current}: {self.cell_text}".lstrip(", "), refresh=False)
+        if refresh:
             self.bar.refresh()
 
+    def _tick(self):
+        while not self._stop.wait(5.0 if self.tty else 60.0):
+            self._draw()
+
     def cell_started(self, index, cell):
-        self.current = (index, cell.source)
-        first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
-        self.bar.set_postfix_str(f"cell {index}: {first[:40]}", refresh=self.tty)
+        self.current, self.cell_t0 = index, self.clock()
+        self.cell_text = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")), "")[:40]
+        self._draw(refresh=self.tty)
 
     def cell_done(self, index):
-        self.bar.update(round(self.weights[index], 1) if self.weights else 1)
+        self.done.add(index)
+        self._draw(refresh=self.tty)
 
     def close(self):
         self._stop.set()
+        self.finished = True
+        self._draw()
         self.bar.close()
 
 

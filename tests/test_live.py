@@ -92,3 +92,29 @@ def test_widget_chapter_headless_three_times_in_a_row(tmp_path, monkeypatch):
         mimes = {k for c in nb["cells"] for o in c.get("outputs", []) for k in o.get("data", {})}
         assert WIDGET_MIME not in mimes, f"{out}: a widget was built in a headless run"
         assert any("show_controls" in "".join(c["source"]) for c in nb["cells"])
+
+
+def test_runner_progress_time_left():
+    """The runner's bar: time left from the last executed copy's cell times, the running cell
+    counted up to its expected time; from a recorded chapter time, the clock."""
+    from types import SimpleNamespace
+
+    from kr_utils.book import Progress
+    now = [0.0]
+    cell = SimpleNamespace(source="train()")
+    p = Progress("ch", 3, [10.0, 100.0, 10.0], None, clock=lambda: now[0])
+    p.cell_started(0, cell); now[0] = 4.0
+    assert p.position() == (4.0, 116.0)
+    p.cell_done(0); p.cell_started(1, cell); now[0] = 54.0
+    assert p.position() == (60.0, 60.0)
+    now[0] = 300.0  # the long cell runs past its expected time: it counts as done, not more
+    assert p.position() == (110.0, 10.0)
+    p.close()
+    q = Progress("ch", 3, None, 60.0, clock=lambda: now[0] - 300.0)
+    now[0] = 320.0
+    assert q.position() == (20.0, 40.0)
+    q.close()
+    r = Progress("ch", 3, None, None)
+    r.cell_done(0)
+    assert r.position() == (1.0, None)
+    r.close()
