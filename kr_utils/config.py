@@ -2,9 +2,9 @@
 before any training starts.
 
 - ``smoke``: CI; every notebook in seconds, tiny models, numbers meaningless.
-- ``cpu``: the default; the whole book, experiments included, on a 2-core machine in under an
-  hour with bf16 (54 min measured; the last float32 build, of an earlier commit, 1 h 46 min), real results (smaller epochs,
-  seeds and sizes than the thesis, stated per chapter).
+- ``cpu``: ``make book``'s default; the whole book, experiments included, on a 2-core machine
+  with bf16 (46 min measured, ``results/cpu/``; the last float32 build, of an earlier commit,
+  1 h 46 min), real results (smaller epochs, seeds and sizes than the thesis, stated per chapter).
 - ``gpu``: thesis scale (60k synthetic digits), for a data-centre GPU (A100, H100).
 - ``t4``: the gpu profile's pipeline with smaller studies around it, for a free Colab T4.
 - ``auto`` (the notebooks' default) picks one of the last three by the device.
@@ -63,7 +63,7 @@ PROFILES: dict[str, dict] = {
         synth=dict(per_class=2000, threshold=0.9, threshold_floor=0.5, max_rounds=50,
                    label_mode="teacher", mode="balanced", oversample=1.2),
         # Three seeds of the main student (a mean with an interval), 3 epochs each: with the
-        # experiments of chapters 5-7 the whole book stays within an hour on 2 cores (bf16).
+        # experiments of chapters 5-7 the whole book takes 46 min on 2 cores (bf16, results/cpu).
         student=dict(arch="resnet_preact", epochs=3, batch_size=64, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
                      seeds=(0, 1, 2)),
@@ -77,7 +77,7 @@ PROFILES: dict[str, dict] = {
                          degradation_milestones=(90, 210, 750, 1350, 1950, 3000), degradation_per_class=200,
                          degradation_epochs=6,
                          ablation_per_class=300, ablation_seeds=(0, 1), thesis_per_class=100),
-        # Theory chapters (book/theory): all eight together in about 10 minutes on 2 cores.
+        # Theory chapters (book/theory): all eight together in about 4 minutes on 2 cores.
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
                     ae_batch=64, ae_samples=500, recon_digits=10, recon_fallback_steps=1500),
