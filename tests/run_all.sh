@@ -17,7 +17,7 @@ python -m pytest tests -q -p no:cacheprovider
 # runs the student chapter alone (tests/colab_sim.sh)
 bash tests/colab_sim.sh "$work/colab_sim"
 mkdir -p "$work/site"
-cp _config.yml _toc.yml "$work/site/"
+cp -r _config.yml _toc.yml _static "$work/site/"
 cp -r book "$work/site/book"
 rm -rf "$work/site/book/pipeline" "$work/site/book/theory"/*.ipynb   # never a user's executed copies
 python -m kr_utils.book --profile smoke --out "$work/site/book"
