@@ -287,7 +287,10 @@ def precision(device) -> str:
     if dev.type == "cuda":
         index = dev.index if dev.index is not None else torch.cuda.current_device()
         major, _ = torch.cuda.get_device_capability(index)
-        native_bf16 = major >= 8 and torch.cuda.is_bf16_supported(including_emulation=False)
+        try:
+            native_bf16 = major >= 8 and torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # a torch without the argument answers for native support only
+            native_bf16 = major >= 8 and torch.cuda.is_bf16_supported()
         return "bf16" if native_bf16 else "fp16"
     native = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     if dev.type == "cpu" and any(getattr(torch.cpu, f, lambda: False)() for f in native):

@@ -104,15 +104,13 @@ def expected_cell_seconds(executed: Path, n_cells: int, profile: str) -> list[fl
         return None
 
 
-def recorded_chapter_seconds(profile: str, root: Path | None = None) -> dict:
+def recorded_chapter_seconds(profile: str) -> dict:
     """``{'pipeline/01_teacher': seconds, ...}`` of the last recorded run of ``profile``
-    (``results/<profile>/metrics.json``: the pipeline's ``wall_time_s`` and the theory's
+    (:func:`kr_utils.pipeline.recorded_metrics`: the pipeline's ``wall_time_s`` and the theory's
     ``theory_wall_time_s``, keyed T1-T8), for estimates where no executed copy exists yet."""
-    path = (root or repo_root()) / "results" / profile / "metrics.json"
-    try:
-        m = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+    from .pipeline import recorded_metrics
+
+    m = recorded_metrics(profile)
     out = {f"pipeline/{k}": float(v) for k, v in (m.get("wall_time_s") or {}).items()}
     theory_names = GROUPS[1][2]
     for key, seconds in (m.get("theory_wall_time_s") or {}).items():  # "T4" -> theory/04_...

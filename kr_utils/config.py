@@ -128,12 +128,11 @@ def _derive(base: str, **changes) -> dict:
 # a free Colab T4 session (the whole book in about 45 min, an estimate: README, "Colab").
 PROFILES["t4"] = _derive(
     "gpu",
-    teacher={**PROFILES["gpu"]["teacher"], "study_seeds": (0, 1, 2)},
-    generation={**PROFILES["gpu"]["generation"], "knob_steps": 100, "knob_per_class": 20},
-    student={**PROFILES["gpu"]["student"], "seeds": (0, 1, 2)},
-    experiments={**PROFILES["gpu"]["experiments"], "grid_seeds": (0, 1),
-                 "degradation_milestones": (280, 1000, 1800, 4000), "degradation_per_class": 300,
-                 "ablation_per_class": 500, "ablation_seeds": (0, 1)},
+    teacher={"study_seeds": (0, 1, 2)},
+    generation={"knob_steps": 100, "knob_per_class": 20},
+    student={"seeds": (0, 1, 2)},
+    experiments={"grid_seeds": (0, 1), "degradation_milestones": (280, 1000, 1800, 4000),
+                 "degradation_per_class": 300, "ablation_per_class": 500, "ablation_seeds": (0, 1)},
     theory=dict(PROFILES["cpu"]["theory"]),
 )
 

@@ -81,22 +81,25 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
-def _as_image(obj):
-    """A matplotlib figure as a PNG image (and closed), whatever the backend: under
-    ``MPLBACKEND=Agg`` a displayed Figure would carry only its text form."""
+def figure_png(fig):
+    """A matplotlib figure as a PNG ``IPython.display.Image``, and the figure closed: whatever
+    the backend (under ``MPLBACKEND=Agg`` a displayed or glued Figure would carry only its text
+    form), and without the notebook printing it inline a second time."""
     import io
 
-    from matplotlib.figure import Figure
-
-    if not isinstance(obj, Figure):
-        return obj
     import matplotlib.pyplot as plt
     from IPython.display import Image
 
     buf = io.BytesIO()
-    obj.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(obj)
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
     return Image(data=buf.getvalue(), format="png")
+
+
+def _as_image(obj):
+    from matplotlib.figure import Figure
+
+    return figure_png(obj) if isinstance(obj, Figure) else obj
 
 
 def show_controls(build, static=None, live: bool | None = None):

@@ -102,19 +102,11 @@ def confusion(cm, title="confusion matrix (real test set)"):
 
 
 def glue_figure(name: str, fig) -> None:
-    """Hand a figure to the book (``{glue:figure}``) as a PNG, and close it, so that the
-    notebook does not also print it inline a second time. Saving the PNG ourselves keeps the
-    image whatever matplotlib backend the kernel runs (with ``MPLBACKEND=Agg`` a glued
-    Figure object would carry only its text form)."""
-    import io
+    """Hand a figure to the book (``{glue:figure}``) as a PNG (:func:`kr_utils.live.figure_png`),
+    and close it, so that the notebook does not also print it inline a second time."""
+    from .live import figure_png, glue
 
-    from IPython.display import Image
-    from .live import glue
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    glue(name, Image(data=buf.getvalue(), format="png"), display=False)
-    plt.close(fig)
+    glue(name, figure_png(fig), display=False)
 
 
 def points_animation(frames, titles, reference=None, lim: float = 4.0, fps: int = 6, dpi: int = 60,
