@@ -16,13 +16,14 @@ and the set of each sampler are cached under artifacts/<profile>/sampler_benchma
 second run with more seeds does not generate again.
 """
 import argparse
+import dataclasses
 import json
 import time
 
 import torch
 
 import kr_utils
-from kr_utils import artifacts, data, diffusion, evaluate, experiments, synth, train
+from kr_utils import checkpoints, data, diffusion, distill, evaluate, runtime, store, studies, synth
 
 
 def timed_generation(unet, sampler, n, batch, w, device, seed):
@@ -48,56 +49,54 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="student seeds (default: the profile's)")
     args = p.parse_args()
     cfg = kr_utils.get_config(args.profile)
-    dc, g, sc, st = cfg["diffusion"], cfg["generation"], cfg["synth"], cfg["student"]
-    out = artifacts.artifact_dir(cfg["profile"])
-    dev = artifacts.device()
-    unet = artifacts.load_model(out / "diffusion.pt", "diffusion", dev)
-    teacher = artifacts.load_model(out / "teacher.pt", "teacher", dev)
-    x_te, y_te = data.test_tensors(cfg["test_subset"])
-    per_class = args.per_class or sc["per_class"]
-    seeds = args.seeds or list(st["seeds"])
+    g, sc, st = cfg.sampler, cfg.synth, cfg.student
+    out = store.artifact_dir(cfg.profile)
+    dev = runtime.device()
+    unet = checkpoints.load_model(out / "diffusion.pt", "diffusion", dev)
+    teacher = checkpoints.load_model(out / "teacher.pt", "teacher", dev)
+    x_te, y_te = data.test_tensors(cfg.test_subset)
+    per_class = args.per_class or sc.per_class
+    seeds = args.seeds or list(st.seeds)
     # as many updates as the main student on the profile's set: at cpu, 1,000 digits with its
     # 3 epochs gave 45 updates and students of 70-84% (seed std 6-8 points): no comparison
-    epochs = max(st["epochs"], experiments.equal_update_epochs(st["epochs"], sc["per_class"], per_class))
-    scfg = {**st, "epochs": epochs, "patience": epochs + 1}
-    fast = [f.partition(":") for f in args.fast or [f"{g['sampler']}:{g['num_steps']}"]]
+    epochs = max(st.epochs, studies.equal_update_epochs(st.epochs, sc.per_class, per_class))
+    scfg = st.recipe(epochs=epochs, patience=epochs + 1)
+    fast = [f.partition(":") for f in args.fast or [f"{g.sampler}:{g.num_steps}"]]
     for name, _, steps in fast:
         if name not in ("ddim", "ancestral") or not steps.isdigit() or not 1 <= int(steps) <= 50:
             raise SystemExit(f"--fast {name}:{steps}: expected ddim or ancestral with 1 to 50 steps")
-    schedule = dict(T=dc["T"], beta_start=dc["beta_start"], beta_end=dc["beta_end"], clip_x0=g["clip_x0"])
-    samplers = {"ancestral_1000": diffusion.build_sampler("ancestral", **schedule, noise_scale=g["noise_scale"])}
-    samplers.update({f"{name}_{steps}": diffusion.build_sampler(name, **schedule, noise_scale=g["noise_scale"],
-                                                                num_steps=int(steps)) for name, _, steps in fast})
-    report = {"profile": cfg["profile"], "environment": artifacts.environment(), "batch_size": g["batch_size"],
-              "guidance_w": g["guidance_w"], "per_class": per_class, "threshold": sc["threshold"],
+    schedule = checkpoints.load_schedule(out / "diffusion.pt")
+    samplers = {"ancestral_1000": diffusion.build_sampler(g, schedule, sampler="ancestral")}
+    samplers.update({f"{name}_{steps}": diffusion.build_sampler(g, schedule, sampler=name, num_steps=int(steps))
+                     for name, _, steps in fast})
+    report = {"profile": cfg.profile, "environment": runtime.environment(), "batch_size": g.batch_size,
+              "guidance_w": g.guidance_w, "per_class": per_class, "threshold": sc.threshold,
               "student_epochs": epochs, "samplers": {}}
     for name, sampler in samplers.items():
-        n_speed = args.speed_samples or min(10 * per_class, 4 * g["batch_size"])
+        n_speed = args.speed_samples or min(10 * per_class, 4 * g.batch_size)
 
         def generate():
-            sps = timed_generation(unet, sampler, n_speed, g["batch_size"], g["guidance_w"], dev, cfg["seed"])
-            r = synth.build_synthetic_set(unet, sampler, teacher, per_class=per_class, threshold=sc["threshold"],
-                                          threshold_floor=sc["threshold_floor"], guidance_w=g["guidance_w"],
-                                          label_mode=sc["label_mode"], oversample=sc["oversample"],
-                                          batch_size=g["batch_size"], seed=cfg["seed"], device=dev)
+            sps = timed_generation(unet, sampler, n_speed, g.batch_size, g.guidance_w, dev, cfg.seed)
+            r = synth.build_synthetic_set(unet, sampler, teacher, dataclasses.replace(sc, per_class=per_class), g,
+                                          seed=cfg.seed, device=dev)
             return {"samples_per_s": sps, "acceptance_rate": r["acceptance_rate"],
                     **{k: torch.as_tensor(r[k]) for k in ("images", "labels", "logits")}}
 
-        key = artifacts.fingerprint({"sampler": name, "generation": g, "synth": sc, "per_class": per_class,
+        key = store.fingerprint({"sampler": name, "generation": g, "synth": sc, "per_class": per_class,
                                      "speed_samples": n_speed, "device": report["environment"]["device"],
                                      "bf16": report["environment"]["bf16_autocast"]},
                                     out / "diffusion.pt", out / "teacher.pt")
-        res = artifacts.cached(out / "sampler_benchmark" / f"{name}_{per_class}.pt", key, generate)
+        res = store.cached(out / "sampler_benchmark" / f"{name}_{per_class}.pt", key, generate)
         sps = res["samples_per_s"]
-        syn_train, syn_val = train.synthetic_split(res["images"], res["labels"], res["logits"],
-                                                   st["val_fraction"], cfg["seed"])
+        syn_train, syn_val = distill.synthetic_split(res["images"], res["labels"], res["logits"],
+                                                   st.val_fraction, cfg.seed)
         accs = []
         for seed in seeds:
-            student, _ = train.train_student(syn_train, syn_val, scfg, seed=seed, device=dev,
+            student, _ = distill.train_student(syn_train, syn_val, scfg, seed=seed, device=dev,
                                              desc=f"student ({name}, seed {seed})")
             accs.append(evaluate.classification_report(evaluate.predict_logits(student, x_te), y_te)["accuracy"])
         summary = evaluate.summarize_seeds(accs)
-        report["samplers"][name] = {"network_passes_per_digit": len(sampler.timesteps) * (1 if g["guidance_w"] in (0, 1) else 2),
+        report["samplers"][name] = {"network_passes_per_digit": len(sampler.timesteps) * (1 if g.guidance_w in (0, 1) else 2),
                                     "samples_per_s": sps, "acceptance_rate": res["acceptance_rate"],
                                     "student_accuracy": summary["mean"], "student_accuracy_seeds": summary,
                                     "set_size": int(len(res["labels"]))}
@@ -108,8 +107,8 @@ def main():
         f["accuracy_gap_points"] = 100 * (a["student_accuracy"] - f["student_accuracy"])
     first = report["samplers"][f"{fast[0][0]}_{fast[0][2]}"]
     report["speedup"], report["accuracy_gap_points"] = first["speedup"], first["accuracy_gap_points"]
-    dest = artifacts.repo_root() / "results" / cfg["profile"] / "sampler_benchmark.json"
-    artifacts.atomic_write_text(dest, json.dumps(report, indent=2))
+    dest = store.repo_root() / "results" / cfg.profile / "sampler_benchmark.json"
+    store.atomic_write_text(dest, json.dumps(report, indent=2))
     print(f"speedup {report['speedup']:.1f}x, accuracy gap {report['accuracy_gap_points']:.2f} points -> {dest}")
 
 

@@ -7,6 +7,7 @@ real-test accuracy. Writes ``sweep_<profile>.json`` to the output folder.
     python benchmarks/sweep_levers.py --profile cpu --out results/
 """
 import argparse
+import dataclasses
 import itertools
 import json
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 
 import kr_utils
-from kr_utils import artifacts, data, diffusion, evaluate, models, synth, train
+from kr_utils import data, diffusion, distill, evaluate, models, runtime, store, synth
 
 
 def main():
@@ -30,25 +31,25 @@ def main():
     p.add_argument("--student-epochs", type=int, default=None)
     args = p.parse_args()
     cfg = kr_utils.get_config(args.profile)
-    dev = artifacts.device()
-    seed = cfg["seed"]
+    dev = runtime.device()
+    seed = cfg.seed
     tr_img, tr_lbl = data.load_mnist("train")
-    x_te, y_te = data.test_tensors(cfg["test_subset"])
+    x_te, y_te = data.test_tensors(cfg.test_subset)
     # teacher (train once)
-    tc = cfg["teacher"]
-    tri, vai = data.train_val_split(len(tr_img), tc["val_size"], seed)
+    tc = cfg.teacher
+    tri, vai = data.train_val_split(len(tr_img), tc.val_size, seed)
     t0 = time.perf_counter()
-    teacher, _ = train.train_student((data.to_model_range(tr_img[tri]), torch.as_tensor(tr_lbl[tri]).long()),
+    teacher, _ = distill.train_student((data.to_model_range(tr_img[tri]), torch.as_tensor(tr_lbl[tri]).long()),
                                      (data.to_model_range(tr_img[vai]), torch.as_tensor(tr_lbl[vai]).long()),
-                                     tc, seed=seed, device=dev, desc="teacher")
+                                     tc.recipe(), seed=seed, device=dev, desc="teacher")
     teacher_acc = evaluate.classification_report(evaluate.predict_logits(teacher, x_te), y_te)["accuracy"]
-    results = {"profile": args.profile, "environment": artifacts.environment(), "teacher_accuracy": teacher_acc,
+    results = {"profile": args.profile, "environment": runtime.environment(), "teacher_accuracy": teacher_acc,
                "teacher_time_s": time.perf_counter() - t0, "runs": []}
-    dc = cfg["diffusion"]
+    dc = cfg.diffusion
     x0, y0 = data.to_model_range(tr_img), torch.as_tensor(tr_lbl).long()
     unets = {}
-    max_steps = max(s or dc["steps"] for s in args.diffusion_steps)
-    wanted = sorted({s or dc["steps"] for s in args.diffusion_steps})
+    max_steps = max(s or dc.steps for s in args.diffusion_steps)
+    wanted = sorted({s or dc.steps for s in args.diffusion_steps})
     t0 = time.perf_counter()
 
     def keep(step, ema):
@@ -56,28 +57,28 @@ def main():
             import copy
             unets[step] = copy.deepcopy(ema)
 
-    train.train_diffusion(models.ConditionalUNet(base=dc["base"], mults=dc["mults"], attention=dc["attention"]),
-                          x0, y0, steps=max_steps, batch_size=dc["batch_size"], lr=dc["lr"], p_uncond=dc["p_uncond"],
-                          ema_decay=dc["ema_decay"], T=dc["T"], beta_start=dc["beta_start"], beta_end=dc["beta_end"],
-                          seed=seed, device=dev, milestones=wanted, on_milestone=keep)
+    torch.manual_seed(seed)
+    diffusion.train_diffusion(models.ConditionalUNet(**dc.unet_args()), x0, y0,
+                              dataclasses.replace(dc, steps=max_steps, milestones=tuple(wanted)), seed=seed, device=dev,
+                              after_step=keep)
     results["diffusion_time_s"] = time.perf_counter() - t0
-    g, sc, st = cfg["generation"], cfg["synth"], cfg["student"]
+    g, sc, st = cfg.sampler, cfg.synth, cfg.student
     for steps, w, soft, pc, thr in itertools.product(wanted, args.w, args.soft, args.per_class, args.threshold):
-        pc, thr = pc or sc["per_class"], thr or sc["threshold"]
-        sampler = diffusion.build_sampler("ddim", dc["T"], dc["beta_start"], dc["beta_end"], clip_x0=g["clip_x0"],
-                                          num_steps=g["num_steps"])
+        pc, thr = pc or sc.per_class, thr or sc.threshold
+        sampler = diffusion.build_sampler(g, dc.schedule())
         t0 = time.perf_counter()
-        res = synth.build_synthetic_set(unets[steps], sampler, teacher, per_class=pc, threshold=thr,
-                                        threshold_floor=min(thr, sc["threshold_floor"]), guidance_w=w,
-                                        label_mode=sc["label_mode"],
-                                        batch_size=g["batch_size"], seed=seed, device=dev, progress=False)
+        res = synth.build_synthetic_set(unets[steps], sampler, teacher,
+                                        dataclasses.replace(sc, per_class=pc, threshold=thr,
+                                                            threshold_floor=min(thr, sc.threshold_floor)),
+                                        dataclasses.replace(g, guidance_w=w), seed=seed, device=dev, progress=False)
         gen_s = time.perf_counter() - t0
-        syn_train, syn_val = train.synthetic_split(res["images"], res["labels"], res["logits"],
-                                                   st["val_fraction"], seed)
+        syn_train, syn_val = distill.synthetic_split(res["images"], res["labels"], res["logits"],
+                                                   st.val_fraction, seed)
         t0 = time.perf_counter()
-        student, hist = train.train_student(syn_train, syn_val, {**st, "soft": bool(soft),
-                                            "epochs": args.student_epochs or st["epochs"]},
-                                            seed=seed, device=dev, desc="student")
+        student, hist = distill.train_student(syn_train, syn_val,
+                                              st.recipe(labels="soft_t4" if soft else "hard",
+                                                        epochs=args.student_epochs or st.epochs),
+                                              seed=seed, device=dev, desc="student")
         acc = evaluate.classification_report(evaluate.predict_logits(student, x_te), y_te)["accuracy"]
         run = {"diffusion_steps": steps, "w": w, "soft": bool(soft), "per_class": pc, "threshold": thr,
                "acceptance_rate": res["acceptance_rate"], "generated": res["generated"],
@@ -85,7 +86,7 @@ def main():
         print(json.dumps(run), flush=True)
         results["runs"].append(run)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    artifacts.atomic_write_text(out / f"sweep_{args.profile}.json", json.dumps(results, indent=2))
+    store.atomic_write_text(out / f"sweep_{args.profile}.json", json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,19 @@
 """kr_utils: the library behind "Knowledge Replication with Diffusion Models".
 
-One module per pipeline stage: ``config`` (profiles), ``data`` (MNIST idx files),
-``models`` (classifiers and U-Net), ``diffusion`` (schedule, loss, samplers), ``train``
-(classifiers, distillation, diffusion), ``synth`` (the labelled synthetic set),
-``evaluate`` (real-test metrics), ``experiments`` (the thesis' studies: student grid,
-degradation, ablation), ``artifacts`` (files shared between notebooks, result cache) and
-``plots``. ``kr_utils.book`` runs the notebooks with papermill.
+One module per pipeline stage, each importing only the stages below it:
+
+- bottom: ``config`` (a frozen dataclass per stage and the ``Profile`` that holds them),
+  ``data`` (MNIST idx files, the one ``Batcher``), ``store`` (artifact folders, atomic writes,
+  cache keys, the result cache, metrics JSON), ``runtime`` (device, precision, memory
+  layouts), ``live`` (widgets and progress bars only where a person is looking);
+- ``models`` (classifiers and U-Net), ``checkpoints`` (save and load with their config),
+  ``fit`` (the one training loop);
+- ``diffusion`` (noise schedule, loss, samplers, U-Net training), ``synth`` (the labelled
+  synthetic set), ``distill`` (teacher and student training, the distillation loss),
+  ``evaluate`` (real-test metrics, intervals over seeds);
+- ``studies`` (the thesis' experiments: runs, degradation, ablation), ``pipeline`` (each
+  chapter's artifacts found or rebuilt), ``plots``, ``controls``, ``thesis`` (the thesis'
+  numbers), ``theory`` (the theory chapters' code), and ``book`` (the runner).
 """
 __version__ = "0.1.0"
 
@@ -25,5 +33,6 @@ import torch as _torch  # noqa: E402
 
 _check_torch(_torch.__version__)
 
-from . import artifacts, config, data, diffusion, evaluate, experiments, live, models, plots, synth, train  # noqa: E402,F401
+from . import (checkpoints, config, data, diffusion, distill, evaluate, fit, live, models, plots,  # noqa: E402,F401
+               runtime, store, studies, synth)
 from .config import get_config  # noqa: E402,F401

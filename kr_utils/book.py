@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from .artifacts import repo_root
+from .store import repo_root
 from .config import ConfigError, get_config, resolve_profile
 from .live import HEADLESS_ENV
 
@@ -253,7 +253,7 @@ def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None =
     unknown = set(only or ()) - set(NOTEBOOKS)
     if unknown:
         raise SystemExit(f"unknown notebooks {sorted(unknown)}; expected names from {NOTEBOOKS}")
-    timeout = timeout or get_config(profile)["cell_timeout_s"]
+    timeout = timeout or get_config(profile).cell_timeout_s
     os.environ[HEADLESS_ENV] = "1"  # inherited by every kernel: no widget is ever built here
     engine = _engine()
     recorded = recorded_chapter_seconds(profile)

@@ -1,10 +1,14 @@
-"""Stage 0: run configuration. One dictionary per profile (nanoGPT style), validated
-before any training starts.
+"""Stage 0: run configuration. One frozen dataclass per pipeline stage, and a :class:`Profile`
+that holds them (nanoGPT's one config object per run, passed whole). Every value is checked
+when the object is built, and an impossible one raises :class:`ConfigError` naming the field
+(``synth.threshold must be in (0, 1], got 1.5``) before any work starts.
+
+Profiles (the raw values are the dictionaries of :data:`PROFILES`):
 
 - ``smoke``: CI; every notebook in seconds, tiny models, numbers meaningless.
 - ``cpu``: ``make book``'s default; the whole book, experiments included, on a 2-core machine
-  with bf16 (46 min measured, ``results/cpu/``; the last float32 build, of an earlier commit,
-  1 h 46 min), real results (smaller epochs, seeds and sizes than the thesis, stated per chapter).
+  with bf16 (46 min measured, ``results/cpu/``), real results (smaller epochs, seeds and
+  sizes than the thesis, stated per chapter).
 - ``gpu``: thesis scale (60k synthetic digits), for a data-centre GPU (A100, H100).
 - ``t4``: the gpu profile's pipeline with smaller studies around it, for a free Colab T4.
 - ``auto`` (the notebooks' default) picks one of the last three by the device.
@@ -12,12 +16,415 @@ before any training starts.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
+from dataclasses import dataclass
+from typing import ClassVar
+
+# The classifier architectures of kr_utils.models (a test keeps the two lists equal) and the
+# label settings of a student: hard labels, or the teacher's soft targets at temperature tau.
+CLASSIFIER_NAMES = ("simple_cnn", "compressed_cnn", "resnet_preact")
+LABEL_SETTINGS = {
+    "hard": dict(soft=False),
+    "soft_t1": dict(soft=True, temperature=1.0),
+    "soft_t4": dict(soft=True, temperature=4.0),
+}
+LABEL_NAMES = {"hard": "hard labels", "soft_t1": "soft targets, τ=1", "soft_t4": "soft targets, τ=4"}
+
+
+class ConfigError(ValueError):
+    """An impossible or unknown setting, reported before any work starts."""
+
+
+class _Stage:
+    """What every stage config shares: its section name, checks that name the field, and a
+    plain-dict view (tuples as lists) for checkpoints, cache keys and metrics."""
+
+    section: ClassVar[str] = ""
+    _tuples: ClassVar[tuple[str, ...]] = ()
+
+    def _fail(self, name: str, must: str) -> None:
+        raise ConfigError(f"{self.section}.{name} {must}, got {getattr(self, name)!r}")
+
+    def _positive(self, *names: str, allow_none: tuple[str, ...] = ()) -> None:
+        for name in names:
+            v = getattr(self, name)
+            if v is None and name in allow_none:
+                continue
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+                self._fail(name, "must be a positive number")
+
+    def _in(self, name: str, low: float, high: float, closed: str = "[)") -> None:
+        v = getattr(self, name)
+        ok_low = v >= low if closed[0] == "[" else v > low
+        ok_high = v <= high if closed[1] == "]" else v < high
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not (ok_low and ok_high):
+            self._fail(name, f"must be in {closed[0]}{low:g}, {high:g}{closed[1]}")
+
+    def _one_of(self, name: str, allowed) -> None:
+        if getattr(self, name) not in allowed:
+            self._fail(name, f"must be one of {sorted(allowed)}")
+
+    def __post_init__(self):
+        for name in self._tuples:  # lists from papermill or JSON become tuples: hashable, frozen
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, tuple(value))
+        self.check()
+
+    def check(self) -> None:  # pragma: no cover - every stage overrides it
+        pass
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class ClassifierRecipe(_Stage):
+    """How one classifier is trained (:func:`kr_utils.distill.train_classifier`): a teacher on
+    hard labels, or a student, with the teacher's soft targets at ``temperature`` mixed in by
+    ``alpha`` (Hinton et al.) and random affine jitter with ``augment``."""
+
+    section: ClassVar[str] = "classifier"
+    arch: str
+    epochs: int
+    batch_size: int
+    lr: float
+    patience: int
+    soft: bool = False
+    temperature: float = 4.0
+    alpha: float = 0.5
+    augment: bool = False
+
+    def check(self):
+        self._one_of("arch", CLASSIFIER_NAMES)
+        self._positive("epochs", "batch_size", "lr", "patience", "temperature")
+        self._in("alpha", 0, 1, "[]")
+
+    @property
+    def labels(self) -> str:
+        """The name in :data:`LABEL_SETTINGS` of this recipe's labels."""
+        for name, setting in LABEL_SETTINGS.items():
+            if all(getattr(self, k) == v for k, v in setting.items()):
+                return name
+        raise ConfigError(f"labels soft={self.soft}, temperature={self.temperature} match none of "
+                          f"{sorted(LABEL_SETTINGS)}")
+
+    def with_labels(self, labels: str, **changes) -> "ClassifierRecipe":
+        """This recipe with another label setting of :data:`LABEL_SETTINGS` (and ``changes``)."""
+        if labels not in LABEL_SETTINGS:
+            raise ConfigError(f"unknown label setting {labels!r}; expected one of {sorted(LABEL_SETTINGS)}")
+        return dataclasses.replace(self, **LABEL_SETTINGS[labels], **changes)
+
+
+@dataclass(frozen=True)
+class TeacherConfig(_Stage):
+    """Chapter 1: the teacher trained on real MNIST, and the study of architectures x seeds."""
+
+    section: ClassVar[str] = "teacher"
+    _tuples: ClassVar[tuple[str, ...]] = ("study_archs", "study_seeds")
+    arch: str
+    epochs: int
+    train_subset: int | None
+    val_size: int
+    batch_size: int
+    lr: float
+    patience: int
+    study_archs: tuple[str, ...]
+    study_seeds: tuple[int, ...]
+
+    def check(self):
+        self._one_of("arch", CLASSIFIER_NAMES)
+        self._positive("epochs", "batch_size", "lr", "patience", "val_size", "train_subset",
+                       allow_none=("train_subset",))
+        for arch in self.study_archs:
+            if arch not in CLASSIFIER_NAMES:
+                self._fail("study_archs", f"must name classifiers of {sorted(CLASSIFIER_NAMES)}")
+        if self.arch not in self.study_archs:
+            self._fail("study_archs", f"must include teacher.arch={self.arch!r}")
+        if not self.study_seeds:
+            self._fail("study_seeds", "must not be empty")
+
+    def recipe(self, arch: str | None = None) -> ClassifierRecipe:
+        """The training recipe of a teacher (hard labels, no augmentation)."""
+        return ClassifierRecipe(arch=arch or self.arch, epochs=self.epochs, batch_size=self.batch_size,
+                                lr=self.lr, patience=self.patience)
+
+
+@dataclass(frozen=True)
+class DiffusionConfig(_Stage):
+    """Chapter 2: the conditional U-Net, its noise schedule and its training."""
+
+    section: ClassVar[str] = "diffusion"
+    _tuples: ClassVar[tuple[str, ...]] = ("mults", "milestones")
+    base: int
+    mults: tuple[int, ...]
+    attention: bool
+    T: int
+    beta_start: float
+    beta_end: float
+    steps: int
+    batch_size: int
+    lr: float
+    p_uncond: float
+    ema_decay: float
+    train_subset: int | None
+    milestones: tuple[int, ...]
+
+    def check(self):
+        self._positive("base", "T", "steps", "batch_size", "lr", "train_subset", allow_none=("train_subset",))
+        if not (isinstance(self.beta_start, float) and isinstance(self.beta_end, float)
+                and 0 < self.beta_start < self.beta_end < 1):
+            self._fail("beta_end", f"must satisfy 0 < beta_start < beta_end < 1 (beta_start={self.beta_start!r})")
+        self._in("p_uncond", 0, 1)
+        self._in("ema_decay", 0, 1)
+        if list(self.milestones) != sorted(self.milestones) or not self.milestones or self.milestones[-1] != self.steps:
+            self._fail("milestones", f"must be increasing and end at steps={self.steps}")
+
+    def schedule(self):
+        """The noise schedule of this model (:class:`kr_utils.diffusion.NoiseSchedule`)."""
+        from .diffusion import NoiseSchedule
+
+        return NoiseSchedule.linear(self.T, self.beta_start, self.beta_end)
+
+    def unet_args(self) -> dict:
+        return {"base": self.base, "mults": self.mults, "attention": self.attention}
+
+
+SAMPLERS = ("ddim", "ancestral")
+
+
+@dataclass(frozen=True)
+class SamplerConfig(_Stage):
+    """Chapters 3-4: how digits are drawn (:func:`kr_utils.diffusion.build_sampler`).
+
+    ``eta`` is DDIM's stochasticity (0: deterministic; 1: the ancestral sampler's variance);
+    ``noise_scale`` multiplies the noise added at each step, ``x_T_scale`` the starting noise.
+    ``knob_*`` size chapter 3's study of these knobs; ``demo_per_class`` its mosaics."""
+
+    section: ClassVar[str] = "sampler"
+    sampler: str
+    num_steps: int
+    guidance_w: float
+    clip_x0: bool
+    x_T_scale: float
+    noise_scale: float
+    batch_size: int
+    demo_per_class: int
+    knob_steps: int
+    knob_per_class: int
+    eta: float = 0.0
+
+    def check(self):
+        self._one_of("sampler", SAMPLERS)
+        self._positive("num_steps", "batch_size", "x_T_scale", "demo_per_class", "knob_steps", "knob_per_class")
+        for name in ("guidance_w", "noise_scale", "eta"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                self._fail(name, "must be a number >= 0")
+
+
+@dataclass(frozen=True)
+class SynthConfig(_Stage):
+    """Chapter 4: the labelled synthetic set (:func:`kr_utils.synth.build_synthetic_set`)."""
+
+    section: ClassVar[str] = "synth"
+    per_class: int
+    threshold: float
+    threshold_floor: float
+    max_rounds: int
+    label_mode: str
+    mode: str
+    oversample: float
+
+    def check(self):
+        self._positive("per_class", "max_rounds", "oversample")
+        self._in("threshold", 0, 1, "(]")
+        self._in("threshold_floor", 0, self.threshold, "(]")
+        self._one_of("label_mode", ("teacher", "requested"))
+        self._one_of("mode", ("balanced", "unconditional"))
+        if self.mode == "unconditional" and self.label_mode == "requested":
+            self._fail("label_mode", "must be 'teacher' with mode='unconditional' (its digits have no class)")
+
+
+@dataclass(frozen=True)
+class StudentConfig(_Stage):
+    """Chapter 5: the main student, trained on the synthetic set alone, over ``seeds``."""
+
+    section: ClassVar[str] = "student"
+    _tuples: ClassVar[tuple[str, ...]] = ("seeds",)
+    arch: str
+    epochs: int
+    batch_size: int
+    lr: float
+    patience: int
+    val_fraction: float
+    soft: bool
+    temperature: float
+    alpha: float
+    augment: bool
+    seeds: tuple[int, ...]
+
+    def check(self):
+        self._one_of("arch", CLASSIFIER_NAMES)
+        self._positive("epochs", "batch_size", "lr", "patience", "temperature")
+        self._in("val_fraction", 0, 1, "()")
+        self._in("alpha", 0, 1, "[]")
+        if not self.seeds:
+            self._fail("seeds", "must not be empty")
+        self.recipe().labels  # noqa: B018 - a soft/temperature pair outside LABEL_SETTINGS is an error
+
+    def recipe(self, arch: str | None = None, labels: str | None = None, **changes) -> ClassifierRecipe:
+        """The training recipe of this student, or of one cell of chapter 5's grid (another
+        ``arch`` and ``labels``; ``changes`` such as ``epochs`` or ``patience``)."""
+        base = ClassifierRecipe(arch=arch or self.arch, epochs=self.epochs, batch_size=self.batch_size,
+                                lr=self.lr, patience=self.patience, soft=self.soft,
+                                temperature=self.temperature, alpha=self.alpha, augment=self.augment)
+        return base.with_labels(labels, **changes) if labels else dataclasses.replace(base, **changes)
+
+
+@dataclass(frozen=True)
+class StudiesConfig(_Stage):
+    """Chapters 5-7: the student grid, the degradation study and the ablation."""
+
+    section: ClassVar[str] = "studies"
+    _tuples: ClassVar[tuple[str, ...]] = ("grid_archs", "grid_labels", "grid_seeds", "degradation_milestones",
+                                          "ablation_seeds")
+    grid_archs: tuple[str, ...]
+    grid_labels: tuple[str, ...]
+    grid_seeds: tuple[int, ...]
+    degradation_milestones: tuple[int, ...]
+    degradation_per_class: int
+    degradation_epochs: int
+    ablation_per_class: int
+    ablation_seeds: tuple[int, ...]
+    thesis_per_class: int
+
+    def check(self):
+        self._positive("degradation_per_class", "degradation_epochs", "ablation_per_class", "thesis_per_class")
+        if set(self.grid_archs) - set(CLASSIFIER_NAMES):
+            self._fail("grid_archs", f"must name classifiers of {sorted(CLASSIFIER_NAMES)}")
+        bad = sorted(set(self.grid_labels) - set(LABEL_SETTINGS))
+        if bad:
+            raise ConfigError(f"studies.grid_labels: unknown {bad}; expected names from {sorted(LABEL_SETTINGS)}")
+
+
+@dataclass(frozen=True)
+class TheoryConfig(_Stage):
+    """The theory chapters' sizes (toy models, per-step autoencoders, reconstructions)."""
+
+    section: ClassVar[str] = "theory"
+    toy_steps: int
+    toy_hidden: int
+    toy_samples: int
+    classifier_steps: int
+    ae_T: int
+    ae_hidden: int
+    ae_shared_hidden: int
+    ae_steps: int
+    ae_shared_steps: int
+    ae_batch: int
+    ae_samples: int
+    recon_digits: int
+    recon_fallback_steps: int
+
+    def check(self):
+        self._positive(*(f.name for f in dataclasses.fields(self)))
+
+
+STAGES = {"teacher": TeacherConfig, "diffusion": DiffusionConfig, "sampler": SamplerConfig, "synth": SynthConfig,
+          "student": StudentConfig, "studies": StudiesConfig, "theory": TheoryConfig}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One run's whole configuration: a stage config per section, the run's seed, the size of
+    the real test subset (None: all 10,000) and the cell timeout of the book's runner.
+
+    ``cell_timeout_s``: the longest any one notebook cell may run under the runner and nbval
+    before the run fails naming the chapter and the cell (a hang never waits for hours)."""
+
+    profile: str
+    seed: int
+    test_subset: int | None
+    cell_timeout_s: int
+    teacher: TeacherConfig
+    diffusion: DiffusionConfig
+    sampler: SamplerConfig
+    synth: SynthConfig
+    student: StudentConfig
+    studies: StudiesConfig
+    theory: TheoryConfig
+
+    def __post_init__(self):
+        if not isinstance(self.cell_timeout_s, int) or self.cell_timeout_s <= 0:
+            raise ConfigError(f"cell_timeout_s must be a positive number of seconds, got {self.cell_timeout_s!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        d, g, s, st, e = self.diffusion, self.sampler, self.synth, self.student, self.studies
+        for name in ("num_steps", "knob_steps"):
+            if getattr(g, name) > d.T:
+                raise ConfigError(f"sampler.{name}={getattr(g, name)} exceeds diffusion.T={d.T}")
+        if round(s.per_class * 10 * st.val_fraction) < 10:
+            raise ConfigError(f"synth.per_class={s.per_class} is too small for a validation split of "
+                              f"student.val_fraction={st.val_fraction} (fewer than 10 validation digits)")
+        missing = sorted(set(e.degradation_milestones) - set(d.milestones))
+        if missing:
+            raise ConfigError(f"studies.degradation_milestones {missing} are not diffusion.milestones "
+                              f"{tuple(d.milestones)}: no checkpoint is saved there")
+        for name in ("ablation_per_class", "thesis_per_class"):
+            if getattr(e, name) > s.per_class:
+                raise ConfigError(f"studies.{name}={getattr(e, name)} exceeds synth.per_class={s.per_class}: "
+                                  f"the ablation draws its subsets from the synthetic set")
+
+    @classmethod
+    def from_dict(cls, name: str, raw: dict) -> "Profile":
+        """Build and check a profile from raw values (a dict of :data:`PROFILES`)."""
+        stages = {}
+        for section, stage in STAGES.items():
+            values = raw.get(section)
+            if not isinstance(values, dict):
+                raise ConfigError(f"profile {name!r} has no section {section!r}")
+            unknown = sorted(set(values) - {f.name for f in dataclasses.fields(stage)})
+            if unknown:
+                raise ConfigError(f"{section}: unknown keys {unknown}")
+            try:
+                stages[section] = stage(**values)
+            except TypeError as err:  # a key the stage needs is missing
+                raise ConfigError(f"{section}: {err}") from None
+        top = {k: raw.get(k) for k in ("seed", "test_subset", "cell_timeout_s")}
+        return cls(profile=name, **top, **stages)
+
+    def replace(self, **overrides) -> "Profile":
+        """This profile with ``section__key`` overrides (``synth__threshold=0.8``) or top-level
+        ones (``seed=3``); None leaves a value as it is (a notebook parameter left unset)."""
+        changes: dict[str, dict] = {}
+        top = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            section, _, name = key.partition("__")
+            if not name and section in ("seed", "test_subset", "cell_timeout_s"):
+                top[section] = value
+                continue
+            stage = STAGES.get(section)
+            if not name or stage is None or name not in {f.name for f in dataclasses.fields(stage)}:
+                raise ConfigError(f"unknown override {key!r}; use section__key with a key of the profile "
+                                  f"(sections {sorted(STAGES)})")
+            changes.setdefault(section, {})[name] = value
+        new = {s: dataclasses.replace(getattr(self, s), **c) for s, c in changes.items()}
+        return dataclasses.replace(self, **top, **new)
+
+    def as_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in ("profile", "seed", "test_subset", "cell_timeout_s")}
+        out.update({s: getattr(self, s).as_dict() for s in STAGES})
+        return out
+
+
+# ------------------------------------------------------------------------------ the profiles' values
 
 PROFILES: dict[str, dict] = {
     "smoke": dict(
-        # cell_timeout_s: the longest any one notebook cell may run under the book's runner and
-        # nbval before the run fails naming the chapter and the cell (a hang never waits for hours)
         seed=0, test_subset=2000, cell_timeout_s=300,
         teacher=dict(arch="resnet_preact", epochs=1, train_subset=2000, val_size=500,
                      batch_size=64, lr=2e-3, patience=3, study_archs=("resnet_preact", "simple_cnn"),
@@ -25,9 +432,9 @@ PROFILES: dict[str, dict] = {
         diffusion=dict(base=8, mults=(1, 2, 2), attention=False, T=1000, beta_start=1e-4,
                        beta_end=0.02, steps=30, batch_size=64, lr=2e-3, p_uncond=0.1,
                        ema_decay=0.9, train_subset=2000, milestones=(10, 30)),
-        generation=dict(sampler="ddim", num_steps=5, guidance_w=2.0, clip_x0=True,
-                        x_T_scale=1.0, noise_scale=1.0, batch_size=100, demo_per_class=1,
-                        knob_steps=5, knob_per_class=2),
+        sampler=dict(sampler="ddim", num_steps=5, guidance_w=2.0, clip_x0=True,
+                     x_T_scale=1.0, noise_scale=1.0, batch_size=100, demo_per_class=1,
+                     knob_steps=5, knob_per_class=2),
         # An untrained generator makes noise the teacher calls "0" with low confidence:
         # only the requested label and a low threshold fill ten quotas in seconds.
         synth=dict(per_class=10, threshold=0.15, threshold_floor=0.1, max_rounds=50,
@@ -35,9 +442,9 @@ PROFILES: dict[str, dict] = {
         student=dict(arch="resnet_preact", epochs=1, batch_size=64, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=False, temperature=4.0, alpha=0.5, augment=False,
                      seeds=(0,)),
-        experiments=dict(grid_archs=("resnet_preact", "simple_cnn"), grid_labels=("hard", "soft_t4"),
-                         grid_seeds=(0,), degradation_milestones=(10, 30), degradation_per_class=10, degradation_epochs=1,
-                         ablation_per_class=10, ablation_seeds=(0,), thesis_per_class=5),
+        studies=dict(grid_archs=("resnet_preact", "simple_cnn"), grid_labels=("hard", "soft_t4"),
+                     grid_seeds=(0,), degradation_milestones=(10, 30), degradation_per_class=10,
+                     degradation_epochs=1, ablation_per_class=10, ablation_seeds=(0,), thesis_per_class=5),
         theory=dict(toy_steps=150, toy_hidden=64, toy_samples=300, classifier_steps=100,
                     ae_T=10, ae_hidden=16, ae_shared_hidden=64, ae_steps=20, ae_shared_steps=40,
                     ae_batch=32, ae_samples=20, recon_digits=2, recon_fallback_steps=30),
@@ -57,13 +464,13 @@ PROFILES: dict[str, dict] = {
         # w = 1 (plain conditional): one network pass per step, and more diverse digits
         # than w = 2, which the student needs (measured: benchmarks/sweep_levers.py).
         # knob_steps: the thesis' ancestral chain respaced to 100 steps for the knob study.
-        generation=dict(sampler="ddim", num_steps=20, guidance_w=1.0, clip_x0=True,
-                        x_T_scale=1.0, noise_scale=1.0, batch_size=500, demo_per_class=1,
-                        knob_steps=100, knob_per_class=20),
+        sampler=dict(sampler="ddim", num_steps=20, guidance_w=1.0, clip_x0=True,
+                     x_T_scale=1.0, noise_scale=1.0, batch_size=500, demo_per_class=1,
+                     knob_steps=100, knob_per_class=20),
         synth=dict(per_class=2000, threshold=0.9, threshold_floor=0.5, max_rounds=50,
                    label_mode="teacher", mode="balanced", oversample=1.2),
         # Three seeds of the main student (a mean with an interval), 3 epochs each: with the
-        # experiments of chapters 5-7 the whole book takes 46 min on 2 cores (bf16, results/cpu).
+        # studies of chapters 5-7 the whole book takes 46 min on 2 cores (bf16, results/cpu).
         student=dict(arch="resnet_preact", epochs=3, batch_size=64, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
                      seeds=(0, 1, 2)),
@@ -72,11 +479,10 @@ PROFILES: dict[str, dict] = {
         # six checkpoints (1350 is there so that one student lands near the thesis' ~85% early
         # student: at 750 and 1950 steps the ResNet measured 48% and 96%), 6 epochs; ablation:
         # ResNet students on a 300/class subset of the synthetic set.
-        experiments=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
-                         grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1),
-                         degradation_milestones=(90, 210, 750, 1350, 1950, 3000), degradation_per_class=200,
-                         degradation_epochs=6,
-                         ablation_per_class=300, ablation_seeds=(0, 1), thesis_per_class=100),
+        studies=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
+                     grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1),
+                     degradation_milestones=(90, 210, 750, 1350, 1950, 3000), degradation_per_class=200,
+                     degradation_epochs=6, ablation_per_class=300, ablation_seeds=(0, 1), thesis_per_class=100),
         # Theory chapters (book/theory): all eight together in about 4 minutes on 2 cores.
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
@@ -91,25 +497,24 @@ PROFILES: dict[str, dict] = {
                        beta_end=0.02, steps=4000, batch_size=256, lr=1e-3, p_uncond=0.1,
                        ema_decay=0.999, train_subset=None,
                        milestones=(40, 120, 280, 1000, 1800, 2600, 3400, 4000)),
-        generation=dict(sampler="ddim", num_steps=25, guidance_w=1.0, clip_x0=True,
-                        x_T_scale=1.0, noise_scale=1.0, batch_size=3000, demo_per_class=8,
-                        knob_steps=1000, knob_per_class=100),
+        sampler=dict(sampler="ddim", num_steps=25, guidance_w=1.0, clip_x0=True,
+                     x_T_scale=1.0, noise_scale=1.0, batch_size=3000, demo_per_class=8,
+                     knob_steps=1000, knob_per_class=100),
         synth=dict(per_class=6000, threshold=0.9, threshold_floor=0.5, max_rounds=50,
                    label_mode="teacher", mode="balanced", oversample=1.2),
         student=dict(arch="resnet_preact", epochs=6, batch_size=128, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
                      seeds=tuple(range(10))),
-        experiments=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
-                         grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1, 2),
-                         degradation_milestones=(120, 280, 1000, 1800, 2600, 3400, 4000),
-                         degradation_per_class=1000, degradation_epochs=10, ablation_per_class=2000, ablation_seeds=(0, 1, 2),
-                         thesis_per_class=100),
+        studies=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
+                     grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1, 2),
+                     degradation_milestones=(120, 280, 1000, 1800, 2600, 3400, 4000),
+                     degradation_per_class=1000, degradation_epochs=10, ablation_per_class=2000,
+                     ablation_seeds=(0, 1, 2), thesis_per_class=100),
         theory=dict(toy_steps=8000, toy_hidden=256, toy_samples=5000, classifier_steps=4000,
                     ae_T=100, ae_hidden=512, ae_shared_hidden=1700, ae_steps=2000, ae_shared_steps=10000,
                     ae_batch=128, ae_samples=2000, recon_digits=20, recon_fallback_steps=3000),
     ),
 }
-
 
 
 def _derive(base: str, **changes) -> dict:
@@ -129,10 +534,10 @@ def _derive(base: str, **changes) -> dict:
 PROFILES["t4"] = _derive(
     "gpu",
     teacher={"study_seeds": (0, 1, 2)},
-    generation={"knob_steps": 100, "knob_per_class": 20},
+    sampler={"knob_steps": 100, "knob_per_class": 20},
     student={"seeds": (0, 1, 2)},
-    experiments={"grid_seeds": (0, 1), "degradation_milestones": (280, 1000, 1800, 4000),
-                 "degradation_per_class": 300, "ablation_per_class": 500, "ablation_seeds": (0, 1)},
+    studies={"grid_seeds": (0, 1), "degradation_milestones": (280, 1000, 1800, 4000),
+             "degradation_per_class": 300, "ablation_per_class": 500, "ablation_seeds": (0, 1)},
     theory=dict(PROFILES["cpu"]["theory"]),
 )
 
@@ -155,10 +560,6 @@ def auto_profile() -> str:
     return "gpu" if major >= 8 and memory >= BIG_GPU_BYTES else "t4"
 
 
-class ConfigError(ValueError):
-    """An impossible or unknown setting, reported before any work starts."""
-
-
 def resolve_profile(profile: str | None) -> str:
     """The profile to use: the explicit one, else ``$KR_PROFILE``, else ``auto`` (gpu on CUDA,
     cpu otherwise: :func:`auto_profile`).
@@ -174,102 +575,8 @@ def resolve_profile(profile: str | None) -> str:
     return name
 
 
-def get_config(profile: str | None = None, **overrides) -> dict:
-    """A validated copy of a profile's configuration.
-
-    ``overrides`` use ``section__key`` names, e.g. ``synth__threshold=0.8``.
-    """
+def get_config(profile: str | None = None, **overrides) -> Profile:
+    """The checked :class:`Profile` of ``profile`` (see :func:`resolve_profile`) with
+    ``section__key`` overrides, e.g. ``synth__threshold=0.8`` (None values are ignored)."""
     name = resolve_profile(profile)
-    cfg = copy.deepcopy(PROFILES[name])
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        section, _, field = key.partition("__")
-        if not field or section not in cfg or not isinstance(cfg[section], dict) or field not in cfg[section]:
-            raise ConfigError(f"unknown override {key!r}; use section__key with a key of the profile")
-        cfg[section][field] = value
-    cfg["profile"] = name
-    validate(cfg)
-    return cfg
-
-
-def _positive(cfg, section, *keys, allow_none=()):
-    for k in keys:
-        v = cfg[section][k]
-        if v is None and k in allow_none:
-            continue
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-            raise ConfigError(f"{section}.{k} must be a positive number, got {v!r}")
-
-
-def validate(cfg: dict) -> None:
-    """Reject impossible values with a message naming the parameter."""
-    if not isinstance(cfg["cell_timeout_s"], int) or cfg["cell_timeout_s"] <= 0:
-        raise ConfigError(f"cell_timeout_s must be a positive number of seconds, got {cfg['cell_timeout_s']!r}")
-    _positive(cfg, "teacher", "epochs", "batch_size", "lr", "patience", "val_size", "train_subset",
-              allow_none=("train_subset",))
-    _positive(cfg, "diffusion", "base", "T", "steps", "batch_size", "lr", "train_subset",
-              allow_none=("train_subset",))
-    _positive(cfg, "generation", "num_steps", "batch_size", "x_T_scale", "demo_per_class")
-    _positive(cfg, "synth", "per_class", "max_rounds", "oversample")
-    _positive(cfg, "student", "epochs", "batch_size", "lr", "patience", "temperature")
-    _positive(cfg, "theory", *cfg["theory"])
-    _positive(cfg, "generation", "knob_steps", "knob_per_class")
-    _positive(cfg, "experiments", "degradation_per_class", "degradation_epochs", "ablation_per_class",
-              "thesis_per_class")
-    d, g, s, st = cfg["diffusion"], cfg["generation"], cfg["synth"], cfg["student"]
-    if not 0 < d["beta_start"] < d["beta_end"] < 1:
-        raise ConfigError(f"diffusion betas must satisfy 0 < beta_start < beta_end < 1, got "
-                          f"{d['beta_start']}, {d['beta_end']}")
-    if not 0 <= d["p_uncond"] < 1:
-        raise ConfigError(f"diffusion.p_uncond must be in [0, 1), got {d['p_uncond']}")
-    if not 0 <= d["ema_decay"] < 1:
-        raise ConfigError(f"diffusion.ema_decay must be in [0, 1), got {d['ema_decay']}")
-    if g["sampler"] not in ("ddim", "ancestral"):
-        raise ConfigError(f"generation.sampler must be 'ddim' or 'ancestral', got {g['sampler']!r}")
-    if g["num_steps"] > d["T"]:
-        raise ConfigError(f"generation.num_steps={g['num_steps']} exceeds diffusion.T={d['T']}")
-    if g["guidance_w"] < 0 or g["noise_scale"] < 0:
-        raise ConfigError("generation.guidance_w and generation.noise_scale must be >= 0")
-    if not 0 < s["threshold"] <= 1:
-        raise ConfigError(f"synth.threshold must be in (0, 1], got {s['threshold']}")
-    if not 0 < s["threshold_floor"] <= s["threshold"]:
-        raise ConfigError(f"synth.threshold_floor must be in (0, threshold], got {s['threshold_floor']}")
-    if s["label_mode"] not in ("teacher", "requested"):
-        raise ConfigError(f"synth.label_mode must be 'teacher' or 'requested', got {s['label_mode']!r}")
-    if s["mode"] not in ("balanced", "unconditional"):
-        raise ConfigError(f"synth.mode must be 'balanced' or 'unconditional', got {s['mode']!r}")
-    if not 0 < st["val_fraction"] < 1:
-        raise ConfigError(f"student.val_fraction must be in (0, 1), got {st['val_fraction']}")
-    if not 0 <= st["alpha"] <= 1:
-        raise ConfigError(f"student.alpha must be in [0, 1], got {st['alpha']}")
-    if round(s["per_class"] * 10 * st["val_fraction"]) < 10:
-        raise ConfigError(f"synth.per_class={s['per_class']} is too small for a validation split "
-                          f"of {st['val_fraction']} (fewer than 10 validation digits)")
-    for arch_key in (cfg["teacher"]["arch"], st["arch"]):
-        from .models import CLASSIFIERS
-        if arch_key not in CLASSIFIERS:
-            raise ConfigError(f"unknown classifier {arch_key!r}; expected one of {sorted(CLASSIFIERS)}")
-    from .experiments import LABEL_SETTINGS
-    e = cfg["experiments"]
-    for arch_key in (*cfg["teacher"]["study_archs"], *e["grid_archs"]):
-        if arch_key not in CLASSIFIERS:
-            raise ConfigError(f"unknown classifier {arch_key!r}; expected one of {sorted(CLASSIFIERS)}")
-    if cfg["teacher"]["arch"] not in cfg["teacher"]["study_archs"] or not cfg["teacher"]["study_seeds"]:
-        raise ConfigError("teacher.study_archs must include teacher.arch, and teacher.study_seeds must not be empty")
-    bad = set(e["grid_labels"]) - set(LABEL_SETTINGS)
-    if bad:
-        raise ConfigError(f"experiments.grid_labels: unknown {sorted(bad)}; expected names from {sorted(LABEL_SETTINGS)}")
-    missing = set(e["degradation_milestones"]) - set(d["milestones"])
-    if missing:
-        raise ConfigError(f"experiments.degradation_milestones {sorted(missing)} are not diffusion.milestones "
-                          f"{tuple(d['milestones'])}: no checkpoint is saved there")
-    for k in ("ablation_per_class", "thesis_per_class"):
-        if e[k] > s["per_class"]:
-            raise ConfigError(f"experiments.{k}={e[k]} exceeds synth.per_class={s['per_class']}: the ablation "
-                              f"draws its subsets from the synthetic set")
-    if g["knob_steps"] > d["T"]:
-        raise ConfigError(f"generation.knob_steps={g['knob_steps']} exceeds diffusion.T={d['T']}")
-    if sorted(d["milestones"]) != list(d["milestones"]) or d["milestones"][-1] != d["steps"]:
-        raise ConfigError(f"diffusion.milestones must be increasing and end at steps={d['steps']}, "
-                          f"got {d['milestones']}")
+    return Profile.from_dict(name, PROFILES[name]).replace(**overrides)

@@ -14,10 +14,9 @@ from __future__ import annotations
 import torch
 
 from . import plots
-from .diffusion import build_sampler, generate
-from .evaluate import predict_logits
-
-SAMPLERS = ("ddim", "ancestral")
+from .config import SAMPLERS, SamplerConfig
+from .diffusion import NoiseSchedule, build_sampler, generate
+from .models import predict_logits
 
 
 def trajectory_frame(traj: dict, t, labels, reference=None, lim: float = 5.0):
@@ -50,23 +49,25 @@ def trajectory_controls(traj: dict, labels, reference=None, lim: float = 5.0):
 
 
 
-def sampling_frame(unet, schedule: dict, digit: int = 0, w: float = 1.0, sampler: str = "ddim", steps: int = 20,
+def sampling_frame(unet, schedule: NoiseSchedule, digit: int = 0, w: float = 1.0, sampler: str = "ddim", steps: int = 20,
                    clip: bool = True, seed: int = 0, n: int = 16):
     """``n`` digits of class ``digit`` from ``unet`` with guidance weight ``w`` (eq. 5), the
     sampler ``sampler`` on ``steps`` steps, x0_hat clipping on or off, noise from ``seed``:
-    the callback of :func:`sampling_controls`. ``schedule``: T, beta_start, beta_end."""
+    the callback of :func:`sampling_controls`. ``schedule``: the model's noise schedule."""
     if not 0 <= digit < unet.null_class:
         raise ValueError(f"digit must be in [0, {unet.null_class}), got {digit}")
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    s = build_sampler(sampler, **schedule, clip_x0=clip, num_steps=steps)
+    s = build_sampler(SamplerConfig(sampler=sampler, num_steps=steps, guidance_w=w, clip_x0=clip, x_T_scale=1.0,
+                                    noise_scale=1.0, batch_size=n, demo_per_class=1, knob_steps=steps,
+                                    knob_per_class=1), schedule, num_steps=steps)
     labels = torch.full((n,), int(digit), dtype=torch.long)
     x = generate(unet, s, labels, w, torch.Generator().manual_seed(int(seed)))
     title = f"digit {digit}, w = {w:g}, {sampler} {steps} steps, clip {'on' if clip else 'off'}, seed {seed}"
     return plots.mosaic(x.cpu(), nrow=2, title=title)
 
 
-def sampling_controls(unet, schedule: dict, defaults: dict | None = None, n: int = 16):
+def sampling_controls(unet, schedule: NoiseSchedule, defaults: dict | None = None, n: int = 16):
     """Controls over :func:`sampling_frame` (a button draws, so a slider drag costs nothing)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
@@ -82,7 +83,7 @@ def sampling_controls(unet, schedule: dict, defaults: dict | None = None, n: int
         digit=widgets.IntSlider(d["digit"], 0, unet.null_class - 1, description="digit"),
         w=widgets.FloatSlider(d["w"], min=0.0, max=5.0, step=0.25, description="guidance w"),
         sampler=widgets.Dropdown(options=SAMPLERS, value=d["sampler"], description="sampler"),
-        steps=widgets.IntSlider(d["steps"], 1, schedule["T"], description="steps"),
+        steps=widgets.IntSlider(d["steps"], 1, schedule.T, description="steps"),
         clip=widgets.Checkbox(d["clip"], description="clip x0_hat"),
         seed=widgets.IntText(d["seed"], description="seed"))
 
@@ -127,15 +128,14 @@ def threshold_controls(images, confidences, threshold: float, n: int = 12):
                                                                    description="threshold"))
 
 
-def confidence_demo(unet, teacher, schedule: dict, gcfg: dict, seed: int, per_class: int = 10):
-    """``per_class`` fresh digits of each class with the profile's sampler settings (``gcfg``:
-    the generation section), and the teacher's confidence in each: the digits that
+def confidence_demo(unet, teacher, schedule: NoiseSchedule, sampling: SamplerConfig, seed: int, per_class: int = 10):
+    """``per_class`` fresh digits of each class with the profile's sampler settings
+    (``sampling``), and the teacher's confidence in each: the digits that
     :func:`threshold_controls` sorts into kept and rejected."""
-    s = build_sampler(gcfg["sampler"], **schedule, clip_x0=gcfg["clip_x0"], noise_scale=gcfg["noise_scale"],
-                      num_steps=gcfg["num_steps"])
+    s = build_sampler(sampling, schedule)
     labels = torch.arange(unet.null_class).repeat(per_class)
-    x = generate(unet, s, labels, gcfg["guidance_w"], torch.Generator().manual_seed(seed),
-                 x_T_scale=gcfg["x_T_scale"]).cpu()
+    x = generate(unet, s, labels, sampling.guidance_w, torch.Generator().manual_seed(seed),
+                 x_T_scale=sampling.x_T_scale).cpu()
     device = next(teacher.parameters()).device
     conf = predict_logits(teacher, x, device=device).float().softmax(1).max(1).values.cpu()
     return x, conf

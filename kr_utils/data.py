@@ -65,7 +65,7 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a uint8 array as an idx file (gzip if the name ends in .gz), atomically."""
-    from .artifacts import atomic_write_bytes
+    from .store import atomic_write_bytes
 
     array = np.asarray(array)
     if array.dtype != np.uint8:
@@ -157,9 +157,85 @@ def tensor_dataset(images_uint8, targets) -> torch.utils.data.TensorDataset:
     return torch.utils.data.TensorDataset(to_model_range(images_uint8), t)
 
 
-def test_tensors(test_subset: int | None = None):
-    """The real test set as (x in [-1,1], labels); ``test_subset`` (smoke profile) keeps the first n."""
-    images, labels = load_mnist("test")
-    if test_subset:
-        images, labels = images[:test_subset], labels[:test_subset]
+def split_tensors(split: str, subset: int | None = None):
+    """Real MNIST ``split`` ('train' or 'test') as (x in [-1,1], labels); ``subset`` keeps the
+    first n digits (the smoke profile)."""
+    images, labels = load_mnist(split)
+    if subset:
+        images, labels = images[:subset], labels[:subset]
     return to_model_range(images), torch.as_tensor(labels).long()
+
+
+def test_tensors(test_subset: int | None = None):
+    """The real test set as (x in [-1,1], labels); ``test_subset`` keeps the first n."""
+    return split_tensors("test", test_subset)
+
+
+def train_tensors(train_subset: int | None = None):
+    """The real training set as (x in [-1,1], labels); ``train_subset`` keeps the first n."""
+    return split_tensors("train", train_subset)
+
+
+class Batcher:
+    """Index batches over ``n`` in-memory items (tensors stay where they are, CPU or GPU, which
+    is faster than a DataLoader here): the one batcher of every training loop and evaluation.
+
+    - ``generator=None``: the items in order, once (:meth:`epoch`; evaluation);
+    - ``replace=False``: a fresh permutation drawn from ``generator`` each epoch, epochs chained
+      one after the other by iteration; ``drop_last`` skips a short last batch;
+    - ``replace=True``: each batch drawn independently, with replacement.
+
+    Its position (the epoch's permutation and how far into it) is part of a training run's
+    saved state (:meth:`state_dict`), so a resumed run continues with the very same batches.
+    """
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator | None = None,
+                 drop_last: bool = False, replace: bool = False):
+        if n < 1 or batch_size < 1:
+            raise ValueError(f"a batcher needs n >= 1 items and batch_size >= 1, got n={n}, batch_size={batch_size}")
+        if drop_last and batch_size > n:
+            raise ValueError(f"batch_size={batch_size} exceeds the {n} items and drop_last leaves no batch")
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.drop_last, self.replace = drop_last, replace
+        self.epoch_index, self._order, self._pos = 0, None, 0
+
+    def epoch(self) -> list[torch.Tensor]:
+        """The batches of one pass (shuffled when the batcher has a generator)."""
+        idx = torch.randperm(self.n, generator=self.generator) if self.generator is not None else torch.arange(self.n)
+        return list(idx.split(self.batch_size))
+
+    def batches_per_epoch(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if self.replace:
+            return torch.randint(0, self.n, (self.batch_size,), generator=self.generator)
+        while True:
+            if self._order is None or self._pos >= len(self._order):
+                self._order, self._pos = self.epoch(), 0
+                self.epoch_index += 1
+            idx = self._order[self._pos]
+            self._pos += 1
+            if not (self.drop_last and len(idx) < self.batch_size):
+                return idx
+
+    def at_epoch_end(self) -> bool:
+        """Whether the last batch served ended an epoch (always False with replacement)."""
+        if self.replace or self._order is None:
+            return False
+        rest = self._order[self._pos:]
+        return not rest or (self.drop_last and all(len(i) < self.batch_size for i in rest))
+
+    def state_dict(self) -> dict:
+        return {"epoch_index": self.epoch_index, "pos": self._pos,
+                "order": None if self._order is None else torch.cat(self._order) if self._order else torch.zeros(0),
+                "generator": self.generator.get_state() if self.generator is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch_index, self._pos = state["epoch_index"], state["pos"]
+        self._order = None if state["order"] is None else list(state["order"].split(self.batch_size))
+        if state["generator"] is not None:
+            self.generator.set_state(state["generator"])

@@ -1,35 +1,34 @@
-"""Stage: diffusion. The DDPM noise schedule, the forward process q(x_t | x_0), the
-epsilon loss, and samplers written as objects in the style of diffusers' schedulers
-(``set_timesteps`` then ``step``).
+"""Stage: diffusion. The DDPM noise schedule (one object, built once), the forward process
+q(x_t | x_0), the epsilon loss, and samplers in the manner of diffusers' schedulers: an object
+with ``set_timesteps`` and ``step``, whose ``step`` returns a :class:`SamplerOutput`.
 
-Equation map (numbers as in the book's pipeline chapter):
+Equation map (numbers as in the book's pipeline chapters 2 and 3):
 
 - (1) beta_t linear in [beta_start, beta_end]        -> :func:`linear_beta_schedule`
 - (2) alpha_bar_t = prod_s (1 - beta_s)               -> :func:`alphas_cumprod`
-- (3) x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps       -> :func:`q_sample`
+- (3) x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps       -> :meth:`NoiseSchedule.q_sample`
 - (4) L_simple = E ||eps - eps_theta(x_t, t, c)||^2   -> :func:`diffusion_loss`
 - (5) eps_w = eps(x,t,0) + w (eps(x,t,c) - eps(x,t,0))-> :func:`guided_eps`
-- (6) posterior mean/variance of q(x_{t-1}|x_t,x_0)   -> :class:`AncestralSampler.step`
-- (7) DDIM update (eta = 0)                           -> :class:`DDIMSampler.step`
+- (6) posterior mean/variance of q(x_{t-1}|x_t,x_0)   -> :meth:`NoiseSchedule.posterior`,
+      used by :meth:`AncestralSampler.step`
+- (7) DDIM update (eta = 0 deterministic)             -> :meth:`DDIMSampler.step`
 
 The reverse loop itself is :func:`sample_loop`; :func:`generate`, :func:`reconstruct` and
 :func:`inpaint` are three ways of starting and steering it.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from .artifacts import autocast, bf16
+from .data import Batcher
+from .fit import FitOptions, fit, seed_everything
 from .live import progress as progress_bar
-
-
-def unet_memory_format(device) -> torch.memory_format:
-    """The U-Net's faster layout on ``device`` (``benchmarks/precision.py``): channels-last on
-    a GPU and on a CPU in float32; contiguous on a CPU under bf16, where channels-last made
-    its training steps 1.8x slower on 2 EPYC cores."""
-    dev = torch.device(device)
-    return torch.contiguous_format if dev.type == "cpu" and bf16(dev) else torch.channels_last
+from .runtime import autocast, unet_memory_format
 
 
 def linear_beta_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
@@ -46,29 +45,93 @@ def _gather(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
     return values.to(t.device)[t].float().reshape(-1, *([1] * (ndim - 1)))
 
 
-def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """Eq. (3): draw x_t ~ q(x_t | x_0) in closed form, given the noise eps."""
-    a = _gather(ab, t, x0.ndim)
-    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+_ONE = torch.tensor(1.0, dtype=torch.float64)
 
 
-def diffusion_loss(model, x0: torch.Tensor, y: torch.Tensor, ab: torch.Tensor, p_uncond: float,
+@dataclass(frozen=True, eq=False)
+class NoiseSchedule:
+    """beta_t, alpha_bar_t and the posterior of q(x_{t'} | x_t, x_0), built once (float64) from
+    a linear schedule; ``spec`` rebuilds it (a diffusion checkpoint carries it).
+
+    ``alpha_bar(-1)`` is 1: "the clean image", the step after the last."""
+
+    T: int
+    beta_start: float
+    beta_end: float
+    betas: torch.Tensor = dataclasses.field(init=False, repr=False)
+    alphas_cumprod: torch.Tensor = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self):
+        if not (isinstance(self.T, int) and self.T > 0 and 0 < self.beta_start < self.beta_end < 1):
+            raise ValueError(f"a noise schedule needs T >= 1 and 0 < beta_start < beta_end < 1, got "
+                             f"T={self.T}, beta_start={self.beta_start}, beta_end={self.beta_end}")
+        betas = linear_beta_schedule(self.T, self.beta_start, self.beta_end)
+        object.__setattr__(self, "betas", betas)
+        object.__setattr__(self, "alphas_cumprod", alphas_cumprod(betas))
+
+    @classmethod
+    def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "NoiseSchedule":
+        return cls(T, beta_start, beta_end)
+
+    @classmethod
+    def rescaled(cls, T: int) -> "NoiseSchedule":
+        """Eq. (1) rescaled to T steps (betas times 1000 / T, as in Nichol & Dhariwal 2021), so a
+        short chain still ends in noise: alpha_bar_T is about the same as with T = 1000."""
+        scale = 1000 / T
+        return cls(T, 1e-4 * scale, min(0.02 * scale, 0.999))
+
+    @property
+    def spec(self) -> dict:
+        return {"T": self.T, "beta_start": self.beta_start, "beta_end": self.beta_end}
+
+    def alpha_bar(self, t: int) -> torch.Tensor:
+        return self.alphas_cumprod[t] if t >= 0 else _ONE
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Eq. (3): draw x_t ~ q(x_t | x_0) in closed form, given the noise eps."""
+        a = _gather(self.alphas_cumprod, t, x0.ndim)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    def predict_x0(self, x_t: torch.Tensor, eps: torch.Tensor, t: int, clip: bool) -> torch.Tensor:
+        """x_0 from x_t and the predicted noise (eq. 3 solved for x_0), clipped to [-1, 1] with ``clip``."""
+        ab = self.alphas_cumprod[t]
+        x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+        return x0.clamp(-1, 1) if clip else x0
+
+    def posterior(self, t: int, t_prev: int) -> tuple[float, float, float]:
+        """Eq. (6): coefficients of mu = c0 x_0 + ct x_t and the variance of q(x_{t'} | x_t, x_0),
+        t' = ``t_prev`` (t - 1 on the full chain); between kept steps t > t' of a shorter
+        chain beta = 1 - alpha_bar_t / alpha_bar_t', as diffusers' DDPMScheduler does."""
+        ab, ab_prev = self.alphas_cumprod[t], self.alpha_bar(t_prev)
+        beta = 1 - ab / ab_prev
+        c0 = beta * ab_prev.sqrt() / (1 - ab)
+        ct = (1 - ab_prev) * (1 - beta).sqrt() / (1 - ab)
+        var = beta * (1 - ab_prev) / (1 - ab)
+        return c0.item(), ct.item(), var.item()
+
+
+def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
+    """Eq. (3), :meth:`NoiseSchedule.q_sample` as a function."""
+    return schedule.q_sample(x0, t, noise)
+
+
+def diffusion_loss(model, x0: torch.Tensor, y: torch.Tensor, schedule: NoiseSchedule, p_uncond: float,
                    generator: torch.Generator | None = None, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. (4), L_simple, with the class replaced by the null token with prob. ``p_uncond``
     so one network learns both eps(x,t,c) and eps(x,t,0) for classifier-free guidance.
 
-    ``weights`` (one per timestep, e.g. :func:`kr_utils.theory.elbo_weights`) turns it into
-    the weighted sum of KL terms of the ELBO (theory chapter 3); None is L_simple.
+    ``weights`` (one per timestep, e.g. :func:`kr_utils.theory.analytic.elbo_weights`) turns it
+    into the weighted sum of KL terms of the ELBO (theory chapter 3); None is L_simple.
     """
     b, dev = x0.shape[0], x0.device
     gdev = generator.device if generator is not None else dev  # a CPU generator may drive GPU data
-    t = torch.randint(0, len(ab), (b,), device=gdev, generator=generator).to(dev)
+    t = torch.randint(0, schedule.T, (b,), device=gdev, generator=generator).to(dev)
     noise = torch.randn(x0.shape, device=gdev, generator=generator).to(dev)
     drop = torch.rand(b, device=gdev, generator=generator).to(dev) < p_uncond
     y = torch.where(drop, torch.full_like(y, model.null_class), y)
     if weights is None:
-        return F.mse_loss(model(q_sample(x0, t, noise, ab), t, y), noise)
-    per_sample = (model(q_sample(x0, t, noise, ab), t, y) - noise).pow(2).flatten(1).mean(1)
+        return F.mse_loss(model(schedule.q_sample(x0, t, noise), t, y), noise)
+    per_sample = (model(schedule.q_sample(x0, t, noise), t, y) - noise).pow(2).flatten(1).mean(1)
     return (_gather(weights, t, 1).squeeze(-1) * per_sample).mean()
 
 
@@ -90,121 +153,131 @@ def guided_eps(model, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, w: floa
     return eps_u + w * (eps_c - eps_u)
 
 
-class _Sampler:
-    """Shared state: the schedule as float64 tensors and the chosen timesteps."""
-
-    def __init__(self, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02):
-        self.T = T
-        self.betas = linear_beta_schedule(T, beta_start, beta_end)
-        self.alphas_cumprod = alphas_cumprod(self.betas)
-        self.timesteps = torch.arange(T - 1, -1, -1)
-
-    def predict_x0(self, x_t, eps, t: int, clip: bool):
-        ab = self.alphas_cumprod[t]
-        x0 = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
-        return x0.clamp(-1, 1) if clip else x0
+# ------------------------------------------------------------------------------- samplers
 
 
-class AncestralSampler(_Sampler):
-    """The thesis' ancestral DDPM sampler (Ho et al. Alg. 2), one network call per t.
+@dataclass
+class SamplerOutput:
+    """What one reverse step returns (as diffusers' schedulers do): the state at the previous
+    kept timestep, and the clean image the model's noise prediction implies."""
 
-    ``clip_x0``: clip the predicted x_0 to [-1, 1] and use the posterior mean written in
-    terms of x_0 (eq. 6), as diffusers' DDPMScheduler does with ``clip_sample=True``.
-    ``noise_scale``: multiplies sigma_t z at each step (the thesis' ``noise_scale``).
-    """
-
-    def __init__(self, T=1000, beta_start=1e-4, beta_end=0.02, clip_x0: bool = True,
-                 noise_scale: float = 1.0):
-        super().__init__(T, beta_start, beta_end)
-        self.clip_x0, self.noise_scale = clip_x0, noise_scale
-        self.set_timesteps(None)
-
-    def set_timesteps(self, num_steps: int | None = None):
-        """All T steps by default (the thesis' chain). With fewer, the chain is respaced
-        ('trailing' spacing, as in :class:`DDIMSampler`): between kept steps t > t' the
-        posterior (eq. 6) uses beta = 1 - alpha_bar_t / alpha_bar_t', as diffusers'
-        DDPMScheduler does with ``num_inference_steps < T``."""
-        num_steps = self.T if num_steps is None else num_steps
-        if not 0 < num_steps <= self.T:
-            raise ValueError(f"num_steps must be in [1, {self.T}], got {num_steps}")
-        self.timesteps = torch.round(torch.arange(self.T, 0, -self.T / num_steps)).long() - 1
-        self.prev = torch.cat([self.timesteps[1:], torch.tensor([-1])])
-        self._prev_of = dict(zip(self.timesteps.tolist(), self.prev.tolist()))
-
-    def posterior(self, t: int):
-        """Eq. (6): coefficients of mu = c0 x_0 + ct x_t and the variance of q(x_{t'}|x_t,x_0),
-        t' the previous kept step (t - 1 with all T steps)."""
-        t_prev = self._prev_of[t]
-        ab = self.alphas_cumprod[t]
-        ab_prev = self.alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
-        beta = 1 - ab / ab_prev
-        c0 = beta * ab_prev.sqrt() / (1 - ab)
-        ct = (1 - ab_prev) * (1 - beta).sqrt() / (1 - ab)
-        var = beta * (1 - ab_prev) / (1 - ab)
-        return c0.item(), ct.item(), var.item()
-
-    def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator: torch.Generator | None = None):
-        x0 = self.predict_x0(x_t, eps, t, self.clip_x0)
-        c0, ct, var = self.posterior(t)
-        mean = c0 * x0 + ct * x_t
-        if self._prev_of[t] < 0:
-            return mean
-        z = torch.randn(x_t.shape, generator=generator,
-                        device=generator.device if generator is not None else x_t.device).to(x_t.device)
-        return mean + self.noise_scale * var ** 0.5 * z
+    prev_sample: torch.Tensor
+    pred_original_sample: torch.Tensor
 
 
-class DDIMSampler(_Sampler):
-    """Deterministic DDIM (Song et al. 2021, eta = 0) on a subset of the T steps.
+def _noise_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else x.device  # a CPU generator may drive GPU data
+    return torch.randn(x.shape, generator=generator, device=device).to(x.device)
 
-    ``spacing='leading'`` matches diffusers' default (t = 0, k, 2k, ...); 'trailing'
-    starts at t = T - 1, which is better with very few steps (Lin et al. 2024).
-    """
 
-    def __init__(self, T=1000, beta_start=1e-4, beta_end=0.02, clip_x0: bool = True,
+class Sampler:
+    """The interface every sampler shares: a :class:`NoiseSchedule`, ``set_timesteps(n)``
+    choosing n of its T steps ('trailing' spacing: t = T-1 first; 'leading' as diffusers'
+    default), ``prev_timestep(t)`` (-1 after the last), and ``step``.
+
+    ``clip_x0`` clips the predicted x_0 to [-1, 1]; ``noise_scale`` multiplies the noise that a
+    stochastic step adds (the thesis' ``noise_scale``)."""
+
+    default_steps: int | None = None
+
+    def __init__(self, schedule: NoiseSchedule, clip_x0: bool = True, noise_scale: float = 1.0,
                  spacing: str = "trailing"):
-        super().__init__(T, beta_start, beta_end)
         if spacing not in ("leading", "trailing"):
             raise ValueError(f"spacing must be 'leading' or 'trailing', got {spacing!r}")
-        self.clip_x0, self.spacing = clip_x0, spacing
-        self.set_timesteps(50)
+        self.schedule, self.clip_x0, self.noise_scale, self.spacing = schedule, clip_x0, noise_scale, spacing
+        self.set_timesteps(self.default_steps)
 
-    def set_timesteps(self, num_steps: int):
-        if not 0 < num_steps <= self.T:
-            raise ValueError(f"num_steps must be in [1, {self.T}], got {num_steps}")
+    @property
+    def T(self) -> int:
+        return self.schedule.T
+
+    def set_timesteps(self, num_steps: int | None = None) -> None:
+        """Keep ``num_steps`` of the T steps (all of them with None)."""
+        T = self.T
+        num_steps = T if num_steps is None else num_steps
+        if not isinstance(num_steps, int) or not 0 < num_steps <= T:
+            raise ValueError(f"num_steps must be in [1, {T}], got {num_steps}")
         if self.spacing == "leading":
-            self.timesteps = (torch.arange(num_steps) * (self.T // num_steps)).flip(0)
+            self.timesteps = (torch.arange(num_steps) * (T // num_steps)).flip(0)
         else:
-            self.timesteps = torch.round(torch.arange(self.T, 0, -self.T / num_steps)).long() - 1
-        # previous timestep of each step; -1 means "the clean image" (alpha_bar = 1)
-        self.prev = torch.cat([self.timesteps[1:], torch.tensor([-1])])
+            self.timesteps = torch.round(torch.arange(T, 0, -T / num_steps)).long() - 1
+        steps = self.timesteps.tolist()
+        self._prev = dict(zip(steps, steps[1:] + [-1]))
 
-    def step(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, generator=None):
-        """Eq. (7): x_{t'} = sqrt(ab_t') x0_hat + sqrt(1 - ab_t') eps."""
-        i = int((self.timesteps == t).nonzero()[0])
-        t_prev = int(self.prev[i])
-        ab_prev = self.alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
-        x0 = self.predict_x0(x_t, eps, t, self.clip_x0)
+    def prev_timestep(self, t: int) -> int:
+        return self._prev[t]
+
+    def step(self, model_output: torch.Tensor, timestep: int, sample: torch.Tensor,
+             generator: torch.Generator | None = None) -> SamplerOutput:
+        raise NotImplementedError
+
+
+class AncestralSampler(Sampler):
+    """The thesis' ancestral DDPM sampler (Ho et al. Alg. 2), one network call per kept step:
+    x_{t'} = mu(x_0_hat, x_t) + noise_scale * sigma z with the posterior of eq. (6). With
+    ``clip_x0`` the posterior mean is written in terms of the clipped x_0, as diffusers'
+    DDPMScheduler does with ``clip_sample=True``. All T steps by default."""
+
+    def step(self, model_output, timestep, sample, generator=None) -> SamplerOutput:
+        t, t_prev = timestep, self._prev[timestep]
+        x0 = self.schedule.predict_x0(sample, model_output, t, self.clip_x0)
+        c0, ct, var = self.schedule.posterior(t, t_prev)
+        mean = c0 * x0 + ct * sample
+        if t_prev < 0:
+            return SamplerOutput(mean, x0)
+        return SamplerOutput(mean + self.noise_scale * var ** 0.5 * _noise_like(sample, generator), x0)
+
+
+class DDIMSampler(Sampler):
+    """DDIM (Song et al. 2021) on a subset of the T steps, eq. (7):
+    x_{t'} = sqrt(ab_t') x0_hat + sqrt(1 - ab_t' - sigma^2) eps + noise_scale * sigma z, with
+    sigma = eta sqrt((1 - ab_t') / (1 - ab_t)) sqrt(1 - ab_t / ab_t'). eta = 0 (the default) is
+    deterministic and draws nothing from the generator; eta = 1 has the ancestral variance.
+    50 steps by default."""
+
+    default_steps = 50
+
+    def __init__(self, schedule: NoiseSchedule, clip_x0: bool = True, noise_scale: float = 1.0,
+                 spacing: str = "trailing", eta: float = 0.0):
+        if eta < 0:
+            raise ValueError(f"eta must be >= 0, got {eta}")
+        self.eta = eta
+        super().__init__(schedule, clip_x0, noise_scale, spacing)
+
+    def step(self, model_output, timestep, sample, generator=None) -> SamplerOutput:
+        t, t_prev = timestep, self._prev[timestep]
+        ab, ab_prev = self.schedule.alphas_cumprod[t], self.schedule.alpha_bar(t_prev)
+        x0 = self.schedule.predict_x0(sample, model_output, t, self.clip_x0)
+        eps = model_output
         if self.clip_x0:  # recompute eps from the clipped x0 so the two stay consistent
-            ab = self.alphas_cumprod[t]
-            eps = (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
-        return ab_prev.sqrt().item() * x0 + (1 - ab_prev).sqrt().item() * eps
+            eps = (sample - ab.sqrt() * x0) / (1 - ab).sqrt()
+        sigma2 = self.eta ** 2 * (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev) if self.eta > 0 else 0.0 * ab
+        prev = ab_prev.sqrt().item() * x0 + (1 - ab_prev - sigma2).sqrt().item() * eps
+        if self.eta > 0 and t_prev >= 0:
+            prev = prev + self.noise_scale * sigma2.sqrt().item() * _noise_like(sample, generator)
+        return SamplerOutput(prev, x0)
 
 
-def build_sampler(name: str, T=1000, beta_start=1e-4, beta_end=0.02, clip_x0=True, noise_scale=1.0,
-                  num_steps: int | None = None):
-    if name == "ancestral":
-        s = AncestralSampler(T, beta_start, beta_end, clip_x0=clip_x0, noise_scale=noise_scale)
-        s.set_timesteps(num_steps)
-    elif name == "ddim":
-        s = DDIMSampler(T, beta_start, beta_end, clip_x0=clip_x0)
-        s.set_timesteps(num_steps or 50)
+SAMPLERS = {"ancestral": AncestralSampler, "ddim": DDIMSampler}
+
+
+def build_sampler(config, schedule: NoiseSchedule, **changes) -> Sampler:
+    """The sampler of a :class:`kr_utils.config.SamplerConfig` (with ``changes`` to its fields:
+    ``sampler``, ``num_steps``, ``clip_x0``, ``noise_scale``, ``eta``) on ``schedule``.
+    The ancestral sampler runs all T steps unless ``num_steps`` is changed explicitly."""
+    config = dataclasses.replace(config, **changes)
+    if config.sampler == "ancestral":
+        s = AncestralSampler(schedule, clip_x0=config.clip_x0, noise_scale=config.noise_scale)
+        s.set_timesteps(changes.get("num_steps"))
+    elif config.sampler == "ddim":
+        s = DDIMSampler(schedule, clip_x0=config.clip_x0, noise_scale=config.noise_scale, eta=config.eta)
+        s.set_timesteps(config.num_steps)
     else:
-        raise ValueError(f"unknown sampler {name!r}; expected 'ancestral' or 'ddim'")
+        raise ValueError(f"unknown sampler {config.sampler!r}; expected one of {sorted(SAMPLERS)}")
     return s
 
 
-def sample_loop(eps_fn, sampler, x: torch.Tensor, generator: torch.Generator | None = None,
+def sample_loop(eps_fn, sampler: Sampler, x: torch.Tensor, generator: torch.Generator | None = None,
                 start_t: int | None = None, after_step=None, progress: bool = False,
                 return_trajectory: tuple = ()):
     """The reverse process: apply ``sampler.step`` from x (at ``start_t``, default the first
@@ -215,12 +288,11 @@ def sample_loop(eps_fn, sampler, x: torch.Tensor, generator: torch.Generator | N
     """
     traj = {}
     steps = [t for t in sampler.timesteps.tolist() if start_t is None or t <= start_t]
-    prev = steps[1:] + [-1]
-    for t, t_prev in zip(progress_bar(steps, disable=not progress, desc="sampling", leave=False), prev):
+    for t in progress_bar(steps, disable=not progress, desc="sampling", leave=False):
         tt = torch.full((len(x),), t, device=x.device, dtype=torch.long)
-        x = sampler.step(eps_fn(x, tt).float(), t, x, generator=generator)
+        x = sampler.step(eps_fn(x, tt).float(), t, x, generator=generator).prev_sample
         if after_step is not None:
-            x = after_step(x, t_prev)
+            x = after_step(x, sampler.prev_timestep(t))
         if t in return_trajectory:
             traj[t] = x.detach().cpu()
     return (x, traj) if return_trajectory else x
@@ -245,7 +317,7 @@ def generate(model, sampler, labels: torch.Tensor, guidance_w: float, generator:
     if x.ndim == 4:
         model.to(memory_format=unet_memory_format(device))
         x = x.contiguous(memory_format=unet_memory_format(device))
-    # bf16 network passes for images where the device runs them natively (artifacts.bf16);
+    # bf16 network passes for images where the device runs them natively (runtime.precision);
     # the toy 2-D models stay float32; the sampler's arithmetic is float32 throughout.
     amp = autocast(device) if x.ndim == 4 else torch.autocast(device.type, enabled=False)
 
@@ -265,9 +337,8 @@ def reconstruct(model, sampler, x0: torch.Tensor, t_start: int, labels: torch.Te
     """Theory chapter 7: noise real images to ``t_start`` with eq. (3), then run the reverse
     process from there. ``labels`` may be the null class (reconstruct without the class)."""
     device = next(model.parameters()).device
-    ab = sampler.alphas_cumprod
     noise = torch.randn(x0.shape, generator=generator, device=generator.device)
-    x_t = q_sample(x0.cpu(), torch.full((len(x0),), t_start), noise, ab).to(device)
+    x_t = sampler.schedule.q_sample(x0.cpu(), torch.full((len(x0),), t_start), noise).to(device)
     labels = labels.to(device)
     model.eval()
     x = sample_loop(lambda x, tt: guided_eps(model, x, tt, labels, guidance_w), sampler, x_t, generator,
@@ -282,7 +353,6 @@ def inpaint(model, sampler, x_known: torch.Tensor, mask: torch.Tensor, labels: t
     noise and after every reverse step overwrite the known pixels (``mask`` = 1) with the
     real image noised to the same step by eq. (3), so only the hole is generated."""
     device = next(model.parameters()).device
-    ab = sampler.alphas_cumprod
     mask = mask.to(device).float()
     known = x_known.to(device)
     labels = labels.to(device)
@@ -293,7 +363,7 @@ def inpaint(model, sampler, x_known: torch.Tensor, mask: torch.Tensor, labels: t
             noised = known
         else:
             noise = torch.randn(known.shape, generator=generator, device=generator.device).to(device)
-            noised = q_sample(known, torch.full((len(known),), t_prev, device=device), noise, ab)
+            noised = sampler.schedule.q_sample(known, torch.full((len(known),), t_prev, device=device), noise)
         return mask * noised + (1 - mask) * x
 
     model.eval()
@@ -301,3 +371,44 @@ def inpaint(model, sampler, x_known: torch.Tensor, mask: torch.Tensor, labels: t
     x = sample_loop(lambda x, tt: guided_eps(model, x, tt, labels, guidance_w), sampler, x, generator,
                     after_step=keep_known, progress=progress)
     return x.clamp(-1, 1).cpu()
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def _warmup_cosine(warmup: int, total: int):
+    # Linear warm-up then cosine decay to 10%: stable start, sharper final samples.
+    def f(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        p = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p))
+    return f
+
+
+def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, config, *, seed: int, device,
+                    after_step=None, resume_path=None, save_every_s: float = 120.0, desc: str = "diffusion"):
+    """Train the conditional U-Net on L_simple (eq. 4) by ``config`` (a
+    :class:`kr_utils.config.DiffusionConfig`: steps, batch size, learning rate, class dropout
+    ``p_uncond``, EMA decay, schedule) with :func:`kr_utils.fit.fit`: AdamW, warm-up then
+    cosine decay, gradient norm clipped at 1, EMA weights.
+
+    Returns the :class:`kr_utils.fit.FitResult` (``.model`` is the EMA model, ``.losses`` the
+    per-step losses); ``after_step(step, ema_model)`` runs after each update (the milestone
+    checkpoints of the degradation study)."""
+    gen = seed_everything(seed)
+    fmt = unet_memory_format(device)
+    model = model.to(device).to(memory_format=fmt)
+    schedule = config.schedule()
+    images, labels = images.to(device), labels.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(min(500, config.steps // 10 + 1), config.steps))
+
+    def loss_fn(idx):  # the timesteps and noise come from torch's global generator (saved on resume)
+        return diffusion_loss(model, images[idx].contiguous(memory_format=fmt), labels[idx], schedule,
+                              config.p_uncond, generator=None)
+
+    options = FitOptions(steps=config.steps, amp=True, clip_grad=1.0, ema_decay=config.ema_decay,
+                         resume_path=resume_path, save_every_s=save_every_s, save_at_epoch_end=False, desc=desc)
+    return fit(model, loss_fn, Batcher(len(images), config.batch_size, gen, drop_last=True), opt, options,
+               scheduler=sched, device=device, after_step=after_step)

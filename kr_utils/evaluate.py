@@ -7,18 +7,7 @@ import torch
 from scipy import stats
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from .artifacts import autocast
-from .train import batches, channels_last
-
-
-@torch.no_grad()
-def predict_logits(model, x: torch.Tensor, batch_size: int = 1000, device=None) -> torch.Tensor:
-    """Logits for model-range images ``x`` (N,1,28,28), computed in batches, returned on CPU."""
-    device = device or next(model.parameters()).device
-    model.eval().to(memory_format=torch.channels_last)
-    with autocast(device):
-        return torch.cat([model(channels_last(x[idx].to(device))).float().cpu()
-                          for idx in batches(len(x), batch_size)])
+from .models import features, predict_logits  # noqa: F401  (evaluate's callers use them from here too)
 
 
 def classification_report(logits: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -30,18 +19,6 @@ def classification_report(logits: torch.Tensor, labels: torch.Tensor) -> dict:
     return {"accuracy": (pred == labels).float().mean().item(),
             "per_class_accuracy": per_class.tolist(), "confusion_matrix": cm.tolist(),
             "n": int(len(labels))}
-
-
-@torch.no_grad()
-def features(model, x: torch.Tensor, batch_size: int = 1000, device=None) -> torch.Tensor:
-    """The classifier's penultimate features (``model.features``: the pooled 64-d vector of
-    the ResNet teacher), the space where the diversity of generated digits is measured."""
-    if not hasattr(model, "features"):
-        raise ValueError(f"{type(model).__name__} has no .features(x); use the ResNet PreAct teacher")
-    device = device or next(model.parameters()).device
-    model.eval()
-    return torch.cat([model.features(x[i:i + batch_size].to(device)).flatten(1).float().cpu()
-                      for i in range(0, len(x), batch_size)])
 
 
 def feature_diversity(feats: torch.Tensor, labels) -> float:

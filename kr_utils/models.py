@@ -3,7 +3,8 @@ class-conditional U-Net that predicts the noise epsilon.
 
 All models take images in the project's single pixel convention: float tensors of
 shape (B, 1, 28, 28) with values in [-1, 1] and a black background at -1
-(see :func:`kr_utils.data.to_model_range`).
+(see :func:`kr_utils.data.to_model_range`). :func:`predict_logits` and :func:`features`
+run a trained classifier on many images.
 """
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import math
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+from .data import Batcher
+from .runtime import autocast, channels_last
 
 NUM_CLASSES = 10
 
@@ -125,6 +129,31 @@ def build_classifier(name: str) -> nn.Module:
     return CLASSIFIERS[name]()
 
 
+# --------------------------------------------------------------------------- inference
+
+
+@torch.no_grad()
+def predict_logits(model, x: torch.Tensor, batch_size: int = 1000, device=None) -> torch.Tensor:
+    """Logits for model-range images ``x`` (N,1,28,28), computed in batches, returned on CPU."""
+    device = device or next(model.parameters()).device
+    model.eval().to(memory_format=torch.channels_last)
+    with autocast(device):
+        return torch.cat([model(channels_last(x[idx].to(device))).float().cpu()
+                          for idx in Batcher(len(x), batch_size).epoch()])
+
+
+@torch.no_grad()
+def features(model, x: torch.Tensor, batch_size: int = 1000, device=None) -> torch.Tensor:
+    """The classifier's penultimate features (``model.features``: the pooled 64-d vector of
+    the ResNet teacher), the space where the diversity of generated digits is measured."""
+    if not hasattr(model, "features"):
+        raise ValueError(f"{type(model).__name__} has no .features(x); use the ResNet PreAct teacher")
+    device = device or next(model.parameters()).device
+    model.eval()
+    return torch.cat([model.features(x[idx].to(device)).flatten(1).float().cpu()
+                      for idx in Batcher(len(x), batch_size).epoch()])
+
+
 # --------------------------------------------------------------------------- U-Net
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of integer timesteps (Vaswani et al.; Ho et al. 2020)."""
@@ -175,7 +204,7 @@ class ConditionalUNet(nn.Module):
     The class enters as a learned embedding added to the time embedding; index
     ``NUM_CLASSES`` (=10) is the "no class" token used for classifier-free guidance
     (the thesis drops the class with p=0.1 during training, see
-    :func:`kr_utils.train.train_diffusion`).
+    :func:`kr_utils.diffusion.train_diffusion`).
     """
 
     null_class = NUM_CLASSES

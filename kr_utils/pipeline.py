@@ -9,13 +9,14 @@ prints what it builds and about how long that took in the last recorded run, the
 exactly as its chapter does (same seeds, same cache files), so the chapter itself later
 reuses the result.
 
-    teacher.pt            chapter 1   teacher(cfg, device)
+    teacher.pt            chapter 1   teacher(cfg, device)        (cfg: a kr_utils.config.Profile)
     diffusion.pt (+ milestones)  2    diffusion_model(cfg, device)
     synthetic/            chapter 4   synthetic_set(cfg, device)
     student.pt            chapter 5   student(cfg, device)
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from importlib import resources
@@ -23,8 +24,12 @@ from pathlib import Path
 
 import torch
 
-from . import artifacts, data, experiments, models, synth, train
-from .diffusion import build_sampler
+from . import data, distill, models, studies, synth
+from .checkpoints import load_checkpoint, load_if_current, load_model, load_schedule, save_checkpoint
+from .config import Profile
+from .diffusion import build_sampler, train_diffusion
+from .fit import seed_everything
+from .store import artifact_dir, fingerprint, note_reused, read_metrics
 
 # which chapter owns each artifact, and the recorded stage whose time estimates its cost
 OWNERS = {"teacher": "01_teacher", "diffusion": "02_diffusion", "synthetic": "04_synthetic_set",
@@ -50,135 +55,137 @@ def estimate(stage: str, profile: str) -> str:
     return f"about {max(1, round(seconds / 60))} min in the recorded run ({env.get('device', '?')}, {env.get('date', '?')})"
 
 
-def _announce(stage: str, path: Path, cfg: dict) -> None:
+def _announce(stage: str, path: Path, cfg: Profile) -> None:
     print(f"{path} is missing: building it as chapter {int(OWNERS[stage][:2])} does "
-          f"({stage}; {estimate(stage, cfg['profile'])})", flush=True)
+          f"({stage}; {estimate(stage, cfg.profile)})", flush=True)
 
 
 def _found(path: Path, kind: str, profile: str) -> bool:
     """Whether there is a checkpoint at ``path``; one there must be readable and of ``kind`` and
-    ``profile`` (else :class:`kr_utils.artifacts.UnreadableFileError` says what it holds and which
+    ``profile`` (else :class:`kr_utils.store.UnreadableFileError` says what it holds and which
     chapter rebuilds it). A later chapter uses it as it is; the chapter that owns it rebuilds it
     when its settings change."""
     if not path.exists():
         return False
-    artifacts.load_checkpoint(path, kind, profile)  # an unreadable file, or another kind or profile, is an error
+    load_checkpoint(path, kind, profile)  # an unreadable file, or another kind or profile, is an error
     return True
 
 
 # ---------------------------------------------------------------------------------- teacher
 
 
-def teacher_data(cfg: dict, seed: int) -> dict:
+def teacher_data(cfg: Profile, seed: int) -> dict:
     """Chapter 1's split of real MNIST: train / validation (from the training set, by ``seed``)
     and the test set, with the key that names it in the run cache."""
-    tcfg = cfg["teacher"]
+    tcfg = cfg.teacher
     train_img, train_lbl = data.load_mnist("train")
-    tr_idx, va_idx = data.train_val_split(len(train_img), tcfg["val_size"], seed)
-    if tcfg["train_subset"]:
-        tr_idx = tr_idx[: tcfg["train_subset"]]
-    x_te, y_te = data.test_tensors(cfg["test_subset"])
+    tr_idx, va_idx = data.train_val_split(len(train_img), tcfg.val_size, seed)
+    if tcfg.train_subset:
+        tr_idx = tr_idx[: tcfg.train_subset]
+    x_te, y_te = data.test_tensors(cfg.test_subset)
     return {"train": (data.to_model_range(train_img[tr_idx]), torch.as_tensor(train_lbl[tr_idx]).long()),
             "val": (data.to_model_range(train_img[va_idx]), torch.as_tensor(train_lbl[va_idx]).long()),
             "test": (x_te, y_te),
-            "key": artifacts.fingerprint({"train": tr_idx.tolist(), "val": va_idx.tolist(), "test": len(y_te)})}
+            "key": fingerprint({"train": tr_idx.tolist(), "val": va_idx.tolist(), "test": len(y_te)})}
 
 
-def teacher_run(cfg: dict, split: dict, arch: str, seed: int, device, desc: str | None = None) -> dict:
+def teacher_run(cfg: Profile, split: dict, arch: str, seed: int, device, desc: str | None = None) -> dict:
     """One teacher of chapter 1's study (cached under ``teachers/<arch>_seed<seed>.pt``)."""
-    out = artifacts.artifact_dir(cfg["profile"])
-    return experiments.run_classifier(split["train"], split["val"], {**cfg["teacher"], "arch": arch}, seed=seed,
-                                      device=device, test=split["test"], inputs_key=split["key"],
-                                      cache_path=out / "teachers" / f"{arch}_seed{seed}.pt",
-                                      desc=desc or f"{arch} seed {seed}")
+    out = artifact_dir(cfg.profile)
+    return studies.run_classifier(split["train"], split["val"], cfg.teacher.recipe(arch), seed=seed,
+                                  device=device, test=split["test"], inputs_key=split["key"],
+                                  cache_path=out / "teachers" / f"{arch}_seed{seed}.pt",
+                                  desc=desc or f"{arch} seed {seed}")
 
 
-def save_teacher(cfg: dict, run: dict, seed: int) -> Path:
+def save_teacher(cfg: Profile, run: dict, seed: int) -> Path:
     """``teacher.pt`` from chapter 1's main run (bytes kept when already current)."""
-    tcfg, profile = cfg["teacher"], cfg["profile"]
-    path = artifacts.artifact_dir(profile) / "teacher.pt"
-    stage_cfg = {**tcfg, "seed": seed}
-    if not artifacts.load_if_current(path, "teacher", stage_cfg, profile):
-        model = models.build_classifier(tcfg["arch"])
+    tcfg, profile = cfg.teacher, cfg.profile
+    path = artifact_dir(profile) / "teacher.pt"
+    stage_cfg = {**tcfg.as_dict(), "seed": seed}
+    if not load_if_current(path, "teacher", stage_cfg, profile):
+        model = models.build_classifier(tcfg.arch)
         model.load_state_dict(run["state_dict"])
-        artifacts.save_checkpoint(path, model, kind="teacher", config=stage_cfg, profile=profile, seed=seed,
-                                  extra={"history": run["history"], "arch": tcfg["arch"]})
+        save_checkpoint(path, model, kind="teacher", config=stage_cfg, profile=profile, seed=seed,
+                        extra={"history": run["history"], "arch": tcfg.arch})
     return path
 
 
-def teacher(cfg: dict, device, seed: int | None = None) -> Path:
+def teacher(cfg: Profile, device, seed: int | None = None) -> Path:
     """``teacher.pt`` of this profile: found, or trained as chapter 1's main run."""
-    seed = cfg["seed"] if seed is None else seed
-    path = artifacts.artifact_dir(cfg["profile"]) / "teacher.pt"
-    if _found(path, "teacher", cfg["profile"]):
+    seed = cfg.seed if seed is None else seed
+    path = artifact_dir(cfg.profile) / "teacher.pt"
+    if _found(path, "teacher", cfg.profile):
         return path
     _announce("teacher", path, cfg)
-    return save_teacher(cfg, teacher_run(cfg, teacher_data(cfg, seed), cfg["teacher"]["arch"], seed, device), seed)
+    return save_teacher(cfg, teacher_run(cfg, teacher_data(cfg, seed), cfg.teacher.arch, seed, device), seed)
 
 
-def teacher_accuracy(cfg: dict, device) -> float:
+def teacher_accuracy(cfg: Profile, device) -> float:
     """The teacher's real-test accuracy: chapter 1's record in ``metrics.json``, or measured now."""
-    recorded = artifacts.read_metrics(cfg["profile"]).get("teacher", {}).get("test_accuracy")
+    recorded = read_metrics(cfg.profile).get("teacher", {}).get("test_accuracy")
     if recorded is not None:
         return recorded
     from .evaluate import classification_report, predict_logits
 
-    model = artifacts.load_model(teacher(cfg, device), "teacher", device)
-    x_te, y_te = data.test_tensors(cfg["test_subset"])
+    model = load_model(teacher(cfg, device), "teacher", device)
+    x_te, y_te = data.test_tensors(cfg.test_subset)
     return classification_report(predict_logits(model, x_te, device=device), y_te)["accuracy"]
 
 
 # ---------------------------------------------------------------------------------- diffusion
 
 
-def train_diffusion_model(cfg: dict, device, seed: int) -> dict:
+def new_unet(dcfg, seed: int) -> models.ConditionalUNet:
+    """A freshly initialised U-Net of ``dcfg`` whose weights depend on ``seed`` alone (not on
+    whatever drew from torch's generator before in the process)."""
+    seed_everything(seed)
+    return models.ConditionalUNet(**dcfg.unet_args())
+
+
+def train_diffusion_model(cfg: Profile, device, seed: int) -> dict:
     """Chapter 2: the U-Net of the profile trained on real MNIST, its EMA weights saved at every
-    milestone (``diffusion_step<N>.pt``) and at the end (``diffusion.pt``); resumes from
-    ``diffusion.partial.pt`` after an interruption; reused when current.
+    milestone (``diffusion_step<N>.pt``) and at the end (``diffusion.pt``), each with its noise
+    schedule; resumes from ``diffusion.partial.pt`` after an interruption; reused when current.
     Returns ``{"model", "losses", "train_time_s", "reused"}``."""
-    dcfg, profile = cfg["diffusion"], cfg["profile"]
-    out = artifacts.artifact_dir(profile)
-    stage_cfg = {**dcfg, "seed": seed}
+    dcfg, profile = cfg.diffusion, cfg.profile
+    out = artifact_dir(profile)
+    stage_cfg = {**dcfg.as_dict(), "seed": seed}
     ckpt_path = out / "diffusion.pt"
-    unet = models.ConditionalUNet(base=dcfg["base"], mults=dcfg["mults"], attention=dcfg["attention"])
-    cached = artifacts.load_if_current(ckpt_path, "diffusion", stage_cfg, profile)
+    cached = load_if_current(ckpt_path, "diffusion", stage_cfg, profile)
     if cached:
-        unet.load_state_dict(cached["state_dict"])
-        artifacts.note_reused(cached["extra"].get("train_time_s"))
+        note_reused(cached["extra"].get("train_time_s"))
         print("reusing", ckpt_path)
-        return {"model": unet.to(device), "losses": cached["extra"]["losses"],
+        return {"model": load_model(ckpt_path, "diffusion", device), "losses": cached["extra"]["losses"],
                 "train_time_s": cached["extra"].get("train_time_s"), "reused": True}
 
+    def save(path, ema, **extra):
+        save_checkpoint(path, ema, kind="diffusion", config=stage_cfg, profile=profile, seed=seed,
+                        extra={"unet": ema.config, "schedule": dcfg.schedule().spec, **extra})
+
     def save_milestone(step, ema):
-        artifacts.save_checkpoint(out / f"diffusion_step{step}.pt", ema, kind="diffusion", config=stage_cfg,
-                                  profile=profile, seed=seed, extra={"step": step, "unet": ema.config})
+        if step in dcfg.milestones:
+            save(out / f"diffusion_step{step}.pt", ema, step=step)
 
-    train_img, train_lbl = data.load_mnist("train")
-    if dcfg["train_subset"]:
-        train_img, train_lbl = train_img[: dcfg["train_subset"]], train_lbl[: dcfg["train_subset"]]
-    x0, y0 = data.to_model_range(train_img), torch.as_tensor(train_lbl).long()
+    x0, y0 = data.train_tensors(dcfg.train_subset)
     t0 = time.perf_counter()
-    ema, losses = train.train_diffusion(
-        unet, x0, y0, steps=dcfg["steps"], batch_size=dcfg["batch_size"], lr=dcfg["lr"],
-        p_uncond=dcfg["p_uncond"], ema_decay=dcfg["ema_decay"], T=dcfg["T"], beta_start=dcfg["beta_start"],
-        beta_end=dcfg["beta_end"], seed=seed, device=device, milestones=dcfg["milestones"],
-        on_milestone=save_milestone, resume_path=out / "diffusion.partial.pt")
+    run = train_diffusion(new_unet(dcfg, seed), x0, y0, dcfg, seed=seed, device=device,
+                          after_step=save_milestone, resume_path=out / "diffusion.partial.pt")
     train_time = time.perf_counter() - t0
-    artifacts.save_checkpoint(ckpt_path, ema, kind="diffusion", config=stage_cfg, profile=profile, seed=seed,
-                              extra={"losses": losses, "unet": ema.config, "train_time_s": train_time})
+    save(ckpt_path, run.model, losses=run.losses, train_time_s=train_time)
     (out / "diffusion.partial.pt").unlink(missing_ok=True)
-    return {"model": ema, "losses": losses, "train_time_s": train_time, "reused": False}
+    return {"model": run.model, "losses": run.losses, "train_time_s": train_time, "reused": False}
 
 
-def diffusion_model(cfg: dict, device, seed: int | None = None, with_milestones: bool = False) -> Path:
+def diffusion_model(cfg: Profile, device, seed: int | None = None, with_milestones: bool = False) -> Path:
     """``diffusion.pt`` of this profile (with ``with_milestones``, its milestone checkpoints too,
     for chapter 6): found, or trained as in chapter 2."""
-    seed = cfg["seed"] if seed is None else seed
-    out = artifacts.artifact_dir(cfg["profile"])
+    seed = cfg.seed if seed is None else seed
+    out = artifact_dir(cfg.profile)
     path = out / "diffusion.pt"
-    found = _found(path, "diffusion", cfg["profile"])
+    found = _found(path, "diffusion", cfg.profile)
     if found and (not with_milestones or all((out / f"diffusion_step{m}.pt").exists()
-                                             for m in cfg["diffusion"]["milestones"])):
+                                             for m in cfg.diffusion.milestones)):
         return path
     if found:  # the final model is there but a milestone checkpoint is not: train again to save them
         print(f"{out} lacks milestone checkpoints of {path}: training it again to save them")
@@ -188,42 +195,56 @@ def diffusion_model(cfg: dict, device, seed: int | None = None, with_milestones:
     return path
 
 
+def theory_diffusion_model(cfg: Profile, fallback_steps: int, device, seed: int):
+    """The pipeline's diffusion model (chapter 2's ``diffusion.pt``) when it exists; otherwise a
+    U-Net of the profile's size trained here for ``fallback_steps`` steps on real MNIST and
+    cached as ``theory_diffusion.pt``, so a theory chapter opened on its own still runs in
+    minutes. Returns ``(model, schedule, where_it_came_from)``."""
+    out = artifact_dir(cfg.profile)
+    if (out / "diffusion.pt").exists():
+        path, source = out / "diffusion.pt", "the pipeline's model (chapter 2)"
+    else:
+        dcfg = dataclasses.replace(cfg.diffusion, steps=fallback_steps, milestones=(fallback_steps,))
+        path, source = out / "theory_diffusion.pt", f"a U-Net trained for {fallback_steps} steps here"
+        stage_cfg = {**dcfg.as_dict(), "seed": seed}
+        if not load_if_current(path, "diffusion", stage_cfg, cfg.profile):
+            x0, y0 = data.train_tensors(None)
+            run = train_diffusion(new_unet(dcfg, seed), x0, y0, dcfg, seed=seed, device=device)
+            save_checkpoint(path, run.model, kind="diffusion", config=stage_cfg, profile=cfg.profile, seed=seed,
+                            extra={"losses": run.losses, "unet": run.model.config, "schedule": dcfg.schedule().spec})
+    return load_model(path, "diffusion", device), load_schedule(path), source
+
+
 # ---------------------------------------------------------------------------------- synthetic set
 
 
-def build_synthetic_set(cfg: dict, device, seed: int) -> tuple[dict, bool]:
+def build_synthetic_set(cfg: Profile, device, seed: int) -> tuple[dict, bool]:
     """Chapter 4: the labelled synthetic set from the profile's teacher and diffusion model
     (both found or built first), reused when built from the same settings and checkpoints.
     Returns ``(summary, reused)``."""
-    gcfg, scfg, dcfg = cfg["generation"], cfg["synth"], cfg["diffusion"]
-    out = artifacts.artifact_dir(cfg["profile"])
+    out = artifact_dir(cfg.profile)
     t_path, d_path = teacher(cfg, device, seed), diffusion_model(cfg, device, seed)
-    key = artifacts.fingerprint({**scfg, **gcfg, "seed": seed}, t_path, d_path)
+    key = fingerprint({**cfg.synth.as_dict(), **cfg.sampler.as_dict(), "seed": seed}, t_path, d_path)
     summary = synth.cached_summary(out / "synthetic", key)
     if summary is not None:
         print("reusing", out / "synthetic")
-        artifacts.note_reused(summary["generation_time_s"])
+        note_reused(summary["generation_time_s"])
         return summary, True
-    unet = artifacts.load_model(d_path, "diffusion", device)
-    clf = artifacts.load_model(t_path, "teacher", device)
-    sampler = build_sampler(gcfg["sampler"], dcfg["T"], dcfg["beta_start"], dcfg["beta_end"],
-                            clip_x0=gcfg["clip_x0"], noise_scale=gcfg["noise_scale"], num_steps=gcfg["num_steps"])
+    unet = load_model(d_path, "diffusion", device)
+    clf = load_model(t_path, "teacher", device)
+    sampler = build_sampler(cfg.sampler, load_schedule(d_path))
     t0 = time.perf_counter()
-    result = synth.build_synthetic_set(
-        unet, sampler, clf, per_class=scfg["per_class"], threshold=scfg["threshold"],
-        threshold_floor=scfg["threshold_floor"], guidance_w=gcfg["guidance_w"], x_T_scale=gcfg["x_T_scale"],
-        label_mode=scfg["label_mode"], mode=scfg["mode"], oversample=scfg["oversample"],
-        batch_size=gcfg["batch_size"], max_rounds=scfg["max_rounds"], seed=seed, device=device)
+    result = synth.build_synthetic_set(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, device=device)
     gen_time = time.perf_counter() - t0
     summary = synth.save_synthetic_set(out / "synthetic", result, key=key, extra={
         "generation_time_s": round(gen_time, 1), "generated_per_s": result["generated"] / gen_time})
     return summary, False
 
 
-def synthetic_set(cfg: dict, device, seed: int | None = None) -> Path:
+def synthetic_set(cfg: Profile, device, seed: int | None = None) -> Path:
     """The folder of the profile's synthetic set: found (and current), or built as in chapter 4."""
-    seed = cfg["seed"] if seed is None else seed
-    folder = artifacts.artifact_dir(cfg["profile"]) / "synthetic"
+    seed = cfg.seed if seed is None else seed
+    folder = artifact_dir(cfg.profile) / "synthetic"
     if not (folder / "summary.json").exists():
         _announce("synthetic", folder, cfg)
         build_synthetic_set(cfg, device, seed)
@@ -233,48 +254,48 @@ def synthetic_set(cfg: dict, device, seed: int | None = None) -> Path:
 # ---------------------------------------------------------------------------------- student
 
 
-def student_split(cfg: dict, device, seed: int | None = None) -> dict:
+def student_split(cfg: Profile, device, seed: int | None = None) -> dict:
     """Chapter 5's data: the synthetic set (found or built) split into training and validation
     digits by ``seed``, the real test set, and the key naming this split in the run cache."""
-    seed = cfg["seed"] if seed is None else seed
-    scfg = cfg["student"]
+    seed = cfg.seed if seed is None else seed
+    val_fraction = cfg.student.val_fraction
     stored = synth.load_synthetic_set(synthetic_set(cfg, device, seed))
-    syn_train, syn_val = train.synthetic_split(stored["images"], stored["labels"], stored["logits"],
-                                               scfg["val_fraction"], seed)
-    return {"train": syn_train, "val": syn_val, "test": data.test_tensors(cfg["test_subset"]), "stored": stored,
-            "key": f"{stored['summary']['inputs_key']}:split{seed}:{scfg['val_fraction']}"}
+    syn_train, syn_val = distill.synthetic_split(stored["images"], stored["labels"], stored["logits"],
+                                                 val_fraction, seed)
+    return {"train": syn_train, "val": syn_val, "test": data.test_tensors(cfg.test_subset), "stored": stored,
+            "key": f"{stored['summary']['inputs_key']}:split{seed}:{val_fraction}"}
 
 
-def student_run(cfg: dict, split: dict, arch: str, labels: str, seed: int, device) -> dict:
+def student_run(cfg: Profile, split: dict, arch: str, labels: str, seed: int, device) -> dict:
     """One student of chapter 5's grid (cached under ``students/<arch>_<labels>_seed<seed>.pt``)."""
-    out = artifacts.artifact_dir(cfg["profile"])
-    return experiments.run_classifier(split["train"], split["val"], experiments.cell_config(cfg["student"], arch, labels),
-                                      seed=seed, device=device, test=split["test"], inputs_key=split["key"],
-                                      cache_path=out / "students" / f"{arch}_{labels}_seed{seed}.pt",
-                                      desc=f"{arch} {labels} seed {seed}")
+    out = artifact_dir(cfg.profile)
+    return studies.run_classifier(split["train"], split["val"], cfg.student.recipe(arch=arch, labels=labels),
+                                  seed=seed, device=device, test=split["test"], inputs_key=split["key"],
+                                  cache_path=out / "students" / f"{arch}_{labels}_seed{seed}.pt",
+                                  desc=f"{arch} {labels} seed {seed}")
 
 
-def save_student(cfg: dict, run: dict, seed: int) -> Path:
+def save_student(cfg: Profile, run: dict, seed: int) -> Path:
     """``student.pt``: the main cell's first seed."""
-    scfg = cfg["student"]
-    path = artifacts.artifact_dir(cfg["profile"]) / "student.pt"
-    model = models.build_classifier(scfg["arch"])
+    st = cfg.student
+    path = artifact_dir(cfg.profile) / "student.pt"
+    model = models.build_classifier(st.arch)
     model.load_state_dict(run["state_dict"])
-    artifacts.save_checkpoint(path, model, kind="student", config=scfg, profile=cfg["profile"], seed=seed,
-                              extra={"arch": scfg["arch"], "history": run["history"]})
+    save_checkpoint(path, model, kind="student", config=st.as_dict(), profile=cfg.profile, seed=seed,
+                    extra={"arch": st.arch, "history": run["history"]})
     return path
 
 
-def student(cfg: dict, device, seed: int | None = None) -> Path:
+def student(cfg: Profile, device, seed: int | None = None) -> Path:
     """``student.pt`` of this profile: found, or trained as chapter 5's main student (first seed)."""
-    path = artifacts.artifact_dir(cfg["profile"]) / "student.pt"
-    if _found(path, "student", cfg["profile"]):
+    path = artifact_dir(cfg.profile) / "student.pt"
+    if _found(path, "student", cfg.profile):
         return path
     _announce("student", path, cfg)
     split = student_split(cfg, device, seed)
-    scfg = cfg["student"]
-    first = scfg["seeds"][0]
-    run = student_run(cfg, split, scfg["arch"], experiments.label_setting_of(scfg), first, device)
+    st = cfg.student
+    first = st.seeds[0]
+    run = student_run(cfg, split, st.arch, st.recipe().labels, first, device)
     return save_student(cfg, run, first)
 
 
@@ -289,10 +310,10 @@ def analysis_metrics(profile: str) -> tuple[dict, str]:
     so that chapter 8 opened alone still shows a whole comparison. Returns ``(metrics, source)``."""
     import pandas as pd
 
-    local = artifacts.read_metrics(profile)
+    local = read_metrics(profile)
     missing = [k for k in ANALYSIS_SECTIONS if k not in local]
     if not missing:
-        csv = artifacts.artifact_dir(profile) / "synthetic" / "confidence_per_class.csv"
+        csv = artifact_dir(profile) / "synthetic" / "confidence_per_class.csv"
         local["synthetic_set"]["confidence_per_class"] = pd.read_csv(csv).to_dict(orient="list")
         return local, "this run"
     recorded = recorded_metrics(profile)
@@ -303,5 +324,5 @@ def analysis_metrics(profile: str) -> tuple[dict, str]:
         with resources.files("kr_utils").joinpath("recorded", f"{profile}_confidence_per_class.csv").open() as f:
             recorded["synthetic_set"]["confidence_per_class"] = pd.read_csv(f).to_dict(orient="list")
         return recorded, f"the recorded {profile} run ({env.get('device', '?')}, {env.get('date', '?')})"
-    raise FileNotFoundError(f"metrics.json of profile {profile!r} in {artifacts.artifact_dir(profile)} lacks "
+    raise FileNotFoundError(f"metrics.json of profile {profile!r} in {artifact_dir(profile)} lacks "
                             f"{missing}, and no recorded run of this profile is shipped: run chapters 1-7 first")

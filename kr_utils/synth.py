@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import atomic_write_bytes, atomic_write_text
+from .config import SamplerConfig, SynthConfig
 from .data import read_images_labels, to_model_range, to_uint8, write_idx
 from .diffusion import generate
-from .evaluate import predict_logits
 from .live import progress as progress_bar
+from .models import predict_logits
+from .store import atomic_write_bytes, atomic_write_text
 
 IMAGES_FILE = "train-images-synthetic-idx3-ubyte.gz"
 LABELS_FILE = "train-labels-synthetic-idx1-ubyte.gz"
@@ -36,30 +37,27 @@ def label_with_teacher(teacher, images_uint8: np.ndarray, device) -> torch.Tenso
     return predict_logits(teacher, to_model_range(images_uint8), device=device)
 
 
-def build_synthetic_set(model, sampler, teacher, *, per_class: int, threshold: float,
-                        threshold_floor: float, guidance_w: float, x_T_scale: float = 1.0,
-                        label_mode: str = "teacher", mode: str = "balanced", oversample: float = 1.2,
-                        batch_size: int = 500, max_rounds: int = 50, seed: int = 0, device="cpu",
-                        progress: bool = True, budget: int | None = None) -> dict:
-    """Fill ``per_class`` digits of each class with teacher confidence >= threshold.
+def build_synthetic_set(model, sampler, teacher, config: SynthConfig, sampling: SamplerConfig, *, seed: int = 0,
+                        device="cpu", progress: bool = True, budget: int | None = None) -> dict:
+    """Fill ``config.per_class`` digits of each class with teacher confidence >= ``config.threshold``
+    (a :class:`kr_utils.config.SynthConfig`), drawn by ``sampler`` from ``model`` with the
+    guidance weight, starting-noise scale and batch size of ``sampling``.
 
     Each round generates for the classes still short (``oversample`` x what is missing).
     When a round keeps nothing, the threshold drops by 0.01 (the thesis' 1%) down to
     ``threshold_floor``; below it, or after ``max_rounds``, a :class:`SyntheticSetError`
     lists the per-class counts. ``mode='unconditional'`` samples with the null class
     (w = 0) and keeps ``10 * per_class`` confident digits whatever their class.
+    ``label_mode``: the teacher's argmax, or the ``requested`` class (the thesis' code).
     ``budget``: generate at most this many digits and return what was kept, even if the
     quotas are not full (``result['complete']`` says which); the degradation study uses it
     so that a poor checkpoint costs the same time as a good one.
     """
     if budget is not None and budget < 1:
         raise ValueError(f"budget must be a positive number of digits, got {budget}")
-    if label_mode not in ("teacher", "requested"):
-        raise ValueError(f"label_mode must be 'teacher' or 'requested', got {label_mode!r}")
-    if mode not in ("balanced", "unconditional"):
-        raise ValueError(f"mode must be 'balanced' or 'unconditional', got {mode!r}")
-    if mode == "unconditional" and label_mode == "requested":
-        raise ValueError("label_mode='requested' needs mode='balanced': unconditional samples have no class")
+    per_class, threshold, threshold_floor = config.per_class, config.threshold, config.threshold_floor
+    label_mode, mode, oversample, max_rounds = config.label_mode, config.mode, config.oversample, config.max_rounds
+    guidance_w, x_T_scale, batch_size = sampling.guidance_w, sampling.x_T_scale, sampling.batch_size
     gen = torch.Generator(device=torch.device(device).type if torch.device(device).type == "cuda" else "cpu")
     gen.manual_seed(seed)
     total = 10 * per_class
@@ -169,7 +167,7 @@ def cached_summary(folder, key: str) -> dict | None:
 def save_synthetic_set(folder, result: dict, key: str | None = None, extra: dict | None = None) -> dict:
     """Write the set as MNIST idx .gz files plus the teacher's outputs and a CSV of
     per-class confidence. Returns the summary written to ``summary.json`` (with the
-    ``inputs_key`` of :func:`kr_utils.artifacts.fingerprint` and any ``extra`` fields)."""
+    ``inputs_key`` of :func:`kr_utils.store.fingerprint` and any ``extra`` fields)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_idx(folder / IMAGES_FILE, result["images"])

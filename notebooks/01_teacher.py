@@ -17,7 +17,7 @@
 # The teachers are the only models that ever see a real training digit. Later it labels the
 # synthetic digits, and the student copies it from those labels alone. Following the thesis
 # (§3.3.1), it is a ResNet PreAct-20 trained with Adam (lr 0.002, batch 64) and early stopping
-# on the validation loss (`kr_utils.train.train_classifier`). 5,000 of the 60,000 training digits
+# on the validation loss (`kr_utils.distill.train_classifier`). 5,000 of the 60,000 training digits
 # are held out for validation; the 10,000 test digits are used only for the reported score.
 
 # %% tags=["remove-cell"]
@@ -39,13 +39,13 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, evaluate, experiments, models, pipeline, plots, thesis, train
+from kr_utils import checkpoints, data, evaluate, models, pipeline, plots, runtime, store, thesis
 
 cfg = kr_utils.get_config(profile, teacher__epochs=epochs)
-seed = cfg["seed"] if seed is None else seed
-tcfg, profile = cfg["teacher"], cfg["profile"]
-out = artifacts.artifact_dir(profile)
-device = artifacts.device()
+seed = cfg.seed if seed is None else seed
+tcfg, profile = cfg.teacher, cfg.profile
+out = store.artifact_dir(profile)
+device = runtime.device()
 t_start = time.perf_counter()
 print(f"profile={profile} device={device} artifacts={out}")
 
@@ -97,23 +97,23 @@ for name, n in param_counts.items():
 # The thesis chose its teacher by training the three classifiers for 30 epochs with 10 seeds
 # (Table 6, Figs. 9-10). Here each architecture is trained with every seed of the profile
 # (`teacher.study_archs` x `teacher.study_seeds`, {glue:text}`teacher_study_size` runs of
-# {glue:text}`teacher_epochs_cfg` epochs at this profile) by `kr_utils.experiments.run_classifier`,
-# which wraps `kr_utils.train.train_classifier`. Each run is cached under
+# {glue:text}`teacher_epochs_cfg` epochs at this profile) by `kr_utils.studies.run_classifier`,
+# which wraps `kr_utils.distill.train_classifier`. Each run is cached under
 # `artifacts/<profile>/teachers/`, and saves its state after every epoch, so an interrupted study
 # resumes where it stopped and a second build reuses every finished run. The ResNet PreAct of the
 # profile's seed becomes the teacher of the rest of the book.
 
 # %%
-glue("teacher_study_size", len(tcfg["study_archs"]) * len(tcfg["study_seeds"]), display=False)
-glue("teacher_epochs_cfg", tcfg["epochs"], display=False)
-study = {arch: {s: pipeline.teacher_run(cfg, split, arch, s, device) for s in tcfg["study_seeds"]}
-         for arch in tcfg["study_archs"]}
-main_run = study[tcfg["arch"]][seed] if seed in tcfg["study_seeds"] else pipeline.teacher_run(
-    cfg, split, tcfg["arch"], seed, device)
+glue("teacher_study_size", len(tcfg.study_archs) * len(tcfg.study_seeds), display=False)
+glue("teacher_epochs_cfg", tcfg.epochs, display=False)
+study = {arch: {s: pipeline.teacher_run(cfg, split, arch, s, device) for s in tcfg.study_seeds}
+         for arch in tcfg.study_archs}
+main_run = study[tcfg.arch][seed] if seed in tcfg.study_seeds else pipeline.teacher_run(
+    cfg, split, tcfg.arch, seed, device)
 
 # %%
 ckpt_path = pipeline.save_teacher(cfg, main_run, seed)  # artifacts/<profile>/teacher.pt, bytes kept when unchanged
-teacher = artifacts.load_model(ckpt_path, "teacher", device)
+teacher = checkpoints.load_model(ckpt_path, "teacher", device)
 history = main_run["history"]
 
 # %%
@@ -185,8 +185,8 @@ plots.glue_figure("fig_teacher_confusion", fig)
 # ```
 
 # %%
-artifacts.update_metrics(profile, "teacher", {
-    "arch": tcfg["arch"], "test_accuracy": report["accuracy"], "per_class_accuracy": report["per_class_accuracy"],
+store.update_metrics(profile, "teacher", {
+    "arch": tcfg.arch, "test_accuracy": report["accuracy"], "per_class_accuracy": report["per_class_accuracy"],
     "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"], "parameters": param_counts,
     "inference_ms_per_image": infer_ms, "study": teacher_study})
-artifacts.record_stage_time(profile, "01_teacher", t_start)
+store.record_stage_time(profile, "01_teacher", t_start)

@@ -23,7 +23,7 @@
 #
 # $$\mathcal L_\text{simple} = \mathbb E_{x_0,c,\epsilon,t}\,\|\epsilon - \epsilon_\theta(x_t,t,c)\|^2 \tag{4}$$
 #
-# Eq. (3) is `kr_utils.diffusion.q_sample` (with `linear_beta_schedule` and `alphas_cumprod`),
+# Eq. (3) is `kr_utils.diffusion.NoiseSchedule.q_sample` (with `linear_beta_schedule` and `alphas_cumprod`),
 # eq. (4) is `kr_utils.diffusion.diffusion_loss`. As in the thesis, the class is replaced by a
 # "no class" token with probability 0.1, so the same network also learns the unconditional
 # $\epsilon_\theta(x_t,t,\varnothing)$ needed for classifier-free guidance (chapter 3).
@@ -49,29 +49,30 @@ import time
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, diffusion, models, pipeline, plots, train
+from kr_utils import checkpoints, diffusion, models, pipeline, plots, runtime, store
 
-cfg = kr_utils.get_config(profile, diffusion__steps=steps)
-if steps is not None:  # keep the milestones inside the shortened run
-    cfg["diffusion"]["milestones"] = tuple(m for m in cfg["diffusion"]["milestones"] if m < steps) + (steps,)
-seed = cfg["seed"] if seed is None else seed
-dcfg, profile = cfg["diffusion"], cfg["profile"]
-out = artifacts.artifact_dir(profile)
-device = artifacts.device()
+cfg = kr_utils.get_config(profile)
+if steps is not None:  # a shorter run, its milestones kept inside it
+    cfg = cfg.replace(diffusion__steps=steps,
+                      diffusion__milestones=tuple(m for m in cfg.diffusion.milestones if m < steps) + (steps,))
+seed = cfg.seed if seed is None else seed
+dcfg, profile = cfg.diffusion, cfg.profile
+out = store.artifact_dir(profile)
+device = runtime.device()
 t_start = time.perf_counter()
 print(f"profile={profile} device={device} artifacts={out}")
 
 # %%
-unet = models.ConditionalUNet(base=dcfg["base"], mults=dcfg["mults"], attention=dcfg["attention"])
+unet = models.ConditionalUNet(base=dcfg.base, mults=dcfg.mults, attention=dcfg.attention)
 n_params = models.count_parameters(unet)
 glue("unet_params", f"{n_params:,d}", display=False)
-glue("diffusion_steps", f"{dcfg['steps']:,d}", display=False)
-glue("diffusion_batch", dcfg["batch_size"], display=False)
-glue("diffusion_milestones", ", ".join(f"{m:,d}" for m in dcfg["milestones"]), display=False)
+glue("diffusion_steps", f"{dcfg.steps:,d}", display=False)
+glue("diffusion_batch", dcfg.batch_size, display=False)
+glue("diffusion_milestones", ", ".join(f"{m:,d}" for m in dcfg.milestones), display=False)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"U-Net: base width {dcfg['base']}, widths {[dcfg['base'] * m for m in dcfg['mults']]}, "
+print(f"U-Net: base width {dcfg.base}, widths {[dcfg.base * m for m in dcfg.mults]}, "
       f"{n_params:,d} parameters")
 
 # %% [markdown]
@@ -107,15 +108,14 @@ glue("diffusion_final_loss", f"{final_loss:.4f}", display=False)
 # differ only by the training the generator received.
 
 # %%
-gcfg = cfg["generation"]
-sampler = diffusion.build_sampler("ddim", dcfg["T"], dcfg["beta_start"], dcfg["beta_end"],
-                                  clip_x0=gcfg["clip_x0"], num_steps=gcfg["num_steps"])
+gcfg = cfg.sampler
+sampler = diffusion.build_sampler(gcfg, dcfg.schedule())  # the profile's sampler (chapter 3)
 rows = []
-for step in dcfg["milestones"]:
-    m = artifacts.load_model(out / f"diffusion_step{step}.pt", "diffusion", device)
+for step in dcfg.milestones:
+    m = checkpoints.load_model(out / f"diffusion_step{step}.pt", "diffusion", device)
     g = torch.Generator().manual_seed(seed)
-    rows.append(diffusion.generate(m, sampler, torch.arange(10), gcfg["guidance_w"], g))
-fig = plots.mosaic(torch.cat(rows), nrow=len(rows), row_labels=[f"step {s}" for s in dcfg["milestones"]])
+    rows.append(diffusion.generate(m, sampler, torch.arange(10), gcfg.guidance_w, g))
+fig = plots.mosaic(torch.cat(rows), nrow=len(rows), row_labels=[f"step {s}" for s in dcfg.milestones])
 plots.glue_figure("fig_milestones", fig)
 
 # %% [markdown]
@@ -124,8 +124,8 @@ plots.glue_figure("fig_milestones", fig)
 # ```
 
 # %%
-artifacts.update_metrics(profile, "diffusion", {
-    "parameters": n_params, "steps": dcfg["steps"], "batch_size": dcfg["batch_size"],
+store.update_metrics(profile, "diffusion", {
+    "parameters": n_params, "steps": dcfg.steps, "batch_size": dcfg.batch_size,
     "final_loss": final_loss, "reused_checkpoint": fit["reused"],
     "train_time_s": None if train_time is None else round(train_time, 1)})  # when reused: its stored time
-artifacts.record_stage_time(profile, "02_diffusion", t_start)
+store.record_stage_time(profile, "02_diffusion", t_start)

@@ -32,7 +32,7 @@
 #   \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\qquad
 #   \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t \tag{6}$$
 #
-# (`AncestralSampler.posterior`), 1000 network passes per digit. Without clipping, eq. (6) is
+# (`NoiseSchedule.posterior`), 1000 network passes per digit. Without clipping, eq. (6) is
 # exactly the thesis' $\mu_\theta = (x_t - \beta_t\epsilon/\sqrt{1-\bar\alpha_t})/\sqrt{\alpha_t}$.
 #
 # **DDIM** (`kr_utils.diffusion.DDIMSampler`, $\eta=0$) jumps between a few of the 1000 steps,
@@ -60,26 +60,26 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, controls, data, diffusion, evaluate, live, pipeline, plots
+from kr_utils import checkpoints, controls, data, diffusion, evaluate, live, pipeline, plots, runtime, store
 
 cfg = kr_utils.get_config(profile)
-seed = cfg["seed"] if seed is None else seed
-dcfg, gcfg, profile = cfg["diffusion"], cfg["generation"], cfg["profile"]
-out = artifacts.artifact_dir(profile)
-device = artifacts.device()
+seed = cfg.seed if seed is None else seed
+dcfg, gcfg, profile = cfg.diffusion, cfg.sampler, cfg.profile
+out = store.artifact_dir(profile)
+device = runtime.device()
 t_start = time.perf_counter()
 print(f"profile={profile} device={device} artifacts={out}")
 # found in the artifacts folder, or built first as chapters 1 and 2 do (kr_utils.pipeline)
-unet = artifacts.load_model(pipeline.diffusion_model(cfg, device, seed), "diffusion", device)
-teacher = artifacts.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
-labels = torch.arange(10).repeat_interleave(gcfg["knob_per_class"])
-schedule = dict(T=dcfg["T"], beta_start=dcfg["beta_start"], beta_end=dcfg["beta_end"])
-threshold = cfg["synth"]["threshold"]
-knob_ts = diffusion.build_sampler("ancestral", **schedule, num_steps=gcfg["knob_steps"]).timesteps
+unet = checkpoints.load_model(pipeline.diffusion_model(cfg, device, seed), "diffusion", device)
+teacher = checkpoints.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
+labels = torch.arange(10).repeat_interleave(gcfg.knob_per_class)
+schedule = dcfg.schedule()
+threshold = cfg.synth.threshold
+knob_ts = diffusion.build_sampler(gcfg, schedule, sampler="ancestral", num_steps=gcfg.knob_steps).timesteps
 KEEP = tuple(knob_ts[torch.linspace(0, len(knob_ts) - 1, 9).round().long()].tolist())  # for the trajectory
-glue("knob_steps", gcfg["knob_steps"], display=False)
+glue("knob_steps", gcfg.knob_steps, display=False)
 glue("knob_n", len(labels), display=False)
-glue("knob_per_class", gcfg["knob_per_class"], display=False)
+glue("knob_per_class", gcfg.knob_per_class, display=False)
 
 # %% [markdown]
 # ## The knobs of the thesis, measured
@@ -101,33 +101,34 @@ glue("knob_per_class", gcfg["knob_per_class"], display=False)
 # Each setting is cached under `artifacts/<profile>/knobs/`.
 
 # %%
-w0 = gcfg["guidance_w"]
+w0 = gcfg.guidance_w
 SETTINGS = {  # name: (sampler, steps, clip, w, x_T scale, noise scale)
-    "no clipping": ("ancestral", gcfg["knob_steps"], False, w0, 1.0, 1.0),
-    "clipping": ("ancestral", gcfg["knob_steps"], True, w0, 1.0, 1.0),
-    **{f"w={w}": ("ancestral", gcfg["knob_steps"], True, w, 1.0, 1.0) for w in (0.0, 0.5, 1.0, 2.0, 4.0)},
-    **{f"x_T×{a}, noise×{b}": ("ancestral", gcfg["knob_steps"], True, w0, a, b) for a, b in
+    "no clipping": ("ancestral", gcfg.knob_steps, False, w0, 1.0, 1.0),
+    "clipping": ("ancestral", gcfg.knob_steps, True, w0, 1.0, 1.0),
+    **{f"w={w}": ("ancestral", gcfg.knob_steps, True, w, 1.0, 1.0) for w in (0.0, 0.5, 1.0, 2.0, 4.0)},
+    **{f"x_T×{a}, noise×{b}": ("ancestral", gcfg.knob_steps, True, w0, a, b) for a, b in
        ((1.0, 1.0), (1.0, 0.5), (0.5, 1.0), (0.5, 0.5))},
-    f"DDIM {gcfg['num_steps']} steps (the set's sampler)": ("ddim", gcfg["num_steps"], gcfg["clip_x0"], w0,
-                                                           gcfg["x_T_scale"], 1.0),
+    f"DDIM {gcfg.num_steps} steps (the set's sampler)": ("ddim", gcfg.num_steps, gcfg.clip_x0, w0,
+                                                           gcfg.x_T_scale, 1.0),
 }
 
 
 def knob_run(name, sampler_name, steps, clip, w, x_T_scale, noise_scale):
     """Generate the digits of one setting (cached) and let the teacher measure them."""
     def compute():
-        s = diffusion.build_sampler(sampler_name, **schedule, clip_x0=clip, noise_scale=noise_scale, num_steps=steps)
+        s = diffusion.build_sampler(gcfg, schedule, sampler=sampler_name, clip_x0=clip, noise_scale=noise_scale,
+                                    num_steps=steps)
         t0 = time.perf_counter()
         x, traj = diffusion.generate(unet, s, labels, w, torch.Generator().manual_seed(seed), x_T_scale=x_T_scale,
                                      progress=True, return_trajectory=KEEP)
         x = data.to_model_range(data.to_uint8(x))  # what the teacher and a student would see
         return {"images": x.half(), "samples_per_s": len(x) / (time.perf_counter() - t0),
-                "trajectory": torch.stack([traj[t][:: gcfg["knob_per_class"]] for t in KEEP], 1).half()
+                "trajectory": torch.stack([traj[t][:: gcfg.knob_per_class] for t in KEEP], 1).half()
                 if sampler_name == "ancestral" else None,
                 **evaluate.generation_quality(teacher, x, labels, threshold, device=device, group_by_teacher=w == 0)}
-    key = artifacts.fingerprint({"setting": SETTINGS[name], "labels": labels.tolist(), "seed": seed,
+    key = store.fingerprint({"setting": SETTINGS[name], "labels": labels.tolist(), "seed": seed,
                                  "threshold": threshold}, out / "diffusion.pt", out / "teacher.pt")
-    return artifacts.cached(out / "knobs" / (re.sub(r"[^\w.=-]+", "_", name) + ".pt"), key, compute)
+    return store.cached(out / "knobs" / (re.sub(r"[^\w.=-]+", "_", name) + ".pt"), key, compute)
 
 
 first_name = {}  # a setting listed under several names (w=1 is also "clipping") runs once
@@ -135,14 +136,14 @@ for name, setting in SETTINGS.items():
     first_name.setdefault(setting, name)
 results = {name: knob_run(first_name[setting], *setting) for name, setting in SETTINGS.items()}
 x_real, y_real = data.test_tensors(None)
-real_pick = torch.cat([torch.nonzero(y_real == c).flatten()[: gcfg["knob_per_class"]] for c in range(10)])
+real_pick = torch.cat([torch.nonzero(y_real == c).flatten()[: gcfg.knob_per_class] for c in range(10)])
 real_diversity = evaluate.feature_diversity(evaluate.features(teacher, x_real[real_pick], device=device),
                                             y_real[real_pick])
 
 # %%
 def rows_of(names):
     """Mosaic of one digit per class (columns) per setting (rows)."""
-    first = torch.arange(10) * gcfg["knob_per_class"]
+    first = torch.arange(10) * gcfg.knob_per_class
     return torch.cat([results[n]["images"][first].float() for n in names])
 
 
@@ -227,13 +228,13 @@ plots.glue_figure("fig_trajectory", fig)
 # the same grid at this profile's settings for the digit 3.
 
 # %%
-defaults = {"digit": 3, "w": gcfg["guidance_w"], "sampler": gcfg["sampler"], "steps": gcfg["num_steps"],
-            "clip": gcfg["clip_x0"], "seed": seed}
+defaults = {"digit": 3, "w": gcfg.guidance_w, "sampler": gcfg.sampler, "steps": gcfg.num_steps,
+            "clip": gcfg.clip_x0, "seed": seed}
 widget = live.show_controls(lambda: controls.sampling_controls(unet, schedule, defaults),
                             static=controls.sampling_frame(unet, schedule, **defaults))
 
 # %%
-artifacts.update_metrics(profile, "generation", {"knobs": table.drop("real test digits").to_dict(orient="index"),
+store.update_metrics(profile, "generation", {"knobs": table.drop("real test digits").to_dict(orient="index"),
                                                  "real_diversity": real_diversity,
-                                                 "knob_sampler_steps": gcfg["knob_steps"]})
-artifacts.record_stage_time(profile, "03_generation", t_start)
+                                                 "knob_sampler_steps": gcfg.knob_steps})
+store.record_stage_time(profile, "03_generation", t_start)

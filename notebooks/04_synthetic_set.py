@@ -49,20 +49,20 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, controls, data, diffusion, live, pipeline, plots, synth
+from kr_utils import checkpoints, controls, data, live, pipeline, plots, runtime, store, synth
 
 cfg = kr_utils.get_config(profile, synth__per_class=per_class, synth__threshold=threshold,
                           synth__label_mode=label_mode)
-seed = cfg["seed"] if seed is None else seed
-dcfg, gcfg, scfg, profile = cfg["diffusion"], cfg["generation"], cfg["synth"], cfg["profile"]
-out = artifacts.artifact_dir(profile)
-device = artifacts.device()
+seed = cfg.seed if seed is None else seed
+dcfg, gcfg, scfg, profile = cfg.diffusion, cfg.sampler, cfg.synth, cfg.profile
+out = store.artifact_dir(profile)
+device = runtime.device()
 t_start = time.perf_counter()
 print(f"profile={profile} device={device} artifacts={out}")
 
 # %% [markdown]
 # A set built from the same settings, teacher and diffusion checkpoints is reused (the
-# fingerprint of `kr_utils.artifacts.fingerprint` is stored in `summary.json`).
+# fingerprint of `kr_utils.store.fingerprint` is stored in `summary.json`).
 
 # %%
 summary, reused = pipeline.build_synthetic_set(cfg, device, seed)  # teacher and diffusion model found or built first
@@ -74,7 +74,7 @@ glue("synth_agreement", f"{100 * summary['agreement']:.1f}%" if summary["agreeme
      display=False)
 glue("synth_time", f"{gen_time / 60:.1f}", display=False)
 glue("synth_rate", f"{summary['generated_per_s']:.0f}", display=False)
-glue("synth_sampler", f"{gcfg['sampler']} with {gcfg['num_steps']} steps", display=False)
+glue("synth_sampler", f"{gcfg.sampler} with {gcfg.num_steps} steps", display=False)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -160,15 +160,14 @@ glue("mean_abs_diff", f"{diff.mean():.1f}", display=False)
 # page shows the profile's threshold, {glue:text}`synth_threshold_cfg`.
 
 # %%
-glue("synth_threshold_cfg", scfg["threshold"], display=False)
-unet = artifacts.load_model(pipeline.diffusion_model(cfg, device, seed), "diffusion", device)
-teacher = artifacts.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
-schedule = dict(T=dcfg["T"], beta_start=dcfg["beta_start"], beta_end=dcfg["beta_end"])
-demo_x, demo_conf = controls.confidence_demo(unet, teacher, schedule, gcfg, seed)
-widget = live.show_controls(lambda: controls.threshold_controls(demo_x, demo_conf, scfg["threshold"]),
-                            static=controls.threshold_frame(demo_x, demo_conf, scfg["threshold"]))
+glue("synth_threshold_cfg", scfg.threshold, display=False)
+unet = checkpoints.load_model(pipeline.diffusion_model(cfg, device, seed), "diffusion", device)
+teacher = checkpoints.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
+demo_x, demo_conf = controls.confidence_demo(unet, teacher, dcfg.schedule(), gcfg, seed)
+widget = live.show_controls(lambda: controls.threshold_controls(demo_x, demo_conf, scfg.threshold),
+                            static=controls.threshold_frame(demo_x, demo_conf, scfg.threshold))
 
 # %%
-artifacts.update_metrics(profile, "synthetic_set", {**summary, "reused": reused, "background_real": bg["real"],
+store.update_metrics(profile, "synthetic_set", {**summary, "reused": reused, "background_real": bg["real"],
                                                      "background_synthetic": bg["synthetic"]})
-artifacts.record_stage_time(profile, "04_synthetic_set", t_start)
+store.record_stage_time(profile, "04_synthetic_set", t_start)

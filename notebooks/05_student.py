@@ -25,8 +25,8 @@
 # $$\mathcal L = \alpha\,\mathrm{CE}(z_s, y) + (1-\alpha)\,\tau^2\,
 #   \mathrm{KL}\big(\mathrm{softmax}(z_t/\tau)\,\|\,\mathrm{softmax}(z_s/\tau)\big) \tag{8}$$
 #
-# (`kr_utils.train.distillation_loss`), using the teacher logits saved with the set. Small random
-# affine jitter of the synthetic digits (`kr_utils.train.augment`) is on at the `cpu` and `gpu`
+# (`kr_utils.distill.distillation_loss`), using the teacher logits saved with the set. Small random
+# affine jitter of the synthetic digits (`kr_utils.distill.augment`) is on at the `cpu` and `gpu`
 # profiles.
 
 # %% tags=["remove-cell"]
@@ -49,13 +49,13 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, evaluate, experiments, models, pipeline, plots, synth, thesis, train
+from kr_utils import config, evaluate, pipeline, plots, runtime, store, studies, thesis
 
 cfg = kr_utils.get_config(profile, student__soft=soft, student__arch=arch, student__epochs=epochs)
-seed = cfg["seed"] if seed is None else seed
-scfg, profile = cfg["student"], cfg["profile"]
-out = artifacts.artifact_dir(profile)
-device = artifacts.device()
+seed = cfg.seed if seed is None else seed
+scfg, profile = cfg.student, cfg.profile
+out = store.artifact_dir(profile)
+device = runtime.device()
 t_start = time.perf_counter()
 print(f"profile={profile} device={device} artifacts={out}")
 split = pipeline.student_split(cfg, device, seed)  # the synthetic set, found or built first (chapters 1, 2, 4)
@@ -63,7 +63,7 @@ stored, syn_train, syn_val, (x_te, y_te) = split["stored"], split["train"], spli
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"student {scfg['arch']}: {len(syn_train[0])} synthetic training digits, "
+print(f"student {scfg.arch}: {len(syn_train[0])} synthetic training digits, "
       f"{len(syn_val[0])} synthetic validation digits")
 
 # %% [markdown]
@@ -74,25 +74,25 @@ print(f"student {scfg['arch']}: {len(syn_train[0])} synthetic training digits, "
 # gets {glue:text}`student_seeds` seeds, every other cell {glue:text}`grid_seeds_n`;
 # each run lasts {glue:text}`student_epochs_cfg` epochs at this profile (the thesis: 30-100
 # epochs, 10 seeds). Runs are cached under `artifacts/<profile>/students/`
-# (`kr_utils.experiments.run_classifier`), so an interrupted grid resumes at the run and epoch
+# (`kr_utils.studies.run_classifier`), so an interrupted grid resumes at the run and epoch
 # where it stopped.
 
 # %%
-ecfg = cfg["experiments"]
-main_cell = (scfg["arch"], experiments.label_setting_of(scfg))
-cells = [main_cell] + [(a, lab) for a in ecfg["grid_archs"] for lab in ecfg["grid_labels"] if (a, lab) != main_cell]
+ecfg = cfg.studies
+main_cell = (scfg.arch, scfg.recipe().labels)
+cells = [main_cell] + [(a, lab) for a in ecfg.grid_archs for lab in ecfg.grid_labels if (a, lab) != main_cell]
 runs = {cell: {s: pipeline.student_run(cfg, split, *cell, s, device)
-               for s in (scfg["seeds"] if cell == main_cell else ecfg["grid_seeds"])} for cell in cells}
+               for s in (scfg.seeds if cell == main_cell else ecfg.grid_seeds)} for cell in cells}
 summary = {cell: evaluate.summarize_seeds([r["accuracy"] for r in rs.values()]) for cell, rs in runs.items()}
 accs = summary[main_cell]
-first = runs[main_cell][scfg["seeds"][0]]
-pipeline.save_student(cfg, first, scfg["seeds"][0])  # artifacts/<profile>/student.pt
+first = runs[main_cell][scfg.seeds[0]]
+pipeline.save_student(cfg, first, scfg.seeds[0])  # artifacts/<profile>/student.pt
 
 # %%
 teacher_acc = pipeline.teacher_accuracy(cfg, device)  # chapter 1's record, or measured now
-glue("student_main_cell", f"{main_cell[0]}, {experiments.LABEL_NAMES[main_cell[1]]}", display=False)
-glue("grid_seeds_n", len(ecfg["grid_seeds"]), display=False)
-glue("student_epochs_cfg", scfg["epochs"], display=False)
+glue("student_main_cell", f"{main_cell[0]}, {config.LABEL_NAMES[main_cell[1]]}", display=False)
+glue("grid_seeds_n", len(ecfg.grid_seeds), display=False)
+glue("student_epochs_cfg", scfg.epochs, display=False)
 glue("student_acc", f"{100 * accs['mean']:.2f}%", display=False)
 gap = 100 * (teacher_acc - accs["mean"])
 glue("student_gap", f"{abs(gap):.2f} points {'below' if gap >= 0 else 'above'}", display=False)
@@ -100,7 +100,7 @@ glue("student_seeds", accs["n"], display=False)
 glue("student_spread", "" if accs["std"] is None else
      f" (± {100 * accs['std']:.2f} std, 95% CI [{100 * accs['ci95'][0]:.2f}, {100 * accs['ci95'][1]:.2f}])",
      display=False)
-glue("student_labels", experiments.LABEL_NAMES[main_cell[1]], display=False)
+glue("student_labels", config.LABEL_NAMES[main_cell[1]], display=False)
 fig = plots.band_curves({f"{main_cell[0]}, {main_cell[1]}": [r["history"] for r in runs[main_cell].values()]},
                         keys=("val_loss", "val_acc", "real_test_acc"))
 plots.glue_figure("fig_student_curves", fig)
@@ -117,12 +117,12 @@ plots.glue_figure("fig_student_curves", fig)
 # ```
 
 # %%
-by_arch = {a: [r["history"] for r in runs[(a, main_cell[1])].values()] for a in ecfg["grid_archs"]
+by_arch = {a: [r["history"] for r in runs[(a, main_cell[1])].values()] for a in ecfg.grid_archs
            if (a, main_cell[1]) in runs}
 fig = plots.band_curves(by_arch, keys=("real_test_acc",))
 plots.glue_figure("fig_student_archs", fig)
-by_labels = {experiments.LABEL_NAMES[lab]: [r["history"] for r in runs[(main_cell[0], lab)].values()]
-             for lab in ecfg["grid_labels"] if (main_cell[0], lab) in runs}
+by_labels = {config.LABEL_NAMES[lab]: [r["history"] for r in runs[(main_cell[0], lab)].values()]
+             for lab in ecfg.grid_labels if (main_cell[0], lab) in runs}
 fig = plots.band_curves(by_labels, keys=("real_test_acc",))
 plots.glue_figure("fig_student_label_curves", fig)
 
@@ -139,13 +139,13 @@ plots.glue_figure("fig_student_label_curves", fig)
 # ## Final table
 
 # %%
-table = pd.DataFrame({experiments.LABEL_NAMES[lab]: {a: evaluate.format_summary(summary[(a, lab)])
-                                                     for a in ecfg["grid_archs"] if (a, lab) in summary}
-                      for lab in ecfg["grid_labels"]})
+table = pd.DataFrame({config.LABEL_NAMES[lab]: {a: evaluate.format_summary(summary[(a, lab)])
+                                                     for a in ecfg.grid_archs if (a, lab) in summary}
+                      for lab in ecfg.grid_labels})
 table["thesis, real test (§4.4, final)"] = [f"{100 * thesis.STUDENTS_REAL_FINAL[a]:.1f}%" for a in table.index]
 table["thesis, synthetic test (Table 7)"] = [f"{100 * thesis.STUDENTS_ON_SYNTHETIC[a]:.2f}%" for a in table.index]
 best = max(summary, key=lambda c: summary[c]["mean"])
-glue("grid_best", f"{best[0]} with {experiments.LABEL_NAMES[best[1]]} ({100 * summary[best]['mean']:.2f}%)",
+glue("grid_best", f"{best[0]} with {config.LABEL_NAMES[best[1]]} ({100 * summary[best]['mean']:.2f}%)",
      display=False)
 hard, soft = (main_cell[0], "hard"), (main_cell[0], "soft_t4")
 glue("grid_soft_gain", f"{100 * (summary[soft]['mean'] - summary[hard]['mean']):+.2f}"
@@ -161,11 +161,11 @@ table
 # students reached 91-96%.
 
 # %%
-artifacts.update_metrics(profile, "student", {
-    "arch": scfg["arch"], "soft": scfg["soft"], "augment": scfg["augment"], "test_accuracy": accs,
+store.update_metrics(profile, "student", {
+    "arch": scfg.arch, "soft": scfg.soft, "augment": scfg.augment, "test_accuracy": accs,
     "per_class_accuracy": first["per_class_accuracy"],
     "epochs_run": [len(r["history"]["epoch"]) for r in runs[main_cell].values()],
     "train_size": len(syn_train[0]), "val_size": len(syn_val[0]),
     "grid": {f"{a}/{lab}": v for (a, lab), v in summary.items()},
     "train_time_s": sum(r["train_time_s"] for rs in runs.values() for r in rs.values())})
-artifacts.record_stage_time(profile, "05_student", t_start)
+store.record_stage_time(profile, "05_student", t_start)

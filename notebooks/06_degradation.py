@@ -47,67 +47,37 @@ seed = None     # overrides the profile's seed
 import time
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import torch
-from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, diffusion, evaluate, experiments, pipeline, plots, synth, thesis, train
+from kr_utils import checkpoints, data, diffusion, distill, evaluate, pipeline, plots, runtime, store, studies, thesis
+from kr_utils.live import glue
 
 cfg = kr_utils.get_config(profile)
-seed = cfg["seed"] if seed is None else seed
-dcfg, gcfg, scfg, ecfg, profile = cfg["diffusion"], cfg["generation"], cfg["student"], cfg["experiments"], cfg["profile"]
-out = artifacts.artifact_dir(profile)
-device = artifacts.device()
+seed = cfg.seed if seed is None else seed
+scfg, ecfg, profile = cfg.student, cfg.studies, cfg.profile
+device = runtime.device()
 t_start = time.perf_counter()
-print(f"profile={profile} device={device} artifacts={out}")
+print(f"profile={profile} device={device} artifacts={store.artifact_dir(profile)}")
 # found in the artifacts folder, or built first as chapters 1, 2 (with its milestone checkpoints) and 5 do
-teacher = artifacts.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
-pipeline.diffusion_model(cfg, device, seed, with_milestones=True)
+teacher = checkpoints.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
+d_path = pipeline.diffusion_model(cfg, device, seed, with_milestones=True)
 student_path = pipeline.student(cfg, device)
-sampler = diffusion.build_sampler(gcfg["sampler"], dcfg["T"], dcfg["beta_start"], dcfg["beta_end"],
-                                  clip_x0=gcfg["clip_x0"], noise_scale=gcfg["noise_scale"], num_steps=gcfg["num_steps"])
-x_te, y_te = data.test_tensors(cfg["test_subset"])
-n_per_class, threshold = ecfg["degradation_per_class"], cfg["synth"]["threshold"]
-milestones = ecfg["degradation_milestones"]
-missing = [m for m in milestones if not (out / f"diffusion_step{m}.pt").exists()]
-if missing:
-    raise FileNotFoundError(f"no checkpoint for diffusion steps {missing} in {out}: run chapter 2 first")
-main_labels = experiments.label_setting_of(scfg)
-glue("degr_per_class", n_per_class, display=False)
-glue("degr_threshold", threshold, display=False)
-glue("degr_epochs", ecfg["degradation_epochs"], display=False)
-glue("degr_ch5_updates", f"{train.optimizer_updates(10 * cfg['synth']['per_class'], scfg['val_fraction'], scfg['batch_size'], scfg['epochs']):,d}",
+sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(d_path))
+x_te, y_te = data.test_tensors(cfg.test_subset)
+glue("degr_per_class", ecfg.degradation_per_class, display=False)
+glue("degr_threshold", cfg.synth.threshold, display=False)
+glue("degr_epochs", ecfg.degradation_epochs, display=False)
+glue("degr_ch5_updates", f"{distill.optimizer_updates(10 * cfg.synth.per_class, scfg.val_fraction, scfg.batch_size, scfg.epochs):,d}",
      display=False)
 
 # %% [markdown]
 # ## A synthetic set from each checkpoint
+#
+# `kr_utils.studies.degradation_set` draws the budget from one checkpoint and keeps what the
+# teacher accepts (cached under `artifacts/<profile>/degradation/`).
 
 # %%
-def degradation_set(step):
-    """The budgeted set of one milestone checkpoint (cached), and the key of its inputs."""
-    path = out / f"diffusion_step{step}.pt"
-    key = artifacts.fingerprint({"gen": gcfg, "n": n_per_class, "thr": threshold, "seed": seed,
-                                 "labels": cfg["synth"]["label_mode"]}, path, out / "teacher.pt")
-
-    def compute():
-        t0 = time.perf_counter()
-        try:
-            r = synth.build_synthetic_set(
-                artifacts.load_model(path, "diffusion", device), sampler, teacher, per_class=n_per_class,
-                threshold=threshold, threshold_floor=threshold, guidance_w=gcfg["guidance_w"],
-                label_mode=cfg["synth"]["label_mode"],
-                x_T_scale=gcfg["x_T_scale"], oversample=1.0, budget=10 * n_per_class,
-                batch_size=gcfg["batch_size"], seed=seed, device=device)
-        except synth.SyntheticSetError:  # the teacher accepted nothing: an empty set
-            r = {"images": np.zeros((0, 28, 28), np.uint8), "labels": np.zeros(0, np.int64),
-                 "logits": np.zeros((0, 10), np.float32), "generated": 10 * n_per_class, "acceptance_rate": 0.0}
-        return {"images": torch.from_numpy(r["images"]), "labels": torch.from_numpy(r["labels"].astype(np.int64)),
-                "logits": torch.from_numpy(r["logits"]), "generated": r["generated"],
-                "acceptance": r["acceptance_rate"], "time_s": time.perf_counter() - t0}
-    return key, artifacts.cached(out / "degradation" / f"set_step{step}.pt", key, compute)
-
-
-sets = {step: degradation_set(step) for step in milestones}
+milestones = ecfg.degradation_milestones
+sets = {step: studies.degradation_set(cfg, step, teacher, sampler, seed=seed, device=device) for step in milestones}
 blank = np.zeros((28, 28), np.uint8)  # a black square where a class has no kept digit
 grid = [s["images"][s["labels"] == c][0].numpy() if (s["labels"] == c).any() else blank
         for _, s in sets.values() for c in range(10)]
@@ -121,36 +91,16 @@ plots.glue_figure("fig_degr_samples", fig)
 # ```
 
 # %%
-MIN_SET = 20  # below this a student and its validation split mean nothing
-students = {}
-for step, (key, s) in sets.items():
-    if len(s["labels"]) < MIN_SET:
-        continue
-    tr, va = train.synthetic_split(s["images"].numpy(), s["labels"].numpy(), s["logits"].numpy(),
-                                   scfg["val_fraction"], seed)
-    for arch in ecfg["grid_archs"]:
-        students[(arch, step)] = experiments.run_classifier(
-            tr, va, experiments.cell_config(scfg, arch, main_labels, epochs=ecfg["degradation_epochs"]), seed=seed,
-            device=device, test=(x_te, y_te),
-            cache_path=out / "degradation" / f"{arch}_step{step}.pt", inputs_key=key, desc=f"{arch} step {step}",
-            test_curve=False)
-if not any(arch == scfg["arch"] for arch, _ in students):
-    raise RuntimeError(f"no checkpoint of {list(milestones)} gave {MIN_SET} digits the teacher accepts at "
-                       f"{threshold}; raise experiments.degradation_per_class")
-table = pd.DataFrame({f"step {step}": {
-    "fraction of training": step / dcfg["steps"], "generated": s["generated"], "kept": len(s["labels"]),
-    "acceptance": s["acceptance"],
-    "updates": train.optimizer_updates(len(s["labels"]), scfg["val_fraction"], scfg["batch_size"],
-                                       ecfg["degradation_epochs"]),
-    **{arch: students[(arch, step)]["accuracy"] if (arch, step) in students else np.nan for arch in ecfg["grid_archs"]}}
-    for step, (_, s) in sets.items()}).T
-table.style.format({c: "{:.3f}" for c in ["fraction of training", "acceptance", *ecfg["grid_archs"]]} |
+students = studies.degradation_students(cfg, sets, seed=seed, device=device, test=(x_te, y_te))
+table = studies.degradation_table(cfg, sets, students)
+shown = table.rename(index=lambda k: k.replace("_", " "), columns=lambda c: c.replace("_", " "))
+shown.style.format({c: "{:.3f}" for c in ["fraction of training", "acceptance", *ecfg.grid_archs]} |
                    {"generated": "{:.0f}", "kept": "{:.0f}", "updates": "{:.0f}"}, na_rep="too few digits")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
-for arch in ecfg["grid_archs"]:
-    line, = ax.plot(table["fraction of training"], 100 * table[arch], marker="o", label=f"{arch} (this book)")
+for arch in ecfg.grid_archs:
+    line, = ax.plot(table["fraction_of_training"], 100 * table[arch], marker="o", label=f"{arch} (this book)")
     th = thesis.DEGRADATION[arch]
     ax.plot([e / thesis.DIFFUSION_EPOCHS for e in th], [100 * v for v in th.values()], ls="--", marker="x",
             color=line.get_color(), alpha=0.6, label=f"{arch} (thesis)")
@@ -158,10 +108,11 @@ ax.set_xlabel("fraction of the diffusion model's training"); ax.set_ylabel("stud
 ax.grid(alpha=0.3); ax.legend(fontsize=7)
 fig.tight_layout()
 plots.glue_figure("fig_degradation", fig)
-main = table[scfg["arch"]].dropna()
-glue("degr_first", f"{100 * main.iloc[0]:.1f}% at {main.index[0]}", display=False)
-glue("degr_last", f"{100 * main.iloc[-1]:.1f}% at {main.index[-1]}", display=False)
-glue("degr_peak", f"{100 * main.max():.1f}% at {main.idxmax()}", display=False)
+main = table[scfg.arch].dropna()
+step_name = lambda k: k.replace("_", " ")  # noqa: E731  (the row id step_750 reads "step 750")
+glue("degr_first", f"{100 * main.iloc[0]:.1f}% at {step_name(main.index[0])}", display=False)
+glue("degr_last", f"{100 * main.iloc[-1]:.1f}% at {step_name(main.index[-1])}", display=False)
+glue("degr_peak", f"{100 * main.max():.1f}% at {step_name(main.idxmax())}", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_degradation
@@ -180,11 +131,10 @@ glue("degr_peak", f"{100 * main.max():.1f}% at {main.idxmax()}", display=False)
 # ## Errors of an early and of the final student
 
 # %%
-glue("student_arch_name", scfg["arch"], display=False)
-early_step = min((k for k in students if k[0] == scfg["arch"]),
-                 key=lambda k: abs(students[k]["accuracy"] - thesis.EARLY_STUDENT_ACCURACY))[1]
-early = students[(scfg["arch"], early_step)]
-final_model = artifacts.load_model(student_path, "student", device)
+glue("student_arch_name", scfg.arch, display=False)
+early_step = studies.closest_student(students, scfg.arch, thesis.EARLY_STUDENT_ACCURACY)
+early = students[(scfg.arch, early_step)]
+final_model = checkpoints.load_model(student_path, "student", device)
 final_logits = evaluate.predict_logits(final_model, x_te, device=device)
 errors = {}
 for name, logits in (("early", early["test_logits"]), ("final", final_logits)):
@@ -201,7 +151,7 @@ for name, logits in (("early", early["test_logits"]), ("final", final_logits)):
     glue(f"errors_{name}_top", ", ".join(f"{t}→{p} ({n})" for t, p, n in errors[name]["top_confusions"]), display=False)
     glue(f"errors_{name}_acc", f"{100 * rep['accuracy']:.2f}%", display=False)
 glue("errors_early_step", early_step, display=False)
-glue("final_student_seed", scfg["seeds"][0], display=False)
+glue("final_student_seed", scfg.seeds[0], display=False)
 glue("thesis_early_top", ", ".join(f"{t}→{p} ({n})" for t, p, n in thesis.EARLY_CONFUSIONS), display=False)
 
 # %% [markdown]
@@ -230,9 +180,9 @@ glue("thesis_early_top", ", ".join(f"{t}→{p} ({n})" for t, p, n in thesis.EARL
 # ```
 
 # %%
-artifacts.update_metrics(profile, "degradation", {
-    "per_class_budget": n_per_class, "milestones": list(milestones),
+store.update_metrics(profile, "degradation", {
+    "per_class_budget": ecfg.degradation_per_class, "milestones": list(milestones),
     "table": table.to_dict(orient="index"),
     "early_student": {"step": early_step, **{k: v for k, v in errors["early"].items() if k not in ("worst", "logits")}},
     "final_student": {k: v for k, v in errors["final"].items() if k not in ("worst", "logits")}})
-artifacts.record_stage_time(profile, "06_degradation", t_start)
+store.record_stage_time(profile, "06_degradation", t_start)

@@ -18,11 +18,11 @@
 # 94.3%. The thesis' code did four things differently from what its text describes, or from
 # what this book does. Here each is put
 # back **one at a time** into this book's recipe, and then all four together, and the
-# student's accuracy on the real test set is measured (`kr_utils.experiments.ABLATIONS`):
+# student's accuracy on the real test set is measured (`kr_utils.studies.ABLATIONS`):
 #
 # 1. **Grey background.** Its code normalised the generated digits to $[0, 1]$ twice before
 #    storing them, so black became 127 and the stored digits live in $[127, 255]$
-#    (`experiments.thesis_background`), while the real test digits are on black.
+#    (`studies.thesis_background`), while the real test digits are on black.
 # 2. **Requested class as label.** Its code stored the class asked of the diffusion model, not
 #    the teacher's argmax that the text describes (they disagree on the digits where the
 #    generator missed).
@@ -54,21 +54,21 @@ import matplotlib.pyplot as plt
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, evaluate, experiments, pipeline, plots, synth, thesis
+from kr_utils import data, evaluate, pipeline, plots, runtime, store, studies, synth, thesis
 
 cfg = kr_utils.get_config(profile)
-scfg, ecfg, profile = cfg["student"], cfg["experiments"], cfg["profile"]
-out = artifacts.artifact_dir(profile)
-device = artifacts.device()
+scfg, ecfg, profile = cfg.student, cfg.studies, cfg.profile
+out = store.artifact_dir(profile)
+device = runtime.device()
 t_start = time.perf_counter()
 print(f"profile={profile} device={device} artifacts={out}")
 stored = synth.load_synthetic_set(pipeline.synthetic_set(cfg, device))  # found, or built first (chapters 1, 2, 4)
-x_te, y_te = data.test_tensors(cfg["test_subset"])
-glue("abl_per_class", ecfg["ablation_per_class"], display=False)
-glue("abl_seeds", len(ecfg["ablation_seeds"]), display=False)
+x_te, y_te = data.test_tensors(cfg.test_subset)
+glue("abl_per_class", ecfg.ablation_per_class, display=False)
+glue("abl_seeds", len(ecfg.ablation_seeds), display=False)
 
 # %%
-grey = experiments.thesis_background(stored["images"][:10])
+grey = studies.thesis_background(stored["images"][:10])
 fig = plots.mosaic(np.concatenate([stored["images"][:10], grey, data.load_mnist("test")[0][:10]]), nrow=3,
                    row_labels=["synthetic, stored by this book", "the same, stored as the thesis' code did",
                                "real test digits"])
@@ -83,24 +83,24 @@ glue("abl_grey_min", int(grey.min()), display=False)
 
 # %%
 runs = {}
-for i, (name, variant) in enumerate(experiments.ABLATIONS.items()):
-    vcfg, select_best = experiments.ablation_config(scfg, variant, ecfg["ablation_per_class"], ecfg["thesis_per_class"])
+for i, (name, variant) in enumerate(studies.ABLATIONS.items()):
+    vcfg, select_best = studies.ablation_config(scfg, variant, ecfg.ablation_per_class, ecfg.thesis_per_class)
     runs[name] = {}
-    for s in ecfg["ablation_seeds"]:
-        train_set, val_set = experiments.ablation_data(stored, variant, ecfg["ablation_per_class"],
-                                                       ecfg["thesis_per_class"], scfg["val_fraction"], s)
-        runs[name][s] = experiments.run_classifier(
+    for s in ecfg.ablation_seeds:
+        train_set, val_set = studies.ablation_data(stored, variant, ecfg.ablation_per_class,
+                                                       ecfg.thesis_per_class, scfg.val_fraction, s)
+        runs[name][s] = studies.run_classifier(
             train_set, val_set, vcfg, seed=s, device=device, test=(x_te, y_te), select_best=select_best,
             cache_path=out / "ablation" / f"variant{i}_seed{s}.pt", desc=f"{name}, seed {s}", test_curve=False,
-            inputs_key=f"{stored['summary']['inputs_key']}:{sorted(variant.items())}:{ecfg['ablation_per_class']}:"
-                       f"{ecfg['thesis_per_class']}")
+            inputs_key=f"{stored['summary']['inputs_key']}:{sorted(variant.items())}:{ecfg.ablation_per_class}:"
+                       f"{ecfg.thesis_per_class}")
 summary = {name: evaluate.summarize_seeds([r["accuracy"] for r in rs.values()]) for name, rs in runs.items()}
 ref = summary["this book (hard labels)"]["mean"]
 table = pd.DataFrame({name: {
     "real-test accuracy": evaluate.format_summary(v), "change (points)": f"{100 * (v['mean'] - ref):+.2f}",
     "epochs trained": ", ".join(str(len(r["history"]["epoch"])) for r in runs[name].values()),
     "digits (train + validation)":
-        10 * (ecfg["thesis_per_class"] if experiments.ABLATIONS[name].get("small") else ecfg["ablation_per_class"])}
+        10 * (ecfg.thesis_per_class if studies.ABLATIONS[name].get("small") else ecfg.ablation_per_class)}
     for name, v in summary.items()}).T
 table
 
@@ -135,7 +135,7 @@ glue("abl_worst", worst, display=False)
 # largest single cause is **{glue:text}`abl_worst`**.
 
 # %%
-artifacts.update_metrics(profile, "ablation", {
-    "reference_per_class": ecfg["ablation_per_class"], "seeds": list(ecfg["ablation_seeds"]),
+store.update_metrics(profile, "ablation", {
+    "reference_per_class": ecfg.ablation_per_class, "seeds": list(ecfg.ablation_seeds),
     "variants": {n: {"accuracy": v, "change_points": 100 * (v["mean"] - ref)} for n, v in summary.items()}})
-artifacts.record_stage_time(profile, "07_ablation", t_start)
+store.record_stage_time(profile, "07_ablation", t_start)

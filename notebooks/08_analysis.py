@@ -37,12 +37,12 @@ import numpy as np
 import pandas as pd
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, evaluate, pipeline, plots, thesis
+from kr_utils import evaluate, pipeline, plots, store, thesis
 
 t_start = time.perf_counter()
 cfg = kr_utils.get_config(profile)
-profile = cfg["profile"]
-print(f"profile={profile} artifacts={artifacts.artifact_dir(profile)}")
+profile = cfg.profile
+print(f"profile={profile} artifacts={store.artifact_dir(profile)}")
 m, source = pipeline.analysis_metrics(profile)  # this run's, or the recorded run's when chapters 1-7 have not run here
 glue("analysis_source", source, display=False)
 pct = lambda v: "—" if v is None else f"{100 * v:.2f}%"
@@ -52,7 +52,7 @@ pct = lambda v: "—" if v is None else f"{100 * v:.2f}%"
 
 # %%
 main_arch = m["student"]["arch"]
-deg = pd.DataFrame(m["degradation"]["table"]).T.sort_values("fraction of training")  # JSON keys are sorted as text
+deg = pd.DataFrame(m["degradation"]["table"]).T.sort_values("fraction_of_training")  # JSON keys are sorted as text
 deg_main = deg[main_arch].dropna()
 early = m["degradation"]["early_student"]
 abl = m["ablation"]["variants"]
@@ -75,9 +75,9 @@ rows += [
     ("diffusion loss at the end of training", f"{thesis.DIFFUSION_FINAL_LOSS[0]}-{thesis.DIFFUSION_FINAL_LOSS[1]}",
      f"{m['diffusion']['final_loss']:.4f}"),
     ("degradation: earliest checkpoint", pct(thesis.DEGRADATION[main_arch][8]) + " (8% of training)",
-     f"{pct(deg_main.iloc[0])} ({100 * deg.loc[deg_main.index[0], 'fraction of training']:.0f}% of training)"),
+     f"{pct(deg_main.iloc[0])} ({100 * deg.loc[deg_main.index[0], 'fraction_of_training']:.0f}% of training)"),
     ("degradation: best checkpoint", pct(thesis.DEGRADATION[main_arch][80]) + " (80%)",
-     f"{pct(deg_main.max())} ({100 * deg.loc[deg_main.idxmax(), 'fraction of training']:.0f}%)"),
+     f"{pct(deg_main.max())} ({100 * deg.loc[deg_main.idxmax(), 'fraction_of_training']:.0f}%)"),
     ("degradation: final checkpoint", pct(thesis.DEGRADATION[main_arch][100]), pct(deg_main.iloc[-1])),
     ("early student of the error study", pct(thesis.EARLY_STUDENT_ACCURACY), pct(early["accuracy"])),
     ("its largest confusion", "{}→{} ({})".format(*thesis.EARLY_CONFUSIONS[0]),
@@ -114,9 +114,9 @@ glue("final_thesis_recipe", pct(abl["all four (the thesis' recipe)"]["accuracy"]
 #
 # ## Cost of every stage
 # Compute time of each stage on the device named above and, where a stage has a natural unit of
-# work, its rate. A rebuild reuses cached results (`kr_utils.artifacts.cached`); the times here
+# work, its rate. A rebuild reuses cached results (`kr_utils.store.cached`); the times here
 # add the stored compute time of each reused result to the rebuild's own wall time
-# (`artifacts.record_stage_time`), so they say what a stage costs, not how long a rebuild took.
+# (`store.record_stage_time`), so they say what a stage costs, not how long a rebuild took.
 
 # %%
 wt, d = ct, m["diffusion"]
@@ -185,7 +185,7 @@ plots.glue_figure("fig_wall_time", fig)
 
 # %%
 rows = {}
-for path in sorted((artifacts.repo_root() / "results").glob("*/metrics.json")):
+for path in sorted((store.repo_root() / "results").glob("*/metrics.json")):
     r = json.loads(path.read_text())
     rows[path.parent.name] = {
         "device": r["environment"]["device"], "date": r["environment"]["date"],
@@ -208,7 +208,7 @@ pd.DataFrame(rows).T if rows else "no recorded runs"
 
 # %%
 bench = {}
-for path in sorted((artifacts.repo_root() / "results").glob("*/sampler_benchmark.json")):
+for path in sorted((store.repo_root() / "results").glob("*/sampler_benchmark.json")):
     r = json.loads(path.read_text())
     for name, s in r["samplers"].items():
         bench[(path.parent.name, name)] = {
@@ -223,4 +223,4 @@ for path in sorted((artifacts.repo_root() / "results").glob("*/sampler_benchmark
 pd.DataFrame(bench).T if bench else "no recorded sampler benchmark"
 
 # %%
-artifacts.record_stage_time(profile, "08_analysis", t_start)
+store.record_stage_time(profile, "08_analysis", t_start)

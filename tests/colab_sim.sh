@@ -43,7 +43,7 @@ nbformat.write(nb, sys.argv[1])
 PY
 JUPYTER_PATH="$sim/share/jupyter" KR_ARTIFACTS="$work/colab_artifacts" KR_PROFILE=smoke \
   papermill "$nb" "$work/05_student_colab.out.ipynb" -k colab-sim --cwd "$work" --no-progress-bar \
-  --execution-timeout "$(python -c "from kr_utils.config import get_config; print(get_config('smoke')['cell_timeout_s'])")"
+  --execution-timeout "$(python -c "from kr_utils.config import get_config; print(get_config('smoke').cell_timeout_s)")"
 torch_after=$("$sim/bin/python" -c "import torch; print(torch.__file__)")
 [ "$torch_before" = "$torch_after" ] || { echo "the install replaced Colab's torch: $torch_after" >&2; exit 1; }
 "$sim/bin/python" -c "import myst_nb" 2>/dev/null && { echo "myst-nb is not a dependency: the run must use the glue fallback" >&2; exit 1; }

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export KR_PROFILE=smoke MPLBACKEND=Agg
 export KR_HEADLESS=1   # no widget is ever built in a headless kernel (kr_utils.live)
 # every notebook cell gets the smoke profile's cell timeout: a hang fails, naming the notebook and cell
-cell_timeout=$(python -c "from kr_utils.config import get_config; print(get_config('smoke')['cell_timeout_s'])")
+cell_timeout=$(python -c "from kr_utils.config import get_config; print(get_config('smoke').cell_timeout_s)")
 work=$(mktemp -d)
 export KR_ARTIFACTS="$work/artifacts"   # never touch the user's artifacts/
 trap 'rm -rf "$work"' EXIT

@@ -95,20 +95,20 @@ def test_auto_profile(monkeypatch, cuda, capability, gib, expected):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: capability)
     monkeypatch.setattr(torch.cuda, "get_device_properties",
                         lambda i=0: types.SimpleNamespace(total_memory=(gib or 0) * 2 ** 30))
-    assert config.get_config(None)["profile"] == expected
-    assert config.get_config("auto")["profile"] == expected
+    assert config.get_config(None).profile == expected
+    assert config.get_config("auto").profile == expected
 
 
 def test_t4_profile_keeps_the_gpu_main_pipeline():
     """The t4 profile's main student comes from the same generator, set and recipe as the gpu
     profile's: only the studies around it are smaller."""
     from kr_utils import config
-    t4, gpu = config.get_config("t4"), config.get_config("gpu")
+    t4, gpu = config.get_config("t4").as_dict(), config.get_config("gpu").as_dict()
     for section in ("diffusion", "synth"):
         assert t4[section] == gpu[section]
     same = lambda a, b, skip: {k: v for k, v in a.items() if k not in skip} == {k: v for k, v in b.items() if k not in skip}  # noqa: E731
-    assert same(t4["student"], gpu["student"], {"seeds"}) and t4["student"]["seeds"] == (0, 1, 2)
-    assert same(t4["generation"], gpu["generation"], {"knob_steps", "knob_per_class"})
+    assert same(t4["student"], gpu["student"], {"seeds"}) and t4["student"]["seeds"] == [0, 1, 2]
+    assert same(t4["sampler"], gpu["sampler"], {"knob_steps", "knob_per_class"})
     assert same(t4["teacher"], gpu["teacher"], {"study_seeds"})
 
 

@@ -1,17 +1,19 @@
 import pytest
 
+import dataclasses
+
 from kr_utils import config
 
 
 def test_profiles_are_valid():
     for name in config.PROFILES:
-        assert config.get_config(name)["profile"] == name
+        assert config.get_config(name).profile == name
 
 
 def test_env_chooses_profile(monkeypatch):
     monkeypatch.setenv(config.PROFILE_ENV, "smoke")
-    assert config.get_config(None)["profile"] == "smoke"
-    assert config.get_config("gpu")["profile"] == "gpu"
+    assert config.get_config(None).profile == "smoke"
+    assert config.get_config("gpu").profile == "gpu"
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -20,14 +22,17 @@ def test_env_chooses_profile(monkeypatch):
     (dict(synth__per_class=-3), "synth.per_class must be a positive number, got -3"),
     (dict(teacher__epochs=0), "teacher.epochs must be a positive number"),
     (dict(synth__per_class=5), "too small for a validation split"),
-    (dict(generation__num_steps=2000), "exceeds diffusion.T=1000"),
-    (dict(student__arch="vgg"), "unknown classifier 'vgg'"),
+    (dict(sampler__num_steps=2000), "exceeds diffusion.T=1000"),
+    (dict(student__arch="vgg"), r"student.arch must be one of \[.*\], got 'vgg'"),
+    (dict(sampler__eta=-0.5), "sampler.eta must be a number >= 0, got -0.5"),
+    (dict(diffusion__milestones=(10, 20)), "diffusion.milestones must be increasing and end at steps=3000"),
+    (dict(seed=-1), "seed must be an integer >= 0"),
     (dict(synth__colour="red"), "unknown override 'synth__colour'"),
-    (dict(experiments__degradation_milestones=(90, 500)), r"degradation_milestones \[500\] are not diffusion.milestones"),
-    (dict(experiments__grid_labels=("hard", "soft_t9")), r"unknown \['soft_t9'\]"),
-    (dict(experiments__ablation_per_class=5000), "exceeds synth.per_class=2000"),
+    (dict(studies__degradation_milestones=(90, 500)), r"degradation_milestones \[500\] are not diffusion.milestones"),
+    (dict(studies__grid_labels=("hard", "soft_t9")), r"unknown \['soft_t9'\]"),
+    (dict(studies__ablation_per_class=5000), "exceeds synth.per_class=2000"),
     (dict(teacher__study_archs=("simple_cnn",)), "must include teacher.arch"),
-    (dict(generation__knob_steps=0), "generation.knob_steps must be a positive number"),
+    (dict(sampler__knob_steps=0), "sampler.knob_steps must be a positive number"),
 ])
 def test_impossible_values_are_rejected(overrides, message):
     with pytest.raises(config.ConfigError, match=message):
@@ -37,3 +42,47 @@ def test_impossible_values_are_rejected(overrides, message):
 def test_unknown_profile():
     with pytest.raises(config.ConfigError, match="unknown profile 'laptop'"):
         config.get_config("laptop")
+
+
+def test_stage_configs_are_frozen_and_checked_on_construction():
+    cfg = config.get_config("smoke")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.synth.threshold = 0.5
+    with pytest.raises(config.ConfigError, match=r"teacher.val_size must be a positive number, got 0"):
+        dataclasses.replace(cfg.teacher, val_size=0)
+    with pytest.raises(config.ConfigError, match=r"synth.threshold_floor must be in \(0, 0.15\]"):
+        dataclasses.replace(cfg.synth, threshold_floor=0.5)
+    with pytest.raises(config.ConfigError, match="synth: unknown keys \\['colour'\\]"):
+        config.Profile.from_dict("x", {**config.PROFILES["smoke"], "synth": {**config.PROFILES["smoke"]["synth"], "colour": 1}})
+    with pytest.raises(config.ConfigError, match="label_mode must be 'teacher' with mode='unconditional'"):
+        dataclasses.replace(cfg.synth, mode="unconditional", label_mode="requested")
+
+
+def test_recipes_and_label_settings():
+    st = config.get_config("cpu").student
+    assert st.recipe().labels == "soft_t4" and st.recipe().augment
+    cell = st.recipe(arch="simple_cnn", labels="hard", epochs=7)
+    assert (cell.arch, cell.soft, cell.epochs, cell.labels) == ("simple_cnn", False, 7, "hard")
+    assert st.recipe(labels="soft_t1").temperature == 1.0
+    with pytest.raises(config.ConfigError, match="unknown label setting 'soft_t2'"):
+        st.recipe(labels="soft_t2")
+    with pytest.raises(config.ConfigError, match="match none of"):
+        dataclasses.replace(st, temperature=2.0)
+    teacher = config.get_config("cpu").teacher.recipe("simple_cnn")
+    assert (teacher.arch, teacher.soft, teacher.augment) == ("simple_cnn", False, False)
+
+
+def test_overrides_and_plain_view():
+    cfg = config.get_config("cpu", synth__threshold=0.8, seed=3)
+    assert cfg.synth.threshold == 0.8 and cfg.seed == 3
+    assert config.get_config("cpu", sampler__num_steps=None).sampler.num_steps == 20  # None: unset parameter
+    plain = cfg.as_dict()
+    assert plain["diffusion"]["mults"] == [1, 2, 4] and plain["profile"] == "cpu"
+    # lists from papermill become tuples again, and the profile built from its plain view is the same
+    again = config.Profile.from_dict("cpu", {k: v for k, v in plain.items() if k != "profile"})
+    assert again == cfg
+
+
+def test_classifier_names_match_the_models():
+    from kr_utils import models
+    assert set(config.CLASSIFIER_NAMES) == set(models.CLASSIFIERS)

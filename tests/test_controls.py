@@ -3,9 +3,11 @@ redraws, and the widget wiring."""
 import pytest
 import torch
 
-from kr_utils import controls, models
+import dataclasses
 
-SCHEDULE = dict(T=1000, beta_start=1e-4, beta_end=0.02)
+from kr_utils import config, controls, diffusion, models
+
+SCHEDULE = diffusion.NoiseSchedule.linear(1000, 1e-4, 0.02)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +76,6 @@ def test_threshold_controls_slider_redraws():
 
 def test_confidence_demo_labels_every_digit(unet):
     teacher = models.build_classifier("simple_cnn").eval()
-    gcfg = dict(sampler="ddim", clip_x0=True, noise_scale=1.0, num_steps=2, guidance_w=1.0, x_T_scale=1.0)
+    gcfg = dataclasses.replace(config.get_config("smoke").sampler, num_steps=2, guidance_w=1.0)
     x, conf = controls.confidence_demo(unet, teacher, SCHEDULE, gcfg, seed=0, per_class=1)
     assert x.shape == (10, 1, 28, 28) and conf.shape == (10,) and ((conf > 0) & (conf <= 1)).all()

@@ -4,7 +4,13 @@ tests/test_theory.py.)"""
 import pytest
 import torch
 
-from kr_utils import diffusion
+from kr_utils import config, diffusion
+
+SCHEDULE = diffusion.NoiseSchedule.linear(1000, 1e-4, 0.02)
+
+
+def _sampler(name, **changes):
+    return diffusion.build_sampler(config.get_config("smoke").sampler, SCHEDULE, sampler=name, **changes)
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -21,13 +27,14 @@ def test_ancestral_step_matches_ddpm_scheduler(clip):
     ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
                                   beta_schedule="linear", clip_sample=clip, variance_type="fixed_small")
     ref.set_timesteps(1000)
-    ours = diffusion.AncestralSampler(clip_x0=clip)
+    ours = diffusion.AncestralSampler(SCHEDULE, clip_x0=clip)
     g = torch.Generator().manual_seed(0)
     x, eps = torch.randn(4, 1, 28, 28, generator=g) * 1.5, torch.randn(4, 1, 28, 28, generator=g)
     for t in (999, 500, 37, 1, 0):
         a = ours.step(eps, t, x, generator=torch.Generator().manual_seed(t))
-        b = ref.step(eps, t, x, generator=torch.Generator().manual_seed(t)).prev_sample
-        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+        b = ref.step(eps, t, x, generator=torch.Generator().manual_seed(t))
+        torch.testing.assert_close(a.prev_sample, b.prev_sample, atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(a.pred_original_sample, b.pred_original_sample, atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("n,clip", [(100, True), (20, False)])
@@ -36,12 +43,12 @@ def test_respaced_ancestral_matches_ddpm_scheduler(n, clip):
     ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
                                   clip_sample=clip, variance_type="fixed_small", timestep_spacing="trailing")
     ref.set_timesteps(n)
-    ours = diffusion.build_sampler("ancestral", clip_x0=clip, num_steps=n)
+    ours = _sampler("ancestral", clip_x0=clip, num_steps=n)
     assert ours.timesteps.tolist() == ref.timesteps.tolist()
     g = torch.Generator().manual_seed(1)
     x, eps = torch.randn(4, 1, 28, 28, generator=g), torch.randn(4, 1, 28, 28, generator=g)
     for t in ours.timesteps.tolist()[:: max(1, n // 5)] + [ours.timesteps[-1].item()]:
-        a = ours.step(eps, t, x, generator=torch.Generator().manual_seed(t))
+        a = ours.step(eps, t, x, generator=torch.Generator().manual_seed(t)).prev_sample
         b = ref.step(eps, t, x, generator=torch.Generator().manual_seed(t)).prev_sample
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="num_steps"):
@@ -53,14 +60,14 @@ def test_ddim_matches_ddim_scheduler(spacing, n, clip):
     ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
                                   clip_sample=clip, set_alpha_to_one=True, timestep_spacing=spacing, steps_offset=0)
     ref.set_timesteps(n)
-    ours = diffusion.DDIMSampler(clip_x0=clip, spacing=spacing)
+    ours = diffusion.DDIMSampler(SCHEDULE, clip_x0=clip, spacing=spacing)
     ours.set_timesteps(n)
     assert ours.timesteps.tolist() == ref.timesteps.tolist()
     g = torch.Generator().manual_seed(0)
     xa = xb = torch.randn(3, 1, 28, 28, generator=g)
     for t in ours.timesteps.tolist():  # a whole trajectory with a fixed fake eps-model
         eps_a, eps_b = torch.tanh(xa + t / 1000), torch.tanh(xb + t / 1000)
-        xa = ours.step(eps_a, t, xa)
+        xa = ours.step(eps_a, t, xa).prev_sample
         xb = ref.step(eps_b, t, xb, eta=0.0, use_clipped_model_output=True).prev_sample
     torch.testing.assert_close(xa, xb, atol=1e-4, rtol=1e-4)
 
@@ -88,7 +95,7 @@ def test_guidance_weights():
 
 def test_generate_is_reproducible_with_a_generator():
     m = _Linear()
-    s = diffusion.build_sampler("ddim", num_steps=5)
+    s = _sampler("ddim", num_steps=5)
     a = diffusion.generate(m, s, torch.arange(4), 2.0, torch.Generator().manual_seed(3))
     b = diffusion.generate(m, s, torch.arange(4), 2.0, torch.Generator().manual_seed(3))
     c = diffusion.generate(m, s, torch.arange(4), 2.0, torch.Generator().manual_seed(4))
@@ -98,9 +105,13 @@ def test_generate_is_reproducible_with_a_generator():
 
 def test_sampler_argument_errors():
     with pytest.raises(ValueError, match="num_steps must be in"):
-        diffusion.DDIMSampler().set_timesteps(0)
-    with pytest.raises(ValueError, match="unknown sampler"):
-        diffusion.build_sampler("euler")
+        diffusion.DDIMSampler(SCHEDULE).set_timesteps(0)
+    with pytest.raises(config.ConfigError, match="sampler.sampler must be one of"):
+        _sampler("euler")
+    with pytest.raises(ValueError, match="eta must be >= 0"):
+        diffusion.DDIMSampler(SCHEDULE, eta=-1.0)
+    with pytest.raises(ValueError, match="a noise schedule needs"):
+        diffusion.NoiseSchedule.linear(10, 0.02, 1e-4)
 
 
 class _Oracle(torch.nn.Module):
@@ -122,8 +133,8 @@ def test_reconstruct_and_inpaint_with_an_oracle():
     inpainting keeps the known pixels exactly."""
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(2, 1, 28, 28, generator=g) * 2 - 1
-    s = diffusion.build_sampler("ddim", num_steps=20)
-    model = _Oracle(x0, s.alphas_cumprod)
+    s = _sampler("ddim", num_steps=20)
+    model = _Oracle(x0, s.schedule.alphas_cumprod)
     rec, noised = diffusion.reconstruct(model, s, x0, 600, torch.zeros(2, dtype=torch.long), 1.0, g)
     assert (noised - x0).abs().mean() > 0.2
     torch.testing.assert_close(rec, x0, atol=1e-3, rtol=0)
@@ -135,8 +146,51 @@ def test_reconstruct_and_inpaint_with_an_oracle():
 
 
 def test_sample_loop_starts_at_start_t():
-    s = diffusion.build_sampler("ancestral")
+    s = _sampler("ancestral")
     seen = []
     diffusion.sample_loop(lambda x, t: (seen.append(int(t[0])), torch.zeros_like(x))[1], s, torch.zeros(1, 2),
                           torch.Generator().manual_seed(0), start_t=5)
     assert seen == [5, 4, 3, 2, 1, 0]
+
+
+@pytest.mark.parametrize("clip", [False, True])
+def test_ddim_with_eta_matches_ddim_scheduler(clip):
+    """eta > 0: the same mean and noise scale as diffusers' DDIMScheduler given the same noise."""
+    ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                                  clip_sample=clip, set_alpha_to_one=True, timestep_spacing="trailing", steps_offset=0)
+    ref.set_timesteps(10)
+    ours = diffusion.DDIMSampler(SCHEDULE, clip_x0=clip, eta=0.7)
+    ours.set_timesteps(10)
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(3, 1, 28, 28, generator=g), torch.randn(3, 1, 28, 28, generator=g)
+    for t in ours.timesteps.tolist()[:-1]:
+        a = ours.step(eps, t, x, generator=torch.Generator().manual_seed(t))
+        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(t))  # what ours drew
+        b = ref.step(eps, t, x, eta=0.7, use_clipped_model_output=True, variance_noise=noise)
+        torch.testing.assert_close(a.prev_sample, b.prev_sample, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(a.pred_original_sample, b.pred_original_sample, atol=1e-4, rtol=1e-4)
+
+
+def test_ddim_honours_eta_noise_scale_and_generator():
+    x, eps = torch.randn(2, 1, 28, 28), torch.randn(2, 1, 28, 28)
+    step = lambda s, seed: s.step(eps, 999, x, generator=torch.Generator().manual_seed(seed)).prev_sample  # noqa: E731
+    deterministic = diffusion.DDIMSampler(SCHEDULE)
+    deterministic.set_timesteps(10)
+    assert torch.equal(step(deterministic, 0), step(deterministic, 1))  # eta = 0 draws nothing
+    noisy = diffusion.DDIMSampler(SCHEDULE, eta=1.0)
+    noisy.set_timesteps(10)
+    assert torch.equal(step(noisy, 0), step(noisy, 0)) and not torch.equal(step(noisy, 0), step(noisy, 1))
+    silent = diffusion.DDIMSampler(SCHEDULE, eta=1.0, noise_scale=0.0)
+    silent.set_timesteps(10)
+    assert torch.equal(step(silent, 0), step(silent, 1))  # noise_scale 0: only the mean remains
+    out = noisy.step(eps, 999, x)
+    assert isinstance(out, diffusion.SamplerOutput) and out.pred_original_sample.shape == x.shape
+
+
+def test_build_sampler_follows_the_config():
+    smoke = config.get_config("smoke").sampler
+    s = diffusion.build_sampler(smoke, SCHEDULE)
+    assert isinstance(s, diffusion.DDIMSampler) and len(s.timesteps) == smoke.num_steps and s.eta == smoke.eta
+    a = diffusion.build_sampler(smoke, SCHEDULE, sampler="ancestral", noise_scale=0.5)
+    assert isinstance(a, diffusion.AncestralSampler) and len(a.timesteps) == 1000 and a.noise_scale == 0.5
+    assert a.prev_timestep(0) == -1 and a.prev_timestep(999) == 998

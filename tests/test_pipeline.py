@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import kr_utils
-from kr_utils import artifacts, pipeline
+from kr_utils import checkpoints, pipeline, store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,10 +22,10 @@ def test_teacher_is_built_once_then_found(smoke, mnist_dir, monkeypatch, capsys)
     monkeypatch.setenv("KR_DATA_DIR", str(mnist_dir))
     path = pipeline.teacher(smoke, "cpu")
     assert "teacher.pt is missing: building it as chapter 1 does" in capsys.readouterr().out
-    ckpt = artifacts.load_checkpoint(path, "teacher")
-    assert ckpt["profile"] == "smoke" and ckpt["seed"] == smoke["seed"]
+    ckpt = checkpoints.load_checkpoint(path, "teacher")
+    assert ckpt["profile"] == "smoke" and ckpt["seed"] == smoke.seed
     # chapter 1's own cache file for the main run is the one it reuses
-    assert (artifacts.artifact_dir("smoke") / "teachers" / f"{smoke['teacher']['arch']}_seed0.pt").exists()
+    assert (store.artifact_dir("smoke") / "teachers" / f"{smoke.teacher.arch}_seed0.pt").exists()
     mtime = path.stat().st_mtime_ns
     assert pipeline.teacher(smoke, "cpu") == path and path.stat().st_mtime_ns == mtime
     assert "missing" not in capsys.readouterr().out
@@ -34,9 +34,9 @@ def test_teacher_is_built_once_then_found(smoke, mnist_dir, monkeypatch, capsys)
 
 
 def test_a_checkpoint_of_another_profile_is_not_used(smoke, tmp_path, monkeypatch):
-    path = artifacts.artifact_dir("smoke") / "student.pt"
-    artifacts.save_checkpoint(path, torch.nn.Linear(1, 1), kind="student", config={}, profile="cpu", seed=0)
-    with pytest.raises(artifacts.UnreadableFileError, match="profile 'cpu', expected 'smoke'.*chapter 5"):
+    path = store.artifact_dir("smoke") / "student.pt"
+    checkpoints.save_checkpoint(path, torch.nn.Linear(1, 1), kind="student", config={}, profile="cpu", seed=0)
+    with pytest.raises(store.UnreadableFileError, match="profile 'cpu', expected 'smoke'.*chapter 5"):
         pipeline._found(path, "student", "smoke")
     assert pipeline._found(path, "student", "cpu")
 

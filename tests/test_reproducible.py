@@ -5,13 +5,13 @@ import hashlib
 from pathlib import Path
 
 import kr_utils
-from kr_utils import artifacts, pipeline
+from kr_utils import checkpoints, diffusion, pipeline
 
 
 def _build(root: Path, monkeypatch) -> dict:
     monkeypatch.setenv("KR_ARTIFACTS", str(root))
     cfg = kr_utils.get_config("smoke")
-    pipeline.build_synthetic_set(cfg, "cpu", cfg["seed"])  # teacher and diffusion model first
+    pipeline.build_synthetic_set(cfg, "cpu", cfg.seed)  # teacher and diffusion model first
     out = root / "smoke"
     files = sorted(out.glob("*.pt")) + sorted((out / "synthetic").glob("*.gz")) + \
         sorted((out / "synthetic").glob("*.npy"))
@@ -29,9 +29,9 @@ def test_same_seed_same_bytes(tmp_path, monkeypatch, mnist_dir):
 def test_times_live_beside_the_checkpoint(tmp_path):
     import torch
     path = tmp_path / "m.pt"
-    artifacts.save_checkpoint(path, torch.nn.Linear(1, 1), kind="student", config={}, profile="smoke", seed=0,
+    checkpoints.save_checkpoint(path, torch.nn.Linear(1, 1), kind="student", config={}, profile="smoke", seed=0,
                               extra={"train_time_s": 1.5, "history": {"val_acc": [0.5], "epoch_time_s": [0.7]}})
     raw = torch.load(path, weights_only=True)
     assert "train_time_s" not in raw["extra"] and "epoch_time_s" not in raw["extra"]["history"]
-    ckpt = artifacts.load_checkpoint(path, "student")
+    ckpt = checkpoints.load_checkpoint(path, "student")
     assert ckpt["extra"] == {"train_time_s": 1.5, "history": {"val_acc": [0.5], "epoch_time_s": [0.7]}}

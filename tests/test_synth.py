@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from kr_utils import artifacts, data, synth
+import dataclasses
+
+from kr_utils import config, data, store, synth
 
 
 class FakeGenerator(torch.nn.Module):
@@ -59,9 +61,15 @@ def _fake_generation(monkeypatch):
 
 
 def build(teacher, **kw):
-    args = dict(per_class=5, threshold=0.9, threshold_floor=0.5, guidance_w=1.0, batch_size=16, progress=False)
+    """build_synthetic_set with a SynthConfig and a SamplerConfig made from keyword values."""
+    args = dict(per_class=5, threshold=0.9, threshold_floor=0.5, label_mode="teacher", mode="balanced",
+                oversample=1.2, max_rounds=50, guidance_w=1.0, batch_size=16, progress=False)
     args.update(kw)
-    return synth.build_synthetic_set(FakeGenerator(), FakeSampler(), teacher, **args)
+    smoke = config.get_config("smoke")
+    pick = lambda stage: {k: args.pop(k) for k in [f.name for f in dataclasses.fields(stage)] if k in args}  # noqa: E731
+    synth_cfg = config.SynthConfig(**pick(config.SynthConfig))
+    sampling = dataclasses.replace(smoke.sampler, **pick(config.SamplerConfig))
+    return synth.build_synthetic_set(FakeGenerator(), FakeSampler(), teacher, synth_cfg, sampling, **args)
 
 
 def test_balanced_quotas_with_teacher_labels():
@@ -126,14 +134,14 @@ def test_saved_set_reads_back_with_same_background_as_real(tmp_path, mnist_dir, 
 def test_cache_key_and_reuse(tmp_path):
     (tmp_path / "teacher.pt").write_bytes(b"teacher weights")
     (tmp_path / "diffusion.pt").write_bytes(b"diffusion weights")
-    key = artifacts.fingerprint({"per_class": 5}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt")
+    key = store.fingerprint({"per_class": 5}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt")
     assert synth.cached_summary(tmp_path / "s", key) is None  # nothing built yet
     synth.save_synthetic_set(tmp_path / "s", build(FakeTeacher()), key=key, extra={"generation_time_s": 1.5})
     hit = synth.cached_summary(tmp_path / "s", key)
     assert hit["size"] == 50 and hit["generation_time_s"] == 1.5
-    assert artifacts.fingerprint({"per_class": 6}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt") != key
+    assert store.fingerprint({"per_class": 6}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt") != key
     (tmp_path / "teacher.pt").write_bytes(b"retrained teacher")
-    new_key = artifacts.fingerprint({"per_class": 5}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt")
+    new_key = store.fingerprint({"per_class": 5}, tmp_path / "teacher.pt", tmp_path / "diffusion.pt")
     assert new_key != key and synth.cached_summary(tmp_path / "s", new_key) is None
     (tmp_path / "s" / synth.LABELS_FILE).write_bytes(b"corrupted")  # a damaged set is rebuilt
     assert synth.cached_summary(tmp_path / "s", key) is None

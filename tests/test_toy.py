@@ -4,7 +4,9 @@ import math
 import pytest
 import torch
 
-from kr_utils import diffusion, toy
+from kr_utils import diffusion
+
+from kr_utils.theory import toy
 
 
 def test_datasets():
@@ -44,7 +46,7 @@ def test_eps_mlp_learns_two_clusters_and_guidance_selects_one():
     model = toy.ToyEpsMLP(num_classes=2, hidden=64)
     losses = toy.train_toy_eps(model, x, y, steps=1500, T=T, p_uncond=0.2, progress=False)
     assert sum(losses[-100:]) / 100 < sum(losses[:100]) / 100
-    sampler = diffusion.AncestralSampler(T=T, clip_x0=False)
+    sampler = diffusion.AncestralSampler(toy.toy_schedule(T), clip_x0=False)
     want = torch.zeros(400, dtype=torch.long)
     uncond = toy.cluster_stats(toy.sample_toy(model, sampler, want, torch.Generator().manual_seed(1), w=0.0),
                                ((-2, -2), (2, 2)), want)
@@ -70,10 +72,11 @@ def test_classifier_guidance_pushes_along_the_gradient():
         def forward(self, x, t):
             return torch.stack([torch.zeros(len(x)), x[:, 1]], 1)
 
-    ab = diffusion.alphas_cumprod(diffusion.linear_beta_schedule(100))
+    schedule = toy.toy_schedule(100)
+    ab = schedule.alphas_cumprod
     x = torch.zeros(3, 2)
     t = torch.full((3,), 50)
-    eps = toy.classifier_guided_eps(Zero(), Linear(), x, t, torch.ones(3, dtype=torch.long), 2.0, ab)
+    eps = toy.classifier_guided_eps(Zero(), Linear(), x, t, torch.ones(3, dtype=torch.long), 2.0, schedule)
     expected = -2.0 * (1 - ab[50]).sqrt().item() * 0.5
     torch.testing.assert_close(eps[:, 1], torch.full((3,), expected), rtol=1e-5, atol=1e-6)
     assert (eps[:, 0] == 0).all()

@@ -45,14 +45,15 @@ import numpy as np
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, plots, theory, toy
+from kr_utils import plots, runtime, store
+from kr_utils.theory import analytic, toy
 
 cfg = kr_utils.get_config(profile)
-seed = cfg["seed"] if seed is None else seed
-profile = cfg["profile"]
+seed = cfg.seed if seed is None else seed
+profile = cfg.profile
 rng = np.random.default_rng(seed)
 t_start = time.perf_counter()
-device = artifacts.device()  # every model of this chapter runs there
+device = runtime.device()  # every model of this chapter runs there
 
 # %% [markdown]
 # ## Latent variables: sampling through $z$
@@ -63,18 +64,18 @@ device = artifacts.device()  # every model of this chapter runs there
 #
 # In a Gaussian mixture, $z$ says which component a point comes from. Sampling is *ancestral*:
 # first $z \sim \mathrm{Categorical}(w)$, then $x \sim \mathcal N(\mu_z, \sigma_z^2)$
-# (`kr_utils.theory.sample_gmm`); the density sums $z$ out (`kr_utils.theory.gmm_logpdf`). The
+# (`kr_utils.theory.analytic.sample_gmm`); the density sums $z$ out (`kr_utils.theory.analytic.gmm_logpdf`). The
 # mixture of `002`: weights 0.4 and 0.6, means −2 and 3, standard deviations 0.5 and 1.
 
 # %%
 W, M, S = (0.4, 0.6), (-2.0, 3.0), (0.5, 1.0)
-x, z = theory.sample_gmm(W, M, S, 2000, rng)
+x, z = analytic.sample_gmm(W, M, S, 2000, rng)
 grid = np.linspace(-5, 7, 400)
 fig, ax = plt.subplots(figsize=(6, 3.2))
 for k, c in enumerate(("tab:blue", "tab:orange")):
     ax.hist(x[z == k], bins=50, range=(-5, 7), density=False, alpha=0.6, color=c,
             weights=np.full((z == k).sum(), 1 / (len(x) * 12 / 50)), label=f"drawn with z = {k}")
-ax.plot(grid, np.exp(theory.gmm_logpdf(grid, W, M, S)), "k", lw=2, label="p(x) (z summed out)")
+ax.plot(grid, np.exp(analytic.gmm_logpdf(grid, W, M, S)), "k", lw=2, label="p(x) (z summed out)")
 ax.set_xlabel("x"); ax.set_ylabel("density"); ax.legend(fontsize=8)
 plots.glue_figure("fig_t1_latent", fig)
 glue("t1_frac_z0", f"{(z == 0).mean():.3f}", display=False)
@@ -91,7 +92,7 @@ glue("t1_frac_z0", f"{(z == 0).mean():.3f}", display=False)
 # A single Gaussian is *tractable*: its maximum-likelihood fit is the sample mean and standard
 # deviation, in closed form, and its density is exact. But it is not *flexible*: it cannot have two
 # modes. A two-component mixture can, at the price of an iterative fit (expectation-maximisation,
-# `kr_utils.theory.fit_gmm_1d`) and a likelihood with a non-convex landscape. Richer models
+# `kr_utils.theory.analytic.fit_gmm_1d`) and a likelihood with a non-convex landscape. Richer models
 # $p(x) = \phi(x)/Z$ are more flexible still, but their normaliser $Z = \int \phi(x)\,dx$ is
 # intractable; diffusion models avoid computing $Z$ altogether by learning to *undo noise*
 # (chapters T2-T4).
@@ -107,14 +108,14 @@ def bimodal(n_scale):
 
 train_x, held_out = bimodal(1), bimodal(10)
 g1 = dict(weights=[1.0], means=[train_x.mean()], stds=[train_x.std()])
-g2 = theory.fit_gmm_1d(train_x, k=2)
-ll = {name: theory.gmm_logpdf(held_out, m["weights"], m["means"], m["stds"]).mean()
+g2 = analytic.fit_gmm_1d(train_x, k=2)
+ll = {name: analytic.gmm_logpdf(held_out, m["weights"], m["means"], m["stds"]).mean()
       for name, m in (("one Gaussian", g1), ("mixture of two", g2))}
 grid = np.linspace(-8, 10, 400)
 fig, ax = plt.subplots(figsize=(6, 3.2))
 ax.hist(train_x, bins=60, density=True, color="0.75", label="training data")
 for (name, m), c in zip((("one Gaussian", g1), ("mixture of two", g2)), ("tab:orange", "tab:green")):
-    ax.plot(grid, np.exp(theory.gmm_logpdf(grid, m["weights"], m["means"], m["stds"])), c, lw=2,
+    ax.plot(grid, np.exp(analytic.gmm_logpdf(grid, m["weights"], m["means"], m["stds"])), c, lw=2,
             label=f"{name}: held-out log-lik. {ll[name]:.3f}")
 ax.set_xlabel("x"); ax.legend(fontsize=8)
 plots.glue_figure("fig_t1_flexibility", fig)
@@ -185,6 +186,6 @@ plots.glue_figure("fig_t1_gen_disc", fig)
 # $p(x \mid y)$ for 784-pixel digits, and the teacher only needs $p(y \mid x)$.
 
 # %%
-artifacts.update_metrics(profile, "theory", {"T1": {"loglik_gaussian": ll["one Gaussian"],
+store.update_metrics(profile, "theory", {"T1": {"loglik_gaussian": ll["one Gaussian"],
                                                     "loglik_mixture": ll["mixture of two"], **acc}})
-artifacts.update_metrics(profile, "theory_wall_time_s", {"T1": round(time.perf_counter() - t_start, 1)})
+store.update_metrics(profile, "theory_wall_time_s", {"T1": round(time.perf_counter() - t_start, 1)})

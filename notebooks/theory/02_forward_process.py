@@ -36,8 +36,8 @@
 #   \bar\alpha_t = \prod_{s=1}^t \alpha_s, \tag{T2.2}$$
 #
 # which is eqs. (2)-(3) of the pipeline: `kr_utils.diffusion.alphas_cumprod` and
-# `kr_utils.diffusion.q_sample`. Training can therefore jump to any $t$ in one draw, instead of
-# iterating the chain (`kr_utils.theory.forward_chain`) $t$ times.
+# `kr_utils.diffusion.NoiseSchedule.q_sample`. Training can therefore jump to any $t$ in one draw, instead of
+# iterating the chain (`kr_utils.theory.analytic.forward_chain`) $t$ times.
 
 # %% tags=["remove-cell"]
 import sys
@@ -57,25 +57,26 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, diffusion, plots, theory, toy
+from kr_utils import data, diffusion, plots, store
+from kr_utils.theory import analytic, toy
 
 cfg = kr_utils.get_config(profile)
-seed = cfg["seed"] if seed is None else seed
-profile = cfg["profile"]
+seed = cfg.seed if seed is None else seed
+profile = cfg.profile
 t_start = time.perf_counter()
-betas = diffusion.linear_beta_schedule(1000)
-ab = diffusion.alphas_cumprod(betas)
+schedule = diffusion.NoiseSchedule.linear(1000)  # eqs. (1)-(2): linear_beta_schedule, alphas_cumprod
+betas, ab = schedule.betas, schedule.alphas_cumprod
 
 # %% [markdown]
 # ## The schedule: how much signal survives
 #
 # $\sqrt{\bar\alpha_t}$ is the fraction of the original signal left in $x_t$, and the
 # signal-to-noise ratio $\mathrm{SNR}(t) = \bar\alpha_t / (1-\bar\alpha_t)$
-# (`kr_utils.theory.snr`) falls by eight orders of magnitude over the chain.
+# (`kr_utils.theory.analytic.snr`) falls by eight orders of magnitude over the chain.
 
 # %%
 t_axis = np.arange(1, 1001)
-snr = theory.snr(ab).numpy()
+snr = analytic.snr(ab).numpy()
 t_half = int(np.argmax(snr < 1)) + 1
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
 axes[0].plot(t_axis, betas, label=r"$\beta_t$")
@@ -99,7 +100,7 @@ glue("t2_ab_T", f"{ab[-1].item():.1e}", display=False)
 #
 # ## The forward process on 2D points and on a digit
 #
-# The same eq. (T2.2) (`kr_utils.diffusion.q_sample`) applied to the Swiss roll of `001` (5,000
+# The same eq. (T2.2) (`kr_utils.diffusion.NoiseSchedule.q_sample`) applied to the Swiss roll of `001` (5,000
 # points) and to one MNIST test digit (784 pixels, scaled to $[-1, 1]$).
 
 # %%
@@ -111,10 +112,10 @@ shown = (0, 50, 100, 200, 400, 999)
 fig, axes = plt.subplots(2, len(shown), figsize=(2 * len(shown), 4.2))
 for ax_pt, ax_im, t in zip(axes[0], axes[1], shown):
     tt = torch.full((len(roll),), t)
-    pts = diffusion.q_sample(roll, tt, torch.randn(roll.shape, generator=g), ab)
+    pts = schedule.q_sample(roll, tt, torch.randn(roll.shape, generator=g))
     ax_pt.scatter(*pts.T, s=1, alpha=0.4); ax_pt.set_xlim(-3.5, 3.5); ax_pt.set_ylim(-3.5, 3.5)
     ax_pt.set_aspect("equal"); ax_pt.set_title(f"t = {t}", fontsize=9); ax_pt.set_xticks([]); ax_pt.set_yticks([])
-    img = diffusion.q_sample(digit, torch.tensor([t]), torch.randn(digit.shape, generator=g), ab)
+    img = schedule.q_sample(digit, torch.tensor([t]), torch.randn(digit.shape, generator=g))
     ax_im.imshow(img[0, 0], cmap="gray", vmin=-1.5, vmax=1.5); ax_im.set_xticks([]); ax_im.set_yticks([])
 fig.tight_layout()
 plots.glue_figure("fig_t2_forward", fig)
@@ -132,8 +133,8 @@ plots.glue_figure("fig_t2_forward", fig)
 
 # %%
 t_end = torch.full((len(roll),), 999)
-roll_T = diffusion.q_sample(roll, t_end, torch.randn(roll.shape, generator=g), ab)
-digit_T = diffusion.q_sample(digit, torch.tensor([999]), torch.randn(digit.shape, generator=g), ab)
+roll_T = schedule.q_sample(roll, t_end, torch.randn(roll.shape, generator=g))
+digit_T = schedule.q_sample(digit, torch.tensor([999]), torch.randn(digit.shape, generator=g))
 grid = np.linspace(-4, 4, 200)
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
 for ax, before, after, name in ((axes[0], roll, roll_T, "Swiss roll, both coordinates"),
@@ -156,16 +157,16 @@ glue("t2_digit_T_moments", f"mean {digit_T.mean().item():.3f}, standard deviatio
 #
 # Eq. (T2.2) is only as good as its derivation, so we check it: from three fixed values of $x_0$,
 # iterate the chain (T2.1) step by step 200,000 times in parallel up to $t = 300$
-# (`kr_utils.theory.forward_chain`), and compare the empirical mean and variance with
+# (`kr_utils.theory.analytic.forward_chain`), and compare the empirical mean and variance with
 # $\sqrt{\bar\alpha_t}\,x_0$ and $1-\bar\alpha_t$, and with one-jump draws from
-# `kr_utils.diffusion.q_sample`. The unit test `tests/test_theory.py` repeats this check.
+# `kr_utils.diffusion.NoiseSchedule.q_sample`. The unit test `tests/test_theory.py` repeats this check.
 
 # %%
 t_check, n = 299, 200_000
 x0 = torch.tensor([0.8, -0.3, 0.0], dtype=torch.float64)
-chain = theory.forward_chain(x0.repeat(n, 1), betas, t_check, g)
-jump = diffusion.q_sample(x0.repeat(n, 1), torch.full((n,), t_check), torch.randn((n, 3), generator=g,
-                                                                                  dtype=torch.float64), ab)
+chain = analytic.forward_chain(x0.repeat(n, 1), betas, t_check, g)
+jump = schedule.q_sample(x0.repeat(n, 1), torch.full((n,), t_check), torch.randn((n, 3), generator=g,
+                                                                                  dtype=torch.float64))
 check = pd.DataFrame({"x0": x0.numpy(),
                       "mean: chain": chain.mean(0).numpy(), "mean: q_sample": jump.mean(0).double().numpy(),
                       "mean: sqrt(ab) x0": (ab[t_check].sqrt() * x0).numpy(),
@@ -182,5 +183,5 @@ check.round(4)
 # ($\approx 1/\sqrt{n}$).
 
 # %%
-artifacts.update_metrics(profile, "theory", {"T2": {"t_snr_1": t_half, "chain_vs_closed_form_max_err": err}})
-artifacts.update_metrics(profile, "theory_wall_time_s", {"T2": round(time.perf_counter() - t_start, 1)})
+store.update_metrics(profile, "theory", {"T2": {"t_snr_1": t_half, "chain_vs_closed_form_max_err": err}})
+store.update_metrics(profile, "theory_wall_time_s", {"T2": round(time.perf_counter() - t_start, 1)})

@@ -57,7 +57,7 @@
 #   \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,\quad
 #   \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t. \tag{T3.4}$$
 #
-# This is eq. (6) of the pipeline, `kr_utils.diffusion.AncestralSampler.posterior`. Substituting
+# This is eq. (6) of the pipeline, `kr_utils.diffusion.NoiseSchedule.posterior`. Substituting
 # $x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\epsilon)/\sqrt{\bar\alpha_t}$ from eq. (T2.2), the mean
 # depends on $x_0$ only through the noise $\epsilon$:
 #
@@ -72,7 +72,7 @@
 # $$L_{t-1} = \mathbb E_{x_0,\epsilon}\Big[\lambda_t\,\big\|\epsilon - \epsilon_\theta(x_t, t)\big\|^2\Big],
 #   \qquad \lambda_t = \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}, \tag{T3.6}$$
 #
-# with $x_t$ drawn by eq. (T2.2). The weights $\lambda_t$ are `kr_utils.theory.elbo_weights`
+# with $x_t$ drawn by eq. (T2.2). The weights $\lambda_t$ are `kr_utils.theory.analytic.elbo_weights`
 # ($\sigma_t^2 = \beta_t$, the choice of `001` and of Ho et al.). Ho et al. found that dropping them
 # works better,
 #
@@ -100,14 +100,15 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, diffusion, plots, theory, toy
+from kr_utils import diffusion, plots, runtime, store
+from kr_utils.theory import analytic, toy
 
 cfg = kr_utils.get_config(profile)
-seed = cfg["seed"] if seed is None else seed
-profile, th = cfg["profile"], cfg["theory"]
+seed = cfg.seed if seed is None else seed
+profile, th = cfg.profile, cfg.theory
 t_start = time.perf_counter()
-device = artifacts.device()  # every model of this chapter runs there
-sampler = diffusion.AncestralSampler(T=1000, clip_x0=False)
+device = runtime.device()  # every model of this chapter runs there
+sampler = diffusion.AncestralSampler(diffusion.NoiseSchedule.linear(1000), clip_x0=False)
 g = torch.Generator().manual_seed(seed)
 
 # %% [markdown]
@@ -115,14 +116,14 @@ g = torch.Generator().manual_seed(seed)
 #
 # Without using the formula: draw $x_{t-1} \sim q(x_{t-1}\mid x_0)$ two million times, weight each
 # draw by the likelihood $q(x_t\mid x_{t-1})$ of the observed $x_t$, and take the weighted mean
-# and variance (`kr_utils.theory.posterior_monte_carlo`). Bayes' rule says this is the posterior.
+# and variance (`kr_utils.theory.analytic.posterior_monte_carlo`). Bayes' rule says this is the posterior.
 # The same check is a unit test (`tests/test_theory.py`).
 
 # %%
 rows = []
 for t, x0, xt in ((10, 0.5, 0.53), (100, -0.4, -0.1), (500, 0.9, 0.2)):
-    mc_mean, mc_var = theory.posterior_monte_carlo(x0, xt, t, sampler.betas, 2_000_000, g)
-    c0, ct, var = sampler.posterior(t)
+    mc_mean, mc_var = analytic.posterior_monte_carlo(x0, xt, t, sampler.schedule.betas, 2_000_000, g)
+    c0, ct, var = sampler.schedule.posterior(t, t - 1)
     rows.append({"t": t, "x0": x0, "x_t": xt, "mean: Monte Carlo": mc_mean, "mean: eq. T3.4": c0 * x0 + ct * xt,
                  "var: Monte Carlo": mc_var, "var: eq. T3.4": var})
 posterior = pd.DataFrame(rows).set_index("t")
@@ -143,7 +144,7 @@ posterior.style.format("{:.5f}")
 # equally, which in relative terms favours the noisy steps where the shape of the data is decided.
 
 # %%
-lam = theory.elbo_weights(sampler.betas)
+lam = analytic.elbo_weights(sampler.schedule.betas)
 fig, ax = plt.subplots(figsize=(5.5, 3))
 ax.semilogy(np.arange(1, 1001), lam / lam.mean(), label=r"$\lambda_t$ / mean (eq. T3.6)")
 ax.axhline(1, c="tab:orange", label=r"$L_\mathrm{simple}$ (eq. T3.7)")
@@ -159,19 +160,19 @@ glue("t3_weight_ratio", f"{(lam[0] / lam[-1]).item():.0f}", display=False)
 #
 # ## Weighted against simplified loss, by experiment
 #
-# The same small MLP (`kr_utils.toy.ToyEpsMLP`) is trained twice per seed on the 3π Swiss roll of
+# The same small MLP (`kr_utils.theory.toy.ToyEpsMLP`) is trained twice per seed on the 3π Swiss roll of
 # `001`, once on eq. (T3.6) (weights rescaled to mean 1 so both see the same average step size)
 # and once on eq. (T3.7), with the same data, steps and optimiser
-# (`kr_utils.toy.train_toy_eps`). We then sample with the 1000-step ancestral sampler and measure
+# (`kr_utils.theory.toy.train_toy_eps`). We then sample with the 1000-step ancestral sampler and measure
 # two things on held-out points: the **energy distance** to the data
-# (`kr_utils.toy.energy_distance`; 0 means the same distribution) and the median distance from a
-# sample to the nearest data point (`kr_utils.toy.distance_to_data`; how far off the roll it
+# (`kr_utils.theory.toy.energy_distance`; 0 means the same distribution) and the median distance from a
+# sample to the nearest data point (`kr_utils.theory.toy.distance_to_data`; how far off the roll it
 # fell). We also measure each model's noise-prediction error per range of $t$ on held-out points.
 
 # %%
 roll = toy.swiss_roll(5000, g, max_angle=3 * np.pi)
-held_out = toy.swiss_roll(th["toy_samples"], g, max_angle=3 * np.pi)
-floor = toy.energy_distance(toy.swiss_roll(th["toy_samples"], g, max_angle=3 * np.pi), held_out)
+held_out = toy.swiss_roll(th.toy_samples, g, max_angle=3 * np.pi)
+floor = toy.energy_distance(toy.swiss_roll(th.toy_samples, g, max_angle=3 * np.pi), held_out)
 bins = [0, 10, 50, 200, 500, 1000]
 
 
@@ -182,7 +183,7 @@ def error_by_t(model):
     for lo, hi in zip(bins[:-1], bins[1:]):
         t = torch.randint(lo, hi, (len(held_out),), generator=g)
         eps = torch.randn(held_out.shape, generator=g)
-        x_t = diffusion.q_sample(held_out, t, eps, sampler.alphas_cumprod).to(device)
+        x_t = sampler.schedule.q_sample(held_out, t, eps).to(device)
         pred = model(x_t, t.to(device), torch.zeros_like(t, device=device)).cpu()
         out.append((pred - eps).pow(2).sum(1).mean().item())
     return out
@@ -191,9 +192,9 @@ def error_by_t(model):
 results, samples, per_t = [], {}, {}
 for s in (seed, seed + 1):
     for name, weights in (("L_simple (T3.7)", None), ("ELBO weights (T3.6)", lam)):
-        model = toy.ToyEpsMLP(num_classes=1, hidden=th["toy_hidden"]).to(device)
-        toy.train_toy_eps(model, roll, None, steps=th["toy_steps"], T=1000, weights=weights, seed=s)
-        x = toy.sample_toy(model, sampler, torch.zeros(th["toy_samples"], dtype=torch.long),
+        model = toy.ToyEpsMLP(num_classes=1, hidden=th.toy_hidden).to(device)
+        toy.train_toy_eps(model, roll, None, steps=th.toy_steps, T=1000, weights=weights, seed=s)
+        x = toy.sample_toy(model, sampler, torch.zeros(th.toy_samples, dtype=torch.long),
                            torch.Generator().manual_seed(s))
         samples[name] = x
         per_t.setdefault(name, []).append(error_by_t(model))
@@ -241,7 +242,7 @@ plots.glue_figure("fig_t3_weighted_vs_simple", fig)
 # The pipeline, like Ho et al. and the thesis, trains on eq. (4).
 
 # %%
-artifacts.update_metrics(profile, "theory", {"T3": {"posterior_mean_max_err": mean_err,
+store.update_metrics(profile, "theory", {"T3": {"posterior_mean_max_err": mean_err,
                                                     "posterior_var_max_rel_err": rel_var_err,
                                                     "weighted_vs_simple": summary.to_dict(), "ed_floor": floor}})
-artifacts.update_metrics(profile, "theory_wall_time_s", {"T3": round(time.perf_counter() - t_start, 1)})
+store.update_metrics(profile, "theory_wall_time_s", {"T3": round(time.perf_counter() - t_start, 1)})

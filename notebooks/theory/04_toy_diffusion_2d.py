@@ -20,11 +20,11 @@
 # clusters of the toy notebook `002` (means $\pm(2, 2)$, $\sigma = 0.5$, 500 points each,
 # $T = 500$) and the Swiss rolls of `001` (angles up to $2\pi$ and $3\pi$, $T = 1000$).
 #
-# The noise model is a small MLP, `kr_utils.toy.ToyEpsMLP`: it takes $x_t \in \mathbb R^2$ and the
+# The noise model is a small MLP, `kr_utils.theory.toy.ToyEpsMLP`: it takes $x_t \in \mathbb R^2$ and the
 # sum of a sinusoidal embedding of $t$ and a learned embedding of the class, and returns
 # $\epsilon_\theta(x_t, t, c) \in \mathbb R^2$. It has the same interface as the pipeline's U-Net,
 # so it is trained by the same `kr_utils.diffusion.diffusion_loss` (eq. 4 = T3.7, here through
-# `kr_utils.toy.train_toy_eps`) and sampled by the same `kr_utils.diffusion.AncestralSampler`
+# `kr_utils.theory.toy.train_toy_eps`) and sampled by the same `kr_utils.diffusion.AncestralSampler`
 # (eq. T3.5 plus noise; no clipping, since the points are not images in $[-1, 1]$). As in the
 # pipeline, the class is replaced by the null token during training, so that the same network
 # also models the unconditional density (used here, and for guidance in chapter T5); here with
@@ -49,13 +49,14 @@ import torch
 from IPython.display import display
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, controls, diffusion, live, plots, toy
+from kr_utils import controls, diffusion, live, plots, runtime, store
+from kr_utils.theory import toy
 
 cfg = kr_utils.get_config(profile)
-seed = cfg["seed"] if seed is None else seed
-profile, th = cfg["profile"], cfg["theory"]
+seed = cfg.seed if seed is None else seed
+profile, th = cfg.profile, cfg.theory
 t_start = time.perf_counter()
-device = artifacts.device()  # every model of this chapter runs there
+device = runtime.device()  # every model of this chapter runs there
 g = torch.Generator().manual_seed(seed)
 MEANS = ((-2.0, -2.0), (2.0, 2.0))
 T = 500
@@ -67,7 +68,8 @@ T = 500
 
 # %%
 x, y = toy.two_gaussians(500, g, MEANS)
-betas, ab = toy.toy_schedule(T)
+schedule = toy.toy_schedule(T)
+betas, ab = schedule.betas, schedule.alphas_cumprod
 frames, titles, state = [{"x_t": x}], ["forward, t = 0"], x.clone()
 for t in range(T):
     state = (1 - betas[t]).sqrt().float() * state + betas[t].sqrt().float() * torch.randn(state.shape, generator=g)
@@ -83,10 +85,10 @@ plots.points_animation(frames, titles, reference=x, lim=5)
 
 # %%
 glue("t4_signal_T", f"{ab[-1].sqrt().item():.3f}", display=False)
-model = toy.ToyEpsMLP(num_classes=2, hidden=th["toy_hidden"]).to(device)
-losses = toy.train_toy_eps(model, x, y, steps=th["toy_steps"], T=T, p_uncond=0.2, seed=seed)
-sampler = diffusion.AncestralSampler(T=T, clip_x0=False)
-n = th["toy_samples"]
+model = toy.ToyEpsMLP(num_classes=2, hidden=th.toy_hidden).to(device)
+losses = toy.train_toy_eps(model, x, y, steps=th.toy_steps, T=T, p_uncond=0.2, seed=seed)
+sampler = diffusion.AncestralSampler(schedule, clip_x0=False)
+n = th.toy_samples
 labels = torch.arange(2).repeat_interleave(n // 2)
 keep = tuple(range(0, T, 25))
 samples, traj = toy.sample_toy(model, sampler, labels, torch.Generator().manual_seed(seed), w=1.0, keep=keep)
@@ -112,8 +114,8 @@ widget = live.show_controls(lambda: controls.trajectory_controls(traj, labels, r
 #
 # Eyeballing is not enough. For the unconditional model ($w = 0$: the class token is "none") we
 # measure the fraction of samples in each cluster (nearest centre; the data have 1/2 each), their
-# spread around the centre (the data: 0.5 per axis) with `kr_utils.toy.cluster_stats`, and the
-# energy distance to 1,000 held-out points (`kr_utils.toy.energy_distance`). Two reference
+# spread around the centre (the data: 0.5 per axis) with `kr_utils.theory.toy.cluster_stats`, and the
+# energy distance to 1,000 held-out points (`kr_utils.theory.toy.energy_distance`). Two reference
 # values frame the last number: two independent draws of real data (the floor the model can at
 # best reach) and $\mathcal N(0, I)$ (no learning at all).
 
@@ -152,13 +154,13 @@ table.round(4)
 
 # %%
 T_roll = 1000
-roll_sampler = diffusion.AncestralSampler(T=T_roll, clip_x0=False)
+roll_sampler = diffusion.AncestralSampler(toy.toy_schedule(T_roll), clip_x0=False)
 rows, roll_samples, roll_traj = {}, {}, None
 for name, angle in (("2π", 2 * np.pi), ("3π", 3 * np.pi)):
     data = toy.swiss_roll(5000, g, max_angle=angle)
     held_out = toy.swiss_roll(n, g, max_angle=angle)
-    m = toy.ToyEpsMLP(num_classes=1, hidden=th["toy_hidden"]).to(device)
-    toy.train_toy_eps(m, data, None, steps=th["toy_steps"], T=T_roll, seed=seed)
+    m = toy.ToyEpsMLP(num_classes=1, hidden=th.toy_hidden).to(device)
+    toy.train_toy_eps(m, data, None, steps=th.toy_steps, T=T_roll, seed=seed)
     s, roll_traj = toy.sample_toy(m, roll_sampler, torch.zeros(n, dtype=torch.long),
                                   torch.Generator().manual_seed(seed), keep=tuple(range(0, T_roll, 50)))
     roll_samples[name] = (s, held_out)
@@ -192,6 +194,6 @@ plots.points_animation([{"x_t": roll_traj[t]} for t in order], [f"reverse, t = {
                        reference=roll_samples["3π"][1], lim=3)
 
 # %%
-artifacts.update_metrics(profile, "theory", {"T4": {"two_gaussians": table.iloc[:2].to_dict(), "conditional": cond,
+store.update_metrics(profile, "theory", {"T4": {"two_gaussians": table.iloc[:2].to_dict(), "conditional": cond,
                                                     "rolls": rolls.to_dict()}})
-artifacts.update_metrics(profile, "theory_wall_time_s", {"T4": round(time.perf_counter() - t_start, 1)})
+store.update_metrics(profile, "theory_wall_time_s", {"T4": round(time.perf_counter() - t_start, 1)})

@@ -29,9 +29,9 @@
 # $$\hat\epsilon = \epsilon_\theta(x_t, t, \varnothing) - s\,\sqrt{1-\bar\alpha_t}\,
 #   \nabla_{x_t}\log p_\phi(c\mid x_t, t), \tag{T5.1}$$
 #
-# `kr_utils.toy.classifier_guided_eps`; in the ancestral step it moves the mean by about
+# `kr_utils.theory.toy.classifier_guided_eps`; in the ancestral step it moves the mean by about
 # $s\,\beta_t\,\nabla\log p_\phi$, which is `002`'s update. The classifier is
-# `kr_utils.toy.NoisyClassifier`, trained by `kr_utils.toy.train_noisy_classifier`.
+# `kr_utils.theory.toy.NoisyClassifier`, trained by `kr_utils.theory.toy.train_noisy_classifier`.
 #
 # **Classifier-free guidance** (Ho & Salimans 2022; the thesis' method, eq. 5 of the pipeline,
 # `kr_utils.diffusion.guided_eps`). One network learns both $\epsilon_\theta(x_t, t, c)$ and
@@ -63,22 +63,23 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, diffusion, plots, toy
+from kr_utils import diffusion, plots, runtime, store
+from kr_utils.theory import toy
 
 cfg = kr_utils.get_config(profile)
-seed = cfg["seed"] if seed is None else seed
-profile, th = cfg["profile"], cfg["theory"]
+seed = cfg.seed if seed is None else seed
+profile, th = cfg.profile, cfg.theory
 t_start = time.perf_counter()
-device = artifacts.device()  # every model of this chapter runs there
+device = runtime.device()  # every model of this chapter runs there
 g = torch.Generator().manual_seed(seed)
 MEANS, T = ((-2.0, -2.0), (2.0, 2.0)), 500
 x, y = toy.two_gaussians(500, g, MEANS)
 x_test, y_test = toy.two_gaussians(500, torch.Generator().manual_seed(seed + 100), MEANS)
-model = toy.ToyEpsMLP(num_classes=2, hidden=th["toy_hidden"]).to(device)
-toy.train_toy_eps(model, x, y, steps=th["toy_steps"], T=T, p_uncond=0.2, seed=seed)
+model = toy.ToyEpsMLP(num_classes=2, hidden=th.toy_hidden).to(device)
+toy.train_toy_eps(model, x, y, steps=th.toy_steps, T=T, p_uncond=0.2, seed=seed)
 clf = toy.NoisyClassifier(num_classes=2).to(device)
-toy.train_noisy_classifier(clf, x, y, steps=th["classifier_steps"], T=T, seed=seed)
-sampler = diffusion.AncestralSampler(T=T, clip_x0=False)
+toy.train_noisy_classifier(clf, x, y, steps=th.classifier_steps, T=T, seed=seed)
+sampler = diffusion.AncestralSampler(toy.toy_schedule(T), clip_x0=False)
 
 # %% [markdown]
 # ## The noisy classifier
@@ -106,10 +107,10 @@ glue("t5_acc_250", f"{100 * acc[ts.index(250)]:.1f}%", display=False)
 #
 # All samples ask for class 0 (the lower-left cluster). For each strength we measure the fraction
 # that land in the requested cluster and their spread per axis around its centre (the data: 0.5)
-# with `kr_utils.toy.cluster_stats`. $s = 0$ and $w = 0$ are both the unconditional model.
+# with `kr_utils.theory.toy.cluster_stats`. $s = 0$ and $w = 0$ are both the unconditional model.
 
 # %%
-n = th["toy_samples"]
+n = th.toy_samples
 want = torch.zeros(n, dtype=torch.long)
 rows, shown = [], {}
 for s_ in (0.0, 0.25, 0.5, 1.0, 3.0, 10.0, 30.0):
@@ -180,6 +181,6 @@ plots.glue_figure("fig_t5_samples", fig)
 # classifier for 28×28 digits would be a model of its own to train and to trust.
 
 # %%
-artifacts.update_metrics(profile, "theory", {"T5": {"classifier_accuracy_by_t": dict(zip(ts, acc)),
+store.update_metrics(profile, "theory", {"T5": {"classifier_accuracy_by_t": dict(zip(ts, acc)),
                                                     "sweep": sweep.to_dict(orient="records")}})
-artifacts.update_metrics(profile, "theory_wall_time_s", {"T5": round(time.perf_counter() - t_start, 1)})
+store.update_metrics(profile, "theory_wall_time_s", {"T5": round(time.perf_counter() - t_start, 1)})

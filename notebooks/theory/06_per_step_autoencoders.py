@@ -26,21 +26,21 @@
 # instead of one large network that takes $t$ as an input. We compare the two on what `001`
 # trained them on, MNIST digits 0 and 1:
 #
-# - `kr_utils.autoencoders.PerStepAutoencoders`: $T$ networks as in eq. (T6.1), held as stacked
+# - `kr_utils.theory.autoencoders.PerStepAutoencoders`: $T$ networks as in eq. (T6.1), held as stacked
 #   weight tensors so that all $T$ train in one batched matrix product;
-# - `kr_utils.autoencoders.SharedAutoencoder`: one single-hidden-layer network whose input is
+# - `kr_utils.theory.autoencoders.SharedAutoencoder`: one single-hidden-layer network whose input is
 #   $[x_t, \mathrm{emb}(t)]$ with the fixed sinusoidal embedding of $t$.
 #
 # A chain of $T = 1000$ separate networks is out of reach on two CPU cores, so this chapter uses a
 # shorter chain, $T$ = {glue:text}`t6_T` with the schedule of eq. (1) rescaled by $1000/T$
-# (`kr_utils.autoencoders.short_schedule`), for both models.
+# (`kr_utils.theory.autoencoders.short_schedule`), for both models.
 #
 # **What the autoencoder outputs.** `001` lets each autoencoder output $\epsilon$ directly. Near
 # $t = T$, though, $\epsilon$ is almost $x_t$ itself, and an identity map of 784 pixels does not
 # fit through a hidden layer narrower than 784 units. We measure that below. The models we keep
 # output a *clean digit* $D(x_t)$ instead (a denoising autoencoder), and $\epsilon$ follows from
 # eq. (T2.2): $\epsilon = (x_t - \sqrt{\bar\alpha_t}\,D(x_t))/\sqrt{1-\bar\alpha_t}$
-# (`output="x0"`). They are trained on the squared error of $D$ (`kr_utils.autoencoders.train_autoencoder`),
+# (`output="x0"`). They are trained on the squared error of $D$ (`kr_utils.theory.autoencoders.train_autoencoder`),
 # which is eq. (T3.6) with weights $(1-\bar\alpha_t)/\bar\alpha_t$ = 1/SNR. For a per-step network the
 # weight is one constant per network, and Adam's step does not depend on it.
 
@@ -61,23 +61,23 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, autoencoders, data, diffusion, models, plots, toy
+from kr_utils import data, diffusion, models, plots, runtime, store
+from kr_utils.theory import toy, autoencoders
 
 cfg = kr_utils.get_config(profile)
-seed = cfg["seed"] if seed is None else seed
-profile, th = cfg["profile"], cfg["theory"]
+seed = cfg.seed if seed is None else seed
+profile, th = cfg.profile, cfg.theory
 t_start = time.perf_counter()
-device = artifacts.device()  # every model of this chapter runs there
+device = runtime.device()  # every model of this chapter runs there
 torch.manual_seed(seed)
-T = th["ae_T"]
+T = th.ae_T
 glue("t6_T", T, display=False)
 train_images, train_labels = data.load_mnist("train")
 test_images, test_labels = data.load_mnist("test")
 zero_one = (train_labels == 0) | (train_labels == 1)
 x0 = data.to_model_range(train_images[zero_one]).flatten(1)
 test01 = data.to_model_range(test_images[(test_labels == 0) | (test_labels == 1)]).flatten(1)
-betas, ab = autoencoders.short_schedule(T)
-sampler = diffusion.AncestralSampler(T=T, beta_start=betas[0].item(), beta_end=betas[-1].item(), clip_x0=True)
+sampler = diffusion.AncestralSampler(autoencoders.short_schedule(T), clip_x0=True)
 glue("t6_n_train", f"{len(x0):,d}", display=False)
 
 # %% [markdown]
@@ -90,22 +90,22 @@ glue("t6_n_train", f"{len(x0):,d}", display=False)
 
 # %%
 specs = {
-    "per-step, outputs x0": (autoencoders.PerStepAutoencoders(T, th["ae_hidden"]), th["ae_steps"]),
-    "per-step, outputs eps (as in 001)": (autoencoders.PerStepAutoencoders(T, th["ae_hidden"], output="eps"), th["ae_steps"]),
-    "shared, outputs x0": (autoencoders.SharedAutoencoder(T, th["ae_shared_hidden"]), th["ae_shared_steps"]),
+    "per-step, outputs x0": (autoencoders.PerStepAutoencoders(T, th.ae_hidden), th.ae_steps),
+    "per-step, outputs eps (as in 001)": (autoencoders.PerStepAutoencoders(T, th.ae_hidden, output="eps"), th.ae_steps),
+    "shared, outputs x0": (autoencoders.SharedAutoencoder(T, th.ae_shared_hidden), th.ae_shared_steps),
 }
 rows, samples = {}, {}
 ref = test01[torch.randperm(len(test01), generator=torch.Generator().manual_seed(seed))]
-floor = toy.energy_distance(ref[: th["ae_samples"]], ref[-th["ae_samples"]:])
+floor = toy.energy_distance(ref[: th.ae_samples], ref[-th.ae_samples:])
 for name, (model, steps) in specs.items():
     model = model.to(device)
-    fit = autoencoders.train_autoencoder(model, x0, steps=steps, batch_size=th["ae_batch"],
+    fit = autoencoders.train_autoencoder(model, x0, steps=steps, batch_size=th.ae_batch,
                                          lr=2e-3 if isinstance(model, autoencoders.PerStepAutoencoders) else 1e-3,
                                          seed=seed)
     gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     with torch.no_grad():
-        out, traj = diffusion.sample_loop(lambda x, t: model(x, t), sampler, torch.randn(th["ae_samples"], 784, generator=gen).to(device),
+        out, traj = diffusion.sample_loop(lambda x, t: model(x, t), sampler, torch.randn(th.ae_samples, 784, generator=gen).to(device),
                                           gen, return_trajectory=tuple(range(T)))
     out = out.cpu()
     samples[name] = (out.clamp(-1, 1), traj)
@@ -113,7 +113,7 @@ for name, (model, steps) in specs.items():
                   "updates": steps, "training time (s)": fit["train_s"],
                   "final training loss": sum(fit["losses"][-20:]) / len(fit["losses"][-20:]),
                   "sampling time (s)": time.perf_counter() - t0,
-                  "energy distance to test 0/1": toy.energy_distance(out.clamp(-1, 1), ref[: th["ae_samples"]])}
+                  "energy distance to test 0/1": toy.energy_distance(out.clamp(-1, 1), ref[: th.ae_samples])}
 cost = pd.DataFrame(rows).T
 cost.loc["two real draws (floor)"] = {"energy distance to test 0/1": floor}
 for key, name in (("per", "per-step, outputs x0"), ("eps", "per-step, outputs eps (as in 001)"), ("shared", "shared, outputs x0")):
@@ -127,7 +127,7 @@ cost.style.format("{:,.3f}", na_rep="")
 # ## What they generate
 
 # %%
-n_show = min(10, th["ae_samples"])
+n_show = min(10, th.ae_samples)
 fig = plots.mosaic(torch.cat([s[0][:n_show] for s in samples.values()]).reshape(-1, 1, 28, 28), nrow=3,
                    row_labels=["per-step, x0", "per-step, eps", "shared, x0"])
 plots.glue_figure("fig_t6_samples", fig)
@@ -167,7 +167,7 @@ plots.glue_figure("fig_t6_trajectory", fig)
 # ```
 
 # %%
-artifacts.update_metrics(profile, "theory", {"T6": {"T": T, **{k: v for k, v in cost.T.to_dict().items()
+store.update_metrics(profile, "theory", {"T6": {"T": T, **{k: v for k, v in cost.T.to_dict().items()
                                                                if k != "two real draws (floor)"},
                                                     "ed_floor": floor}})
-artifacts.update_metrics(profile, "theory_wall_time_s", {"T6": round(time.perf_counter() - t_start, 1)})
+store.update_metrics(profile, "theory_wall_time_s", {"T6": round(time.perf_counter() - t_start, 1)})

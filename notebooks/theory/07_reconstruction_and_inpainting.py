@@ -32,7 +32,7 @@
 # Both use the ancestral sampler of eq. (T3.5) with clipping of $\hat x_0$
 # (`kr_utils.diffusion.AncestralSampler`) and the pipeline's class-conditional U-Net when its
 # checkpoint exists for this profile; otherwise a small one is trained here
-# (`kr_utils.train.diffusion_for_profile`). Each is run twice: without the class (the null token,
+# (`kr_utils.distill.diffusion_for_profile`). Each is run twice: without the class (the null token,
 # the model's unconditional half) and with the digit's true class.
 
 # %% tags=["remove-cell"]
@@ -52,20 +52,19 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import artifacts, data, diffusion, plots, train
+from kr_utils import data, diffusion, pipeline, plots, runtime, store
 
 cfg = kr_utils.get_config(profile)
-seed = cfg["seed"] if seed is None else seed
-profile, th, dcfg = cfg["profile"], cfg["theory"], cfg["diffusion"]
-device = artifacts.device()
+seed = cfg.seed if seed is None else seed
+profile, th, dcfg = cfg.profile, cfg.theory, cfg.diffusion
+device = runtime.device()
 t_start = time.perf_counter()
-print(f"profile={profile} device={device} artifacts={artifacts.artifact_dir(profile)}")
-unet, source = train.diffusion_for_profile(cfg, th["recon_fallback_steps"], device, seed)
+print(f"profile={profile} device={device} artifacts={store.artifact_dir(profile)}")
+unet, schedule, source = pipeline.theory_diffusion_model(cfg, th.recon_fallback_steps, device, seed)
 glue("t7_source", source, display=False)
-sampler = diffusion.build_sampler("ancestral", T=dcfg["T"], beta_start=dcfg["beta_start"],
-                                  beta_end=dcfg["beta_end"], clip_x0=True)
+sampler = diffusion.AncestralSampler(schedule, clip_x0=True)
 test_images, test_labels = data.load_mnist("test")
-n = th["recon_digits"]
+n = th.recon_digits
 first_of_class = [int((torch.as_tensor(test_labels) == c).nonzero()[0]) for c in range(n)]
 x0 = data.to_model_range(test_images[first_of_class])
 y = torch.as_tensor(test_labels[first_of_class]).long()
@@ -164,6 +163,6 @@ inpaint.to_frame().round(5)
 # original, only be a plausible digit: many strokes are consistent with the same border.
 
 # %%
-artifacts.update_metrics(profile, "theory", {"T7": {"model": source, "reconstruction_mse": recon.to_dict(),
+store.update_metrics(profile, "theory", {"T7": {"model": source, "reconstruction_mse": recon.to_dict(),
                                                     "inpainting_mse": inpaint.to_dict()}})
-artifacts.update_metrics(profile, "theory_wall_time_s", {"T7": round(time.perf_counter() - t_start, 1)})
+store.update_metrics(profile, "theory_wall_time_s", {"T7": round(time.perf_counter() - t_start, 1)})

@@ -1,4 +1,4 @@
-"""Stage: theory, in two dimensions. The toy data sets (two Gaussian clusters from `002`,
+"""Theory, in two dimensions. The toy data sets (two Gaussian clusters from `002`,
 the Swiss roll from `001`), a small MLP that predicts epsilon for 2D points with the same
 interface as the pipeline's U-Net (so :func:`kr_utils.diffusion.diffusion_loss` and the
 samplers run unchanged), a time-conditioned noisy classifier for classifier guidance, and
@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .diffusion import alphas_cumprod, diffusion_loss, guided_eps, linear_beta_schedule, q_sample, sample_loop
-from .models import timestep_embedding
-from .live import progress as progress_bar
+from ..data import Batcher
+from ..diffusion import NoiseSchedule, diffusion_loss, guided_eps, sample_loop
+from ..fit import FitOptions, fit
+from ..models import timestep_embedding
 
 # ------------------------------------------------------------------------------- data
 
@@ -36,10 +37,9 @@ def swiss_roll(n: int, generator: torch.Generator, max_angle: float = 2 * math.p
     return x + noise * torch.randn((n, 2), generator=generator)
 
 
-def toy_schedule(T: int):
+def toy_schedule(T: int) -> NoiseSchedule:
     """The linear schedule of eq. (1) with the pipeline's end points, over ``T`` steps."""
-    betas = linear_beta_schedule(T)
-    return betas, alphas_cumprod(betas)
+    return NoiseSchedule.linear(T)
 
 # ------------------------------------------------------------------------------- models
 
@@ -84,18 +84,13 @@ class NoisyClassifier(nn.Module):
 # ------------------------------------------------------------------------------- training
 
 
-def _batches(n, batch_size, steps, gen):
-    for _ in range(steps):
-        yield torch.randint(0, n, (batch_size,), generator=gen)
-
-
 def train_toy_eps(model: ToyEpsMLP, x: torch.Tensor, y: torch.Tensor | None, *, steps: int, T: int,
                   batch_size: int = 256, lr: float = 2e-3, p_uncond: float = 0.0, seed: int = 0,
                   weights: torch.Tensor | None = None, progress: bool = True) -> list[float]:
     """Train on eq. (4) (or on the ELBO's weighted terms when ``weights`` is given) with
-    Adam and cosine learning-rate decay, on the device of ``model`` (the random draws come
-    from a CPU generator, so a seed gives the same batches on every device). Returns the
-    per-step losses."""
+    Adam and cosine learning-rate decay (:func:`kr_utils.fit.fit`), on the device of
+    ``model`` (the random draws come from a CPU generator, so a seed gives the same batches on
+    every device). Returns the per-step losses."""
     if steps <= 0 or batch_size <= 0:
         raise ValueError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
     gen = torch.Generator().manual_seed(seed)
@@ -103,61 +98,55 @@ def train_toy_eps(model: ToyEpsMLP, x: torch.Tensor, y: torch.Tensor | None, *, 
     dev = next(model.parameters()).device
     y = torch.zeros(len(x), dtype=torch.long) if y is None else y
     x, y = x.to(dev), y.to(dev)
-    _, ab = toy_schedule(T)
-    ab = ab.to(dev)
+    schedule = toy_schedule(T)
     if weights is not None:
         weights = (weights / weights.mean()).float().to(dev)  # same average step size as L_simple
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    losses = []
-    model.train()
-    for idx in progress_bar(_batches(len(x), batch_size, steps, gen), total=steps, disable=not progress,
-                    desc="toy eps-model", mininterval=1):
+
+    def loss_fn(idx):
         idx = idx.to(dev)
-        loss = diffusion_loss(model, x[idx], y[idx], ab, p_uncond, generator=gen, weights=weights)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step(); sched.step()
-        losses.append(loss.item())
-    return losses
+        return diffusion_loss(model, x[idx], y[idx], schedule, p_uncond, generator=gen, weights=weights)
+
+    run = fit(model, loss_fn, Batcher(len(x), batch_size, gen, replace=True), opt,
+              FitOptions(steps=steps, desc="toy eps-model", progress=progress),
+              scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps))
+    return run.losses
 
 
 def train_noisy_classifier(clf: NoisyClassifier, x: torch.Tensor, y: torch.Tensor, *, steps: int, T: int,
                            batch_size: int = 256, lr: float = 2e-3, seed: int = 0, progress: bool = True):
-    """Cross-entropy on x_t = q_sample(x_0, t) with t uniform in [0, T), on the device of ``clf``."""
+    """Cross-entropy on x_t = q_sample(x_0, t) with t uniform in [0, T), on the device of ``clf``
+    (:func:`kr_utils.fit.fit`). Returns the per-step losses."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     dev = next(clf.parameters()).device
     x, y = x.to(dev), y.to(dev)
-    _, ab = toy_schedule(T)
-    opt = torch.optim.Adam(clf.parameters(), lr=lr)
-    losses = []
-    for idx in progress_bar(_batches(len(x), batch_size, steps, gen), total=steps, disable=not progress,
-                    desc="noisy classifier", mininterval=1):
+    schedule = toy_schedule(T)
+
+    def loss_fn(idx):
         t = torch.randint(0, T, (len(idx),), generator=gen).to(dev)
         idx = idx.to(dev)
-        xt = q_sample(x[idx], t, torch.randn((len(idx), 2), generator=gen).to(dev), ab)
-        loss = F.cross_entropy(clf(xt, t), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+        xt = schedule.q_sample(x[idx], t, torch.randn((len(idx), 2), generator=gen).to(dev))
+        return F.cross_entropy(clf(xt, t), y[idx])
+
+    run = fit(clf, loss_fn, Batcher(len(x), batch_size, gen, replace=True),
+              torch.optim.Adam(clf.parameters(), lr=lr),
+              FitOptions(steps=steps, desc="noisy classifier", progress=progress))
+    return run.losses
 
 
 @torch.no_grad()
 def noisy_accuracy(clf: NoisyClassifier, x, y, t: int, T: int, generator: torch.Generator) -> float:
     """Accuracy of the noisy classifier on points diffused to step ``t``."""
     dev = next(clf.parameters()).device
-    _, ab = toy_schedule(T)
     tt = torch.full((len(x),), t, device=dev)
-    xt = q_sample(x.to(dev), tt, torch.randn(x.shape, generator=generator).to(dev), ab)
+    xt = toy_schedule(T).q_sample(x.to(dev), tt, torch.randn(x.shape, generator=generator).to(dev))
     return (clf(xt, tt).argmax(1) == y.to(dev)).float().mean().item()
 
 # ------------------------------------------------------------------------------- guidance and sampling
 
 
-def classifier_guided_eps(model, classifier, x, t, y, scale: float, ab: torch.Tensor):
+def classifier_guided_eps(model, classifier, x, t, y, scale: float, schedule: NoiseSchedule):
     """Classifier guidance (Dhariwal & Nichol 2021) in epsilon form:
 
         eps_hat = eps_theta(x_t, t, null) - s sqrt(1 - alpha_bar_t) grad_x log p_phi(y | x_t, t),
@@ -172,7 +161,7 @@ def classifier_guided_eps(model, classifier, x, t, y, scale: float, ab: torch.Te
         xg = x.detach().requires_grad_(True)
         logp = F.log_softmax(classifier(xg, t), 1).gather(1, y[:, None]).sum()
         grad = torch.autograd.grad(logp, xg)[0]  # samples are independent: per-sample gradients
-    return eps - scale * (1 - ab.to(x.device)[t].float()).sqrt()[:, None] * grad
+    return eps - scale * (1 - schedule.alphas_cumprod.to(x.device)[t].float()).sqrt()[:, None] * grad
 
 
 @torch.no_grad()
@@ -191,7 +180,7 @@ def sample_toy(model, sampler, labels: torch.Tensor, generator: torch.Generator,
         eps_fn = lambda x, tt: guided_eps(model, x, tt, labels, w)  # noqa: E731
     else:
         eps_fn = lambda x, tt: classifier_guided_eps(model, classifier, x, tt, labels, scale,  # noqa: E731
-                                                     sampler.alphas_cumprod)
+                                                     sampler.schedule)
     if not keep:
         return sample_loop(eps_fn, sampler, x, generator).cpu()
     out, traj = sample_loop(eps_fn, sampler, x, generator, return_trajectory=keep)

@@ -21,17 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .diffusion import alphas_cumprod, linear_beta_schedule, q_sample
-from .models import timestep_embedding
-from .live import progress as progress_bar
+from ..data import Batcher
+from ..diffusion import NoiseSchedule
+from ..fit import FitOptions, fit
+from ..models import timestep_embedding
 
 
-def short_schedule(T: int):
-    """Eq. (1) rescaled to T steps (betas times 1000 / T, as in Nichol & Dhariwal 2021), so a
+def short_schedule(T: int) -> NoiseSchedule:
+    """Eq. (1) rescaled to T steps (:meth:`kr_utils.diffusion.NoiseSchedule.rescaled`), so a
     short chain still ends in noise: alpha_bar_T is about the same as with T = 1000."""
-    scale = 1000 / T
-    betas = linear_beta_schedule(T, 1e-4 * scale, min(0.02 * scale, 0.999))
-    return betas, alphas_cumprod(betas)
+    return NoiseSchedule.rescaled(T)
 
 
 class _Parametrised(nn.Module):
@@ -41,7 +40,7 @@ class _Parametrised(nn.Module):
         if output not in ("x0", "eps"):
             raise ValueError(f"output must be 'x0' or 'eps', got {output!r}")
         self.T, self.output = T, output
-        self.register_buffer("alphas_cumprod", short_schedule(T)[1].float())
+        self.register_buffer("alphas_cumprod", short_schedule(T).alphas_cumprod.float())
 
     def to_eps(self, raw: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.output == "eps":
@@ -108,26 +107,25 @@ def train_autoencoder(model: nn.Module, x0: torch.Tensor, *, steps: int, batch_s
     per_step = isinstance(model, PerStepAutoencoders)
     T, dev = model.T, next(model.parameters()).device
     x0 = x0.to(dev)
-    _, ab = short_schedule(T)
+    schedule = short_schedule(T)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    losses, t0 = [], time.perf_counter()
-    for _ in progress_bar(range(steps), disable=not progress, desc=type(model).__name__, mininterval=1):
-        x = x0[torch.randint(0, len(x0), (batch_size,), generator=gen).to(dev)]
+
+    def loss_fn(idx):
+        x = x0[idx.to(dev)]
         if per_step:
             xs = x.expand(T, -1, -1)
             t = torch.arange(T, device=dev)[:, None].expand(T, batch_size)
             noise = torch.randn(xs.shape, generator=gen).to(dev)
-            x_t = q_sample(xs.reshape(T * batch_size, -1), t.reshape(-1), noise.reshape(T * batch_size, -1), ab)
+            x_t = schedule.q_sample(xs.reshape(T * batch_size, -1), t.reshape(-1), noise.reshape(T * batch_size, -1))
             target = noise if model.output == "eps" else xs
-            loss = F.mse_loss(model.all_steps(x_t.reshape(T, batch_size, -1)), target)
-        else:
-            t = torch.randint(0, T, (batch_size,), generator=gen).to(dev)
-            noise = torch.randn(x.shape, generator=gen).to(dev)
-            target = noise if model.output == "eps" else x
-            loss = F.mse_loss(model.raw(q_sample(x, t, noise, ab), t), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step(); sched.step()
-        losses.append(loss.item())
-    return {"losses": losses, "train_s": time.perf_counter() - t0}
+            return F.mse_loss(model.all_steps(x_t.reshape(T, batch_size, -1)), target)
+        t = torch.randint(0, T, (batch_size,), generator=gen).to(dev)
+        noise = torch.randn(x.shape, generator=gen).to(dev)
+        target = noise if model.output == "eps" else x
+        return F.mse_loss(model.raw(schedule.q_sample(x, t, noise), t), target)
+
+    t0 = time.perf_counter()
+    run = fit(model, loss_fn, Batcher(len(x0), batch_size, gen, replace=True), opt,
+              FitOptions(steps=steps, desc=type(model).__name__, progress=progress),
+              scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps))
+    return {"losses": run.losses, "train_s": time.perf_counter() - t0}

@@ -1,4 +1,4 @@
-"""Stage: theory. The small computations behind the theory chapters that are not part of
+"""Theory: the small computations behind the theory chapters that are not part of
 the pipeline: latent-variable models in 1D (chapter 1), the forward chain iterated step by
 step and the posterior checked by Monte Carlo (chapters 2-3), the weights of the full ELBO
 (chapter 3) and the Curie-Weiss potential of a diffusion (chapter 8).
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy import optimize, stats
 
-from .diffusion import alphas_cumprod
+from ..diffusion import alphas_cumprod
 
 # --------------------------------------------------------------- chapter 1: latent variables
 
@@ -66,7 +66,7 @@ def fit_gmm_1d(x, k: int = 2, iters: int = 200, tol: float = 1e-8, seed: int = 0
 def forward_chain(x0: torch.Tensor, betas: torch.Tensor, t: int, generator: torch.Generator) -> torch.Tensor:
     """Iterate the Markov chain q(x_s | x_{s-1}) = N(sqrt(1-beta_s) x_{s-1}, beta_s I) from
     x_0 for s = 0..t (0-based, as in the code), one step at a time: what eq. (3),
-    :func:`kr_utils.diffusion.q_sample`, does in one jump."""
+    :meth:`kr_utils.diffusion.NoiseSchedule.q_sample`, does in one jump."""
     x = x0.to(torch.float64).clone()
     for s in range(t + 1):
         x = (1 - betas[s]).sqrt() * x + betas[s].sqrt() * torch.randn(x.shape, generator=generator,
@@ -78,7 +78,7 @@ def posterior_monte_carlo(x0: float, xt: float, t: int, betas: torch.Tensor, n: 
                           generator: torch.Generator) -> tuple[float, float]:
     """Mean and variance of q(x_{t-1} | x_t, x_0) by Bayes' rule, without the formula:
     draw x_{t-1} ~ q(x_{t-1} | x_0) (eq. 3) and weight each draw by q(x_t | x_{t-1}).
-    Compare with eq. (6), :meth:`kr_utils.diffusion.AncestralSampler.posterior`."""
+    Compare with eq. (6), :meth:`kr_utils.diffusion.NoiseSchedule.posterior`."""
     if not 1 <= t < len(betas):
         raise ValueError(f"t must be in [1, {len(betas) - 1}], got {t}")
     ab_prev = alphas_cumprod(betas)[t - 1].item()

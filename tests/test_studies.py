@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from kr_utils import artifacts, evaluate, experiments, train
+import dataclasses
+
+from kr_utils import config, distill, evaluate, store, studies
 
 
 def test_cached_reuses_until_the_key_changes(tmp_path):
@@ -15,39 +17,27 @@ def test_cached_reuses_until_the_key_changes(tmp_path):
         return {"acc": 0.5 + len(calls), "x": torch.arange(3)}
 
     path = tmp_path / "r.pt"
-    a = artifacts.cached(path, "k1", compute)
-    b = artifacts.cached(path, "k1", compute)
+    a = store.cached(path, "k1", compute)
+    b = store.cached(path, "k1", compute)
     assert a["acc"] == b["acc"] == 1.5 and len(calls) == 1
-    assert artifacts.cached(path, "k2", compute)["acc"] == 2.5 and len(calls) == 2
+    assert store.cached(path, "k2", compute)["acc"] == 2.5 and len(calls) == 2
     path.write_bytes(b"torn file")  # an interrupted foreign write: recomputed, not trusted
-    assert artifacts.cached(path, "k2", compute)["acc"] == 3.5
+    assert store.cached(path, "k2", compute)["acc"] == 3.5
 
 
 def test_fingerprint_follows_settings_and_file_bytes(tmp_path):
     f = tmp_path / "ckpt.pt"
     f.write_bytes(b"a")
-    k = artifacts.fingerprint({"x": (1, 2)}, f)
-    assert k == artifacts.fingerprint({"x": [1, 2]}, f)  # tuples and lists are the same setting
-    assert k != artifacts.fingerprint({"x": [1, 3]}, f)
+    k = store.fingerprint({"x": (1, 2)}, f)
+    assert k == store.fingerprint({"x": [1, 2]}, f)  # tuples and lists are the same setting
+    assert k != store.fingerprint({"x": [1, 3]}, f)
     f.write_bytes(b"b")
-    assert k != artifacts.fingerprint({"x": (1, 2)}, f)
-
-
-def test_label_settings_round_trip():
-    scfg = {"arch": "resnet_preact", "soft": True, "temperature": 4.0}
-    assert experiments.label_setting_of(scfg) == "soft_t4"
-    cell = experiments.cell_config(scfg, "simple_cnn", "hard")
-    assert cell["arch"] == "simple_cnn" and not cell["soft"] and experiments.label_setting_of(cell) == "hard"
-    assert experiments.label_setting_of(experiments.cell_config(scfg, "simple_cnn", "soft_t1")) == "soft_t1"
-    with pytest.raises(ValueError, match="match none"):
-        experiments.label_setting_of({"soft": True, "temperature": 2.0})
-    with pytest.raises(ValueError, match="unknown label setting"):
-        experiments.cell_config(scfg, "simple_cnn", "soft_t2")
+    assert k != store.fingerprint({"x": (1, 2)}, f)
 
 
 def test_thesis_background_maps_black_to_grey():
     img = np.array([[0, 128, 255]], dtype=np.uint8)
-    assert experiments.thesis_background(img).tolist() == [[127, 191, 255]]
+    assert studies.thesis_background(img).tolist() == [[127, 191, 255]]
 
 
 def _stored(per_class=30):
@@ -61,30 +51,30 @@ def _stored(per_class=30):
 
 def test_ablation_data_changes_one_thing_at_a_time():
     stored = _stored()
-    ref_tr, ref_va = experiments.ablation_data(stored, {}, 20, 5, 0.1, seed=0)
+    ref_tr, ref_va = studies.ablation_data(stored, {}, 20, 5, 0.1, seed=0)
     assert len(ref_tr[0]) + len(ref_va[0]) == 200 and ref_tr[0].min() == -1  # black background
-    grey_tr, _ = experiments.ablation_data(stored, {"grey": True}, 20, 5, 0.1, seed=0)
+    grey_tr, _ = studies.ablation_data(stored, {"grey": True}, 20, 5, 0.1, seed=0)
     assert grey_tr[0].min() > -0.01 and torch.equal(grey_tr[1], ref_tr[1])  # same digits, same labels
-    req_tr, _ = experiments.ablation_data(stored, {"requested": True}, 20, 5, 0.1, seed=0)
+    req_tr, _ = studies.ablation_data(stored, {"requested": True}, 20, 5, 0.1, seed=0)
     assert torch.equal(req_tr[0], ref_tr[0]) and not torch.equal(req_tr[1], ref_tr[1])
-    small_tr, small_va = experiments.ablation_data(stored, {"small": True}, 20, 5, 0.1, seed=0)
+    small_tr, small_va = studies.ablation_data(stored, {"small": True}, 20, 5, 0.1, seed=0)
     assert len(small_tr[0]) + len(small_va[0]) == 50
     with pytest.raises(ValueError, match="fewer than per_class=31"):
-        experiments.per_class_subset(stored["labels"], 31, 0)
+        studies.per_class_subset(stored["labels"], 31, 0)
 
 
 def test_ablation_config():
-    scfg = {"arch": "resnet_preact", "epochs": 3, "soft": True, "temperature": 4.0, "patience": 3}
-    ref, best = experiments.ablation_config(scfg, {}, 300, 100)
-    assert not ref["soft"] and ref["patience"] > ref["epochs"] and best is False and ref["epochs"] == 3
-    early, best = experiments.ablation_config(scfg, {"early_stop": True}, 300, 100)
-    assert early["patience"] == 1 and best is True
+    scfg = dataclasses.replace(config.get_config("cpu").student, epochs=3, patience=3)
+    ref, best = studies.ablation_config(scfg, {}, 300, 100)
+    assert not ref.soft and ref.patience > ref.epochs and best is False and ref.epochs == 3
+    early, best = studies.ablation_config(scfg, {"early_stop": True}, 300, 100)
+    assert early.patience == 1 and best is True
     # a third of the digits, three times the epochs: the same number of updates
-    small, best = experiments.ablation_config(scfg, {"small": True}, 300, 100)
-    assert small["epochs"] == 9 and small["patience"] > 9 and best is False
-    assert train.optimizer_updates(1000, 0.1, 64, 9) >= train.optimizer_updates(3000, 0.1, 64, 3)
-    thesis_recipe, best = experiments.ablation_config(scfg, experiments.ABLATIONS["all four (the thesis' recipe)"], 300, 100)
-    assert thesis_recipe["epochs"] == 9 and thesis_recipe["patience"] == 1 and best is True
+    small, best = studies.ablation_config(scfg, {"small": True}, 300, 100)
+    assert small.epochs == 9 and small.patience > 9 and best is False
+    assert distill.optimizer_updates(1000, 0.1, 64, 9) >= distill.optimizer_updates(3000, 0.1, 64, 3)
+    thesis_recipe, best = studies.ablation_config(scfg, studies.ABLATIONS["all four (the thesis' recipe)"], 300, 100)
+    assert thesis_recipe.epochs == 9 and thesis_recipe.patience == 1 and best is True
 
 
 def test_feature_diversity():
@@ -113,11 +103,12 @@ def test_select_best_false_keeps_the_final_weights():
     # validation labels that disagree with training: the validation loss gets worse, so the
     # best epoch is the first, and only select_best=False returns the last weights
     yv = (y + 1) % 10
-    m1, h1 = train.train_classifier(model, (x, y), (x, yv), epochs=3, batch_size=16, lr=0.05, patience=5,
-                                    seed=0, device="cpu", select_best=False)
+    m1, h1 = distill.train_classifier(model, (x, y), (x, yv),
+                                      config.ClassifierRecipe(arch="simple_cnn", epochs=3, batch_size=16, lr=0.05, patience=5), seed=0, device="cpu", select_best=False)
     assert h1["best_epoch"] == 3
-    m2, h2 = train.train_classifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), (x, y),
-                                    (x, yv), epochs=3, batch_size=16, lr=0.05, patience=5, seed=0, device="cpu")
+    m2, h2 = distill.train_classifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), (x, y),
+                                    (x, yv), config.ClassifierRecipe(arch="simple_cnn", epochs=3, batch_size=16, lr=0.05, patience=5), seed=0,
+                                      device="cpu")
     assert h2["best_epoch"] == int(np.argmin(h2["val_loss"])) + 1
     assert h2["best_epoch"] < 3
 
@@ -127,16 +118,16 @@ def test_run_classifier_caches_and_evaluates(tmp_path):
     x = torch.rand(60, 1, 28, 28, generator=g) * 2 - 1
     y = torch.arange(60) % 10
     train_set, val_set, test = (x[:40], y[:40]), (x[40:50], y[40:50]), (x[50:], y[50:])
-    scfg = {"arch": "compressed_cnn", "epochs": 2, "batch_size": 16, "lr": 1e-3, "patience": 3}
+    scfg = config.ClassifierRecipe(arch="compressed_cnn", epochs=2, batch_size=16, lr=1e-3, patience=3)
     kw = dict(device="cpu", test=test, inputs_key="toy")
-    with_curve = experiments.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "a.pt", **kw)
+    with_curve = studies.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "a.pt", **kw)
     assert len(with_curve["history"]["real_test_acc"]) == 2
     assert with_curve["accuracy"] == pytest.approx((with_curve["test_logits"].argmax(1) == test[1]).float().mean().item())
-    again = experiments.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "a.pt", **kw)
+    again = studies.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "a.pt", **kw)
     assert again["train_time_s"] == with_curve["train_time_s"]  # read back, not retrained
-    other_seed = experiments.run_classifier(train_set, val_set, scfg, seed=1, cache_path=tmp_path / "a.pt", **kw)
+    other_seed = studies.run_classifier(train_set, val_set, scfg, seed=1, cache_path=tmp_path / "a.pt", **kw)
     assert other_seed["train_time_s"] != with_curve["train_time_s"]
-    no_curve = experiments.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "b.pt",
+    no_curve = studies.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "b.pt",
                                           test_curve=False, **kw)
     assert "real_test_acc" not in no_curve["history"] and len(no_curve["history"]["epoch"]) == 2
     assert torch.equal(no_curve["test_logits"], with_curve["test_logits"])  # same seed, same model

@@ -1,0 +1,173 @@
+"""Bottom layer: where results live. One folder per profile, atomic writes, cache keys from
+a config's hash, the result cache, and the metrics JSON the book's prose reads.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .runtime import environment
+
+ARTIFACTS_ENV = "KR_ARTIFACTS"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def artifact_dir(profile: str) -> Path:
+    """``$KR_ARTIFACTS/<profile>`` or ``<repo>/artifacts/<profile>``, created if missing."""
+    base = Path(os.environ.get(ARTIFACTS_ENV) or repo_root() / "artifacts")
+    path = base / profile
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: a reader never sees
+    half a file, and an interrupted run leaves the previous version intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_torch_save(obj, path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class UnreadableFileError(ValueError):
+    """A checkpoint or cached file that cannot be used: the message names the file, says what
+    it holds, and what to do."""
+
+
+def _what_it_holds(path: Path, err: Exception) -> str:
+    """A plain description of a file torch could not load (never torch's own advice, which
+    suggests ``weights_only=False``: loading an untrusted pickle runs whatever it holds)."""
+    size = path.stat().st_size if path.exists() else 0
+    head = path.read_bytes()[:4] if size else b""
+    if size == 0:
+        return "the file is empty (a copy that never finished?)"
+    weights_only = "weights only" in str(err).lower() or "weights_only" in str(err)
+    pickled = head[:1] == b"\x80" or head == b"PK\x03\x04"  # a pickle, or torch's zip archive
+    if weights_only and pickled:
+        return ("it holds pickled objects other than tensors and plain values, so it is not a file "
+                "kr_utils wrote; it was not loaded, and must not be")
+    if head == b"PK\x03\x04":
+        return f"it is a torch archive of {size:,d} bytes that is cut short or damaged (a half-synced copy?)"
+    return f"it is not a torch file ({size:,d} bytes starting with {head!r})"
+
+
+def read_torch_file(path, what: str, remedy: str = "") -> object:
+    """``torch.load(path, weights_only=True)`` of a file kr_utils wrote; any failure (truncated,
+    half-synced, another format, a pickle that needs more than weights) raises
+    :class:`UnreadableFileError` naming the file, what it holds and ``remedy``."""
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - every failure gets the same clear message
+        raise UnreadableFileError(f"{path} cannot be read as {what}: {_what_it_holds(path, err)}. "
+                                  f"{remedy}".strip()) from None
+
+
+def fingerprint(config: dict, *paths) -> str:
+    """A hash of what a result depends on: its settings and the bytes of the files (checkpoints,
+    datasets) it was made from. A changed setting or input gives a new key, so a cached result
+    (:func:`cached`, the synthetic set's ``summary.json``) is rebuilt only when it must be."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(_plain(config), sort_keys=True).encode())
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+def cached(path, key: str, compute):
+    """``compute()`` once per ``key``: the result (tensors, numbers, strings, lists, dicts) is
+    saved atomically at ``path`` and reused while the key is unchanged, so a second build
+    re-runs only what changed and an interrupted study keeps every finished run. An unreadable
+    file is recomputed, never trusted."""
+    path = Path(path)
+    if path.exists():
+        try:
+            stored = read_torch_file(path, "a cached result")
+            if not isinstance(stored, dict) or not {"key", "value"} <= set(stored):
+                raise UnreadableFileError(f"{path} holds no cached result (a {type(stored).__name__})")
+        except UnreadableFileError as err:  # a torn or foreign file: say so, then redo the work
+            print(f"rebuilding {path.name}: {err}")
+        else:
+            if stored["key"] == key:
+                if str(path) not in _computed_here:
+                    note_reused(stored.get("compute_s"))
+                return stored["value"]
+    t0 = time.perf_counter()
+    value = compute()
+    atomic_torch_save({"key": key, "value": value, "compute_s": time.perf_counter() - t0}, path)
+    _computed_here.add(str(path))
+    return value
+
+
+def _plain(obj):
+    """JSON/torch-safe plain Python: config objects as dicts, tuples as lists."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = obj.as_dict() if hasattr(obj, "as_dict") else dataclasses.asdict(obj)
+    return json.loads(json.dumps(obj, default=lambda o: _plain(o) if dataclasses.is_dataclass(o) else str(o)))
+
+
+def read_metrics(profile: str) -> dict:
+    path = artifact_dir(profile) / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def update_metrics(profile: str, section: str, values: dict) -> None:
+    """Merge ``values`` into ``metrics.json[section]`` (atomic read-modify-write).
+
+    Returns nothing, so that a notebook cell ending with it prints nothing."""
+    metrics = read_metrics(profile)
+    metrics.setdefault(section, {}).update(_plain(values))
+    metrics["environment"] = environment()
+    atomic_write_text(artifact_dir(profile) / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
+
+
+# Compute seconds of the cached results this process reused (one notebook = one kernel): a
+# rebuild's wall time says what the rebuild cost, this says what its stages cost to compute.
+_reused_s = [0.0]
+_computed_here: set[str] = set()  # results computed by this process: reusing them costs nothing extra
+
+
+def note_reused(seconds) -> None:
+    """Count the stored compute time of a cached result that was reused instead of redone."""
+    _reused_s[0] += float(seconds or 0.0)
+
+
+def record_stage_time(profile: str, stage: str, t_start: float) -> None:
+    """Record a chapter's cost in ``metrics.json``: ``wall_time_s[stage]``, the time since
+    ``t_start`` (``time.perf_counter()``), and ``compute_time_s[stage]``, that wall time plus
+    the compute time of every cached result it reused (what the stage costs from scratch)."""
+    wall = time.perf_counter() - t_start
+    update_metrics(profile, "wall_time_s", {stage: round(wall, 1)})
+    update_metrics(profile, "compute_time_s", {stage: round(wall + _reused_s[0], 1)})
+
+

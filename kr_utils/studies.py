@@ -1,0 +1,196 @@
+"""Stage: studies, the thesis' experiments on top of the pipeline (chapters 1 and 5-7).
+
+- one classifier run (a teacher of chapter 1's study or a student), cached;
+- the student grid: architectures x label settings (hard labels, soft targets with tau = 1
+  or 4) x seeds, each run cached with its real-test curve and its test logits;
+- the degradation study: the same budget of digits from each milestone checkpoint of the
+  diffusion model, and a student of each architecture trained on each set;
+- the ablation of what the thesis' code did differently: digits stored on a grey background,
+  the requested class as label, early stopping on a synthetic validation split, and 100
+  digits per class.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import distill, evaluate, synth
+from .checkpoints import load_model
+from .config import ClassifierRecipe, Profile, StudentConfig
+from .store import artifact_dir, cached, fingerprint
+
+
+def run_classifier(train_set, val_set, recipe: ClassifierRecipe, *, seed: int, device, test, cache_path,
+                   inputs_key: str, desc: str = "student", select_best: bool = True, test_curve: bool = True) -> dict:
+    """Train one classifier, a student or one of chapter 1's teachers (cached at ``cache_path``
+    under a key of its config, seed and data).
+
+    Returns its per-epoch ``history`` (with ``test_curve``, the real-test accuracy after each
+    epoch, never used for a decision), final ``accuracy``, ``per_class_accuracy``,
+    ``confusion_matrix``, ``test_logits``, ``state_dict`` and ``train_time_s``. Without
+    ``test_curve`` the test set is evaluated once, at the end: on a few thousand digits a
+    per-epoch pass over 10,000 test digits costs more than the training itself.
+    """
+    key = fingerprint({"classifier": recipe, "seed": seed, "data": inputs_key, "select_best": select_best,
+                                 "test_size": len(test[1])})
+    cache_path = Path(cache_path)
+
+    def compute():
+        resume = cache_path.with_name(cache_path.stem + ".partial.pt")
+        t0 = time.perf_counter()
+        model, hist = distill.train_student(train_set, val_set, recipe, seed=seed, device=device,
+                                          report={"real_test": test} if test_curve else None,
+                                          resume_path=resume, desc=desc,
+                                          select_best=select_best)
+        logits = evaluate.predict_logits(model, test[0], device=device)
+        rep = evaluate.classification_report(logits, test[1])
+        return {"history": distill.history_plain(hist), "accuracy": rep["accuracy"],
+                "per_class_accuracy": rep["per_class_accuracy"], "confusion_matrix": rep["confusion_matrix"],
+                "test_logits": logits.cpu(), "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "train_time_s": time.perf_counter() - t0}
+
+    return cached(cache_path, key, compute)
+
+
+def per_class_subset(labels, per_class: int, seed: int) -> np.ndarray:
+    """Indices of ``per_class`` digits of each class, drawn at random (sorted)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    idx = []
+    for c in range(10):
+        members = np.flatnonzero(labels == c)
+        if len(members) < per_class:
+            raise ValueError(f"class {c} has {len(members)} digits, fewer than per_class={per_class}")
+        idx.append(rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate(idx))
+
+
+def thesis_background(images_uint8) -> np.ndarray:
+    """The thesis' stored digits: its code mapped [-1, 1] to [0, 1] twice before writing
+    uint8, so black (0) became 127 and white stayed 255: v -> 127.5 + v / 2."""
+    return np.floor(127.5 + np.asarray(images_uint8, dtype=np.float32) / 2).astype(np.uint8)
+
+
+# One thesis choice per variant; "all four" applies them together.
+ABLATIONS = {
+    "this book (hard labels)": {},
+    "grey background (thesis' storage)": {"grey": True},
+    "requested class as label": {"requested": True},
+    "early stopping on synthetic validation": {"early_stop": True},
+    "100 digits per class": {"small": True},
+    "all four (the thesis' recipe)": {"grey": True, "requested": True, "early_stop": True, "small": True},
+}
+
+
+def ablation_data(stored: dict, variant: dict, per_class: int, thesis_per_class: int, val_fraction: float,
+                  seed: int):
+    """The training and validation data of one ablation variant, from a stored synthetic set
+    (``synth.load_synthetic_set``): a ``per_class`` subset (``thesis_per_class`` with
+    ``small``), teacher or requested labels, black or grey background."""
+    idx = per_class_subset(stored["labels"], thesis_per_class if variant.get("small") else per_class, seed)
+    images = stored["images"][idx]
+    if variant.get("grey"):
+        images = thesis_background(images)
+    labels = (stored["requested"] if variant.get("requested") else stored["labels"])[idx]
+    return distill.synthetic_split(images, labels, stored["logits"][idx], val_fraction, seed)
+
+
+def equal_update_epochs(epochs: int, per_class: int, smaller_per_class: int) -> int:
+    """Epochs on a set of ``smaller_per_class`` digits per class that give about as many
+    optimiser updates as ``epochs`` on ``per_class`` (a smaller set must not mean less training)."""
+    return max(1, round(epochs * per_class / smaller_per_class))
+
+
+def ablation_config(student: StudentConfig, variant: dict, per_class: int, thesis_per_class: int) -> tuple[ClassifierRecipe, bool]:
+    """The student recipe and ``select_best`` of a variant. The reference trains a ResNet on
+    hard labels for the whole budget and keeps the final weights; ``early_stop`` stops after
+    the first epoch without a lower synthetic validation loss and keeps the best epoch;
+    ``small`` (``thesis_per_class`` digits per class instead of ``per_class``) trains
+    proportionally more epochs, so that it makes as many updates as the reference and the
+    variant measures the size of the set, not a shorter training."""
+    epochs = student.epochs
+    if variant.get("small"):
+        epochs = equal_update_epochs(epochs, per_class, thesis_per_class)
+    recipe = student.recipe(labels="hard", epochs=epochs, patience=1 if variant.get("early_stop") else epochs + 1)
+    return recipe, bool(variant.get("early_stop"))
+
+
+# ------------------------------------------------------------------------------- degradation (chapter 6)
+
+MIN_SET = 20  # below this many kept digits a student and its validation split mean nothing
+
+
+def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, device) -> tuple[str, dict]:
+    """The budgeted synthetic set of the milestone checkpoint ``diffusion_step<step>.pt``
+    (cached under ``degradation/``): ``studies.degradation_per_class`` digits per class drawn
+    by ``sampler``, of which the teacher keeps those at or above ``synth.threshold`` (no
+    refill, no lowered threshold). Returns ``(key of its inputs, set)``; an empty set when the
+    teacher accepts nothing."""
+    out = artifact_dir(cfg.profile)
+    path = out / f"diffusion_step{step}.pt"
+    n = cfg.studies.degradation_per_class
+    key = fingerprint({"gen": cfg.sampler, "n": n, "thr": cfg.synth.threshold, "seed": seed,
+                       "labels": cfg.synth.label_mode}, path, out / "teacher.pt")
+    budgeted = dataclasses.replace(cfg.synth, per_class=n, threshold_floor=cfg.synth.threshold, oversample=1.0)
+
+    def compute():
+        t0 = time.perf_counter()
+        try:
+            r = synth.build_synthetic_set(load_model(path, "diffusion", device), sampler, teacher, budgeted,
+                                          cfg.sampler, budget=10 * n, seed=seed, device=device)
+        except synth.SyntheticSetError:  # the teacher accepted nothing: an empty set
+            r = {"images": np.zeros((0, 28, 28), np.uint8), "labels": np.zeros(0, np.int64),
+                 "logits": np.zeros((0, 10), np.float32), "generated": 10 * n, "acceptance_rate": 0.0}
+        return {"images": torch.from_numpy(r["images"]), "labels": torch.from_numpy(r["labels"].astype(np.int64)),
+                "logits": torch.from_numpy(r["logits"]), "generated": r["generated"],
+                "acceptance": r["acceptance_rate"], "time_s": time.perf_counter() - t0}
+
+    return key, cached(out / "degradation" / f"set_step{step}.pt", key, compute)
+
+
+def degradation_students(cfg: Profile, sets: dict, *, seed: int, device, test) -> dict:
+    """A student of each ``studies.grid_archs`` architecture, with the profile's labels, trained
+    for ``studies.degradation_epochs`` on each set of :func:`degradation_set` that has at least
+    :data:`MIN_SET` digits (cached); ``{(arch, step): run}``."""
+    out, st = artifact_dir(cfg.profile), cfg.student
+    students = {}
+    for step, (key, s) in sets.items():
+        if len(s["labels"]) < MIN_SET:
+            continue
+        tr, va = distill.synthetic_split(s["images"].numpy(), s["labels"].numpy(), s["logits"].numpy(),
+                                         st.val_fraction, seed)
+        for arch in cfg.studies.grid_archs:
+            students[(arch, step)] = run_classifier(
+                tr, va, st.recipe(arch=arch, epochs=cfg.studies.degradation_epochs), seed=seed, device=device,
+                test=test, cache_path=out / "degradation" / f"{arch}_step{step}.pt", inputs_key=key,
+                desc=f"{arch} step {step}", test_curve=False)
+    if not any(arch == st.arch for arch, _ in students):
+        raise RuntimeError(f"no checkpoint of {sorted(sets)} gave {MIN_SET} digits the teacher accepts at "
+                           f"{cfg.synth.threshold}; raise studies.degradation_per_class")
+    return students
+
+
+def degradation_table(cfg: Profile, sets: dict, students: dict):
+    """One row per checkpoint (index ``step_<N>``): its fraction of the training, digits
+    generated and kept, acceptance, the optimiser updates a student makes on it, and each
+    architecture's real-test accuracy (NaN: too few digits)."""
+    import pandas as pd
+
+    st = cfg.student
+    return pd.DataFrame({f"step_{step}": {
+        "fraction_of_training": step / cfg.diffusion.steps, "generated": s["generated"], "kept": len(s["labels"]),
+        "acceptance": s["acceptance"],
+        "updates": distill.optimizer_updates(len(s["labels"]), st.val_fraction, st.batch_size,
+                                             cfg.studies.degradation_epochs),
+        **{arch: students[(arch, step)]["accuracy"] if (arch, step) in students else np.nan
+           for arch in cfg.studies.grid_archs}}
+        for step, (_, s) in sets.items()}).T
+
+
+def closest_student(students: dict, arch: str, accuracy: float) -> int:
+    """The checkpoint step whose ``arch`` student's accuracy is closest to ``accuracy``."""
+    return min((k for k in students if k[0] == arch), key=lambda k: abs(students[k]["accuracy"] - accuracy))[1]
