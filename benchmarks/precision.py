@@ -42,7 +42,7 @@ def measure(kind: str, cfg: dict, bf16: bool, channels_last: bool, device, reps:
     batch = dc.batch_size if unet else cfg.student.batch_size
     x = torch.randn(batch, 1, 28, 28, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,), device=device)
-    schedule = dc.schedule()
+    schedule = diffusion.NoiseSchedule.from_config(dc)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     amp = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 

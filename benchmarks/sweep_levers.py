@@ -65,7 +65,7 @@ def main():
     g, sc, st = cfg.sampler, cfg.synth, cfg.student
     for steps, w, soft, pc, thr in itertools.product(wanted, args.w, args.soft, args.per_class, args.threshold):
         pc, thr = pc or sc.per_class, thr or sc.threshold
-        sampler = diffusion.build_sampler(g, dc.schedule())
+        sampler = diffusion.build_sampler(g, diffusion.NoiseSchedule.from_config(dc))
         t0 = time.perf_counter()
         res = synth.build_synthetic_set(unets[steps], sampler, teacher,
                                         dataclasses.replace(sc, per_class=pc, threshold=thr,

@@ -181,12 +181,6 @@ class DiffusionConfig(_Stage):
         if list(self.milestones) != sorted(self.milestones) or not self.milestones or self.milestones[-1] != self.steps:
             self._fail("milestones", f"must be increasing and end at steps={self.steps}")
 
-    def schedule(self):
-        """The noise schedule of this model (:class:`kr_utils.diffusion.NoiseSchedule`)."""
-        from .diffusion import NoiseSchedule
-
-        return NoiseSchedule.linear(self.T, self.beta_start, self.beta_end)
-
     def unet_args(self) -> dict:
         return {"base": self.base, "mults": self.mults, "attention": self.attention}
 

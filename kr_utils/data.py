@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .store import atomic_write_bytes
+
 DATA_ENV = "KR_DATA_DIR"
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 SPLITS = {
@@ -65,7 +67,6 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a uint8 array as an idx file (gzip if the name ends in .gz), atomically."""
-    from .store import atomic_write_bytes
 
     array = np.asarray(array)
     if array.dtype != np.uint8:

@@ -74,6 +74,11 @@ class NoiseSchedule:
         return cls(T, beta_start, beta_end)
 
     @classmethod
+    def from_config(cls, config) -> "NoiseSchedule":
+        """The schedule of a :class:`kr_utils.config.DiffusionConfig` (T, beta_start, beta_end)."""
+        return cls(config.T, config.beta_start, config.beta_end)
+
+    @classmethod
     def rescaled(cls, T: int) -> "NoiseSchedule":
         """Eq. (1) rescaled to T steps (betas times 1000 / T, as in Nichol & Dhariwal 2021), so a
         short chain still ends in noise: alpha_bar_T is about the same as with T = 1000."""
@@ -399,7 +404,7 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, config, *
     gen = seed_everything(seed)
     fmt = unet_memory_format(device)
     model = model.to(device).to(memory_format=fmt)
-    schedule = config.schedule()
+    schedule = NoiseSchedule.from_config(config)
     images, labels = images.to(device), labels.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(min(500, config.steps // 10 + 1), config.steps))

@@ -27,7 +27,7 @@ import torch
 from . import data, distill, models, studies, synth
 from .checkpoints import load_checkpoint, load_if_current, load_model, load_schedule, save_checkpoint
 from .config import Profile
-from .diffusion import build_sampler, train_diffusion
+from .diffusion import NoiseSchedule, build_sampler, train_diffusion
 from .fit import seed_everything
 from .store import artifact_dir, fingerprint, note_reused, read_metrics
 
@@ -161,7 +161,7 @@ def train_diffusion_model(cfg: Profile, device, seed: int) -> dict:
 
     def save(path, ema, **extra):
         save_checkpoint(path, ema, kind="diffusion", config=stage_cfg, profile=profile, seed=seed,
-                        extra={"unet": ema.config, "schedule": dcfg.schedule().spec, **extra})
+                        extra={"unet": ema.config, "schedule": NoiseSchedule.from_config(dcfg).spec, **extra})
 
     def save_milestone(step, ema):
         if step in dcfg.milestones:
@@ -211,7 +211,7 @@ def theory_diffusion_model(cfg: Profile, fallback_steps: int, device, seed: int)
             x0, y0 = data.train_tensors(None)
             run = train_diffusion(new_unet(dcfg, seed), x0, y0, dcfg, seed=seed, device=device)
             save_checkpoint(path, run.model, kind="diffusion", config=stage_cfg, profile=cfg.profile, seed=seed,
-                            extra={"losses": run.losses, "unet": run.model.config, "schedule": dcfg.schedule().spec})
+                            extra={"losses": run.losses, "unet": run.model.config, "schedule": NoiseSchedule.from_config(dcfg).spec})
     return load_model(path, "diffusion", device), load_schedule(path), source
 
 

@@ -109,7 +109,7 @@ glue("diffusion_final_loss", f"{final_loss:.4f}", display=False)
 
 # %%
 gcfg = cfg.sampler
-sampler = diffusion.build_sampler(gcfg, dcfg.schedule())  # the profile's sampler (chapter 3)
+sampler = diffusion.build_sampler(gcfg, diffusion.NoiseSchedule.from_config(dcfg))  # the profile's sampler (chapter 3)
 rows = []
 for step in dcfg.milestones:
     m = checkpoints.load_model(out / f"diffusion_step{step}.pt", "diffusion", device)

@@ -73,7 +73,7 @@ print(f"profile={profile} device={device} artifacts={out}")
 unet = checkpoints.load_model(pipeline.diffusion_model(cfg, device, seed), "diffusion", device)
 teacher = checkpoints.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
 labels = torch.arange(10).repeat_interleave(gcfg.knob_per_class)
-schedule = dcfg.schedule()
+schedule = diffusion.NoiseSchedule.from_config(dcfg)
 threshold = cfg.synth.threshold
 knob_ts = diffusion.build_sampler(gcfg, schedule, sampler="ancestral", num_steps=gcfg.knob_steps).timesteps
 KEEP = tuple(knob_ts[torch.linspace(0, len(knob_ts) - 1, 9).round().long()].tolist())  # for the trajectory

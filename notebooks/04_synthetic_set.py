@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import checkpoints, controls, data, live, pipeline, plots, runtime, store, synth
+from kr_utils import checkpoints, controls, data, diffusion, live, pipeline, plots, runtime, store, synth
 
 cfg = kr_utils.get_config(profile, synth__per_class=per_class, synth__threshold=threshold,
                           synth__label_mode=label_mode)
@@ -163,7 +163,7 @@ glue("mean_abs_diff", f"{diff.mean():.1f}", display=False)
 glue("synth_threshold_cfg", scfg.threshold, display=False)
 unet = checkpoints.load_model(pipeline.diffusion_model(cfg, device, seed), "diffusion", device)
 teacher = checkpoints.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
-demo_x, demo_conf = controls.confidence_demo(unet, teacher, dcfg.schedule(), gcfg, seed)
+demo_x, demo_conf = controls.confidence_demo(unet, teacher, diffusion.NoiseSchedule.from_config(dcfg), gcfg, seed)
 widget = live.show_controls(lambda: controls.threshold_controls(demo_x, demo_conf, scfg.threshold),
                             static=controls.threshold_frame(demo_x, demo_conf, scfg.threshold))
 
