@@ -32,7 +32,7 @@
 # Both use the ancestral sampler of eq. (T3.5) with clipping of $\hat x_0$
 # (`kr_utils.diffusion.AncestralSampler`) and the pipeline's class-conditional U-Net when its
 # checkpoint exists for this profile; otherwise a small one is trained here
-# (`kr_utils.distill.diffusion_for_profile`). Each is run twice: without the class (the null token,
+# (`kr_utils.pipeline.theory_diffusion_model`). Each is run twice: without the class (the null token,
 # the model's unconditional half) and with the digit's true class.
 
 # %% tags=["remove-cell"]
