@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ import torch
 
 from . import distill, evaluate, synth
 from .checkpoints import load_model
-from .config import ClassifierRecipe, Profile, StudentConfig
+from .config import ClassifierRecipe, Profile, SamplerConfig, StudentConfig
+from .data import to_model_range, to_uint8
+from .diffusion import build_sampler, generate
 from .store import artifact_dir, cached, fingerprint
 
 
@@ -75,14 +78,23 @@ def thesis_background(images_uint8) -> np.ndarray:
     return np.floor(127.5 + np.asarray(images_uint8, dtype=np.float32) / 2).astype(np.uint8)
 
 
-# One thesis choice per variant; "all four" applies them together.
+# One thesis choice per variant; "thesis_recipe" applies them together. Stable ids (metrics.json's
+# keys), with the label a figure or table shows in ABLATION_LABELS.
 ABLATIONS = {
-    "this book (hard labels)": {},
-    "grey background (thesis' storage)": {"grey": True},
-    "requested class as label": {"requested": True},
-    "early stopping on synthetic validation": {"early_stop": True},
-    "100 digits per class": {"small": True},
-    "all four (the thesis' recipe)": {"grey": True, "requested": True, "early_stop": True, "small": True},
+    "reference": {},
+    "grey": {"grey": True},
+    "requested": {"requested": True},
+    "early_stop": {"early_stop": True},
+    "small": {"small": True},
+    "thesis_recipe": {"grey": True, "requested": True, "early_stop": True, "small": True},
+}
+ABLATION_LABELS = {
+    "reference": "this book (hard labels)",
+    "grey": "grey background (thesis' storage)",
+    "requested": "requested class as label",
+    "early_stop": "early stopping on synthetic validation",
+    "small": "100 digits per class",
+    "thesis_recipe": "all four (the thesis' recipe)",
 }
 
 
@@ -194,3 +206,114 @@ def degradation_table(cfg: Profile, sets: dict, students: dict):
 def closest_student(students: dict, arch: str, accuracy: float) -> int:
     """The checkpoint step whose ``arch`` student's accuracy is closest to ``accuracy``."""
     return min((k for k in students if k[0] == arch), key=lambda k: abs(students[k]["accuracy"] - accuracy))[1]
+
+
+def ablation_runs(cfg: Profile, stored: dict, *, device, test) -> dict:
+    """Chapter 7: every variant of :data:`ABLATIONS` over ``studies.ablation_seeds``, trained on
+    subsets of the stored synthetic set (cached under ``ablation/``); ``{variant: {seed: run}}``."""
+    out, st, e = artifact_dir(cfg.profile), cfg.student, cfg.studies
+    runs = {}
+    for i, (name, variant) in enumerate(ABLATIONS.items()):
+        recipe, select_best = ablation_config(st, variant, e.ablation_per_class, e.thesis_per_class)
+        runs[name] = {}
+        for s in e.ablation_seeds:
+            train_set, val_set = ablation_data(stored, variant, e.ablation_per_class, e.thesis_per_class,
+                                               st.val_fraction, s)
+            runs[name][s] = run_classifier(
+                train_set, val_set, recipe, seed=s, device=device, test=test, select_best=select_best,
+                cache_path=out / "ablation" / f"variant{i}_seed{s}.pt", desc=f"{ABLATION_LABELS[name]}, seed {s}",
+                test_curve=False, inputs_key=f"{stored['summary']['inputs_key']}:{sorted(variant.items())}:"
+                                             f"{e.ablation_per_class}:{e.thesis_per_class}")
+    return runs
+
+
+# ------------------------------------------------------------------------------- sampling knobs (chapter 3)
+
+GUIDANCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+NOISE_SCALES = ((1.0, 1.0), (1.0, 0.5), (0.5, 1.0), (0.5, 0.5))  # (x_T scale, per-step noise scale)
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One sampling setting of chapter 3's study of the thesis' knobs (§3.3.3-§3.3.4)."""
+
+    label: str
+    sampler: str
+    steps: int
+    clip: bool
+    w: float
+    x_T_scale: float = 1.0
+    noise_scale: float = 1.0
+
+    def drawing(self) -> tuple:
+        """What the digits depend on (two names for one setting draw once)."""
+        return (self.sampler, self.steps, self.clip, self.w, self.x_T_scale, self.noise_scale)
+
+
+def knob_settings(sampling: SamplerConfig) -> dict[str, Knob]:
+    """The settings by stable id: clipping off and on, the guidance weights, the noise scales
+    (all with the ancestral chain on ``knob_steps`` steps), and the profile's own sampler."""
+    w0, n = sampling.guidance_w, sampling.knob_steps
+    knobs = {"no_clip": Knob("no clipping", "ancestral", n, False, w0),
+             "clip": Knob("clipping", "ancestral", n, True, w0)}
+    knobs.update({f"w_{w}": Knob(f"w={w}", "ancestral", n, True, w) for w in GUIDANCE_WEIGHTS})
+    knobs.update({f"xT_{a}_noise_{b}": Knob(f"x_T×{a}, noise×{b}", "ancestral", n, True, w0, a, b)
+                  for a, b in NOISE_SCALES})
+    knobs["ddim"] = Knob(f"{sampling.sampler.upper()} {sampling.num_steps} steps (the set's sampler)", sampling.sampler,
+                         sampling.num_steps, sampling.clip_x0, w0, sampling.x_T_scale, 1.0)
+    return knobs
+
+
+def knob_labels(sampling: SamplerConfig) -> torch.Tensor:
+    """The classes asked of every setting: ``knob_per_class`` of each, in class order."""
+    return torch.arange(10).repeat_interleave(sampling.knob_per_class)
+
+
+def knob_trajectory_steps(cfg: Profile, schedule) -> tuple[int, ...]:
+    """Nine timesteps of the respaced ancestral chain at which chapter 3 keeps the state."""
+    ts = build_sampler(cfg.sampler, schedule, sampler="ancestral", num_steps=cfg.sampler.knob_steps).timesteps
+    return tuple(ts[torch.linspace(0, len(ts) - 1, 9).round().long()].tolist())
+
+
+def knob_study(cfg: Profile, unet, teacher, schedule, *, seed: int, device) -> dict:
+    """Chapter 3: the digits of every :func:`knob_settings` setting (the same classes and noise
+    for each, cached under ``knobs/<id>.pt``) and what the teacher makes of them
+    (:func:`kr_utils.evaluate.generation_quality`: confidence, agreement with the request,
+    acceptance at ``synth.threshold``, diversity); ``{id: result}``."""
+    out, sampling, threshold = artifact_dir(cfg.profile), cfg.sampler, cfg.synth.threshold
+    labels, keep = knob_labels(sampling), knob_trajectory_steps(cfg, schedule)
+    knobs = knob_settings(sampling)
+
+    def run(knob_id: str, k: Knob):
+        def compute():
+            s = build_sampler(sampling, schedule, sampler=k.sampler, clip_x0=k.clip, noise_scale=k.noise_scale,
+                              num_steps=k.steps)
+            t0 = time.perf_counter()
+            x, traj = generate(unet, s, labels, k.w, torch.Generator().manual_seed(seed), x_T_scale=k.x_T_scale,
+                               progress=True, return_trajectory=keep)
+            x = to_model_range(to_uint8(x))  # what the teacher and a student would see
+            return {"images": x.half(), "samples_per_s": len(x) / (time.perf_counter() - t0),
+                    "trajectory": torch.stack([traj[t][:: sampling.knob_per_class] for t in keep], 1).half()
+                    if k.sampler == "ancestral" else None,
+                    **evaluate.generation_quality(teacher, x, labels, threshold, device=device,
+                                                  group_by_teacher=k.w == 0)}
+        key = fingerprint({"setting": k.drawing(), "labels": labels.tolist(), "seed": seed, "threshold": threshold},
+                          out / "diffusion.pt", out / "teacher.pt")
+        return cached(out / "knobs" / f"{knob_id}.pt", key, compute)
+
+    first = {}  # a setting listed under two ids (w = 1 is also "clip") is drawn once
+    for knob_id, k in knobs.items():
+        first.setdefault(k.drawing(), knob_id)
+    return {knob_id: run(first[k.drawing()], knobs[first[k.drawing()]]) for knob_id, k in knobs.items()}
+
+
+KNOB_COLUMNS = {"confidence": "teacher confidence", "agreement": "agrees with request", "accepted": "accepted",
+                "diversity": "diversity", "samples_per_s": "digits/s"}
+
+
+def knob_table(results: dict):
+    """The measures of each setting, one row per id (display names: :data:`KNOB_COLUMNS` and
+    the settings' labels)."""
+    import pandas as pd
+
+    return pd.DataFrame({k: {c: r[c] for c in KNOB_COLUMNS} for k, r in results.items()}).T

@@ -54,29 +54,24 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 seed = None     # overrides the profile's seed
 
 # %%
-import re
 import time
-import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import checkpoints, controls, data, diffusion, evaluate, live, pipeline, plots, runtime, store
+from kr_utils import checkpoints, controls, data, evaluate, live, pipeline, plots, runtime, store, studies
 
 cfg = kr_utils.get_config(profile)
 seed = cfg.seed if seed is None else seed
-dcfg, gcfg, profile = cfg.diffusion, cfg.sampler, cfg.profile
+gcfg, profile = cfg.sampler, cfg.profile
 out = store.artifact_dir(profile)
 device = runtime.device()
 t_start = time.perf_counter()
 print(f"profile={profile} device={device} artifacts={out}")
 # found in the artifacts folder, or built first as chapters 1 and 2 do (kr_utils.pipeline)
-unet = checkpoints.load_model(pipeline.diffusion_model(cfg, device, seed), "diffusion", device)
+d_path = pipeline.diffusion_model(cfg, device, seed)
+unet, schedule = checkpoints.load_model(d_path, "diffusion", device), checkpoints.load_schedule(d_path)
 teacher = checkpoints.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
-labels = torch.arange(10).repeat_interleave(gcfg.knob_per_class)
-schedule = diffusion.NoiseSchedule.from_config(dcfg)
-threshold = cfg.synth.threshold
-knob_ts = diffusion.build_sampler(gcfg, schedule, sampler="ancestral", num_steps=gcfg.knob_steps).timesteps
-KEEP = tuple(knob_ts[torch.linspace(0, len(knob_ts) - 1, 9).round().long()].tolist())  # for the trajectory
+labels = studies.knob_labels(gcfg)
 glue("knob_steps", gcfg.knob_steps, display=False)
 glue("knob_n", len(labels), display=False)
 glue("knob_per_class", gcfg.knob_per_class, display=False)
@@ -101,61 +96,25 @@ glue("knob_per_class", gcfg.knob_per_class, display=False)
 # Each setting is cached under `artifacts/<profile>/knobs/`.
 
 # %%
-w0 = gcfg.guidance_w
-SETTINGS = {  # name: (sampler, steps, clip, w, x_T scale, noise scale)
-    "no clipping": ("ancestral", gcfg.knob_steps, False, w0, 1.0, 1.0),
-    "clipping": ("ancestral", gcfg.knob_steps, True, w0, 1.0, 1.0),
-    **{f"w={w}": ("ancestral", gcfg.knob_steps, True, w, 1.0, 1.0) for w in (0.0, 0.5, 1.0, 2.0, 4.0)},
-    **{f"x_T×{a}, noise×{b}": ("ancestral", gcfg.knob_steps, True, w0, a, b) for a, b in
-       ((1.0, 1.0), (1.0, 0.5), (0.5, 1.0), (0.5, 0.5))},
-    f"DDIM {gcfg.num_steps} steps (the set's sampler)": ("ddim", gcfg.num_steps, gcfg.clip_x0, w0,
-                                                           gcfg.x_T_scale, 1.0),
-}
-
-
-def knob_run(name, sampler_name, steps, clip, w, x_T_scale, noise_scale):
-    """Generate the digits of one setting (cached) and let the teacher measure them."""
-    def compute():
-        s = diffusion.build_sampler(gcfg, schedule, sampler=sampler_name, clip_x0=clip, noise_scale=noise_scale,
-                                    num_steps=steps)
-        t0 = time.perf_counter()
-        x, traj = diffusion.generate(unet, s, labels, w, torch.Generator().manual_seed(seed), x_T_scale=x_T_scale,
-                                     progress=True, return_trajectory=KEEP)
-        x = data.to_model_range(data.to_uint8(x))  # what the teacher and a student would see
-        return {"images": x.half(), "samples_per_s": len(x) / (time.perf_counter() - t0),
-                "trajectory": torch.stack([traj[t][:: gcfg.knob_per_class] for t in KEEP], 1).half()
-                if sampler_name == "ancestral" else None,
-                **evaluate.generation_quality(teacher, x, labels, threshold, device=device, group_by_teacher=w == 0)}
-    key = store.fingerprint({"setting": SETTINGS[name], "labels": labels.tolist(), "seed": seed,
-                                 "threshold": threshold}, out / "diffusion.pt", out / "teacher.pt")
-    return store.cached(out / "knobs" / (re.sub(r"[^\w.=-]+", "_", name) + ".pt"), key, compute)
-
-
-first_name = {}  # a setting listed under several names (w=1 is also "clipping") runs once
-for name, setting in SETTINGS.items():
-    first_name.setdefault(setting, name)
-results = {name: knob_run(first_name[setting], *setting) for name, setting in SETTINGS.items()}
+knobs = studies.knob_settings(gcfg)
+results = studies.knob_study(cfg, unet, teacher, schedule, seed=seed, device=device)
 x_real, y_real = data.test_tensors(None)
 real_pick = torch.cat([torch.nonzero(y_real == c).flatten()[: gcfg.knob_per_class] for c in range(10)])
 real_diversity = evaluate.feature_diversity(evaluate.features(teacher, x_real[real_pick], device=device),
                                             y_real[real_pick])
 
 # %%
-def rows_of(names):
-    """Mosaic of one digit per class (columns) per setting (rows)."""
+def knob_mosaic(ids):
+    """One digit per class (columns) per setting (rows), labelled by the settings' names."""
     first = torch.arange(10) * gcfg.knob_per_class
-    return torch.cat([results[n]["images"][first].float() for n in names])
+    return plots.mosaic(torch.cat([results[k]["images"][first].float() for k in ids]), nrow=len(ids),
+                        row_labels=[knobs[k].label for k in ids])
 
 
-clip_names = ["no clipping", "clipping"]
-fig = plots.mosaic(rows_of(clip_names), nrow=2, row_labels=clip_names)
-plots.glue_figure("fig_clipping", fig)
-w_names = [f"w={w}" for w in (0.0, 0.5, 1.0, 2.0, 4.0)]
-fig = plots.mosaic(rows_of(w_names), nrow=5, row_labels=w_names)
-plots.glue_figure("fig_guidance", fig)
-noise_names = [n for n in SETTINGS if n.startswith("x_T")]
-fig = plots.mosaic(rows_of(noise_names), nrow=4, row_labels=noise_names)
-plots.glue_figure("fig_noise", fig)
+plots.glue_figure("fig_clipping", knob_mosaic(["no_clip", "clip"]))
+plots.glue_figure("fig_guidance", knob_mosaic([f"w_{w}" for w in studies.GUIDANCE_WEIGHTS]))
+noise_ids = [f"xT_{a}_noise_{b}" for a, b in studies.NOISE_SCALES]
+plots.glue_figure("fig_noise", knob_mosaic(noise_ids))
 
 # %% [markdown]
 # ```{glue:figure} fig_clipping
@@ -172,25 +131,19 @@ plots.glue_figure("fig_noise", fig)
 # ```
 
 # %%
-table = pd.DataFrame({n: {k: r[k] for k in ("confidence", "agreement", "accepted", "diversity", "samples_per_s")}
-                      for n, r in results.items()}).T
-table.loc["real test digits", "diversity"] = real_diversity
-table.columns = ["teacher confidence", "agrees with request", f"accepted at {threshold}", "diversity",
-                 "digits/s"]
-best_accept = table[f"accepted at {threshold}"].idxmax()
-most_diverse = table["diversity"].drop("real test digits").idxmax()
-ddim_name = list(SETTINGS)[-1]
-glue("knob_clip_accept", f"{100 * results['no clipping']['accepted']:.1f}% → {100 * results['clipping']['accepted']:.1f}%",
-     display=False)
-glue("knob_w_div", f"{results['w=0.0']['diversity']:.2f} → {results['w=4.0']['diversity']:.2f}", display=False)
-glue("knob_w_accept", f"{100 * results['w=0.0']['accepted']:.1f}% → {100 * results['w=4.0']['accepted']:.1f}%",
-     display=False)
+table = studies.knob_table(results)
+r = lambda k, c: results[k][c]  # noqa: E731
+glue("knob_clip_accept", f"{100 * r('no_clip', 'accepted'):.1f}% → {100 * r('clip', 'accepted'):.1f}%", display=False)
+glue("knob_w_div", f"{r('w_0.0', 'diversity'):.2f} → {r('w_4.0', 'diversity'):.2f}", display=False)
+glue("knob_w_accept", f"{100 * r('w_0.0', 'accepted'):.1f}% → {100 * r('w_4.0', 'accepted'):.1f}%", display=False)
 glue("knob_real_div", f"{real_diversity:.2f}", display=False)
-glue("knob_noise_conf", ", ".join(f"{results[n]['confidence']:.3f}" for n in noise_names), display=False)
-glue("knob_noise_div", ", ".join(f"{results[n]['diversity']:.2f}" for n in noise_names), display=False)
-glue("ddim_speedup", f"{results[ddim_name]['samples_per_s'] / results['clipping']['samples_per_s']:.1f}",
-     display=False)
-table.style.format("{:.3f}", na_rep="")
+glue("knob_noise_conf", ", ".join(f"{r(k, 'confidence'):.3f}" for k in noise_ids), display=False)
+glue("knob_noise_div", ", ".join(f"{r(k, 'diversity'):.2f}" for k in noise_ids), display=False)
+glue("ddim_speedup", f"{r('ddim', 'samples_per_s') / r('clip', 'samples_per_s'):.1f}", display=False)
+shown = table.rename(index={k: v.label for k, v in knobs.items()},
+                     columns={**studies.KNOB_COLUMNS, "accepted": f"accepted at {cfg.synth.threshold}"})
+shown.loc["real test digits", "diversity"] = real_diversity
+shown.style.format("{:.3f}", na_rep="")
 
 # %% [markdown]
 # Read from the table: clipping moves the fraction accepted at the threshold from
@@ -209,8 +162,9 @@ table.style.format("{:.3f}", na_rep="")
 # The state $x_t$ of one digit of each class along the clipped ancestral chain.
 
 # %%
-traj = results["clipping"]["trajectory"].float()
-fig = plots.mosaic(traj.reshape(-1, 1, 28, 28), nrow=10, titles=[f"t={t}" for t in KEEP] + [""] * (traj.numel() // 784 - len(KEEP)))
+traj = results["clip"]["trajectory"].float()
+keep = studies.knob_trajectory_steps(cfg, schedule)
+fig = plots.mosaic(traj.reshape(-1, 1, 28, 28), nrow=10, titles=[f"t={t}" for t in keep] + [""] * (traj.numel() // 784 - len(keep)))
 plots.glue_figure("fig_trajectory", fig)
 
 # %% [markdown]
@@ -234,7 +188,8 @@ widget = live.show_controls(lambda: controls.sampling_controls(unet, schedule, d
                             static=controls.sampling_frame(unet, schedule, **defaults))
 
 # %%
-store.update_metrics(profile, "generation", {"knobs": table.drop("real test digits").to_dict(orient="index"),
+store.update_metrics(profile, "generation", {"knobs": {k: {"label": knobs[k].label, **v}
+                                                       for k, v in table.to_dict(orient="index").items()},
                                                  "real_diversity": real_diversity,
                                                  "knob_sampler_steps": gcfg.knob_steps})
 store.record_stage_time(profile, "03_generation", t_start)

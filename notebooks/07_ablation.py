@@ -82,21 +82,10 @@ glue("abl_grey_min", int(grey.min()), display=False)
 # ```
 
 # %%
-runs = {}
-for i, (name, variant) in enumerate(studies.ABLATIONS.items()):
-    vcfg, select_best = studies.ablation_config(scfg, variant, ecfg.ablation_per_class, ecfg.thesis_per_class)
-    runs[name] = {}
-    for s in ecfg.ablation_seeds:
-        train_set, val_set = studies.ablation_data(stored, variant, ecfg.ablation_per_class,
-                                                       ecfg.thesis_per_class, scfg.val_fraction, s)
-        runs[name][s] = studies.run_classifier(
-            train_set, val_set, vcfg, seed=s, device=device, test=(x_te, y_te), select_best=select_best,
-            cache_path=out / "ablation" / f"variant{i}_seed{s}.pt", desc=f"{name}, seed {s}", test_curve=False,
-            inputs_key=f"{stored['summary']['inputs_key']}:{sorted(variant.items())}:{ecfg.ablation_per_class}:"
-                       f"{ecfg.thesis_per_class}")
+runs = studies.ablation_runs(cfg, stored, device=device, test=(x_te, y_te))
 summary = {name: evaluate.summarize_seeds([r["accuracy"] for r in rs.values()]) for name, rs in runs.items()}
-ref = summary["this book (hard labels)"]["mean"]
-table = pd.DataFrame({name: {
+ref = summary["reference"]["mean"]
+table = pd.DataFrame({studies.ABLATION_LABELS[name]: {
     "real-test accuracy": evaluate.format_summary(v), "change (points)": f"{100 * (v['mean'] - ref):+.2f}",
     "epochs trained": ", ".join(str(len(r["history"]["epoch"])) for r in runs[name].values()),
     "digits (train + validation)":
@@ -109,7 +98,7 @@ names = list(summary)
 fig, ax = plt.subplots(figsize=(7, 3.2))
 means = [100 * summary[n]["mean"] for n in names]
 errs = [100 * (summary[n]["std"] or 0) for n in names]
-ax.barh(names, means, xerr=errs, color=["0.5"] + ["tab:orange"] * (len(names) - 2) + ["tab:red"])
+ax.barh([studies.ABLATION_LABELS[n] for n in names], means, xerr=errs, color=["0.5"] + ["tab:orange"] * (len(names) - 2) + ["tab:red"])
 thesis_acc = 100 * thesis.STUDENT["accuracy"]
 ax.axvline(thesis_acc, ls="--", c="k", lw=1, label=f"the thesis' student ({thesis_acc:.2f}%)")
 ax.set_xlim(max(0, min(means) - 5), 100); ax.invert_yaxis(); ax.set_xlabel("real-test accuracy (%)")
@@ -120,7 +109,7 @@ for i, n in enumerate(names):
     glue(f"abl_{i}", f"{100 * summary[n]['mean']:.2f}%", display=False)
     glue(f"abl_delta_{i}", f"{100 * (summary[n]['mean'] - ref):+.2f}", display=False)
 worst = min(names[1:-1], key=lambda n: summary[n]["mean"])
-glue("abl_worst", worst, display=False)
+glue("abl_worst", studies.ABLATION_LABELS[worst], display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_ablation
@@ -137,5 +126,6 @@ glue("abl_worst", worst, display=False)
 # %%
 store.update_metrics(profile, "ablation", {
     "reference_per_class": ecfg.ablation_per_class, "seeds": list(ecfg.ablation_seeds),
-    "variants": {n: {"accuracy": v, "change_points": 100 * (v["mean"] - ref)} for n, v in summary.items()}})
+    "variants": {n: {"label": studies.ABLATION_LABELS[n], "accuracy": v, "change_points": 100 * (v["mean"] - ref)}
+                 for n, v in summary.items()}})
 store.record_stage_time(profile, "07_ablation", t_start)

@@ -83,7 +83,7 @@ rows += [
     ("its largest confusion", "{}→{} ({})".format(*thesis.EARLY_CONFUSIONS[0]),
      "{}→{} ({})".format(*early["top_confusions"][0]) if early["top_confusions"] else "none"),
     ("ablation: the thesis' recipe on this book's generator", pct(thesis.STUDENT["accuracy"]),
-     pct(abl["all four (the thesis' recipe)"]["accuracy"]["mean"])),
+     pct(abl["thesis_recipe"]["accuracy"]["mean"])),
 ]
 discussion = pd.DataFrame(rows, columns=["", f"thesis ({thesis.DEVICE})",
                                          f"this book ({profile}: {m['environment']['device']})"]).set_index("")
@@ -102,7 +102,7 @@ glue("final_profile", profile, display=False)
 ct = m.get("compute_time_s", m["wall_time_s"])
 total = sum(v for k, v in ct.items() if k != "08_analysis")
 glue("final_total_min", f"{total / 60:.1f}", display=False)
-glue("final_thesis_recipe", pct(abl["all four (the thesis' recipe)"]["accuracy"]["mean"]), display=False)
+glue("final_thesis_recipe", pct(abl["thesis_recipe"]["accuracy"]["mean"]), display=False)
 
 # %% [markdown]
 # At the **{glue:text}`final_profile`** profile on {glue:text}`final_device`, the teacher scores
@@ -125,8 +125,8 @@ cost = {
     "1. teachers (all architectures and seeds)": (wt.get("01_teacher"), f"{len(m['teacher']['study'])} architectures"),
     "2. diffusion training": (wt.get("02_diffusion"), f"{d['steps'] * d['batch_size'] / d['train_time_s']:.0f} images/s"
                               if d.get("train_time_s") else "not recorded"),
-    "3. generation knobs": (wt.get("03_generation"), "; ".join(f"{k}: {v['digits/s']:.1f} digits/s"
-                                                               for k, v in knobs.items() if k == "clipping" or k.startswith("DDIM"))),
+    "3. generation knobs": (wt.get("03_generation"), "; ".join(f"{knobs[k]['label']}: {knobs[k]['samples_per_s']:.1f} digits/s"
+                                                               for k in ("clip", "ddim"))),
     "4. synthetic set": (wt.get("04_synthetic_set"), f"{syn['generated_per_s']:.1f} digits/s generated and labelled"),
     "5. student grid": (wt.get("05_student"), f"{len(m['student']['grid'])} cells"),
     "6. degradation and errors": (wt.get("06_degradation"), f"{len(deg)} checkpoints"),

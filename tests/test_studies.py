@@ -73,7 +73,7 @@ def test_ablation_config():
     small, best = studies.ablation_config(scfg, {"small": True}, 300, 100)
     assert small.epochs == 9 and small.patience > 9 and best is False
     assert distill.optimizer_updates(1000, 0.1, 64, 9) >= distill.optimizer_updates(3000, 0.1, 64, 3)
-    thesis_recipe, best = studies.ablation_config(scfg, studies.ABLATIONS["all four (the thesis' recipe)"], 300, 100)
+    thesis_recipe, best = studies.ablation_config(scfg, studies.ABLATIONS["thesis_recipe"], 300, 100)
     assert thesis_recipe.epochs == 9 and thesis_recipe.patience == 1 and best is True
 
 
@@ -131,3 +131,33 @@ def test_run_classifier_caches_and_evaluates(tmp_path):
                                           test_curve=False, **kw)
     assert "real_test_acc" not in no_curve["history"] and len(no_curve["history"]["epoch"]) == 2
     assert torch.equal(no_curve["test_logits"], with_curve["test_logits"])  # same seed, same model
+
+
+def test_knob_settings_have_stable_ids_and_share_draws():
+    smoke = config.get_config("smoke").sampler
+    knobs = studies.knob_settings(smoke)
+    assert list(knobs)[:2] == ["no_clip", "clip"] and "ddim" in knobs and "w_4.0" in knobs
+    assert all(k.replace(".", "").replace("_", "").isalnum() for k in knobs)  # ids, not display labels
+    assert knobs["ddim"].sampler == smoke.sampler and knobs["ddim"].steps == smoke.num_steps
+    assert knobs["no_clip"].clip is False and knobs["xT_0.5_noise_1.0"].x_T_scale == 0.5
+    # the clipped chain at the profile's w is the same drawing as the w row with that weight
+    assert knobs["clip"].drawing() == knobs[f"w_{smoke.guidance_w}"].drawing()
+    assert len(studies.knob_labels(smoke)) == 10 * smoke.knob_per_class
+
+
+def test_degradation_table_and_closest_student():
+    cfg = config.get_config("smoke")
+    sets = {10: ("k", {"labels": torch.arange(30) % 10, "generated": 100, "acceptance": 0.3}),
+            30: ("k", {"labels": torch.arange(5), "generated": 100, "acceptance": 0.05})}
+    students = {("resnet_preact", 10): {"accuracy": 0.4}, ("simple_cnn", 10): {"accuracy": 0.2}}
+    table = studies.degradation_table(cfg, sets, students)
+    assert list(table.index) == ["step_10", "step_30"] and table.loc["step_10", "kept"] == 30
+    assert table.loc["step_30", "fraction_of_training"] == 1.0 and np.isnan(table.loc["step_30", "resnet_preact"])
+    students[("resnet_preact", 30)] = {"accuracy": 0.85}
+    assert studies.closest_student(students, "resnet_preact", 0.83) == 30
+    assert studies.closest_student(students, "resnet_preact", 0.3) == 10
+
+
+def test_ablation_ids_have_labels():
+    assert list(studies.ABLATIONS) == list(studies.ABLATION_LABELS)
+    assert studies.ABLATIONS["thesis_recipe"] == {"grey": True, "requested": True, "early_stop": True, "small": True}
