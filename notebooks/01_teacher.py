@@ -16,8 +16,9 @@
 #
 # The teachers are the only models that ever see a real training digit. Later it labels the
 # synthetic digits, and the student copies it from those labels alone. Following the thesis
-# (§3.3.1), it is a ResNet PreAct-20 trained with Adam (lr 0.002, batch 64) and early stopping
-# on the validation loss (`kr_utils.distill.train_classifier`). 5,000 of the 60,000 training digits
+# (§3.3.1), it is a ResNet PreAct-20 trained with Adam (learning rate {glue:text}`teacher_lr`, batch
+# {glue:text}`teacher_batch`) and early stopping on the validation loss
+# (`kr_utils.distill.train_classifier`). {glue:text}`teacher_val_size` of the 60,000 training digits
 # are held out for validation; the 10,000 test digits are used only for the reported score.
 
 # %% tags=["remove-cell"]
@@ -48,6 +49,9 @@ out = store.artifact_dir(profile)
 device = runtime.device()
 t_start = time.perf_counter()
 print(f"profile={profile} device={device} artifacts={out}")
+glue("teacher_lr", tcfg.lr, display=False)
+glue("teacher_batch", tcfg.batch_size, display=False)
+glue("teacher_val_size", f"{tcfg.val_size:,d}", display=False)
 
 # %% [markdown]
 # ## The data

@@ -25,11 +25,10 @@
 #
 # Eq. (3) is `kr_utils.diffusion.NoiseSchedule.q_sample` (with `linear_beta_schedule` and `alphas_cumprod`),
 # eq. (4) is `kr_utils.diffusion.diffusion_loss`. As in the thesis, the class is replaced by a
-# "no class" token with probability 0.1, so the same network also learns the unconditional
+# "no class" token with probability {glue:text}`p_uncond`, so the same network also learns the unconditional
 # $\epsilon_\theta(x_t,t,\varnothing)$ needed for classifier-free guidance (chapter 3).
 #
-# The thesis' U-Net has 26M parameters and takes about 45 s per batch of 128 on two CPU cores.
-# Our `kr_utils.models.ConditionalUNet` is sized per profile (a few hundred thousand parameters
+# The thesis' U-Net has 26M parameters. Our `kr_utils.models.ConditionalUNet` is sized per profile (a few hundred thousand parameters
 # at the `cpu` profile) and we train it for a fixed number of steps with an exponential moving
 # average (EMA) of the weights, which is what we sample from.
 
@@ -67,6 +66,7 @@ unet = models.ConditionalUNet(base=dcfg.base, mults=dcfg.mults, attention=dcfg.a
 n_params = models.count_parameters(unet)
 glue("unet_params", f"{n_params:,d}", display=False)
 glue("diffusion_steps", f"{dcfg.steps:,d}", display=False)
+glue("p_uncond", dcfg.p_uncond, display=False)
 glue("diffusion_batch", dcfg.batch_size, display=False)
 glue("diffusion_milestones", ", ".join(f"{m:,d}" for m in dcfg.milestones), display=False)
 

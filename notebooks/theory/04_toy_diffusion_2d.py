@@ -28,7 +28,7 @@
 # (eq. T3.5 plus noise; no clipping, since the points are not images in $[-1, 1]$). As in the
 # pipeline, the class is replaced by the null token during training, so that the same network
 # also models the unconditional density (used here, and for guidance in chapter T5); here with
-# probability 0.2, where the pipeline's U-Net uses 0.1 (`diffusion.p_uncond` of the profiles).
+# probability 0.2, where the pipeline's U-Net uses {glue:text}`t4_p_uncond` (`diffusion.p_uncond` of the profile).
 
 # %% tags=["remove-cell"]
 import sys
@@ -60,6 +60,7 @@ device = runtime.device()  # every model of this chapter runs there
 g = torch.Generator().manual_seed(seed)
 MEANS = ((-2.0, -2.0), (2.0, 2.0))
 T = 500
+glue("t4_p_uncond", cfg.diffusion.p_uncond, display=False)
 
 # %% [markdown]
 # ## The forward process, animated
@@ -115,12 +116,13 @@ widget = live.show_controls(lambda: controls.trajectory_controls(traj, labels, r
 # Eyeballing is not enough. For the unconditional model ($w = 0$: the class token is "none") we
 # measure the fraction of samples in each cluster (nearest centre; the data have 1/2 each), their
 # spread around the centre (the data: 0.5 per axis) with `kr_utils.theory.toy.cluster_stats`, and the
-# energy distance to 1,000 held-out points (`kr_utils.theory.toy.energy_distance`). Two reference
+# energy distance to {glue:text}`t4_n_test` held-out points (`kr_utils.theory.toy.energy_distance`). Two reference
 # values frame the last number: two independent draws of real data (the floor the model can at
 # best reach) and $\mathcal N(0, I)$ (no learning at all).
 
 # %%
 x_test, y_test = toy.two_gaussians(max(n // 2, 500), torch.Generator().manual_seed(seed + 100), MEANS)
+glue("t4_n_test", f"{len(x_test):,d}", display=False)
 uncond = toy.sample_toy(model, sampler, torch.zeros(n, dtype=torch.long), torch.Generator().manual_seed(seed + 1), w=0.0)
 cond = toy.cluster_stats(samples, MEANS, labels)
 stats = toy.cluster_stats(uncond, MEANS)
