@@ -16,7 +16,19 @@ NUMBER = re.compile(r"(?<![\w.{`$\\/-])(\d[\d,]*(?:\.\d+)?)(?![\w])")
 def prose(text: str) -> str:
     """``text`` without what may hold numbers freely: formulas, code, glue and cross-reference
     roles, link targets, headings, figure directives."""
-    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    kept, fence = [], None  # fence: None outside a block, "code" in a code block, "directive" in one
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            if fence is None:
+                fence = "directive" if stripped.startswith("```{") else "code"
+            else:
+                fence = None
+            continue
+        if fence == "code" or (fence == "directive" and re.match(r":[\w-]+:", stripped)):
+            continue  # code, or a directive's option line; a directive's caption is prose
+        kept.append(line)
+    text = "\n".join(kept)
     text = re.sub(r"\$\$.*?\$\$", " ", text, flags=re.S)
     text = re.sub(r"\$[^$\n]*\$", " ", text)
     text = re.sub(r"\{[\w:-]+\}`[^`]*`", " ", text)
@@ -36,7 +48,7 @@ def numbers(text: str) -> list[tuple[str, str]]:
         before = text[max(0, m.start() - 12): m.start()]
         if REFERENCE.search(before) or re.search(r"\d[-–]$", before) and REFERENCE.search(before[:-2].rstrip(" ,0123456789")):
             continue
-        if re.search(r"(§|\bTables?|\bFigs?\.|\b[Ee]qs?\.)\s*[\d.,\s()-]*$", before):
+        if re.search(r"(§|\bTables?|\bFigs?\.|\b[Ee]qs?\.)\s*(?:[\d.,\s()–-]|and)*$", text[max(0, m.start() - 24): m.start()]):
             continue  # the second number of a range or list of references: Figs. 19-21, eqs. (2)-(3)
         around = text[max(0, m.start() - 30): m.end() + 15].replace("\n", " ")
         out.append((m.group(1).rstrip(","), " ".join(around.split())))
