@@ -129,3 +129,11 @@ store.update_metrics(profile, "diffusion", {
     "final_loss": final_loss, "reused_checkpoint": fit["reused"],
     "train_time_s": None if train_time is None else round(train_time, 1)})  # when reused: its stored time
 store.record_stage_time(profile, "02_diffusion", t_start)
+
+# %% [markdown]
+# ## What was measured
+#
+# A U-Net of {glue:text}`unet_params` parameters, trained for {glue:text}`diffusion_steps` steps,
+# ends with a loss of {glue:text}`diffusion_final_loss` over its last steps. Its EMA weights were
+# kept at steps {glue:text}`diffusion_milestones` for the degradation study of chapter 6, and the
+# final ones generate the synthetic set.

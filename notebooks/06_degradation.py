@@ -186,3 +186,11 @@ store.update_metrics(profile, "degradation", {
     "early_student": {"step": early_step, **{k: v for k, v in errors["early"].items() if k not in ("worst", "logits")}},
     "final_student": {k: v for k, v in errors["final"].items() if k not in ("worst", "logits")}})
 store.record_stage_time(profile, "06_degradation", t_start)
+
+# %% [markdown]
+# ## What was measured
+#
+# Students of the profile's architecture, trained on sets of the same budget from each checkpoint,
+# go from {glue:text}`degr_first` to {glue:text}`degr_last` (peak {glue:text}`degr_peak`). The
+# early student (step {glue:text}`errors_early_step`) scores {glue:text}`errors_early_acc` and the
+# final student of chapter 5 {glue:text}`errors_final_acc`.

@@ -129,3 +129,10 @@ store.update_metrics(profile, "ablation", {
     "variants": {n: {"label": studies.ABLATION_LABELS[n], "accuracy": v, "change_points": 100 * (v["mean"] - ref)}
                  for n, v in summary.items()}})
 store.record_stage_time(profile, "07_ablation", t_start)
+
+# %% [markdown]
+# ## What was measured
+#
+# The reference student scores {glue:text}`abl_0`; the thesis' four choices together give
+# {glue:text}`abl_5`. Of the four alone, the largest cause of the thesis' lower score is
+# **{glue:text}`abl_worst`**.

@@ -224,3 +224,12 @@ pd.DataFrame(bench).T if bench else "no recorded sampler benchmark"
 
 # %%
 store.record_stage_time(profile, "08_analysis", t_start)
+
+# %% [markdown]
+# ## What was measured
+#
+# In this run ({glue:text}`analysis_source`) the teacher scores {glue:text}`final_teacher` and the
+# student {glue:text}`final_student`, {glue:text}`final_gap`; in the thesis the student was
+# {glue:text}`final_thesis_gap` points below. The thesis' recipe on this book's generator gives
+# {glue:text}`final_thesis_recipe`, and chapters 1-7 cost {glue:text}`final_total_min` minutes
+# from scratch.

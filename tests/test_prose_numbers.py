@@ -22,3 +22,17 @@ def test_the_checker_finds_written_numbers_and_skips_the_rest():
             "`lr=0.002` in code; §4.4, Table 7, Figs. 19-21, eq. (6), chapter 5 and seed 003 are references).\n"
             "## 5. A heading\n1. a list item")
     assert [n for n, _ in pn.numbers(text)] == ["97.3", "3"]
+
+
+def test_every_chapter_closes_with_what_was_measured():
+    """Text-first chapters: each opens with its title and what it shows, before any code, and
+    closes with a section that gives what was measured, glued from the run."""
+    import json
+    for nb in sorted((pn.ROOT / "notebooks").rglob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        first, last = cells[0], cells[-1]
+        assert first["cell_type"] == "markdown" and "".join(first["source"]).startswith("# "), nb
+        assert len(pn.prose("".join(first["source"]))) > 300, f"{nb}: the opening says too little"
+        text = "".join(last["source"])
+        assert last["cell_type"] == "markdown" and text.startswith("## What was measured"), nb
+        assert "{glue:text}" in text, f"{nb}: the closing section glues no result"

@@ -171,3 +171,10 @@ store.update_metrics(profile, "theory", {"T6": {"T": T, **{k: v for k, v in cost
                                                                if k != "two real draws (floor)"},
                                                     "ed_floor": floor}})
 store.update_metrics(profile, "theory_wall_time_s", {"T6": round(time.perf_counter() - t_start, 1)})
+
+# %% [markdown]
+# ## What was measured
+#
+# Trained on {glue:text}`t6_n_train` digits, the per-step autoencoders' samples are at an energy
+# distance of {glue:text}`t6_ed_per` from held-out digits, the shared network's at
+# {glue:text}`t6_ed_shared` (two draws of real digits: {glue:text}`t6_ed_floor`).

@@ -166,3 +166,10 @@ inpaint.to_frame().round(5)
 store.update_metrics(profile, "theory", {"T7": {"model": source, "reconstruction_mse": recon.to_dict(),
                                                     "inpainting_mse": inpaint.to_dict()}})
 store.update_metrics(profile, "theory_wall_time_s", {"T7": round(time.perf_counter() - t_start, 1)})
+
+# %% [markdown]
+# ## What was measured
+#
+# The model used is {glue:text}`t7_source`. Inside the inpainted hole the error is
+# {glue:text}`t7_hole_null` without the class and {glue:text}`t7_hole_cls` with it, against
+# {glue:text}`t7_hole_black` for leaving the hole black.

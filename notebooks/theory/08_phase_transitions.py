@@ -117,3 +117,11 @@ plots.glue_figure("fig_t8_potential", fig)
 store.update_metrics(profile, "theory", {"T8": {"m_star": m_star, "alpha_bar_c": ab_c, "t_c_analytic": t_c,
                                                     "t_c_numeric": t_numeric}})
 store.update_metrics(profile, "theory_wall_time_s", {"T8": round(time.perf_counter() - t_start, 1)})
+
+# %% [markdown]
+# ## What was measured
+#
+# With $\beta = 1.5$ the magnetisation is $m^* =$ {glue:text}`t8_m_star`; the threshold
+# $\bar\alpha_t =$ {glue:text}`t8_ab_c` falls at $t =$ {glue:text}`t8_t_c` of the linear
+# schedule, and counting the minima of the computed potential the double well disappears at
+# $t =$ {glue:text}`t8_t_numeric`.
