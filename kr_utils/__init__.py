@@ -11,7 +11,8 @@ One module per pipeline stage, each importing only the stages below it:
 - ``diffusion`` (noise schedule, loss, samplers, U-Net training), ``synth`` (the labelled
   synthetic set), ``distill`` (teacher and student training, the distillation loss),
   ``evaluate`` (real-test metrics, intervals over seeds);
-- ``studies`` (the thesis' experiments: runs, degradation, ablation), ``pipeline`` (each
+- ``studies`` (the thesis' experiments: runs, knobs, degradation, ablation), ``analysis`` (chapter 8's
+  comparison with the thesis), ``pipeline`` (each
   chapter's artifacts found or rebuilt), ``plots``, ``controls``, ``thesis`` (the thesis'
   numbers), ``theory`` (the theory chapters' code), and ``book`` (the runner).
 """
@@ -33,6 +34,6 @@ import torch as _torch  # noqa: E402
 
 _check_torch(_torch.__version__)
 
-from . import (checkpoints, config, data, diffusion, distill, evaluate, fit, live, models, plots,  # noqa: E402,F401
+from . import (analysis, checkpoints, config, data, diffusion, distill, evaluate, fit, live, models, plots,  # noqa: E402,F401
                runtime, store, studies, synth)
 from .config import get_config  # noqa: E402,F401

@@ -2,6 +2,8 @@
 matrix, and mean +- std +- 95% CI over seeds."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from scipy import stats
@@ -56,6 +58,26 @@ def most_confident_errors(logits: torch.Tensor, labels: torch.Tensor, k: int = 1
     conf, pred = logits.float().softmax(1).max(1)
     wrong = torch.nonzero(pred != labels).flatten()
     return wrong[conf[wrong].argsort(descending=True)[:k]]
+
+
+def error_analysis(logits: torch.Tensor, labels: torch.Tensor, worst: int = 16, top: int = 5) -> dict:
+    """A classifier's errors on a labelled set (chapter 6): accuracy, the confusion matrix, its
+    ``top`` largest confusions and the indices of the ``worst`` most confident mistakes."""
+    rep = classification_report(logits, labels)
+    return {"accuracy": rep["accuracy"], "confusion_matrix": rep["confusion_matrix"],
+            "top_confusions": top_confusions(rep["confusion_matrix"], top),
+            "worst": most_confident_errors(logits, torch.as_tensor(labels).long(), worst)}
+
+
+@torch.no_grad()
+def inference_ms(model, x: torch.Tensor, device, n: int = 2000) -> float:
+    """Milliseconds per image of ``model`` on ``device``, over up to ``n`` images of ``x`` in
+    batches of 1,000 (after a warm-up pass)."""
+    model.to(device).eval()
+    predict_logits(model, x[:200], device=device)
+    t0 = time.perf_counter()
+    predict_logits(model, x[:n], device=device)
+    return (time.perf_counter() - t0) / min(n, len(x)) * 1e3
 
 
 def top_confusions(confusion: list, k: int = 5) -> list[tuple[int, int, int]]:

@@ -122,11 +122,15 @@ class ResNetPreAct(nn.Module):
 CLASSIFIERS = {"simple_cnn": SimpleCNN, "compressed_cnn": CompressedCNN, "resnet_preact": ResNetPreAct}
 
 
-def build_classifier(name: str) -> nn.Module:
-    """Instantiate a classifier by its name in :data:`CLASSIFIERS`."""
+def build_classifier(name: str, state_dict: dict | None = None) -> nn.Module:
+    """Instantiate a classifier by its name in :data:`CLASSIFIERS`, with trained weights when
+    ``state_dict`` is given."""
     if name not in CLASSIFIERS:
         raise ValueError(f"unknown classifier {name!r}; expected one of {sorted(CLASSIFIERS)}")
-    return CLASSIFIERS[name]()
+    model = CLASSIFIERS[name]()
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    return model
 
 
 # --------------------------------------------------------------------------- inference

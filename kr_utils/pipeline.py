@@ -104,9 +104,8 @@ def save_teacher(cfg: Profile, run: dict, seed: int) -> Path:
     path = artifact_dir(profile) / "teacher.pt"
     stage_cfg = {**tcfg.as_dict(), "seed": seed}
     if not load_if_current(path, "teacher", stage_cfg, profile):
-        model = models.build_classifier(tcfg.arch)
-        model.load_state_dict(run["state_dict"])
-        save_checkpoint(path, model, kind="teacher", config=stage_cfg, profile=profile, seed=seed,
+        save_checkpoint(path, models.build_classifier(tcfg.arch, run["state_dict"]), kind="teacher",
+                        config=stage_cfg, profile=profile, seed=seed,
                         extra={"history": run["history"], "arch": tcfg.arch})
     return path
 
@@ -263,7 +262,7 @@ def student_split(cfg: Profile, device, seed: int | None = None) -> dict:
     syn_train, syn_val = distill.synthetic_split(stored["images"], stored["labels"], stored["logits"],
                                                  val_fraction, seed)
     return {"train": syn_train, "val": syn_val, "test": data.test_tensors(cfg.test_subset), "stored": stored,
-            "key": f"{stored['summary']['inputs_key']}:split{seed}:{val_fraction}"}
+            "key": fingerprint({"set": stored["summary"]["inputs_key"], "split_seed": seed, "val_fraction": val_fraction})}
 
 
 def student_run(cfg: Profile, split: dict, arch: str, labels: str, seed: int, device) -> dict:
@@ -279,10 +278,8 @@ def save_student(cfg: Profile, run: dict, seed: int) -> Path:
     """``student.pt``: the main cell's first seed."""
     st = cfg.student
     path = artifact_dir(cfg.profile) / "student.pt"
-    model = models.build_classifier(st.arch)
-    model.load_state_dict(run["state_dict"])
-    save_checkpoint(path, model, kind="student", config=st.as_dict(), profile=cfg.profile, seed=seed,
-                    extra={"arch": st.arch, "history": run["history"]})
+    save_checkpoint(path, models.build_classifier(st.arch, run["state_dict"]), kind="student", config=st.as_dict(),
+                    profile=cfg.profile, seed=seed, extra={"arch": st.arch, "history": run["history"]})
     return path
 
 

@@ -101,6 +101,13 @@ def confusion(cm, title="confusion matrix (real test set)"):
     return fig
 
 
+def error_mosaic(x, labels, logits, idx, nrow: int = 2):
+    """The digits ``idx`` of ``x`` titled true→predicted (confidence): a classifier's mistakes."""
+    probs = torch.as_tensor(logits).float().softmax(1)
+    return mosaic(x[idx], nrow=nrow, titles=[f"{int(labels[i])}→{int(probs[i].argmax())} ({probs[i].max():.2f})"
+                                             for i in idx])
+
+
 def glue_figure(name: str, fig) -> None:
     """Hand a figure to the book (``{glue:figure}``) as a PNG (:func:`kr_utils.live.figure_png`),
     and close it, so that the notebook does not also print it inline a second time."""

@@ -30,7 +30,8 @@ from .store import artifact_dir, cached, fingerprint
 def run_classifier(train_set, val_set, recipe: ClassifierRecipe, *, seed: int, device, test, cache_path,
                    inputs_key: str, desc: str = "student", select_best: bool = True, test_curve: bool = True) -> dict:
     """Train one classifier, a student or one of chapter 1's teachers (cached at ``cache_path``
-    under a key of its config, seed and data).
+    under a key of its config, seed and data; ``inputs_key`` is the :func:`kr_utils.store.fingerprint`
+    of the data it learns from, as every cache key of the book is).
 
     Returns its per-epoch ``history`` (with ``test_curve``, the real-test accuracy after each
     epoch, never used for a decision), final ``accuracy``, ``per_class_accuracy``,
@@ -222,8 +223,9 @@ def ablation_runs(cfg: Profile, stored: dict, *, device, test) -> dict:
             runs[name][s] = run_classifier(
                 train_set, val_set, recipe, seed=s, device=device, test=test, select_best=select_best,
                 cache_path=out / "ablation" / f"variant{i}_seed{s}.pt", desc=f"{ABLATION_LABELS[name]}, seed {s}",
-                test_curve=False, inputs_key=f"{stored['summary']['inputs_key']}:{sorted(variant.items())}:"
-                                             f"{e.ablation_per_class}:{e.thesis_per_class}")
+                test_curve=False, inputs_key=fingerprint({"set": stored["summary"]["inputs_key"], "variant": variant,
+                                                          "per_class": e.ablation_per_class,
+                                                          "thesis_per_class": e.thesis_per_class}))
     return runs
 
 

@@ -132,19 +132,11 @@ plots.glue_figure("fig_teacher_study", fig)
 # ```
 
 # %%
-def inference_ms(arch, state):
-    """Milliseconds per image, in batches of 1,000 real test digits, on this device."""
-    m = models.build_classifier(arch); m.load_state_dict(state); m.to(device).eval()
-    evaluate.predict_logits(m, x_te[:200], device=device)  # warm-up
-    t0 = time.perf_counter(); evaluate.predict_logits(m, x_te[:2000], device=device)
-    return (time.perf_counter() - t0) / min(2000, len(x_te)) * 1e3
-
-
 rows, teacher_study = {}, {}
 for arch, runs in study.items():
     acc = evaluate.summarize_seeds([r["accuracy"] for r in runs.values()])
     val_loss = float(np.mean([min(r["history"]["val_loss"]) for r in runs.values()]))
-    ms = inference_ms(arch, next(iter(runs.values()))["state_dict"])
+    ms = evaluate.inference_ms(models.build_classifier(arch, next(iter(runs.values()))["state_dict"]), x_te, device)
     teacher_study[arch] = {"test_accuracy": acc, "val_loss": val_loss, "inference_ms_per_image": ms,
                            "parameters": param_counts[arch]}
     th = thesis.TEACHERS[arch]

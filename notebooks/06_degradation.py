@@ -138,18 +138,12 @@ final_model = checkpoints.load_model(student_path, "student", device)
 final_logits = evaluate.predict_logits(final_model, x_te, device=device)
 errors = {}
 for name, logits in (("early", early["test_logits"]), ("final", final_logits)):
-    rep = evaluate.classification_report(logits, y_te)
-    errors[name] = {"accuracy": rep["accuracy"], "confusion_matrix": rep["confusion_matrix"],
-                    "top_confusions": evaluate.top_confusions(rep["confusion_matrix"], 5),
-                    "worst": evaluate.most_confident_errors(logits, y_te, 16), "logits": logits}
-    fig = plots.confusion(rep["confusion_matrix"], f"{name} student ({100 * rep['accuracy']:.1f}%): real test set")
-    plots.glue_figure(f"fig_confusion_{name}", fig)
-    probs = logits.float().softmax(1)
-    w = errors[name]["worst"]
-    fig = plots.mosaic(x_te[w], nrow=2, titles=[f"{int(y_te[i])}→{int(probs[i].argmax())} ({probs[i].max():.2f})" for i in w])
-    plots.glue_figure(f"fig_errors_{name}", fig)
-    glue(f"errors_{name}_top", ", ".join(f"{t}→{p} ({n})" for t, p, n in errors[name]["top_confusions"]), display=False)
-    glue(f"errors_{name}_acc", f"{100 * rep['accuracy']:.2f}%", display=False)
+    err = errors[name] = evaluate.error_analysis(logits, y_te)
+    plots.glue_figure(f"fig_confusion_{name}", plots.confusion(
+        err["confusion_matrix"], f"{name} student ({100 * err['accuracy']:.1f}%): real test set"))
+    plots.glue_figure(f"fig_errors_{name}", plots.error_mosaic(x_te, y_te, logits, err["worst"]))
+    glue(f"errors_{name}_top", ", ".join(f"{t}→{p} ({n})" for t, p, n in err["top_confusions"]), display=False)
+    glue(f"errors_{name}_acc", f"{100 * err['accuracy']:.2f}%", display=False)
 glue("errors_early_step", early_step, display=False)
 glue("final_student_seed", scfg.seeds[0], display=False)
 glue("thesis_early_top", ", ".join(f"{t}→{p} ({n})" for t, p, n in thesis.EARLY_CONFUSIONS), display=False)
@@ -183,8 +177,8 @@ glue("thesis_early_top", ", ".join(f"{t}→{p} ({n})" for t, p, n in thesis.EARL
 store.update_metrics(profile, "degradation", {
     "per_class_budget": ecfg.degradation_per_class, "milestones": list(milestones),
     "table": table.to_dict(orient="index"),
-    "early_student": {"step": early_step, **{k: v for k, v in errors["early"].items() if k not in ("worst", "logits")}},
-    "final_student": {k: v for k, v in errors["final"].items() if k not in ("worst", "logits")}})
+    "early_student": {"step": early_step, **{k: v for k, v in errors["early"].items() if k != "worst"}},
+    "final_student": {k: v for k, v in errors["final"].items() if k != "worst"}})
 store.record_stage_time(profile, "06_degradation", t_start)
 
 # %% [markdown]

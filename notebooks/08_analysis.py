@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import evaluate, pipeline, plots, store, thesis
+from kr_utils import analysis, evaluate, pipeline, plots, store, thesis
 
 t_start = time.perf_counter()
 cfg = kr_utils.get_config(profile)
@@ -45,48 +45,14 @@ profile = cfg.profile
 print(f"profile={profile} artifacts={store.artifact_dir(profile)}")
 m, source = pipeline.analysis_metrics(profile)  # this run's, or the recorded run's when chapters 1-7 have not run here
 glue("analysis_source", source, display=False)
-pct = lambda v: "—" if v is None else f"{100 * v:.2f}%"
+pct = analysis.pct
 
 # %% [markdown]
 # ## Thesis against this book, number by number
 
 # %%
-main_arch = m["student"]["arch"]
-deg = pd.DataFrame(m["degradation"]["table"]).T.sort_values("fraction_of_training")  # JSON keys are sorted as text
-deg_main = deg[main_arch].dropna()
-early = m["degradation"]["early_student"]
-abl = m["ablation"]["variants"]
-syn = m["synthetic_set"]
-rows = [(f"teacher {a}, real test", pct(thesis.TEACHERS[a]["accuracy"]), pct(v["test_accuracy"]["mean"]))
-        for a, v in m["teacher"]["study"].items()]
-rows += [
-    ("teacher used, real test", pct(thesis.TEACHER_USED), pct(m["teacher"]["test_accuracy"])),
-    (f"student {main_arch}, real test (main recipe)", pct(thesis.STUDENT["accuracy"]),
-     pct(m["student"]["test_accuracy"]["mean"])),
-    ("seeds of that student", thesis.STUDENT["seeds"], m["student"]["test_accuracy"]["n"]),
-]
-rows += [(f"student {k}, real test", pct(thesis.STUDENTS_REAL_FINAL.get(k.split("/")[0])) if k.endswith("/hard")
-          else "—", pct(v["mean"])) for k, v in m["student"]["grid"].items()]
-rows += [
-    ("synthetic set size", f"{thesis.SYNTHETIC_SET_SIZE:,d}", f"{syn['size']:,d}"),
-    ("synthetic set: generation time", f"{thesis.SYNTHETIC_SET_TIME_S / 3600:.1f} h",
-     f"{syn['generation_time_s'] / 60:.1f} min"),
-    ("synthetic set: digits per second", f"{thesis.SYNTHETIC_DIGITS_PER_S:.1f}", f"{syn['generated_per_s']:.1f}"),
-    ("diffusion loss at the end of training", f"{thesis.DIFFUSION_FINAL_LOSS[0]}-{thesis.DIFFUSION_FINAL_LOSS[1]}",
-     f"{m['diffusion']['final_loss']:.4f}"),
-    ("degradation: earliest checkpoint", pct(thesis.DEGRADATION[main_arch][8]) + " (8% of training)",
-     f"{pct(deg_main.iloc[0])} ({100 * deg.loc[deg_main.index[0], 'fraction_of_training']:.0f}% of training)"),
-    ("degradation: best checkpoint", pct(thesis.DEGRADATION[main_arch][80]) + " (80%)",
-     f"{pct(deg_main.max())} ({100 * deg.loc[deg_main.idxmax(), 'fraction_of_training']:.0f}%)"),
-    ("degradation: final checkpoint", pct(thesis.DEGRADATION[main_arch][100]), pct(deg_main.iloc[-1])),
-    ("early student of the error study", pct(thesis.EARLY_STUDENT_ACCURACY), pct(early["accuracy"])),
-    ("its largest confusion", "{}→{} ({})".format(*thesis.EARLY_CONFUSIONS[0]),
-     "{}→{} ({})".format(*early["top_confusions"][0]) if early["top_confusions"] else "none"),
-    ("ablation: the thesis' recipe on this book's generator", pct(thesis.STUDENT["accuracy"]),
-     pct(abl["thesis_recipe"]["accuracy"]["mean"])),
-]
-discussion = pd.DataFrame(rows, columns=["", f"thesis ({thesis.DEVICE})",
-                                         f"this book ({profile}: {m['environment']['device']})"]).set_index("")
+discussion = analysis.thesis_comparison(m, profile)
+abl, deg, syn = m["ablation"]["variants"], analysis.degradation_frame(m), m["synthetic_set"]
 discussion
 
 # %%

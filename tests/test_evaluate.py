@@ -23,3 +23,20 @@ def test_classification_report_and_confusions():
     assert rep["confusion_matrix"][0][1] == 1 and rep["confusion_matrix"][2][1] == 1
     assert evaluate.top_confusions(rep["confusion_matrix"], 5) == [(2, 1, 1), (0, 1, 1)] or \
         sorted(evaluate.top_confusions(rep["confusion_matrix"], 5)) == [(0, 1, 1), (2, 1, 1)]
+
+
+def test_error_analysis_and_its_mosaic():
+    from kr_utils import plots
+    labels = torch.tensor([0, 1, 2, 3])
+    logits = torch.zeros(4, 10)
+    logits[0, 0] = 5; logits[1, 1] = 5; logits[2, 7] = 9; logits[3, 5] = 2  # two mistakes, 2→7 the surest
+    err = evaluate.error_analysis(logits, labels, worst=2, top=3)
+    assert err["accuracy"] == 0.5 and err["worst"].tolist() == [2, 3]
+    assert err["top_confusions"][0][:2] in ((2, 7), (3, 5)) and len(err["top_confusions"]) == 2
+    fig = plots.error_mosaic(torch.zeros(4, 1, 28, 28), labels, logits, err["worst"])
+    assert [ax.get_title() for ax in fig.axes][:2] == ["2→7 (1.00)", "3→5 (0.45)"]
+
+
+def test_inference_ms_is_positive():
+    from kr_utils import models
+    assert evaluate.inference_ms(models.build_classifier("simple_cnn"), torch.zeros(50, 1, 28, 28), "cpu", n=50) > 0

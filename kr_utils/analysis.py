@@ -1,0 +1,61 @@
+"""Stage: analysis, above the studies. Chapter 8's comparison of a run's ``metrics.json`` with the
+thesis' own numbers (:mod:`kr_utils.thesis`), row by row."""
+from __future__ import annotations
+
+from . import thesis
+
+
+def pct(v) -> str:
+    """A fraction as a percentage with two decimals; a dash where there is no value."""
+    return "—" if v is None else f"{100 * v:.2f}%"
+
+
+def degradation_frame(m: dict):
+    """The degradation table of ``metrics.json`` ordered by the fraction of training (its JSON
+    keys are sorted as text)."""
+    import pandas as pd
+
+    return pd.DataFrame(m["degradation"]["table"]).T.sort_values("fraction_of_training")
+
+
+def thesis_comparison(m: dict, profile: str):
+    """One row per number the thesis reports and this run measures: teachers, students, the
+    synthetic set and its cost, the diffusion loss, the degradation endpoints, the early
+    student and its largest confusion, the thesis' recipe on this book's generator."""
+    import pandas as pd
+
+    main_arch = m["student"]["arch"]
+    deg = degradation_frame(m)
+    deg_main = deg[main_arch].dropna()
+    early, abl, syn = m["degradation"]["early_student"], m["ablation"]["variants"], m["synthetic_set"]
+    share = lambda step: f"{100 * deg.loc[step, 'fraction_of_training']:.0f}%"  # noqa: E731
+    rows = [(f"teacher {a}, real test", pct(thesis.TEACHERS[a]["accuracy"]), pct(v["test_accuracy"]["mean"]))
+            for a, v in m["teacher"]["study"].items()]
+    rows += [
+        ("teacher used, real test", pct(thesis.TEACHER_USED), pct(m["teacher"]["test_accuracy"])),
+        (f"student {main_arch}, real test (main recipe)", pct(thesis.STUDENT["accuracy"]),
+         pct(m["student"]["test_accuracy"]["mean"])),
+        ("seeds of that student", thesis.STUDENT["seeds"], m["student"]["test_accuracy"]["n"]),
+    ]
+    rows += [(f"student {k}, real test", pct(thesis.STUDENTS_REAL_FINAL.get(k.split("/")[0])) if k.endswith("/hard")
+              else "—", pct(v["mean"])) for k, v in m["student"]["grid"].items()]
+    rows += [
+        ("synthetic set size", f"{thesis.SYNTHETIC_SET_SIZE:,d}", f"{syn['size']:,d}"),
+        ("synthetic set: generation time", f"{thesis.SYNTHETIC_SET_TIME_S / 3600:.1f} h",
+         f"{syn['generation_time_s'] / 60:.1f} min"),
+        ("synthetic set: digits per second", f"{thesis.SYNTHETIC_DIGITS_PER_S:.1f}", f"{syn['generated_per_s']:.1f}"),
+        ("diffusion loss at the end of training",
+         f"{thesis.DIFFUSION_FINAL_LOSS[0]}-{thesis.DIFFUSION_FINAL_LOSS[1]}", f"{m['diffusion']['final_loss']:.4f}"),
+        ("degradation: earliest checkpoint", pct(thesis.DEGRADATION[main_arch][8]) + " (8% of training)",
+         f"{pct(deg_main.iloc[0])} ({share(deg_main.index[0])} of training)"),
+        ("degradation: best checkpoint", pct(thesis.DEGRADATION[main_arch][80]) + " (80%)",
+         f"{pct(deg_main.max())} ({share(deg_main.idxmax())})"),
+        ("degradation: final checkpoint", pct(thesis.DEGRADATION[main_arch][100]), pct(deg_main.iloc[-1])),
+        ("early student of the error study", pct(thesis.EARLY_STUDENT_ACCURACY), pct(early["accuracy"])),
+        ("its largest confusion", "{}→{} ({})".format(*thesis.EARLY_CONFUSIONS[0]),
+         "{}→{} ({})".format(*early["top_confusions"][0]) if early["top_confusions"] else "none"),
+        ("ablation: the thesis' recipe on this book's generator", pct(thesis.STUDENT["accuracy"]),
+         pct(abl["thesis_recipe"]["accuracy"]["mean"])),
+    ]
+    return pd.DataFrame(rows, columns=["", f"thesis ({thesis.DEVICE})",
+                                       f"this book ({profile}: {m['environment']['device']})"]).set_index("")
