@@ -3,6 +3,7 @@ a config's hash, the result cache, and the metrics JSON the book's prose reads.
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
 import os
@@ -119,13 +120,14 @@ def cached(path, key: str, compute):
             print(f"rebuilding {path.name}: {err}")
         else:
             if stored["key"] == key:
-                if str(path) not in _computed_here:
-                    note_reused(stored.get("compute_s"))
+                note_reused(stored.get("compute_s"), path)
                 return stored["value"]
     t0 = time.perf_counter()
     value = compute()
     atomic_torch_save({"key": key, "value": value, "compute_s": time.perf_counter() - t0}, path)
-    _computed_here.add(str(path))
+    clock = _clock.get()
+    if clock is not None:
+        clock.computed.add(str(path))
     return value
 
 
@@ -151,23 +153,41 @@ def update_metrics(profile: str, section: str, values: dict) -> None:
     atomic_write_text(artifact_dir(profile) / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
 
 
-# Compute seconds of the cached results this process reused (one notebook = one kernel): a
-# rebuild's wall time says what the rebuild cost, this says what its stages cost to compute.
-_reused_s = [0.0]
-_computed_here: set[str] = set()  # results computed by this process: reusing them costs nothing extra
+class StageClock:
+    """What one chapter costs: the wall time since it started, and the stored compute time of
+    every cached result it reused instead of redoing (so a rebuild that reuses everything still
+    reports what its stage costs from scratch). A chapter starts one (:meth:`start`) in its
+    setup cell and calls :meth:`record` at its end; :func:`cached` and :func:`note_reused`
+    charge the clock that is running (a context variable: one per notebook kernel)."""
+
+    def __init__(self, profile: str, stage: str):
+        self.profile, self.stage = profile, stage
+        self.t0 = time.perf_counter()
+        self.reused_s = 0.0
+        self.computed: set[str] = set()  # cache files computed under this clock: reusing them costs nothing
+
+    @classmethod
+    def start(cls, profile: str, stage: str) -> "StageClock":
+        clock = cls(profile, stage)
+        _clock.set(clock)
+        return clock
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def record(self) -> None:
+        """``wall_time_s[stage]`` and ``compute_time_s[stage]`` (wall plus reused) in ``metrics.json``."""
+        wall = self.elapsed()
+        update_metrics(self.profile, "wall_time_s", {self.stage: round(wall, 1)})
+        update_metrics(self.profile, "compute_time_s", {self.stage: round(wall + self.reused_s, 1)})
 
 
-def note_reused(seconds) -> None:
-    """Count the stored compute time of a cached result that was reused instead of redone."""
-    _reused_s[0] += float(seconds or 0.0)
+_clock: contextvars.ContextVar[StageClock | None] = contextvars.ContextVar("kr_stage_clock", default=None)
 
 
-def record_stage_time(profile: str, stage: str, t_start: float) -> None:
-    """Record a chapter's cost in ``metrics.json``: ``wall_time_s[stage]``, the time since
-    ``t_start`` (``time.perf_counter()``), and ``compute_time_s[stage]``, that wall time plus
-    the compute time of every cached result it reused (what the stage costs from scratch)."""
-    wall = time.perf_counter() - t_start
-    update_metrics(profile, "wall_time_s", {stage: round(wall, 1)})
-    update_metrics(profile, "compute_time_s", {stage: round(wall + _reused_s[0], 1)})
-
-
+def note_reused(seconds, path=None) -> None:
+    """Charge the running :class:`StageClock` with the stored compute time of a reused result
+    (nothing when none runs, or when the result was computed under the same clock)."""
+    clock = _clock.get()
+    if clock is not None and (path is None or str(path) not in clock.computed):
+        clock.reused_s += float(seconds or 0.0)

@@ -47,7 +47,7 @@ seed = cfg.seed if seed is None else seed
 tcfg, profile = cfg.teacher, cfg.profile
 out = store.artifact_dir(profile)
 device = runtime.device()
-t_start = time.perf_counter()
+clock = store.StageClock.start(profile, "01_teacher")  # this chapter's cost, recorded at its end
 print(f"profile={profile} device={device} artifacts={out}")
 glue("teacher_lr", tcfg.lr, display=False)
 glue("teacher_batch", tcfg.batch_size, display=False)
@@ -185,7 +185,7 @@ store.update_metrics(profile, "teacher", {
     "arch": tcfg.arch, "test_accuracy": report["accuracy"], "per_class_accuracy": report["per_class_accuracy"],
     "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"], "parameters": param_counts,
     "inference_ms_per_image": infer_ms, "study": teacher_study})
-store.record_stage_time(profile, "01_teacher", t_start)
+clock.record()
 
 # %% [markdown]
 # ## What was measured

@@ -44,7 +44,6 @@ seed = None     # overrides the profile's seed
 steps = None    # overrides diffusion.steps (training iterations)
 
 # %%
-import time
 import torch
 from kr_utils.live import glue
 import kr_utils
@@ -58,7 +57,7 @@ seed = cfg.seed if seed is None else seed
 dcfg, profile = cfg.diffusion, cfg.profile
 out = store.artifact_dir(profile)
 device = runtime.device()
-t_start = time.perf_counter()
+clock = store.StageClock.start(profile, "02_diffusion")  # this chapter's cost, recorded at its end
 print(f"profile={profile} device={device} artifacts={out}")
 
 # %%
@@ -128,7 +127,7 @@ store.update_metrics(profile, "diffusion", {
     "parameters": n_params, "steps": dcfg.steps, "batch_size": dcfg.batch_size,
     "final_loss": final_loss, "reused_checkpoint": fit["reused"],
     "train_time_s": None if train_time is None else round(train_time, 1)})  # when reused: its stored time
-store.record_stage_time(profile, "02_diffusion", t_start)
+clock.record()
 
 # %% [markdown]
 # ## What was measured

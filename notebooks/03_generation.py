@@ -59,7 +59,6 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 seed = None     # overrides the profile's seed
 
 # %%
-import time
 import torch
 from kr_utils.live import glue
 import kr_utils
@@ -70,7 +69,7 @@ seed = cfg.seed if seed is None else seed
 gcfg, profile = cfg.sampler, cfg.profile
 out = store.artifact_dir(profile)
 device = runtime.device()
-t_start = time.perf_counter()
+clock = store.StageClock.start(profile, "03_generation")  # this chapter's cost, recorded at its end
 print(f"profile={profile} device={device} artifacts={out}")
 # found in the artifacts folder, or built first as chapters 1 and 2 do (kr_utils.pipeline)
 d_path = pipeline.diffusion_model(cfg, device, seed)
@@ -197,7 +196,7 @@ store.update_metrics(profile, "generation", {"knobs": {k: {"label": knobs[k].lab
                                                        for k, v in table.to_dict(orient="index").items()},
                                                  "real_diversity": real_diversity,
                                                  "knob_sampler_steps": gcfg.knob_steps})
-store.record_stage_time(profile, "03_generation", t_start)
+clock.record()
 
 # %% [markdown]
 # ## What was measured

@@ -43,7 +43,6 @@ threshold = None   # overrides synth.threshold, in (0, 1]
 label_mode = None  # "teacher" (default) or "requested"
 
 # %%
-import time
 import numpy as np
 import pandas as pd
 import torch
@@ -57,7 +56,7 @@ seed = cfg.seed if seed is None else seed
 dcfg, gcfg, scfg, profile = cfg.diffusion, cfg.sampler, cfg.synth, cfg.profile
 out = store.artifact_dir(profile)
 device = runtime.device()
-t_start = time.perf_counter()
+clock = store.StageClock.start(profile, "04_synthetic_set")  # this chapter's cost, recorded at its end
 print(f"profile={profile} device={device} artifacts={out}")
 
 # %% [markdown]
@@ -170,7 +169,7 @@ widget = live.show_controls(lambda: controls.threshold_controls(demo_x, demo_con
 # %%
 store.update_metrics(profile, "synthetic_set", {**summary, "reused": reused, "background_real": bg["real"],
                                                      "background_synthetic": bg["synthetic"]})
-store.record_stage_time(profile, "04_synthetic_set", t_start)
+clock.record()
 
 # %% [markdown]
 # ## What was measured

@@ -43,7 +43,6 @@ arch = None     # overrides student.arch: "resnet_preact", "simple_cnn" or "comp
 epochs = None   # overrides student.epochs
 
 # %%
-import time
 import numpy as np
 import pandas as pd
 import torch
@@ -56,7 +55,7 @@ seed = cfg.seed if seed is None else seed
 scfg, profile = cfg.student, cfg.profile
 out = store.artifact_dir(profile)
 device = runtime.device()
-t_start = time.perf_counter()
+clock = store.StageClock.start(profile, "05_student")  # this chapter's cost, recorded at its end
 print(f"profile={profile} device={device} artifacts={out}")
 split = pipeline.student_split(cfg, device, seed)  # the synthetic set, found or built first (chapters 1, 2, 4)
 stored, syn_train, syn_val, (x_te, y_te) = split["stored"], split["train"], split["val"], split["test"]
@@ -168,7 +167,7 @@ store.update_metrics(profile, "student", {
     "train_size": len(syn_train[0]), "val_size": len(syn_val[0]),
     "grid": {f"{a}/{lab}": v for (a, lab), v in summary.items()},
     "train_time_s": sum(r["train_time_s"] for rs in runs.values() for r in rs.values())})
-store.record_stage_time(profile, "05_student", t_start)
+clock.record()
 
 # %% [markdown]
 # ## What was measured

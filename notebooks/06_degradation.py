@@ -44,7 +44,6 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 seed = None     # overrides the profile's seed
 
 # %%
-import time
 import matplotlib.pyplot as plt
 import numpy as np
 import kr_utils
@@ -55,7 +54,7 @@ cfg = kr_utils.get_config(profile)
 seed = cfg.seed if seed is None else seed
 scfg, ecfg, profile = cfg.student, cfg.studies, cfg.profile
 device = runtime.device()
-t_start = time.perf_counter()
+clock = store.StageClock.start(profile, "06_degradation")  # this chapter's cost, recorded at its end
 print(f"profile={profile} device={device} artifacts={store.artifact_dir(profile)}")
 # found in the artifacts folder, or built first as chapters 1, 2 (with its milestone checkpoints) and 5 do
 teacher = checkpoints.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
@@ -179,7 +178,7 @@ store.update_metrics(profile, "degradation", {
     "table": table.to_dict(orient="index"),
     "early_student": {"step": early_step, **{k: v for k, v in errors["early"].items() if k != "worst"}},
     "final_student": {k: v for k, v in errors["final"].items() if k != "worst"}})
-store.record_stage_time(profile, "06_degradation", t_start)
+clock.record()
 
 # %% [markdown]
 # ## What was measured

@@ -47,7 +47,6 @@ if "google.colab" in sys.modules:
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
 
 # %%
-import time
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
@@ -60,7 +59,7 @@ cfg = kr_utils.get_config(profile)
 scfg, ecfg, profile = cfg.student, cfg.studies, cfg.profile
 out = store.artifact_dir(profile)
 device = runtime.device()
-t_start = time.perf_counter()
+clock = store.StageClock.start(profile, "07_ablation")  # this chapter's cost, recorded at its end
 print(f"profile={profile} device={device} artifacts={out}")
 stored = synth.load_synthetic_set(pipeline.synthetic_set(cfg, device))  # found, or built first (chapters 1, 2, 4)
 x_te, y_te = data.test_tensors(cfg.test_subset)
@@ -128,7 +127,7 @@ store.update_metrics(profile, "ablation", {
     "reference_per_class": ecfg.ablation_per_class, "seeds": list(ecfg.ablation_seeds),
     "variants": {n: {"label": studies.ABLATION_LABELS[n], "accuracy": v, "change_points": 100 * (v["mean"] - ref)}
                  for n, v in summary.items()}})
-store.record_stage_time(profile, "07_ablation", t_start)
+clock.record()
 
 # %% [markdown]
 # ## What was measured

@@ -31,7 +31,6 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 
 # %%
 import json
-import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -39,9 +38,9 @@ from kr_utils.live import glue
 import kr_utils
 from kr_utils import analysis, evaluate, pipeline, plots, store, thesis
 
-t_start = time.perf_counter()
 cfg = kr_utils.get_config(profile)
 profile = cfg.profile
+clock = store.StageClock.start(profile, "08_analysis")  # this chapter's cost, recorded at its end
 print(f"profile={profile} artifacts={store.artifact_dir(profile)}")
 m, source = pipeline.analysis_metrics(profile)  # this run's, or the recorded run's when chapters 1-7 have not run here
 glue("analysis_source", source, display=False)
@@ -82,7 +81,7 @@ glue("final_thesis_recipe", pct(abl["thesis_recipe"]["accuracy"]["mean"]), displ
 # Compute time of each stage on the device named above and, where a stage has a natural unit of
 # work, its rate. A rebuild reuses cached results (`kr_utils.store.cached`); the times here
 # add the stored compute time of each reused result to the rebuild's own wall time
-# (`store.record_stage_time`), so they say what a stage costs, not how long a rebuild took.
+# (`store.StageClock`), so they say what a stage costs, not how long a rebuild took.
 
 # %%
 wt, d = ct, m["diffusion"]
@@ -189,7 +188,7 @@ for path in sorted((store.repo_root() / "results").glob("*/sampler_benchmark.jso
 pd.DataFrame(bench).T if bench else "no recorded sampler benchmark"
 
 # %%
-store.record_stage_time(profile, "08_analysis", t_start)
+clock.record()
 
 # %% [markdown]
 # ## What was measured

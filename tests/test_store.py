@@ -32,21 +32,22 @@ def test_metrics_merge():
     assert m["teacher"] == {"acc": 0.9, "epochs": 2} and "device" in m["environment"]
 
 
-def test_compute_time_counts_reused_cache_results(tmp_path, monkeypatch):
+def test_compute_time_counts_reused_cache_results(tmp_path):
     import time
 
-    monkeypatch.setattr(store, "_reused_s", [0.0])
-    monkeypatch.setattr(store, "_computed_here", set())
-    slow = lambda: (time.sleep(0.2), {"acc": 0.5})[1]
+    slow = lambda: (time.sleep(0.2), {"acc": 0.5})[1]  # noqa: E731
+    clock = store.StageClock.start("smoke", "stage_x")
     assert store.cached(tmp_path / "r.pt", "k", slow) == {"acc": 0.5}
     assert store.cached(tmp_path / "r.pt", "k", slow) == {"acc": 0.5}
-    assert store._reused_s[0] == 0.0  # computed by this run, then reused within it: counted once
-    store._computed_here.clear()  # as in the next build's process
-    t_start = time.perf_counter()
+    assert clock.reused_s == 0.0  # computed under this clock, then reused under it: counted once
+    clock = store.StageClock.start("smoke", "stage_x")  # as in the next build's kernel
     assert store.cached(tmp_path / "r.pt", "k", lambda: pytest.fail("recomputed")) == {"acc": 0.5}
-    store.record_stage_time("smoke", "stage_x", t_start)
+    assert clock.reused_s >= 0.2
+    clock.record()
     m = store.read_metrics("smoke")
     assert m["wall_time_s"]["stage_x"] < 0.2 <= m["compute_time_s"]["stage_x"]
+    store._clock.set(None)
+    store.note_reused(5.0)  # no clock running: nothing to charge, no error
 
 
 def test_bf16_switch(monkeypatch):
