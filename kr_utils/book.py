@@ -225,7 +225,8 @@ class Progress:
 
 
 def _describe_failure(err, label: str, output: Path, timeout: int, running=None) -> str:
-    """'<chapter>: cell N (first line) <what happened>' from papermill's or nbclient's error."""
+    """'<chapter>: cell N (first line) <what happened>' from papermill's or nbclient's error;
+    ``running`` is ``(index, first line)`` of the cell that was running, for errors that name none."""
     from nbclient.exceptions import CellTimeoutError
 
     index = getattr(err, "cell_index", None)
@@ -276,7 +277,8 @@ def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None =
                                 engine_name=engine, kr_progress=progress, execution_timeout=timeout,
                                 progress_bar=False, log_output=False)
         except Exception as err:  # papermill's execution error or nbclient's timeout
-            raise NotebookFailed(_describe_failure(err, label, output, timeout, progress.current)) from err
+            running = (progress.current, progress.cell_text) if progress.current is not None else None
+            raise NotebookFailed(_describe_failure(err, label, output, timeout, running)) from err
         finally:
             progress.close()
         times[label] = time.perf_counter() - t0

@@ -162,3 +162,11 @@ def test_readme_lists_the_same_cases():
                    "rebuilding", "starting this training run over", "header says shape", "KR_DATA_DIR",
                    "unknown profile", "unknown override", "ran past the cell timeout", "KR_PRECISION"):
         assert phrase in text, f"README's troubleshooting lacks {phrase!r}"
+
+
+def test_a_timeout_without_a_cell_index_names_the_running_cell():
+    from nbclient.exceptions import CellTimeoutError
+    err = CellTimeoutError("A cell timed out while it was being executed, after 300 seconds.")
+    text = book._describe_failure(err, "theory/05_guidance_on_the_toy", Path("out.ipynb"), 300,
+                                  running=(8, "n = th.toy_samples"))
+    assert text.startswith("theory/05_guidance_on_the_toy: cell 8 ('n = th.toy_samples') ran past the cell timeout")

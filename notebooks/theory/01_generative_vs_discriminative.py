@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import plots, runtime, store
+from kr_utils import data, fit, plots, runtime, store
 from kr_utils.theory import analytic, toy
 
 cfg = kr_utils.get_config(profile)
@@ -150,11 +150,10 @@ dists = [torch.distributions.MultivariateNormal(x2[y2 == k].mean(0), torch.cov(x
 gen_pred = torch.stack([d.log_prob(xt2) for d in dists], 1).argmax(1)
 # discriminative: logistic regression, p(y=1|x) = sigmoid(a.x + b), by gradient descent
 logreg = torch.nn.Linear(2, 1).to(device)
-opt = torch.optim.Adam(logreg.parameters(), lr=0.05)
-for _ in range(300):
-    opt.zero_grad()
-    torch.nn.functional.binary_cross_entropy_with_logits(logreg(x2.to(device))[:, 0], y2.float().to(device)).backward()
-    opt.step()
+xd, yd = x2.to(device), y2.float().to(device)
+fit.fit(logreg, lambda idx: torch.nn.functional.binary_cross_entropy_with_logits(logreg(xd[idx])[:, 0], yd[idx]),
+        data.Batcher(len(xd), len(xd)), torch.optim.Adam(logreg.parameters(), lr=0.05),
+        fit.FitOptions(steps=300, progress=False))  # full-batch gradient descent, kr_utils' one loop
 logreg = logreg.cpu()
 disc_pred = (logreg(xt2)[:, 0] > 0).long()
 new_points = torch.cat([d.sample((200,)) for d in dists])
