@@ -92,7 +92,7 @@ plots.glue_figure("fig_degr_samples", fig)
 # %%
 students = studies.degradation_students(cfg, sets, seed=seed, device=device, test=(x_te, y_te))
 table = studies.degradation_table(cfg, sets, students)
-shown = table.rename(index=lambda k: k.replace("_", " "), columns=lambda c: c.replace("_", " "))
+shown = table.rename(index=lambda k: k.replace("_", " "), columns={"fraction_of_training": "fraction of training"})
 shown.style.format({c: "{:.3f}" for c in ["fraction of training", "acceptance", *ecfg.grid_archs]} |
                    {"generated": "{:.0f}", "kept": "{:.0f}", "updates": "{:.0f}"}, na_rep="too few digits")
 
