@@ -16,7 +16,7 @@ One module per pipeline stage, each importing only the stages below it:
   chapter's artifacts found or rebuilt), ``plots``, ``controls``, ``thesis`` (the thesis'
   numbers), ``theory`` (the theory chapters' code), and ``book`` (the runner).
 """
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402,F401
 
 TORCH_FLOOR = (2, 4)  # pyproject.toml's floor: a Colab runtime keeps its own newer torch
 

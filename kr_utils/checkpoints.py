@@ -53,7 +53,7 @@ def save_checkpoint(path, model: torch.nn.Module, *, kind: str, config: dict, pr
     """Save weights with what is needed to rebuild and audit them. Wall-clock times in ``extra``
     (keys ending in ``time_s``) go to a JSON sidecar (:func:`times_path`), so that the same seed
     gives the same checkpoint bytes; :func:`load_checkpoint` puts them back."""
-    from . import __version__
+    from ._version import __version__
 
     clean, times = _split_times(_plain(extra or {}))
     atomic_torch_save({

@@ -14,7 +14,7 @@ import torch
 def environment() -> dict:
     """Device and library versions, recorded beside every result."""
     import numpy
-    from . import __version__
+    from ._version import __version__
 
     dev = device()
     return {
