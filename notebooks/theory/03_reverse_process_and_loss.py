@@ -244,7 +244,10 @@ plots.glue_figure("fig_t3_weighted_vs_simple", fig)
 # %%
 store.update_metrics(profile, "theory", {"T3": {"posterior_mean_max_err": mean_err,
                                                     "posterior_var_max_rel_err": rel_var_err,
-                                                    "weighted_vs_simple": summary.to_dict(), "ed_floor": floor}})
+                                                    "weighted_vs_simple": summary.rename(  # stable ids as keys
+    index={"L_simple (T3.7)": "l_simple", "ELBO weights (T3.6)": "elbo_weights"},
+    columns={"energy distance": "energy_distance", "median distance to roll": "median_distance"}).to_dict(),
+                                                    "ed_floor": floor}})
 store.update_metrics(profile, "theory_wall_time_s", {"T3": round(time.perf_counter() - t_start, 1)})
 
 # %% [markdown]

@@ -196,8 +196,12 @@ plots.points_animation([{"x_t": roll_traj[t]} for t in order], [f"reverse, t = {
                        reference=roll_samples["3π"][1], lim=3)
 
 # %%
-store.update_metrics(profile, "theory", {"T4": {"two_gaussians": table.iloc[:2].to_dict(), "conditional": cond,
-                                                    "rolls": rolls.to_dict()}})
+ids = {"diffusion model, w = 0": "model_w0", "real data (second draw)": "real_second_draw", "2π": "roll_2pi",
+       "3π": "roll_3pi", "energy distance to held-out": "energy_distance", "fraction in cluster 0": "fraction_cluster_0",
+       "spread per axis": "spread", "energy distance": "energy_distance", "floor (two real draws)": "energy_distance_floor",
+       "median distance to roll": "median_distance", "same, real points": "median_distance_real"}  # stable ids as keys
+store.update_metrics(profile, "theory", {"T4": {"two_gaussians": table.iloc[:2].rename(index=ids, columns=ids).to_dict(),
+                                                "conditional": cond, "rolls": rolls.rename(index=ids, columns=ids).to_dict()}})
 store.update_metrics(profile, "theory_wall_time_s", {"T4": round(time.perf_counter() - t_start, 1)})
 
 # %% [markdown]

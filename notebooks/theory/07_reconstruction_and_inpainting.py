@@ -163,8 +163,15 @@ inpaint.to_frame().round(5)
 # original, only be a plausible digit: many strokes are consistent with the same border.
 
 # %%
-store.update_metrics(profile, "theory", {"T7": {"model": source, "reconstruction_mse": recon.to_dict(),
-                                                    "inpainting_mse": inpaint.to_dict()}})
+ids = {'hole left black': 'hole_black',
+       'inpainted, no class': 'inpainted_null',
+       'inpainted, with class': 'inpainted_class',
+       'known pixels changed': 'known_pixels_changed',
+       'noised input': 'noised_input',
+       'reconstruction, no class': 'reconstruction_null',
+       'reconstruction, with class': 'reconstruction_class'}  # stable ids as keys
+store.update_metrics(profile, "theory", {"T7": {"model": source, "reconstruction_mse": recon.rename(columns=ids).to_dict(),
+                                                "inpainting_mse": inpaint.rename(index=ids).to_dict()}})
 store.update_metrics(profile, "theory_wall_time_s", {"T7": round(time.perf_counter() - t_start, 1)})
 
 # %% [markdown]
