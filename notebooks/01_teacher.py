@@ -14,8 +14,9 @@
 # %% [markdown]
 # # 1. The teacher: a classifier trained on real MNIST
 #
-# The teachers are the only models that ever see a real training digit. Later it labels the
-# synthetic digits, and the student copies it from those labels alone. Following the thesis
+# The teacher and the diffusion model of chapter 2 are the only models that see real training
+# digits; the student never does. The teacher labels the synthetic digits, and the student copies
+# it from those labels alone. Following the thesis
 # (§3.3.1), it is a ResNet PreAct-20 trained with Adam (learning rate {glue:text}`teacher_lr`, batch
 # {glue:text}`teacher_batch`) and early stopping on the validation loss
 # (`kr_utils.distill.train_classifier`). {glue:text}`teacher_val_size` of the 60,000 training digits
