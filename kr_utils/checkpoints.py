@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from . import models
-from .store import UnreadableFileError, _plain, atomic_torch_save, atomic_write_text, read_torch_file
+from .store import UnreadableFileError, plain, atomic_torch_save, atomic_write_text, read_torch_file
 
 
 def _is_time(key) -> bool:
@@ -55,9 +55,9 @@ def save_checkpoint(path, model: torch.nn.Module, *, kind: str, config: dict, pr
     gives the same checkpoint bytes; :func:`load_checkpoint` puts them back."""
     from ._version import __version__
 
-    clean, times = _split_times(_plain(extra or {}))
+    clean, times = _split_times(plain(extra or {}))
     atomic_torch_save({
-        "kind": kind, "state_dict": model.state_dict(), "config": _plain(config),
+        "kind": kind, "state_dict": model.state_dict(), "config": plain(config),
         "profile": profile, "seed": seed, "kr_utils_version": __version__,
         "torch_version": str(torch.__version__), "extra": clean,
     }, path)
@@ -105,7 +105,7 @@ def load_if_current(path, kind: str, config: dict, profile: str):
     if not path.exists():
         return None
     ckpt = load_checkpoint(path, kind)
-    return ckpt if ckpt["config"] == _plain(config) and ckpt["profile"] == profile else None
+    return ckpt if ckpt["config"] == plain(config) and ckpt["profile"] == profile else None
 
 
 def load_model(path, kind: str, device=None, profile: str | None = None) -> torch.nn.Module:

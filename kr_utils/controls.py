@@ -15,6 +15,7 @@ import torch
 
 from . import plots
 from .config import SAMPLERS, SamplerConfig
+from .diffusion import SAMPLERS as SAMPLER_CLASSES
 from .diffusion import NoiseSchedule, build_sampler, generate
 from .models import predict_logits
 
@@ -58,9 +59,8 @@ def sampling_frame(unet, schedule: NoiseSchedule, digit: int = 0, w: float = 1.0
         raise ValueError(f"digit must be in [0, {unet.null_class}), got {digit}")
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    s = build_sampler(SamplerConfig(sampler=sampler, num_steps=steps, guidance_w=w, clip_x0=clip, x_T_scale=1.0,
-                                    noise_scale=1.0, batch_size=n, demo_per_class=1, knob_steps=steps,
-                                    knob_per_class=1), schedule, num_steps=steps)
+    s = SAMPLER_CLASSES[sampler](schedule, clip_x0=clip)
+    s.set_timesteps(steps)
     labels = torch.full((n,), int(digit), dtype=torch.long)
     x = generate(unet, s, labels, w, torch.Generator().manual_seed(int(seed)))
     title = f"digit {digit}, w = {w:g}, {sampler} {steps} steps, clip {'on' if clip else 'off'}, seed {seed}"

@@ -115,11 +115,6 @@ class NoiseSchedule:
         return c0.item(), ct.item(), var.item()
 
 
-def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
-    """Eq. (3), :meth:`NoiseSchedule.q_sample` as a function."""
-    return schedule.q_sample(x0, t, noise)
-
-
 def diffusion_loss(model, x0: torch.Tensor, y: torch.Tensor, schedule: NoiseSchedule, p_uncond: float,
                    generator: torch.Generator | None = None, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. (4), L_simple, with the class replaced by the null token with prob. ``p_uncond``

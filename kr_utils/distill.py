@@ -19,7 +19,6 @@ from .data import Batcher
 from .fit import FitOptions, finish, fit, seed_everything
 from .models import build_classifier
 from .runtime import autocast, channels_last
-from .store import _plain
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, max_rot_deg=10.0, max_shift_px=2.0,
@@ -138,10 +137,6 @@ def train_classifier(model, train, val, recipe: ClassifierRecipe, *, seed: int, 
     hist["best_epoch"] = run.state["best"]["epoch"] if select_best else hist["epoch"][-1]
     finish(options)
     return model, hist
-
-
-def history_plain(hist: dict) -> dict:
-    return _plain(hist)
 
 
 def synthetic_split(images_uint8, labels, teacher_logits, val_fraction: float, seed: int):

@@ -99,7 +99,7 @@ def fingerprint(config: dict, *paths) -> str:
     (:func:`cached`, the synthetic set's ``summary.json``) is rebuilt only when it must be."""
     import hashlib
 
-    h = hashlib.sha256(json.dumps(_plain(config), sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(plain(config), sort_keys=True).encode())
     for p in paths:
         h.update(Path(p).read_bytes())
     return h.hexdigest()
@@ -131,11 +131,11 @@ def cached(path, key: str, compute):
     return value
 
 
-def _plain(obj):
+def plain(obj):
     """JSON/torch-safe plain Python: config objects as dicts, tuples as lists."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         obj = obj.as_dict() if hasattr(obj, "as_dict") else dataclasses.asdict(obj)
-    return json.loads(json.dumps(obj, default=lambda o: _plain(o) if dataclasses.is_dataclass(o) else str(o)))
+    return json.loads(json.dumps(obj, default=lambda o: plain(o) if dataclasses.is_dataclass(o) else str(o)))
 
 
 def read_metrics(profile: str) -> dict:
@@ -148,7 +148,7 @@ def update_metrics(profile: str, section: str, values: dict) -> None:
 
     Returns nothing, so that a notebook cell ending with it prints nothing."""
     metrics = read_metrics(profile)
-    metrics.setdefault(section, {}).update(_plain(values))
+    metrics.setdefault(section, {}).update(plain(values))
     metrics["environment"] = environment()
     atomic_write_text(artifact_dir(profile) / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
 

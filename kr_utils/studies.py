@@ -24,7 +24,7 @@ from .checkpoints import load_model
 from .config import ClassifierRecipe, Profile, SamplerConfig, StudentConfig
 from .data import to_model_range, to_uint8
 from .diffusion import build_sampler, generate
-from .store import artifact_dir, cached, fingerprint
+from .store import artifact_dir, cached, fingerprint, plain
 
 
 def run_classifier(train_set, val_set, recipe: ClassifierRecipe, *, seed: int, device, test, cache_path,
@@ -52,7 +52,7 @@ def run_classifier(train_set, val_set, recipe: ClassifierRecipe, *, seed: int, d
                                           select_best=select_best)
         logits = evaluate.predict_logits(model, test[0], device=device)
         rep = evaluate.classification_report(logits, test[1])
-        return {"history": distill.history_plain(hist), "accuracy": rep["accuracy"],
+        return {"history": plain(hist), "accuracy": rep["accuracy"],
                 "per_class_accuracy": rep["per_class_accuracy"], "confusion_matrix": rep["confusion_matrix"],
                 "test_logits": logits.cpu(), "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "train_time_s": time.perf_counter() - t0}
