@@ -10,8 +10,10 @@ One module per pipeline stage, each importing only the stages below it:
   ``fit`` (the one training loop);
 - ``diffusion`` (noise schedule, loss, samplers, U-Net training), ``synth`` (the labelled
   synthetic set), ``distill`` (teacher and student training, the distillation loss),
-  ``evaluate`` (real-test metrics, intervals over seeds);
-- ``studies`` (the thesis' experiments: runs, knobs, degradation, ablation), ``analysis`` (chapter 8's
+  ``evaluate`` (real-test metrics, intervals over seeds), ``audit`` (fidelity, memorisation,
+  distribution and calibration measures);
+- ``studies`` (the thesis' experiments: runs, knobs, degradation, ablation), ``claims``
+  (chapter 9: the audit of the pipeline's artifacts, the thesis' open claims), ``analysis`` (chapter 8's
   comparison with the thesis), ``pipeline`` (each
   chapter's artifacts found or rebuilt), ``plots``, ``controls``, ``thesis`` (the thesis'
   numbers), ``theory`` (the theory chapters' code), and ``book`` (the runner).
@@ -34,6 +36,6 @@ import torch as _torch  # noqa: E402
 
 _check_torch(_torch.__version__)
 
-from . import (analysis, checkpoints, config, data, diffusion, distill, evaluate, fit, live, models, plots,  # noqa: E402,F401
-               runtime, store, studies, synth)
+from . import (analysis, audit, checkpoints, claims, config, data, diffusion, distill, evaluate, fit, live,  # noqa: E402,F401
+               models, plots, runtime, store, studies, synth)
 from .config import get_config  # noqa: E402,F401

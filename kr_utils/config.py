@@ -326,8 +326,54 @@ class TheoryConfig(_Stage):
         self._positive(*(f.name for f in dataclasses.fields(self)))
 
 
+@dataclass(frozen=True)
+class EvaluationConfig(_Stage):
+    """Chapter 9: what the copy is worth (:mod:`kr_utils.audit`, :mod:`kr_utils.claims`).
+
+    - ``ood_size``: Fashion-MNIST test images and noise images the fidelity is measured on;
+    - ``audit_size``: synthetic digits (and as many real test digits) whose nearest training
+      digits are searched (None: all of them); ``knn_k``, ``fd_size``: the k of k-NN
+      precision/recall and the size of the equal samples Fréchet distances compare;
+    - ``pool_per_class``: unfiltered digits per class drawn for the threshold sweep, whose
+      students learn from ``sweep_per_class`` digits per class at each of ``thresholds``
+      (0: no filter) for ``sweep_epochs``, over ``seeds``; the thesis' sampler and this book's
+      are compared on students of ``sampler_per_class`` digits per class, trained the same way;
+    - ``set_sizes``: the synthetic set sizes of the set-size curve (the full set is added),
+      each beside as many real training digits."""
+
+    section: ClassVar[str] = "evaluation"
+    _tuples: ClassVar[tuple[str, ...]] = ("thresholds", "set_sizes", "seeds")
+    ood_size: int
+    audit_size: int | None
+    knn_k: int
+    fd_size: int
+    pool_per_class: int
+    thresholds: tuple[float, ...]
+    sweep_per_class: int
+    sweep_epochs: int
+    sampler_per_class: int
+    set_sizes: tuple[int, ...]
+    seeds: tuple[int, ...]
+
+    def check(self):
+        self._positive("ood_size", "audit_size", "knn_k", "fd_size", "pool_per_class", "sweep_per_class",
+                       "sweep_epochs", "sampler_per_class", allow_none=("audit_size",))
+        if not self.thresholds or any(not isinstance(t, (int, float)) or not 0 <= t < 1 for t in self.thresholds):
+            self._fail("thresholds", "must be numbers in [0, 1)")
+        if list(self.thresholds) != sorted(set(self.thresholds)):
+            self._fail("thresholds", "must be increasing")
+        if not self.set_sizes or any(not isinstance(n, int) or n < 20 for n in self.set_sizes):
+            self._fail("set_sizes", "must be integers >= 20")
+        if not self.seeds:
+            self._fail("seeds", "must not be empty")
+        for name in ("sweep_per_class", "sampler_per_class"):
+            if getattr(self, name) > self.pool_per_class:
+                self._fail(name, f"must not exceed pool_per_class={self.pool_per_class}")
+
+
 STAGES = {"teacher": TeacherConfig, "diffusion": DiffusionConfig, "sampler": SamplerConfig, "synth": SynthConfig,
-          "student": StudentConfig, "studies": StudiesConfig, "theory": TheoryConfig}
+          "student": StudentConfig, "studies": StudiesConfig, "theory": TheoryConfig,
+          "evaluation": EvaluationConfig}
 
 
 @dataclass(frozen=True)
@@ -349,6 +395,7 @@ class Profile:
     student: StudentConfig
     studies: StudiesConfig
     theory: TheoryConfig
+    evaluation: EvaluationConfig
 
     def __post_init__(self):
         if not isinstance(self.cell_timeout_s, int) or self.cell_timeout_s <= 0:
@@ -366,6 +413,10 @@ class Profile:
         if missing:
             raise ConfigError(f"studies.degradation_milestones {missing} are not diffusion.milestones "
                               f"{tuple(d.milestones)}: no checkpoint is saved there")
+        full = s.per_class * 10
+        if max(self.evaluation.set_sizes) >= full:
+            raise ConfigError(f"evaluation.set_sizes {tuple(self.evaluation.set_sizes)} must stay below the full "
+                              f"synthetic set of {full} digits (synth.per_class x 10), which the curve adds itself")
         for name in ("ablation_per_class", "thesis_per_class"):
             if getattr(e, name) > s.per_class:
                 raise ConfigError(f"studies.{name}={getattr(e, name)} exceeds synth.per_class={s.per_class}: "
@@ -442,6 +493,9 @@ PROFILES: dict[str, dict] = {
         theory=dict(toy_steps=150, toy_hidden=64, toy_samples=300, classifier_steps=100,
                     ae_T=10, ae_hidden=16, ae_shared_hidden=64, ae_steps=20, ae_shared_steps=40,
                     ae_batch=32, ae_samples=20, recon_digits=2, recon_fallback_steps=30),
+        evaluation=dict(ood_size=200, audit_size=None, knn_k=3, fd_size=100, pool_per_class=10,
+                        thresholds=(0.0, 0.1, 0.15), sweep_per_class=5, sweep_epochs=1, sampler_per_class=5,
+                        set_sizes=(40,), seeds=(0,)),
     ),
     "cpu": dict(
         # the longest cpu chapter took 12 min in all on 2 cores (results/cpu); a cell gets an hour
@@ -482,6 +536,14 @@ PROFILES: dict[str, dict] = {
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
                     ae_batch=64, ae_samples=500, recon_digits=10, recon_fallback_steps=1500),
+        # Chapter 9 within 8 minutes on 2 cores: every synthetic digit audited against the
+        # 60,000 training digits; 500 unfiltered digits per class for the threshold sweep, whose
+        # students learn from 150 per class for 4 epochs (those of the two samplers from 40 per
+        # class: the thesis' chain costs 10 times this book's per digit); the set-size curve at
+        # 1k and 3k digits and the full set, synthetic and real, 2 seeds.
+        evaluation=dict(ood_size=1000, audit_size=None, knn_k=3, fd_size=2000, pool_per_class=500,
+                        thresholds=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99), sweep_per_class=150, sweep_epochs=4,
+                        sampler_per_class=40, set_sizes=(1000, 3000), seeds=(0, 1)),
     ),
     "gpu": dict(
         seed=0, test_subset=None, cell_timeout_s=3600,
@@ -508,6 +570,9 @@ PROFILES: dict[str, dict] = {
         theory=dict(toy_steps=8000, toy_hidden=256, toy_samples=5000, classifier_steps=4000,
                     ae_T=100, ae_hidden=512, ae_shared_hidden=1700, ae_steps=2000, ae_shared_steps=10000,
                     ae_batch=128, ae_samples=2000, recon_digits=20, recon_fallback_steps=3000),
+        evaluation=dict(ood_size=10000, audit_size=None, knn_k=3, fd_size=10000, pool_per_class=2000,
+                        thresholds=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99), sweep_per_class=1000, sweep_epochs=10,
+                        sampler_per_class=200, set_sizes=(1000, 3000, 10000, 30000), seeds=(0, 1, 2)),
     ),
 }
 
@@ -534,6 +599,8 @@ PROFILES["t4"] = _derive(
     studies={"grid_seeds": (0, 1), "degradation_milestones": (280, 1000, 1800, 4000),
              "degradation_per_class": 300, "ablation_per_class": 500, "ablation_seeds": (0, 1)},
     theory=dict(PROFILES["cpu"]["theory"]),
+    evaluation={"pool_per_class": 500, "sweep_per_class": 150, "sweep_epochs": 4, "sampler_per_class": 40,
+                "set_sizes": (1000, 3000, 10000), "seeds": (0, 1)},
 )
 
 DEFAULT_PROFILE = "auto"

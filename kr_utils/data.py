@@ -116,18 +116,40 @@ def load_mnist(split: str = "train"):
     Reads ``$KR_DATA_DIR`` when set (CI points it at ``../shared/data/mnist``); otherwise
     downloads once with torchvision into ``~/.cache/kr_utils``.
     """
+    return _load_idx_dataset("MNIST", data_dir(), split)
+
+
+FASHION_ENV = "KR_FASHION_DIR"
+
+
+def fashion_dir() -> Path | None:
+    """Fashion-MNIST's folder: ``$KR_FASHION_DIR``, else a ``fashion-mnist`` folder beside
+    ``$KR_DATA_DIR`` (the layout of ``../shared/data``), else None (torchvision downloads)."""
+    if os.environ.get(FASHION_ENV):
+        return Path(os.environ[FASHION_ENV])
+    mnist = data_dir()
+    sibling = mnist.parent / "fashion-mnist" if mnist is not None else None
+    return sibling if sibling is not None and sibling.is_dir() else None
+
+
+def load_fashion_mnist(split: str = "test"):
+    """Fashion-MNIST (Zalando's clothes in MNIST's format) as uint8 arrays ``(images, labels)``:
+    chapter 9's inputs from outside the digits' distribution."""
+    return _load_idx_dataset("FashionMNIST", fashion_dir(), split)
+
+
+def _load_idx_dataset(name: str, folder: Path | None, split: str):
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
     img_stem, lbl_stem, count = SPLITS[split]
-    folder = data_dir()
     if folder is None:
-        from torchvision.datasets import MNIST
+        import torchvision.datasets
 
         root = Path.home() / ".cache" / "kr_utils"
-        MNIST(root, train=(split == "train"), download=True)
-        folder = root / "MNIST" / "raw"
+        getattr(torchvision.datasets, name)(root, train=(split == "train"), download=True)
+        folder = root / name / "raw"
     elif not folder.is_dir():
-        raise FileNotFoundError(f"${DATA_ENV}={folder} is not a folder")
+        raise FileNotFoundError(f"{name}: {folder} is not a folder")
     return read_images_labels(_find(folder, img_stem), _find(folder, lbl_stem), count)
 
 

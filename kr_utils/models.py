@@ -153,9 +153,10 @@ def features(model, x: torch.Tensor, batch_size: int = 1000, device=None) -> tor
     if not hasattr(model, "features"):
         raise ValueError(f"{type(model).__name__} has no .features(x); use the ResNet PreAct teacher")
     device = device or next(model.parameters()).device
-    model.eval()
-    return torch.cat([model.features(x[idx].to(device)).flatten(1).float().cpu()
-                      for idx in Batcher(len(x), batch_size).epoch()])
+    model.eval().to(memory_format=torch.channels_last)
+    with autocast(device):  # the precision and layout predict_logits uses: 4x faster on a bf16 CPU
+        return torch.cat([model.features(channels_last(x[idx].to(device))).flatten(1).float().cpu()
+                          for idx in Batcher(len(x), batch_size).epoch()])
 
 
 # --------------------------------------------------------------------------- U-Net

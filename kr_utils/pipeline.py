@@ -274,6 +274,18 @@ def student_run(cfg: Profile, split: dict, arch: str, labels: str, seed: int, de
                                   desc=f"{arch} {labels} seed {seed}")
 
 
+def student_grid(cfg: Profile, split: dict, device) -> tuple[tuple[str, str], dict]:
+    """Chapter 5's grid: every architecture x label setting of ``studies``, the profile's own
+    student (the main cell, first) over ``student.seeds`` and every other cell over
+    ``studies.grid_seeds``, each run found in the cache or trained. Returns ``(main_cell, runs)``
+    with ``runs[(arch, labels)][seed]``."""
+    st, e = cfg.student, cfg.studies
+    main_cell = (st.arch, st.recipe().labels)
+    cells = [main_cell] + [(a, lab) for a in e.grid_archs for lab in e.grid_labels if (a, lab) != main_cell]
+    return main_cell, {cell: {s: student_run(cfg, split, *cell, s, device)
+                              for s in (st.seeds if cell == main_cell else e.grid_seeds)} for cell in cells}
+
+
 def save_student(cfg: Profile, run: dict, seed: int) -> Path:
     """``student.pt``: the main cell's first seed."""
     st = cfg.student

@@ -149,3 +149,47 @@ def points_animation(frames, titles, reference=None, lim: float = 4.0, fps: int 
         data = base64.b64encode(path.read_bytes()).decode()
     plt.close(fig)
     return HTML(f'<img src="data:image/gif;base64,{data}" alt="{titles[0]} ... {titles[-1]}"/>')
+
+
+def reliability(named_bins: dict, title: str = "reliability on the real test set"):
+    """Reliability diagrams side by side: per model (``{name: bins of kr_utils.audit.calibration}``),
+    accuracy against mean confidence in each confidence bin, the diagonal being perfect
+    calibration, and the share of predictions per bin beneath."""
+    fig, axes = plt.subplots(2, len(named_bins), figsize=(3.2 * len(named_bins), 4.4), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    for (name, b), ax, hist in zip(named_bins.items(), axes[0], axes[1]):
+        edges = np.array(b["edges"])
+        mid, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+        acc, conf = np.array(b["accuracy"], float), np.array(b["confidence"], float)
+        ax.bar(mid, np.nan_to_num(acc), width=width, edgecolor="k", lw=0.4, color="tab:blue", label="accuracy")
+        ax.bar(mid, np.nan_to_num(conf - acc), bottom=np.nan_to_num(acc), width=width, color="tab:red", alpha=0.35,
+               label="gap to confidence")
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.set_title(f"{name}\nECE {100 * b['ece']:.2f}%", fontsize=8); ax.set_ylim(0, 1)
+        hist.bar(mid, np.array(b["count"]) / max(1, sum(b["count"])), width=width, color="0.5")
+        hist.set_yscale("log"); hist.set_xlabel("confidence")
+    axes[0, 0].set_ylabel("accuracy"); axes[1, 0].set_ylabel("share")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def summary_curves(series: dict, xlabel: str, ylabel: str, logx: bool = False, reference: tuple | None = None,
+                   scale: float = 100.0):
+    """One line per named series ``{name: {x: summary of kr_utils.evaluate.summarize_seeds}}``:
+    the mean over seeds, with error bars of one std where there are several seeds.
+    ``reference``: (label, value) drawn as a dashed line."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for name, points in series.items():
+        xs = [x for x, s in points.items() if s is not None]
+        mean = [scale * points[x]["mean"] for x in xs]
+        err = [scale * (points[x]["std"] or 0) for x in xs]
+        ax.errorbar(xs, mean, yerr=err, marker="o", ms=4, capsize=3, label=name)
+    if reference:
+        ax.axhline(scale * reference[1], ls="--", c="0.4", lw=1, label=reference[0])
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -37,6 +37,26 @@ def label_with_teacher(teacher, images_uint8: np.ndarray, device) -> torch.Tenso
     return predict_logits(teacher, to_model_range(images_uint8), device=device)
 
 
+def draw_labelled(model, sampler, teacher, requested, sampling: SamplerConfig, *, seed: int, device,
+                  progress: bool = True) -> dict:
+    """Digits of the classes ``requested`` drawn by ``sampler`` from ``model`` (guidance weight,
+    starting-noise scale and batch size of ``sampling``), every one kept, stored as uint8, with
+    the teacher's logits: an unfiltered pool that thresholds can be applied to afterwards."""
+    gen = torch.Generator(device=torch.device(device).type if torch.device(device).type == "cuda" else "cpu")
+    gen.manual_seed(seed)
+    requested = np.asarray(requested)
+    images, logits = [], []
+    bar = progress_bar(total=len(requested), desc="drawing", disable=not progress, mininterval=2)
+    for chunk in np.array_split(requested, max(1, math.ceil(len(requested) / sampling.batch_size))):
+        imgs = to_uint8(generate(model, sampler, torch.as_tensor(chunk, dtype=torch.long), sampling.guidance_w, gen,
+                                 x_T_scale=sampling.x_T_scale))
+        images.append(imgs)
+        logits.append(label_with_teacher(teacher, imgs, device).numpy())
+        bar.update(len(chunk))
+    bar.close()
+    return {"images": np.concatenate(images), "requested": requested, "logits": np.concatenate(logits)}
+
+
 def build_synthetic_set(model, sampler, teacher, config: SynthConfig, sampling: SamplerConfig, *, seed: int = 0,
                         device="cpu", progress: bool = True, budget: int | None = None) -> dict:
     """Fill ``config.per_class`` digits of each class with teacher confidence >= ``config.threshold``

@@ -78,10 +78,7 @@ print(f"student {scfg.arch}: {len(syn_train[0])} synthetic training digits, "
 
 # %%
 ecfg = cfg.studies
-main_cell = (scfg.arch, scfg.recipe().labels)
-cells = [main_cell] + [(a, lab) for a in ecfg.grid_archs for lab in ecfg.grid_labels if (a, lab) != main_cell]
-runs = {cell: {s: pipeline.student_run(cfg, split, *cell, s, device)
-               for s in (scfg.seeds if cell == main_cell else ecfg.grid_seeds)} for cell in cells}
+main_cell, runs = pipeline.student_grid(cfg, split, device)  # runs[(arch, labels)][seed], cached
 summary = {cell: evaluate.summarize_seeds([r["accuracy"] for r in rs.values()]) for cell, rs in runs.items()}
 accs = summary[main_cell]
 first = runs[main_cell][scfg.seeds[0]]

@@ -33,6 +33,11 @@ def test_env_chooses_profile(monkeypatch):
     (dict(studies__ablation_per_class=5000), "exceeds synth.per_class=2000"),
     (dict(teacher__study_archs=("simple_cnn",)), "must include teacher.arch"),
     (dict(sampler__knob_steps=0), "sampler.knob_steps must be a positive number"),
+    (dict(evaluation__thresholds=(0.9, 0.5)), "evaluation.thresholds must be increasing"),
+    (dict(evaluation__thresholds=(0.5, 1.0)), r"evaluation.thresholds must be numbers in \[0, 1\)"),
+    (dict(evaluation__set_sizes=(1000, 20000)), "must stay below the full synthetic set of 20000"),
+    (dict(evaluation__sweep_per_class=600), "evaluation.sweep_per_class must not exceed pool_per_class=500"),
+    (dict(evaluation__seeds=()), "evaluation.seeds must not be empty"),
 ])
 def test_impossible_values_are_rejected(overrides, message):
     with pytest.raises(config.ConfigError, match=message):

@@ -1,0 +1,285 @@
+"""Stage: studies. Chapter 9, what the copy is worth: the measures of :mod:`kr_utils.audit`
+applied to the pipeline's artifacts, and the thesis' claims it never measured:
+
+- fidelity of the students to the teacher, on real test digits and on inputs from outside
+  the digits' distribution (Fashion-MNIST, noise): :func:`fidelity_inputs`, :func:`fidelity_table`;
+- the memorisation audit, every synthetic digit against the diffusion model's training digits in pixels
+  and in the teacher's features: :func:`neighbours`, :func:`memorisation_report`;
+- the distribution of generated digits in the teacher's features: :func:`distribution`;
+- the confidence-threshold sweep and the thesis' own sampler, from unfiltered pools of digits:
+  :func:`pool`, :func:`filtered_set`, :func:`set_student`;
+- the set-size curve, synthetic beside real: :func:`size_curve`.
+
+Every result is cached under ``evaluation/`` in the profile's artifacts, keyed by what it
+depends on (:func:`kr_utils.store.cached`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import torch
+
+from . import audit, data, distill, synth
+from .config import Profile, SamplerConfig
+from .diffusion import build_sampler
+from .evaluate import summarize_seeds
+from .models import build_classifier, predict_logits
+from .store import artifact_dir, cached, fingerprint
+from .studies import MIN_SET, per_class_subset, run_classifier
+from .thesis import GENERATION as THESIS_GENERATION
+
+FIDELITY_AIM = 0.997  # issue 15's aim for the main student's top-1 agreement on the real test set
+ECE_BINS = 15  # equal-width confidence bins of the expected calibration error
+FLAG_QUANTILE = 0.01  # the calibrated-l2 flag marks this share of the real test digits
+
+INPUT_LABELS = {"real_test": "real MNIST test digits", "fashion_mnist": "Fashion-MNIST test images",
+                "noise": "uniform pixel noise"}
+
+
+def _folder(cfg: Profile):
+    return artifact_dir(cfg.profile) / "evaluation"
+
+
+# ------------------------------------------------------------------------------------ fidelity
+
+
+def fidelity_inputs(cfg: Profile, seed: int) -> dict[str, torch.Tensor]:
+    """The inputs fidelity is measured on (model range): the real test set, the first
+    ``evaluation.ood_size`` Fashion-MNIST test images, and as many images of uniform noise
+    (drawn by ``seed``), stored as uint8 like every digit a classifier sees here."""
+    n = cfg.evaluation.ood_size
+    x_te, _ = data.test_tensors(cfg.test_subset)
+    fashion, _ = data.load_fashion_mnist("test")
+    noise = torch.randint(0, 256, (n, 28, 28), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    return {"real_test": x_te, "fashion_mnist": data.to_model_range(fashion[:n]), "noise": data.to_model_range(noise)}
+
+
+def fidelity_table(teacher, runs: dict, inputs: dict, device) -> dict:
+    """For each grid cell of ``runs`` (``{(arch, labels): {seed: run}}``, chapter 5's students)
+    and each input set of :func:`fidelity_inputs`: the students' agreement with the teacher and
+    mean KL(teacher || student) (:func:`kr_utils.audit.fidelity`), summarised over seeds.
+    Returns ``{"<arch>/<labels>": {input: {"agreement": summary, "kl": summary}}}``."""
+    teacher_logits = {name: predict_logits(teacher, x, device=device) for name, x in inputs.items()}
+    out = {}
+    for (arch, labels), seeds in runs.items():
+        per_input = {name: {"agreement": [], "kl": []} for name in inputs}
+        for run in seeds.values():
+            model = build_classifier(arch, run["state_dict"]).to(device)
+            for name, x in inputs.items():
+                logits = run["test_logits"] if name == "real_test" else predict_logits(model, x, device=device)
+                f = audit.fidelity(logits, teacher_logits[name])
+                per_input[name]["agreement"].append(f["agreement"])
+                per_input[name]["kl"].append(f["kl"])
+        out[f"{arch}/{labels}"] = {name: {k: summarize_seeds(v) for k, v in d.items()} for name, d in per_input.items()}
+    return out
+
+
+def calibration_table(teacher_logits, runs: dict, labels, n_bins: int = 15) -> dict:
+    """Expected calibration error and reliability bins (:func:`kr_utils.audit.calibration`) on
+    the real test set: the teacher's, and each grid cell's summarised over its seeds (the bins
+    of its first seed). ``{"teacher": ..., "<arch>/<labels>": {"ece": summary, "bins": ...}}``."""
+    out = {"teacher": {"ece": summarize_seeds([audit.calibration(teacher_logits, labels, n_bins)["ece"]]),
+                       "bins": audit.calibration(teacher_logits, labels, n_bins)}}
+    for (arch, lab), seeds in runs.items():
+        cals = [audit.calibration(r["test_logits"], labels, n_bins) for r in seeds.values()]
+        out[f"{arch}/{lab}"] = {"ece": summarize_seeds([c["ece"] for c in cals]), "bins": cals[0]}
+    return out
+
+
+# ------------------------------------------------------------------------------------ memorisation
+
+
+def neighbours(cfg: Profile, name: str, key: str, images_uint8, train_uint8, query_feats, train_feats) -> dict:
+    """The :data:`kr_utils.audit.CALIBRATED_N` nearest training digits of each image, in [0, 1]
+    pixels and in the teacher's features (cached as ``evaluation/nn_<name>.pt`` under ``key``,
+    which names the images). Pixel distances of the candidates are recomputed exactly, so an
+    exact copy is at distance 0."""
+    k = audit.CALIBRATED_N
+
+    def compute():
+        d_pix, i_pix = audit.nearest(np.asarray(images_uint8), np.asarray(train_uint8), k)
+        d_feat, i_feat = audit.nearest(query_feats, train_feats, k)
+        return {"pixel": d_pix, "pixel_index": i_pix, "feature": d_feat, "feature_index": i_feat}
+
+    return cached(_folder(cfg) / f"nn_{name}.pt", fingerprint({"k": k, "images": key, "train": len(train_uint8)}), compute)
+
+
+def memorisation_report(nn: dict, thresholds: dict | None = None) -> dict:
+    """Memorisation statistics (:func:`kr_utils.audit.memorisation`) in pixels and features of a
+    set's :func:`neighbours`; ``thresholds`` (``{"pixel": t, "feature": t}``, from the real test
+    digits: :func:`kr_utils.audit.reference_threshold`) count the calibrated-ℓ2 flags."""
+    thresholds = thresholds or {}
+    return {space: audit.memorisation(nn[space], calibrated_below=thresholds.get(space)) for space in ("pixel", "feature")}
+
+
+def memorisation_counts(report: dict) -> dict:
+    """The counts of a :func:`memorisation_report` as fractions of the set, by stable id."""
+    out = {"n": report["pixel"]["n"]}
+    for space, r in report.items():
+        out[f"{space}_exact"] = r["exact"] / r["n"]
+        out[f"{space}_ratio_flagged"] = r["ratio_flagged"] / r["n"]
+        out[f"{space}_calibrated_flagged"] = r.get("calibrated_flagged", np.nan) / r["n"]
+        out[f"{space}_nearest_median"] = float(r["nearest"].median())
+    return out
+
+
+def counts_by_size(nn: dict, thresholds: dict, sizes, seed: int) -> dict:
+    """How many of the first ``n`` digits of a random order of the set are flagged, for each
+    ``n`` of ``sizes``: the counts a larger set exposes."""
+    order = torch.randperm(len(nn["pixel"]), generator=torch.Generator().manual_seed(seed))
+    out = {}
+    for n in sizes:
+        sub = {space: nn[space][order[:n]] for space in ("pixel", "feature")}
+        r = memorisation_report(sub, thresholds)
+        out[n] = {f"{space}_{what}": r[space].get(what) for space in r for what in ("exact", "ratio_flagged", "calibrated_flagged")}
+    return out
+
+
+# ------------------------------------------------------------------------------------ distribution
+
+
+def _equal_sample(n: int, size: int, seed: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size]
+
+
+def distribution(real_feats, real_labels, fake_feats, fake_labels, *, size: int, k: int, seed: int) -> dict:
+    """Fréchet distance and k-NN precision/recall of ``fake`` against ``real`` features on equal
+    random samples of ``size`` (each capped by the smaller set), overall and per class
+    (``size // 10`` per class). Fréchet distance is biased upwards on small samples: compare
+    only results of the same ``size`` (the real-against-real floor is computed the same way)."""
+    real_labels, fake_labels = torch.as_tensor(real_labels), torch.as_tensor(fake_labels)
+    size = min(size, len(real_feats), len(fake_feats))
+    r, f = _equal_sample(len(real_feats), size, seed), _equal_sample(len(fake_feats), size, seed + 1)
+    out = {"size": size, "frechet": audit.frechet_distance(real_feats[r], fake_feats[f]),
+           **audit.precision_recall(real_feats[r], fake_feats[f], k)}
+    per_class = {}
+    for c in range(10):
+        rc, fc = real_feats[real_labels == c], fake_feats[fake_labels == c]
+        m = min(size // 10, len(rc), len(fc))
+        if m < 2 * k + 2:
+            continue
+        rc, fc = rc[_equal_sample(len(rc), m, seed)], fc[_equal_sample(len(fc), m, seed + 1)]
+        per_class[c] = {"size": m, "frechet": audit.frechet_distance(rc, fc), **audit.precision_recall(rc, fc, k)}
+    out["per_class"] = per_class
+    return out
+
+
+# ------------------------------------------------------------------------------------ pools, sweep, samplers
+
+
+def thesis_sampler(cfg: Profile) -> SamplerConfig:
+    """The thesis' sampling recipe (§3.3.4: ancestral, clipped, guide_w = 0.5 i.e. w = 1.5,
+    x_T and per-step noise scaled by 0.5) on the profile's ``knob_steps`` (the thesis' 1,000 at
+    the gpu profile; respaced at the cpu profile, as in chapter 3)."""
+    t = THESIS_GENERATION
+    return dataclasses.replace(cfg.sampler, sampler="ancestral", num_steps=cfg.sampler.knob_steps, clip_x0=t["clip_x0"],
+                               guidance_w=t["guidance_w"], x_T_scale=t["x_T_scale"], noise_scale=t["noise_scale"])
+
+
+def pool(cfg: Profile, name: str, unet, schedule, teacher, sampling: SamplerConfig, per_class: int, *, seed: int,
+         device, inputs: tuple) -> dict:
+    """An unfiltered pool of ``per_class`` digits of each class drawn from ``unet`` with
+    ``sampling`` (:func:`kr_utils.synth.draw_labelled`), with the teacher's logits, cached as
+    ``evaluation/pool_<name>.pt`` (``inputs``: the checkpoint files it depends on)."""
+    def compute():
+        sampler = build_sampler(sampling, schedule, num_steps=sampling.num_steps)  # (ancestral: else all T steps)
+        requested = np.repeat(np.arange(10), per_class)
+        r = synth.draw_labelled(unet, sampler, teacher, requested, sampling, seed=seed, device=device)
+        return {k: torch.as_tensor(v) for k, v in r.items()}
+
+    key = fingerprint({"sampling": sampling, "per_class": per_class, "seed": seed}, *inputs)
+    return cached(_folder(cfg) / f"pool_{name}.pt", key, compute)
+
+
+def acceptance(pool_: dict, thresholds) -> dict:
+    """The fraction of a pool's digits whose teacher confidence reaches each threshold."""
+    conf = pool_["logits"].float().softmax(1).max(1).values
+    return {t: float((conf >= t).float().mean()) for t in thresholds}
+
+
+def filtered_set(pool_: dict, threshold: float, per_class: int, seed: int, label_mode: str = "teacher") -> dict | None:
+    """The set a confidence filter at ``threshold`` keeps from a pool, balanced to ``per_class``
+    digits of each label (drawn at random by ``seed``), labelled by the teacher's argmax or,
+    with ``label_mode='requested'``, by the class asked of the generator (``synth.label_mode``);
+    None when a class has fewer than ``per_class`` digits at that threshold."""
+    logits = pool_["logits"].float()
+    conf, label = logits.softmax(1).max(1)
+    if label_mode == "requested":
+        label = pool_["requested"].long()
+    keep = torch.nonzero(conf >= threshold).flatten()
+    try:
+        idx = keep[per_class_subset(label[keep].numpy(), per_class, seed)]
+    except ValueError:  # a class short of per_class digits at this threshold
+        return None
+    return {"images": pool_["images"][idx].numpy(), "labels": label[idx].numpy(), "logits": logits[idx].numpy()}
+
+
+def set_key(s: dict) -> str:
+    """A hash of a set's digits, labels and soft targets (the cache key of what a student learns from)."""
+    h = hashlib.sha256()
+    for name in ("images", "labels", "logits"):
+        h.update(np.ascontiguousarray(s[name]).tobytes())
+    return h.hexdigest()
+
+
+def set_student(cfg: Profile, name: str, s: dict, seed: int, *, epochs: int, device, test) -> dict:
+    """The profile's student recipe (its labels, augmentation) trained for ``epochs`` on a set
+    ``s`` of :func:`filtered_set` or :func:`real_set` (split as chapter 5 splits; cached as
+    ``evaluation/<name>_seed<seed>.pt``)."""
+    train, val = distill.synthetic_split(s["images"], s["labels"], s["logits"], cfg.student.val_fraction, seed)
+    key = set_key(s)
+    return run_classifier(train, val, cfg.student.recipe(epochs=epochs), seed=seed, device=device, test=test,
+                          cache_path=_folder(cfg) / f"{name}_seed{seed}.pt", inputs_key=key, desc=f"{name} seed {seed}",
+                          test_curve=False)
+
+
+def real_set(teacher, images_uint8, labels, n: int, seed: int, device) -> dict:
+    """``n`` real training digits (``n // 10`` per class, drawn by ``seed``) with the teacher's
+    logits as soft targets and the teacher's labels: the real twin of a synthetic set of ``n``
+    digits, so that only where the digits come from differs."""
+    idx = per_class_subset(labels, n // 10, seed)
+    logits = synth.label_with_teacher(teacher, images_uint8[idx], device).numpy()
+    return {"images": images_uint8[idx], "labels": logits.argmax(1), "logits": logits}
+
+
+def size_curve(cfg: Profile, stored: dict, teacher, train_uint8, train_labels, main_runs: dict, *, device, test) -> dict:
+    """Student accuracy against set size: for each of ``evaluation.set_sizes``, a balanced subset
+    of the synthetic set and as many real training digits, each with the profile's student
+    recipe over ``evaluation.seeds``; the full synthetic set is chapter 5's main student
+    (``main_runs``), beside the same number of real digits. ``{"synthetic"|"real": {n: summary}}``."""
+    ev, full = cfg.evaluation, len(stored["labels"])
+    out = {"synthetic": {}, "real": {}}
+    for n in (*ev.set_sizes, full):
+        syn, real = [], []
+        for s in ev.seeds:
+            if n == full:
+                syn.append(main_runs[s]["accuracy"])
+            else:
+                idx = per_class_subset(stored["labels"], n // 10, s)
+                sub = {"images": stored["images"][idx], "labels": stored["labels"][idx], "logits": stored["logits"][idx]}
+                syn.append(set_student(cfg, f"size{n}_synthetic", sub, s, epochs=cfg.student.epochs, device=device,
+                                       test=test)["accuracy"])
+            real.append(set_student(cfg, f"size{n}_real", real_set(teacher, train_uint8, train_labels, n, s, device), s,
+                                    epochs=cfg.student.epochs, device=device, test=test)["accuracy"])
+        out["synthetic"][n], out["real"][n] = summarize_seeds(syn), summarize_seeds(real)
+    return out
+
+
+def sweep(cfg: Profile, pool_: dict, *, device, test) -> dict:
+    """The confidence-threshold sweep: at each of ``evaluation.thresholds``, the pool's
+    acceptance and the students (over ``evaluation.seeds``) trained on ``sweep_per_class``
+    filtered digits per class. ``{threshold: {"acceptance", "accuracy": summary or None}}``."""
+    ev, out = cfg.evaluation, {}
+    accepted = acceptance(pool_, ev.thresholds)
+    for t in ev.thresholds:
+        accs = []
+        for s in ev.seeds:
+            kept = filtered_set(pool_, t, ev.sweep_per_class, s, cfg.synth.label_mode)
+            if kept is None or len(kept["labels"]) < MIN_SET:
+                break
+            accs.append(set_student(cfg, f"sweep_t{t:g}", kept, s, epochs=ev.sweep_epochs, device=device,
+                                    test=test)["accuracy"])
+        out[t] = {"acceptance": accepted[t], "accuracy": summarize_seeds(accs) if accs else None}
+    return out

@@ -1,0 +1,547 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 9. What the copy is worth
+#
+# The chapters before this one judge the copy by one number, the student's accuracy on the real test set. A
+# reader who wants to copy a classifier, or to argue that a synthetic set protects the real
+# digits, needs more; and the thesis makes claims it never measures. This chapter measures,
+# on the artifacts of chapters 1-6 of the same profile:
+#
+# 1. **Fidelity**: how often the student gives the teacher's answer, and how far its
+#    predictive distribution is from the teacher's, on real test digits and on inputs neither
+#    has seen the like of (Fashion-MNIST clothes, pixel noise).
+# 2. **Calibration**: whether the student's confidence means what the teacher's means.
+# 3. **Memorisation**: whether the synthetic digits are copies of training digits, judged
+#    against the real test digits, which are certainly not.
+# 4. **Distribution**: how close the synthetic digits are to the real ones in the teacher's
+#    features, and whether that predicts the student's accuracy.
+# 5. **The thesis' open claims**: the confidence filter, the size of the synthetic set, and the
+#    thesis' own sampling recipe, each feeding students.
+#
+# The measures are functions of tensors in `kr_utils.audit`, each tested on a case with a known
+# answer; the studies around them are in `kr_utils.claims`. The real test set only scores:
+# nothing here is chosen on it.
+
+# %% tags=["remove-cell"]
+import sys
+if "google.colab" in sys.modules:
+    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion@main"
+    import kr_utils  # noqa: F401  (an install that failed stops here, under pip's message)
+
+# %% tags=["parameters"]
+profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+seed = None     # overrides the profile's seed (noise images, subsets, the students' seeds come from the profile)
+
+# %%
+import numpy as np
+import pandas as pd
+import matplotlib.pyplot as plt
+import torch
+from scipy import stats
+from kr_utils.live import glue
+import kr_utils
+from kr_utils import audit, checkpoints, claims, config, data, diffusion, evaluate, pipeline, plots, runtime, store, studies, synth
+
+cfg = kr_utils.get_config(profile, seed=seed)
+ev, profile, seed = cfg.evaluation, cfg.profile, cfg.seed
+device = runtime.device()
+clock = store.StageClock.start(profile, "09_evaluation")  # this chapter's cost, recorded at its end
+print(f"profile={profile} device={device} artifacts={store.artifact_dir(profile)}")
+t_path = pipeline.teacher(cfg, device, seed)  # found, or built first (chapter 1)
+teacher = checkpoints.load_model(t_path, "teacher", device)
+split = pipeline.student_split(cfg, device, seed)  # the synthetic set, found or built (chapters 2, 4)
+stored, (x_te, y_te) = split["stored"], split["test"]
+main_cell, runs = pipeline.student_grid(cfg, split, device)  # chapter 5's students, found or trained
+main_id = "/".join(main_cell)
+
+# %% [markdown]
+# ## 1. Fidelity: does the student answer as the teacher does?
+#
+# For each student of chapter 5's grid, the **agreement** is the fraction of inputs on which
+# its argmax is the teacher's, and the **KL divergence** $\mathrm{KL}(p_T \,\|\, p_S)$ (nats,
+# averaged over inputs) measures how far its whole predictive distribution is from the
+# teacher's (`kr_utils.audit.fidelity`). Accuracy asks whether the student is right; fidelity
+# asks whether it is a copy, mistakes included. Besides the real test digits, both models see
+# {glue:text}`ood_size` Fashion-MNIST test images and as many images of uniform pixel noise,
+# inputs from outside anything either was trained on, where a copy made only from digits has
+# no reason to agree. Model-extraction work on MNIST reports about 96-97% agreement after
+# 20,000 queries; the aim set for this book is {glue:text}`fid_aim_pct` on the real test digits.
+
+# %%
+inputs = claims.fidelity_inputs(cfg, seed)
+fid = claims.fidelity_table(teacher, runs, inputs, device)
+fid_frame = pd.DataFrame({cell: {f"{claims.INPUT_LABELS[i]}: {m}": evaluate.format_summary(v[m], 2) if m == "agreement"
+                                 else f"{v[m]['mean']:.4f}" for i, v in d.items() for m in ("agreement", "kl")}
+                          for cell, d in fid.items()}).T
+glue("ood_size", ev.ood_size, display=False)
+fid_frame
+
+# %%
+main_fid = fid[main_id]
+for i in inputs:
+    glue(f"fid_{i}", evaluate.format_summary(main_fid[i]["agreement"]), display=False)
+    glue(f"kl_{i}", f"{main_fid[i]['kl']['mean']:.3f}", display=False)
+best_cell = max(fid, key=lambda c: fid[c]["real_test"]["agreement"]["mean"])
+glue("fid_best_cell", best_cell, display=False)
+glue("fid_best", evaluate.format_summary(fid[best_cell]["real_test"]["agreement"]), display=False)
+aim_met = main_fid["real_test"]["agreement"]["mean"] >= claims.FIDELITY_AIM
+glue("fid_aim_pct", f"{100 * claims.FIDELITY_AIM:.1f}%", display=False)
+glue("fid_aim", "reaches" if aim_met else "falls short of", display=False)
+glue("main_cell", main_id, display=False)
+
+# %% [markdown]
+# The main student ({glue:text}`main_cell`) agrees with its teacher on
+# {glue:text}`fid_real_test` of the real test digits (KL {glue:text}`kl_real_test` nats), which
+# {glue:text}`fid_aim` the aim of {glue:text}`fid_aim_pct`; the most faithful cell of the grid is
+# {glue:text}`fid_best_cell` at {glue:text}`fid_best`. Off the digits' distribution the copy
+# comes apart: on Fashion-MNIST the two agree on {glue:text}`fid_fashion_mnist` of the images
+# (KL {glue:text}`kl_fashion_mnist`), on noise on {glue:text}`fid_noise` (KL
+# {glue:text}`kl_noise`). A student that learned only from digits copies the teacher where
+# digits are, and not its behaviour elsewhere, which is what a model extractor who wants the
+# whole function would need.
+#
+# ## 2. Calibration: does the student's confidence mean what the teacher's means?
+#
+# The expected calibration error (ECE) is the gap between confidence and accuracy, averaged
+# over {glue:text}`n_bins` equal-width confidence bins weighted by their share of the predictions
+# (torchmetrics' `multiclass_calibration_error`, through `kr_utils.audit.calibration`). The
+# grid of chapter 5 trained each architecture with hard labels and with the teacher's soft
+# targets at $\tau = 1$ and $\tau = 4$ (eq. 8): does distilling with soft targets carry the
+# teacher's calibration over?
+
+# %%
+cal = claims.calibration_table(evaluate.predict_logits(teacher, x_te, device=device), runs, y_te, claims.ECE_BINS)
+glue("n_bins", claims.ECE_BINS, display=False)
+cal_frame = pd.DataFrame({c: {"ECE (%)": evaluate.format_summary(v["ece"], 2)} for c, v in cal.items()}).T
+arch = main_cell[0]
+shown = {"teacher": cal["teacher"]["bins"], **{f"student, {config.LABEL_NAMES[lab]}": cal[f"{arch}/{lab}"]["bins"]
+                                                for lab in cfg.studies.grid_labels if f"{arch}/{lab}" in cal}}
+plots.glue_figure("fig_reliability", plots.reliability(shown))
+for c, v in cal.items():
+    glue(f"ece_{c.replace('/', '_')}", f"{100 * v['ece']['mean']:.2f}%", display=False)
+cal_frame
+
+# %% [markdown]
+# ```{glue:figure} fig_reliability
+# Reliability diagrams on the real test set: accuracy per confidence bin (blue), its gap to
+# the bin's mean confidence (red), the diagonal of perfect calibration, and each bin's share of
+# the predictions beneath (log scale). Students: the {glue:text}`main_arch` of chapter 5, first seed.
+# ```
+
+# %%
+labs = [lab for lab in ("hard", "soft_t1", "soft_t4") if f"{arch}/{lab}" in cal]
+glue("main_arch", arch, display=False)
+ece = {lab: cal[f"{arch}/{lab}"]["ece"]["mean"] for lab in labs}
+closest = min(ece, key=lambda lab: abs(ece[lab] - cal["teacher"]["ece"]["mean"]))
+glue("ece_closest", config.LABEL_NAMES[closest], display=False)
+glue("ece_teacher", f"{100 * cal['teacher']['ece']['mean']:.2f}%", display=False)
+glue("ece_list", "; ".join(f"{config.LABEL_NAMES[lab]}: {100 * ece[lab]:.2f}%" for lab in labs), display=False)
+
+# %% [markdown]
+# The teacher's ECE is {glue:text}`ece_teacher`. Its {glue:text}`main_arch` students measure
+# {glue:text}`ece_list` (means over seeds; each cell's interval is in the table). The student
+# whose calibration is closest to the teacher's is the one trained with
+# **{glue:text}`ece_closest`**.
+#
+# ## 3. Memorisation: are the synthetic digits copies of training digits?
+#
+# The thesis argues that the synthetic set "contains no sensitive information, nor images
+# taken directly from the original dataset" (§3.3). A diffusion model can, however, reproduce
+# training images (Carlini et al., 2023). Every synthetic digit is compared with every one of
+# the {glue:text}`n_train` real digits the diffusion model was trained on, in pixels ($\ell_2$ in $[0, 1]$ intensities) and in the teacher's
+# penultimate features (`kr_utils.claims.neighbours`, exact nearest neighbours), and so is every
+# real **test** digit, the reference: a test digit is certainly no copy of a training digit,
+# so whatever the test digits score is what a set of genuinely new digits scores. Three
+# statistics (`kr_utils.audit.memorisation`):
+#
+# - **exact copies**: a synthetic digit identical to a training digit;
+# - the **ratio test** of Gu et al. (2023): distance to the nearest training digit divided by
+#   the distance to the second nearest; below {glue:text}`ratio_thr` the digit sits on one training digit rather
+#   than among several;
+# - the **calibrated $\ell_2$** of Carlini et al. (2023): distance to the nearest training
+#   digit divided by half the mean distance to the {glue:text}`calib_n` nearest, flagged below the value that
+#   {glue:text}`calib_q` of the real test digits fall under (`kr_utils.audit.reference_threshold`).
+
+# %%
+train_u8, train_lbl = (a[: cfg.diffusion.train_subset] for a in data.load_mnist("train"))  # the diffusion model's
+test_u8 = data.load_mnist("test")[0][: len(y_te)]
+feats = {"train": evaluate.features(teacher, data.to_model_range(train_u8), device=device),
+         "test": evaluate.features(teacher, x_te, device=device),
+         "synthetic": evaluate.features(teacher, data.to_model_range(stored["images"]), device=device)}
+audit_n = min(len(stored["labels"]), ev.audit_size or len(stored["labels"]))
+audited = torch.randperm(len(stored["labels"]), generator=torch.Generator().manual_seed(seed))[:audit_n]
+nn = {"test": claims.neighbours(cfg, "test", f"test{len(y_te)}", test_u8, train_u8, feats["test"], feats["train"]),
+      "synthetic": claims.neighbours(cfg, "synthetic", f"{stored['summary']['inputs_key']}:{audit_n}:{seed}",
+                                     stored["images"][audited.numpy()], train_u8, feats["synthetic"][audited], feats["train"])}
+thr = {s: audit.reference_threshold(audit.memorisation(nn["test"][s])["calibrated"], claims.FLAG_QUANTILE)
+       for s in ("pixel", "feature")}
+glue("ratio_thr", f"{audit.RATIO_THRESHOLD:.2f}", display=False)
+glue("calib_n", audit.CALIBRATED_N, display=False)
+glue("calib_q", f"{100 * claims.FLAG_QUANTILE:g}%", display=False)
+glue("feat_dim", feats["train"].shape[1], display=False)
+mem = {name: claims.memorisation_report(v, thr) for name, v in nn.items()}
+mem_counts = {name: claims.memorisation_counts(r) for name, r in mem.items()}
+pd.DataFrame(mem_counts).rename(index=lambda k: k.replace("_", " "))
+
+# %%
+order = mem["synthetic"]["pixel"]["ratio"].argsort()[:8]  # the synthetic digits closest to one training digit
+syn_imgs = stored["images"][audited[order].numpy()]
+pairs = np.concatenate([syn_imgs, train_u8[nn["synthetic"]["pixel_index"][order, 0].numpy()]])
+titles = [f"ratio {r:.2f}" for r in mem["synthetic"]["pixel"]["ratio"][order].tolist()] + \
+         [f"ℓ2 {d:.2f}" for d in mem["synthetic"]["pixel"]["nearest"][order].tolist()]
+plots.glue_figure("fig_pairs", plots.mosaic(pairs, 2, titles=titles, row_labels=["synthetic", "nearest\ntraining"]))
+for name, c in mem_counts.items():
+    for k in ("pixel_exact", "pixel_ratio_flagged", "pixel_calibrated_flagged", "feature_ratio_flagged",
+              "feature_calibrated_flagged"):
+        glue(f"mem_{name}_{k}", f"{100 * c[k]:.2f}%", display=False)
+    glue(f"mem_{name}_median", f"{c['pixel_nearest_median']:.2f}", display=False)
+glue("mem_n", f"{audit_n:,}", display=False)
+glue("n_train", f"{len(train_u8):,}", display=False)
+glue("mem_exact_count", mem["synthetic"]["pixel"]["exact"], display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_pairs
+# Top: the eight synthetic digits with the lowest pixel ratio (nearest / second-nearest
+# training digit); bottom: the nearest training digit of each, with their $\ell_2$ distance.
+# ```
+#
+# Of the {glue:text}`mem_n` synthetic digits audited, {glue:text}`mem_exact_count` are exact
+# copies of a training digit. In pixels, {glue:text}`mem_synthetic_pixel_ratio_flagged` fail
+# the ratio test (the real test digits: {glue:text}`mem_test_pixel_ratio_flagged`) and
+# {glue:text}`mem_synthetic_pixel_calibrated_flagged` fall under the calibrated-$\ell_2$
+# threshold that {glue:text}`calib_q` of the test digits fall under; in the teacher's features,
+# {glue:text}`mem_synthetic_feature_ratio_flagged` and
+# {glue:text}`mem_synthetic_feature_calibrated_flagged` (test:
+# {glue:text}`mem_test_feature_ratio_flagged` and {glue:text}`calib_q` by construction). The median pixel
+# distance to the nearest training digit is {glue:text}`mem_synthetic_median` for a synthetic
+# digit and {glue:text}`mem_test_median` for a test digit.
+#
+# ### Across the diffusion model's training, and with the set's size
+#
+# The same statistics for chapter 6's sets, drawn from the checkpoints saved during the
+# diffusion model's training (each the teacher-accepted part of the same budget), and for
+# growing random subsets of the synthetic set: a larger set gives a copy, if the generator
+# makes them at some rate, more chances to appear.
+
+# %%
+d_path = pipeline.diffusion_model(cfg, device, seed, with_milestones=True)
+sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(d_path))
+steps = cfg.studies.degradation_milestones
+deg_sets = {st: studies.degradation_set(cfg, st, teacher, sampler, seed=seed, device=device) for st in steps}
+deg_feats = {st: evaluate.features(teacher, data.to_model_range(s["images"].numpy()), device=device)
+             for st, (_, s) in deg_sets.items() if len(s["labels"]) >= studies.MIN_SET}
+deg_mem = {st: claims.memorisation_counts(claims.memorisation_report(claims.neighbours(
+    cfg, f"step{st}", deg_sets[st][0], deg_sets[st][1]["images"].numpy(), train_u8, f, feats["train"]), thr))
+    for st, f in deg_feats.items()}
+sizes = [n for n in (*ev.set_sizes, audit_n) if n <= audit_n]
+by_size = claims.counts_by_size(nn["synthetic"], thr, sizes, seed)
+show = ["n", "pixel_exact", "pixel_ratio_flagged", "pixel_calibrated_flagged", "feature_calibrated_flagged"]
+pd.DataFrame({f"step {st}": {k: deg_mem[st][k] for k in show} for st in deg_mem}).T
+
+# %%
+pd.DataFrame(by_size).T.rename_axis("digits audited")
+
+# %%
+rates = {st: deg_mem[st]["pixel_ratio_flagged"] for st in deg_mem}
+glue("mem_rates_steps", "; ".join(f"step {st}: {100 * r:.2f}%" for st, r in rates.items()), display=False)
+glue("mem_size_counts", "; ".join(f"{n:,} digits: {v['pixel_ratio_flagged']}" for n, v in by_size.items()), display=False)
+syn_c, test_c = mem_counts["synthetic"], mem_counts["test"]
+no_more = all(syn_c[k] <= test_c[k] for k in ("pixel_ratio_flagged", "feature_ratio_flagged")) and \
+    syn_c["pixel_calibrated_flagged"] <= 0.01 and syn_c["feature_calibrated_flagged"] <= 0.01 and syn_c["pixel_exact"] == 0
+glue("privacy_verdict", "no more often than unseen real digits do: at this profile the audit finds no sign of copying "
+     "beyond what new handwriting shows, which supports the thesis' claim that no image is taken directly"
+     if no_more else "more often than unseen real digits do: the audit finds synthetic digits that sit on a training "
+     "digit, against the thesis' claim that no image is taken directly", display=False)
+
+# %% [markdown]
+# The share of digits failing the pixel ratio test, by checkpoint: {glue:text}`mem_rates_steps`.
+# The number failing it among growing random subsets of the synthetic set:
+# {glue:text}`mem_size_counts`.
+#
+# ## 4. Distribution: how close are synthetic digits to real ones?
+#
+# In the teacher's {glue:text}`feat_dim`-dimensional penultimate features (`kr_utils.evaluate.features`): the
+# **Fréchet distance** between Gaussians fitted to the two sets (the FID formula of Heusel et
+# al., `kr_utils.audit.frechet_distance`), and the **k-NN precision and recall** of
+# Kynkäänniemi et al. (2019, $k$ = {glue:text}`knn_k`, `kr_utils.audit.precision_recall`):
+# precision is the share of synthetic digits that fall inside the real digits' manifold (they
+# look real), recall the share of real digits inside the synthetic digits' manifold (the
+# variety of real digits is covered). Every set is compared with real **training** digits on
+# equal random samples of {glue:text}`fd_size` (the Fréchet distance grows on small samples, so
+# only equal sizes compare), and the real **test** digits against the training digits give
+# the floor a perfect generator would reach.
+
+# %%
+floor = claims.distribution(feats["train"], train_lbl, feats["test"], y_te, size=ev.fd_size, k=ev.knn_k, seed=seed)
+syn_dist = claims.distribution(feats["train"], train_lbl, feats["synthetic"], stored["labels"], size=ev.fd_size,
+                               k=ev.knn_k, seed=seed)
+per_class = pd.DataFrame({f"{who} {c}": {m: d["per_class"][c][m] for m in ("frechet", "precision", "recall")}
+                          for who, d in (("real test, digit", floor), ("synthetic, digit", syn_dist))
+                          for c in d["per_class"]}).T
+glue("knn_k", ev.knn_k, display=False)
+glue("fd_size", f"{floor['size']:,}", display=False)
+for name, d in (("floor", floor), ("syn", syn_dist)):
+    glue(f"fd_{name}", f"{d['frechet']:.2f}", display=False)
+    glue(f"prec_{name}", f"{100 * d['precision']:.1f}%", display=False)
+    glue(f"rec_{name}", f"{100 * d['recall']:.1f}%", display=False)
+pd.DataFrame({"real test (floor)": {m: floor[m] for m in ("frechet", "precision", "recall")},
+              "synthetic set": {m: syn_dist[m] for m in ("frechet", "precision", "recall")}})
+
+# %% [markdown]
+# Overall, the synthetic set lies at Fréchet distance {glue:text}`fd_syn` from the training
+# digits, against {glue:text}`fd_floor` for the real test digits; its precision is
+# {glue:text}`prec_syn` (floor {glue:text}`prec_floor`) and its recall {glue:text}`rec_syn`
+# (floor {glue:text}`rec_floor`). Per digit:
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(10, 2.8))
+for ax, m in zip(axes, ("frechet", "precision", "recall")):
+    for who, d, c in (("real test (floor)", floor, "0.5"), ("synthetic", syn_dist, "tab:blue")):
+        ks = sorted(d["per_class"])
+        ax.plot(ks, [d["per_class"][k][m] for k in ks], "o-", c=c, label=who, ms=4)
+    ax.set_title(m); ax.set_xlabel("digit"); ax.set_xticks(range(10)); ax.grid(alpha=0.3)
+axes[0].legend(fontsize=7)
+fig.tight_layout()
+plots.glue_figure("fig_per_class_distribution", fig)
+worst_digit = max(syn_dist["per_class"], key=lambda c: syn_dist["per_class"][c]["frechet"] / floor["per_class"][c]["frechet"])
+glue("fd_worst_digit", worst_digit, display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_per_class_distribution
+# Per digit, on equal samples of a tenth of the overall size: Fréchet distance, precision and
+# recall of the synthetic digits (blue) and of the real test digits (grey, the floor) against
+# the training digits in the teacher's features.
+# ```
+#
+# Relative to its floor, the synthetic set is furthest from the real digits on the digit
+# **{glue:text}`fd_worst_digit`**.
+#
+# ### Do these measures predict the student?
+#
+# The degradation study of chapter 6 trained a student of each architecture on the digits of each checkpoint of the
+# diffusion model's training. The same three measures on those sets, at the size of the
+# smallest (so that Fréchet distances compare), against each student's real-test accuracy,
+# with Spearman's rank correlation over the checkpoints:
+
+# %%
+deg_students = studies.degradation_students(cfg, deg_sets, seed=seed, device=device, test=(x_te, y_te))
+n_deg = min(len(f) for f in deg_feats.values())
+deg_dist = {st: claims.distribution(feats["train"], train_lbl, f, deg_sets[st][1]["labels"], size=n_deg, k=ev.knn_k,
+                                    seed=seed) for st, f in deg_feats.items()}
+deg_frame = pd.DataFrame({st: {**{m: deg_dist[st][m] for m in ("frechet", "precision", "recall")},
+                               **{a: deg_students[(a, st)]["accuracy"] for a in cfg.studies.grid_archs if (a, st) in deg_students}}
+                          for st in deg_dist}).T.rename_axis("checkpoint step")
+rho = pd.DataFrame({a: {m: stats.spearmanr(deg_frame[m], deg_frame[a]).statistic if deg_frame[a].notna().sum() > 2
+                        else np.nan for m in ("frechet", "precision", "recall")} for a in cfg.studies.grid_archs})
+glue("n_deg", n_deg, display=False)
+glue("rho_fd_main", f"{rho.loc['frechet', arch]:+.2f}", display=False)
+glue("rho_rec_main", f"{rho.loc['recall', arch]:+.2f}", display=False)
+glue("rho_prec_main", f"{rho.loc['precision', arch]:+.2f}", display=False)
+pval = {m: stats.spearmanr(deg_frame[m], deg_frame[arch]).pvalue if deg_frame[arch].notna().sum() > 2 else np.nan
+        for m in ("frechet", "precision", "recall")}
+glue("rho_p", ", ".join(f"{m} p = {v:.2f}" for m, v in pval.items()), display=False)
+glue("n_checkpoints", len(deg_frame), display=False)
+deg_frame
+
+# %%
+rho.rename_axis("Spearman ρ with accuracy")
+
+# %% [markdown]
+# Over the {glue:text}`n_checkpoints` checkpoints (samples of {glue:text}`n_deg` digits), the
+# {glue:text}`main_arch` student's accuracy has a rank correlation of {glue:text}`rho_fd_main`
+# with the Fréchet distance, {glue:text}`rho_prec_main` with precision and
+# {glue:text}`rho_rec_main` with recall ({glue:text}`rho_p`, scipy's `spearmanr`). With so
+# few points a rank correlation is coarse; the two samplers compared below add two more sets
+# with students, shown beside their measures there.
+#
+# ## 5. The thesis' open claims
+#
+# ### The confidence filter
+#
+# The thesis keeps a generated digit only when the teacher's confidence reaches 0.9, and states
+# that this filter "raises the final accuracy by 2 percentage points" (§5), without a
+# measurement. Here an unfiltered pool of {glue:text}`pool_per_class` digits per class is drawn
+# with this book's sampler (`kr_utils.synth.draw_labelled`), and at each threshold (`0`: no
+# filter) a student learns from {glue:text}`sweep_per_class` of the accepted digits per
+# teacher label for {glue:text}`sweep_epochs` epochs (the profile's student recipe otherwise),
+# over {glue:text}`n_seeds` seeds, so that only the filter changes.
+
+# %%
+schedule = checkpoints.load_schedule(d_path)
+unet = checkpoints.load_model(d_path, "diffusion", device)
+ours = claims.pool(cfg, "ours", unet, schedule, teacher, cfg.sampler, ev.pool_per_class, seed=seed, device=device,
+                   inputs=(d_path, t_path))
+sweep = claims.sweep(cfg, ours, device=device, test=(x_te, y_te))
+sweep_frame = pd.DataFrame({t: {"acceptance": v["acceptance"], "student accuracy": None if v["accuracy"] is None
+                                else evaluate.format_summary(v["accuracy"])} for t, v in sweep.items()}).T
+for name, value in (("pool_per_class", ev.pool_per_class), ("sweep_per_class", ev.sweep_per_class),
+                    ("sweep_epochs", ev.sweep_epochs), ("n_seeds", len(ev.seeds))):
+    glue(name, value, display=False)
+sweep_frame.rename_axis("threshold")
+
+# %%
+done = {t: v for t, v in sweep.items() if v["accuracy"] is not None}
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ts = list(done)
+ax.errorbar(ts, [100 * done[t]["accuracy"]["mean"] for t in ts], yerr=[100 * (done[t]["accuracy"]["std"] or 0) for t in ts],
+            marker="o", capsize=3, label="student accuracy (real test)")
+ax.set_xlabel("confidence threshold"); ax.set_ylabel("accuracy (%)"); ax.grid(alpha=0.3)
+ax2 = ax.twinx()
+ax2.plot(list(sweep), [100 * v["acceptance"] for v in sweep.values()], "s--", c="tab:orange", label="acceptance")
+ax2.set_ylabel("digits accepted (%)")
+fig.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.12, 0.2))
+fig.tight_layout()
+plots.glue_figure("fig_sweep", fig)
+t_ref, t_none = cfg.synth.threshold, min(sweep)  # the profile's threshold against the lowest (0: no filter)
+measured = t_ref in done and t_none in done
+gain = 100 * (done[t_ref]["accuracy"]["mean"] - done[t_none]["accuracy"]["mean"]) if measured else np.nan
+glue("sweep_gain", f"{gain:+.2f}" if measured else "an amount not measured here (too few digits at one of them)",
+     display=False)
+glue("sweep_ref", f"{t_ref:g}", display=False)
+glue("sweep_none", f"{t_none:g}", display=False)
+glue("sweep_best", f"{max(done, key=lambda t: done[t]['accuracy']['mean']):g}" if done else "not measured", display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_sweep
+# Student accuracy on the real test set (mean ± std over seeds) against the confidence
+# threshold, and the share of the pool each threshold accepts.
+# ```
+#
+# Filtering at {glue:text}`sweep_ref` rather than at {glue:text}`sweep_none` changes the
+# student's accuracy by {glue:text}`sweep_gain` points (the thesis: +2); the threshold with the
+# best mean is {glue:text}`sweep_best`. Where the intervals overlap, the sweep does not
+# separate the thresholds at this profile.
+#
+# ### The thesis' sampler against this book's
+#
+# The thesis generated its set with the ancestral sampler, clipped, at guidance $w = 1.5$
+# (its `guide_w = 0.5`) with the starting noise and the per-step noise both scaled by 0.5
+# (§3.3.4; `kr_utils.claims.thesis_sampler`), on {glue:text}`thesis_steps` steps at this
+# profile (the thesis: 1,000). A pool of its digits and this book's pool each give
+# {glue:text}`thesis_per_class` digits per class at the profile's threshold, and students learn
+# from them exactly as in the sweep.
+
+# %%
+thesis_cfg = claims.thesis_sampler(cfg)
+n_thesis = ev.sampler_per_class
+theirs = claims.pool(cfg, "thesis", unet, schedule, teacher, thesis_cfg, n_thesis + n_thesis // 5 + 1, seed=seed,
+                     device=device, inputs=(d_path, t_path))
+samplers = {"ours": ours, "thesis": theirs}
+sampler_rows = {}
+for name, p in samplers.items():
+    sets = {s: claims.filtered_set(p, cfg.synth.threshold, n_thesis, s, cfg.synth.label_mode) for s in ev.seeds}
+    accs = [claims.set_student(cfg, f"sampler_{name}", sets[s], s, epochs=ev.sweep_epochs, device=device,
+                               test=(x_te, y_te))["accuracy"] for s in ev.seeds if sets[s] is not None]
+    f = evaluate.features(teacher, data.to_model_range(p["images"].numpy()), device=device)
+    dist = claims.distribution(feats["train"], train_lbl, f, p["logits"].argmax(1), size=10 * n_thesis, k=ev.knn_k, seed=seed)
+    sampler_rows[name] = {"acceptance": claims.acceptance(p, [cfg.synth.threshold])[cfg.synth.threshold],
+                          **{m: dist[m] for m in ("frechet", "precision", "recall")},
+                          "accuracy": evaluate.summarize_seeds(accs) if accs else None}
+glue("thesis_steps", thesis_cfg.num_steps, display=False)
+glue("thesis_per_class", n_thesis, display=False)
+pd.DataFrame({n: {**r, "accuracy": evaluate.format_summary(r["accuracy"]) if r["accuracy"] else "too few digits"}
+              for n, r in sampler_rows.items()}).T
+
+# %%
+for name, r in sampler_rows.items():
+    glue(f"sampler_{name}_acc", evaluate.format_summary(r["accuracy"]) if r["accuracy"] else "not measured (too few digits)",
+         display=False)
+    glue(f"sampler_{name}_rec", f"{100 * r['recall']:.1f}%", display=False)
+    glue(f"sampler_{name}_prec", f"{100 * r['precision']:.1f}%", display=False)
+    glue(f"sampler_{name}_accept", f"{100 * r['acceptance']:.1f}%", display=False)
+
+# %% [markdown]
+# The thesis' recipe has the teacher accept {glue:text}`sampler_thesis_accept` of its digits
+# (ours: {glue:text}`sampler_ours_accept`), with precision {glue:text}`sampler_thesis_prec`
+# and recall {glue:text}`sampler_thesis_rec` (ours: {glue:text}`sampler_ours_prec` and
+# {glue:text}`sampler_ours_rec`); its students score {glue:text}`sampler_thesis_acc`, this
+# book's {glue:text}`sampler_ours_acc`.
+#
+# ### The size of the synthetic set
+#
+# The thesis sets itself the objective of "determining optimal confidence thresholds and
+# sample sizes" (§1) and reports neither. Students with the
+# profile's recipe (as chapter 5's main student, {glue:text}`student_epochs` epochs) learn
+# from balanced random subsets of the synthetic set, and, beside each, from as many **real**
+# training digits carrying the teacher's soft targets (`kr_utils.claims.real_set`), so that
+# only where the digits come from differs. The full synthetic set is chapter 5's main student.
+
+# %%
+curve = claims.size_curve(cfg, stored, teacher, train_u8, train_lbl, runs[main_cell], device=device, test=(x_te, y_te))
+fig = plots.summary_curves({"synthetic digits": curve["synthetic"], "real digits": curve["real"]},
+                           "digits in the student's set (90% trained on, 10% validation)", "real-test accuracy (%)",
+                           logx=True, reference=("teacher", pipeline.teacher_accuracy(cfg, device)))
+plots.glue_figure("fig_size_curve", fig)
+full = max(curve["synthetic"])
+small = min(curve["synthetic"])
+glue("student_epochs", cfg.student.epochs, display=False)
+for who in ("synthetic", "real"):
+    glue(f"curve_{who}_small", evaluate.format_summary(curve[who][small]), display=False)
+    glue(f"curve_{who}_full", evaluate.format_summary(curve[who][full]), display=False)
+glue("curve_small", f"{small:,}", display=False)
+glue("curve_full", f"{full:,}", display=False)
+gaps = {n: 100 * (curve["real"][n]["mean"] - curve["synthetic"][n]["mean"]) for n in curve["synthetic"]}
+glue("curve_gap_small", f"{gaps[small]:.2f}", display=False)
+glue("curve_gap_full", f"{gaps[full]:.2f}", display=False)
+pd.DataFrame({who: {n: evaluate.format_summary(s) for n, s in c.items()} for who, c in curve.items()}).rename_axis("digits")
+
+# %% [markdown]
+# ```{glue:figure} fig_size_curve
+# Real-test accuracy of the same student recipe trained on n synthetic digits and on n real
+# digits (mean ± std over seeds; log scale), with the teacher's accuracy dashed.
+# ```
+#
+# With {glue:text}`curve_small` digits the student scores {glue:text}`curve_synthetic_small`
+# on synthetic digits and {glue:text}`curve_real_small` on real ones
+# ({glue:text}`curve_gap_small` points apart); with {glue:text}`curve_full`,
+# {glue:text}`curve_synthetic_full` and {glue:text}`curve_real_full`
+# ({glue:text}`curve_gap_full` points apart).
+
+# %%
+store.update_metrics(profile, "evaluation", {
+    "fidelity": fid, "calibration": {c: v["ece"] for c, v in cal.items()},
+    "memorisation": {"thresholds": thr, "sets": mem_counts, "checkpoints": {f"step_{s}": v for s, v in deg_mem.items()},
+                     "by_size": {str(n): v for n, v in by_size.items()}},
+    "distribution": {"floor": floor, "synthetic": syn_dist, "checkpoints": {f"step_{s}": v for s, v in deg_dist.items()},
+                     "spearman": rho.to_dict()},
+    "threshold_sweep": {f"t_{t:g}": v for t, v in sweep.items()},
+    "samplers": sampler_rows, "size_curve": {w: {str(n): s for n, s in c.items()} for w, c in curve.items()},
+    "config": ev.as_dict()})
+clock.record()
+
+# %% [markdown]
+# ## What was measured
+#
+# - **Fidelity.** The main student agrees with the teacher on {glue:text}`fid_real_test` of the
+#   real test digits, and on {glue:text}`fid_fashion_mnist` of Fashion-MNIST images and
+#   {glue:text}`fid_noise` of noise images: a faithful copy on digits, not elsewhere.
+# - **Calibration.** Teacher ECE {glue:text}`ece_teacher`; students {glue:text}`ece_list`.
+# - **Memorisation.** {glue:text}`mem_exact_count` exact copies among {glue:text}`mem_n`
+#   synthetic digits; {glue:text}`mem_synthetic_pixel_ratio_flagged` fail the pixel ratio test
+#   against {glue:text}`mem_test_pixel_ratio_flagged` of real test digits, and
+#   {glue:text}`mem_synthetic_pixel_calibrated_flagged` fall under the calibrated threshold
+#   that {glue:text}`calib_q` of the test digits fall under. On the thesis' privacy argument: synthetic digits
+#   sit on a training digit {glue:text}`privacy_verdict`. That is a statement about copies,
+#   not a privacy guarantee: no differential privacy was used, and the generator was trained
+#   on the real digits, which a membership-inference attack could still probe.
+# - **Distribution.** Fréchet distance {glue:text}`fd_syn` (floor {glue:text}`fd_floor`),
+#   precision {glue:text}`prec_syn`, recall {glue:text}`rec_syn`; across the checkpoints, the
+#   rank correlation with the student's accuracy is {glue:text}`rho_fd_main` for the Fréchet
+#   distance and {glue:text}`rho_rec_main` for recall.
+# - **The thesis' claims.** The filter at {glue:text}`sweep_ref` changes the student by
+#   {glue:text}`sweep_gain` points against no filter (the thesis: +2); the thesis' sampler gives
+#   students of {glue:text}`sampler_thesis_acc` against {glue:text}`sampler_ours_acc`; real
+#   digits lead synthetic ones by {glue:text}`curve_gap_full` points at {glue:text}`curve_full`
+#   digits.

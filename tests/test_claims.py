@@ -1,0 +1,96 @@
+"""kr_utils.claims: chapter 9's studies on small constructed pools and sets."""
+import numpy as np
+import pytest
+import torch
+
+from kr_utils import claims, thesis
+from kr_utils.config import get_config
+
+
+def make_pool(per_class=20, seed=0):
+    """A pool whose teacher confidence is known: digit i of each class has confidence rising
+    from about 0.1 to almost 1 for its requested class."""
+    g = torch.Generator().manual_seed(seed)
+    requested = torch.arange(10).repeat_interleave(per_class)
+    strength = torch.linspace(0, 12, per_class).repeat(10)
+    logits = torch.zeros(10 * per_class, 10)
+    logits[torch.arange(len(requested)), requested] = strength
+    images = torch.randint(0, 256, (10 * per_class, 28, 28), generator=g, dtype=torch.uint8)
+    return {"images": images, "requested": requested, "logits": logits}
+
+
+def test_acceptance_counts_the_confident_share():
+    pool = make_pool()
+    conf = pool["logits"].softmax(1).max(1).values
+    acc = claims.acceptance(pool, [0.0, 0.5, 0.9])
+    assert acc[0.0] == 1.0
+    assert acc[0.9] == pytest.approx(float((conf >= 0.9).float().mean()))
+    assert acc[0.5] > acc[0.9] > 0
+
+
+def test_filtered_set_is_balanced_confident_and_seeded():
+    pool = make_pool(per_class=20)
+    s = claims.filtered_set(pool, 0.9, per_class=5, seed=1)
+    assert np.bincount(s["labels"], minlength=10).tolist() == [5] * 10
+    conf = torch.as_tensor(s["logits"]).softmax(1).max(1).values
+    assert (conf >= 0.9).all()
+    again = claims.filtered_set(pool, 0.9, per_class=5, seed=1)
+    other = claims.filtered_set(pool, 0.9, per_class=5, seed=2)
+    assert np.array_equal(s["images"], again["images"]) and not np.array_equal(s["images"], other["images"])
+    # more digits per class than the filter keeps: no set
+    kept_per_class = int((pool["logits"][:20].softmax(1).max(1).values >= 0.9).sum())
+    assert claims.filtered_set(pool, 0.9, per_class=kept_per_class + 1, seed=0) is None
+
+
+def test_filtered_set_requested_labels():
+    pool = make_pool(per_class=10)
+    pool["logits"] = pool["logits"].roll(1, dims=1)  # the teacher always answers the next class
+    teacher = claims.filtered_set(pool, 0.0, per_class=3, seed=0)
+    requested = claims.filtered_set(pool, 0.0, per_class=3, seed=0, label_mode="requested")
+    assert np.array_equal(requested["labels"], np.repeat(np.arange(10), 3))
+    assert not np.array_equal(teacher["labels"] % 10, requested["labels"])
+
+
+def test_set_key_names_the_content():
+    pool = make_pool()
+    s = claims.filtered_set(pool, 0.5, per_class=3, seed=0)
+    t = {k: v.copy() for k, v in s.items()}
+    assert claims.set_key(s) == claims.set_key(t)
+    t["images"][0, 0, 0] ^= 1
+    assert claims.set_key(s) != claims.set_key(t)
+    t = {k: v.copy() for k, v in s.items()}
+    t["logits"][0, 0] += 1
+    assert claims.set_key(s) != claims.set_key(t)
+
+
+def test_counts_by_size_grow_with_the_subset():
+    g = torch.Generator().manual_seed(0)
+    n = 400
+    pixel = torch.rand(n, 2, generator=g).sort(1).values + 0.1
+    pixel[:40, 0] = 0.0  # forty exact copies
+    nn = {"pixel": pixel, "feature": pixel.clone()}
+    counts = claims.counts_by_size(nn, {"pixel": 0.5, "feature": 0.5}, [100, 400], seed=0)
+    assert counts[400]["pixel_exact"] == 40
+    assert 0 < counts[100]["pixel_exact"] < 40
+    assert counts[400]["pixel_ratio_flagged"] >= counts[100]["pixel_ratio_flagged"]
+
+
+def test_distribution_floor_of_identical_sets_and_a_shifted_set():
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(2000, 4, generator=g)
+    labels = torch.arange(10).repeat(200)
+    same = claims.distribution(feats, labels, feats.clone(), labels, size=2000, k=3, seed=0)
+    assert same["frechet"] == pytest.approx(0.0, abs=1e-6) and same["precision"] == 1.0 and same["recall"] == 1.0
+    assert set(same["per_class"]) == set(range(10))
+    shifted = claims.distribution(feats, labels, feats + 3.0, labels, size=2000, k=3, seed=0)
+    assert shifted["frechet"] == pytest.approx(4 * 9.0, rel=0.05)  # |mean gap|^2 = 4 x 3^2
+    assert shifted["precision"] < 0.2
+
+
+def test_thesis_sampler_is_the_thesis_recipe():
+    cfg = get_config("cpu")
+    t = claims.thesis_sampler(cfg)
+    assert (t.sampler, t.guidance_w, t.x_T_scale, t.noise_scale, t.clip_x0) == (
+        "ancestral", thesis.GENERATION["guidance_w"], 0.5, 0.5, True)
+    assert t.num_steps == cfg.sampler.knob_steps
+    assert get_config("gpu").sampler.knob_steps == 1000  # the thesis' own chain at the gpu profile
