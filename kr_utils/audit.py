@@ -13,6 +13,8 @@ tensors with a known answer each (tests/test_audit.py):
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from scipy import linalg
@@ -111,10 +113,14 @@ def gaussian_frechet(mu1, sigma1, mu2, sigma2) -> float:
     |mu1 - mu2|^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2))."""
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():  # a singular product: nudge both as Heusel et al.'s code does
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if caught or not np.isfinite(covmean).all():  # a singular product: nudge both as Heusel et al.'s code does
         eps = np.eye(len(sigma1)) * 1e-6
-        covmean = linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            covmean = linalg.sqrtm((sigma1 + eps) @ (sigma2 + eps))
     covmean = covmean.real
     return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 

@@ -247,7 +247,8 @@ def real_set(teacher, images_uint8, labels, n: int, seed: int, device) -> dict:
 def size_curve(cfg: Profile, stored: dict, teacher, train_uint8, train_labels, main_runs: dict, *, device, test) -> dict:
     """Student accuracy against set size: for each of ``evaluation.set_sizes``, a balanced subset
     of the synthetic set and as many real training digits, each with the profile's student
-    recipe over ``evaluation.seeds``; the full synthetic set is chapter 5's main student
+    recipe (its epochs: a smaller set also means fewer updates, alike for both) over
+    ``evaluation.seeds``; the full synthetic set is chapter 5's main student
     (``main_runs``), beside the same number of real digits. ``{"synthetic"|"real": {n: summary}}``."""
     ev, full = cfg.evaluation, len(stored["labels"])
     out = {"synthetic": {}, "real": {}}
@@ -269,13 +270,13 @@ def size_curve(cfg: Profile, stored: dict, teacher, train_uint8, train_labels, m
 
 def sweep(cfg: Profile, pool_: dict, *, device, test) -> dict:
     """The confidence-threshold sweep: at each of ``evaluation.thresholds``, the pool's
-    acceptance and the students (over ``evaluation.seeds``) trained on ``sweep_per_class``
+    acceptance and the students (over ``evaluation.sweep_seeds``) trained on ``sweep_per_class``
     filtered digits per class. ``{threshold: {"acceptance", "accuracy": summary or None}}``."""
     ev, out = cfg.evaluation, {}
     accepted = acceptance(pool_, ev.thresholds)
     for t in ev.thresholds:
         accs = []
-        for s in ev.seeds:
+        for s in ev.sweep_seeds:
             kept = filtered_set(pool_, t, ev.sweep_per_class, s, cfg.synth.label_mode)
             if kept is None or len(kept["labels"]) < MIN_SET:
                 break

@@ -100,17 +100,24 @@ aim_met = main_fid["real_test"]["agreement"]["mean"] >= claims.FIDELITY_AIM
 glue("fid_aim_pct", f"{100 * claims.FIDELITY_AIM:.1f}%", display=False)
 glue("fid_aim", "reaches" if aim_met else "falls short of", display=False)
 glue("main_cell", main_id, display=False)
+fashion_agree = main_fid["fashion_mnist"]["agreement"]["mean"]
+glue("fid_fashion_verdict", "the copy is far from faithful there, since it learned the teacher only where digits are, "
+     "which is not what a model extractor who wants the whole function needs." if fashion_agree < 0.9 else
+     "the copy stays faithful even on clothes, which it never saw.", display=False)
+noise_pred = evaluate.predict_logits(teacher, inputs["noise"], device=device).argmax(1)
+glue("noise_class", int(noise_pred.mode().values), display=False)
+glue("noise_share", f"{100 * (noise_pred == noise_pred.mode().values).float().mean():.1f}%", display=False)
 
 # %% [markdown]
 # The main student ({glue:text}`main_cell`) agrees with its teacher on
 # {glue:text}`fid_real_test` of the real test digits (KL {glue:text}`kl_real_test` nats), which
 # {glue:text}`fid_aim` the aim of {glue:text}`fid_aim_pct`; the most faithful cell of the grid is
-# {glue:text}`fid_best_cell` at {glue:text}`fid_best`. Off the digits' distribution the copy
-# comes apart: on Fashion-MNIST the two agree on {glue:text}`fid_fashion_mnist` of the images
-# (KL {glue:text}`kl_fashion_mnist`), on noise on {glue:text}`fid_noise` (KL
-# {glue:text}`kl_noise`). A student that learned only from digits copies the teacher where
-# digits are, and not its behaviour elsewhere, which is what a model extractor who wants the
-# whole function would need.
+# {glue:text}`fid_best_cell` at {glue:text}`fid_best`. Off the digits' distribution, on
+# Fashion-MNIST the two agree on {glue:text}`fid_fashion_mnist` of the images (KL
+# {glue:text}`kl_fashion_mnist`): {glue:text}`fid_fashion_verdict` On noise they agree on
+# {glue:text}`fid_noise` (KL {glue:text}`kl_noise`), but the teacher gives
+# {glue:text}`noise_share` of the noise images one class, {glue:text}`noise_class`, so
+# agreement there says little beyond that both learned the same answer for "no digit".
 #
 # ## 2. Calibration: does the student's confidence mean what the teacher's means?
 #
@@ -258,8 +265,9 @@ rates = {st: deg_mem[st]["pixel_ratio_flagged"] for st in deg_mem}
 glue("mem_rates_steps", "; ".join(f"step {st}: {100 * r:.2f}%" for st, r in rates.items()), display=False)
 glue("mem_size_counts", "; ".join(f"{n:,} digits: {v['pixel_ratio_flagged']}" for n, v in by_size.items()), display=False)
 syn_c, test_c = mem_counts["synthetic"], mem_counts["test"]
-no_more = all(syn_c[k] <= test_c[k] for k in ("pixel_ratio_flagged", "feature_ratio_flagged")) and \
-    syn_c["pixel_calibrated_flagged"] <= 0.01 and syn_c["feature_calibrated_flagged"] <= 0.01 and syn_c["pixel_exact"] == 0
+# a copy is judged in pixels: no exact copy, and no more digits flagged than among unseen real digits
+no_more = syn_c["pixel_exact"] == 0 and syn_c["pixel_ratio_flagged"] <= test_c["pixel_ratio_flagged"] and \
+    syn_c["pixel_calibrated_flagged"] <= claims.FLAG_QUANTILE
 glue("privacy_verdict", "no more often than unseen real digits do: at this profile the audit finds no sign of copying "
      "beyond what new handwriting shows, which supports the thesis' claim that no image is taken directly"
      if no_more else "more often than unseen real digits do: the audit finds synthetic digits that sit on a training "
@@ -376,7 +384,9 @@ rho.rename_axis("Spearman ρ with accuracy")
 # with this book's sampler (`kr_utils.synth.draw_labelled`), and at each threshold (`0`: no
 # filter) a student learns from {glue:text}`sweep_per_class` of the accepted digits per
 # teacher label for {glue:text}`sweep_epochs` epochs (the profile's student recipe otherwise),
-# over {glue:text}`n_seeds` seeds, so that only the filter changes.
+# over {glue:text}`n_seeds` seeds, so that only the filter changes. These students are small
+# and short, so their accuracy is below chapter 5's; what matters is how it moves with the
+# threshold.
 
 # %%
 schedule = checkpoints.load_schedule(d_path)
@@ -387,7 +397,7 @@ sweep = claims.sweep(cfg, ours, device=device, test=(x_te, y_te))
 sweep_frame = pd.DataFrame({t: {"acceptance": v["acceptance"], "student accuracy": None if v["accuracy"] is None
                                 else evaluate.format_summary(v["accuracy"])} for t, v in sweep.items()}).T
 for name, value in (("pool_per_class", ev.pool_per_class), ("sweep_per_class", ev.sweep_per_class),
-                    ("sweep_epochs", ev.sweep_epochs), ("n_seeds", len(ev.seeds))):
+                    ("sweep_epochs", ev.sweep_epochs), ("n_seeds", len(ev.sweep_seeds))):
     glue(name, value, display=False)
 sweep_frame.rename_axis("threshold")
 
@@ -411,6 +421,11 @@ glue("sweep_gain", f"{gain:+.2f}" if measured else "an amount not measured here 
      display=False)
 glue("sweep_ref", f"{t_ref:g}", display=False)
 glue("sweep_none", f"{t_none:g}", display=False)
+overlap = measured and max(done[t]["accuracy"]["ci95"][0] for t in (t_ref, t_none)) <= \
+    min(done[t]["accuracy"]["ci95"][1] for t in (t_ref, t_none)) if measured and done[t_ref]["accuracy"]["ci95"] else None
+glue("sweep_overlap", "The 95% intervals of the two overlap: at this profile the sweep does not separate them."
+     if overlap else "Their 95% intervals do not overlap." if overlap is False else
+     "With one seed there is no interval to compare.", display=False)
 glue("sweep_best", f"{max(done, key=lambda t: done[t]['accuracy']['mean']):g}" if done else "not measured", display=False)
 
 # %% [markdown]
@@ -421,8 +436,7 @@ glue("sweep_best", f"{max(done, key=lambda t: done[t]['accuracy']['mean']):g}" i
 #
 # Filtering at {glue:text}`sweep_ref` rather than at {glue:text}`sweep_none` changes the
 # student's accuracy by {glue:text}`sweep_gain` points (the thesis: +2); the threshold with the
-# best mean is {glue:text}`sweep_best`. Where the intervals overlap, the sweep does not
-# separate the thresholds at this profile.
+# best mean is {glue:text}`sweep_best`. {glue:text}`sweep_overlap`
 #
 # ### The thesis' sampler against this book's
 #
@@ -431,18 +445,20 @@ glue("sweep_best", f"{max(done, key=lambda t: done[t]['accuracy']['mean']):g}" i
 # (§3.3.4; `kr_utils.claims.thesis_sampler`), on {glue:text}`thesis_steps` steps at this
 # profile (the thesis: 1,000). A pool of its digits and this book's pool each give
 # {glue:text}`thesis_per_class` digits per class at the profile's threshold, and students learn
-# from them exactly as in the sweep.
+# from them with the sweep's recipe, for {glue:text}`sampler_epochs` epochs (as many updates
+# as a student of the sweep), over {glue:text}`n_sampler_seeds` seeds.
 
 # %%
 thesis_cfg = claims.thesis_sampler(cfg)
 n_thesis = ev.sampler_per_class
+sampler_epochs = studies.equal_update_epochs(ev.sweep_epochs, ev.sweep_per_class, n_thesis)
 theirs = claims.pool(cfg, "thesis", unet, schedule, teacher, thesis_cfg, n_thesis + n_thesis // 5 + 1, seed=seed,
                      device=device, inputs=(d_path, t_path))
 samplers = {"ours": ours, "thesis": theirs}
 sampler_rows = {}
 for name, p in samplers.items():
     sets = {s: claims.filtered_set(p, cfg.synth.threshold, n_thesis, s, cfg.synth.label_mode) for s in ev.seeds}
-    accs = [claims.set_student(cfg, f"sampler_{name}", sets[s], s, epochs=ev.sweep_epochs, device=device,
+    accs = [claims.set_student(cfg, f"sampler_{name}", sets[s], s, epochs=sampler_epochs, device=device,
                                test=(x_te, y_te))["accuracy"] for s in ev.seeds if sets[s] is not None]
     f = evaluate.features(teacher, data.to_model_range(p["images"].numpy()), device=device)
     dist = claims.distribution(feats["train"], train_lbl, f, p["logits"].argmax(1), size=10 * n_thesis, k=ev.knn_k, seed=seed)
@@ -451,6 +467,8 @@ for name, p in samplers.items():
                           "accuracy": evaluate.summarize_seeds(accs) if accs else None}
 glue("thesis_steps", thesis_cfg.num_steps, display=False)
 glue("thesis_per_class", n_thesis, display=False)
+glue("sampler_epochs", sampler_epochs, display=False)
+glue("n_sampler_seeds", len(ev.seeds), display=False)
 pd.DataFrame({n: {**r, "accuracy": evaluate.format_summary(r["accuracy"]) if r["accuracy"] else "too few digits"}
               for n, r in sampler_rows.items()}).T
 
@@ -477,6 +495,9 @@ for name, r in sampler_rows.items():
 # from balanced random subsets of the synthetic set, and, beside each, from as many **real**
 # training digits carrying the teacher's soft targets (`kr_utils.claims.real_set`), so that
 # only where the digits come from differs. The full synthetic set is chapter 5's main student.
+# The epochs are fixed, so a smaller set also gives fewer updates, for real and synthetic
+# digits alike: the curve measures what a set of that size buys with this recipe, and the gap
+# between its two lines what synthetic digits cost against real ones.
 
 # %%
 curve = claims.size_curve(cfg, stored, teacher, train_u8, train_lbl, runs[main_cell], device=device, test=(x_te, y_te))
@@ -526,7 +547,8 @@ clock.record()
 #
 # - **Fidelity.** The main student agrees with the teacher on {glue:text}`fid_real_test` of the
 #   real test digits, and on {glue:text}`fid_fashion_mnist` of Fashion-MNIST images and
-#   {glue:text}`fid_noise` of noise images: a faithful copy on digits, not elsewhere.
+#   {glue:text}`fid_noise` of noise images (where the teacher answers {glue:text}`noise_class`
+#   to {glue:text}`noise_share` of them).
 # - **Calibration.** Teacher ECE {glue:text}`ece_teacher`; students {glue:text}`ece_list`.
 # - **Memorisation.** {glue:text}`mem_exact_count` exact copies among {glue:text}`mem_n`
 #   synthetic digits; {glue:text}`mem_synthetic_pixel_ratio_flagged` fail the pixel ratio test
