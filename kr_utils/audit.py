@@ -44,30 +44,31 @@ def _flat(x) -> torch.Tensor:
     return x.reshape(len(x), -1).double() / scale
 
 
-def nearest(query, reference, k: int = 2, exclude_self: bool = False, chunk: int = 2048):
+def nearest(query, reference, k: int = 2, exclude_self: bool = False, chunk: int = 2048, device=None):
     """The ``k`` nearest rows of ``reference`` to each row of ``query`` in Euclidean distance
     (images as uint8 are compared in [0, 1] pixels), exact, in chunks. Returns ``(distances,
     indices)``, each ``(len(query), k)`` and sorted. With ``exclude_self`` the query is the
     reference itself and each row's own entry is skipped.
 
-    Candidates are found with float32 matrix products (fast on a CPU) and their distances then
-    recomputed in float64 from the differences themselves, so an exact copy is at distance 0."""
+    Candidates are found with float32 matrix products (on ``device``: a GPU where there is one)
+    and their distances then recomputed in float64 from the differences themselves, so an exact
+    copy is at distance 0."""
     q, r = _flat(query), _flat(reference)
     if q.shape[1] != r.shape[1]:
         raise ValueError(f"query rows have {q.shape[1]} values, reference rows {r.shape[1]}")
     if k + exclude_self > len(r):
         raise ValueError(f"k={k} neighbours asked of a reference of {len(r)} rows")
-    r32 = r.float()
+    r32 = r.float().to(device or "cpu")
     r_sq = (r32 * r32).sum(1)
     dists, idxs = [], []
     for start in range(0, len(q), chunk):
         block = q[start:start + chunk]
-        b32 = block.float()
+        b32 = block.float().to(r32.device)
         d2 = (b32 * b32).sum(1, keepdim=True) + r_sq[None] - 2 * b32 @ r32.T
         if exclude_self:
-            rows = torch.arange(len(block))
+            rows = torch.arange(len(block), device=d2.device)
             d2[rows, rows + start] = float("inf")
-        cand = d2.topk(k, dim=1, largest=False).indices
+        cand = d2.topk(k, dim=1, largest=False).indices.cpu()
         exact = torch.cat([((r[c] - b[:, None]) ** 2).sum(-1).sqrt()
                            for b, c in zip(block.split(256), cand.split(256))])
         d, order = exact.sort(1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 
 import numpy as np
 import torch
@@ -80,8 +81,8 @@ def calibration_table(teacher_logits, runs: dict, labels, n_bins: int = 15) -> d
     """Expected calibration error and reliability bins (:func:`kr_utils.audit.calibration`) on
     the real test set: the teacher's, and each grid cell's summarised over its seeds (the bins
     of its first seed). ``{"teacher": ..., "<arch>/<labels>": {"ece": summary, "bins": ...}}``."""
-    out = {"teacher": {"ece": summarize_seeds([audit.calibration(teacher_logits, labels, n_bins)["ece"]]),
-                       "bins": audit.calibration(teacher_logits, labels, n_bins)}}
+    teacher = audit.calibration(teacher_logits, labels, n_bins)
+    out = {"teacher": {"ece": summarize_seeds([teacher["ece"]]), "bins": teacher}}
     for (arch, lab), seeds in runs.items():
         cals = [audit.calibration(r["test_logits"], labels, n_bins) for r in seeds.values()]
         out[f"{arch}/{lab}"] = {"ece": summarize_seeds([c["ece"] for c in cals]), "bins": cals[0]}
@@ -91,16 +92,17 @@ def calibration_table(teacher_logits, runs: dict, labels, n_bins: int = 15) -> d
 # ------------------------------------------------------------------------------------ memorisation
 
 
-def neighbours(cfg: Profile, name: str, key: str, images_uint8, train_uint8, query_feats, train_feats) -> dict:
+def neighbours(cfg: Profile, name: str, key: str, images_uint8, train_uint8, query_feats, train_feats,
+               device=None) -> dict:
     """The :data:`kr_utils.audit.CALIBRATED_N` nearest training digits of each image, in [0, 1]
     pixels and in the teacher's features (cached as ``evaluation/nn_<name>.pt`` under ``key``,
     which names the images). Pixel distances of the candidates are recomputed exactly, so an
-    exact copy is at distance 0."""
+    exact copy is at distance 0; the search runs on ``device``."""
     k = audit.CALIBRATED_N
 
     def compute():
-        d_pix, i_pix = audit.nearest(np.asarray(images_uint8), np.asarray(train_uint8), k)
-        d_feat, i_feat = audit.nearest(query_feats, train_feats, k)
+        d_pix, i_pix = audit.nearest(np.asarray(images_uint8), np.asarray(train_uint8), k, device=device)
+        d_feat, i_feat = audit.nearest(query_feats, train_feats, k, device=device)
         return {"pixel": d_pix, "pixel_index": i_pix, "feature": d_feat, "feature_index": i_feat}
 
     return cached(_folder(cfg) / f"nn_{name}.pt", fingerprint({"k": k, "images": key, "train": len(train_uint8)}), compute)
@@ -284,3 +286,69 @@ def sweep(cfg: Profile, pool_: dict, *, device, test) -> dict:
                                     test=test)["accuracy"])
         out[t] = {"acceptance": accepted[t], "accuracy": summarize_seeds(accs) if accs else None}
     return out
+
+
+def threshold_gain(sweep_: dict, reference: float) -> dict:
+    """What the filter at ``reference`` changes against the lowest threshold of a :func:`sweep`
+    (0: no filter): the ``gain`` in points of mean accuracy (None when either has no student),
+    whether their 95% intervals ``overlap`` (None without intervals), and the ``best`` threshold."""
+    done = {t: v["accuracy"] for t, v in sweep_.items() if v["accuracy"] is not None}
+    low = min(sweep_)
+    out = {"reference": reference, "lowest": low, "gain": None, "overlap": None,
+           "best": max(done, key=lambda t: done[t]["mean"]) if done else None}
+    if reference in done and low in done:
+        out["gain"] = 100 * (done[reference]["mean"] - done[low]["mean"])
+        if done[reference]["ci95"] and done[low]["ci95"]:
+            out["overlap"] = max(done[t]["ci95"][0] for t in (reference, low)) <= min(done[t]["ci95"][1] for t in (reference, low))
+    return out
+
+
+def sampler_comparison(cfg: Profile, pools: dict, teacher, train_feats, train_labels, *, device, test) -> dict:
+    """For each named pool (this book's sampler, the thesis'): the teacher's acceptance at
+    ``synth.threshold``, the Fréchet distance and precision/recall of the whole pool against the
+    training digits, and the students (over ``evaluation.seeds``) trained on
+    ``evaluation.sampler_per_class`` accepted digits per class for as many updates as a student
+    of the sweep (``epochs``). ``{name: row}``."""
+    from .evaluate import features
+    from .studies import equal_update_epochs
+
+    ev, thr = cfg.evaluation, cfg.synth.threshold
+    n = ev.sampler_per_class
+    epochs = equal_update_epochs(ev.sweep_epochs, ev.sweep_per_class, n)
+    rows = {}
+    for name, p in pools.items():
+        sets = {s: filtered_set(p, thr, n, s, cfg.synth.label_mode) for s in ev.seeds}
+        accs = [set_student(cfg, f"sampler_{name}", sets[s], s, epochs=epochs, device=device, test=test)["accuracy"]
+                for s in ev.seeds if sets[s] is not None]
+        f = features(teacher, data.to_model_range(p["images"].numpy()), device=device)
+        dist = distribution(train_feats, train_labels, f, p["logits"].argmax(1), size=10 * n, k=ev.knn_k, seed=cfg.seed)
+        rows[name] = {"acceptance": acceptance(p, [thr])[thr], **{m: dist[m] for m in ("frechet", "precision", "recall")},
+                      "accuracy": summarize_seeds(accs) if accs else None, "epochs": epochs}
+    return rows
+
+
+MEASURES = ("frechet", "precision", "recall")
+
+
+def predictiveness(dists: dict, students: dict, archs) -> dict:
+    """Do the distribution measures of sets predict their students? ``dists``: ``{step:
+    distribution}`` of chapter 6's sets, ``students``: ``{(arch, step): run}``. Returns the
+    ``table`` (one row per set: the measures, then each architecture's accuracy) and
+    Spearman's ``rho`` and ``p`` of each measure against each architecture's accuracy (NaN with
+    fewer than three students)."""
+    import pandas as pd
+    from scipy import stats
+
+    table = pd.DataFrame({st: {**{m: d[m] for m in MEASURES},
+                               **{a: students[(a, st)]["accuracy"] for a in archs if (a, st) in students}}
+                          for st, d in dists.items()}).T
+    rho, p = {}, {}
+    for a in archs:
+        ok = table[a].notna() if a in table else None
+        for m in MEASURES:
+            with warnings.catch_warnings():  # a constant measure has no rank correlation: NaN, said in the table
+                warnings.simplefilter("ignore", stats.ConstantInputWarning)
+                r = stats.spearmanr(table.loc[ok, m], table.loc[ok, a]) if ok is not None and ok.sum() > 2 else None
+            rho.setdefault(a, {})[m] = float(r.statistic) if r is not None else float("nan")
+            p.setdefault(a, {})[m] = float(r.pvalue) if r is not None else float("nan")
+    return {"table": table, "rho": pd.DataFrame(rho), "p": pd.DataFrame(p)}

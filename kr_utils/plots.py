@@ -193,3 +193,33 @@ def summary_curves(series: dict, xlabel: str, ylabel: str, logx: bool = False, r
     ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.grid(alpha=0.3); ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def threshold_sweep(sweep: dict):
+    """Chapter 9's sweep: student accuracy (mean ± std over seeds) and the pool's acceptance
+    against the confidence threshold (``{threshold: {"acceptance", "accuracy": summary or None}}``)."""
+    done = {t: v["accuracy"] for t, v in sweep.items() if v["accuracy"] is not None}
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.errorbar(list(done), [100 * s["mean"] for s in done.values()], yerr=[100 * (s["std"] or 0) for s in done.values()],
+                marker="o", capsize=3, label="student accuracy (real test)")
+    ax.set_xlabel("confidence threshold"); ax.set_ylabel("accuracy (%)"); ax.grid(alpha=0.3)
+    ax2 = ax.twinx()
+    ax2.plot(list(sweep), [100 * v["acceptance"] for v in sweep.values()], "s--", c="tab:orange", label="acceptance")
+    ax2.set_ylabel("digits accepted (%)")
+    fig.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.12, 0.2))
+    fig.tight_layout()
+    return fig
+
+
+def per_class_measures(named: dict, measures=("frechet", "precision", "recall")):
+    """One panel per measure, one line per named :func:`kr_utils.claims.distribution` (e.g. the
+    real test digits, the floor, and the synthetic set), against the digit."""
+    fig, axes = plt.subplots(1, len(measures), figsize=(10, 2.8))
+    for ax, m in zip(axes, measures):
+        for (who, d), c in zip(named.items(), ("0.5", "tab:blue", "tab:orange")):
+            ks = sorted(d["per_class"])
+            ax.plot(ks, [d["per_class"][k][m] for k in ks], "o-", c=c, label=who, ms=4)
+        ax.set_title(m); ax.set_xlabel("digit"); ax.set_xticks(range(10)); ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

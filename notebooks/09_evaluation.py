@@ -47,18 +47,18 @@ seed = None     # overrides the profile's seed (noise images, subsets, the stude
 # %%
 import numpy as np
 import pandas as pd
-import matplotlib.pyplot as plt
 import torch
-from scipy import stats
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import audit, checkpoints, claims, config, data, diffusion, evaluate, pipeline, plots, runtime, store, studies, synth
+from kr_utils import audit, checkpoints, claims, config, data, diffusion, evaluate, pipeline, plots, runtime, store, studies
 
 cfg = kr_utils.get_config(profile, seed=seed)
 ev, profile, seed = cfg.evaluation, cfg.profile, cfg.seed
 device = runtime.device()
 clock = store.StageClock.start(profile, "09_evaluation")  # this chapter's cost, recorded at its end
 print(f"profile={profile} device={device} artifacts={store.artifact_dir(profile)}")
+
+# %%
 t_path = pipeline.teacher(cfg, device, seed)  # found, or built first (chapter 1)
 teacher = checkpoints.load_model(t_path, "teacher", device)
 split = pipeline.student_split(cfg, device, seed)  # the synthetic set, found or built (chapters 2, 4)
@@ -100,6 +100,8 @@ aim_met = main_fid["real_test"]["agreement"]["mean"] >= claims.FIDELITY_AIM
 glue("fid_aim_pct", f"{100 * claims.FIDELITY_AIM:.1f}%", display=False)
 glue("fid_aim", "reaches" if aim_met else "falls short of", display=False)
 glue("main_cell", main_id, display=False)
+
+# %%
 fashion_agree = main_fid["fashion_mnist"]["agreement"]["mean"]
 glue("fid_fashion_verdict", "the copy is far from faithful there, since it learned the teacher only where digits are, "
      "which is not what a model extractor who wants the whole function needs." if fashion_agree < 0.9 else
@@ -187,17 +189,22 @@ test_u8 = data.load_mnist("test")[0][: len(y_te)]
 feats = {"train": evaluate.features(teacher, data.to_model_range(train_u8), device=device),
          "test": evaluate.features(teacher, x_te, device=device),
          "synthetic": evaluate.features(teacher, data.to_model_range(stored["images"]), device=device)}
+
+# %%
 audit_n = min(len(stored["labels"]), ev.audit_size or len(stored["labels"]))
 audited = torch.randperm(len(stored["labels"]), generator=torch.Generator().manual_seed(seed))[:audit_n]
-nn = {"test": claims.neighbours(cfg, "test", f"test{len(y_te)}", test_u8, train_u8, feats["test"], feats["train"]),
+nn = {"test": claims.neighbours(cfg, "test", f"test{len(y_te)}", test_u8, train_u8, feats["test"], feats["train"], device),
       "synthetic": claims.neighbours(cfg, "synthetic", f"{stored['summary']['inputs_key']}:{audit_n}:{seed}",
-                                     stored["images"][audited.numpy()], train_u8, feats["synthetic"][audited], feats["train"])}
+                                     stored["images"][audited.numpy()], train_u8, feats["synthetic"][audited], feats["train"],
+                                     device)}
 thr = {s: audit.reference_threshold(audit.memorisation(nn["test"][s])["calibrated"], claims.FLAG_QUANTILE)
        for s in ("pixel", "feature")}
 glue("ratio_thr", f"{audit.RATIO_THRESHOLD:.2f}", display=False)
 glue("calib_n", audit.CALIBRATED_N, display=False)
 glue("calib_q", f"{100 * claims.FLAG_QUANTILE:g}%", display=False)
 glue("feat_dim", feats["train"].shape[1], display=False)
+
+# %%
 mem = {name: claims.memorisation_report(v, thr) for name, v in nn.items()}
 mem_counts = {name: claims.memorisation_counts(r) for name, r in mem.items()}
 pd.DataFrame(mem_counts).rename(index=lambda k: k.replace("_", " "))
@@ -250,7 +257,7 @@ deg_sets = {st: studies.degradation_set(cfg, st, teacher, sampler, seed=seed, de
 deg_feats = {st: evaluate.features(teacher, data.to_model_range(s["images"].numpy()), device=device)
              for st, (_, s) in deg_sets.items() if len(s["labels"]) >= studies.MIN_SET}
 deg_mem = {st: claims.memorisation_counts(claims.memorisation_report(claims.neighbours(
-    cfg, f"step{st}", deg_sets[st][0], deg_sets[st][1]["images"].numpy(), train_u8, f, feats["train"]), thr))
+    cfg, f"step{st}", deg_sets[st][0], deg_sets[st][1]["images"].numpy(), train_u8, f, feats["train"], device), thr))
     for st, f in deg_feats.items()}
 sizes = [n for n in (*ev.set_sizes, audit_n) if n <= audit_n]
 by_size = claims.counts_by_size(nn["synthetic"], thr, sizes, seed)
@@ -314,14 +321,7 @@ pd.DataFrame({"real test (floor)": {m: floor[m] for m in ("frechet", "precision"
 # (floor {glue:text}`rec_floor`). Per digit:
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(10, 2.8))
-for ax, m in zip(axes, ("frechet", "precision", "recall")):
-    for who, d, c in (("real test (floor)", floor, "0.5"), ("synthetic", syn_dist, "tab:blue")):
-        ks = sorted(d["per_class"])
-        ax.plot(ks, [d["per_class"][k][m] for k in ks], "o-", c=c, label=who, ms=4)
-    ax.set_title(m); ax.set_xlabel("digit"); ax.set_xticks(range(10)); ax.grid(alpha=0.3)
-axes[0].legend(fontsize=7)
-fig.tight_layout()
+fig = plots.per_class_measures({"real test (floor)": floor, "synthetic": syn_dist})
 plots.glue_figure("fig_per_class_distribution", fig)
 worst_digit = max(syn_dist["per_class"], key=lambda c: syn_dist["per_class"][c]["frechet"] / floor["per_class"][c]["frechet"])
 glue("fd_worst_digit", worst_digit, display=False)
@@ -348,18 +348,12 @@ deg_students = studies.degradation_students(cfg, deg_sets, seed=seed, device=dev
 n_deg = min(len(f) for f in deg_feats.values())
 deg_dist = {st: claims.distribution(feats["train"], train_lbl, f, deg_sets[st][1]["labels"], size=n_deg, k=ev.knn_k,
                                     seed=seed) for st, f in deg_feats.items()}
-deg_frame = pd.DataFrame({st: {**{m: deg_dist[st][m] for m in ("frechet", "precision", "recall")},
-                               **{a: deg_students[(a, st)]["accuracy"] for a in cfg.studies.grid_archs if (a, st) in deg_students}}
-                          for st in deg_dist}).T.rename_axis("checkpoint step")
-rho = pd.DataFrame({a: {m: stats.spearmanr(deg_frame[m], deg_frame[a]).statistic if deg_frame[a].notna().sum() > 2
-                        else np.nan for m in ("frechet", "precision", "recall")} for a in cfg.studies.grid_archs})
+pred = claims.predictiveness(deg_dist, deg_students, cfg.studies.grid_archs)  # Spearman over the checkpoints
+deg_frame, rho = pred["table"].rename_axis("checkpoint step"), pred["rho"]
 glue("n_deg", n_deg, display=False)
-glue("rho_fd_main", f"{rho.loc['frechet', arch]:+.2f}", display=False)
-glue("rho_rec_main", f"{rho.loc['recall', arch]:+.2f}", display=False)
-glue("rho_prec_main", f"{rho.loc['precision', arch]:+.2f}", display=False)
-pval = {m: stats.spearmanr(deg_frame[m], deg_frame[arch]).pvalue if deg_frame[arch].notna().sum() > 2 else np.nan
-        for m in ("frechet", "precision", "recall")}
-glue("rho_p", ", ".join(f"{m} p = {v:.2f}" for m, v in pval.items()), display=False)
+for m, short in (("frechet", "fd"), ("recall", "rec"), ("precision", "prec")):
+    glue(f"rho_{short}_main", f"{rho.loc[m, arch]:+.2f}", display=False)
+glue("rho_p", ", ".join(f"{m} p = {v:.2f}" for m, v in pred["p"][arch].items()), display=False)
 glue("n_checkpoints", len(deg_frame), display=False)
 deg_frame
 
@@ -402,31 +396,16 @@ for name, value in (("pool_per_class", ev.pool_per_class), ("sweep_per_class", e
 sweep_frame.rename_axis("threshold")
 
 # %%
-done = {t: v for t, v in sweep.items() if v["accuracy"] is not None}
-fig, ax = plt.subplots(figsize=(6, 3.2))
-ts = list(done)
-ax.errorbar(ts, [100 * done[t]["accuracy"]["mean"] for t in ts], yerr=[100 * (done[t]["accuracy"]["std"] or 0) for t in ts],
-            marker="o", capsize=3, label="student accuracy (real test)")
-ax.set_xlabel("confidence threshold"); ax.set_ylabel("accuracy (%)"); ax.grid(alpha=0.3)
-ax2 = ax.twinx()
-ax2.plot(list(sweep), [100 * v["acceptance"] for v in sweep.values()], "s--", c="tab:orange", label="acceptance")
-ax2.set_ylabel("digits accepted (%)")
-fig.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0.12, 0.2))
-fig.tight_layout()
-plots.glue_figure("fig_sweep", fig)
-t_ref, t_none = cfg.synth.threshold, min(sweep)  # the profile's threshold against the lowest (0: no filter)
-measured = t_ref in done and t_none in done
-gain = 100 * (done[t_ref]["accuracy"]["mean"] - done[t_none]["accuracy"]["mean"]) if measured else np.nan
-glue("sweep_gain", f"{gain:+.2f}" if measured else "an amount not measured here (too few digits at one of them)",
-     display=False)
-glue("sweep_ref", f"{t_ref:g}", display=False)
-glue("sweep_none", f"{t_none:g}", display=False)
-overlap = measured and max(done[t]["accuracy"]["ci95"][0] for t in (t_ref, t_none)) <= \
-    min(done[t]["accuracy"]["ci95"][1] for t in (t_ref, t_none)) if measured and done[t_ref]["accuracy"]["ci95"] else None
-glue("sweep_overlap", "The 95% intervals of the two overlap: at this profile the sweep does not separate them."
-     if overlap else "Their 95% intervals do not overlap." if overlap is False else
-     "With one seed there is no interval to compare.", display=False)
-glue("sweep_best", f"{max(done, key=lambda t: done[t]['accuracy']['mean']):g}" if done else "not measured", display=False)
+plots.glue_figure("fig_sweep", plots.threshold_sweep(sweep))
+gain = claims.threshold_gain(sweep, cfg.synth.threshold)  # the profile's threshold against the lowest (0: no filter)
+glue("sweep_gain", "an amount not measured here (too few digits at one of them)" if gain["gain"] is None
+     else f"{gain['gain']:+.2f}", display=False)
+glue("sweep_ref", f"{gain['reference']:g}", display=False)
+glue("sweep_none", f"{gain['lowest']:g}", display=False)
+glue("sweep_overlap", {True: "The 95% intervals of the two overlap: at this profile the sweep does not separate them.",
+                       False: "Their 95% intervals do not overlap.",
+                       None: "There are no two intervals to compare."}[gain["overlap"]], display=False)
+glue("sweep_best", "not measured" if gain["best"] is None else f"{gain['best']:g}", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_sweep
@@ -451,23 +430,13 @@ glue("sweep_best", f"{max(done, key=lambda t: done[t]['accuracy']['mean']):g}" i
 # %%
 thesis_cfg = claims.thesis_sampler(cfg)
 n_thesis = ev.sampler_per_class
-sampler_epochs = studies.equal_update_epochs(ev.sweep_epochs, ev.sweep_per_class, n_thesis)
 theirs = claims.pool(cfg, "thesis", unet, schedule, teacher, thesis_cfg, n_thesis + n_thesis // 5 + 1, seed=seed,
                      device=device, inputs=(d_path, t_path))
-samplers = {"ours": ours, "thesis": theirs}
-sampler_rows = {}
-for name, p in samplers.items():
-    sets = {s: claims.filtered_set(p, cfg.synth.threshold, n_thesis, s, cfg.synth.label_mode) for s in ev.seeds}
-    accs = [claims.set_student(cfg, f"sampler_{name}", sets[s], s, epochs=sampler_epochs, device=device,
-                               test=(x_te, y_te))["accuracy"] for s in ev.seeds if sets[s] is not None]
-    f = evaluate.features(teacher, data.to_model_range(p["images"].numpy()), device=device)
-    dist = claims.distribution(feats["train"], train_lbl, f, p["logits"].argmax(1), size=10 * n_thesis, k=ev.knn_k, seed=seed)
-    sampler_rows[name] = {"acceptance": claims.acceptance(p, [cfg.synth.threshold])[cfg.synth.threshold],
-                          **{m: dist[m] for m in ("frechet", "precision", "recall")},
-                          "accuracy": evaluate.summarize_seeds(accs) if accs else None}
+sampler_rows = claims.sampler_comparison(cfg, {"ours": ours, "thesis": theirs}, teacher, feats["train"], train_lbl,
+                                         device=device, test=(x_te, y_te))
 glue("thesis_steps", thesis_cfg.num_steps, display=False)
 glue("thesis_per_class", n_thesis, display=False)
-glue("sampler_epochs", sampler_epochs, display=False)
+glue("sampler_epochs", sampler_rows["ours"]["epochs"], display=False)
 glue("n_sampler_seeds", len(ev.seeds), display=False)
 pd.DataFrame({n: {**r, "accuracy": evaluate.format_summary(r["accuracy"]) if r["accuracy"] else "too few digits"}
               for n, r in sampler_rows.items()}).T
@@ -507,6 +476,8 @@ fig = plots.summary_curves({"synthetic digits": curve["synthetic"], "real digits
 plots.glue_figure("fig_size_curve", fig)
 full = max(curve["synthetic"])
 small = min(curve["synthetic"])
+
+# %%
 glue("student_epochs", cfg.student.epochs, display=False)
 for who in ("synthetic", "real"):
     glue(f"curve_{who}_small", evaluate.format_summary(curve[who][small]), display=False)
@@ -536,7 +507,7 @@ store.update_metrics(profile, "evaluation", {
     "memorisation": {"thresholds": thr, "sets": mem_counts, "checkpoints": {f"step_{s}": v for s, v in deg_mem.items()},
                      "by_size": {str(n): v for n, v in by_size.items()}},
     "distribution": {"floor": floor, "synthetic": syn_dist, "checkpoints": {f"step_{s}": v for s, v in deg_dist.items()},
-                     "spearman": rho.to_dict()},
+                     "spearman": pred["rho"].to_dict(), "spearman_p": pred["p"].to_dict()},
     "threshold_sweep": {f"t_{t:g}": v for t, v in sweep.items()},
     "samplers": sampler_rows, "size_curve": {w: {str(n): s for n, s in c.items()} for w, c in curve.items()},
     "config": ev.as_dict()})

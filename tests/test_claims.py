@@ -94,3 +94,32 @@ def test_thesis_sampler_is_the_thesis_recipe():
         "ancestral", thesis.GENERATION["guidance_w"], 0.5, 0.5, True)
     assert t.num_steps == cfg.sampler.knob_steps
     assert get_config("gpu").sampler.knob_steps == 1000  # the thesis' own chain at the gpu profile
+
+
+def summary(values):
+    from kr_utils.evaluate import summarize_seeds
+    return summarize_seeds(values)
+
+
+def test_threshold_gain_against_no_filter():
+    sweep = {0.0: {"acceptance": 1.0, "accuracy": summary([0.90, 0.91, 0.92])},
+             0.5: {"acceptance": 0.9, "accuracy": summary([0.95, 0.96, 0.97])},
+             0.9: {"acceptance": 0.8, "accuracy": summary([0.92, 0.93, 0.94])},
+             0.99: {"acceptance": 0.1, "accuracy": None}}
+    g = claims.threshold_gain(sweep, 0.9)
+    assert g["gain"] == pytest.approx(2.0) and g["lowest"] == 0.0 and g["best"] == 0.5
+    assert g["overlap"] is True  # [0.895, 0.935] and [0.905, 0.955] (t intervals) overlap
+    apart = {**sweep, 0.9: {"acceptance": 0.8, "accuracy": summary([0.990, 0.991, 0.992])}}
+    assert claims.threshold_gain(apart, 0.9)["overlap"] is False
+    assert claims.threshold_gain(sweep, 0.99)["gain"] is None  # no student at 0.99
+
+
+def test_predictiveness_ranks():
+    dists = {s: {"frechet": 10.0 / s, "precision": s / 10, "recall": 0.5} for s in (1, 2, 3, 4)}
+    students = {("a", s): {"accuracy": 0.5 + s / 10} for s in (1, 2, 3, 4)}
+    students.update({("b", 1): {"accuracy": 0.9}})  # one student only: no correlation
+    p = claims.predictiveness(dists, students, ["a", "b"])
+    assert p["rho"].loc["frechet", "a"] == pytest.approx(-1.0)
+    assert p["rho"].loc["precision", "a"] == pytest.approx(1.0)
+    assert np.isnan(p["rho"].loc["frechet", "b"])
+    assert list(p["table"].index) == [1, 2, 3, 4]
