@@ -25,10 +25,10 @@ import torch
 from . import audit, data, distill, synth
 from .config import Profile, SamplerConfig
 from .diffusion import build_sampler
-from .evaluate import summarize_seeds
+from .evaluate import features, summarize_seeds
 from .models import build_classifier, predict_logits
 from .store import artifact_dir, cached, fingerprint
-from .studies import MIN_SET, per_class_subset, run_classifier
+from .studies import MIN_SET, equal_update_epochs, per_class_subset, run_classifier
 from .thesis import GENERATION as THESIS_GENERATION
 
 FIDELITY_AIM = 0.997  # issue 15's aim for the main student's top-1 agreement on the real test set
@@ -309,9 +309,6 @@ def sampler_comparison(cfg: Profile, pools: dict, teacher, train_feats, train_la
     training digits, and the students (over ``evaluation.seeds``) trained on
     ``evaluation.sampler_per_class`` accepted digits per class for as many updates as a student
     of the sweep (``epochs``). ``{name: row}``."""
-    from .evaluate import features
-    from .studies import equal_update_epochs
-
     ev, thr = cfg.evaluation, cfg.synth.threshold
     n = ev.sampler_per_class
     epochs = equal_update_epochs(ev.sweep_epochs, ev.sweep_per_class, n)

@@ -540,14 +540,14 @@ PROFILES: dict[str, dict] = {
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
                     ae_batch=64, ae_samples=500, recon_digits=10, recon_fallback_steps=1500),
         # Chapter 9 within 8 minutes on 2 cores: every synthetic digit audited against the
-        # 60,000 training digits; 400 unfiltered digits per class for the threshold sweep, whose
-        # students learn from 120 per class for 4 epochs over 3 seeds (those of the two samplers
-        # from 40 per class, for as many updates: the thesis' chain costs 10 times this book's
+        # 60,000 training digits; 300 unfiltered digits per class for the threshold sweep, whose
+        # students learn from 100 per class for 4 epochs over 3 seeds (those of the two samplers
+        # from 30 per class, for as many updates: the thesis' chain costs 10 times this book's
         # per digit); the set-size curve at 1k and 3k digits and the full set, synthetic and
-        # real, 2 seeds. Measured: 6.7 min with chapters 1-6 cached (2 cores, 2026-11-25).
-        evaluation=dict(ood_size=1000, audit_size=None, knn_k=3, fd_size=2000, pool_per_class=400,
-                        thresholds=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99), sweep_per_class=120, sweep_epochs=4,
-                        sweep_seeds=(0, 1, 2), sampler_per_class=40, set_sizes=(1000, 3000), seeds=(0, 1)),
+        # real, 2 seeds (the full set's real twin alone takes about 2 of the 8 minutes).
+        evaluation=dict(ood_size=1000, audit_size=None, knn_k=3, fd_size=2000, pool_per_class=300,
+                        thresholds=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99), sweep_per_class=100, sweep_epochs=4,
+                        sweep_seeds=(0, 1, 2), sampler_per_class=30, set_sizes=(1000, 3000), seeds=(0, 1)),
     ),
     "gpu": dict(
         seed=0, test_subset=None, cell_timeout_s=3600,
@@ -594,7 +594,7 @@ def _derive(base: str, **changes) -> dict:
 
 # t4: the gpu profile's generator, synthetic set and main-student recipe (so its main student
 # matches the gpu profile's, on 3 seeds instead of 10), with the studies around them cut to fit
-# a free Colab T4 session (the whole book in about 45 min, an estimate: README, "Colab").
+# a free Colab T4 session (the whole book in about 51 min, an estimate: README, "Colab").
 PROFILES["t4"] = _derive(
     "gpu",
     teacher={"study_seeds": (0, 1, 2)},
@@ -603,7 +603,7 @@ PROFILES["t4"] = _derive(
     studies={"grid_seeds": (0, 1), "degradation_milestones": (280, 1000, 1800, 4000),
              "degradation_per_class": 300, "ablation_per_class": 500, "ablation_seeds": (0, 1)},
     theory=dict(PROFILES["cpu"]["theory"]),
-    evaluation={"pool_per_class": 400, "sweep_per_class": 120, "sweep_epochs": 4, "sampler_per_class": 40,
+    evaluation={"pool_per_class": 300, "sweep_per_class": 100, "sweep_epochs": 4, "sampler_per_class": 30,
                 "set_sizes": (1000, 3000, 10000), "seeds": (0, 1)},
 )
 

@@ -138,8 +138,6 @@ arch = main_cell[0]
 shown = {"teacher": cal["teacher"]["bins"], **{f"student, {config.LABEL_NAMES[lab]}": cal[f"{arch}/{lab}"]["bins"]
                                                 for lab in cfg.studies.grid_labels if f"{arch}/{lab}" in cal}}
 plots.glue_figure("fig_reliability", plots.reliability(shown))
-for c, v in cal.items():
-    glue(f"ece_{c.replace('/', '_')}", f"{100 * v['ece']['mean']:.2f}%", display=False)
 cal_frame
 
 # %% [markdown]

@@ -36,7 +36,7 @@ def test_env_chooses_profile(monkeypatch):
     (dict(evaluation__thresholds=(0.9, 0.5)), "evaluation.thresholds must be increasing"),
     (dict(evaluation__thresholds=(0.5, 1.0)), r"evaluation.thresholds must be numbers in \[0, 1\)"),
     (dict(evaluation__set_sizes=(1000, 20000)), "must stay below the full synthetic set of 20000"),
-    (dict(evaluation__sweep_per_class=600), "evaluation.sweep_per_class must not exceed pool_per_class=400"),
+    (dict(evaluation__sweep_per_class=400), "evaluation.sweep_per_class must not exceed pool_per_class=300"),
     (dict(evaluation__seeds=()), "evaluation.seeds must not be empty"),
 ])
 def test_impossible_values_are_rejected(overrides, message):
