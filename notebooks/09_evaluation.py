@@ -387,7 +387,7 @@ ours = claims.pool(cfg, "ours", unet, schedule, teacher, cfg.sampler, ev.pool_pe
                    inputs=(d_path, t_path))
 sweep = claims.sweep(cfg, ours, device=device, test=(x_te, y_te))
 sweep_frame = pd.DataFrame({t: {"acceptance": v["acceptance"], "student accuracy": None if v["accuracy"] is None
-                                else evaluate.format_summary(v["accuracy"])} for t, v in sweep.items()}).T
+                                else evaluate.format_summary(v["accuracy"], seeds=True)} for t, v in sweep.items()}).T
 for name, value in (("pool_per_class", ev.pool_per_class), ("sweep_per_class", ev.sweep_per_class),
                     ("sweep_epochs", ev.sweep_epochs), ("n_seeds", len(ev.sweep_seeds))):
     glue(name, value, display=False)
@@ -436,23 +436,28 @@ glue("thesis_steps", thesis_cfg.num_steps, display=False)
 glue("thesis_per_class", n_thesis, display=False)
 glue("sampler_epochs", sampler_rows["ours"]["epochs"], display=False)
 glue("n_sampler_seeds", len(ev.seeds), display=False)
-pd.DataFrame({n: {**r, "accuracy": evaluate.format_summary(r["accuracy"]) if r["accuracy"] else "too few digits"}
+pd.DataFrame({n: {**r, "accuracy": evaluate.format_summary(r["accuracy"], seeds=True) if r["accuracy"] else "too few digits"}
               for n, r in sampler_rows.items()}).T
 
 # %%
 for name, r in sampler_rows.items():
-    glue(f"sampler_{name}_acc", evaluate.format_summary(r["accuracy"]) if r["accuracy"] else "not measured (too few digits)",
+    glue(f"sampler_{name}_acc", evaluate.format_summary(r["accuracy"], seeds=True) if r["accuracy"] else "not measured (too few digits)",
          display=False)
     glue(f"sampler_{name}_rec", f"{100 * r['recall']:.1f}%", display=False)
     glue(f"sampler_{name}_prec", f"{100 * r['precision']:.1f}%", display=False)
     glue(f"sampler_{name}_accept", f"{100 * r['acceptance']:.1f}%", display=False)
+collapsed = {n: [v for v in r["accuracy"]["values"] if v < 0.2] for n, r in sampler_rows.items() if r["accuracy"]}
+glue("sampler_collapse", " ".join(
+    f"A student of the {'thesis' if n == 'thesis' else 'this book'}'s sampler collapsed to {100 * min(v):.1f}% "
+    f"(chance is 10%), so its mean and interval say little: each seed is listed in the table." for n, v in collapsed.items()
+    if v) or "No student collapsed.", display=False)
 
 # %% [markdown]
 # The thesis' recipe has the teacher accept {glue:text}`sampler_thesis_accept` of its digits
 # (ours: {glue:text}`sampler_ours_accept`), with precision {glue:text}`sampler_thesis_prec`
 # and recall {glue:text}`sampler_thesis_rec` (ours: {glue:text}`sampler_ours_prec` and
 # {glue:text}`sampler_ours_rec`); its students score {glue:text}`sampler_thesis_acc`, this
-# book's {glue:text}`sampler_ours_acc`.
+# book's {glue:text}`sampler_ours_acc`. {glue:text}`sampler_collapse`
 #
 # ### The size of the synthetic set
 #
@@ -485,7 +490,7 @@ glue("curve_full", f"{full:,}", display=False)
 gaps = {n: 100 * (curve["real"][n]["mean"] - curve["synthetic"][n]["mean"]) for n in curve["synthetic"]}
 glue("curve_gap_small", f"{gaps[small]:.2f}", display=False)
 glue("curve_gap_full", f"{gaps[full]:.2f}", display=False)
-pd.DataFrame({who: {n: evaluate.format_summary(s) for n, s in c.items()} for who, c in curve.items()}).rename_axis("digits")
+pd.DataFrame({who: {n: evaluate.format_summary(s, seeds=True) for n, s in c.items()} for who, c in curve.items()}).rename_axis("digits")
 
 # %% [markdown]
 # ```{glue:figure} fig_size_curve

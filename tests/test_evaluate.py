@@ -40,3 +40,12 @@ def test_error_analysis_and_its_mosaic():
 def test_inference_ms_is_positive():
     from kr_utils import models
     assert evaluate.inference_ms(models.build_classifier("simple_cnn"), torch.zeros(50, 1, 28, 28), "cpu", n=50) > 0
+
+
+def test_format_summary_lists_seeds_on_request():
+    from kr_utils.evaluate import format_summary, summarize_seeds
+
+    s = summarize_seeds([0.9, 0.1])
+    assert format_summary(s).startswith("50.00 ± 56.57% [")
+    assert format_summary(s, seeds=True).endswith("(seeds: 90.00, 10.00)")
+    assert format_summary(summarize_seeds([0.5]), seeds=True) == "50.00% (1 seed)"
