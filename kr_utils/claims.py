@@ -28,7 +28,7 @@ from .diffusion import build_sampler
 from .evaluate import features, summarize_seeds
 from .models import build_classifier, predict_logits
 from .store import artifact_dir, cached, fingerprint
-from .studies import MIN_SET, equal_update_epochs, per_class_subset, run_classifier
+from .studies import MIN_SET, per_class_subset, run_classifier
 from .thesis import GENERATION as THESIS_GENERATION
 
 FIDELITY_AIM = 0.997  # issue 15's aim for the main student's top-1 agreement on the real test set
@@ -270,20 +270,28 @@ def size_curve(cfg: Profile, stored: dict, teacher, train_uint8, train_labels, m
     return out
 
 
-def sweep(cfg: Profile, pool_: dict, *, device, test) -> dict:
+def threshold_students(cfg: Profile, name: str, pool_: dict, threshold: float, *, device, test) -> list[float]:
+    """The real-test accuracies of the sweep's students at ``threshold`` (``sweep_per_class``
+    filtered digits per class of the pool ``name``, ``sweep_epochs``, one per ``sweep_seeds``;
+    cached as ``evaluation/<name>_t<threshold>_seed<seed>.pt``); empty when a class is short."""
+    ev, accs = cfg.evaluation, []
+    for s in ev.sweep_seeds:
+        kept = filtered_set(pool_, threshold, ev.sweep_per_class, s, cfg.synth.label_mode)
+        if kept is None or len(kept["labels"]) < MIN_SET:
+            return []
+        accs.append(set_student(cfg, f"{name}_t{threshold:g}", kept, s, epochs=ev.sweep_epochs, device=device,
+                                test=test)["accuracy"])
+    return accs
+
+
+def sweep(cfg: Profile, pool_: dict, *, device, test, name: str = "ours") -> dict:
     """The confidence-threshold sweep: at each of ``evaluation.thresholds``, the pool's
-    acceptance and the students (over ``evaluation.sweep_seeds``) trained on ``sweep_per_class``
-    filtered digits per class. ``{threshold: {"acceptance", "accuracy": summary or None}}``."""
-    ev, out = cfg.evaluation, {}
-    accepted = acceptance(pool_, ev.thresholds)
-    for t in ev.thresholds:
-        accs = []
-        for s in ev.sweep_seeds:
-            kept = filtered_set(pool_, t, ev.sweep_per_class, s, cfg.synth.label_mode)
-            if kept is None or len(kept["labels"]) < MIN_SET:
-                break
-            accs.append(set_student(cfg, f"sweep_t{t:g}", kept, s, epochs=ev.sweep_epochs, device=device,
-                                    test=test)["accuracy"])
+    acceptance and the students (:func:`threshold_students`) trained on its filtered digits.
+    ``{threshold: {"acceptance", "accuracy": summary or None}}``."""
+    accepted = acceptance(pool_, cfg.evaluation.thresholds)
+    out = {}
+    for t in cfg.evaluation.thresholds:
+        accs = threshold_students(cfg, name, pool_, t, device=device, test=test)
         out[t] = {"acceptance": accepted[t], "accuracy": summarize_seeds(accs) if accs else None}
     return out
 
@@ -306,21 +314,17 @@ def threshold_gain(sweep_: dict, reference: float) -> dict:
 def sampler_comparison(cfg: Profile, pools: dict, teacher, train_feats, train_labels, *, device, test) -> dict:
     """For each named pool (this book's sampler, the thesis'): the teacher's acceptance at
     ``synth.threshold``, the Fréchet distance and precision/recall of the whole pool against the
-    training digits, and the students (over ``evaluation.seeds``) trained on
-    ``evaluation.sampler_per_class`` accepted digits per class for as many updates as a student
-    of the sweep (``epochs``). ``{name: row}``."""
+    training digits, and the students of the sweep's recipe (``sweep_per_class`` accepted
+    digits per class, ``sweep_epochs``, over ``sweep_seeds``) at that threshold: for this
+    book's pool, the very students of :func:`sweep`. ``{name: row}``."""
     ev, thr = cfg.evaluation, cfg.synth.threshold
-    n = ev.sampler_per_class
-    epochs = equal_update_epochs(ev.sweep_epochs, ev.sweep_per_class, n)
     rows = {}
     for name, p in pools.items():
-        sets = {s: filtered_set(p, thr, n, s, cfg.synth.label_mode) for s in ev.seeds}
-        accs = [set_student(cfg, f"sampler_{name}", sets[s], s, epochs=epochs, device=device, test=test)["accuracy"]
-                for s in ev.seeds if sets[s] is not None]
+        accs = threshold_students(cfg, name, p, thr, device=device, test=test)
         f = features(teacher, data.to_model_range(p["images"].numpy()), device=device)
-        dist = distribution(train_feats, train_labels, f, p["logits"].argmax(1), size=10 * n, k=ev.knn_k, seed=cfg.seed)
+        dist = distribution(train_feats, train_labels, f, p["logits"].argmax(1), size=len(f), k=ev.knn_k, seed=cfg.seed)
         rows[name] = {"acceptance": acceptance(p, [thr])[thr], **{m: dist[m] for m in ("frechet", "precision", "recall")},
-                      "accuracy": summarize_seeds(accs) if accs else None, "epochs": epochs}
+                      "accuracy": summarize_seeds(accs) if accs else None}
     return rows
 
 

@@ -336,9 +336,8 @@ class EvaluationConfig(_Stage):
       precision/recall and the size of the equal samples Fréchet distances compare;
     - ``pool_per_class``: unfiltered digits per class drawn for the threshold sweep, whose
       students learn from ``sweep_per_class`` digits per class at each of ``thresholds``
-      (0: no filter) for ``sweep_epochs``, over ``sweep_seeds``; the thesis' sampler and this
-      book's are compared on students of ``sampler_per_class`` digits per class, trained for as
-      many updates, over ``seeds``;
+      (0: no filter) for ``sweep_epochs``, over ``sweep_seeds``; the thesis' sampler feeds the
+      same students at the profile's threshold;
     - ``set_sizes``: the synthetic set sizes of the set-size curve (the full set is added),
       each beside as many real training digits."""
 
@@ -353,13 +352,12 @@ class EvaluationConfig(_Stage):
     sweep_per_class: int
     sweep_epochs: int
     sweep_seeds: tuple[int, ...]
-    sampler_per_class: int
     set_sizes: tuple[int, ...]
     seeds: tuple[int, ...]
 
     def check(self):
         self._positive("ood_size", "audit_size", "knn_k", "fd_size", "pool_per_class", "sweep_per_class",
-                       "sweep_epochs", "sampler_per_class", allow_none=("audit_size",))
+                       "sweep_epochs", allow_none=("audit_size",))
         if not self.thresholds or any(not isinstance(t, (int, float)) or not 0 <= t < 1 for t in self.thresholds):
             self._fail("thresholds", "must be numbers in [0, 1)")
         if list(self.thresholds) != sorted(set(self.thresholds)):
@@ -369,9 +367,8 @@ class EvaluationConfig(_Stage):
         for name in ("seeds", "sweep_seeds"):
             if not getattr(self, name):
                 self._fail(name, "must not be empty")
-        for name in ("sweep_per_class", "sampler_per_class"):
-            if getattr(self, name) > self.pool_per_class:
-                self._fail(name, f"must not exceed pool_per_class={self.pool_per_class}")
+        if self.sweep_per_class > self.pool_per_class:
+            self._fail("sweep_per_class", f"must not exceed pool_per_class={self.pool_per_class}")
 
 
 STAGES = {"teacher": TeacherConfig, "diffusion": DiffusionConfig, "sampler": SamplerConfig, "synth": SynthConfig,
@@ -497,7 +494,7 @@ PROFILES: dict[str, dict] = {
                     ae_T=10, ae_hidden=16, ae_shared_hidden=64, ae_steps=20, ae_shared_steps=40,
                     ae_batch=32, ae_samples=20, recon_digits=2, recon_fallback_steps=30),
         evaluation=dict(ood_size=200, audit_size=None, knn_k=3, fd_size=100, pool_per_class=10,
-                        thresholds=(0.0, 0.1, 0.15), sweep_per_class=5, sweep_epochs=1, sweep_seeds=(0,), sampler_per_class=5,
+                        thresholds=(0.0, 0.1, 0.15), sweep_per_class=5, sweep_epochs=1, sweep_seeds=(0,),
                         set_sizes=(40,), seeds=(0,)),
     ),
     "cpu": dict(
@@ -541,13 +538,13 @@ PROFILES: dict[str, dict] = {
                     ae_batch=64, ae_samples=500, recon_digits=10, recon_fallback_steps=1500),
         # Chapter 9 within 8 minutes on 2 cores: every synthetic digit audited against the
         # 60,000 training digits; 300 unfiltered digits per class for the threshold sweep, whose
-        # students learn from 100 per class for 4 epochs over 3 seeds (those of the two samplers
-        # from 20 per class, for as many updates: the thesis' chain costs 10 times this book's
-        # per digit); the set-size curve at 1k and 2k digits and the full set, synthetic and
-        # real, 2 seeds (the full set's real twin alone takes 2 of the 8 minutes).
+        # students learn from 100 per class for 4 epochs over 3 seeds, as do those of the thesis'
+        # sampler (its chain, respaced to 100 steps, costs 10 times this book's per digit); the
+        # set-size curve at 1k digits and the full set, synthetic and real, 2 seeds (the full
+        # set's real twin alone takes 2 minutes).
         evaluation=dict(ood_size=500, audit_size=None, knn_k=3, fd_size=2000, pool_per_class=300,
                         thresholds=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99), sweep_per_class=100, sweep_epochs=4,
-                        sweep_seeds=(0, 1, 2), sampler_per_class=20, set_sizes=(1000, 2000), seeds=(0, 1)),
+                        sweep_seeds=(0, 1, 2), set_sizes=(1000,), seeds=(0, 1)),
     ),
     "gpu": dict(
         seed=0, test_subset=None, cell_timeout_s=3600,
@@ -576,7 +573,7 @@ PROFILES: dict[str, dict] = {
                     ae_batch=128, ae_samples=2000, recon_digits=20, recon_fallback_steps=3000),
         evaluation=dict(ood_size=10000, audit_size=None, knn_k=3, fd_size=10000, pool_per_class=2000,
                         thresholds=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99), sweep_per_class=1000, sweep_epochs=10,
-                        sweep_seeds=(0, 1, 2), sampler_per_class=200, set_sizes=(1000, 3000, 10000, 30000), seeds=(0, 1, 2)),
+                        sweep_seeds=(0, 1, 2), set_sizes=(1000, 3000, 10000, 30000), seeds=(0, 1, 2)),
     ),
 }
 
@@ -603,7 +600,7 @@ PROFILES["t4"] = _derive(
     studies={"grid_seeds": (0, 1), "degradation_milestones": (280, 1000, 1800, 4000),
              "degradation_per_class": 300, "ablation_per_class": 500, "ablation_seeds": (0, 1)},
     theory=dict(PROFILES["cpu"]["theory"]),
-    evaluation={"pool_per_class": 300, "sweep_per_class": 100, "sweep_epochs": 4, "sampler_per_class": 30,
+    evaluation={"pool_per_class": 300, "sweep_per_class": 100, "sweep_epochs": 4,
                 "set_sizes": (1000, 3000, 10000), "seeds": (0, 1)},
 )
 
