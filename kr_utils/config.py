@@ -7,7 +7,7 @@ Profiles (the raw values are the dictionaries of :data:`PROFILES`):
 
 - ``smoke``: CI; every notebook in seconds, tiny models, numbers meaningless.
 - ``cpu``: ``make book``'s default; the whole book, experiments included, on a 2-core machine
-  with bf16 (46 min measured, ``results/cpu/``), real results (smaller epochs, seeds and
+  with bf16 (57 min measured, ``results/cpu/``), real results (smaller epochs, seeds and
   sizes than the thesis, stated per chapter).
 - ``gpu``: thesis scale (60k synthetic digits), for a data-centre GPU (A100, H100).
 - ``t4``: the gpu profile's pipeline with smaller studies around it, for a free Colab T4.
@@ -518,7 +518,7 @@ PROFILES: dict[str, dict] = {
         synth=dict(per_class=2000, threshold=0.9, threshold_floor=0.5, max_rounds=50,
                    label_mode="teacher", mode="balanced", oversample=1.2),
         # Three seeds of the main student (a mean with an interval), 3 epochs each: with the
-        # studies of chapters 5-7 the whole book takes 46 min on 2 cores (bf16, results/cpu).
+        # studies of chapters 5-7 chapters 1-8 and the theory take 48 min on 2 cores (bf16, results/cpu).
         student=dict(arch="resnet_preact", epochs=3, batch_size=64, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
                      seeds=(0, 1, 2)),
@@ -536,7 +536,7 @@ PROFILES: dict[str, dict] = {
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
                     ae_batch=64, ae_samples=500, recon_digits=10, recon_fallback_steps=1500),
-        # Chapter 9 within 8 minutes on 2 cores: every synthetic digit audited against the
+        # Chapter 9 (measured: 8.9 min on 2 cores, 2026-11-25): every synthetic digit audited against the
         # 60,000 training digits; 300 unfiltered digits per class for the threshold sweep, whose
         # students learn from 100 per class for 4 epochs over 3 seeds, as do those of the thesis'
         # sampler (its chain, respaced to 100 steps, costs 10 times this book's per digit); the
