@@ -380,12 +380,14 @@ rho.rename_axis("Spearman ρ with accuracy")
 # and short, so their accuracy is below chapter 5's; what matters is how it moves with the
 # threshold.
 
-# %%
+# %% tags=["hide-output"]
 schedule = checkpoints.load_schedule(d_path)
 unet = checkpoints.load_model(d_path, "diffusion", device)
 ours = claims.pool(cfg, "ours", unet, schedule, teacher, cfg.sampler, ev.pool_per_class, seed=seed, device=device,
                    inputs=(d_path, t_path))
-sweep = claims.sweep(cfg, ours, device=device, test=(x_te, y_te))
+sweep = claims.sweep(cfg, ours, device=device, test=(x_te, y_te))  # 3 seeds x 6 thresholds (their logs hidden)
+
+# %%
 sweep_frame = pd.DataFrame({t: {"acceptance": v["acceptance"], "student accuracy": None if v["accuracy"] is None
                                 else evaluate.format_summary(v["accuracy"], seeds=True)} for t, v in sweep.items()}).T
 for name, value in (("pool_per_class", ev.pool_per_class), ("sweep_per_class", ev.sweep_per_class),
@@ -426,13 +428,15 @@ glue("sweep_best", "not measured" if gain["best"] is None else f"{gain['best']:g
 # sampler they are the sweep's students at that threshold). Precision and recall are measured
 # on the whole of each pool.
 
-# %%
+# %% tags=["hide-output"]
 thesis_cfg = claims.thesis_sampler(cfg)
 n_thesis = ev.sweep_per_class
 theirs = claims.pool(cfg, "thesis", unet, schedule, teacher, thesis_cfg, n_thesis + n_thesis // 50 + 1, seed=seed,
                      device=device, inputs=(d_path, t_path))  # (its digits nearly all pass the threshold)
 sampler_rows = claims.sampler_comparison(cfg, {"ours": ours, "thesis": theirs}, teacher, feats["train"], train_lbl,
                                          device=device, test=(x_te, y_te))
+
+# %%
 glue("thesis_steps", thesis_cfg.num_steps, display=False)
 glue("thesis_per_class", n_thesis, display=False)
 glue("n_sampler_seeds", len(ev.sweep_seeds), display=False)
@@ -471,11 +475,13 @@ glue("sampler_collapse", " ".join(
 # digits alike: the curve measures what a set of that size buys with this recipe, and the gap
 # between its two lines what synthetic digits cost against real ones.
 
-# %%
+# %% tags=["hide-output"]
 curve = claims.size_curve(cfg, stored, teacher, train_u8, train_lbl, runs[main_cell], device=device, test=(x_te, y_te))
 fig = plots.summary_curves({"synthetic digits": curve["synthetic"], "real digits": curve["real"]},
                            "digits in the student's set (90% trained on, 10% validation)", "real-test accuracy (%)",
                            logx=True, reference=("teacher", pipeline.teacher_accuracy(cfg, device)))
+
+# %%
 plots.glue_figure("fig_size_curve", fig)
 full = max(curve["synthetic"])
 small = min(curve["synthetic"])
