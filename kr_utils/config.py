@@ -331,15 +331,15 @@ class EvaluationConfig(_Stage):
     """Chapter 9: what the copy is worth (:mod:`kr_utils.audit`, :mod:`kr_utils.claims`).
 
     - ``ood_size``: Fashion-MNIST test images and noise images the fidelity is measured on;
-    - ``audit_size``: synthetic digits (and as many real test digits) whose nearest training
-      digits are searched (None: all of them); ``knn_k``, ``fd_size``: the k of k-NN
+    - ``audit_size``: synthetic digits whose nearest training digits are searched (None: all
+      of them; the real test digits, the reference, are always all searched); ``knn_k``, ``fd_size``: the k of k-NN
       precision/recall and the size of the equal samples Fréchet distances compare;
     - ``pool_per_class``: unfiltered digits per class drawn for the threshold sweep, whose
       students learn from ``sweep_per_class`` digits per class at each of ``thresholds``
       (0: no filter) for ``sweep_epochs``, over ``sweep_seeds``; the thesis' sampler feeds the
       same students at the profile's threshold;
     - ``set_sizes``: the synthetic set sizes of the set-size curve (the full set is added),
-      each beside as many real training digits."""
+      each beside as many real training digits, over ``seeds``."""
 
     section: ClassVar[str] = "evaluation"
     _tuples: ClassVar[tuple[str, ...]] = ("thresholds", "set_sizes", "seeds", "sweep_seeds")
