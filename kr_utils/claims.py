@@ -28,7 +28,7 @@ from .diffusion import build_sampler
 from .evaluate import features, summarize_seeds
 from .models import build_classifier, predict_logits
 from .store import artifact_dir, cached, fingerprint
-from .studies import MIN_SET, per_class_subset, run_classifier
+from .studies import MIN_SET, RunJob, per_class_subset, run_classifiers
 from .thesis import GENERATION as THESIS_GENERATION
 
 FIDELITY_AIM = 0.997  # issue 15's aim for the main student's top-1 agreement on the real test set
@@ -230,11 +230,18 @@ def set_student(cfg: Profile, name: str, s: dict, seed: int, *, epochs: int, dev
     """The profile's student recipe (its labels, augmentation) trained for ``epochs`` on a set
     ``s`` of :func:`filtered_set` or :func:`real_set` (split as chapter 5 splits; cached as
     ``evaluation/<name>_seed<seed>.pt``)."""
-    train, val = distill.synthetic_split(s["images"], s["labels"], s["logits"], cfg.student.val_fraction, seed)
-    key = set_key(s)
-    return run_classifier(train, val, cfg.student.recipe(epochs=epochs), seed=seed, device=device, test=test,
-                          cache_path=_folder(cfg) / f"{name}_seed{seed}.pt", inputs_key=key, desc=f"{name} seed {seed}",
-                          test_curve=False)
+    return set_students(cfg, name, {seed: s}, epochs=epochs, device=device, test=test)[seed]
+
+
+def set_students(cfg: Profile, name: str, sets: dict, *, epochs: int, device, test) -> dict:
+    """:func:`set_student` for ``{seed: set}`` (trained together where the ``group_seeds``
+    lever is on): ``{seed: run}``."""
+    jobs = []
+    for seed, s in sets.items():
+        train, val = distill.synthetic_split(s["images"], s["labels"], s["logits"], cfg.student.val_fraction, seed)
+        jobs.append(RunJob(train, val, seed, _folder(cfg) / f"{name}_seed{seed}.pt", set_key(s), f"{name} seed {seed}"))
+    runs = run_classifiers(jobs, cfg.student.recipe(epochs=epochs), device=device, test=test, test_curve=False)
+    return dict(zip(sets, runs))
 
 
 def real_set(teacher, images_uint8, labels, n: int, seed: int, device) -> dict:
@@ -274,14 +281,14 @@ def threshold_students(cfg: Profile, name: str, pool_: dict, threshold: float, *
     """The real-test accuracies of the sweep's students at ``threshold`` (``sweep_per_class``
     filtered digits per class of the pool ``name``, ``sweep_epochs``, one per ``sweep_seeds``;
     cached as ``evaluation/<name>_t<threshold>_seed<seed>.pt``); empty when a class is short."""
-    ev, accs = cfg.evaluation, []
+    ev, sets = cfg.evaluation, {}
     for s in ev.sweep_seeds:
         kept = filtered_set(pool_, threshold, ev.sweep_per_class, s, cfg.synth.label_mode)
         if kept is None or len(kept["labels"]) < MIN_SET:
             return []
-        accs.append(set_student(cfg, f"{name}_t{threshold:g}", kept, s, epochs=ev.sweep_epochs, device=device,
-                                test=test)["accuracy"])
-    return accs
+        sets[s] = kept
+    runs = set_students(cfg, f"{name}_t{threshold:g}", sets, epochs=ev.sweep_epochs, device=device, test=test)
+    return [runs[s]["accuracy"] for s in ev.sweep_seeds]
 
 
 def sweep(cfg: Profile, pool_: dict, *, device, test, name: str = "ours") -> dict:

@@ -210,10 +210,16 @@ class Batcher:
 
     Its position (the epoch's permutation and how far into it) is part of a training run's
     saved state (:meth:`state_dict`), so a resumed run continues with the very same batches.
+
+    ``device`` (the ``device_batches`` lever of :func:`kr_utils.runtime.levers`): each epoch's
+    permutation, drawn on the CPU as without it, is copied to ``device`` once, so a training
+    step copies no indices from the host; and :attr:`draws` (the generator for a loop's own
+    random draws, such as augmentation) is then a generator on that device, seeded from
+    ``generator`` and saved with the batcher's state.
     """
 
     def __init__(self, n: int, batch_size: int, generator: torch.Generator | None = None,
-                 drop_last: bool = False, replace: bool = False):
+                 drop_last: bool = False, replace: bool = False, device=None):
         if n < 1 or batch_size < 1:
             raise ValueError(f"a batcher needs n >= 1 items and batch_size >= 1, got n={n}, batch_size={batch_size}")
         if drop_last and batch_size > n:
@@ -221,10 +227,16 @@ class Batcher:
         self.n, self.batch_size, self.generator = n, batch_size, generator
         self.drop_last, self.replace = drop_last, replace
         self.epoch_index, self._order, self._pos = 0, None, 0
+        self.device = torch.device(device) if device is not None else None
+        self.draws = generator
+        if self.device is not None and self.device.type != "cpu" and generator is not None:
+            self.draws = torch.Generator(self.device).manual_seed(generator.initial_seed())
 
     def epoch(self) -> list[torch.Tensor]:
         """The batches of one pass (shuffled when the batcher has a generator)."""
         idx = torch.randperm(self.n, generator=self.generator) if self.generator is not None else torch.arange(self.n)
+        if self.device is not None:
+            idx = idx.to(self.device)
         return list(idx.split(self.batch_size))
 
     def batches_per_epoch(self) -> int:
@@ -235,7 +247,8 @@ class Batcher:
 
     def __next__(self) -> torch.Tensor:
         if self.replace:
-            return torch.randint(0, self.n, (self.batch_size,), generator=self.generator)
+            idx = torch.randint(0, self.n, (self.batch_size,), generator=self.generator)
+            return idx.to(self.device) if self.device is not None else idx
         while True:
             if self._order is None or self._pos >= len(self._order):
                 self._order, self._pos = self.epoch(), 0
@@ -254,11 +267,17 @@ class Batcher:
 
     def state_dict(self) -> dict:
         return {"epoch_index": self.epoch_index, "pos": self._pos,
-                "order": None if self._order is None else torch.cat(self._order) if self._order else torch.zeros(0),
-                "generator": self.generator.get_state() if self.generator is not None else None}
+                "order": None if self._order is None else torch.cat(self._order).cpu() if self._order else torch.zeros(0),
+                "generator": self.generator.get_state() if self.generator is not None else None,
+                "draws": self.draws.get_state() if self.draws is not None and self.draws is not self.generator else None}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch_index, self._pos = state["epoch_index"], state["pos"]
-        self._order = None if state["order"] is None else list(state["order"].split(self.batch_size))
+        order = state["order"]
+        if order is not None and self.device is not None:
+            order = order.to(self.device)
+        self._order = None if order is None else list(order.split(self.batch_size))
         if state["generator"] is not None:
             self.generator.set_state(state["generator"])
+        if state.get("draws") is not None and self.draws is not self.generator:
+            self.draws.set_state(state["draws"])

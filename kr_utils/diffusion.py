@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from .data import Batcher
-from .fit import FitOptions, fit, seed_everything
+from .fit import FitOptions, compiled, fit, optimizer, seed_everything
 from .live import progress as progress_bar
-from .runtime import autocast, unet_memory_format
+from .runtime import autocast, levers, unet_memory_format
 
 
 def linear_beta_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
@@ -401,14 +401,18 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, config, *
     model = model.to(device).to(memory_format=fmt)
     schedule = NoiseSchedule.from_config(config)
     images, labels = images.to(device), labels.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    opt = optimizer("adamw", model.parameters(), config.lr, device, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(min(500, config.steps // 10 + 1), config.steps))
+    net = compiled(model, device)  # the model itself unless the compile lever is on
+    on_device = levers(device).device_batches
 
-    def loss_fn(idx):  # the timesteps and noise come from torch's global generator (saved on resume)
-        return diffusion_loss(model, images[idx].contiguous(memory_format=fmt), labels[idx], schedule,
+    def loss_fn(idx):  # the timesteps and noise come from torch's global generator (saved on resume),
+        # on the device where the data are: no per-step copy from the host
+        return diffusion_loss(net, images[idx].contiguous(memory_format=fmt), labels[idx], schedule,
                               config.p_uncond, generator=None)
 
     options = FitOptions(steps=config.steps, amp=True, clip_grad=1.0, ema_decay=config.ema_decay,
                          resume_path=resume_path, save_every_s=save_every_s, save_at_epoch_end=False, desc=desc)
-    return fit(model, loss_fn, Batcher(len(images), config.batch_size, gen, drop_last=True), opt, options,
+    batcher = Batcher(len(images), config.batch_size, gen, drop_last=True, device=device if on_device else None)
+    return fit(model, loss_fn, batcher, opt, options,
                scheduler=sched, device=device, after_step=after_step)

@@ -16,27 +16,36 @@ import torch.nn.functional as F
 
 from .config import ClassifierRecipe
 from .data import Batcher
-from .fit import FitOptions, finish, fit, seed_everything
+from .fit import FitOptions, compiled, finish, fit, optimizer, seed_everything
 from .models import build_classifier
-from .runtime import autocast, channels_last
+from .runtime import autocast, channels_last, levers
+from .seedstack import SeedStack, StackedBatcher
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, max_rot_deg=10.0, max_shift_px=2.0,
-            scale=(0.9, 1.1)) -> torch.Tensor:
-    """Random per-image affine jitter of model-range images.
-
-    Done in [0, 1] so that the padding (zeros) is the black background, not grey.
-    """
-    b = x.shape[0]
-    r = lambda lo, hi: (torch.rand(b, generator=generator) * (hi - lo) + lo).to(x.device)
+def affine_params(b: int, generator: torch.Generator, device, max_rot_deg=10.0, max_shift_px=2.0,
+                  scale=(0.9, 1.1)) -> torch.Tensor:
+    """The (b, 2, 3) affine matrices of :func:`augment`: a rotation, a scale and a shift per
+    image, drawn from ``generator`` (on its own device) in a fixed order."""
+    gdev = generator.device
+    r = lambda lo, hi: (torch.rand(b, generator=generator, device=gdev) * (hi - lo) + lo).to(device)
     ang = r(-max_rot_deg, max_rot_deg) * math.pi / 180
     s = r(*scale)
     tx, ty = r(-max_shift_px, max_shift_px) * 2 / 28, r(-max_shift_px, max_shift_px) * 2 / 28
-    theta = torch.stack([torch.stack([torch.cos(ang) / s, -torch.sin(ang) / s, tx], 1),
-                         torch.stack([torch.sin(ang) / s, torch.cos(ang) / s, ty], 1)], 1)
+    return torch.stack([torch.stack([torch.cos(ang) / s, -torch.sin(ang) / s, tx], 1),
+                        torch.stack([torch.sin(ang) / s, torch.cos(ang) / s, ty], 1)], 1)
+
+
+def apply_affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Warp model-range images ``x`` by ``theta``. Done in [0, 1] so that the padding (zeros)
+    is the black background, not grey."""
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     out = F.grid_sample((x + 1) / 2, grid, align_corners=False, padding_mode="zeros")
     return out * 2 - 1
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, **ranges) -> torch.Tensor:
+    """Random per-image affine jitter of model-range images (:func:`affine_params`, :func:`apply_affine`)."""
+    return apply_affine(x, affine_params(x.shape[0], generator, x.device, **ranges))
 
 
 def distillation_loss(student_logits, labels, teacher_logits=None, temperature: float = 4.0,
@@ -54,22 +63,63 @@ def distillation_loss(student_logits, labels, teacher_logits=None, temperature: 
     return alpha * ce + (1 - alpha) * tau ** 2 * kl
 
 
+def distillation_losses(student_logits, labels, teacher_logits=None, temperature: float = 4.0,
+                        alpha: float = 0.5) -> torch.Tensor:
+    """:func:`distillation_loss` of each seed at once: logits (S, B, C), labels (S, B), teacher
+    logits (S, B, C) or None; returns the S losses."""
+    S, B, C = student_logits.shape
+    ce = F.cross_entropy(student_logits.reshape(S * B, C), labels.reshape(S * B), reduction="none").view(S, B).mean(1)
+    if teacher_logits is None:
+        return ce
+    tau = temperature
+    log_t, log_s = F.log_softmax(teacher_logits / tau, -1), F.log_softmax(student_logits / tau, -1)
+    kl = (log_t.exp() * (log_t - log_s)).sum(-1).mean(-1)  # batchmean, as F.kl_div(log_target=True)
+    return alpha * ce + (1 - alpha) * tau ** 2 * kl
+
+
 @torch.no_grad()
 def evaluate_loss(model, x, y, batch_size=1000) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of a classifier on model-range images ``x``."""
+    """(mean cross-entropy, accuracy) of a classifier on model-range images ``x``; the sums
+    stay on the device until the end (one host synchronisation, not two per batch)."""
     model.eval()
-    loss, correct = 0.0, 0
+    loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
     for idx in Batcher(len(x), batch_size).epoch():
         with autocast(x.device):
             out = model(channels_last(x[idx])).float()
-        loss += F.cross_entropy(out, y[idx], reduction="sum").item()
-        correct += (out.argmax(1) == y[idx]).sum().item()
-    return loss / len(x), correct / len(x)
+        loss += F.cross_entropy(out, y[idx], reduction="sum").double()
+        correct += (out.argmax(1) == y[idx]).sum()
+    return loss.item() / len(x), correct.item() / len(x)
+
+
+def _stack_inputs(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """One tensor per seed as (S, ...): a view without a copy when every seed has the same one."""
+    if all(t is tensors[0] for t in tensors):
+        return tensors[0].expand(len(tensors), *tensors[0].shape)
+    return torch.stack(tensors)
+
+
+@torch.no_grad()
+def evaluate_losses(stack: SeedStack, x: torch.Tensor, y: torch.Tensor, batch_size=1000) -> list[tuple[float, float]]:
+    """:func:`evaluate_loss` of each seed of a :class:`kr_utils.seedstack.SeedStack`, on
+    ``x`` (S, N, ...) and ``y`` (S, N): seed s is scored on ``x[s]``."""
+    stack.eval()
+    S, n = y.shape
+    loss = torch.zeros(S, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(S, dtype=torch.long, device=x.device)
+    for idx in Batcher(n, batch_size).epoch():
+        idx = idx.to(x.device)
+        with autocast(x.device):
+            out = stack(x[:, idx]).float()
+        yb = y[:, idx]
+        loss += F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view(S, -1).double().sum(1)
+        correct += (out.argmax(-1) == yb).sum(1)
+    return [(lo / n, c / n) for lo, c in zip(loss.tolist(), correct.tolist())]
 
 
 def train_classifier(model, train, val, recipe: ClassifierRecipe, *, seed: int, device,
                      report: dict | None = None, resume_path: str | Path | None = None, desc: str = "train",
-                     select_best: bool = True):
+                     select_best: bool = True, after_step=None):
     """Train ``model`` by ``recipe`` (a :class:`kr_utils.config.ClassifierRecipe`); returns
     ``(model, history)``: the weights of the epoch with the lowest validation loss (the final
     ones with ``select_best=False``, which chapter 7's ablation compares), and the per-epoch
@@ -83,60 +133,145 @@ def train_classifier(model, train, val, recipe: ClassifierRecipe, *, seed: int, 
     ``report``: extra ``{name: (x, y)}`` sets whose accuracy is only recorded per epoch
     (the student's real-test curve), never used for any decision.
     ``resume_path``: the run's state, saved after each epoch; an interrupted run continues from it.
+    ``after_step``: passed to :func:`kr_utils.fit.fit` (the replication benchmark times steps with it).
     """
-    gen = seed_everything(seed)
-    model = model.to(device).to(memory_format=torch.channels_last)
-    train = [t.to(device) for t in train]
-    val = [t.to(device) for t in val[:2]]
-    report = {k: [t.to(device) for t in v] for k, v in (report or {}).items()}
-    batcher = Batcher(len(train[0]), recipe.batch_size, gen)
+    return train_classifiers([model], [train], [val], recipe, seeds=[seed], device=device, report=report,
+                             resume_path=resume_path, desc=desc, select_best=select_best, after_step=after_step)[0]
+
+
+def train_classifiers(models: list, trains: list, vals: list, recipe: ClassifierRecipe, *, seeds, device,
+                      report: dict | None = None, resume_path: str | Path | None = None, desc="train",
+                      select_best: bool = True, after_step=None) -> list[tuple]:
+    """:func:`train_classifier` for several seeds of one architecture at once: ``models[s]``
+    (initialised under ``seeds[s]``) learns ``trains[s]``, validated on ``vals[s]``, with its
+    own data order and augmentation (generator ``seeds[s]``), its own early stopping and
+    its own best epoch. One seed trains its model as it is; several train as one
+    :class:`kr_utils.seedstack.SeedStack` (the ``group_seeds`` lever decides whether a study
+    calls this with several). The training sets must have one size, as must the validation
+    sets. Returns ``[(model, history)]`` in the order of ``seeds``; a seed's history ends at
+    its own early stop, though the stack trains on until every seed has stopped.
+    ``desc`` may be one string or one per seed."""
+    S = len(models)
+    if not (len(trains) == len(vals) == len(seeds) == S) or S == 0:
+        raise ValueError(f"train_classifiers needs one train set, val set and seed per model: got {S} models, "
+                         f"{len(trains)} train sets, {len(vals)} val sets, {len(seeds)} seeds")
+    descs = [desc] * S if isinstance(desc, str) else list(desc)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    torch.manual_seed(seeds[0])  # dropout's masks come from the global generator, as seed_everything sets it
+    stacked = S > 1
+    moved = {}  # a tensor that several seeds share travels to the device once
+
+    def to_dev(t):
+        if id(t) not in moved:
+            moved[id(t)] = t.to(device)
+        return moved[id(t)]
+
+    trains = [[to_dev(t) for t in tr] for tr in trains]
+    vals = [[to_dev(t) for t in va[:2]] for va in vals]
+    report = {k: [to_dev(t) for t in v] for k, v in (report or {}).items()}
+    on_device = levers(device).device_batches
+    batchers = [Batcher(len(tr[0]), recipe.batch_size, g, device=device if on_device else None)
+                for tr, g in zip(trains, gens)]
+    if stacked:
+        if len({len(tr[0]) for tr in trains}) > 1 or len({len(va[0]) for va in vals}) > 1:
+            raise ValueError("seeds trained together need training sets of one size and validation sets of one size")
+        model = SeedStack([m.to(device) for m in models]).to(device)
+        batcher = StackedBatcher(batchers)
+        val_x, val_y = _stack_inputs([va[0] for va in vals]), _stack_inputs([va[1] for va in vals])
+        shared = [all(tr[k] is trains[0][k] for tr in trains) for k in range(len(trains[0]))]
+    else:
+        model = models[0].to(device).to(memory_format=torch.channels_last)
+        batcher = batchers[0]
+    net = compiled(model, device)
     total = recipe.epochs * batcher.batches_per_epoch()
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    opt = optimizer("adam", model.parameters(), recipe.lr, device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / total)))
-    hist = {"epoch": [], "train_loss": [], "val_loss": [], "val_acc": [], "epoch_time_s": []}
-    hist.update({f"{k}_acc": [] for k in report})
-    state = {"hist": hist, "best": {"val_loss": float("inf"), "state": copy.deepcopy(model.state_dict()), "epoch": 0},
-             "bad_epochs": 0}
+
+    def lane_state(s):
+        if stacked:
+            return model.state_of(s)
+        return copy.deepcopy(model.state_dict())
+
+    def new_lane(s):
+        hist = {"epoch": [], "train_loss": [], "val_loss": [], "val_acc": [], "epoch_time_s": []}
+        hist.update({f"{k}_acc": [] for k in report})
+        return {"hist": hist, "best": {"val_loss": float("inf"), "state": lane_state(s), "epoch": 0},
+                "bad_epochs": 0, "stopped": False, "final": None}
+
+    state = {"lanes": [new_lane(s) for s in range(S)]}
     epoch_losses, t0 = [], [time.perf_counter()]  # this epoch's batch losses x sizes; its start
 
+    def batch(k, idx):  # element k of every seed's training set at that seed's batch: (S, B, ...)
+        if shared[k]:
+            return trains[0][k][idx]
+        return torch.stack([trains[s][k][idx[s]] for s in range(S)])
+
     def loss_fn(idx):
-        xb = augment(train[0][idx], gen) if recipe.augment else train[0][idx]
-        out = model(channels_last(xb)).float()
-        loss = distillation_loss(out, train[1][idx], train[2][idx] if recipe.soft else None,
-                                 recipe.temperature, recipe.alpha)
-        epoch_losses.append((loss.detach().float() * len(idx), len(idx)))
-        return loss
+        if not stacked:
+            train = trains[0]
+            xb = augment(train[0][idx], batchers[0].draws) if recipe.augment else train[0][idx]
+            out = net(channels_last(xb)).float()
+            loss = distillation_loss(out, train[1][idx], train[2][idx] if recipe.soft else None,
+                                     recipe.temperature, recipe.alpha)
+            epoch_losses.append((loss.detach().float()[None] * len(idx), len(idx)))
+            return loss
+        xb = batch(0, idx)
+        if recipe.augment:
+            theta = torch.cat([affine_params(idx.shape[1], b.draws, device) for b in batchers])
+            xb = apply_affine(xb.flatten(0, 1), theta).view_as(xb)
+        out = net(xb).float()
+        per_seed = distillation_losses(out, batch(1, idx), batch(2, idx) if recipe.soft else None,
+                                       recipe.temperature, recipe.alpha)
+        epoch_losses.append((per_seed.detach().float() * idx.shape[1], idx.shape[1]))
+        return per_seed.sum()  # each seed's gradient is that of its own loss
 
     def after_epoch(epoch, st):
-        h = st["hist"]
-        train_loss = (torch.stack([l for l, _ in epoch_losses]).sum().item() / sum(n for _, n in epoch_losses)
-                      if epoch_losses else float("nan"))
+        n = sum(m for _, m in epoch_losses)
+        train_loss = (torch.stack([lo for lo, _ in epoch_losses]).sum(0).double() / n).tolist() if epoch_losses else [float("nan")] * S
         epoch_losses.clear()
-        vl, va = evaluate_loss(model, *val)
-        h["epoch"].append(epoch); h["train_loss"].append(train_loss)
-        h["val_loss"].append(vl); h["val_acc"].append(va)
-        for k, (xr, yr) in report.items():
-            h[f"{k}_acc"].append(evaluate_loss(model, xr, yr)[1])
-        h["epoch_time_s"].append(time.perf_counter() - t0[0])
+        scores = evaluate_losses(model, val_x, val_y) if stacked else [evaluate_loss(model, *vals[0])]
+        reported = {k: ([a for _, a in evaluate_losses(model, _stack_inputs([xr] * S), _stack_inputs([yr] * S))]
+                        if stacked else [evaluate_loss(model, xr, yr)[1]]) for k, (xr, yr) in report.items()}
+        elapsed = time.perf_counter() - t0[0]
         t0[0] = time.perf_counter()
-        if vl < st["best"]["val_loss"]:
-            st["best"] = {"val_loss": vl, "state": copy.deepcopy(model.state_dict()), "epoch": epoch}
-            st["bad_epochs"] = 0
-        else:
-            st["bad_epochs"] += 1
-        print(f"{desc} epoch {epoch}: train loss {train_loss:.4f}, val loss {vl:.4f}, val acc {va:.4f}"
-              + "".join(f", {k} acc {h[f'{k}_acc'][-1]:.4f}" for k in report))
-        return st["bad_epochs"] >= recipe.patience
+        for s, lane in enumerate(st["lanes"]):
+            if lane["stopped"]:
+                continue  # this seed's own run ended at its early stop
+            h, (vl, va) = lane["hist"], scores[s]
+            h["epoch"].append(epoch); h["train_loss"].append(train_loss[s])
+            h["val_loss"].append(vl); h["val_acc"].append(va)
+            for k in report:
+                h[f"{k}_acc"].append(reported[k][s])
+            h["epoch_time_s"].append(elapsed)
+            if vl < lane["best"]["val_loss"]:
+                lane["best"] = {"val_loss": vl, "state": lane_state(s), "epoch": epoch}
+                lane["bad_epochs"] = 0
+            else:
+                lane["bad_epochs"] += 1
+            print(f"{descs[s]} epoch {epoch}: train loss {train_loss[s]:.4f}, val loss {vl:.4f}, val acc {va:.4f}"
+                  + "".join(f", {k} acc {h[f'{k}_acc'][-1]:.4f}" for k in report))
+            if lane["bad_epochs"] >= recipe.patience:
+                lane["stopped"] = True
+                lane["final"] = None if select_best or not stacked else lane_state(s)
+        return all(lane["stopped"] for lane in st["lanes"])
 
-    options = FitOptions(steps=total, amp=True, resume_path=resume_path, desc=desc)
+    options = FitOptions(steps=total, amp=True, resume_path=resume_path,
+                         desc=descs[0] if S == 1 else f"{descs[0]} (+{S - 1} seeds)")
     run = fit(model, loss_fn, batcher, opt, options, scheduler=sched, device=device, state=state,
-              after_epoch=after_epoch)
-    hist = run.state["hist"]
-    if select_best:
-        model.load_state_dict(run.state["best"]["state"])
-    hist["best_epoch"] = run.state["best"]["epoch"] if select_best else hist["epoch"][-1]
+              after_epoch=after_epoch, after_step=after_step)
+    results = []
+    for s, lane in enumerate(run.state["lanes"]):
+        hist = lane["hist"]
+        if select_best:
+            weights = lane["best"]["state"]
+        else:
+            weights = lane["final"] if lane["final"] is not None else lane_state(s)
+        if stacked or select_best:
+            models[s].load_state_dict(weights)
+        hist["best_epoch"] = lane["best"]["epoch"] if select_best else hist["epoch"][-1]
+        results.append((models[s], hist))
     finish(options)
-    return model, hist
+    return results
 
 
 def synthetic_split(images_uint8, labels, teacher_logits, val_fraction: float, seed: int):
@@ -169,3 +304,13 @@ def train_student(train, val, recipe: ClassifierRecipe, *, seed: int, device, **
     depend on the seed alone, not on what ran before."""
     seed_everything(seed)
     return train_classifier(build_classifier(recipe.arch), train, val, recipe, seed=seed, device=device, **kwargs)
+
+
+def train_students(trains: list, vals: list, recipe: ClassifierRecipe, *, seeds, device, **kwargs) -> list[tuple]:
+    """:func:`train_student` for several seeds at once (:func:`train_classifiers`): each
+    model initialised under its own seed, exactly as its run alone would be."""
+    models = []
+    for s in seeds:
+        seed_everything(s)
+        models.append(build_classifier(recipe.arch))
+    return train_classifiers(models, trains, vals, recipe, seeds=list(seeds), device=device, **kwargs)

@@ -91,11 +91,16 @@ def teacher_data(cfg: Profile, seed: int) -> dict:
 
 def teacher_run(cfg: Profile, split: dict, arch: str, seed: int, device, desc: str | None = None) -> dict:
     """One teacher of chapter 1's study (cached under ``teachers/<arch>_seed<seed>.pt``)."""
+    return teacher_runs(cfg, split, arch, [seed], device, desc=desc)[seed]
+
+
+def teacher_runs(cfg: Profile, split: dict, arch: str, seeds, device, desc: str | None = None) -> dict:
+    """The teachers of one architecture over ``seeds`` (:func:`teacher_run` each; trained together
+    where the ``group_seeds`` lever is on): ``{seed: run}``."""
     out = artifact_dir(cfg.profile)
-    return studies.run_classifier(split["train"], split["val"], cfg.teacher.recipe(arch), seed=seed,
-                                  device=device, test=split["test"], inputs_key=split["key"],
-                                  cache_path=out / "teachers" / f"{arch}_seed{seed}.pt",
-                                  desc=desc or f"{arch} seed {seed}")
+    jobs = [studies.RunJob(split["train"], split["val"], s, out / "teachers" / f"{arch}_seed{s}.pt", split["key"],
+                           desc or f"{arch} seed {s}") for s in seeds]
+    return dict(zip(seeds, studies.run_classifiers(jobs, cfg.teacher.recipe(arch), device=device, test=split["test"])))
 
 
 def save_teacher(cfg: Profile, run: dict, seed: int) -> Path:
@@ -267,11 +272,17 @@ def student_split(cfg: Profile, device, seed: int | None = None) -> dict:
 
 def student_run(cfg: Profile, split: dict, arch: str, labels: str, seed: int, device) -> dict:
     """One student of chapter 5's grid (cached under ``students/<arch>_<labels>_seed<seed>.pt``)."""
+    return student_runs(cfg, split, arch, labels, [seed], device)[seed]
+
+
+def student_runs(cfg: Profile, split: dict, arch: str, labels: str, seeds, device) -> dict:
+    """One cell of chapter 5's grid over ``seeds`` (:func:`student_run` each; trained together
+    where the ``group_seeds`` lever is on): ``{seed: run}``."""
     out = artifact_dir(cfg.profile)
-    return studies.run_classifier(split["train"], split["val"], cfg.student.recipe(arch=arch, labels=labels),
-                                  seed=seed, device=device, test=split["test"], inputs_key=split["key"],
-                                  cache_path=out / "students" / f"{arch}_{labels}_seed{seed}.pt",
-                                  desc=f"{arch} {labels} seed {seed}")
+    jobs = [studies.RunJob(split["train"], split["val"], s, out / "students" / f"{arch}_{labels}_seed{s}.pt",
+                           split["key"], f"{arch} {labels} seed {s}") for s in seeds]
+    return dict(zip(seeds, studies.run_classifiers(jobs, cfg.student.recipe(arch=arch, labels=labels),
+                                                   device=device, test=split["test"])))
 
 
 def student_grid(cfg: Profile, split: dict, device) -> tuple[tuple[str, str], dict]:
@@ -282,8 +293,8 @@ def student_grid(cfg: Profile, split: dict, device) -> tuple[tuple[str, str], di
     st, e = cfg.student, cfg.studies
     main_cell = (st.arch, st.recipe().labels)
     cells = [main_cell] + [(a, lab) for a in e.grid_archs for lab in e.grid_labels if (a, lab) != main_cell]
-    return main_cell, {cell: {s: student_run(cfg, split, *cell, s, device)
-                              for s in (st.seeds if cell == main_cell else e.grid_seeds)} for cell in cells}
+    return main_cell, {cell: student_runs(cfg, split, *cell, st.seeds if cell == main_cell else e.grid_seeds, device)
+                       for cell in cells}
 
 
 def save_student(cfg: Profile, run: dict, seed: int) -> Path:

@@ -4,9 +4,13 @@ and library versions recorded beside every result.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
 import os
 import platform
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -107,3 +111,85 @@ def unet_memory_format(device) -> torch.memory_format:
     its training steps 1.8x slower on 2 EPYC cores."""
     dev = torch.device(device)
     return torch.contiguous_format if dev.type == "cpu" and bf16(dev) else torch.channels_last
+
+
+# --------------------------------------------------------------------------- speed levers
+LEVERS_ENV = "KR_LEVERS"
+
+
+@dataclass(frozen=True)
+class Levers:
+    """The speed levers of the training loop and the samplers (issue: the gpu profile uses the
+    GPU), decided in one place as :func:`precision` is. None of them changes what is computed
+    beyond float rounding; each can be switched off, and ``benchmarks/replication.py`` measures
+    each on and off.
+
+    - ``fused_optimizer``: Adam/AdamW as one fused kernel (``fused=True``) instead of a loop of
+      per-parameter kernels (:func:`kr_utils.fit.optimizer`);
+    - ``foreach_ema``: the EMA of the weights as one multi-tensor ``lerp`` instead of one per
+      parameter (:func:`kr_utils.fit.ema_update`);
+    - ``device_batches``: each epoch's permutation copied to the device once, so no step copies
+      its indices from the host, and augmentation drawn on the device (:class:`kr_utils.data.Batcher`);
+    - ``compile``: ``torch.compile`` of the network (:func:`kr_utils.fit.compiled`);
+    - ``cuda_graphs``: compile in ``reduce-overhead`` mode, which replays CUDA graphs (static
+      shapes only: the U-Net's batches are all full);
+    - ``group_seeds``: several seeds of one architecture trained as one batched model
+      (:class:`kr_utils.seedstack.SeedStack`, ``torch.func.vmap``).
+
+    Defaults: all on a CUDA GPU but ``cuda_graphs``, which waits for a measured gain there; on a
+    CPU only ``foreach_ema`` (2 EPYC cores: three ResNets stacked by vmap took 232 ms a step
+    against 93 ms one after another, and compilation costs more than short CPU runs save).
+    ``KR_LEVERS="compile=0,group_seeds=1"`` overrides any of them; :func:`use_levers` does so for
+    a block of code (the benchmark)."""
+
+    fused_optimizer: bool
+    foreach_ema: bool
+    device_batches: bool
+    compile: bool
+    cuda_graphs: bool
+    group_seeds: bool
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_lever_overrides: contextvars.ContextVar[dict] = contextvars.ContextVar("kr_levers", default={})
+
+
+def _parse_levers(text: str) -> dict:
+    names = {f.name for f in dataclasses.fields(Levers)}
+    out = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, _, value = item.partition("=")
+        name, value = name.strip(), value.strip().lower()
+        if name not in names:
+            raise ValueError(f"{LEVERS_ENV}: unknown lever {name!r}; expected one of {sorted(names)}")
+        if value not in ("0", "1", "true", "false", "on", "off"):
+            raise ValueError(f"{LEVERS_ENV}: {name}={value!r}, expected 0 or 1")
+        out[name] = value in ("1", "true", "on")
+    return out
+
+
+def levers(device) -> Levers:
+    """The :class:`Levers` in force on ``device``: the device's defaults, then ``KR_LEVERS``,
+    then :func:`use_levers`."""
+    gpu = torch.device(device).type == "cuda"
+    chosen = dict(fused_optimizer=gpu, foreach_ema=True, device_batches=gpu, compile=gpu, cuda_graphs=False,
+                  group_seeds=gpu)
+    chosen.update(_parse_levers(os.environ.get(LEVERS_ENV, "")))
+    chosen.update(_lever_overrides.get())
+    return Levers(**chosen)
+
+
+@contextlib.contextmanager
+def use_levers(**changes):
+    """Switch levers for the code inside the block: ``with use_levers(compile=False): ...``."""
+    names = {f.name for f in dataclasses.fields(Levers)}
+    unknown = set(changes) - names
+    if unknown:
+        raise ValueError(f"unknown lever(s) {sorted(unknown)}; expected some of {sorted(names)}")
+    token = _lever_overrides.set({**_lever_overrides.get(), **changes})
+    try:
+        yield
+    finally:
+        _lever_overrides.reset(token)

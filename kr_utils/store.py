@@ -105,29 +105,47 @@ def fingerprint(config: dict, *paths) -> str:
     return h.hexdigest()
 
 
+MISSING = object()  # what :func:`lookup` returns when nothing current is cached
+
+
+def lookup(path, key: str):
+    """The result cached at ``path`` under ``key``, or :data:`MISSING` (no file, another key,
+    or a file that cannot be read, which is said and then recomputed, never trusted)."""
+    path = Path(path)
+    if not path.exists():
+        return MISSING
+    try:
+        stored = read_torch_file(path, "a cached result")
+        if not isinstance(stored, dict) or not {"key", "value"} <= set(stored):
+            raise UnreadableFileError(f"{path} holds no cached result (a {type(stored).__name__})")
+    except UnreadableFileError as err:  # a torn or foreign file: say so, then redo the work
+        print(f"rebuilding {path.name}: {err}")
+        return MISSING
+    if stored["key"] != key:
+        return MISSING
+    note_reused(stored.get("compute_s"), path)
+    return stored["value"]
+
+
+def save_result(path, key: str, value, compute_s: float) -> None:
+    """Cache ``value`` at ``path`` under ``key`` (atomically), charged to the running chapter."""
+    atomic_torch_save({"key": key, "value": value, "compute_s": compute_s}, path)
+    clock = _clock.get()
+    if clock is not None:
+        clock.computed.add(str(path))
+
+
 def cached(path, key: str, compute):
     """``compute()`` once per ``key``: the result (tensors, numbers, strings, lists, dicts) is
     saved atomically at ``path`` and reused while the key is unchanged, so a second build
     re-runs only what changed and an interrupted study keeps every finished run. An unreadable
     file is recomputed, never trusted."""
-    path = Path(path)
-    if path.exists():
-        try:
-            stored = read_torch_file(path, "a cached result")
-            if not isinstance(stored, dict) or not {"key", "value"} <= set(stored):
-                raise UnreadableFileError(f"{path} holds no cached result (a {type(stored).__name__})")
-        except UnreadableFileError as err:  # a torn or foreign file: say so, then redo the work
-            print(f"rebuilding {path.name}: {err}")
-        else:
-            if stored["key"] == key:
-                note_reused(stored.get("compute_s"), path)
-                return stored["value"]
+    value = lookup(path, key)
+    if value is not MISSING:
+        return value
     t0 = time.perf_counter()
     value = compute()
-    atomic_torch_save({"key": key, "value": value, "compute_s": time.perf_counter() - t0}, path)
-    clock = _clock.get()
-    if clock is not None:
-        clock.computed.add(str(path))
+    save_result(path, key, value, time.perf_counter() - t0)
     return value
 
 

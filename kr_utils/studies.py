@@ -24,7 +24,8 @@ from .checkpoints import load_model
 from .config import ClassifierRecipe, Profile, SamplerConfig, StudentConfig
 from .data import to_model_range, to_uint8
 from .diffusion import build_sampler, generate
-from .store import artifact_dir, cached, fingerprint, plain
+from .runtime import levers
+from .store import MISSING, artifact_dir, cached, fingerprint, lookup, plain, save_result
 
 
 def run_classifier(train_set, val_set, recipe: ClassifierRecipe, *, seed: int, device, test, cache_path,
@@ -39,25 +40,62 @@ def run_classifier(train_set, val_set, recipe: ClassifierRecipe, *, seed: int, d
     ``test_curve`` the test set is evaluated once, at the end: on a few thousand digits a
     per-epoch pass over 10,000 test digits costs more than the training itself.
     """
-    key = fingerprint({"classifier": recipe, "seed": seed, "data": inputs_key, "select_best": select_best,
-                                 "test_size": len(test[1])})
-    cache_path = Path(cache_path)
+    job = RunJob(train_set, val_set, seed, cache_path, inputs_key, desc)
+    return run_classifiers([job], recipe, device=device, test=test, select_best=select_best,
+                           test_curve=test_curve)[0]
 
-    def compute():
-        resume = cache_path.with_name(cache_path.stem + ".partial.pt")
+
+@dataclass(frozen=True, eq=False)
+class RunJob:
+    """One run of :func:`run_classifiers`: what it learns from (``train``, ``val``, and
+    ``inputs_key``, the fingerprint of those data), its seed, its cache file and its label."""
+
+    train: tuple
+    val: tuple
+    seed: int
+    cache_path: str | Path
+    inputs_key: str
+    desc: str = "student"
+
+
+def run_classifiers(jobs: list[RunJob], recipe: ClassifierRecipe, *, device, test, select_best: bool = True,
+                    test_curve: bool = True) -> list[dict]:
+    """:func:`run_classifier` for several runs of one recipe (a study's seeds): each found in
+    its cache or trained. Where the ``group_seeds`` lever is on (a GPU), the runs not cached
+    that learn from sets of one size train together as one batched model
+    (:func:`kr_utils.distill.train_students`); elsewhere one after another. Each run is cached
+    on its own, under the key it has when trained alone. Returns the runs in the order of ``jobs``."""
+    keys = [fingerprint({"classifier": recipe, "seed": j.seed, "data": j.inputs_key, "select_best": select_best,
+                         "test_size": len(test[1])}) for j in jobs]
+    results = [lookup(j.cache_path, k) for j, k in zip(jobs, keys)]
+    todo = [i for i, r in enumerate(results) if r is MISSING]
+    if levers(device).group_seeds:
+        shapes: dict = {}
+        for i in todo:
+            shapes.setdefault((len(jobs[i].train[0]), len(jobs[i].val[0])), []).append(i)
+        groups = list(shapes.values())
+    else:
+        groups = [[i] for i in todo]
+    for group in groups:
+        first = Path(jobs[group[0]].cache_path)
+        tag = "" if len(group) == 1 else ".group-" + fingerprint({"keys": [keys[i] for i in group]})[:10]
+        resume = first.with_name(first.stem + tag + ".partial.pt")
         t0 = time.perf_counter()
-        model, hist = distill.train_student(train_set, val_set, recipe, seed=seed, device=device,
-                                          report={"real_test": test} if test_curve else None,
-                                          resume_path=resume, desc=desc,
-                                          select_best=select_best)
-        logits = evaluate.predict_logits(model, test[0], device=device)
-        rep = evaluate.classification_report(logits, test[1])
-        return {"history": plain(hist), "accuracy": rep["accuracy"],
-                "per_class_accuracy": rep["per_class_accuracy"], "confusion_matrix": rep["confusion_matrix"],
-                "test_logits": logits.cpu(), "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "train_time_s": time.perf_counter() - t0}
-
-    return cached(cache_path, key, compute)
+        trained = distill.train_students([jobs[i].train for i in group], [jobs[i].val for i in group], recipe,
+                                         seeds=[jobs[i].seed for i in group], device=device,
+                                         report={"real_test": test} if test_curve else None, resume_path=resume,
+                                         desc=[jobs[i].desc for i in group], select_best=select_best)
+        elapsed = time.perf_counter() - t0
+        for i, (model, hist) in zip(group, trained):
+            logits = evaluate.predict_logits(model, test[0], device=device)
+            rep = evaluate.classification_report(logits, test[1])
+            results[i] = {"history": plain(hist), "accuracy": rep["accuracy"],
+                          "per_class_accuracy": rep["per_class_accuracy"],
+                          "confusion_matrix": rep["confusion_matrix"], "test_logits": logits.cpu(),
+                          "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                          "train_time_s": elapsed / len(group), "trained_with": len(group)}
+            save_result(jobs[i].cache_path, keys[i], results[i], elapsed / len(group))
+    return results
 
 
 def per_class_subset(labels, per_class: int, seed: int) -> np.ndarray:
@@ -216,16 +254,16 @@ def ablation_runs(cfg: Profile, stored: dict, *, device, test) -> dict:
     runs = {}
     for i, (name, variant) in enumerate(ABLATIONS.items()):
         recipe, select_best = ablation_config(st, variant, e.ablation_per_class, e.thesis_per_class)
-        runs[name] = {}
+        key = fingerprint({"set": stored["summary"]["inputs_key"], "variant": variant,
+                           "per_class": e.ablation_per_class, "thesis_per_class": e.thesis_per_class})
+        jobs = []
         for s in e.ablation_seeds:
             train_set, val_set = ablation_data(stored, variant, e.ablation_per_class, e.thesis_per_class,
                                                st.val_fraction, s)
-            runs[name][s] = run_classifier(
-                train_set, val_set, recipe, seed=s, device=device, test=test, select_best=select_best,
-                cache_path=out / "ablation" / f"variant{i}_seed{s}.pt", desc=f"{ABLATION_LABELS[name]}, seed {s}",
-                test_curve=False, inputs_key=fingerprint({"set": stored["summary"]["inputs_key"], "variant": variant,
-                                                          "per_class": e.ablation_per_class,
-                                                          "thesis_per_class": e.thesis_per_class}))
+            jobs.append(RunJob(train_set, val_set, s, out / "ablation" / f"variant{i}_seed{s}.pt", key,
+                               f"{ABLATION_LABELS[name]}, seed {s}"))
+        runs[name] = dict(zip(e.ablation_seeds, run_classifiers(jobs, recipe, device=device, test=test,
+                                                                select_best=select_best, test_curve=False)))
     return runs
 
 

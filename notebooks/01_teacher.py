@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -102,8 +104,9 @@ for name, n in param_counts.items():
 # The thesis chose its teacher by training the three classifiers for 30 epochs with 10 seeds
 # (Table 6, Figs. 9-10). Here each architecture is trained with every seed of the profile
 # (`teacher.study_archs` x `teacher.study_seeds`, {glue:text}`teacher_study_size` runs of
-# {glue:text}`teacher_epochs_cfg` epochs at this profile) by `kr_utils.studies.run_classifier`,
-# which wraps `kr_utils.distill.train_classifier`. Each run is cached under
+# {glue:text}`teacher_epochs_cfg` epochs at this profile) by `kr_utils.studies.run_classifiers`,
+# which wraps `kr_utils.distill.train_classifiers` (on a GPU the seeds of an architecture train together as one
+# batched model, `kr_utils.seedstack.SeedStack`). Each run is cached under
 # `artifacts/<profile>/teachers/`, and saves its state after every epoch, so an interrupted study
 # resumes where it stopped and a second build reuses every finished run. The ResNet PreAct of the
 # profile's seed becomes the teacher of the rest of the book.
@@ -111,8 +114,7 @@ for name, n in param_counts.items():
 # %%
 glue("teacher_study_size", len(tcfg.study_archs) * len(tcfg.study_seeds), display=False)
 glue("teacher_epochs_cfg", tcfg.epochs, display=False)
-study = {arch: {s: pipeline.teacher_run(cfg, split, arch, s, device) for s in tcfg.study_seeds}
-         for arch in tcfg.study_archs}
+study = {arch: pipeline.teacher_runs(cfg, split, arch, tcfg.study_seeds, device) for arch in tcfg.study_archs}
 main_run = study[tcfg.arch][seed] if seed in tcfg.study_seeds else pipeline.teacher_run(
     cfg, split, tcfg.arch, seed, device)
 
