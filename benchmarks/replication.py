@@ -3,8 +3,8 @@ digits -> student, at a profile's sizes (the gpu profile's: 60,000 digits), time
 
 For each stage it records the seconds, the throughput (images/s for the classifiers, steps/s
 for the U-Net, digits/s for generation), and the teacher's and student's accuracy on the real
-test set. Then the speed levers of :func:`kr_utils.runtime.levers`, each switched off in turn
-(and all off), on short runs of the U-Net and the teacher, with kernel launches (or CPU
+test set. Then the speed levers of :func:`kr_utils.runtime.levers`, each flipped in turn against
+the device's defaults (on to off, off to on), and all off, on short runs of the U-Net and the teacher, with kernel launches (or CPU
 operator calls) per step and, on a GPU, the fraction of a step the GPU is busy and the peak
 GPU memory; and the ``group_seeds`` lever as several teachers trained together against one
 after another. The JSON is written after every stage (device and date inside), so an
@@ -145,11 +145,17 @@ def main(argv=None):
     p.add_argument("--warm-steps", type=int, default=30, help="steps before timing starts (compilation)")
     p.add_argument("--profile-steps", type=int, default=10, help="steps under the profiler")
     p.add_argument("--group-seeds", type=int, default=3, help="teachers trained together for the group_seeds lever")
+    p.add_argument("--levers", nargs="*", default=None,
+                   help="the levers to flip one at a time against the defaults (default: all but group_seeds, "
+                        "which is measured on several teachers)")
     p.add_argument("--skip-levers", action="store_true", help="only the end-to-end replication")
     p.add_argument("--skip-replication", action="store_true", help="only the levers")
     args = p.parse_args(argv)
     if min(args.lever_steps, args.warm_steps, args.group_seeds) < 1 or args.profile_steps < 0:
         raise SystemExit("--lever-steps, --warm-steps and --group-seeds must be >= 1, --profile-steps >= 0")
+    known = {f.name for f in dataclasses.fields(runtime.Levers)}
+    if args.levers is not None and not set(args.levers) <= known:
+        raise SystemExit(f"--levers {sorted(set(args.levers) - known)}: unknown; expected some of {sorted(known)}")
     cfg = kr_utils.get_config(args.profile)
     dev = runtime.device()
     dest = Path(args.out) if args.out else ROOT / "results" / cfg.profile / "replication.json"
@@ -214,7 +220,10 @@ def main(argv=None):
     if not args.skip_levers:
         x0, y0 = data.train_tensors(cfg.diffusion.train_subset)
         names = [f.name for f in dataclasses.fields(runtime.Levers)]
-        settings = {"defaults": {}, **{f"{n}_off": {n: False} for n in names if getattr(runtime.levers(dev), n)},
+        defaults = runtime.levers(dev)
+        flip = [n for n in names if n != "group_seeds" and (args.levers is None or n in args.levers)]
+        settings = {"defaults": {},
+                    **{f"{n}_{'off' if getattr(defaults, n) else 'on'}": {n: not getattr(defaults, n)} for n in flip},
                     "all_off": {n: False for n in names}}
         steps, warm = args.lever_steps, args.warm_steps
         for label, changes in settings.items():

@@ -136,9 +136,11 @@ class Levers:
     - ``group_seeds``: several seeds of one architecture trained as one batched model
       (:class:`kr_utils.seedstack.SeedStack`, ``torch.func.vmap``).
 
-    Defaults: all on a CUDA GPU but ``cuda_graphs``, which waits for a measured gain there; on a
-    CPU only ``foreach_ema`` (2 EPYC cores: three ResNets stacked by vmap took 232 ms a step
-    against 93 ms one after another, and compilation costs more than short CPU runs save).
+    Defaults: on a CUDA GPU the fused optimiser, the foreach EMA, device batches and grouped
+    seeds; ``compile`` and ``cuda_graphs`` stay off until ``benchmarks/replication.py`` has
+    measured on a GPU that they pay for their compilation (a study compiles each architecture
+    anew). On a CPU only ``foreach_ema`` (2 EPYC cores: three ResNets stacked by vmap took 232 ms
+    a training step against 93 ms one after another).
     ``KR_LEVERS="compile=0,group_seeds=1"`` overrides any of them; :func:`use_levers` does so for
     a block of code (the benchmark)."""
 
@@ -174,7 +176,7 @@ def levers(device) -> Levers:
     """The :class:`Levers` in force on ``device``: the device's defaults, then ``KR_LEVERS``,
     then :func:`use_levers`."""
     gpu = torch.device(device).type == "cuda"
-    chosen = dict(fused_optimizer=gpu, foreach_ema=True, device_batches=gpu, compile=gpu, cuda_graphs=False,
+    chosen = dict(fused_optimizer=gpu, foreach_ema=True, device_batches=gpu, compile=False, cuda_graphs=False,
                   group_seeds=gpu)
     chosen.update(_parse_levers(os.environ.get(LEVERS_ENV, "")))
     chosen.update(_lever_overrides.get())

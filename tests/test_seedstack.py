@@ -145,6 +145,7 @@ def test_run_classifiers_trains_the_uncached_seeds_together_and_caches_each(tmp_
 
 def test_levers_are_switched_by_name_and_unknown_ones_refused(monkeypatch):
     assert not runtime.levers("cpu").group_seeds and runtime.levers("cuda").group_seeds
+    assert not runtime.levers("cuda").compile  # until a GPU run measures that it pays
     monkeypatch.setenv(runtime.LEVERS_ENV, "group_seeds=1, compile=0")
     assert runtime.levers("cpu").group_seeds and not runtime.levers("cuda").compile
     with runtime.use_levers(group_seeds=False):
@@ -176,3 +177,48 @@ def test_the_stacked_distillation_loss_is_each_seeds_own():
         own = [distill.distillation_loss(s_logits[s], y[s], None if teacher is None else teacher[s], 4.0, 0.3)
                for s in range(3)]
         torch.testing.assert_close(stacked, torch.stack(own))
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("levers", [{}, {"device_batches": True, "fused_optimizer": True}])
+def test_a_killed_stacked_run_resumes_to_the_same_weights(tmp_path, monkeypatch, levers):
+    x, y, z = _digits(160)
+    recipe = config.ClassifierRecipe(arch="compressed_cnn", epochs=3, batch_size=40, lr=2e-3, patience=5, augment=True)
+    train, val = (x[:120], y[:120]), (x[120:], y[120:])
+
+    def run(path):
+        with runtime.use_levers(**levers):
+            return distill.train_students([train] * 2, [val] * 2, recipe, seeds=[0, 1], device="cpu", resume_path=path)
+
+    whole = run(tmp_path / "a.pt")
+    real, calls = distill.evaluate_losses, []
+
+    def dies_in_epoch_two(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Killed
+        return real(*a, **k)
+
+    monkeypatch.setattr(distill, "evaluate_losses", dies_in_epoch_two)
+    with pytest.raises(Killed):
+        run(tmp_path / "b.pt")
+    monkeypatch.setattr(distill, "evaluate_losses", real)
+    resumed = run(tmp_path / "b.pt")
+    for (m1, h1), (m2, h2) in zip(whole, resumed):
+        assert h1["val_loss"] == h2["val_loss"] and h2["epoch"] == [1, 2, 3]
+        for name, value in m1.state_dict().items():
+            assert torch.equal(value, m2.state_dict()[name]), name
+
+
+def test_each_stacked_seed_stops_early_on_its_own_validation_loss(monkeypatch):
+    x, y, z = _digits(160)
+    recipe = config.ClassifierRecipe(arch="compressed_cnn", epochs=4, batch_size=40, lr=2e-3, patience=1)
+    train, val = (x[:120], y[:120]), (x[120:], y[120:])
+    scripted = iter([[1.0, 3.0], [2.0, 2.0], [0.5, 1.0], [0.1, 0.5]])  # seed 0 stops after epoch 2
+    monkeypatch.setattr(distill, "evaluate_losses", lambda *a, **k: [(v, 0.5) for v in next(scripted)])
+    (m0, h0), (m1, h1) = distill.train_students([train] * 2, [val] * 2, recipe, seeds=[0, 1], device="cpu")
+    assert h0["epoch"] == [1, 2] and h0["val_loss"] == [1.0, 2.0] and h0["best_epoch"] == 1
+    assert h1["epoch"] == [1, 2, 3, 4] and h1["best_epoch"] == 4
