@@ -18,6 +18,7 @@ Nothing is read from or written to the artifacts folder: the models are trained 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import sys
@@ -148,6 +149,8 @@ def main(argv=None):
     p.add_argument("--levers", nargs="*", default=None,
                    help="the levers to flip one at a time against the defaults (default: all but group_seeds, "
                         "which is measured on several teachers)")
+    p.add_argument("--set", nargs="*", default=[], metavar="SECTION__KEY=VALUE",
+                   help="profile overrides, e.g. student__batch_size=512 student__lr=0.004 (batch-size tuning)")
     p.add_argument("--skip-levers", action="store_true", help="only the end-to-end replication")
     p.add_argument("--skip-replication", action="store_true", help="only the levers")
     args = p.parse_args(argv)
@@ -156,10 +159,19 @@ def main(argv=None):
     known = {f.name for f in dataclasses.fields(runtime.Levers)}
     if args.levers is not None and not set(args.levers) <= known:
         raise SystemExit(f"--levers {sorted(set(args.levers) - known)}: unknown; expected some of {sorted(known)}")
-    cfg = kr_utils.get_config(args.profile)
+    overrides = {}
+    for item in args.set:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise SystemExit(f"--set {item!r}: expected SECTION__KEY=VALUE")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    cfg = kr_utils.get_config(args.profile, **overrides)  # an unknown key or an impossible value is refused here
     dev = runtime.device()
     dest = Path(args.out) if args.out else ROOT / "results" / cfg.profile / "replication.json"
-    report = {"profile": cfg.profile, "environment": runtime.environment(), "levers": runtime.levers(dev).as_dict(),
+    report = {"profile": cfg.profile, "overrides": overrides, "environment": runtime.environment(), "levers": runtime.levers(dev).as_dict(),
               "stages": {}, "lever_runs": {}}
 
     def write():

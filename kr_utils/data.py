@@ -281,3 +281,20 @@ class Batcher:
             self.generator.set_state(state["generator"])
         if state.get("draws") is not None and self.draws is not self.generator:
             self.draws.set_state(state["draws"])
+
+
+def classes_in_turn(labels, n: int, num_classes: int = 10) -> list[int]:
+    """Indices of ``n`` items taking the classes 0, 1, ..., ``num_classes - 1`` in turn, each
+    the next unused item of its class in order (n = 10: the first digit of each class; n = 20:
+    the first two of each). A class with too few items is a clear error."""
+    labels = np.asarray(labels)
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive number of items, got {n!r}")
+    out = []
+    for i in range(n):
+        c, k = i % num_classes, i // num_classes
+        members = np.flatnonzero(labels == c)
+        if k >= len(members):
+            raise ValueError(f"{n} items with classes in turn need {k + 1} of class {c}, which has {len(members)}")
+        out.append(int(members[k]))
+    return out

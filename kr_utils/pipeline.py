@@ -100,7 +100,9 @@ def teacher_runs(cfg: Profile, split: dict, arch: str, seeds, device, desc: str 
     out = artifact_dir(cfg.profile)
     jobs = [studies.RunJob(split["train"], split["val"], s, out / "teachers" / f"{arch}_seed{s}.pt", split["key"],
                            desc or f"{arch} seed {s}") for s in seeds]
-    return dict(zip(seeds, studies.run_classifiers(jobs, cfg.teacher.recipe(arch), device=device, test=split["test"])))
+    # no per-epoch pass over the test set: chapter 1 shows the validation curves only
+    return dict(zip(seeds, studies.run_classifiers(jobs, cfg.teacher.recipe(arch), device=device, test=split["test"],
+                                                   test_curve=False)))
 
 
 def save_teacher(cfg: Profile, run: dict, seed: int) -> Path:

@@ -45,4 +45,6 @@ def test_impossible_benchmark_arguments_are_refused_before_any_training(tmp_path
         _benchmark().main(["--profile", "smoke", "--out", str(tmp_path / "r.json"), "--lever-steps", "0"])
     with pytest.raises(SystemExit, match="unknown"):
         _benchmark().main(["--profile", "smoke", "--out", str(tmp_path / "r.json"), "--levers", "turbo"])
+    with pytest.raises(ValueError, match="batch_sz"):
+        _benchmark().main(["--profile", "smoke", "--out", str(tmp_path / "r.json"), "--set", "student__batch_sz=512"])
     assert not (tmp_path / "r.json").exists()

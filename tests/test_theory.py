@@ -113,7 +113,109 @@ def test_curie_weiss():
     mu = np.linspace(-25, 25, 5001)
     n = 100
     ab_c = analytic.symmetry_breaking_alpha_bar(m, n)
-    assert analytic.count_minima(analytic.curie_weiss_potential(mu, 1.2 * ab_c, m, n)) == 2
-    assert analytic.count_minima(analytic.curie_weiss_potential(mu, 0.8 * ab_c, m, n)) == 1
+    assert analytic.count_minima(analytic.curie_weiss_potential(mu, 1.01 * ab_c, m, n)) == 2
+    assert analytic.count_minima(analytic.curie_weiss_potential(mu, 0.99 * ab_c, m, n)) == 1
+    # to leading order in 1/N the threshold is 001's 1 / (2 m*^2 N)
+    assert math.isclose(ab_c, 1 / (2 * m * m * n), rel_tol=1e-3)
     # the potential's log cosh is computed stably for large arguments
-    assert np.isfinite(analytic.curie_weiss_potential(np.array([1e4]), 1.0, m, n)).all()
+    assert np.isfinite(analytic.curie_weiss_potential(np.array([1e4]), 0.999, m, n)).all()
+    with pytest.raises(ValueError, match="alpha_bar"):
+        analytic.curie_weiss_potential(mu, 1.0, m, n)
+
+
+def _eq27_score(y, alpha_bar, m, h):
+    """Eq. (27) of 001 spin by spin, on an explicit N-dimensional state y (written out here
+    independently of kr_utils: M(y) the mean spin)."""
+    n, d = len(y), 1 - alpha_bar
+    return -y / d + m * math.sqrt(alpha_bar) / d * np.tanh(m * (h + n * y.mean() * math.sqrt(alpha_bar) / d))
+
+
+@pytest.mark.parametrize("alpha_bar,h", [(0.9, 0.0), (0.3, 0.4), (0.01, -0.7)])
+def test_the_potential_is_the_reverse_drift_of_eq_27(alpha_bar, h):
+    # -dV/dmu (finite differences) = mu + 2 S_mu, S_mu the projection of eq. (27) on 1/sqrt(N)
+    m, n = analytic.curie_weiss_magnetisation(1.5), 100
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        y = rng.standard_normal(n) + 0.3
+        mu = y.sum() / math.sqrt(n)
+        s_mu = _eq27_score(y, alpha_bar, m, h).sum() / math.sqrt(n)
+        eps = 1e-5
+        dv = (analytic.curie_weiss_potential(mu + eps, alpha_bar, m, n, h)
+              - analytic.curie_weiss_potential(mu - eps, alpha_bar, m, n, h)) / (2 * eps)
+        assert math.isclose(-dv, mu + 2 * s_mu, rel_tol=1e-5, abs_tol=1e-5)
+        assert math.isclose(analytic.curie_weiss_score_mu(mu, alpha_bar, m, n, h), s_mu, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_001s_eq_28_is_the_long_time_regime_of_the_potential():
+    m, n, mu = analytic.curie_weiss_magnetisation(1.5), 100, np.linspace(-5, 5, 101)
+    ab = 1e-6  # 1 - alpha_bar = 1 to six digits
+    v, v28 = (analytic.curie_weiss_potential(mu, ab, m, n, 0.3, general=g) for g in (True, False))
+    np.testing.assert_allclose(v - v[50], v28 - v28[50], atol=1e-4)
+    # ... and not elsewhere: at alpha_bar = 0.9 the wells sit where the data are, +-m* sqrt(N ab)
+    ab, grid = 0.9, np.linspace(-20, 20, 400_001)
+    v = analytic.curie_weiss_potential(grid, ab, m, n)
+    well = abs(grid[np.argmin(v)])
+    assert math.isclose(well, analytic.curie_weiss_limits(grid, ab, m, n)["short_wells"], rel_tol=1e-3)
+    assert abs(well - m * math.sqrt(n * ab)) < 0.06 * m * math.sqrt(n * ab)
+    v28 = analytic.curie_weiss_potential(grid, ab, m, n, general=False)
+    assert math.isclose(abs(grid[np.argmin(v28)]), 2 * m * math.sqrt(n * ab), rel_tol=1e-3)
+
+
+def test_the_long_time_limit_has_the_factor_two_of_the_log_cosh():
+    # with a field h, the single well at small sqrt(N ab) sits at 2 m* tanh(h m*) sqrt(N ab) / (2 - Delta)
+    m, n, h, ab = analytic.curie_weiss_magnetisation(1.5), 100, 0.8, 1e-4
+    grid = np.linspace(-1, 1, 200_001)
+    centre = grid[np.argmin(analytic.curie_weiss_potential(grid, ab, m, n, h))]
+    expected = analytic.curie_weiss_limits(grid, ab, m, n, h)["long_centre"]
+    assert math.isclose(expected, 2 * m * math.tanh(h * m) * math.sqrt(n * ab) / (1 + ab), rel_tol=1e-12)
+    assert math.isclose(centre, expected, rel_tol=1e-2)
+
+
+def test_a_reverse_run_on_curie_weiss_data_commits_at_the_speciation_time():
+    m, n = analytic.curie_weiss_magnetisation(1.5), 100
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64).numpy()
+    ab = np.cumprod(1 - betas)
+    r = analytic.curie_weiss_reverse(4000, betas, m, n, 0.0, np.random.default_rng(1), keep=range(0, 1000, 5))
+    np.testing.assert_allclose(np.abs(r["mu0"]), m * math.sqrt(n), rtol=1e-6)  # every run ends in a phase
+    assert abs(np.mean(r["mu0"] > 0) - 0.5) < 0.05  # and the two phases are equally likely at h = 0
+    c = analytic.commitment(r["traj"], r["mu0"])
+    assert c[0] == 1.0 and abs(c[995] - 0.5) < 0.06
+    t_half = max(t for t, v in c.items() if v >= 0.75)  # half-way from undecided to decided
+    t_c = int(np.argmax(ab < analytic.symmetry_breaking_alpha_bar(m, n)))
+    assert abs(t_half - t_c) <= 25, (t_half, t_c)
+    assert analytic.bimodality_alpha_bar(m, n) > analytic.symmetry_breaking_alpha_bar(m, n)
+
+
+def test_the_bayes_limit_of_two_noised_gaussians_against_monte_carlo():
+    from kr_utils.theory import toy
+
+    means, std = ((-2.0, -2.0), (2.0, 2.0)), 0.5
+    g = torch.Generator().manual_seed(0)
+    x, y = toy.two_gaussians(100_000, g, means, std)
+    for ab in (0.9, 0.05, 0.0067):
+        xt = math.sqrt(ab) * x + math.sqrt(1 - ab) * torch.randn(x.shape, generator=g)
+        bayes_rule = (xt.sum(1) > 0).long()  # the means are symmetric about the anti-diagonal
+        mc = (bayes_rule == y).double().mean().item()
+        assert abs(toy.bayes_accuracy_two_gaussians(means, std, ab) - mc) < 0.005
+    ab_499 = float(toy.toy_schedule(500).alphas_cumprod[499])
+    assert 0.58 < toy.bayes_accuracy_two_gaussians(means, std, ab_499) < 0.60  # never erased at T = 500
+
+
+def test_the_kl_of_unequal_variances_against_monte_carlo_and_its_constant():
+    rng = np.random.default_rng(0)
+    mu_q, mu_p, var_q, var_p = np.array([0.3, -1.0]), np.array([0.5, -0.2]), 0.4, 0.9
+    x = mu_q + math.sqrt(var_q) * rng.standard_normal((400_000, 2))
+    log_q = -((x - mu_q) ** 2).sum(1) / (2 * var_q) - math.log(2 * math.pi * var_q)
+    log_p = -((x - mu_p) ** 2).sum(1) / (2 * var_p) - math.log(2 * math.pi * var_p)
+    assert abs(analytic.gaussian_kl(mu_q, var_q, mu_p, var_p) - (log_q - log_p).mean()) < 5e-3
+    # the part that depends on the model's mean is the squared distance over 2 var_p: the rest is C
+    c = analytic.gaussian_kl(mu_q, var_q, mu_q, var_p)
+    assert c > 0 and math.isclose(analytic.gaussian_kl(mu_q, var_q, mu_p, var_p) - c,
+                                  ((mu_q - mu_p) ** 2).sum() / (2 * var_p), rel_tol=1e-12)
+    assert analytic.gaussian_kl(mu_q, var_q, mu_q, var_q) == 0.0
+
+
+def test_the_elbo_weights_are_u_shaped():
+    lam = analytic.elbo_weights(torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64))
+    low = int(lam.argmin())
+    assert 200 < low < 500 and lam[0] > lam[low] and lam[-1] > lam[low]

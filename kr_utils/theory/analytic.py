@@ -126,12 +126,56 @@ def curie_weiss_magnetisation(beta: float) -> float:
     return optimize.brentq(lambda m: m - math.tanh(beta * m), 1e-9, 1.0)
 
 
-def curie_weiss_potential(mu: np.ndarray, alpha_bar: float, m_star: float, n_spins: int, h: float = 0.0):
-    """Eq. (28) of `001`: V(mu) = mu^2 / 2 - 2 log cosh[m* (h + sqrt(N) mu sqrt(alpha_bar))]
-    (log cosh written stably as |a| + log1p(exp(-2|a|)) - log 2)."""
-    a = m_star * (h + math.sqrt(n_spins) * np.asarray(mu) * math.sqrt(alpha_bar))
-    logcosh = np.abs(a) + np.log1p(np.exp(-2 * np.abs(a))) - math.log(2)
-    return 0.5 * np.asarray(mu) ** 2 - 2 * logcosh
+def _logcosh(a):
+    a = np.abs(a)
+    return a + np.log1p(np.exp(-2 * a)) - math.log(2)  # log cosh, stable for large |a|
+
+
+def curie_weiss_score_mu(mu, alpha_bar: float, m_star: float, n_spins: int, h: float = 0.0):
+    """The score of eq. (27) of `001` projected on mu = sum_i x_i / sqrt(N):
+    S_mu = -mu / Delta + sqrt(N) m* sqrt(ab) / Delta * tanh[m* (h + sqrt(N) mu sqrt(ab) / Delta)],
+    Delta = 1 - alpha_bar. Eq. (27) treats the data as two phases of magnetisation +-m* whose
+    posterior weight given x_t depends on x_t through mu alone (within-phase fluctuations of
+    the spins neglected), as Biroli & Mezard (2023) do."""
+    mu = np.asarray(mu, dtype=float)
+    delta, rn, ra = 1.0 - alpha_bar, math.sqrt(n_spins), math.sqrt(alpha_bar)
+    return -mu / delta + rn * m_star * ra / delta * np.tanh(m_star * (h + rn * mu * ra / delta))
+
+
+def curie_weiss_potential(mu: np.ndarray, alpha_bar: float, m_star: float, n_spins: int, h: float = 0.0,
+                          general: bool = True):
+    """The potential of the reverse dynamics of mu: -dV/dmu = mu + 2 S_mu, the drift of the
+    reverse Ornstein-Uhlenbeck process (Anderson 1982) with the score
+    :func:`curie_weiss_score_mu`. With Delta = 1 - alpha_bar (eq. T8.1 of the book):
+
+        V_t(mu) = (2 / Delta - 1) mu^2 / 2 - 2 log cosh[m* (h + sqrt(N) mu sqrt(ab) / Delta)].
+
+    ``general=False`` is eq. (28) of `001`, the same with Delta = 1: right only where
+    1 - alpha_bar is close to 1 (alpha_bar = O(1/N), the regime of the symmetry breaking)."""
+    if general and not 0.0 < alpha_bar < 1.0:
+        raise ValueError(f"alpha_bar must be in (0, 1) for the potential with Delta = 1 - alpha_bar, got {alpha_bar}")
+    delta = 1.0 - alpha_bar if general else 1.0
+    mu = np.asarray(mu, dtype=float)
+    a = m_star * (h + math.sqrt(n_spins) * mu * math.sqrt(alpha_bar) / delta)
+    return (2.0 / delta - 1.0) * 0.5 * mu ** 2 - 2 * _logcosh(a)
+
+
+def curie_weiss_limits(mu, alpha_bar: float, m_star: float, n_spins: int, h: float = 0.0) -> dict:
+    """The two limits of :func:`curie_weiss_potential` (up to constants), Delta = 1 - alpha_bar:
+
+    - ``short`` (|a| >> 1, log cosh a ~ |a|): (2/Delta - 1) mu^2/2 - 2 m* sqrt(N ab) |mu| / Delta,
+      wells at +-2 m* sqrt(N ab) / (2 - Delta): at +-m* sqrt(N ab), where the data are, as
+      Delta -> 0, and at +-2 m* sqrt(N ab) only where Delta ~ 1;
+    - ``long`` (sqrt(N ab) small: the cosh term to first order in mu):
+      (2/Delta - 1)/2 (mu - mu_0)^2, mu_0 = 2 m* tanh(h m*) sqrt(N ab) / (2 - Delta). The factor 2
+      comes from the "2 log cosh"; `001` writes m* tanh(h m*) sqrt(N ab), without it."""
+    mu = np.asarray(mu, dtype=float)
+    delta, rna = 1.0 - alpha_bar, math.sqrt(n_spins * alpha_bar)
+    k = 2.0 / delta - 1.0
+    mu0 = 2 * m_star * math.tanh(h * m_star) * rna / (2 - delta)
+    return {"short": k * 0.5 * mu ** 2 - 2 * m_star * rna * np.abs(mu) / delta,
+            "long": 0.5 * k * (mu - mu0) ** 2,
+            "short_wells": 2 * m_star * rna / (2 - delta), "long_centre": mu0}
 
 
 def count_minima(values: np.ndarray) -> int:
@@ -140,7 +184,54 @@ def count_minima(values: np.ndarray) -> int:
     return int(np.sum((v[1:-1] < v[:-2]) & (v[1:-1] < v[2:])))
 
 
-def symmetry_breaking_alpha_bar(m_star: float, n_spins: int) -> float:
-    """At h = 0, V''(0) = 1 - 2 m*^2 N alpha_bar: the double well of eq. (28) appears when
-    alpha_bar exceeds 1 / (2 m*^2 N), i.e. at the 'speciation' time of the reverse process."""
-    return 1.0 / (2 * m_star ** 2 * n_spins)
+def symmetry_breaking_alpha_bar(m_star: float, n_spins: int, general: bool = True) -> float:
+    """At h = 0 the double well of :func:`curie_weiss_potential` appears where V''(0) < 0:
+    (2 - Delta)/Delta < 2 m*^2 N ab / Delta^2, i.e. 2 m*^2 N ab > 1 - ab^2, so
+    ab_c = sqrt((m*^2 N)^2 + 1) - m*^2 N, which is 1 / (2 m*^2 N) to leading order in 1/N
+    (``general=False``: the curvature of `001`'s eq. 28, 1 - 2 m*^2 N ab)."""
+    c = m_star ** 2 * n_spins
+    return math.sqrt(c * c + 1.0) - c if general else 1.0 / (2 * c)
+
+
+def bimodality_alpha_bar(m_star: float, n_spins: int) -> float:
+    """The other threshold: the density of mu_t itself (two Gaussians of variance Delta at
+    +-m* sqrt(N ab), within-phase fluctuations neglected) has two modes where their half
+    distance exceeds their width, m*^2 N ab > 1 - ab: ab > 1 / (1 + m*^2 N), about twice
+    :func:`symmetry_breaking_alpha_bar`."""
+    return 1.0 / (1.0 + m_star ** 2 * n_spins)
+
+
+def curie_weiss_reverse(n_traj: int, betas, m_star: float, n_spins: int, h: float, rng: np.random.Generator,
+                        keep=()) -> dict:
+    """The reverse DDPM chain (Ho et al. Alg. 2, sigma_t^2 = beta_t) of mu = sum_i x_i / sqrt(N)
+    under the score of eq. (27) (:func:`curie_weiss_score_mu`; eps = -sqrt(1 - ab) S), from
+    mu_T ~ N(0, 1) (x_T ~ N(0, I) projected) down to mu_0: ``{"mu0": (n,), "traj": {t: (n,)}}``
+    with mu_t at each step in ``keep``. The projection on the unit vector 1/sqrt(N) of an
+    N-dimensional chain with this score is exactly this one-dimensional chain."""
+    betas = np.asarray(betas, dtype=float)
+    ab = np.cumprod(1 - betas)
+    mu, traj = rng.standard_normal(n_traj), {}
+    for t in range(len(betas) - 1, -1, -1):
+        if t in keep:
+            traj[t] = mu.copy()
+        eps = -math.sqrt(1 - ab[t]) * curie_weiss_score_mu(mu, ab[t], m_star, n_spins, h)
+        mu = (mu - betas[t] / math.sqrt(1 - ab[t]) * eps) / math.sqrt(1 - betas[t])
+        if t > 0:
+            mu = mu + math.sqrt(betas[t]) * rng.standard_normal(n_traj)
+    return {"mu0": mu, "traj": traj}
+
+
+def commitment(traj: dict, mu0) -> dict:
+    """For each kept step t, the fraction of reverse trajectories whose sign at t is the sign
+    they end with (0.5: undecided; 1: every trajectory has chosen its phase)."""
+    final = np.sign(mu0)
+    return {t: float(np.mean(np.sign(v) == final)) for t, v in traj.items()}
+
+
+def gaussian_kl(mu_q, var_q: float, mu_p, var_p: float) -> float:
+    """KL(N(mu_q, var_q I) || N(mu_p, var_p I)) in d = len(mu) dimensions:
+    ||mu_q - mu_p||^2 / (2 var_p) + C, C = d/2 (var_q / var_p - 1 - log(var_q / var_p)); the
+    L_{t-1} term of theory chapter T3, where C does not depend on the model (Ho et al. eq. 8)."""
+    mu_q, mu_p = np.atleast_1d(np.asarray(mu_q, float)), np.atleast_1d(np.asarray(mu_p, float))
+    r = var_q / var_p
+    return float(np.sum((mu_q - mu_p) ** 2) / (2 * var_p) + 0.5 * len(mu_q) * (r - 1 - math.log(r)))

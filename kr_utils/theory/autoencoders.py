@@ -129,3 +129,14 @@ def train_autoencoder(model: nn.Module, x0: torch.Tensor, *, steps: int, batch_s
               FitOptions(steps=steps, desc=type(model).__name__, progress=progress),
               scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps))
     return {"losses": run.losses, "train_s": time.perf_counter() - t0}
+
+
+def disjoint_draws(ref: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint random draws of ``n`` rows of ``ref``: the held-out set that samples are
+    compared with, and a second real draw whose distance to it is the floor. Two draws that
+    shared rows would put the floor too low, so ``2 n`` rows are needed."""
+    if 2 * n > len(ref):
+        raise ValueError(f"theory.ae_samples={n}: two disjoint draws need {2 * n} reference digits, "
+                         f"there are {len(ref)}")
+    perm = torch.randperm(len(ref), generator=torch.Generator().manual_seed(seed))
+    return ref[perm[:n]], ref[perm[n:2 * n]]

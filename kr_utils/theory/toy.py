@@ -28,6 +28,19 @@ def two_gaussians(n_per_class: int, generator: torch.Generator, means=((-2.0, -2
     return m[y] + std * torch.randn((len(y), 2), generator=generator), y
 
 
+def bayes_accuracy_two_gaussians(means, std: float, alpha_bar: float) -> float:
+    """The best accuracy any classifier can reach on x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps when x_0
+    is one of :func:`two_gaussians`' two equally likely isotropic clusters: each class is then
+    N(sqrt(ab) m_c, (ab std^2 + 1 - ab) I), and the Bayes rule is right with probability
+    Phi(half the distance between the class means / their common std)."""
+    m = torch.as_tensor(means, dtype=torch.float64)
+    if m.shape[0] != 2:
+        raise ValueError(f"two cluster means expected, got {tuple(m.shape)}")
+    half = math.sqrt(alpha_bar) * float((m[1] - m[0]).norm()) / 2
+    sd = math.sqrt(alpha_bar * std ** 2 + 1 - alpha_bar)
+    return 0.5 * (1 + math.erf(half / sd / math.sqrt(2)))
+
+
 def swiss_roll(n: int, generator: torch.Generator, max_angle: float = 2 * math.pi, noise: float = 0.05):
     """A 2D spiral (theta cos theta, theta sin theta) with theta up to ``max_angle`` (`001`
     uses 2 pi and 3 pi), scaled so its points lie within about [-2, 2]."""

@@ -44,8 +44,10 @@
 #  + \sum_{t=2}^{T}\underbrace{\mathbb E_q\, D_\text{KL}\big(q(x_{t-1}\mid x_t, x_0)\,\|\,p_\theta(x_{t-1}\mid x_t)\big)}_{L_{t-1}}
 #  \ \underbrace{-\ \mathbb E_q \log p_\theta(x_0\mid x_1)}_{L_0}. \tag{T3.3}$$
 #
-# $L_T$ has nothing to learn, and $L_0$ is handled by not adding noise at the last step. What is
-# left compares each reverse step with a distribution we can compute.
+# $L_T$ has nothing to learn. $L_0 = -\log p_\theta(x_0\mid x_1)$ is, in Ho et al. (§3.3), a
+# discretised Gaussian decoder over the 256 levels of a pixel; the $t = 1$ term of the simplified
+# loss below approximates it, and the sampler's last step, which adds no noise, returns that
+# decoder's mean. What is left compares each reverse step with a distribution we can compute.
 #
 # ## The posterior $q(x_{t-1}\mid x_t, x_0)$
 #
@@ -66,21 +68,28 @@
 # ## The loss
 #
 # So we give $\mu_\theta$ the same form with a network $\epsilon_\theta(x_t, t)$ in place of
-# $\epsilon$. The KL divergence between two Gaussians of equal variance $\sigma_t^2$ is the squared
-# distance of the means over $2\sigma_t^2$, hence
+# $\epsilon$. Here $q$ has variance $\tilde\beta_t$ and $p_\theta$ has $\sigma_t^2$; the KL divergence of
+# two such Gaussians in $d$ dimensions is the squared distance of the means over $2\sigma_t^2$ plus
+# $C_t = \tfrac d2\big(\tilde\beta_t/\sigma_t^2 - 1 - \log(\tilde\beta_t/\sigma_t^2)\big)$, which does not depend
+# on $\theta$ (Ho et al. eq. 8; `kr_utils.theory.analytic.gaussian_kl`), hence, up to $C_t$,
 #
 # $$L_{t-1} = \mathbb E_{x_0,\epsilon}\Big[\lambda_t\,\big\|\epsilon - \epsilon_\theta(x_t, t)\big\|^2\Big],
 #   \qquad \lambda_t = \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}, \tag{T3.6}$$
 #
 # with $x_t$ drawn by eq. (T2.2). The weights $\lambda_t$ are `kr_utils.theory.analytic.elbo_weights`
-# ($\sigma_t^2 = \beta_t$, the choice of `001` and of Ho et al.). Ho et al. found that dropping them
-# works better,
+# with $\sigma_t^2 = \beta_t$, the choice of `001`. The book's sampler,
+# `kr_utils.diffusion.AncestralSampler.step`, draws with $\sigma_t^2 = \tilde\beta_t$, the other choice of
+# Ho et al. (they found the two give similar samples): the ELBO-weighted model below is trained on
+# the bound of the $\sigma_t^2 = \beta_t$ chain and sampled with the $\tilde\beta_t$ one
+# (`elbo_weights(..., sigma2="posterior")` gives the weights of the chain that is sampled). Ho et
+# al. found that dropping the weights works better,
 #
 # $$L_\text{simple} = \mathbb E_{t, x_0, \epsilon}\,\big\|\epsilon - \epsilon_\theta(x_t, t)\big\|^2, \tag{T3.7}$$
 #
 # which is eq. (4), `kr_utils.diffusion.diffusion_loss` (with `weights=` it computes eq. T3.6).
 # Sampling then runs eq. (T3.5) with $\epsilon_\theta$ plus noise $\sigma_t z$: Algorithm 2 of Ho et
-# al., `kr_utils.diffusion.AncestralSampler.step`.
+# al., `kr_utils.diffusion.AncestralSampler.step` ($\sigma_t^2 = \tilde\beta_t$; with clipping of $\hat x_0$
+# it is eq. T3.4 at the clipped $\hat x_0$ instead).
 
 # %% tags=["remove-cell"]
 import sys
@@ -139,9 +148,10 @@ posterior.style.format("{:.5f}")
 #
 # ## What the ELBO weights do
 #
-# The weights $\lambda_t$ of eq. (T3.6) are largest at small $t$, where $x_t$ is nearly clean: the
-# ELBO spends most of its effort on imperceptible noise, while $L_\text{simple}$ weights every step
-# equally, which in relative terms favours the noisy steps where the shape of the data is decided.
+# The weights $\lambda_t$ of eq. (T3.6) are U-shaped: largest at the smallest $t$, where $x_t$ is
+# nearly clean, smallest near $t =$ {glue:text}`t3_weight_argmin`, and rising again towards $T$. The
+# first 200 steps carry {glue:text}`t3_weight_first200` of the total weight. $L_\text{simple}$
+# weights every step equally.
 
 # %%
 lam = analytic.elbo_weights(sampler.schedule.betas)
@@ -151,6 +161,8 @@ ax.axhline(1, c="tab:orange", label=r"$L_\mathrm{simple}$ (eq. T3.7)")
 ax.set_xlabel("t"); ax.legend(fontsize=8); ax.grid(alpha=0.3)
 plots.glue_figure("fig_t3_weights", fig)
 glue("t3_weight_ratio", f"{(lam[0] / lam[-1]).item():.0f}", display=False)
+glue("t3_weight_argmin", int(lam.argmin()) + 1, display=False)  # the figure's t runs from 1
+glue("t3_weight_first200", f"{100 * (lam[:200].sum() / lam.sum()).item():.0f}%", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_t3_weights
@@ -161,8 +173,9 @@ glue("t3_weight_ratio", f"{(lam[0] / lam[-1]).item():.0f}", display=False)
 # ## Weighted against simplified loss, by experiment
 #
 # The same small MLP (`kr_utils.theory.toy.ToyEpsMLP`) is trained twice per seed on the 3π Swiss roll of
-# `001`, once on eq. (T3.6) (weights rescaled to mean 1 so both see the same average step size)
-# and once on eq. (T3.7), with the same data, steps and optimiser
+# `001`, once on eq. (T3.6) (weights rescaled to mean 1; under Adam, whose step does not depend
+# on a constant factor of the loss, this changes only the printed loss) and once on eq. (T3.7),
+# with the same data, steps and optimiser
 # (`kr_utils.theory.toy.train_toy_eps`). We then sample with the 1000-step ancestral sampler and measure
 # two things on held-out points: the **energy distance** to the data
 # (`kr_utils.theory.toy.energy_distance`; 0 means the same distribution) and the median distance from a
@@ -238,8 +251,7 @@ plots.glue_figure("fig_t3_weighted_vs_simple", fig)
 # two differ: the weighted model's held-out noise error is {glue:text}`t3_err_small` times that of
 # the $L_\text{simple}$ model for $t < 10$ and {glue:text}`t3_err_noisy` times for
 # $200 \le t < 500$ (below 1: the weighted model is better there). The ELBO puts the model's
-# capacity where the images are almost clean; the samples' shape is decided at the noisier steps.
-# The pipeline, like Ho et al. and the thesis, trains on eq. (4).
+# capacity where the images are almost clean. The pipeline, like Ho et al. and the thesis, trains on eq. (4).
 
 # %%
 store.update_metrics(profile, "theory", {"T3": {"posterior_mean_max_err": mean_err,

@@ -84,24 +84,35 @@ sampler = diffusion.AncestralSampler(toy.toy_schedule(T), clip_x0=False)
 # %% [markdown]
 # ## The noisy classifier
 #
-# Its accuracy on held-out points diffused to each $t$: near 100% while the clusters are still
-# apart, falling to chance (50%) as the noise erases them. `002` checks it at $t = 250$.
+# Its accuracy on held-out points diffused to each $t$, beside the best accuracy any classifier
+# can reach there (`kr_utils.theory.toy.bayes_accuracy_two_gaussians`: each class is a Gaussian of
+# mean $\sqrt{\bar\alpha_t}\,m_c$ and variance $\bar\alpha_t\sigma^2 + 1 - \bar\alpha_t$). `002` checks it at $t = 250$.
 
 # %%
 ts = [0, 50, 100, 150, 200, 250, 300, 350, 400, 450, 499]
 acc = [toy.noisy_accuracy(clf, x_test, y_test, t, T, torch.Generator().manual_seed(seed + t)) for t in ts]
 fig, ax = plt.subplots(figsize=(5, 3))
-ax.plot(ts, acc, marker="o"); ax.axhline(0.5, c="0.5", ls="--")
-ax.set_xlabel("t"); ax.set_ylabel("accuracy on x_t"); ax.grid(alpha=0.3)
+ab_t = toy.toy_schedule(T).alphas_cumprod.numpy()
+bayes = [toy.bayes_accuracy_two_gaussians(MEANS, 0.5, float(ab_t[t])) for t in ts]
+ax.plot(ts, acc, marker="o", label="noisy classifier"); ax.plot(ts, bayes, "k--", label="Bayes limit")
+ax.axhline(0.5, c="0.5", ls=":", label="chance")
+ax.set_xlabel("t"); ax.set_ylabel("accuracy on x_t"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
 plots.glue_figure("fig_t5_classifier", fig)
 glue("t5_acc_250", f"{100 * acc[ts.index(250)]:.1f}%", display=False)
+glue("t5_acc_last", f"{100 * acc[-1]:.1f}%", display=False)
+glue("t5_bayes_last", f"{100 * bayes[-1]:.1f}%", display=False)
+glue("t5_ab_last", f"{ab_t[ts[-1]]:.4f}", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_t5_classifier
 # Accuracy of $p_\phi(c\mid x_t, t)$ on 1,000 held-out points noised to step $t$.
 # ```
 #
-# At $t = 250$ the classifier is right {glue:text}`t5_acc_250` of the time.
+# At $t = 250$ the classifier is right {glue:text}`t5_acc_250` of the time. With $T = 500$ steps of
+# the linear schedule the clusters are never erased: at $t = 499$, $\bar\alpha_t =$
+# {glue:text}`t5_ab_last`, the Bayes limit is still {glue:text}`t5_bayes_last` and the classifier
+# measures {glue:text}`t5_acc_last`, not chance (50%). The chain's last state $x_T$ is therefore not
+# exactly $\mathcal N(0, I)$ here, though the samplers below start from it.
 #
 # ## Guidance strength against the result
 #
@@ -157,9 +168,9 @@ sweep.round(3)
 # {glue:text}`t5_cg_99`, classifier-free guidance from $w =$ {glue:text}`t5_cfg_99` ($w = 0.5$
 # already gives {glue:text}`t5_cfg_half`). Across all strengths the spread inside the requested
 # cluster stays between {glue:text}`t5_spread_range` (the data: 0.5), and it is largest at the
-# intermediate strengths, where some samples stop between the two clusters: with clusters this far
-# apart guidance mostly decides *which* mode, and its push matters near the boundary. On digits, where classes overlap, larger $w$ also narrows each class;
-# pipeline chapter 3 shows the effect of $w \in \{0, 1, 2, 4\}$ on digits.
+# intermediate strengths (why, this chapter does not measure). With clusters this far apart,
+# guidance here mostly decides *which* mode a sample lands in; pipeline chapter 3 measures what
+# $w \in \{0, 1, 2, 4\}$ does on digits, where the classes are not this far apart.
 
 # %%
 picked = ["classifier, s = 0", "classifier, s = 1", "classifier, s = 30",

@@ -25,12 +25,14 @@
 #
 # **Inpainting.** Destroy a 14×14 patch in the middle of a digit and generate only the patch: start
 # from noise, and after every reverse step overwrite the known pixels with the original noised to
-# that same step by eq. (T2.2), so that the generated part is always consistent with a real
-# context at the right noise level (`kr_utils.diffusion.inpaint`; RePaint, Lugmayr et al. 2022,
-# without its resampling loops).
+# that same step by eq. (T2.2) (`kr_utils.diffusion.inpaint`; RePaint, Lugmayr et al. 2022, without
+# its resampling loops). The known pixels then always sit at the right noise level, but nothing
+# makes the generated pixels agree with them: each step sees the replaced context only after it
+# has moved, and seams between the two are the gap RePaint's resampling closes.
 #
-# Both use the ancestral sampler of eq. (T3.5) with clipping of $\hat x_0$
-# (`kr_utils.diffusion.AncestralSampler`) and the pipeline's class-conditional U-Net when its
+# Both use the ancestral sampler with clipping of $\hat x_0$ (`kr_utils.diffusion.AncestralSampler`):
+# each step is the posterior mean of eq. (T3.4) at the clipped $\hat x_0$ (eq. T3.5 holds only for
+# the unclipped one) plus noise, and the pipeline's class-conditional U-Net when its
 # checkpoint exists for this profile; otherwise a small one is trained here
 # (`kr_utils.pipeline.theory_diffusion_model`). Each is run twice: without the class (the null token,
 # the model's unconditional half) and with the digit's true class.
@@ -65,9 +67,10 @@ glue("t7_source", source, display=False)
 sampler = diffusion.AncestralSampler(schedule, clip_x0=True)
 test_images, test_labels = data.load_mnist("test")
 n = th.recon_digits
-first_of_class = [int((torch.as_tensor(test_labels) == c).nonzero()[0]) for c in range(n)]
-x0 = data.to_model_range(test_images[first_of_class])
-y = torch.as_tensor(test_labels[first_of_class]).long()
+picked = data.classes_in_turn(test_labels, n)  # classes 0-9 in turn: the first of each, then the second, ...
+x0 = data.to_model_range(test_images[picked])
+y = torch.as_tensor(test_labels[picked]).long()
+glue("t7_n", n, display=False)
 null = torch.full_like(y, unet.null_class)
 
 
@@ -104,8 +107,8 @@ recon.round(4)
 
 # %% [markdown]
 # ```{glue:figure} fig_t7_reconstruction
-# One test digit of each class (top), noised to $t_0$ and rebuilt by the reverse process without
-# being told the class (`001` Figs. 8-9).
+# {glue:text}`t7_n` test digits, the classes 0-9 in turn (top), noised to $t_0$ and rebuilt by the
+# reverse process without being told the class (`001` Figs. 8-9).
 # ```
 #
 # Reconstruction error (mean squared error per pixel, pixels in $[0, 1]$) against $t_0$:
@@ -125,9 +128,9 @@ plots.glue_figure("fig_t7_error", fig)
 #
 # Without the class, the error grows from {glue:text}`t7_mse_100` at $t_0 = 100$ to
 # {glue:text}`t7_mse_200`, {glue:text}`t7_mse_400` and {glue:text}`t7_mse_600`: at low noise the
-# reverse process is a denoiser, at high noise it keeps the rough shape and invents the rest,
-# and by $t_0 = 600$ it may produce a different digit. `001` saw the same turn around
-# $t \approx 400$.
+# reverse process is a denoiser, at high noise it keeps the rough shape and invents the rest
+# (whether it keeps the digit's class there is not measured: no classifier is applied). `001` saw
+# the same turn around $t \approx 400$.
 #
 # ## Inpainting a 14×14 hole
 
@@ -159,8 +162,8 @@ inpaint.to_frame().round(5)
 #
 # Inside the hole the error is {glue:text}`t7_hole_null` without the class and
 # {glue:text}`t7_hole_cls` with it, against {glue:text}`t7_hole_black` for leaving the hole black;
-# the known pixels come back exactly (last row of the table). The filled patch need not match the
-# original, only be a plausible digit: many strokes are consistent with the same border.
+# the known pixels come back exactly (last row of the table). These errors compare the patch with
+# the original; whether the patch joins its border without a seam is not measured here.
 
 # %%
 ids = {'hole left black': 'hole_black',

@@ -21,26 +21,44 @@
 # (2023), take as data the Curie-Weiss model of $N$ spins $x_i = \pm 1$ at inverse temperature
 # $\beta > 1$ (its ferromagnetic phase): every configuration has a magnetisation close to $+m^*$ or
 # $-m^*$, the two roots of $m = \tanh(\beta m)$ (`kr_utils.theory.analytic.curie_weiss_magnetisation`).
-# Diffuse it with the forward process of chapter T2. For the rescaled total magnetisation
-# $\mu = \sum_i x_i/\sqrt N$ of the noisy state, the reverse dynamics follows the potential
+# Diffuse it with the forward process of chapter T2, $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{\Delta_t}\,\varepsilon$
+# with $\Delta_t = 1 - \bar\alpha_t$. `001`'s eq. (27) gives the score when the two phases are
+# told apart by the rescaled magnetisation $\mu = \sum_i x_i/\sqrt N$ of the noisy state alone
+# (the spins' fluctuations within a phase neglected); projected on $\mu$
+# (`kr_utils.theory.analytic.curie_weiss_score_mu`),
 #
-# $$V_t(\mu) = \frac{\mu^2}{2} - 2\log\cosh\Big[m^*\big(h + \sqrt N\,\mu\,\sqrt{\bar\alpha_t}\big)\Big],
+# $$S_\mu = -\frac{\mu}{\Delta_t} + \frac{\sqrt N m^*\sqrt{\bar\alpha_t}}{\Delta_t}
+#   \tanh\Big[m^*\Big(h + \frac{\sqrt N\,\mu\,\sqrt{\bar\alpha_t}}{\Delta_t}\Big)\Big].$$
+#
+# The reverse Ornstein-Uhlenbeck process (Anderson 1982) moves $\mu$ with the drift
+# $\mu + 2S_\mu = -V_t'(\mu)$, the slope of the potential
+#
+# $$V_t(\mu) = \Big(\frac{2}{\Delta_t} - 1\Big)\frac{\mu^2}{2}
+#   - 2\log\cosh\Big[m^*\Big(h + \frac{\sqrt N\,\mu\,\sqrt{\bar\alpha_t}}{\Delta_t}\Big)\Big]
 #   \tag{T8.1}$$
 #
-# (`001` eq. 28; `kr_utils.theory.analytic.curie_weiss_potential`), with $h$ an external field. Its two
-# limits:
+# (`kr_utils.theory.analytic.curie_weiss_potential`), with $h$ an external field. `001`'s eq. (28),
+# $\mu^2/2 - 2\log\cosh[m^*(h + \sqrt N\mu\sqrt{\bar\alpha_t})]$, is (T8.1) with $\Delta_t = 1$: it holds
+# only where $1 - \bar\alpha_t \approx 1$, that is $\bar\alpha_t = O(1/N)$, the regime where the
+# symmetry breaks. Its two limits (`kr_utils.theory.analytic.curie_weiss_limits`):
 #
-# - **short times** ($\bar\alpha_t \approx 1$): $\log\cosh a \approx |a|$ and
-#   $V \approx \mu^2/2 - 2m^*\sqrt N\sqrt{\bar\alpha_t}\,|\mu|$, two wells, one per phase;
-# - **long times** ($\bar\alpha_t \to 0$): the cosh term flattens and $V$ is a single quadratic well,
-#   the standard normal of pure noise.
+# - **short times** ($|m^*\sqrt N\mu\sqrt{\bar\alpha_t}/\Delta_t| \gg 1$, $\log\cosh a \approx |a|$): two wells,
+#   at $\mu = \pm 2m^*\sqrt{N\bar\alpha_t}/(2 - \Delta_t)$. As $\Delta_t \to 0$ they sit where the data are,
+#   $\pm m^*\sqrt{N\bar\alpha_t}$; eq. (28) would put them at $\pm 2m^*\sqrt{N\bar\alpha_t}$, twice as far;
+# - **long times** ($\sqrt{N\bar\alpha_t}$ small, the log cosh to first order in $\mu$): one quadratic well
+#   centred at $\mu_0 = 2m^*\tanh(hm^*)\sqrt{N\bar\alpha_t}/(2 - \Delta_t)$. The factor 2 comes from the
+#   "$2\log\cosh$"; `001` writes the centre as $m^*\tanh(hm^*)\sqrt N\sqrt{\bar\alpha_t}$, without it.
 #
-# At $h = 0$, $V_t''(0) = 1 - 2m^{*2}N\bar\alpha_t$, so the two wells appear when
-# $\bar\alpha_t > 1/(2m^{*2}N)$ (`kr_utils.theory.analytic.symmetry_breaking_alpha_bar`): a *speciation*
-# time, $\bar\alpha_t \sim 1/N$, at which a reverse trajectory commits to one of the two phases.
-# Before it (in the reverse direction) nothing distinguishes them; after it the choice is made.
-# For digits the same happens with classes: the trajectory figure of pipeline chapter 3 shows
-# the class becoming visible only at an intermediate $t$.
+# At $h = 0$ the curvature at the origin is $V_t''(0) = (2 - \Delta_t)/\Delta_t - 2m^{*2}N\bar\alpha_t/\Delta_t^2$:
+# the double well appears when $2m^{*2}N\bar\alpha_t > 1 - \bar\alpha_t^2$, at
+# $\bar\alpha_c = \sqrt{(m^{*2}N)^2 + 1} - m^{*2}N \approx 1/(2m^{*2}N)$
+# (`kr_utils.theory.analytic.symmetry_breaking_alpha_bar`). That is the threshold this chapter means by
+# the *speciation* time. A second one is often quoted: the density of $\mu_t$ itself, two Gaussians
+# of variance $\Delta_t$ at $\pm m^*\sqrt{N\bar\alpha_t}$, has two modes once
+# $\bar\alpha_t > 1/(1 + m^{*2}N) \approx 1/(m^{*2}N)$ (`kr_utils.theory.analytic.bimodality_alpha_bar`), about
+# twice as late in the reverse run. Whether reverse trajectories do commit to a phase at
+# $\bar\alpha_c$ is measured below by running the reverse chain itself. Pipeline chapter 3's
+# trajectory figure cannot show this: it is class-conditional, so its class is fixed from $t = T$.
 
 # %% tags=["remove-cell"]
 import sys
@@ -53,6 +71,7 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 beta = 1.5      # inverse temperature of the Curie-Weiss data (> 1: two phases)
 n_spins = 100   # N
 h = 0.0         # external field
+n_traj = 4000   # reverse runs of the Curie-Weiss chain
 
 # %%
 import time
@@ -66,18 +85,23 @@ from kr_utils.theory import analytic
 cfg = kr_utils.get_config(profile)
 profile = cfg.profile
 t_start = time.perf_counter()
-ab = diffusion.alphas_cumprod(diffusion.linear_beta_schedule(1000)).numpy()
+betas = diffusion.linear_beta_schedule(1000).numpy()
+ab = np.cumprod(1 - betas)
 m_star = analytic.curie_weiss_magnetisation(beta)
 ab_c = analytic.symmetry_breaking_alpha_bar(m_star, n_spins)
+ab_b = analytic.bimodality_alpha_bar(m_star, n_spins)
 t_c = int(np.argmax(ab < ab_c))  # first step (0-based) where alpha_bar falls below the threshold
-width = 2 * m_star * np.sqrt(n_spins) + 5  # the short-time wells sit at +-2 m* sqrt(N)
+t_b = int(np.argmax(ab < ab_b))
+width = m_star * np.sqrt(n_spins) + 10  # the data's wells sit at +-m* sqrt(N ab) <= m* sqrt(N)
 mu = np.linspace(-width, width, 4001)
 minima = np.array([analytic.count_minima(analytic.curie_weiss_potential(mu, a, m_star, n_spins, h)) for a in ab])
 t_numeric = int(np.argmax(minima < 2))
 glue("t8_m_star", f"{m_star:.3f}", display=False)
 glue("t8_t_c", t_c, display=False)
+glue("t8_t_b", t_b, display=False)
 glue("t8_t_numeric", t_numeric, display=False)
 glue("t8_ab_c", f"{ab_c:.4f}", display=False)
+glue("t8_ab_b", f"{ab_b:.4f}", display=False)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -89,10 +113,11 @@ axes[0].legend(fontsize=8); axes[0].set_title("eq. (T8.1) along the chain", font
 t_short, t_long = 100, 999
 for t, style in ((t_short, "-"), (t_long, "--")):
     exact = analytic.curie_weiss_potential(mu, ab[t], m_star, n_spins, h)
-    approx = (0.5 * mu ** 2 - 2 * m_star * np.sqrt(n_spins * ab[t]) * np.abs(mu) if t == t_short
-              else 0.5 * (mu - m_star * np.tanh(h * m_star) * np.sqrt(n_spins * ab[t])) ** 2)
-    axes[1].plot(mu, exact - exact.min(), "k" + style, label=f"exact, t = {t}")
+    approx = analytic.curie_weiss_limits(mu, ab[t], m_star, n_spins, h)["short" if t == t_short else "long"]
+    axes[1].plot(mu, exact - exact.min(), "k" + style, label=f"(T8.1), t = {t}")
     axes[1].plot(mu, approx - approx.min(), "tab:red", ls=style, label=f"{'short' if t == t_short else 'long'}-time limit")
+eq28 = analytic.curie_weiss_potential(mu, ab[t_short], m_star, n_spins, h, general=False)
+axes[1].plot(mu, eq28 - eq28.min(), "tab:grey", ls=":", label=f"001 eq. (28), t = {t_short}")
 axes[1].set_ylim(0, 60); axes[1].set_xlabel(r"$\mu$"); axes[1].legend(fontsize=8)
 axes[1].set_title("the two limits (seed 001, Fig. 11)", fontsize=9)
 fig.tight_layout()
@@ -101,27 +126,69 @@ plots.glue_figure("fig_t8_potential", fig)
 # %% [markdown]
 # ```{glue:figure} fig_t8_potential
 # Left: the potential (T8.1) at several steps of the linear schedule, $N = 100$, $\beta = 1.5$,
-# $h = 0$. Right: the exact potential against its short- and long-time approximations.
+# $h = 0$. Right: (T8.1) against its short- and long-time limits, and `001`'s eq. (28) at the
+# short time, whose wells lie twice as far out as the data.
 # ```
 #
-# With $\beta = 1.5$, $m^* =$ {glue:text}`t8_m_star`. The threshold
-# $\bar\alpha_t = 1/(2m^{*2}N) =$ {glue:text}`t8_ab_c` is crossed at $t =$ {glue:text}`t8_t_c` of
-# the linear schedule; counting the minima of the computed potential step by step, the double
-# well disappears at $t =$ {glue:text}`t8_t_numeric`. Larger $N$ moves the threshold to a
-# smaller $\bar\alpha_t$, that is to a larger $t$ of the forward process. The reverse process
-# runs from $t = T$ down to 0, so it meets that $t$ sooner: in high dimension the symmetry
-# breaks early in the reverse run, while the noise is still large, and the rest of the run
-# refines a sample on the side already chosen.
+# With $\beta = 1.5$, $m^* =$ {glue:text}`t8_m_star`. The threshold $\bar\alpha_c =$ {glue:text}`t8_ab_c`
+# is crossed at $t =$ {glue:text}`t8_t_c` of the linear schedule; counting the minima of the
+# computed potential step by step, the double well disappears at $t =$ {glue:text}`t8_t_numeric`.
+# The density's bimodality threshold {glue:text}`t8_ab_b` falls at $t =$ {glue:text}`t8_t_b`.
+# Larger $N$ moves both to a smaller $\bar\alpha_t$, that is to a larger $t$ of the forward
+# process. The reverse process runs from $t = T$ down to 0, so it meets that $t$ sooner: in high
+# dimension the symmetry breaks early in the reverse run, while the noise is still large.
+#
+# ## A reverse run on Curie-Weiss data
+#
+# The reverse DDPM chain (Ho et al.'s Algorithm 2, $\sigma_t^2 = \beta_t$) with the score above, run
+# on $\mu$ (`kr_utils.theory.analytic.curie_weiss_reverse`: the projection of the $N$-dimensional
+# chain on $\mathbf 1/\sqrt N$ is exactly this one-dimensional chain), from $\mu_T \sim \mathcal N(0, 1)$. For
+# each step $t$, the fraction of trajectories whose sign at $t$ is already the sign they end with
+# (`kr_utils.theory.analytic.commitment`) goes from 1/2 (undecided) to 1 (decided).
+
+# %%
+runs = analytic.curie_weiss_reverse(n_traj, betas, m_star, n_spins, h, np.random.default_rng(0),
+                                    keep=range(0, 1000, 5))
+committed = analytic.commitment(runs["traj"], runs["mu0"])
+ts = np.array(sorted(committed)); frac = np.array([committed[t] for t in ts])
+t_half = int(ts[frac >= 0.75].max())  # the last step (reverse time: the first) at which 3/4 have chosen
+fig, ax = plt.subplots(figsize=(5.5, 3.2))
+ax.plot(ts, frac, "k-", label="trajectories already on their final side")
+ax.axvline(t_c, color="tab:red", ls="--", label=r"$\bar\alpha_c$ (curvature)")
+ax.axvline(t_b, color="tab:blue", ls=":", label=r"bimodal density of $\mu_t$")
+ax.axhline(0.75, color="grey", lw=0.5)
+ax.set_xlabel("t (axis reversed: the reverse run reads left to right)"); ax.set_ylabel("fraction committed")
+ax.invert_xaxis(); ax.legend(fontsize=8); ax.grid(alpha=0.3)
+plots.glue_figure("fig_t8_commitment", fig)
+glue("t8_t_half", t_half, display=False)
+glue("t8_n_traj", n_traj, display=False)
+glue("t8_final_abs", f"{np.abs(runs['mu0']).mean():.3f}", display=False)
+glue("t8_data_mu", f"{m_star * np.sqrt(n_spins):.3f}", display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_t8_commitment
+# {glue:text}`t8_n_traj` reverse runs of $\mu$ on Curie-Weiss data ($N = 100$, $\beta = 1.5$, $h = 0$):
+# the fraction that is already on the side of zero it ends on, against the step.
+# ```
+#
+# Every run ends in a phase: $|\mu_0| =$ {glue:text}`t8_final_abs` on average, the data's
+# $m^*\sqrt N =$ {glue:text}`t8_data_mu`. Three quarters of the runs have chosen their phase by
+# $t =$ {glue:text}`t8_t_half` (half-way from undecided to decided, a convention of this
+# chapter), against $t =$ {glue:text}`t8_t_c` from the curvature threshold $\bar\alpha_c$ and
+# $t =$ {glue:text}`t8_t_b` from the density's bimodality: the commitment of the reverse
+# trajectories follows the curvature of (T8.1).
 
 # %%
 store.update_metrics(profile, "theory", {"T8": {"m_star": m_star, "alpha_bar_c": ab_c, "t_c_analytic": t_c,
-                                                    "t_c_numeric": t_numeric}})
+                                                    "t_c_numeric": t_numeric, "alpha_bar_bimodal": ab_b,
+                                                    "t_bimodal": t_b, "t_committed_3_4": t_half}})
 store.update_metrics(profile, "theory_wall_time_s", {"T8": round(time.perf_counter() - t_start, 1)})
 
 # %% [markdown]
 # ## What was measured
 #
 # With $\beta = 1.5$ the magnetisation is $m^* =$ {glue:text}`t8_m_star`; the threshold
-# $\bar\alpha_t =$ {glue:text}`t8_ab_c` falls at $t =$ {glue:text}`t8_t_c` of the linear
+# $\bar\alpha_c =$ {glue:text}`t8_ab_c` falls at $t =$ {glue:text}`t8_t_c` of the linear
 # schedule, and counting the minima of the computed potential the double well disappears at
-# $t =$ {glue:text}`t8_t_numeric`.
+# $t =$ {glue:text}`t8_t_numeric`. In {glue:text}`t8_n_traj` reverse runs, three quarters of the
+# trajectories had chosen their phase by $t =$ {glue:text}`t8_t_half`.
