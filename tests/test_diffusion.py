@@ -194,3 +194,22 @@ def test_build_sampler_follows_the_config():
     a = diffusion.build_sampler(smoke, SCHEDULE, sampler="ancestral", noise_scale=0.5)
     assert isinstance(a, diffusion.AncestralSampler) and len(a.timesteps) == 1000 and a.noise_scale == 0.5
     assert a.prev_timestep(0) == -1 and a.prev_timestep(999) == 998
+
+
+def test_the_inpainting_study_of_t7_with_an_oracle():
+    from kr_utils.theory import restoration
+
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.rand(3, 1, 28, 28, generator=g) * 2 - 1
+    mask = restoration.square_hole(x0, 18)
+    assert (mask == 0).sum() == 3 * 18 * 18 and mask[0, 0, 5:23, 5:23].eq(0).all() and mask[0, 0, 4, 4] == 1
+    with pytest.raises(ValueError, match="hole size"):
+        restoration.square_hole(x0, 28)
+    s = _sampler("ddim", num_steps=20)
+    model = _Oracle(torch.cat([x0, x0]), s.schedule.alphas_cumprod)
+    model.null_class = 10
+    table, rows = restoration.inpainting_study(model, s, x0, torch.zeros(3, dtype=torch.long), 14, seed=0,
+                                               progress=False)
+    assert table["known pixels changed"] == 0.0  # replacement keeps the known pixels exactly
+    assert table["inpainted, no class"] < 1e-6 < table["hole left black"]  # the oracle fills the hole back
+    assert torch.equal(rows["damaged"][restoration.square_hole(x0, 14) == 0], torch.full((3 * 196,), -1.0))

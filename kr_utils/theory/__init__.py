@@ -2,6 +2,6 @@
 builds: ``analytic`` (latent-variable models in 1D, the forward chain step by step, the
 posterior by Monte Carlo, the ELBO's weights, the Curie-Weiss potential), ``toy`` (2-D data,
 the toy eps-model, classifier guidance) and ``autoencoders`` (per-step and shared denoising
-autoencoders of theory chapter 6).
+autoencoders of theory chapter 6) and ``restoration`` (theory chapter 7's inpainting study).
 """
-from . import analytic, autoencoders, toy  # noqa: F401
+from . import analytic, autoencoders, restoration, toy  # noqa: F401

@@ -55,6 +55,7 @@ import torch
 from kr_utils.live import glue
 import kr_utils
 from kr_utils import data, diffusion, pipeline, plots, runtime, store
+from kr_utils.theory import restoration
 
 cfg = kr_utils.get_config(profile)
 seed = cfg.seed if seed is None else seed
@@ -74,11 +75,6 @@ glue("t7_n", n, display=False)
 null = torch.full_like(y, unet.null_class)
 
 
-def pixel_mse(a, b, mask=None):
-    """Mean squared error in [0, 1] pixel units, optionally only where mask == 1."""
-    d = ((a - b) / 2) ** 2
-    return (d * mask).sum().item() / mask.sum().item() if mask is not None else d.mean().item()
-
 
 # %% [markdown]
 # The model used here is {glue:text}`t7_source`.
@@ -93,9 +89,9 @@ for t0 in levels:
     rec, noised = diffusion.reconstruct(unet, sampler, torch.cat([x0, x0]), t0, both, 1.0,
                                         torch.Generator().manual_seed(seed + t0), progress=True)
     rec_null, rec_cls = rec.chunk(2)
-    rows.append({"t0": t0, "noised input": pixel_mse(noised[:n].clamp(-1, 1), x0),
-                 "reconstruction, no class": pixel_mse(rec_null, x0),
-                 "reconstruction, with class": pixel_mse(rec_cls, x0)})
+    rows.append({"t0": t0, "noised input": restoration.pixel_mse(noised[:n].clamp(-1, 1), x0),
+                 "reconstruction, no class": restoration.pixel_mse(rec_null, x0),
+                 "reconstruction, with class": restoration.pixel_mse(rec_cls, x0)})
     grid += [noised[:n].clamp(-1, 1), rec_null]
 recon = pd.DataFrame(rows).set_index("t0")
 fig = plots.mosaic(torch.cat(grid), nrow=1 + 2 * len(levels),
@@ -132,38 +128,36 @@ plots.glue_figure("fig_t7_error", fig)
 # (whether it keeps the digit's class there is not measured: no classifier is applied). `001` saw
 # the same turn around $t \approx 400$.
 #
-# ## Inpainting a 14×14 hole
+# ## Inpainting a 14×14 and an 18×18 hole
+#
+# `kr_utils.theory.restoration.inpainting_study` destroys a centred square and generates it back,
+# without and with the class; `001`'s Fig. 10c uses the larger hole.
 
 # %%
-mask = torch.ones_like(x0)
-mask[:, :, 7:21, 7:21] = 0  # the destroyed patch
-damaged = torch.where(mask.bool(), x0, torch.full_like(x0, -1.0))
-both = torch.cat([null, y])
-filled = diffusion.inpaint(unet, sampler, torch.cat([x0, x0]), torch.cat([mask, mask]), both, 1.0,
-                           torch.Generator().manual_seed(seed), progress=True)
-hole = 1 - mask
-inpaint = pd.Series({"hole left black": pixel_mse(damaged, x0, hole),
-                     "inpainted, no class": pixel_mse(filled[:n], x0, hole),
-                     "inpainted, with class": pixel_mse(filled[n:], x0, hole),
-                     "known pixels changed": pixel_mse(filled[:n], x0, mask)}, name="MSE in the hole")
-fig = plots.mosaic(torch.cat([x0, damaged, filled[:n], filled[n:]]), nrow=4,
-                   row_labels=["original", "damaged", "no class", "with class"])
+inpaint, patches = {}, {}
+for size in (14, 18):
+    inpaint[size], patches[size] = restoration.inpainting_study(unet, sampler, x0, y, size, seed)
+fig = plots.mosaic(torch.cat([x0] + [patches[s][k] for s in (14, 18) for k in ("damaged", "no class", "with class")]),
+                   nrow=7, row_labels=["original"] + [f"{k}, {s}x{s}" for s in (14, 18)
+                                                      for k in ("damaged", "no class", "with class")])
 plots.glue_figure("fig_t7_inpainting", fig)
-glue("t7_hole_black", f"{inpaint['hole left black']:.4f}", display=False)
-glue("t7_hole_null", f"{inpaint['inpainted, no class']:.4f}", display=False)
-glue("t7_hole_cls", f"{inpaint['inpainted, with class']:.4f}", display=False)
-inpaint.to_frame().round(5)
+for size, tag in ((14, ""), (18, "18_")):
+    for key, col in (("black", "hole left black"), ("null", "inpainted, no class"), ("cls", "inpainted, with class")):
+        glue(f"t7_hole_{tag}{key}", f"{inpaint[size][col]:.4f}", display=False)
+pd.DataFrame(inpaint).round(5)
 
 # %% [markdown]
 # ```{glue:figure} fig_t7_inpainting
-# A 14×14 patch destroyed (second row) and generated back, without and with the class
-# (`001` Fig. 10).
+# A centred 14×14 and an 18×18 patch destroyed ("damaged") and generated back, without and with
+# the class (`001` Fig. 10).
 # ```
 #
-# Inside the hole the error is {glue:text}`t7_hole_null` without the class and
+# Inside the 14×14 hole the error is {glue:text}`t7_hole_null` without the class and
 # {glue:text}`t7_hole_cls` with it, against {glue:text}`t7_hole_black` for leaving the hole black;
-# the known pixels come back exactly (last row of the table). These errors compare the patch with
-# the original; whether the patch joins its border without a seam is not measured here.
+# inside the 18×18 hole {glue:text}`t7_hole_18_null` and {glue:text}`t7_hole_18_cls`, against
+# {glue:text}`t7_hole_18_black`. The known pixels come back exactly (last row of the table). These
+# errors compare the patch with the original; whether the patch joins its border without a seam
+# is not measured here.
 
 # %%
 ids = {'hole left black': 'hole_black',
@@ -174,7 +168,8 @@ ids = {'hole left black': 'hole_black',
        'reconstruction, no class': 'reconstruction_null',
        'reconstruction, with class': 'reconstruction_class'}  # stable ids as keys
 store.update_metrics(profile, "theory", {"T7": {"model": source, "reconstruction_mse": recon.rename(columns=ids).to_dict(),
-                                                "inpainting_mse": inpaint.rename(index=ids).to_dict()}})
+                                                "inpainting_mse": inpaint[14].rename(index=ids).to_dict(),
+                                                "inpainting_mse_18": inpaint[18].rename(index=ids).to_dict()}})
 store.update_metrics(profile, "theory_wall_time_s", {"T7": round(time.perf_counter() - t_start, 1)})
 
 # %% [markdown]

@@ -1,0 +1,46 @@
+"""Theory chapter T7: restoring damaged digits with the pipeline's reverse process, the
+measures of its inpainting study (`001` Fig. 10, holes of 14x14 and 18x18 pixels)."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from .. import diffusion
+
+
+def pixel_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Mean squared error in [0, 1] pixel units (images in [-1, 1]), only where ``mask`` == 1 if given."""
+    d = ((a - b) / 2) ** 2
+    return (d * mask).sum().item() / mask.sum().item() if mask is not None else d.mean().item()
+
+
+def square_hole(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A mask like ``x`` (N, 1, H, W): 1 on the known pixels, 0 in the centred ``size`` x ``size`` hole."""
+    h, w = x.shape[-2:]
+    if not isinstance(size, int) or not 0 < size < min(h, w):
+        raise ValueError(f"hole size must be an integer in [1, {min(h, w) - 1}], got {size!r}")
+    top, left = (h - size) // 2, (w - size) // 2
+    mask = torch.ones_like(x)
+    mask[..., top:top + size, left:left + size] = 0
+    return mask
+
+
+def inpainting_study(unet, sampler, x0: torch.Tensor, y: torch.Tensor, size: int, seed: int,
+                     progress: bool = True) -> tuple[pd.Series, dict]:
+    """Destroy a centred ``size`` x ``size`` hole in ``x0`` and generate it back with
+    :func:`kr_utils.diffusion.inpaint`, without the class (the null token) and with ``y``, in
+    one batch. Returns the errors in the hole (and the change of the known pixels, which
+    must be 0) and the image rows ``{"damaged", "no class", "with class"}``."""
+    n = len(x0)
+    mask = square_hole(x0, size)
+    damaged = torch.where(mask.bool(), x0, torch.full_like(x0, -1.0))
+    both = torch.cat([torch.full_like(y, unet.null_class), y])
+    filled = diffusion.inpaint(unet, sampler, torch.cat([x0, x0]), torch.cat([mask, mask]), both, 1.0,
+                               torch.Generator().manual_seed(seed), progress=progress)
+    hole = 1 - mask
+    table = pd.Series({"hole left black": pixel_mse(damaged, x0, hole),
+                       "inpainted, no class": pixel_mse(filled[:n], x0, hole),
+                       "inpainted, with class": pixel_mse(filled[n:], x0, hole),
+                       "known pixels changed": max(pixel_mse(filled[:n], x0, mask), pixel_mse(filled[n:], x0, mask))},
+                      name=f"MSE, {size}x{size} hole")
+    return table, {"damaged": damaged, "no class": filled[:n], "with class": filled[n:]}
