@@ -10,6 +10,7 @@ import torch
 from kr_utils import diffusion
 
 from kr_utils.theory import analytic
+from scipy import stats
 
 
 def test_closed_form_equals_iterated_chain():
@@ -219,3 +220,53 @@ def test_the_elbo_weights_are_u_shaped():
     lam = analytic.elbo_weights(torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64))
     low = int(lam.argmin())
     assert 200 < low < 500 and lam[0] > lam[low] and lam[-1] > lam[low]
+
+
+MIX = ((0.5, 0.5), (-2.0, 2.0), (0.5, 0.5))  # weights, means, stds of a two-mode 1-D data set
+
+
+def test_the_forward_chain_is_an_ornstein_uhlenbeck_process_at_its_times():
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    s = analytic.ou_time(betas.numpy())
+    ab = torch.cumprod(1 - betas, 0).numpy()
+    np.testing.assert_allclose(np.exp(-s), np.sqrt(ab), rtol=1e-12)
+    rng = np.random.default_rng(0)
+    for t in (50, 300, 999):  # the SDE itself, integrated, against eq. (T2.2)'s marginal
+        x = analytic.ou_euler(np.full(200_000, 1.5), s[t], 400, rng)
+        assert abs(x.mean() - 1.5 * math.sqrt(ab[t])) < 0.01
+        assert abs(x.var() - (1 - ab[t])) < 0.01
+
+
+@pytest.mark.parametrize("ab", [0.9, 0.3, 0.02])
+def test_the_score_is_minus_the_expected_noise_over_its_scale(ab):
+    # d/dx log q(x_t) (closed form) = -(x_t - sqrt(ab) E[x_0 | x_t]) / (1 - ab) = -E[eps | x_t] / sqrt(1 - ab),
+    # with E[x_0 | x_t] by Monte Carlo
+    rng = np.random.default_rng(1)
+    for x in (-2.5, -0.3, 0.0, 1.1):
+        e_x0 = analytic.posterior_mean_x0(x, ab, *MIX, 400_000, rng)
+        score = float(analytic.mixture_score(np.array([x]), ab, *MIX)[0])
+        implied = (x + (1 - ab) * score) / math.sqrt(ab)  # E[x_0 | x_t] that the score implies
+        assert abs(implied - e_x0) < 0.02, (x, implied, e_x0)
+    # and the closed form is the derivative of the noised mixture's log density
+    grid = np.linspace(-4, 4, 9)
+    logq = lambda x: analytic.gmm_logpdf(x, *analytic.noised_mixture(*MIX, ab))  # noqa: E731
+    fd = (logq(grid + 1e-5) - logq(grid - 1e-5)) / 2e-5
+    np.testing.assert_allclose(analytic.mixture_score(grid, ab, *MIX), fd, rtol=1e-5, atol=1e-6)
+
+
+def test_the_reverse_sde_with_the_exact_score_returns_the_two_modes():
+    rng = np.random.default_rng(2)
+    s_end = 5.0
+    y = analytic.reverse_ou(lambda y, s: analytic.mixture_score(y, math.exp(-2 * s), *MIX), s_end, 20_000, 2000, rng)
+    assert abs(np.mean(y > 0) - 0.5) < 0.02  # both modes, equally
+    assert abs(np.abs(y).mean() - 2.0) < 0.05 and abs(y[y > 0].std() - 0.5) < 0.05
+
+
+def test_a_linear_eps_model_keeps_the_reverse_chain_gaussian():
+    # 001's Annex II: the chain is affine plus Gaussian noise at every step, so x_0 is Gaussian
+    betas = np.linspace(1e-4, 0.02, 1000)
+    m, v = analytic.linear_reverse_moments(betas, mean=0.0, var=4.25)  # the mixture's mean and variance
+    x = analytic.linear_reverse_samples(betas, 0.0, 4.25, 100_000, np.random.default_rng(3))
+    assert abs(x.mean() - m) < 0.03 and abs(x.var() / v - 1) < 0.02
+    assert abs(stats.kurtosis(x)) < 0.05  # Gaussian (the data's two modes give -1.5)
+    assert abs(v - 4.25) < 0.1  # it does learn the variance, only not the shape

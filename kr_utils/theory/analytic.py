@@ -89,6 +89,96 @@ def posterior_monte_carlo(x0: float, xt: float, t: int, betas: torch.Tensor, n: 
     return mean, (w * (prev - mean) ** 2).sum().item()
 
 
+def ou_time(betas) -> np.ndarray:
+    """The Ornstein-Uhlenbeck time of each step: s_t = -1/2 sum_{i<=t} log(1 - beta_i), so that
+    sqrt(alpha_bar_t) = exp(-s_t). The forward chain is then dx = -x ds + sqrt(2) dW sampled at
+    the times s_t (`001` eqs. 2 and 24, theta = D = 1; its "log(beta_t - 1)" is log(1 - beta_t))."""
+    return -0.5 * np.cumsum(np.log1p(-np.asarray(betas, dtype=float)))
+
+
+def ou_euler(x0, s_end: float, n_steps: int, rng: np.random.Generator) -> np.ndarray:
+    """Euler-Maruyama for dx = -x ds + sqrt(2) dW from ``x0`` to time ``s_end`` (the SDE itself,
+    not its closed-form marginal)."""
+    x, ds = np.array(x0, dtype=float), s_end / n_steps
+    for _ in range(n_steps):
+        x = x - x * ds + math.sqrt(2 * ds) * rng.standard_normal(x.shape)
+    return x
+
+
+def noised_mixture(weights, means, stds, alpha_bar: float):
+    """q(x_t) of a 1-D Gaussian mixture q(x_0) under eq. (T2.2): the same weights, means times
+    sqrt(ab), variances ab std^2 + 1 - ab."""
+    means, stds = np.asarray(means, float), np.asarray(stds, float)
+    return np.asarray(weights, float), math.sqrt(alpha_bar) * means, np.sqrt(alpha_bar * stds ** 2 + 1 - alpha_bar)
+
+
+def mixture_score(x, alpha_bar: float, weights, means, stds) -> np.ndarray:
+    """The score d/dx log q(x_t) of a noised 1-D Gaussian mixture, in closed form."""
+    w, m, sd = noised_mixture(weights, means, stds, alpha_bar)
+    x = np.asarray(x, float)[..., None]
+    logp = np.log(w) - 0.5 * ((x - m) / sd) ** 2 - np.log(sd)
+    r = np.exp(logp - logp.max(-1, keepdims=True))
+    r /= r.sum(-1, keepdims=True)
+    return (r * (-(x - m) / sd ** 2)).sum(-1)
+
+
+def posterior_mean_x0(x_t: float, alpha_bar: float, weights, means, stds, n: int, rng: np.random.Generator) -> float:
+    """E[x_0 | x_t] by Monte Carlo, without any formula for the posterior: draws of x_0 from the
+    mixture weighted by q(x_t | x_0) (self-normalised)."""
+    x0 = sample_gmm(weights, means, stds, n, rng)[0]
+    logw = -((x_t - math.sqrt(alpha_bar) * x0) ** 2) / (2 * (1 - alpha_bar))
+    w = np.exp(logw - logw.max())
+    return float((w * x0).sum() / w.sum())
+
+
+def reverse_ou(score, s_end: float, n: int, n_steps: int, rng: np.random.Generator) -> np.ndarray:
+    """The reverse-time SDE of the Ornstein-Uhlenbeck forward process (Anderson 1982; `001` eq.
+    25): dy = [y + 2 score(y, s)] d(-s) + sqrt(2) dW, from y ~ N(0, 1) at s = ``s_end`` down to
+    s = 0, by Euler-Maruyama. ``score(y, s)`` is d/dy log q_s(y)."""
+    y, ds = rng.standard_normal(n), s_end / n_steps
+    for k in range(n_steps):
+        s = s_end - k * ds
+        y = y + (y + 2 * score(y, s)) * ds + math.sqrt(2 * ds) * rng.standard_normal(n)
+    return y
+
+
+def linear_eps_model(alpha_bar, mean: float, var: float):
+    """The best linear noise predictor eps(x_t) = a_t (x_t - sqrt(ab) mean) for data of this mean
+    and variance (least squares: a_t = sqrt(1 - ab) / (ab var + 1 - ab)): `001`'s Annex II model."""
+    ab = np.asarray(alpha_bar, float)
+    return np.sqrt(1 - ab) / (ab * var + 1 - ab)
+
+
+def linear_reverse_moments(betas, mean: float, var: float) -> tuple[float, float]:
+    """Mean and variance of x_0 after the ancestral chain (sigma_t^2 = beta_t) with the linear eps
+    model of :func:`linear_eps_model`, from x_T ~ N(0, 1): each step is affine in x_t plus Gaussian
+    noise, so a Gaussian stays Gaussian and only these two numbers move."""
+    betas = np.asarray(betas, float)
+    ab = np.cumprod(1 - betas)
+    m, v = 0.0, 1.0
+    for t in range(len(betas) - 1, -1, -1):
+        a = linear_eps_model(ab[t], mean, var)
+        c = betas[t] / math.sqrt(1 - ab[t])
+        # x' = (x - c a (x - sqrt(ab) mean)) / sqrt(alpha_t) + sqrt(beta_t) z
+        g = (1 - c * a) / math.sqrt(1 - betas[t])
+        m = g * m + c * a * math.sqrt(ab[t]) * mean / math.sqrt(1 - betas[t])
+        v = g * g * v + (betas[t] if t > 0 else 0.0)
+    return m, v
+
+
+def linear_reverse_samples(betas, mean: float, var: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Samples of the same chain as :func:`linear_reverse_moments`, run step by step."""
+    betas = np.asarray(betas, float)
+    ab = np.cumprod(1 - betas)
+    x = rng.standard_normal(n)
+    for t in range(len(betas) - 1, -1, -1):
+        eps = linear_eps_model(ab[t], mean, var) * (x - math.sqrt(ab[t]) * mean)
+        x = (x - betas[t] / math.sqrt(1 - ab[t]) * eps) / math.sqrt(1 - betas[t])
+        if t > 0:
+            x = x + math.sqrt(betas[t]) * rng.standard_normal(n)
+    return x
+
+
 def elbo_weights(betas: torch.Tensor, sigma2: str = "beta") -> torch.Tensor:
     """The weight of ||eps - eps_theta||^2 in the KL term L_t of the ELBO (eq. 19 of `001`):
 

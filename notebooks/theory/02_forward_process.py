@@ -59,6 +59,7 @@ from kr_utils.live import glue
 import kr_utils
 from kr_utils import data, diffusion, plots, store
 from kr_utils.theory import analytic, toy
+from scipy import stats
 
 cfg = kr_utils.get_config(profile)
 seed = cfg.seed if seed is None else seed
@@ -182,8 +183,87 @@ check.round(4)
 # {glue:text}`t2_chain_err`, the size of the Monte Carlo error with 200,000 chains
 # ($\approx 1/\sqrt{n}$).
 
+# %% [markdown]
+# ## The continuous-time view: Ornstein-Uhlenbeck, the score and the reverse process
+#
+# `001` (§2) starts from physics. The diffusion equation $\partial_t K = D\,\Delta K$ spreads a
+# density forever and has no stationary state; adding a restoring force gives the
+# Ornstein-Uhlenbeck process, $dx = -x\,ds + \sqrt 2\,dW$ ($\theta = D = 1$), whose density obeys the
+# Fokker-Planck equation $\partial_s p = \partial_x(x\,p) + \partial_x^2 p$ and relaxes to $\mathcal N(0, 1)$.
+# From $x_0$ its state at time $s$ is $e^{-s}x_0 + \sqrt{1 - e^{-2s}}\,\epsilon$, which is eq. (T2.2) at
+#
+# $$s_t = -\tfrac12 \sum_{i \le t} \log(1 - \beta_i), \qquad \sqrt{\bar\alpha_t} = e^{-s_t} \tag{T2.3}$$
+#
+# (`kr_utils.theory.analytic.ou_time`; `001` writes $\log(\beta_t - 1)$ for $\log(1 - \beta_t)$). The
+# forward chain is the Ornstein-Uhlenbeck process looked at at the times $s_t$: the unit test
+# integrates the SDE itself (`kr_utils.theory.analytic.ou_euler`) and recovers the marginal of (T2.2).
+#
+# The **score** of the noised data, $\nabla\log q(x_t)$, is what the reverse process needs. For
+# $q(x_t) = \int q(x_0)\,q(x_t\mid x_0)\,dx_0$ (`001` eq. 23),
+#
+# $$\nabla\log q(x_t) = -\frac{x_t - \sqrt{\bar\alpha_t}\,\mathbb E[x_0\mid x_t]}{1 - \bar\alpha_t}
+#   = -\frac{\mathbb E[\epsilon\mid x_t]}{\sqrt{1 - \bar\alpha_t}}, \tag{T2.4}$$
+#
+# so a network that predicts the noise, $\epsilon_\theta(x_t, t) \approx \mathbb E[\epsilon\mid x_t]$, is a score
+# model up to the factor $-1/\sqrt{1 - \bar\alpha_t}$. Anderson (1982) showed that the forward SDE
+# has a reverse-time twin, $-dy = [\,y + 2\nabla\log q_s(y)\,]\,ds + \sqrt 2\,d\bar W$ (`001` eq. 25):
+# run from $\mathcal N(0, 1)$ with the true score, it ends in the data's distribution. Below, for a
+# 1-D data set of two Gaussians (means $\pm 2$, std 0.5), the score in closed form
+# (`kr_utils.theory.analytic.mixture_score`) is checked against (T2.4) with $\mathbb E[x_0\mid x_t]$ by
+# Monte Carlo (`kr_utils.theory.analytic.posterior_mean_x0`), and the reverse SDE is run with it
+# (`kr_utils.theory.analytic.reverse_ou`).
+#
+# `001`'s Annex II adds a warning: a **linear** noise model $\epsilon_\theta(x_t) = a_t(x_t - b_t)$ makes every
+# reverse step affine in $x_t$ plus Gaussian noise, so from a Gaussian $x_T$ it can only return a
+# Gaussian, whatever it is trained on. The best linear model of these data
+# (`kr_utils.theory.analytic.linear_eps_model`, least squares) is run through the ancestral chain
+# (`kr_utils.theory.analytic.linear_reverse_samples`) beside it.
+
 # %%
-store.update_metrics(profile, "theory", {"T2": {"t_snr_1": t_half, "chain_vs_closed_form_max_err": err}})
+MIX = ((0.5, 0.5), (-2.0, 2.0), (0.5, 0.5))  # weights, means, stds
+rng = np.random.default_rng(seed)
+score_err = max(abs((xv + (1 - a) * float(analytic.mixture_score(np.array([xv]), a, *MIX)[0])) / np.sqrt(a)
+                    - analytic.posterior_mean_x0(xv, a, *MIX, 200_000, rng))
+                for a in (0.9, 0.3) for xv in (-2.5, -0.5, 1.0))
+s_T = float(analytic.ou_time(betas.numpy())[-1])
+rev = analytic.reverse_ou(lambda y, s: analytic.mixture_score(y, np.exp(-2 * s), *MIX), s_T, 20_000, 2000, rng)
+lin = analytic.linear_reverse_samples(betas.numpy(), 0.0, 4.25, 20_000, rng)  # the data's mean 0, variance 4.25
+
+# %%
+grid = np.linspace(-4.5, 4.5, 400)
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.plot(grid, np.exp(analytic.gmm_logpdf(grid, *MIX)), "k-", label="data")
+ax.hist(rev, bins=120, range=(-4.5, 4.5), density=True, alpha=0.5, label="reverse SDE, true score")
+ax.hist(lin, bins=120, range=(-4.5, 4.5), density=True, alpha=0.5, label="ancestral chain, linear eps model")
+ax.set_xlabel("x_0"); ax.legend(fontsize=8)
+plots.glue_figure("fig_t2_reverse", fig)
+glue("t2_s_T", f"{s_T:.2f}", display=False)
+glue("t2_score_err", f"{score_err:.3f}", display=False)
+glue("t2_rev_modes", f"{100 * np.mean(rev > 0):.1f}%", display=False)
+glue("t2_rev_abs", f"{np.abs(rev).mean():.2f}", display=False)
+glue("t2_lin_var", f"{lin.var():.2f}", display=False)
+glue("t2_lin_kurt", f"{stats.kurtosis(lin):+.2f}", display=False)
+glue("t2_data_kurt", f"{stats.kurtosis(analytic.sample_gmm(*MIX, 200_000, rng)[0]):+.2f}", display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_t2_reverse
+# From $\mathcal N(0, 1)$ back to the data: the reverse SDE with the exact score, and the ancestral
+# chain with the best linear noise model, against the data's density.
+# ```
+#
+# The linear schedule ends at Ornstein-Uhlenbeck time $s_T =$ {glue:text}`t2_s_T`. The closed-form
+# score and (T2.4) with Monte Carlo posterior means agree to {glue:text}`t2_score_err` (in
+# $\mathbb E[x_0\mid x_t]$). With the exact score the reverse SDE puts {glue:text}`t2_rev_modes` of
+# its samples in the right-hand mode, at a mean distance {glue:text}`t2_rev_abs` from zero (the
+# data: 50%, 2). The linear model's samples have the data's variance ({glue:text}`t2_lin_var`
+# against 4.25) but not its shape: their excess kurtosis is {glue:text}`t2_lin_kurt`, a Gaussian's
+# 0, where the two-mode data have {glue:text}`t2_data_kurt`.
+
+# %%
+store.update_metrics(profile, "theory", {"T2": {"t_snr_1": t_half, "chain_vs_closed_form_max_err": err,
+                                                "ou_time_T": s_T, "score_vs_posterior_mean_max_err": score_err,
+                                                "reverse_sde_fraction_right_mode": float(np.mean(rev > 0)),
+                                                "linear_model_excess_kurtosis": float(stats.kurtosis(lin))}})
 store.update_metrics(profile, "theory_wall_time_s", {"T2": round(time.perf_counter() - t_start, 1)})
 
 # %% [markdown]
@@ -191,4 +271,6 @@ store.update_metrics(profile, "theory_wall_time_s", {"T2": round(time.perf_count
 #
 # Signal and noise have equal power at $t =$ {glue:text}`t2_t_half` of the linear schedule, and
 # the closed form $q(x_t \mid x_0)$ matches the chain iterated step by step to within
-# {glue:text}`t2_chain_err`, the size of the Monte Carlo error.
+# {glue:text}`t2_chain_err`, the size of the Monte Carlo error. Run backwards with the exact
+# score, the reverse SDE recovers a two-mode data set ({glue:text}`t2_rev_modes` in the right-hand
+# mode); the best linear noise model returns a Gaussian (excess kurtosis {glue:text}`t2_lin_kurt`).
