@@ -50,3 +50,33 @@ def test_training_reduces_the_loss(make):
     data = prototypes[torch.randint(0, 2, (200,), generator=g)]
     fit = ae.train_autoencoder(make(), data, steps=150, batch_size=32, lr=3e-3, progress=False)
     assert sum(fit["losses"][-10:]) < 0.7 * sum(fit["losses"][:10])
+
+
+def test_under_adam_the_elbo_weights_change_nothing_for_per_step_networks():
+    """001's Fig. 6 compares weighted and unweighted losses. With one network per step, the
+    weight of step t scales all the gradients of network t by one constant, which Adam's
+    update cancels (up to its epsilon); a shared network mixes the steps and does change."""
+    from kr_utils.theory import analytic
+
+    x0 = torch.rand(64, 12, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    w = analytic.elbo_weights(ae.short_schedule(6).betas)
+    assert w.max() / w.min() > 5  # far from uniform
+
+    def moved(build):
+        """How far the weighted run ends from the unweighted one, relative to how far training
+        moved the weights (the same initial weights, batches and noise for both)."""
+        ends = []
+        for weights in (None, w):
+            torch.manual_seed(3)
+            model = build()
+            start = torch.cat([p.detach().flatten() for p in model.parameters()])
+            ae.train_autoencoder(model, x0, steps=30, batch_size=16, lr=1e-2, seed=1, progress=False, weights=weights)
+            ends.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        return ((ends[0] - ends[1]).norm() / (ends[0] - start).norm()).item()
+
+    # per step: the same model up to Adam's epsilon (about 2% here); shared: another model
+    assert moved(lambda: ae.PerStepAutoencoders(T=6, hidden=8, dim=12, output="eps")) < 0.05
+    assert moved(lambda: ae.SharedAutoencoder(T=6, hidden=8, dim=12)) > 0.3
+    with pytest.raises(ValueError, match="one value per step"):
+        ae.train_autoencoder(ae.PerStepAutoencoders(T=6, hidden=8, dim=12), x0, steps=1, batch_size=4, lr=1e-3,
+                             weights=w[:3], progress=False)

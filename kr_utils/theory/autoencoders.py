@@ -94,12 +94,14 @@ class SharedAutoencoder(_Parametrised):
 
 
 def train_autoencoder(model: nn.Module, x0: torch.Tensor, *, steps: int, batch_size: int, lr: float,
-                      seed: int = 0, progress: bool = True) -> dict:
+                      seed: int = 0, progress: bool = True, weights: torch.Tensor | None = None) -> dict:
     """Train either model by mean squared error on its output: epsilon (L_simple, eq. 4) or,
     for ``output="x0"``, the clean digit. The per-step model sees every step of each batch
     (T x batch pairs per update, each network only its own step); the shared model a
-    uniformly drawn step per image. Trains on the device of ``model`` (random draws from a CPU
-    generator, the same on every device). Returns losses and wall time."""
+    uniformly drawn step per image. ``weights`` (one per step, rescaled to mean 1, e.g. the
+    ELBO's :func:`kr_utils.theory.analytic.elbo_weights`) weight each step's error: `001`'s
+    Fig. 6. Trains on the device of ``model`` (random draws from a CPU generator, the same on
+    every device). Returns losses and wall time."""
     if steps <= 0 or batch_size <= 0:
         raise ValueError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
     gen = torch.Generator().manual_seed(seed)
@@ -109,6 +111,10 @@ def train_autoencoder(model: nn.Module, x0: torch.Tensor, *, steps: int, batch_s
     x0 = x0.to(dev)
     schedule = short_schedule(T)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if weights is not None:
+        if len(weights) != T:
+            raise ValueError(f"weights must have one value per step (T={T}), got {len(weights)}")
+        weights = (weights / weights.mean()).float().to(dev)
 
     def loss_fn(idx):
         x = x0[idx.to(dev)]
@@ -118,11 +124,13 @@ def train_autoencoder(model: nn.Module, x0: torch.Tensor, *, steps: int, batch_s
             noise = torch.randn(xs.shape, generator=gen).to(dev)
             x_t = schedule.q_sample(xs.reshape(T * batch_size, -1), t.reshape(-1), noise.reshape(T * batch_size, -1))
             target = noise if model.output == "eps" else xs
-            return F.mse_loss(model.all_steps(x_t.reshape(T, batch_size, -1)), target)
+            err = (model.all_steps(x_t.reshape(T, batch_size, -1)) - target).pow(2).mean((1, 2))  # one per step
+            return err.mean() if weights is None else (weights * err).mean()
         t = torch.randint(0, T, (batch_size,), generator=gen).to(dev)
         noise = torch.randn(x.shape, generator=gen).to(dev)
         target = noise if model.output == "eps" else x
-        return F.mse_loss(model.raw(schedule.q_sample(x, t, noise), t), target)
+        err = (model.raw(schedule.q_sample(x, t, noise), t) - target).pow(2).mean(1)  # one per image
+        return err.mean() if weights is None else (weights[t] * err).mean()
 
     t0 = time.perf_counter()
     run = fit(model, loss_fn, Batcher(len(x0), batch_size, gen, replace=True), opt,
