@@ -80,3 +80,11 @@ def test_under_adam_the_elbo_weights_change_nothing_for_per_step_networks():
     with pytest.raises(ValueError, match="one value per step"):
         ae.train_autoencoder(ae.PerStepAutoencoders(T=6, hidden=8, dim=12), x0, steps=1, batch_size=4, lr=1e-3,
                              weights=w[:3], progress=False)
+
+
+def test_a_clean_digit_output_becomes_eps_by_eq_t2_2():
+    m = ae.PerStepAutoencoders(T=5, hidden=6, dim=10, output="x0")
+    x, k = torch.randn(4, 10), 2
+    d = torch.relu(x @ m.W1[k] + m.b1[k]) @ m.W2[k] + m.b2[k]  # the network's clean digit D(x_t)
+    ab = ae.short_schedule(5).alphas_cumprod[k].float()
+    torch.testing.assert_close(m(x, torch.full((4,), k)), (x - ab.sqrt() * d) / (1 - ab).sqrt())

@@ -270,3 +270,20 @@ def test_a_linear_eps_model_keeps_the_reverse_chain_gaussian():
     assert abs(x.mean() - m) < 0.03 and abs(x.var() / v - 1) < 0.02
     assert abs(stats.kurtosis(x)) < 0.05  # Gaussian (the data's two modes give -1.5)
     assert abs(v - 4.25) < 0.1  # it does learn the variance, only not the shape
+
+
+def test_the_elbo_weights_are_the_kl_of_the_posterior_against_the_model():
+    # (T3.6) from its ingredients: the posterior (T3.4, NoiseSchedule.posterior), a model mean of
+    # the form (T3.5) with eps + delta, and the KL of two Gaussians (analytic.gaussian_kl)
+    s = diffusion.NoiseSchedule.linear(1000)
+    lam = analytic.elbo_weights(s.betas)
+    rng = np.random.default_rng(0)
+    for t in (1, 50, 400, 999):
+        ab, beta = s.alphas_cumprod[t].item(), s.betas[t].item()
+        x0, eps, delta = rng.standard_normal(3), rng.standard_normal(3), 0.1 * rng.standard_normal(3)
+        xt = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * eps
+        c0, ct, var_q = s.posterior(t, t - 1)
+        mu_q = c0 * x0 + ct * xt
+        mu_p = (xt - beta / math.sqrt(1 - ab) * (eps + delta)) / math.sqrt(1 - beta)  # sigma_t^2 = beta_t
+        kl = analytic.gaussian_kl(mu_q, var_q, mu_p, beta) - analytic.gaussian_kl(mu_q, var_q, mu_q, beta)
+        assert math.isclose(kl, lam[t].item() * (delta ** 2).sum(), rel_tol=1e-6)
