@@ -569,7 +569,7 @@ PROFILES: dict[str, dict] = {
                      degradation_per_class=1000, degradation_epochs=10, ablation_per_class=2000,
                      ablation_seeds=(0, 1, 2), thesis_per_class=100),
         theory=dict(toy_steps=8000, toy_hidden=256, toy_samples=5000, classifier_steps=4000,
-                    ae_T=100, ae_hidden=512, ae_shared_hidden=1700, ae_steps=2000, ae_shared_steps=10000,
+                    ae_T=100, ae_hidden=1700, ae_shared_hidden=1700, ae_steps=2000, ae_shared_steps=10000,
                     ae_batch=128, ae_samples=1000, recon_digits=20, recon_fallback_steps=3000),
         evaluation=dict(ood_size=10000, audit_size=None, knn_k=3, fd_size=10000, pool_per_class=2000,
                         thresholds=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99), sweep_per_class=1000, sweep_epochs=10,

@@ -287,3 +287,49 @@ def test_the_elbo_weights_are_the_kl_of_the_posterior_against_the_model():
         mu_p = (xt - beta / math.sqrt(1 - ab) * (eps + delta)) / math.sqrt(1 - beta)  # sigma_t^2 = beta_t
         kl = analytic.gaussian_kl(mu_q, var_q, mu_p, beta) - analytic.gaussian_kl(mu_q, var_q, mu_q, beta)
         assert math.isclose(kl, lam[t].item() * (delta ** 2).sum(), rel_tol=1e-6)
+
+
+def test_the_curie_weiss_magnetisation_by_counting_and_by_enumeration():
+    import itertools
+
+    beta, n = 1.5, 10
+    m, p = analytic.curie_weiss_pmf(beta, n, h=0.7)
+    brute = {}
+    for x in itertools.product((-1, 1), repeat=n):  # all 1,024 configurations of eq. (26)
+        M = sum(x)
+        brute[M] = brute.get(M, 0.0) + math.exp(beta / (2 * n) * M ** 2 + 0.7 / n * M)
+    z = sum(brute.values())
+    np.testing.assert_allclose(p, [brute[int(round(v * n))] / z for v in m], rtol=1e-10)
+    # at large N the two peaks sit at +-m*, the steepest-descent points
+    m, p = analytic.curie_weiss_pmf(beta, 4000)
+    assert abs(abs(m[np.argmax(p)]) - analytic.curie_weiss_magnetisation(beta)) < 0.005
+    np.testing.assert_allclose(p, p[::-1], rtol=1e-9)  # h = 0: the two phases equally likely
+
+
+def test_the_negative_elbo_is_the_sum_of_its_kl_terms():
+    # (T3.2) by Monte Carlo against (T3.3) term by term, on a 1-D chain of T = 6 steps with a
+    # linear reverse model mu_theta(x_t, t) = a_t x_t, sigma_t^2 = beta_t, p(x_T) = N(0, 1)
+    T, x0, n = 6, 0.8, 400_000
+    s = diffusion.NoiseSchedule(T, 0.05, 0.4)
+    betas, ab = s.betas.numpy(), s.alphas_cumprod.numpy()
+    a = np.linspace(0.7, 1.1, T)
+    rng = np.random.default_rng(0)
+    xs = [np.full(n, x0)]
+    for t in range(T):  # x_1 ... x_T from the forward chain (T2.1)
+        xs.append(np.sqrt(1 - betas[t]) * xs[-1] + np.sqrt(betas[t]) * rng.standard_normal(n))
+
+    def lognorm(x, mu, var):
+        return -0.5 * (x - mu) ** 2 / var - 0.5 * np.log(2 * np.pi * var)
+
+    log_q = sum(lognorm(xs[t + 1], np.sqrt(1 - betas[t]) * xs[t], betas[t]) for t in range(T))
+    log_p = lognorm(xs[T], 0.0, 1.0) + sum(lognorm(xs[t], a[t] * xs[t + 1], betas[t]) for t in range(T))
+    neg_elbo_mc = np.mean(log_q - log_p)
+    # (T3.3): L_T + sum_{t>=2} E KL(q(x_{t-1} | x_t, x_0) || p_theta) + L_0
+    l_T = analytic.gaussian_kl(np.sqrt(ab[-1]) * x0, 1 - ab[-1], 0.0, 1.0)
+    kl_terms = 0.0
+    for t in range(1, T):  # 0-based t: the posterior of x_{t-1} given x_t, x_0 (NoiseSchedule.posterior)
+        c0, ct, var_q = s.posterior(t, t - 1)
+        mu_q, mu_p = c0 * x0 + ct * xs[t + 1], a[t] * xs[t + 1]
+        kl_terms += np.mean((mu_q - mu_p) ** 2 / (2 * betas[t]) + 0.5 * (var_q / betas[t] - 1 - np.log(var_q / betas[t])))
+    l_0 = -np.mean(lognorm(x0, a[0] * xs[1], betas[0]))
+    assert abs(neg_elbo_mc - (l_T + kl_terms + l_0)) < 0.01

@@ -268,6 +268,21 @@ def curie_weiss_limits(mu, alpha_bar: float, m_star: float, n_spins: int, h: flo
             "short_wells": 2 * m_star * rna / (2 - delta), "long_centre": mu0}
 
 
+def curie_weiss_pmf(beta: float, n_spins: int, h: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The exact distribution of the magnetisation m = sum_i x_i / N of `001`'s eq. (26),
+    q(x) ~ exp(beta/(2N) (sum x)^2 + h/N sum x), by counting: C(N, k) configurations have
+    k spins up, M = 2k - N. Returns (m, P(m)). As N grows it concentrates on +-m*, the
+    steepest-descent points of the Hubbard-Stratonovich integral (:func:`curie_weiss_magnetisation`)."""
+    from scipy.special import gammaln
+
+    k = np.arange(n_spins + 1)
+    M = 2 * k - n_spins
+    log_w = (gammaln(n_spins + 1) - gammaln(k + 1) - gammaln(n_spins - k + 1)
+             + beta / (2 * n_spins) * M ** 2 + h / n_spins * M)
+    p = np.exp(log_w - log_w.max())
+    return M / n_spins, p / p.sum()
+
+
 def count_minima(values: np.ndarray) -> int:
     """Number of strict interior local minima of a sampled curve."""
     v = np.asarray(values)

@@ -36,11 +36,11 @@
 # (`kr_utils.theory.autoencoders.short_schedule`), for both models.
 #
 # **What the autoencoder outputs.** `001` lets each autoencoder output $\epsilon$ directly, with
-# 1,700 hidden units for MNIST (its Table 2), wider than the 784 pixels. This chapter's networks
-# are narrower ({glue:text}`t6_hidden` hidden units at this profile), and near $t = T$, where
-# $\epsilon$ is almost $x_t$ itself, an identity map of 784 pixels does not fit through a hidden
-# layer narrower than 784 ReLU units. We measure what that costs below; the argument does not
-# apply to `001`'s own width, which this chapter does not run. The models we keep
+# 1,700 hidden units for MNIST (its Table 2), wider than the 784 pixels; the gpu profile runs this
+# chapter at that width, the cpu and smoke profiles narrower ({glue:text}`t6_hidden` hidden units
+# here). Near $t = T$, where $\epsilon$ is almost $x_t$ itself, an identity map of 784 pixels does not
+# fit through a hidden layer narrower than 784 ReLU units; at `001`'s width it can. We measure
+# what the output costs below, at this profile's width. The models we keep
 # output a *clean digit* $D(x_t)$ instead (a denoising autoencoder), and $\epsilon$ follows from
 # eq. (T2.2): $\epsilon = (x_t - \sqrt{\bar\alpha_t}\,D(x_t))/\sqrt{1-\bar\alpha_t}$
 # (`output="x0"`). They are trained on the squared error of $D$ (`kr_utils.theory.autoencoders.train_autoencoder`),

@@ -21,6 +21,22 @@
 # (2023), take as data the Curie-Weiss model of $N$ spins $x_i = \pm 1$ at inverse temperature
 # $\beta > 1$ (its ferromagnetic phase): every configuration has a magnetisation close to $+m^*$ or
 # $-m^*$, the two roots of $m = \tanh(\beta m)$ (`kr_utils.theory.analytic.curie_weiss_magnetisation`).
+#
+# **Where the two phases come from** (`001` §6). The data are $q(x) \propto \exp\big(\tfrac{\beta}{2N}M^2 + \tfrac hN M\big)$,
+# $M = \sum_i x_i$ (its eq. 26). The square couples every spin to every other; the
+# Hubbard-Stratonovich identity
+#
+# $$e^{\beta M^2/(2N)} = \sqrt{\tfrac{N\beta}{2\pi}}\int dm\; e^{-N\beta m^2/2 + \beta m M}$$
+#
+# trades it for an auxiliary field $m$ that each spin sees on its own. Given $m$ the spins are
+# independent, the sum over them gives $(2\cosh(\beta m + h/N))^N$, and
+# $q(m) \propto \exp\big(N[-\beta m^2/2 + \log\cosh(\beta m)]\big)$ for small $h$. At large $N$, steepest
+# descent puts all the mass where the exponent is largest, $m = \tanh(\beta m)$: at $m = 0$ for
+# $\beta \le 1$, at $\pm m^*$ for $\beta > 1$, so $q(m) \approx W_+\delta(m - m^*) + W_-\delta(m + m^*)$. The
+# figure below counts the exact distribution of the magnetisation $M/N$ instead
+# (`kr_utils.theory.analytic.curie_weiss_pmf`: $\binom{N}{k}$ configurations have $k$ spins up).
+# Within a phase the spins are independent with mean $\pm m^*$.
+#
 # Diffuse it with the forward process of chapter T2, $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{\Delta_t}\,\varepsilon$
 # with $\Delta_t = 1 - \bar\alpha_t$. `001`'s eq. (27) gives the score when the two phases are
 # told apart by the rescaled magnetisation $\mu = \sum_i x_i/\sqrt N$ of the noisy state alone
@@ -102,6 +118,22 @@ glue("t8_t_b", t_b, display=False)
 glue("t8_t_numeric", t_numeric, display=False)
 glue("t8_ab_c", f"{ab_c:.4f}", display=False)
 glue("t8_ab_b", f"{ab_b:.4f}", display=False)
+
+# %%
+fig, ax = plt.subplots(figsize=(5.5, 3))
+for n_show in (n_spins, 10 * n_spins):
+    m_grid, p_m = analytic.curie_weiss_pmf(beta, n_show, h)
+    ax.plot(m_grid, p_m * n_show / 2, label=f"N = {n_show}")  # a density in m (grid step 2/N)
+for sign in (-1, 1):
+    ax.axvline(sign * m_star, color="k", ls=":", lw=1)
+ax.set_xlabel("magnetisation M/N"); ax.set_ylabel("density"); ax.legend(fontsize=8)
+plots.glue_figure("fig_t8_pmf", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_t8_pmf
+# The exact distribution of the magnetisation of the Curie-Weiss data at $\beta = 1.5$, $h = 0$,
+# by counting; the dotted lines are $\pm m^*$, where steepest descent puts the two phases.
+# ```
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
