@@ -7,6 +7,8 @@ seed, mean +- std) trained on a synthetic set built with it. Needs the profile's
 diffusion.pt (run notebooks 01 and 02 first). Writes results/<profile>/sampler_benchmark.json.
 
     python benchmarks/samplers.py --profile gpu --per-class 2000 --fast ddim:50 ancestral:50
+    python benchmarks/samplers.py --profile gpu --per-class 500 --fast dpmpp2m:10 dpmpp2m:5 dpmpp2m:8 \
+        dpmpp2m:15 dpmpp2m:20 ddim:10 ddim:20      # DPM-Solver++ (2M) against DDIM and the 1000-step chain
 
 ``--fast`` lists the fast samplers as name:steps (default: the profile's sampler); the first
 is the one whose speed-up and accuracy gap are reported at the top level of the JSON. Each
@@ -45,7 +47,8 @@ def main():
     p.add_argument("--profile", default="cpu")
     p.add_argument("--per-class", type=int, default=None, help="synthetic digits per class for each student")
     p.add_argument("--speed-samples", type=int, default=None, help="digits generated for the speed figure")
-    p.add_argument("--fast", nargs="+", default=None, help="fast samplers as name:steps, e.g. ddim:50 ancestral:50")
+    p.add_argument("--fast", nargs="+", default=None,
+                   help="fast samplers as name:steps, e.g. ddim:50 ancestral:50 dpmpp2m:10")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="student seeds (default: the profile's)")
     args = p.parse_args()
     cfg = kr_utils.get_config(args.profile)
@@ -63,8 +66,8 @@ def main():
     scfg = st.recipe(epochs=epochs, patience=epochs + 1)
     fast = [f.partition(":") for f in args.fast or [f"{g.sampler}:{g.num_steps}"]]
     for name, _, steps in fast:
-        if name not in ("ddim", "ancestral") or not steps.isdigit() or not 1 <= int(steps) <= 50:
-            raise SystemExit(f"--fast {name}:{steps}: expected ddim or ancestral with 1 to 50 steps")
+        if name not in ("ddim", "ancestral", "dpmpp2m") or not steps.isdigit() or not 1 <= int(steps) <= 50:
+            raise SystemExit(f"--fast {name}:{steps}: expected ddim, dpmpp2m or ancestral with 1 to 50 steps")
     schedule = checkpoints.load_schedule(out / "diffusion.pt")
     samplers = {"ancestral_1000": diffusion.build_sampler(g, schedule, sampler="ancestral")}
     samplers.update({f"{name}_{steps}": diffusion.build_sampler(g, schedule, sampler=name, num_steps=int(steps))

@@ -185,7 +185,7 @@ class DiffusionConfig(_Stage):
         return {"base": self.base, "mults": self.mults, "attention": self.attention}
 
 
-SAMPLERS = ("ddim", "ancestral")
+SAMPLERS = ("ddim", "ancestral", "dpmpp2m")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ Equation map (numbers as in the book's pipeline chapters 2 and 3):
 - (6) posterior mean/variance of q(x_{t-1}|x_t,x_0)   -> :meth:`NoiseSchedule.posterior`,
       used by :meth:`AncestralSampler.step`
 - (7) DDIM update (eta = 0 deterministic)             -> :meth:`DDIMSampler.step`
+- DPM-Solver++ (2M) on x0_hat, in 10 steps or fewer    -> :meth:`DPMSolverPPSampler.step`
 
 The reverse loop itself is :func:`sample_loop`; :func:`generate`, :func:`reconstruct` and
 :func:`inpaint` are three ways of starting and steering it.
@@ -258,7 +259,51 @@ class DDIMSampler(Sampler):
         return SamplerOutput(prev, x0)
 
 
-SAMPLERS = {"ancestral": AncestralSampler, "ddim": DDIMSampler}
+class DPMSolverPPSampler(Sampler):
+    """DPM-Solver++ (Lu et al. 2022), multistep, second order (2M), on the data prediction
+    x0_hat: with alpha = sqrt(ab), sigma = sqrt(1 - ab), lambda = log(alpha / sigma) and
+    h = lambda_t' - lambda_t,
+
+        first order:  x_t' = (sigma_t' / sigma_t) x_t - alpha_t' (e^{-h} - 1) x0_hat_t,
+        second order: the same with D = x0_hat_t + (x0_hat_t - x0_hat_prev) / (2 r),
+                      r = h_prev / h (the "midpoint" form),
+
+    the first step and the last (to t = -1, the clean image, where it returns x0_hat) of first
+    order, as diffusers' ``DPMSolverMultistepScheduler`` does (``tests/test_diffusion.py``
+    checks it step by step). ``clip_x0`` clips x0_hat to [-1, 1] (diffusers' thresholding with
+    ``sample_max_value=1``). Deterministic: draws nothing from the generator. The solver keeps
+    the previous step's x0_hat; a step that does not follow the previous one starts afresh.
+    10 steps by default."""
+
+    default_steps = 10
+
+    def set_timesteps(self, num_steps: int | None = None) -> None:
+        super().set_timesteps(num_steps)
+        self._history = None  # (timestep, x0_hat, h) of the previous step
+
+    def _lambda(self, t: int) -> torch.Tensor:
+        ab = self.schedule.alphas_cumprod[t]
+        return 0.5 * (torch.log(ab) - torch.log1p(-ab))
+
+    def step(self, model_output, timestep, sample, generator=None) -> SamplerOutput:
+        t, t_prev = timestep, self._prev[timestep]
+        x0 = self.schedule.predict_x0(sample, model_output, t, self.clip_x0)
+        history, self._history = self._history, None
+        if t_prev < 0:
+            return SamplerOutput(x0, x0)
+        ab, ab_prev = self.schedule.alphas_cumprod[t], self.schedule.alphas_cumprod[t_prev]
+        h = self._lambda(t_prev) - self._lambda(t)
+        sigma_ratio = ((1 - ab_prev) / (1 - ab)).sqrt().item()
+        coef = (ab_prev.sqrt() * torch.expm1(-h)).item()  # alpha_t' (e^{-h} - 1)
+        d = x0
+        if history is not None and self._prev.get(history[0]) == t:  # the step right after the kept one
+            r = (history[2] / h).item()
+            d = x0 + (x0 - history[1]) / (2 * r)
+        self._history = (t, x0, h)
+        return SamplerOutput(sigma_ratio * sample - coef * d, x0)
+
+
+SAMPLERS = {"ancestral": AncestralSampler, "ddim": DDIMSampler, "dpmpp2m": DPMSolverPPSampler}
 
 
 def build_sampler(config, schedule: NoiseSchedule, **changes) -> Sampler:
@@ -271,6 +316,9 @@ def build_sampler(config, schedule: NoiseSchedule, **changes) -> Sampler:
         s.set_timesteps(changes.get("num_steps"))
     elif config.sampler == "ddim":
         s = DDIMSampler(schedule, clip_x0=config.clip_x0, noise_scale=config.noise_scale, eta=config.eta)
+        s.set_timesteps(config.num_steps)
+    elif config.sampler == "dpmpp2m":
+        s = DPMSolverPPSampler(schedule, clip_x0=config.clip_x0)
         s.set_timesteps(config.num_steps)
     else:
         raise ValueError(f"unknown sampler {config.sampler!r}; expected one of {sorted(SAMPLERS)}")

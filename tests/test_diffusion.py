@@ -213,3 +213,43 @@ def test_the_inpainting_study_of_t7_with_an_oracle():
     assert table["known pixels changed"] == 0.0  # replacement keeps the known pixels exactly
     assert table["inpainted, no class"] < 1e-6 < table["hole left black"]  # the oracle fills the hole back
     assert torch.equal(rows["damaged"][restoration.square_hole(x0, 14) == 0], torch.full((3 * 196,), -1.0))
+
+
+@pytest.mark.parametrize("n,clip", [(5, False), (8, True), (10, False), (10, True), (20, True)])
+def test_dpm_solver_pp_matches_diffusers_step_by_step(n, clip):
+    ref = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+        algorithm_type="dpmsolver++", solver_order=2, solver_type="midpoint", lower_order_final=True,
+        thresholding=clip, sample_max_value=1.0, dynamic_thresholding_ratio=0.995, timestep_spacing="trailing")
+    ref.set_timesteps(n)
+    ours = diffusion.DPMSolverPPSampler(SCHEDULE, clip_x0=clip)
+    ours.set_timesteps(n)
+    assert ours.timesteps.tolist() == ref.timesteps.tolist()
+    g = torch.Generator().manual_seed(0)
+    xa = xb = torch.randn(3, 1, 28, 28, generator=g)
+    for t in ours.timesteps.tolist():  # the same model output for both, at every step
+        eps = torch.tanh(xa + t / 1000) * 1.5  # large enough that clipping acts
+        xa = ours.step(eps, t, xa).prev_sample
+        xb = ref.step(eps, t, xb).prev_sample
+        torch.testing.assert_close(xa, xb, atol=2e-4, rtol=2e-4, msg=f"step at t={t}")
+        xb = xa.clone()  # each step compared from the same state
+
+
+def test_dpm_solver_pp_restarts_for_a_new_chain_and_is_deterministic():
+    s = diffusion.DPMSolverPPSampler(SCHEDULE)
+    assert len(s.timesteps) == 10
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 1, 28, 28, generator=g)
+
+    def run(steps=None):
+        y = x
+        for t in s.timesteps.tolist()[:steps]:
+            y = s.step(torch.tanh(y), t, y).prev_sample
+        return y
+
+    whole = run()
+    run(steps=4)  # a chain left half-way (its history is the step at the 4th timestep)
+    torch.testing.assert_close(run(), whole, rtol=0, atol=0)  # the next chain does not reuse it
+    cfg = config.get_config("smoke").sampler
+    built = diffusion.build_sampler(cfg, SCHEDULE, sampler="dpmpp2m", num_steps=8)
+    assert isinstance(built, diffusion.DPMSolverPPSampler) and len(built.timesteps) == 8
