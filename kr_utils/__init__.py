@@ -9,7 +9,8 @@ One module per pipeline stage, each importing only the stages below it:
 - ``models`` (classifiers and U-Net), ``checkpoints`` (save and load with their config),
   ``fit`` (the one training loop);
 - ``diffusion`` (noise schedule, loss, samplers, U-Net training), ``synth`` (the labelled
-  synthetic set), ``distill`` (teacher and student training, the distillation loss),
+  synthetic set) and ``distributed`` (torchrun: DDP training, the set generated in shards; not
+  imported here), ``distill`` (teacher and student training, the distillation loss),
   ``evaluate`` (real-test metrics, intervals over seeds), ``audit`` (fidelity, memorisation,
   distribution and calibration measures);
 - ``studies`` (the thesis' experiments: runs, knobs, degradation, ablation), ``claims``

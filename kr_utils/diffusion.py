@@ -129,7 +129,8 @@ def diffusion_loss(model, x0: torch.Tensor, y: torch.Tensor, schedule: NoiseSche
     t = torch.randint(0, schedule.T, (b,), device=gdev, generator=generator).to(dev)
     noise = torch.randn(x0.shape, device=gdev, generator=generator).to(dev)
     drop = torch.rand(b, device=gdev, generator=generator).to(dev) < p_uncond
-    y = torch.where(drop, torch.full_like(y, model.null_class), y)
+    null_class = getattr(model, "module", model).null_class  # DistributedDataParallel holds the model as .module
+    y = torch.where(drop, torch.full_like(y, null_class), y)
     if weights is None:
         return F.mse_loss(model(schedule.q_sample(x0, t, noise), t, y), noise)
     per_sample = (model(schedule.q_sample(x0, t, noise), t, y) - noise).pow(2).flatten(1).mean(1)
@@ -435,7 +436,8 @@ def _warmup_cosine(warmup: int, total: int):
 
 
 def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, config, *, seed: int, device,
-                    after_step=None, resume_path=None, save_every_s: float = 120.0, desc: str = "diffusion"):
+                    after_step=None, resume_path=None, save_every_s: float = 120.0, desc: str = "diffusion",
+                    wrap=None, progress: bool = True):
     """Train the conditional U-Net on L_simple (eq. 4) by ``config`` (a
     :class:`kr_utils.config.DiffusionConfig`: steps, batch size, learning rate, class dropout
     ``p_uncond``, EMA decay, schedule) with :func:`kr_utils.fit.fit`: AdamW, warm-up then
@@ -443,7 +445,9 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, config, *
 
     Returns the :class:`kr_utils.fit.FitResult` (``.model`` is the EMA model, ``.losses`` the
     per-step losses); ``after_step(step, ema_model)`` runs after each update (the milestone
-    checkpoints of the degradation study)."""
+    checkpoints of the degradation study). ``wrap(model)`` returns the module the loss calls,
+    e.g. a ``DistributedDataParallel`` around it (:mod:`kr_utils.distributed`); the optimiser,
+    the EMA and the clipping act on ``model`` itself."""
     gen = seed_everything(seed)
     fmt = unet_memory_format(device)
     model = model.to(device).to(memory_format=fmt)
@@ -451,7 +455,7 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, config, *
     images, labels = images.to(device), labels.to(device)
     opt = optimizer("adamw", model.parameters(), config.lr, device, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(min(500, config.steps // 10 + 1), config.steps))
-    net = compiled(model, device)  # the model itself unless the compile lever is on
+    net = compiled(wrap(model) if wrap is not None else model, device)  # the model itself unless wrapped or compiled
     on_device = levers(device).device_batches
 
     def loss_fn(idx):  # the timesteps and noise come from torch's global generator (saved on resume),
@@ -460,7 +464,8 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, config, *
                               config.p_uncond, generator=None)
 
     options = FitOptions(steps=config.steps, amp=True, clip_grad=1.0, ema_decay=config.ema_decay,
-                         resume_path=resume_path, save_every_s=save_every_s, save_at_epoch_end=False, desc=desc)
+                         resume_path=resume_path, save_every_s=save_every_s, save_at_epoch_end=False, desc=desc,
+                         progress=progress)
     batcher = Batcher(len(images), config.batch_size, gen, drop_last=True, device=device if on_device else None)
     return fit(model, loss_fn, batcher, opt, options,
                scheduler=sched, device=device, after_step=after_step)
