@@ -11,7 +11,8 @@ One module per pipeline stage, each importing only the stages below it:
 - ``diffusion`` (noise schedule, loss, samplers, U-Net training), ``synth`` (the labelled
   synthetic set) and ``distributed`` (torchrun: DDP training, the set generated in shards; not
   imported here), ``distill`` (teacher and student training, the distillation loss),
-  ``evaluate`` (real-test metrics, intervals over seeds), ``audit`` (fidelity, memorisation,
+  ``evaluate`` (real-test metrics, intervals over seeds), ``comparison`` (comparisons worded from their
+  intervals: Welch, paired, McNemar, the test set's binomial error), ``audit`` (fidelity, memorisation,
   distribution and calibration measures);
 - ``studies`` (the thesis' experiments: runs, knobs, degradation, ablation), ``claims``
   (chapter 9: the audit of the pipeline's artifacts, the thesis' open claims), ``analysis`` (chapter 8's

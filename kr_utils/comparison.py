@@ -1,0 +1,119 @@
+"""Stage: evaluation, comparisons worded from their intervals (issue: experiments a reviewer
+would accept). A comparative sentence of the book should come from one of these objects, so
+that "higher" is written only where the interval excludes zero and "no measurable difference"
+where it contains it, with the interval beside the words and what it covers named:
+
+- :func:`compare_seeds`: two sets of runs (seeds) of two settings, Welch's t interval of the
+  difference of means (training seeds only: the test set is the same for both);
+- :func:`compare_paired`: the same seeds in both settings, the paired t interval;
+- :func:`mcnemar`: two students scored on the same test digits, McNemar's exact test on the
+  digits where they disagree, and the interval of the difference in accuracy on that test set;
+- :func:`binomial_interval`: the test set's own sampling error for one accuracy (Wilson).
+
+Differences are fractions (0.01 = one point); :meth:`Comparison.sentence` writes points.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``a - b``: its estimate, 95% interval (None when it cannot be computed: a single run on a
+    side), p-value, the test, and what the interval covers."""
+
+    difference: float
+    ci95: tuple[float, float] | None
+    p_value: float | None
+    test: str
+    covers: str
+    n: tuple[int, int]
+
+    @property
+    def verdict(self) -> str:
+        """'higher', 'lower', 'no measurable difference', or 'no interval'."""
+        if self.ci95 is None:
+            return "no interval"
+        lo, hi = self.ci95
+        if lo > 0:
+            return "higher"
+        if hi < 0:
+            return "lower"
+        return "no measurable difference"
+
+    def sentence(self, a: str, b: str, digits: int = 2) -> str:
+        """The comparison in words, e.g. 'soft targets score 0.35 points higher than hard labels
+        (95% interval [0.10, 0.60], over training seeds; Welch t, p = 0.01)'."""
+        pts = lambda v: f"{100 * v:.{digits}f}"  # noqa: E731
+        if self.ci95 is None:
+            return (f"{a} and {b} differ by {pts(self.difference)} points ({a} minus {b}) with no interval: "
+                    f"{self.n[0]} and {self.n[1]} runs")
+        lo, hi = self.ci95
+        where = f"95% interval [{pts(lo)}, {pts(hi)}], {self.covers}; {self.test}, p = {self.p_value:.2g}"
+        if self.verdict == "no measurable difference":
+            return f"no measurable difference between {a} and {b} ({a} minus {b}: {pts(self.difference)} points, {where})"
+        return f"{a} scores {pts(abs(self.difference))} points {self.verdict} than {b} ({where})"
+
+
+def compare_seeds(a, b) -> Comparison:
+    """Two independent sets of runs: Welch's t interval of mean(a) - mean(b)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("each side of a comparison needs at least one run")
+    diff = float(a.mean() - b.mean())
+    if a.size < 2 or b.size < 2:
+        return Comparison(diff, None, None, "Welch t", "over training seeds", (a.size, b.size))
+    res = stats.ttest_ind(a, b, equal_var=False)
+    if not np.isfinite(res.pvalue):  # both sides without spread: identical runs, or a difference with no noise
+        ci = (diff, diff)
+        return Comparison(diff, ci, 1.0 if diff == 0 else 0.0, "Welch t", "over training seeds", (a.size, b.size))
+    ci = res.confidence_interval(0.95)
+    return Comparison(diff, (float(ci.low), float(ci.high)), float(res.pvalue), "Welch t", "over training seeds",
+                      (a.size, b.size))
+
+
+def compare_paired(a, b) -> Comparison:
+    """The same seeds in both settings: the paired t interval of the mean of a - b."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"paired runs need the same seeds on both sides, got {a.size} and {b.size}")
+    d = a - b
+    if d.size < 2:
+        return Comparison(float(d.mean()), None, None, "paired t", "over training seeds", (a.size, b.size))
+    res = stats.ttest_rel(a, b)
+    if not np.isfinite(res.pvalue):
+        m = float(d.mean())
+        return Comparison(m, (m, m), 1.0 if m == 0 else 0.0, "paired t", "over training seeds", (a.size, b.size))
+    ci = res.confidence_interval(0.95)
+    return Comparison(float(d.mean()), (float(ci.low), float(ci.high)), float(res.pvalue), "paired t",
+                      "over training seeds", (a.size, b.size))
+
+
+def mcnemar(correct_a, correct_b) -> Comparison:
+    """Two classifiers on the same test digits (boolean arrays: right or wrong on each).
+    McNemar's exact test: of the digits on which they disagree, how many each gets right
+    (a binomial test of those counts at 1/2); the interval is the Wald interval of the
+    difference of two paired proportions."""
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"McNemar needs both classifiers' results on the same digits, got {a.shape} and {b.shape}")
+    n, only_a, only_b = a.size, int((a & ~b).sum()), int((~a & b).sum())
+    diff = (only_a - only_b) / n
+    p = 1.0 if only_a + only_b == 0 else float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    var = (only_a + only_b - (only_a - only_b) ** 2 / n) / n ** 2
+    half = 1.959963984540054 * math.sqrt(max(var, 0.0))
+    return Comparison(diff, (diff - half, diff + half), p, "McNemar exact",
+                      "over the shared test digits", (n, n))
+
+
+def binomial_interval(correct: int, n: int) -> tuple[float, float]:
+    """The 95% Wilson interval of an accuracy of ``correct`` out of ``n`` test digits: the test
+    set's own sampling error, which no number of training seeds removes."""
+    if not 0 <= correct <= n or n < 1:
+        raise ValueError(f"need 0 <= correct <= n and n >= 1, got {correct} of {n}")
+    ci = stats.binomtest(correct, n).proportion_ci(0.95, method="wilson")
+    return float(ci.low), float(ci.high)

@@ -1,0 +1,62 @@
+"""Comparisons worded from their intervals (kr_utils.comparison), on cases with known answers."""
+import math
+
+import numpy as np
+import pytest
+
+from kr_utils import comparison as cmp
+
+
+def test_welch_interval_by_hand_and_its_words():
+    # a - b = -1; each variance 5/3, se = sqrt(5/12 + 5/12) = 0.9129, Welch df = 6, t_0.975 = 2.4469
+    c = cmp.compare_seeds([1, 2, 3, 4], [2, 3, 4, 5])
+    assert math.isclose(c.difference, -1.0)
+    half = 2.446911851144969 * math.sqrt(5 / 12 + 5 / 12)
+    assert np.allclose(c.ci95, (-1 - half, -1 + half), rtol=1e-9)
+    assert c.verdict == "no measurable difference"
+    assert c.sentence("soft", "hard") == (
+        "no measurable difference between soft and hard (soft minus hard: -100.00 points, "
+        f"95% interval [{100 * (-1 - half):.2f}, {100 * (-1 + half):.2f}], over training seeds; Welch t, p = 0.32)")  # p = 2 P(T_6 > 1.095)
+    up = cmp.compare_seeds([0.995, 0.996, 0.994], [0.990, 0.991, 0.989])
+    assert up.verdict == "higher" and up.sentence("A", "B").startswith("A scores 0.50 points higher than B (95% interval")
+    assert cmp.compare_seeds([0.990, 0.991, 0.989], [0.995, 0.996, 0.994]).verdict == "lower"
+
+
+def test_one_run_a_side_has_no_interval_and_says_so():
+    c = cmp.compare_seeds([0.99], [0.98, 0.985])
+    assert c.ci95 is None and c.verdict == "no interval"
+    assert c.sentence("A", "B") == "A and B differ by 0.75 points (A minus B) with no interval: 1 and 2 runs"
+    assert cmp.compare_seeds([0.9, 0.9], [0.9, 0.9]).verdict == "no measurable difference"  # identical runs
+    with pytest.raises(ValueError, match="at least one run"):
+        cmp.compare_seeds([], [1.0])
+
+
+def test_paired_interval_removes_the_shared_seed_effect():
+    seed_effect = np.array([0.0, 0.02, -0.015, 0.01, -0.005])
+    a, b = 0.95 + seed_effect + 0.003, 0.95 + seed_effect  # a is 0.3 points better on every seed
+    assert cmp.compare_paired(a, b).verdict == "higher"
+    assert cmp.compare_seeds(a, b).verdict == "no measurable difference"  # unpaired, the seeds' spread hides it
+    with pytest.raises(ValueError, match="same seeds"):
+        cmp.compare_paired([1, 2], [1])
+
+
+def test_mcnemar_on_known_counts():
+    # 100 digits: 80 both right, 10 only A right, 0 only B right, 10 both wrong
+    a = np.array([1] * 80 + [1] * 10 + [0] * 10, bool)
+    b = np.array([1] * 80 + [0] * 10 + [0] * 10, bool)
+    c = cmp.mcnemar(a, b)
+    assert math.isclose(c.difference, 0.10) and math.isclose(c.p_value, 2 * 0.5 ** 10, rel_tol=1e-12)
+    half = 1.959963984540054 * math.sqrt((10 - 100 / 100) / 100 ** 2)
+    assert np.allclose(c.ci95, (0.10 - half, 0.10 + half)) and c.verdict == "higher"
+    same = cmp.mcnemar(np.array([1, 0, 1, 0], bool), np.array([0, 1, 1, 0], bool))  # one discordant each way
+    assert same.difference == 0 and same.p_value == 1.0 and same.verdict == "no measurable difference"
+    with pytest.raises(ValueError, match="same digits"):
+        cmp.mcnemar(np.ones(3, bool), np.ones(4, bool))
+
+
+def test_the_test_sets_own_error_at_99_2_percent():
+    lo, hi = cmp.binomial_interval(9920, 10000)
+    se = math.sqrt(0.992 * 0.008 / 10000)  # 0.09 points
+    assert math.isclose(hi - lo, 2 * 1.96 * se, rel_tol=0.05) and lo < 0.992 < hi
+    with pytest.raises(ValueError, match="correct"):
+        cmp.binomial_interval(11, 10)
