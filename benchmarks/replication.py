@@ -112,6 +112,20 @@ def timed_steps(train, timed: int, warm: int, profile_steps: int, device) -> dic
     return out
 
 
+def sampler_profile(unet, sampler, sampling, seed: int, device) -> dict:
+    """Kernel launches (GPU) or operator calls (CPU) per reverse step, and the GPU-busy fraction,
+    over one batch of the profile's sampler (after a warm-up batch)."""
+    labels = torch.arange(10).repeat_interleave(-(-sampling.batch_size // 10))[:sampling.batch_size]
+    gen = torch.Generator(device=device.type).manual_seed(seed)
+    diffusion.generate(unet, sampler, labels, sampling.guidance_w, gen)  # warm-up
+    activities = [torch.profiler.ProfilerActivity.CPU] + (
+        [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch.profiler.profile(activities=activities) as prof, Stopwatch(device) as sw:
+        diffusion.generate(unet, sampler, labels, sampling.guidance_w, gen)
+    return {"steps": len(sampler.timesteps), "batch_size": len(labels),
+            **step_profile(prof, len(sampler.timesteps), sw.seconds, device)}
+
+
 def unet_steps(cfg, x, y, timed: int, warm: int, profile_steps: int, device) -> dict:
     def train(steps, after_step):
         dcfg = dataclasses.replace(cfg.diffusion, steps=steps, milestones=(steps,))
@@ -213,6 +227,9 @@ def main(argv=None):
                                              "sampler": f"{cfg.sampler.sampler}-{len(sampler.timesteps)}",
                                              "guidance_w": cfg.sampler.guidance_w, "batch_size": cfg.sampler.batch_size,
                                              **peak_memory(dev)}
+        if args.profile_steps:  # one batch of the sampler under the profiler: launches per reverse step
+            report["stages"]["synthetic_set"]["per_sampler_step"] = sampler_profile(
+                run.model, sampler, cfg.sampler, cfg.seed, dev)
         write()
 
         st = cfg.student.recipe()
