@@ -49,7 +49,7 @@ def test_a_killed_diffusion_run_resumes_to_the_same_weights(tmp_path):
         assert torch.equal(value, resumed.model.state_dict()[name]), name
 
 
-def test_a_killed_classifier_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+def test_a_killed_classifier_run_resumes_to_the_same_weights(tmp_path, monkeypatch, kill_on_call):
     x, y = _digits(200)
     recipe = config.ClassifierRecipe(arch="simple_cnn", epochs=3, batch_size=32, lr=2e-3, patience=5, augment=True)
 
@@ -57,16 +57,7 @@ def test_a_killed_classifier_run_resumes_to_the_same_weights(tmp_path, monkeypat
         return distill.train_student((x, y), (x[:50], y[:50]), recipe, seed=0, device="cpu", resume_path=path)
 
     whole, h_whole = run(tmp_path / "a.pt")
-    real = distill.evaluate_loss
-    calls = []
-
-    def dies_in_epoch_two(*a, **k):  # the end of epoch 2 never comes: killed while evaluating it
-        calls.append(1)
-        if len(calls) == 2:
-            raise Killed
-        return real(*a, **k)
-
-    monkeypatch.setattr(distill, "evaluate_loss", dies_in_epoch_two)
+    real = kill_on_call(distill, "evaluate_loss", Killed)  # the end of epoch 2 never comes: killed evaluating it
     with pytest.raises(Killed):
         run(tmp_path / "b.pt")
     monkeypatch.setattr(distill, "evaluate_loss", real)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from kr_utils import get_config
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,10 +28,11 @@ def test_one_replication_at_smoke_writes_every_stage_and_lever(tmp_path):
     assert list(stages) == ["teacher", "diffusion", "synthetic_set", "student"]
     assert all(s["seconds"] > 0 for s in stages.values())
     assert 0.0 <= stages["teacher"]["test_accuracy"] <= 1.0 and 0.0 <= stages["student"]["test_accuracy"] <= 1.0
-    assert stages["synthetic_set"]["kept"] == 10 * 10  # the smoke profile's 10 per class
+    smoke = get_config("smoke")
+    assert stages["synthetic_set"]["kept"] == 10 * smoke.synth.per_class
     assert stages["diffusion"]["steps_per_s"] > 0 and stages["synthetic_set"]["digits_per_s"] > 0
     per_step = stages["synthetic_set"]["per_sampler_step"]
-    assert per_step["steps"] == 5 and per_step["cpu_op_calls_per_step"] > 0  # the smoke profile's DDIM-5
+    assert per_step["steps"] == smoke.sampler.num_steps and per_step["cpu_op_calls_per_step"] > 0
     assert r["end_to_end_s"] >= sum(s["seconds"] for s in stages.values())
     # each lever asked for is measured flipped against the defaults (on by default on a CPU:
     # the foreach EMA; off: the fused optimiser), and all of them off

@@ -184,7 +184,7 @@ class Killed(Exception):
 
 
 @pytest.mark.parametrize("levers", [{}, {"device_batches": True, "fused_optimizer": True}])
-def test_a_killed_stacked_run_resumes_to_the_same_weights(tmp_path, monkeypatch, levers):
+def test_a_killed_stacked_run_resumes_to_the_same_weights(tmp_path, monkeypatch, kill_on_call, levers):
     x, y, z = _digits(160)
     recipe = config.ClassifierRecipe(arch="compressed_cnn", epochs=3, batch_size=40, lr=2e-3, patience=5, augment=True)
     train, val = (x[:120], y[:120]), (x[120:], y[120:])
@@ -194,15 +194,7 @@ def test_a_killed_stacked_run_resumes_to_the_same_weights(tmp_path, monkeypatch,
             return distill.train_students([train] * 2, [val] * 2, recipe, seeds=[0, 1], device="cpu", resume_path=path)
 
     whole = run(tmp_path / "a.pt")
-    real, calls = distill.evaluate_losses, []
-
-    def dies_in_epoch_two(*a, **k):
-        calls.append(1)
-        if len(calls) == 2:
-            raise Killed
-        return real(*a, **k)
-
-    monkeypatch.setattr(distill, "evaluate_losses", dies_in_epoch_two)
+    real = kill_on_call(distill, "evaluate_losses", Killed)  # killed while evaluating epoch 2
     with pytest.raises(Killed):
         run(tmp_path / "b.pt")
     monkeypatch.setattr(distill, "evaluate_losses", real)
