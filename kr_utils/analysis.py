@@ -37,10 +37,16 @@ def thesis_comparison(m: dict, profile: str):
          pct(m["student"]["test_accuracy"]["mean"])),
         ("seeds of that student", thesis.STUDENT["seeds"], m["student"]["test_accuracy"]["n"]),
     ]
+    syn_val = m["student"].get("grid_synthetic_validation", {})
+    rows += [(f"student {k.split('/')[0]}, synthetic digits (Table 7; here its synthetic validation)",
+              pct(thesis.STUDENTS_ON_SYNTHETIC.get(k.split("/")[0])), pct(v))
+             for k, v in syn_val.items() if k.endswith("/" + m["student"]["grid_main_labels"])] \
+        if "grid_main_labels" in m["student"] else []
     rows += [(f"student {k}, real test", pct(thesis.STUDENTS_REAL_FINAL.get(k.split("/")[0])) if k.endswith("/hard")
               else "—", pct(v["mean"])) for k, v in m["student"]["grid"].items()]
     rows += [
-        ("synthetic set size", f"{thesis.SYNTHETIC_SET_SIZE:,d}", f"{syn['size']:,d}"),
+        ("synthetic set size (the thesis' text)", f"{thesis.SYNTHETIC_SET_SIZE:,d}", f"{syn['size']:,d}"),
+        ("synthetic set size (the thesis' code, main.py)", f"{10 * thesis.CODE['per_class']:,d}", f"{syn['size']:,d}"),
         ("synthetic set: generation time", f"{thesis.SYNTHETIC_SET_TIME_S / 3600:.1f} h",
          f"{syn['generation_time_s'] / 60:.1f} min"),
         ("synthetic set: digits per second", f"{thesis.SYNTHETIC_DIGITS_PER_S:.1f}", f"{syn['generated_per_s']:.1f}"),
@@ -54,8 +60,11 @@ def thesis_comparison(m: dict, profile: str):
         ("early student of the error study", pct(thesis.EARLY_STUDENT_ACCURACY), pct(early["accuracy"])),
         ("its largest confusion", "{}→{} ({})".format(*thesis.EARLY_CONFUSIONS[0]),
          "{}→{} ({})".format(*early["top_confusions"][0]) if early["top_confusions"] else "none"),
-        ("ablation: the thesis' recipe on this book's generator", pct(thesis.STUDENT["accuracy"]),
+        ("ablation: the thesis' code's choices on this book's generator", pct(thesis.STUDENT["accuracy"]),
          pct(abl["thesis_recipe"]["accuracy"]["mean"])),
     ]
+    if "thesis_code" in abl:
+        rows.append(("ablation: the same on the set of the thesis' code's sampler", pct(thesis.STUDENT["accuracy"]),
+                     pct(abl["thesis_code"]["accuracy"]["mean"])))
     return pd.DataFrame(rows, columns=["", f"thesis ({thesis.DEVICE})",
                                        f"this book ({profile}: {m['environment']['device']})"]).set_index("")

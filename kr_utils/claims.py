@@ -310,7 +310,7 @@ def threshold_gain(sweep_: dict, reference: float) -> dict:
     done = {t: v["accuracy"] for t, v in sweep_.items() if v["accuracy"] is not None}
     low = min(sweep_)
     out = {"reference": reference, "lowest": low, "gain": None, "overlap": None,
-           "best": max(done, key=lambda t: done[t]["mean"]) if done else None}
+           "best": max(done, key=lambda t: done[t]["mean"]) if done else None}  # test-set report, not a choice
     if reference in done and low in done:
         out["gain"] = 100 * (done[reference]["mean"] - done[low]["mean"])
         if done[reference]["ci95"] and done[low]["ci95"]:

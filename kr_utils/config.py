@@ -289,13 +289,18 @@ class StudiesConfig(_Stage):
     grid_seeds: tuple[int, ...]
     degradation_milestones: tuple[int, ...]
     degradation_per_class: int
+    degradation_kept: int
     degradation_epochs: int
     ablation_per_class: int
     ablation_seeds: tuple[int, ...]
     thesis_per_class: int
 
     def check(self):
-        self._positive("degradation_per_class", "degradation_epochs", "ablation_per_class", "thesis_per_class")
+        self._positive("degradation_per_class", "degradation_kept", "degradation_epochs", "ablation_per_class",
+                       "thesis_per_class")
+        if self.degradation_kept > 10 * self.degradation_per_class:
+            self._fail("degradation_kept", f"must not exceed the {10 * self.degradation_per_class} digits generated "
+                                           f"per checkpoint (10 x studies.degradation_per_class)")
         if set(self.grid_archs) - set(CLASSIFIER_NAMES):
             self._fail("grid_archs", f"must name classifiers of {sorted(CLASSIFIER_NAMES)}")
         bad = sorted(set(self.grid_labels) - set(LABEL_SETTINGS))
@@ -489,7 +494,7 @@ PROFILES: dict[str, dict] = {
                      seeds=(0,)),
         studies=dict(grid_archs=("resnet_preact", "simple_cnn"), grid_labels=("hard", "soft_t4"),
                      grid_seeds=(0,), degradation_milestones=(10, 30), degradation_per_class=10,
-                     degradation_epochs=1, ablation_per_class=10, ablation_seeds=(0,), thesis_per_class=5),
+                     degradation_kept=40, degradation_epochs=1, ablation_per_class=10, ablation_seeds=(0,), thesis_per_class=5),
         theory=dict(toy_steps=150, toy_hidden=64, toy_samples=300, classifier_steps=100,
                     ae_T=10, ae_hidden=16, ae_shared_hidden=64, ae_steps=20, ae_shared_steps=40,
                     ae_batch=32, ae_samples=20, recon_digits=2, recon_fallback_steps=30),
@@ -507,8 +512,9 @@ PROFILES: dict[str, dict] = {
         diffusion=dict(base=16, mults=(1, 2, 4), attention=False, T=1000, beta_start=1e-4,
                        beta_end=0.02, steps=3000, batch_size=128, lr=2e-3, p_uncond=0.1,
                        ema_decay=0.999, train_subset=None,
-                       # the thesis' epochs 1, 3, 7, 25, 45, 65, 85, 100 of 100, scaled to 3,000 steps
-                       milestones=(30, 90, 210, 750, 1350, 1950, 2550, 3000)),
+                       # the thesis' epochs 1, 3, 7, 25, 45, 65, 85, 100 of 100 (chapter 2's figure) and
+                       # its degradation checkpoints 8, 17, 35, 50, 65, 80, 100 (§4.4), scaled to 3,000 steps
+                       milestones=(30, 90, 210, 240, 510, 750, 1050, 1350, 1500, 1950, 2400, 2550, 3000)),
         # w = 1 (plain conditional): one network pass per step, and more diverse digits
         # than w = 2, which the student needs (measured: benchmarks/sweep_levers.py).
         # knob_steps: the thesis' ancestral chain respaced to 100 steps for the knob study.
@@ -523,15 +529,16 @@ PROFILES: dict[str, dict] = {
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
                      seeds=(0, 1, 2)),
         # The other students of the grid (3 architectures x hard / soft tau=1 / soft tau=4) get
-        # two seeds; degradation: one student per architecture on 200 digits/class from each of
-        # six checkpoints (1350 is there so that one student lands near the thesis' ~85% early
-        # student: in recorded runs the ResNet measured 56-66% at 750 steps, 88-94% at 1350 and
-        # 96-97% at 1950), 6 epochs; ablation:
-        # ResNet students on a 300/class subset of the synthetic set.
+        # two seeds. Degradation: at each checkpoint (the thesis' epochs 8-100 scaled, and 90 and
+        # 750 of ours), 150 digits/class drawn, 1,000 of those the teacher accepts kept
+        # (whatever their label), so that every student has one set size and one number of
+        # updates (10 epochs). Ablation: ResNet students on a 300/class subset of the synthetic
+        # set, five seeds per variant.
         studies=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
                      grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1),
-                     degradation_milestones=(90, 210, 750, 1350, 1950, 3000), degradation_per_class=200,
-                     degradation_epochs=6, ablation_per_class=300, ablation_seeds=(0, 1), thesis_per_class=100),
+                     degradation_milestones=(90, 240, 510, 750, 1050, 1500, 1950, 2400, 3000), degradation_per_class=150,
+                     degradation_kept=1000, degradation_epochs=10, ablation_per_class=300, ablation_seeds=(0, 1, 2, 3, 4),
+                     thesis_per_class=100),
         # Theory chapters (book/theory): all eight together in about 4 minutes on 2 cores.
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
@@ -554,7 +561,7 @@ PROFILES: dict[str, dict] = {
         diffusion=dict(base=32, mults=(1, 2, 4), attention=True, T=1000, beta_start=1e-4,
                        beta_end=0.02, steps=4000, batch_size=256, lr=1e-3, p_uncond=0.1,
                        ema_decay=0.999, train_subset=None,
-                       milestones=(40, 120, 280, 1000, 1800, 2600, 3400, 4000)),
+                       milestones=(40, 120, 280, 320, 680, 1000, 1400, 1800, 2000, 2600, 3200, 3400, 4000)),
         sampler=dict(sampler="ddim", num_steps=25, guidance_w=1.0, clip_x0=True,
                      x_T_scale=1.0, noise_scale=1.0, batch_size=3000, demo_per_class=8,
                      knob_steps=1000, knob_per_class=100),
@@ -565,9 +572,9 @@ PROFILES: dict[str, dict] = {
                      seeds=tuple(range(10))),
         studies=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
                      grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1, 2),
-                     degradation_milestones=(120, 280, 1000, 1800, 2600, 3400, 4000),
-                     degradation_per_class=1000, degradation_epochs=10, ablation_per_class=2000,
-                     ablation_seeds=(0, 1, 2), thesis_per_class=100),
+                     degradation_milestones=(120, 320, 680, 1000, 1400, 2000, 2600, 3200, 4000),
+                     degradation_per_class=1000, degradation_kept=5000, degradation_epochs=10, ablation_per_class=2000,
+                     ablation_seeds=tuple(range(10)), thesis_per_class=100),
         theory=dict(toy_steps=8000, toy_hidden=256, toy_samples=5000, classifier_steps=4000,
                     ae_T=100, ae_hidden=1700, ae_shared_hidden=1700, ae_steps=2000, ae_shared_steps=10000,
                     ae_batch=128, ae_samples=1000, recon_digits=20, recon_fallback_steps=3000),
@@ -597,8 +604,9 @@ PROFILES["t4"] = _derive(
     teacher={"study_seeds": (0, 1, 2)},
     sampler={"knob_steps": 100, "knob_per_class": 20},
     student={"seeds": (0, 1, 2)},
-    studies={"grid_seeds": (0, 1), "degradation_milestones": (280, 1000, 1800, 4000),
-             "degradation_per_class": 300, "ablation_per_class": 500, "ablation_seeds": (0, 1)},
+    studies={"grid_seeds": (0, 1), "degradation_milestones": (320, 1000, 2000, 4000),
+             "degradation_per_class": 300, "degradation_kept": 1500, "ablation_per_class": 500,
+             "ablation_seeds": (0, 1, 2, 3, 4)},
     theory=dict(PROFILES["cpu"]["theory"]),
     evaluation={"pool_per_class": 300, "sweep_per_class": 100, "sweep_epochs": 4,
                 "set_sizes": (1000, 3000, 10000), "seeds": (0, 1)},

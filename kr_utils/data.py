@@ -194,6 +194,17 @@ def test_tensors(test_subset: int | None = None):
     return split_tensors("test", test_subset)
 
 
+def validation_tensors(val_size: int, seed: int):
+    """The declared validation split of the real *training* digits: the ``val_size`` digits that
+    :func:`train_val_split` (seeded by ``seed``) holds out of the 60,000, which the teacher of
+    chapter 1 never trains on and no student ever sees. Every choice the book makes between
+    students (which cell, which checkpoint's student to show) is made on these, or on synthetic
+    validation digits; the test set only scores. Returns (x in [-1,1], labels)."""
+    images, labels = load_mnist("train")
+    _, va_idx = train_val_split(len(images), val_size, seed)
+    return to_model_range(images[va_idx]), torch.as_tensor(labels[va_idx]).long()
+
+
 def train_tensors(train_subset: int | None = None):
     """The real training set as (x in [-1,1], labels); ``train_subset`` keeps the first n."""
     return split_tensors("train", train_subset)

@@ -36,11 +36,13 @@ def affine_params(b: int, generator: torch.Generator, device, max_rot_deg=10.0, 
 
 
 def apply_affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Warp model-range images ``x`` by ``theta``. Done in [0, 1] so that the padding (zeros)
-    is the black background, not grey."""
+    """Warp model-range images ``x`` by ``theta``. What the warp brings in from outside the frame
+    is each image's own background, its darkest value: black for this book's digits, grey
+    (127 of 255) for digits stored as the thesis' code stored them, never a black frame around
+    a grey digit. (Warping ``x - background`` with zero padding, then adding it back.)"""
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample((x + 1) / 2, grid, align_corners=False, padding_mode="zeros")
-    return out * 2 - 1
+    background = x.amin(dim=(-3, -2, -1), keepdim=True)
+    return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, **ranges) -> torch.Tensor:

@@ -105,13 +105,21 @@ def summarize_seeds(values) -> dict:
     return out
 
 
+MIN_SEEDS_FOR_INTERVAL = 3  # with two seeds the t interval is ± 12.7 std: it says nothing, so none is printed
+
+
 def format_summary(summary: dict, digits: int = 2, seeds: bool = False) -> str:
-    """'99.41 ± 0.03% [99.36, 99.46]' from :func:`summarize_seeds` of accuracies (fractions);
-    a single seed prints its value alone; ``seeds`` appends each seed's value
+    """'99.41 ± 0.03% [99.36, 99.46]' from :func:`summarize_seeds` of accuracies (fractions): the
+    mean, the std over seeds and the 95% t interval of the mean over training seeds. A single
+    seed prints its value alone; two seeds (fewer than :data:`MIN_SEEDS_FOR_INTERVAL`) print
+    the mean and each seed, no interval; ``seeds`` appends each seed's value
     ('... (seeds: 99.38, 99.41, 99.44)'), for tables where seeds disagree widely."""
-    pct = lambda v: f"{100 * v:.{digits}f}"
+    pct = lambda v: f"{100 * v:.{digits}f}"  # noqa: E731
     if summary["std"] is None:
         return f"{pct(summary['mean'])}% (1 seed)"
+    listed = ', '.join(pct(v) for v in summary['values'])
+    if summary["n"] < MIN_SEEDS_FOR_INTERVAL:
+        return f"{pct(summary['mean'])}% ({summary['n']} seeds: {listed})"
     lo, hi = summary["ci95"]
-    each = f" (seeds: {', '.join(pct(v) for v in summary['values'])})" if seeds else ""
+    each = f" (seeds: {listed})" if seeds else ""
     return f"{pct(summary['mean'])} ± {pct(summary['std'])}% [{pct(lo)}, {pct(hi)}]{each}"

@@ -89,6 +89,12 @@ def teacher_data(cfg: Profile, seed: int) -> dict:
             "key": fingerprint({"train": tr_idx.tolist(), "val": va_idx.tolist(), "test": len(y_te)})}
 
 
+def real_validation(cfg: Profile, seed: int | None = None):
+    """The declared validation split of real training digits (:func:`kr_utils.data.validation_tensors`):
+    chapter 1's teacher validation digits, on which chapters 5-7 choose between students."""
+    return data.validation_tensors(cfg.teacher.val_size, cfg.seed if seed is None else seed)
+
+
 def teacher_run(cfg: Profile, split: dict, arch: str, seed: int, device, desc: str | None = None) -> dict:
     """One teacher of chapter 1's study (cached under ``teachers/<arch>_seed<seed>.pt``)."""
     return teacher_runs(cfg, split, arch, [seed], device, desc=desc)[seed]
@@ -269,6 +275,7 @@ def student_split(cfg: Profile, device, seed: int | None = None) -> dict:
     syn_train, syn_val = distill.synthetic_split(stored["images"], stored["labels"], stored["logits"],
                                                  val_fraction, seed)
     return {"train": syn_train, "val": syn_val, "test": data.test_tensors(cfg.test_subset), "stored": stored,
+            "real_val": real_validation(cfg),
             "key": fingerprint({"set": stored["summary"]["inputs_key"], "split_seed": seed, "val_fraction": val_fraction})}
 
 
@@ -284,7 +291,7 @@ def student_runs(cfg: Profile, split: dict, arch: str, labels: str, seeds, devic
     jobs = [studies.RunJob(split["train"], split["val"], s, out / "students" / f"{arch}_{labels}_seed{s}.pt",
                            split["key"], f"{arch} {labels} seed {s}") for s in seeds]
     return dict(zip(seeds, studies.run_classifiers(jobs, cfg.student.recipe(arch=arch, labels=labels),
-                                                   device=device, test=split["test"])))
+                                                   device=device, test=split["test"], holdout=split.get("real_val"))))
 
 
 def student_grid(cfg: Profile, split: dict, device) -> tuple[tuple[str, str], dict]:

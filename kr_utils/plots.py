@@ -86,6 +86,45 @@ def loss_curve(losses, window: int = 50):
     return fig
 
 
+def count_heatmap(counts, row_labels, xlabel: str, title: str | None = None):
+    """Counts (rows x 10 columns, e.g. kept digits per label at each checkpoint) as a heatmap,
+    each non-zero cell written in it."""
+    counts = np.asarray(counts)
+    fig, ax = plt.subplots(figsize=(6, 0.32 * len(counts) + 1.2))
+    ax.imshow(counts, cmap="Blues", aspect="auto", vmin=0)
+    top = counts.max() if counts.size else 0
+    for i, j in zip(*np.nonzero(counts)):
+        ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=6,
+                color="white" if counts[i, j] > 0.6 * top else "black")
+    ax.set_xticks(range(counts.shape[1])); ax.set_yticks(range(len(row_labels)), labels=row_labels, fontsize=7)
+    ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def seed_bars(values: dict, reference_line: tuple[float, str] | None = None, xlabel: str = "real-test accuracy (%)",
+              colors=None):
+    """One horizontal bar per setting at the mean of its seeds, with every seed drawn as a point
+    (so that a collapsed seed shows, and two seeds are never hidden behind an error bar).
+    ``values``: ``{label: [accuracy in %, one per seed]}``; ``reference_line``: (x, label)."""
+    labels = list(values)
+    means = [float(np.mean(v)) for v in values.values()]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.2))
+    ax.barh(labels, means, color=colors or "0.75", alpha=0.6)
+    rng = np.random.default_rng(0)
+    for i, v in enumerate(values.values()):
+        ax.scatter(v, i + rng.uniform(-0.15, 0.15, len(v)), s=14, c="k", zorder=3)
+    if reference_line is not None:
+        ax.axvline(reference_line[0], ls="--", c="k", lw=1, label=reference_line[1])
+        ax.legend(fontsize=8, loc="lower left")
+    lo = min(min(v) for v in values.values())
+    ax.set_xlim(max(0, lo - 5), 100); ax.invert_yaxis(); ax.set_xlabel(xlabel); ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
 def confusion(cm, title="confusion matrix (real test set)"):
     cm = np.asarray(cm)
     fig, ax = plt.subplots(figsize=(4.6, 4))

@@ -21,11 +21,13 @@ import torch
 
 from . import distill, evaluate, synth
 from .checkpoints import load_model
+from .models import build_classifier
 from .config import ClassifierRecipe, Profile, SamplerConfig, StudentConfig
 from .data import to_model_range, to_uint8
 from .diffusion import build_sampler, generate
 from .runtime import levers
 from .store import MISSING, artifact_dir, cached, fingerprint, lookup, plain, save_result
+from .thesis import CODE as THESIS_CODE
 
 
 def run_classifier(train_set, val_set, recipe: ClassifierRecipe, *, seed: int, device, test, cache_path,
@@ -59,12 +61,16 @@ class RunJob:
 
 
 def run_classifiers(jobs: list[RunJob], recipe: ClassifierRecipe, *, device, test, select_best: bool = True,
-                    test_curve: bool = True) -> list[dict]:
+                    test_curve: bool = True, holdout=None) -> list[dict]:
     """:func:`run_classifier` for several runs of one recipe (a study's seeds): each found in
     its cache or trained. Where the ``group_seeds`` lever is on (a GPU), the runs not cached
     that learn from sets of one size train together as one batched model
     (:func:`kr_utils.distill.train_students`); elsewhere one after another. Each run is cached
-    on its own, under the key it has when trained alone. Returns the runs in the order of ``jobs``."""
+    on its own, under the key it has when trained alone. Returns the runs in the order of ``jobs``.
+
+    ``holdout``: the declared validation split of real training digits
+    (:func:`kr_utils.pipeline.real_validation`); each run then carries ``val_real_accuracy``,
+    its accuracy there, the number a chapter chooses between runs by (the test set only scores)."""
     keys = [fingerprint({"classifier": recipe, "seed": j.seed, "data": j.inputs_key, "select_best": select_best,
                          "test_size": len(test[1])}) for j in jobs]
     results = [lookup(j.cache_path, k) for j, k in zip(jobs, keys)]
@@ -94,8 +100,21 @@ def run_classifiers(jobs: list[RunJob], recipe: ClassifierRecipe, *, device, tes
                           "confusion_matrix": rep["confusion_matrix"], "test_logits": logits.cpu(),
                           "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                           "train_time_s": elapsed / len(group), "trained_with": len(group)}
+            if holdout is not None:
+                results[i]["val_real_accuracy"] = holdout_accuracy(model, holdout, device)
             save_result(jobs[i].cache_path, keys[i], results[i], elapsed / len(group))
+    if holdout is not None:  # a run cached without it (trained before, or without a holdout) is scored now
+        for i, r in enumerate(results):
+            if "val_real_accuracy" not in r:
+                model = build_classifier(recipe.arch, r["state_dict"]).to(device)
+                r["val_real_accuracy"] = holdout_accuracy(model, holdout, device)
     return results
+
+
+def holdout_accuracy(model, holdout, device) -> float:
+    """``model``'s accuracy on the real validation digits ``holdout`` = (x, y)."""
+    return evaluate.classification_report(evaluate.predict_logits(model, holdout[0], device=device),
+                                          holdout[1])["accuracy"]
 
 
 def per_class_subset(labels, per_class: int, seed: int) -> np.ndarray:
@@ -117,24 +136,66 @@ def thesis_background(images_uint8) -> np.ndarray:
     return np.floor(127.5 + np.asarray(images_uint8, dtype=np.float32) / 2).astype(np.uint8)
 
 
-# One thesis choice per variant; "thesis_recipe" applies them together. Stable ids (metrics.json's
-# keys), with the label a figure or table shows in ABLATION_LABELS.
+# One choice of the thesis' code per variant; "thesis_recipe" applies them together. Stable ids
+# (metrics.json's keys), with the label a figure or table shows in ABLATION_LABELS.
 ABLATIONS = {
     "reference": {},
     "grey": {"grey": True},
     "requested": {"requested": True},
     "early_stop": {"early_stop": True},
     "small": {"small": True},
-    "thesis_recipe": {"grey": True, "requested": True, "early_stop": True, "small": True},
+    "no_augment": {"no_augment": True},
+    "thesis_recipe": {"grey": True, "requested": True, "early_stop": True, "small": True, "no_augment": True},
+    "thesis_code": {"grey": True, "requested": True, "early_stop": True, "small": True, "no_augment": True,
+                    "code_set": True},
 }
 ABLATION_LABELS = {
     "reference": "this book (hard labels)",
     "grey": "grey background (thesis' storage)",
     "requested": "requested class as label",
-    "early_stop": "early stopping on synthetic validation",
+    "early_stop": "early stopping as the thesis' code (patience 6, last weights)",
     "small": "100 digits per class",
-    "thesis_recipe": "all four (the thesis' recipe)",
+    "no_augment": "no augmentation",
+    "thesis_recipe": "all five (the thesis' recipe)",
+    "thesis_code": "all five, on the set of the thesis' code's sampler",
 }
+THESIS_PATIENCE = THESIS_CODE["patience"]  # MNIST_PATIENCE = 6, and it kept last_model.pt, not the best epoch
+
+
+def thesis_code_sampler(cfg: Profile) -> SamplerConfig:
+    """The sampler the thesis' code ran (:data:`kr_utils.thesis.CODE`): its clipped mode, an
+    ancestral chain with no noise at any step (each step the posterior mean, eq. 6), x0 clamped,
+    ``guide_w = 0.5`` (w = 1.5 here); 400 steps, respaced on this book's 1,000-step schedule,
+    or the profile's ``knob_steps`` where that is fewer (the cpu profile, as in chapter 3)."""
+    c = THESIS_CODE
+    return dataclasses.replace(cfg.sampler, sampler="ancestral", num_steps=min(c["steps"], cfg.sampler.knob_steps),
+                               clip_x0=c["clip_x0"], guidance_w=c["guidance_w"], x_T_scale=1.0,
+                               noise_scale=c["noise_scale"])
+
+
+def thesis_code_set(cfg: Profile, teacher, *, seed: int, device) -> dict:
+    """The thesis' code's synthetic set on this book's generator (``diffusion.pt``):
+    :func:`kr_utils.synth.thesis_code_set` with :func:`thesis_code_sampler`,
+    ``studies.thesis_per_class`` digits per class at its threshold (0.85, or the profile's own
+    ``synth.threshold`` where that is lower: the smoke profile's untrained generator), cached as
+    ``ablation/thesis_code_set.pt``, with its generation time."""
+    out = artifact_dir(cfg.profile)
+    sampling = thesis_code_sampler(cfg)
+    per_class, thr = cfg.studies.thesis_per_class, min(THESIS_CODE["threshold"], cfg.synth.threshold)
+    key = fingerprint({"sampling": sampling, "per_class": per_class, "threshold": thr, "seed": seed},
+                      out / "diffusion.pt", out / "teacher.pt")
+
+    def compute():
+        from .checkpoints import load_schedule
+        t0 = time.perf_counter()
+        unet = load_model(out / "diffusion.pt", "diffusion", device)
+        sampler = build_sampler(sampling, load_schedule(out / "diffusion.pt"), num_steps=sampling.num_steps)
+        r = synth.thesis_code_set(unet, sampler, teacher, sampling, per_class=per_class, threshold=thr, seed=seed,
+                                  device=device)
+        return {**{k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in r.items()},
+                "num_steps": sampling.num_steps, "time_s": time.perf_counter() - t0}
+
+    return cached(out / "ablation" / "thesis_code_set.pt", key, compute)
 
 
 def ablation_data(stored: dict, variant: dict, per_class: int, thesis_per_class: int, val_fraction: float,
@@ -158,16 +219,21 @@ def equal_update_epochs(epochs: int, per_class: int, smaller_per_class: int) -> 
 
 def ablation_config(student: StudentConfig, variant: dict, per_class: int, thesis_per_class: int) -> tuple[ClassifierRecipe, bool]:
     """The student recipe and ``select_best`` of a variant. The reference trains a ResNet on
-    hard labels for the whole budget and keeps the final weights; ``early_stop`` stops after
-    the first epoch without a lower synthetic validation loss and keeps the best epoch;
+    hard labels with the profile's augmentation for the whole budget and keeps the final
+    weights; ``early_stop`` stops as the thesis' code did, after :data:`THESIS_PATIENCE` epochs
+    without a lower synthetic validation loss, and keeps the last weights (its
+    ``last_model.pt``); ``no_augment`` trains without the affine jitter (the thesis had none);
     ``small`` (``thesis_per_class`` digits per class instead of ``per_class``) trains
     proportionally more epochs, so that it makes as many updates as the reference and the
     variant measures the size of the set, not a shorter training."""
     epochs = student.epochs
     if variant.get("small"):
         epochs = equal_update_epochs(epochs, per_class, thesis_per_class)
-    recipe = student.recipe(labels="hard", epochs=epochs, patience=1 if variant.get("early_stop") else epochs + 1)
-    return recipe, bool(variant.get("early_stop"))
+    recipe = student.recipe(labels="hard", epochs=epochs,
+                            patience=THESIS_PATIENCE if variant.get("early_stop") else epochs + 1)
+    if variant.get("no_augment"):
+        recipe = dataclasses.replace(recipe, augment=False)
+    return recipe, False
 
 
 # ------------------------------------------------------------------------------- degradation (chapter 6)
@@ -176,65 +242,79 @@ MIN_SET = 20  # below this many kept digits a student and its validation split m
 
 
 def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, device) -> tuple[str, dict]:
-    """The budgeted synthetic set of the milestone checkpoint ``diffusion_step<step>.pt``
-    (cached under ``degradation/``): ``studies.degradation_per_class`` digits per class drawn
-    by ``sampler``, of which the teacher keeps those at or above ``synth.threshold`` (no
-    refill, no lowered threshold). Returns ``(key of its inputs, set)``; an empty set when the
-    teacher accepts nothing."""
+    """The synthetic set of the milestone checkpoint ``diffusion_step<step>.pt`` (cached under
+    ``degradation/``): ``studies.degradation_per_class`` digits of each class drawn by
+    ``sampler`` (:func:`kr_utils.synth.draw_labelled`), the teacher's accepted ones (confidence
+    at or above ``synth.threshold``, labelled by ``synth.label_mode``) counted, and
+    ``studies.degradation_kept`` of them drawn at random by ``seed``, whatever their label: every
+    checkpoint's students learn from sets of one size, so they make the same number of updates,
+    and a generator that makes mostly one class gives a set of mostly that class (its
+    ``label_counts`` show it). A checkpoint whose teacher accepts fewer digits than that keeps
+    them all and is marked ``short``: it gets no student. Returns ``(key of its inputs, set)``."""
     out = artifact_dir(cfg.profile)
     path = out / f"diffusion_step{step}.pt"
-    n = cfg.studies.degradation_per_class
-    key = fingerprint({"gen": cfg.sampler, "n": n, "thr": cfg.synth.threshold, "seed": seed,
+    e = cfg.studies
+    n, kept_n = e.degradation_per_class, e.degradation_kept
+    key = fingerprint({"gen": cfg.sampler, "n": n, "kept": kept_n, "thr": cfg.synth.threshold, "seed": seed,
                        "labels": cfg.synth.label_mode}, path, out / "teacher.pt")
-    budgeted = dataclasses.replace(cfg.synth, per_class=n, threshold_floor=cfg.synth.threshold, oversample=1.0)
 
     def compute():
         t0 = time.perf_counter()
-        try:
-            r = synth.build_synthetic_set(load_model(path, "diffusion", device), sampler, teacher, budgeted,
-                                          cfg.sampler, budget=10 * n, seed=seed, device=device)
-        except synth.SyntheticSetError:  # the teacher accepted nothing: an empty set
-            r = {"images": np.zeros((0, 28, 28), np.uint8), "labels": np.zeros(0, np.int64),
-                 "logits": np.zeros((0, 10), np.float32), "generated": 10 * n, "acceptance_rate": 0.0}
-        return {"images": torch.from_numpy(r["images"]), "labels": torch.from_numpy(r["labels"].astype(np.int64)),
-                "logits": torch.from_numpy(r["logits"]), "generated": r["generated"],
-                "acceptance": r["acceptance_rate"], "time_s": time.perf_counter() - t0}
+        requested = np.repeat(np.arange(10), n)
+        pool = synth.draw_labelled(load_model(path, "diffusion", device), sampler, teacher, requested, cfg.sampler,
+                                   seed=seed, device=device)
+        logits = torch.from_numpy(pool["logits"]).float()
+        conf, label = logits.softmax(1).max(1)
+        if cfg.synth.label_mode == "requested":
+            label = torch.from_numpy(requested).long()
+        accepted = torch.nonzero(conf >= cfg.synth.threshold).flatten()
+        rng = np.random.default_rng(seed)
+        idx = accepted if len(accepted) <= kept_n else accepted[np.sort(rng.choice(len(accepted), kept_n, replace=False))]
+        labels = label[idx].long()
+        return {"images": torch.from_numpy(pool["images"][idx.numpy()]), "labels": labels, "logits": logits[idx],
+                "requested": torch.from_numpy(requested[idx.numpy()]).long(), "generated": len(requested),
+                "accepted": len(accepted), "acceptance": len(accepted) / len(requested), "short": len(accepted) < kept_n,
+                "label_counts": torch.bincount(labels, minlength=10).tolist(), "time_s": time.perf_counter() - t0}
 
     return key, cached(out / "degradation" / f"set_step{step}.pt", key, compute)
 
 
-def degradation_students(cfg: Profile, sets: dict, *, seed: int, device, test) -> dict:
+def degradation_students(cfg: Profile, sets: dict, *, seed: int, device, test, holdout=None) -> dict:
     """A student of each ``studies.grid_archs`` architecture, with the profile's labels, trained
-    for ``studies.degradation_epochs`` on each set of :func:`degradation_set` that has at least
-    :data:`MIN_SET` digits (cached); ``{(arch, step): run}``."""
+    for ``studies.degradation_epochs`` on each set of :func:`degradation_set` that is not
+    ``short`` (cached); ``{(arch, step): run}``, each run with its accuracy on the real
+    validation digits ``holdout`` too."""
     out, st = artifact_dir(cfg.profile), cfg.student
     students = {}
     for step, (key, s) in sets.items():
-        if len(s["labels"]) < MIN_SET:
+        if s["short"] or len(s["labels"]) < MIN_SET:
             continue
         tr, va = distill.synthetic_split(s["images"].numpy(), s["labels"].numpy(), s["logits"].numpy(),
                                          st.val_fraction, seed)
         for arch in cfg.studies.grid_archs:
-            students[(arch, step)] = run_classifier(
-                tr, va, st.recipe(arch=arch, epochs=cfg.studies.degradation_epochs), seed=seed, device=device,
-                test=test, cache_path=out / "degradation" / f"{arch}_step{step}.pt", inputs_key=key,
-                desc=f"{arch} step {step}", test_curve=False)
+            students[(arch, step)] = run_classifiers(
+                [RunJob(tr, va, seed, out / "degradation" / f"{arch}_step{step}.pt", key, f"{arch} step {step}")],
+                st.recipe(arch=arch, epochs=cfg.studies.degradation_epochs), device=device, test=test,
+                test_curve=False, holdout=holdout)[0]
     if not any(arch == st.arch for arch, _ in students):
-        raise RuntimeError(f"no checkpoint of {sorted(sets)} gave {MIN_SET} digits the teacher accepts at "
-                           f"{cfg.synth.threshold}; raise studies.degradation_per_class")
+        raise RuntimeError(f"no checkpoint of {sorted(sets)} gave {cfg.studies.degradation_kept} digits the teacher "
+                           f"accepts at {cfg.synth.threshold}; raise studies.degradation_per_class or lower "
+                           f"studies.degradation_kept")
     return students
 
 
 def degradation_table(cfg: Profile, sets: dict, students: dict):
     """One row per checkpoint (index ``step_<N>``): its fraction of the training, digits
-    generated and kept, acceptance, the optimiser updates a student makes on it, and each
-    architecture's real-test accuracy (NaN: too few digits)."""
+    generated, accepted and kept, acceptance, the share of the kept set its most frequent label
+    takes, the optimiser updates a student makes on it, and each architecture's real-test
+    accuracy (NaN: the teacher accepted too few digits)."""
     import pandas as pd
 
     st = cfg.student
     return pd.DataFrame({f"step_{step}": {
-        "fraction_of_training": step / cfg.diffusion.steps, "generated": s["generated"], "kept": len(s["labels"]),
-        "acceptance": s["acceptance"],
+        "fraction_of_training": step / cfg.diffusion.steps, "generated": s["generated"], "accepted": s["accepted"],
+        "kept": len(s["labels"]), "acceptance": s["acceptance"],
+        "top_label_share": max(s["label_counts"]) / max(1, len(s["labels"])),
         "updates": distill.optimizer_updates(len(s["labels"]), st.val_fraction, st.batch_size,
                                              cfg.studies.degradation_epochs),
         **{arch: students[(arch, step)]["accuracy"] if (arch, step) in students else np.nan
@@ -243,24 +323,63 @@ def degradation_table(cfg: Profile, sets: dict, students: dict):
 
 
 def closest_student(students: dict, arch: str, accuracy: float) -> int:
-    """The checkpoint step whose ``arch`` student's accuracy is closest to ``accuracy``."""
-    return min((k for k in students if k[0] == arch), key=lambda k: abs(students[k]["accuracy"] - accuracy))[1]
+    """The checkpoint step whose ``arch`` student's accuracy on the real *validation* digits
+    (``val_real_accuracy``, :func:`run_classifiers` with ``holdout``) is closest to ``accuracy``;
+    the test set plays no part in the choice."""
+    runs = [k for k in students if k[0] == arch]
+    missing = [k for k in runs if "val_real_accuracy" not in students[k]]
+    if missing:
+        raise ValueError(f"students {missing} carry no val_real_accuracy: train them with holdout= "
+                         f"(the real validation digits) to choose between them")
+    return min(runs, key=lambda k: abs(students[k]["val_real_accuracy"] - accuracy))[1]
 
 
-def ablation_runs(cfg: Profile, stored: dict, *, device, test) -> dict:
+COLLAPSE_BELOW = 0.5  # a student below this real-test accuracy has collapsed (half the digits wrong)
+
+
+def collapsed_seeds(runs: dict, test_labels) -> dict:
+    """The seeds of ``{seed: run}`` whose students collapsed (real-test accuracy below
+    :data:`COLLAPSE_BELOW`), and, for each, the share of the test digits its student puts in
+    its most predicted class (near 1: it answers one class whatever the digit)."""
+    seeds, shares = [], []
+    for s, r in runs.items():
+        if r["accuracy"] < COLLAPSE_BELOW:
+            pred = torch.as_tensor(r["test_logits"]).argmax(1)
+            seeds.append(s)
+            shares.append(float(torch.bincount(pred, minlength=10).max()) / len(test_labels))
+    return {"seeds": seeds, "top_class_share": shares}
+
+
+def _bytes_key(*arrays) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
+    return h.hexdigest()
+
+
+def ablation_runs(cfg: Profile, stored: dict, *, device, test, code_set: dict | None = None) -> dict:
     """Chapter 7: every variant of :data:`ABLATIONS` over ``studies.ablation_seeds``, trained on
-    subsets of the stored synthetic set (cached under ``ablation/``); ``{variant: {seed: run}}``."""
+    subsets of the stored synthetic set, or, for a ``code_set`` variant, on the thesis' code's
+    set (:func:`thesis_code_set`; skipped when ``code_set`` is None), cached under
+    ``ablation/<variant>_seed<seed>.pt``; ``{variant: {seed: run}}``."""
     out, st, e = artifact_dir(cfg.profile), cfg.student, cfg.studies
     runs = {}
-    for i, (name, variant) in enumerate(ABLATIONS.items()):
+    for name, variant in ABLATIONS.items():
+        source = code_set if variant.get("code_set") else stored
+        if source is None:
+            continue
         recipe, select_best = ablation_config(st, variant, e.ablation_per_class, e.thesis_per_class)
-        key = fingerprint({"set": stored["summary"]["inputs_key"], "variant": variant,
-                           "per_class": e.ablation_per_class, "thesis_per_class": e.thesis_per_class})
+        set_key = _bytes_key(source["images"], source["labels"]) if variant.get("code_set") \
+            else stored["summary"]["inputs_key"]
+        key = fingerprint({"set": set_key, "variant": variant, "per_class": e.ablation_per_class,
+                           "thesis_per_class": e.thesis_per_class})
         jobs = []
         for s in e.ablation_seeds:
-            train_set, val_set = ablation_data(stored, variant, e.ablation_per_class, e.thesis_per_class,
+            train_set, val_set = ablation_data(source, variant, e.ablation_per_class, e.thesis_per_class,
                                                st.val_fraction, s)
-            jobs.append(RunJob(train_set, val_set, s, out / "ablation" / f"variant{i}_seed{s}.pt", key,
+            jobs.append(RunJob(train_set, val_set, s, out / "ablation" / f"{name}_seed{s}.pt", key,
                                f"{ABLATION_LABELS[name]}, seed {s}"))
         runs[name] = dict(zip(e.ablation_seeds, run_classifiers(jobs, recipe, device=device, test=test,
                                                                 select_best=select_best, test_curve=False)))

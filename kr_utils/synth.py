@@ -38,10 +38,11 @@ def label_with_teacher(teacher, images_uint8: np.ndarray, device) -> torch.Tenso
 
 
 def draw_labelled(model, sampler, teacher, requested, sampling: SamplerConfig, *, seed: int, device,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, postprocess=None) -> dict:
     """Digits of the classes ``requested`` drawn by ``sampler`` from ``model`` (guidance weight,
     starting-noise scale and batch size of ``sampling``), every one kept, stored as uint8, with
-    the teacher's logits: an unfiltered pool that thresholds can be applied to afterwards."""
+    the teacher's logits: an unfiltered pool that thresholds can be applied to afterwards.
+    ``postprocess`` (uint8 images -> uint8 images) runs before the teacher sees them."""
     gen = torch.Generator(device=torch.device(device).type if torch.device(device).type == "cuda" else "cpu")
     gen.manual_seed(seed)
     requested = np.asarray(requested)
@@ -50,11 +51,60 @@ def draw_labelled(model, sampler, teacher, requested, sampling: SamplerConfig, *
     for chunk in np.array_split(requested, max(1, math.ceil(len(requested) / sampling.batch_size))):
         imgs = to_uint8(generate(model, sampler, torch.as_tensor(chunk, dtype=torch.long), sampling.guidance_w, gen,
                                  x_T_scale=sampling.x_T_scale))
+        if postprocess is not None:
+            imgs = postprocess(imgs)
         images.append(imgs)
         logits.append(label_with_teacher(teacher, imgs, device).numpy())
         bar.update(len(chunk))
     bar.close()
     return {"images": np.concatenate(images), "requested": requested, "logits": np.concatenate(logits)}
+
+
+def force_black(images_uint8) -> np.ndarray:
+    """The thesis' code's last step of sampling: every pixel below the middle of the range
+    (model range < 0) set to black, ``torch.where(x < 0, -1, x)``."""
+    images = np.asarray(images_uint8)
+    return np.where(images < 128, 0, images).astype(np.uint8)
+
+
+def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_class: int, threshold: float, seed: int,
+                    device, max_rounds: int = 20, progress: bool = True) -> dict:
+    """The synthetic set as the thesis' code built it (``generate_balanced_dataset``): digits of
+    each class requested until ``per_class`` of each reach teacher confidence ``threshold``,
+    each forced to a black background (:func:`force_black`) before the teacher sees it, and
+    labelled by the **requested** class. As its code did, a round that keeps nothing lowers the
+    threshold by 0.01, down to 0.5. ``sampler``/``sampling``: its chain
+    (:func:`kr_utils.studies.thesis_code_sampler`). Returns images, labels, logits, requested,
+    ``generated``, ``acceptance_rate`` and the ``final_threshold``; raises
+    :class:`SyntheticSetError` naming the short classes after ``max_rounds``."""
+    counts, images, logits, labels, generated = np.zeros(10, int), [], [], [], 0
+    floor = min(0.5, threshold)
+    for r in range(max_rounds):
+        short = per_class - counts
+        if not short.any():
+            break
+        requested = np.repeat(np.arange(10), np.ceil(short * 1.25).astype(int))
+        pool = draw_labelled(model, sampler, teacher, requested, sampling, seed=seed + 1000 * r, device=device,
+                             progress=progress, postprocess=force_black)
+        generated += len(requested)
+        conf = torch.from_numpy(pool["logits"]).float().softmax(1).max(1).values.numpy()
+        kept = 0
+        for c in range(10):
+            ok = np.flatnonzero((requested == c) & (conf >= threshold))[: short[c]]
+            images.append(pool["images"][ok]); logits.append(pool["logits"][ok]); labels.append(requested[ok])
+            counts[c] += len(ok)
+            kept += len(ok)
+        if kept == 0:
+            threshold = max(floor, round(threshold - 0.01, 4))
+    if (counts < per_class).any():
+        raise SyntheticSetError(f"the thesis' code's set: after {max_rounds} rounds, classes "
+                                f"{np.flatnonzero(counts < per_class).tolist()} have {counts.tolist()} of {per_class} "
+                                f"digits at confidence >= {threshold}")
+    labels = np.concatenate(labels)
+    order = np.argsort(labels, kind="stable")
+    return {"images": np.concatenate(images)[order], "labels": labels[order], "logits": np.concatenate(logits)[order],
+            "requested": labels[order], "generated": generated, "acceptance_rate": 10 * per_class / generated,
+            "final_threshold": threshold}
 
 
 def build_synthetic_set(model, sampler, teacher, config: SynthConfig, sampling: SamplerConfig, *, seed: int = 0,

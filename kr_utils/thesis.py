@@ -33,3 +33,12 @@ SYNTHETIC_DIGITS_PER_S = SYNTHETIC_SET_SIZE / SYNTHETIC_SET_TIME_S
 DEVICE = "NVIDIA RTX 4070"
 # §3.3.4: the set was generated clipped, guide_w = 0.5 (w = 1.5 here), x_T scale 0.5, noise 0.5.
 GENERATION = {"guidance_w": 1.5, "x_T_scale": 0.5, "noise_scale": 0.5, "clip_x0": True, "threshold": 0.9}
+
+# What its code (github.com/JoaquinBeas/TFG, main.py and src/) did where the text says otherwise:
+# main.py built the set with generate_balanced_dataset(max_per_class=100), threshold 0.85; the
+# conditional model's sampling(guide_w=0.5) in its default clipped mode runs its n_T = 400 steps
+# with two network passes a step, no per-step noise, x0_pred clamped to [-1, 1], and forces
+# every negative pixel to black before storing (then normalises to [0, 1] twice: the grey
+# background); the students trained with MNIST_PATIENCE = 6 and kept last_model.pt.
+CODE = {"steps": 400, "guidance_w": 1.5, "noise_scale": 0.0, "clip_x0": True, "threshold": 0.85,
+        "per_class": 100, "patience": 6, "max_epochs": 70, "keeps": "last weights"}

@@ -82,9 +82,13 @@ glue("knob_per_class", gcfg.knob_per_class, display=False)
 
 # %% [markdown]
 # ## The knobs of the thesis, measured
-# The thesis varied four things when sampling (§3.3.3-§3.3.4, Figs. 7-8): clipping of
-# $\hat x_0$, the guidance weight, the scale of the initial noise $x_T$ (`x_T_scale`) and of the
-# noise added at each ancestral step (`noise_scale`, the $\sigma_t z$ term of eq. 6). Each setting
+# The thesis' text discusses four things that shape the samples (§3.3.3-§3.3.4, Figs. 7-8):
+# clipping of $\hat x_0$, the guidance weight, the scale of the initial noise $x_T$
+# (`x_T_scale`) and of the noise added at each ancestral step (`noise_scale`, the
+# $\sigma_t z$ term of eq. 6). Its code fixed them when it built its set: a 400-step chain in
+# its clipped mode, which adds no noise at any step, with `guide_w=0.5` throughout (chapter 7
+# lists what else its code did). The study below varies them one at a time on this book's
+# generator. Each setting
 # below draws the same {glue:text}`knob_n` digits ({glue:text}`knob_per_class` per class, same
 # seed) with the ancestral sampler. At this profile its chain is respaced to
 # {glue:text}`knob_steps` steps (`AncestralSampler.set_timesteps`: eq. 6 between the kept steps,

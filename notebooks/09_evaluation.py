@@ -93,7 +93,7 @@ main_fid = fid[main_id]
 for i in inputs:
     glue(f"fid_{i}", evaluate.format_summary(main_fid[i]["agreement"]), display=False)
     glue(f"kl_{i}", f"{main_fid[i]['kl']['mean']:.3f}", display=False)
-best_cell = max(fid, key=lambda c: fid[c]["real_test"]["agreement"]["mean"])
+best_cell = max(fid, key=lambda c: fid[c]["real_test"]["agreement"]["mean"])  # test-set report, not a choice
 glue("fid_best_cell", best_cell, display=False)
 glue("fid_best", evaluate.format_summary(fid[best_cell]["real_test"]["agreement"]), display=False)
 aim_met = main_fid["real_test"]["agreement"]["mean"] >= claims.FIDELITY_AIM
@@ -321,7 +321,8 @@ pd.DataFrame({"real test (floor)": {m: floor[m] for m in ("frechet", "precision"
 # %%
 fig = plots.per_class_measures({"real test (floor)": floor, "synthetic": syn_dist})
 plots.glue_figure("fig_per_class_distribution", fig)
-worst_digit = max(syn_dist["per_class"], key=lambda c: syn_dist["per_class"][c]["frechet"] / floor["per_class"][c]["frechet"])
+worst_digit = max(syn_dist["per_class"],  # test-set report, not a choice
+                  key=lambda c: syn_dist["per_class"][c]["frechet"] / floor["per_class"][c]["frechet"])
 glue("fd_worst_digit", worst_digit, display=False)
 
 # %% [markdown]

@@ -26,6 +26,19 @@ def test_augment_keeps_black_background():
     assert not torch.allclose(out, x)
 
 
+def test_augment_pads_a_grey_digit_with_grey():
+    # the thesis' storage: background 127 of 255, i.e. about -0.004 in model range; the warp must
+    # bring in that grey at the frame's edge, not black (-1)
+    grey = 127 / 127.5 - 1
+    x = torch.full((16, 1, 28, 28), grey)
+    x[:, :, 10:18, 12:16] = 1
+    x[8:] = torch.where(x[8:] > 0.5, x[8:], torch.tensor(-1.0))  # half of the batch on black
+    out = distill.augment(x, torch.Generator().manual_seed(0), max_shift_px=4.0)
+    torch.testing.assert_close(out[:8, :, 0, :], torch.full((8, 1, 28), grey), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[8:, :, 0, :], torch.full((8, 1, 28), -1.0), atol=1e-5, rtol=0)
+    assert out[:8].amin() >= grey - 1e-5  # nowhere darker than the image's own background
+
+
 def _toy(n=512, seed=0):
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, 10, (n,), generator=g)

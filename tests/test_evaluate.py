@@ -45,7 +45,10 @@ def test_inference_ms_is_positive():
 def test_format_summary_lists_seeds_on_request():
     from kr_utils.evaluate import format_summary, summarize_seeds
 
-    s = summarize_seeds([0.9, 0.1])
-    assert format_summary(s).startswith("50.00 ± 56.57% [")
-    assert format_summary(s, seeds=True).endswith("(seeds: 90.00, 10.00)")
+    s = summarize_seeds([0.9, 0.1, 0.5])
+    assert format_summary(s).startswith("50.00 ± 40.00% [")
+    assert format_summary(s, seeds=True).endswith("(seeds: 90.00, 10.00, 50.00)")
     assert format_summary(summarize_seeds([0.5]), seeds=True) == "50.00% (1 seed)"
+    # two seeds: a t interval of ± 12.7 std says nothing, so none is printed, only the seeds
+    two = format_summary(summarize_seeds([0.9, 0.1]))
+    assert two == "50.00% (2 seeds: 90.00, 10.00)" and "[" not in two

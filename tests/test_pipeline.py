@@ -72,7 +72,7 @@ def test_thesis_comparison_of_the_recorded_run():
     table = analysis.thesis_comparison(m, "cpu")
     row = table.loc["teacher used, real test"]
     assert row.iloc[0] == analysis.pct(thesis.TEACHER_USED) and row.iloc[1] == analysis.pct(m["teacher"]["test_accuracy"])
-    assert table.loc["synthetic set size"].iloc[1] == f"{m['synthetic_set']['size']:,d}"
+    assert table.loc["synthetic set size (the thesis' text)"].iloc[1] == f"{m['synthetic_set']['size']:,d}"
     assert list(analysis.degradation_frame(m)["fraction_of_training"]) == sorted(
         v["fraction_of_training"] for v in m["degradation"]["table"].values())
     assert analysis.pct(None) == "—" and analysis.pct(0.5) == "50.00%"

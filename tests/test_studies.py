@@ -66,15 +66,22 @@ def test_ablation_data_changes_one_thing_at_a_time():
 def test_ablation_config():
     scfg = dataclasses.replace(config.get_config("cpu").student, epochs=3, patience=3)
     ref, best = studies.ablation_config(scfg, {}, 300, 100)
-    assert not ref.soft and ref.patience > ref.epochs and best is False and ref.epochs == 3
+    assert not ref.soft and ref.patience > ref.epochs and best is False and ref.epochs == 3 and ref.augment
+    # the thesis' code: patience 6, and the last weights kept (not the best epoch's)
     early, best = studies.ablation_config(scfg, {"early_stop": True}, 300, 100)
-    assert early.patience == 1 and best is True
+    assert early.patience == 6 and best is False and early.augment
+    no_aug, _ = studies.ablation_config(scfg, {"no_augment": True}, 300, 100)
+    assert not no_aug.augment and no_aug.epochs == ref.epochs
     # a third of the digits, three times the epochs: the same number of updates
     small, best = studies.ablation_config(scfg, {"small": True}, 300, 100)
     assert small.epochs == 9 and small.patience > 9 and best is False
     assert distill.optimizer_updates(1000, 0.1, 64, 9) >= distill.optimizer_updates(3000, 0.1, 64, 3)
     thesis_recipe, best = studies.ablation_config(scfg, studies.ABLATIONS["thesis_recipe"], 300, 100)
-    assert thesis_recipe.epochs == 9 and thesis_recipe.patience == 1 and best is True
+    assert thesis_recipe.epochs == 9 and thesis_recipe.patience == 6 and best is False and not thesis_recipe.augment
+    # every choice alone is in the recipe, and the recipe is nothing but those choices
+    alone = {k for name, v in studies.ABLATIONS.items() if name not in ("reference", "thesis_recipe", "thesis_code")
+             for k in v}
+    assert alone == set(studies.ABLATIONS["thesis_recipe"])
 
 
 def test_feature_diversity():
@@ -145,19 +152,69 @@ def test_knob_settings_have_stable_ids_and_share_draws():
     assert len(studies.knob_labels(smoke)) == 10 * smoke.knob_per_class
 
 
+def _deg_set(labels, generated=100, accepted=None):
+    labels = torch.as_tensor(labels)
+    accepted = len(labels) if accepted is None else accepted
+    return {"labels": labels, "generated": generated, "accepted": accepted, "acceptance": accepted / generated,
+            "short": False, "label_counts": torch.bincount(labels, minlength=10).tolist()}
+
+
 def test_degradation_table_and_closest_student():
     cfg = config.get_config("smoke")
-    sets = {10: ("k", {"labels": torch.arange(30) % 10, "generated": 100, "acceptance": 0.3}),
-            30: ("k", {"labels": torch.arange(5), "generated": 100, "acceptance": 0.05})}
-    students = {("resnet_preact", 10): {"accuracy": 0.4}, ("simple_cnn", 10): {"accuracy": 0.2}}
+    sets = {10: ("k", _deg_set(torch.arange(30) % 10, accepted=60)),
+            30: ("k", _deg_set(torch.zeros(5, dtype=torch.long)))}
+    students = {("resnet_preact", 10): {"accuracy": 0.4, "val_real_accuracy": 0.45},
+                ("simple_cnn", 10): {"accuracy": 0.2, "val_real_accuracy": 0.25}}
     table = studies.degradation_table(cfg, sets, students)
     assert list(table.index) == ["step_10", "step_30"] and table.loc["step_10", "kept"] == 30
+    assert table.loc["step_10", "accepted"] == 60 and table.loc["step_10", "top_label_share"] == pytest.approx(0.1)
+    assert table.loc["step_30", "top_label_share"] == 1.0  # a one-class set says so
     assert table.loc["step_30", "fraction_of_training"] == 1.0 and np.isnan(table.loc["step_30", "resnet_preact"])
-    students[("resnet_preact", 30)] = {"accuracy": 0.85}
-    assert studies.closest_student(students, "resnet_preact", 0.83) == 30
-    assert studies.closest_student(students, "resnet_preact", 0.3) == 10
+    # the choice is made on the real validation digits: the test accuracy (0.85 / 0.4) plays no part
+    students[("resnet_preact", 30)] = {"accuracy": 0.85, "val_real_accuracy": 0.30}
+    assert studies.closest_student(students, "resnet_preact", 0.83) == 10
+    assert studies.closest_student(students, "resnet_preact", 0.3) == 30
+    del students[("resnet_preact", 30)]["val_real_accuracy"]
+    with pytest.raises(ValueError, match="val_real_accuracy"):
+        studies.closest_student(students, "resnet_preact", 0.83)
+
+
+def test_degradation_set_has_one_size_whatever_its_labels(tmp_path, monkeypatch):
+    # a generator that makes only "7"s the teacher accepts half of: the kept set is
+    # degradation_kept digits whatever the labels (no cap per label), and says it is all 7s
+    monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path))
+    cfg = config.get_config("smoke", synth__label_mode="teacher")  # 10 per class drawn, 40 kept
+    n = 10 * cfg.studies.degradation_per_class
+
+    def fake_draw(model, sampler, teacher, requested, sampling, *, seed, device, progress=True):
+        logits = np.full((len(requested), 10), -10.0, np.float32)
+        logits[:, 7] = np.where(np.arange(len(requested)) % 2 == 0, 10.0, -10.0)  # every other one confident
+        return {"images": np.zeros((len(requested), 28, 28), np.uint8), "requested": requested, "logits": logits}
+
+    monkeypatch.setattr(studies.synth, "draw_labelled", fake_draw)
+    monkeypatch.setattr(studies, "load_model", lambda *a, **k: None)
+    (tmp_path / "smoke").mkdir(exist_ok=True)
+    (tmp_path / "smoke" / "diffusion_step10.pt").write_bytes(b"x")
+    (tmp_path / "smoke" / "teacher.pt").write_bytes(b"t")
+    _, s = studies.degradation_set(cfg, 10, None, None, seed=0, device="cpu")
+    assert s["generated"] == n and s["accepted"] == n // 2 and not s["short"]
+    assert len(s["labels"]) == cfg.studies.degradation_kept and s["label_counts"][7] == cfg.studies.degradation_kept
+    tight = cfg.replace(studies__degradation_kept=n // 2 + 1)
+    _, s2 = studies.degradation_set(tight, 10, None, None, seed=0, device="cpu")
+    assert s2["short"] and len(s2["labels"]) == n // 2  # fewer accepted than the size: all kept, no student
 
 
 def test_ablation_ids_have_labels():
     assert list(studies.ABLATIONS) == list(studies.ABLATION_LABELS)
-    assert studies.ABLATIONS["thesis_recipe"] == {"grey": True, "requested": True, "early_stop": True, "small": True}
+    assert studies.ABLATIONS["thesis_recipe"] == {"grey": True, "requested": True, "early_stop": True, "small": True,
+                                                  "no_augment": True}
+
+
+def test_collapsed_seeds_names_them_and_measures_why():
+    y = torch.arange(100) % 10
+    one_class = torch.full((100, 10), -5.0); one_class[:, 3] = 5.0  # answers 3 whatever the digit
+    good = torch.nn.functional.one_hot(y, 10).float() * 5
+    runs = {0: {"accuracy": 0.1, "test_logits": one_class}, 1: {"accuracy": 0.97, "test_logits": good}}
+    c = studies.collapsed_seeds(runs, y)
+    assert c["seeds"] == [0] and c["top_class_share"] == [1.0]
+    assert studies.collapsed_seeds({1: runs[1]}, y) == {"seeds": [], "top_class_share": []}

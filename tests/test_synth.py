@@ -145,3 +145,30 @@ def test_cache_key_and_reuse(tmp_path):
     assert new_key != key and synth.cached_summary(tmp_path / "s", new_key) is None
     (tmp_path / "s" / synth.LABELS_FILE).write_bytes(b"corrupted")  # a damaged set is rebuilt
     assert synth.cached_summary(tmp_path / "s", key) is None
+
+
+def test_thesis_code_set_fills_each_class_by_request_on_black(monkeypatch):
+    # a fake generator: grey-ish digits (values 100 and 200), the teacher confident on every other
+    # one and always saying "3": the set keeps per_class of each *requested* class, each pixel
+    # below the middle forced to black before the teacher sees it, over as many rounds as needed
+    seen = []
+
+    def fake_draw(model, sampler, teacher, requested, sampling, *, seed, device, progress=True, postprocess=None):
+        imgs = np.full((len(requested), 28, 28), 100, np.uint8)
+        imgs[:, 10:14, 10:14] = 200
+        imgs = postprocess(imgs)
+        seen.append(imgs)
+        logits = np.zeros((len(requested), 10), np.float32)
+        logits[::2, 3] = 20.0  # confident on every other digit
+        return {"images": imgs, "requested": np.asarray(requested), "logits": logits}
+
+    monkeypatch.setattr(synth, "draw_labelled", fake_draw)
+    sampling = config.get_config("smoke").sampler
+    r = synth.thesis_code_set(None, None, None, sampling, per_class=7, threshold=0.85, seed=0, device="cpu")
+    assert np.bincount(r["labels"], minlength=10).tolist() == [7] * 10  # requested classes, not the teacher's 3
+    assert (r["labels"] == r["requested"]).all()
+    assert set(np.unique(r["images"])) == {0, 200}  # 100 < 128 became black
+    assert len(seen) >= 2 and r["generated"] > 70 and r["acceptance_rate"] == 70 / r["generated"]
+    with pytest.raises(synth.SyntheticSetError, match="classes"):
+        synth.thesis_code_set(None, None, None, sampling, per_class=7, threshold=0.99999999, seed=0, device="cpu",
+                              max_rounds=1)
