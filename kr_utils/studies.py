@@ -148,6 +148,7 @@ ABLATIONS = {
     "thesis_recipe": {"grey": True, "requested": True, "early_stop": True, "small": True, "no_augment": True},
     "thesis_code": {"grey": True, "requested": True, "early_stop": True, "small": True, "no_augment": True,
                     "code_set": True},
+    "unconditional": {"small": True, "uncond_set": True},
 }
 ABLATION_LABELS = {
     "reference": "this book (hard labels)",
@@ -158,7 +159,9 @@ ABLATION_LABELS = {
     "no_augment": "no augmentation",
     "thesis_recipe": "all five (the thesis' recipe)",
     "thesis_code": "all five, on the set of the thesis' code's sampler",
+    "unconditional": "100 per class, unconditional and unbalanced",
 }
+SET_VARIANTS = ("code_set", "uncond_set")  # variants that learn from another set than chapter 4's
 THESIS_PATIENCE = THESIS_CODE["patience"]  # MNIST_PATIENCE = 6, and it kept last_model.pt, not the best epoch
 
 
@@ -203,7 +206,10 @@ def ablation_data(stored: dict, variant: dict, per_class: int, thesis_per_class:
     """The training and validation data of one ablation variant, from a stored synthetic set
     (``synth.load_synthetic_set``): a ``per_class`` subset (``thesis_per_class`` with
     ``small``), teacher or requested labels, black or grey background."""
-    idx = per_class_subset(stored["labels"], thesis_per_class if variant.get("small") else per_class, seed)
+    if variant.get("uncond_set"):  # unbalanced: the whole set, whatever its labels
+        idx = np.arange(len(stored["labels"]))
+    else:
+        idx = per_class_subset(stored["labels"], thesis_per_class if variant.get("small") else per_class, seed)
     images = stored["images"][idx]
     if variant.get("grey"):
         images = thesis_background(images)
@@ -350,6 +356,31 @@ def collapsed_seeds(runs: dict, test_labels) -> dict:
     return {"seeds": seeds, "top_class_share": shares}
 
 
+def unconditional_set(cfg: Profile, teacher, *, seed: int, device) -> dict:
+    """The unconditional, unbalanced mode the thesis describes (its code's
+    ``generate_dataset``): ``10 x studies.thesis_per_class`` digits drawn with the null class
+    (w = 0) by the profile's sampler, kept at the profile's threshold whatever their class, and
+    labelled by the teacher (:func:`kr_utils.synth.build_synthetic_set` with
+    ``mode="unconditional"``), cached as ``ablation/unconditional_set.pt``."""
+    out = artifact_dir(cfg.profile)
+    per_class = cfg.studies.thesis_per_class
+    sc = dataclasses.replace(cfg.synth, per_class=per_class, mode="unconditional", label_mode="teacher")
+    key = fingerprint({"synth": sc, "sampling": cfg.sampler, "seed": seed}, out / "diffusion.pt", out / "teacher.pt")
+
+    def compute():
+        from .checkpoints import load_schedule
+        t0 = time.perf_counter()
+        unet = load_model(out / "diffusion.pt", "diffusion", device)
+        sampler = build_sampler(cfg.sampler, load_schedule(out / "diffusion.pt"))
+        r = synth.build_synthetic_set(unet, sampler, teacher, sc, cfg.sampler, seed=seed, device=device)
+        return {"images": torch.from_numpy(r["images"]), "labels": torch.from_numpy(r["labels"].astype(np.int64)),
+                "logits": torch.from_numpy(r["logits"]), "requested": torch.from_numpy(r["labels"].astype(np.int64)),
+                "generated": r["generated"], "acceptance_rate": r["acceptance_rate"],
+                "label_counts": np.bincount(r["labels"], minlength=10).tolist(), "time_s": time.perf_counter() - t0}
+
+    return cached(out / "ablation" / "unconditional_set.pt", key, compute)
+
+
 def _bytes_key(*arrays) -> str:
     import hashlib
 
@@ -359,20 +390,23 @@ def _bytes_key(*arrays) -> str:
     return h.hexdigest()
 
 
-def ablation_runs(cfg: Profile, stored: dict, *, device, test, code_set: dict | None = None) -> dict:
+def ablation_runs(cfg: Profile, stored: dict, *, device, test, code_set: dict | None = None,
+                  uncond_set: dict | None = None) -> dict:
     """Chapter 7: every variant of :data:`ABLATIONS` over ``studies.ablation_seeds``, trained on
-    subsets of the stored synthetic set, or, for a ``code_set`` variant, on the thesis' code's
-    set (:func:`thesis_code_set`; skipped when ``code_set`` is None), cached under
+    subsets of the stored synthetic set, or, for a ``code_set`` / ``uncond_set`` variant, on the
+    thesis' code's set (:func:`thesis_code_set`) or the unconditional one
+    (:func:`unconditional_set`; a variant whose set is None is skipped), cached under
     ``ablation/<variant>_seed<seed>.pt``; ``{variant: {seed: run}}``."""
     out, st, e = artifact_dir(cfg.profile), cfg.student, cfg.studies
+    other = {"code_set": code_set, "uncond_set": uncond_set}
     runs = {}
     for name, variant in ABLATIONS.items():
-        source = code_set if variant.get("code_set") else stored
+        which = next((k for k in SET_VARIANTS if variant.get(k)), None)
+        source = other[which] if which else stored
         if source is None:
             continue
         recipe, select_best = ablation_config(st, variant, e.ablation_per_class, e.thesis_per_class)
-        set_key = _bytes_key(source["images"], source["labels"]) if variant.get("code_set") \
-            else stored["summary"]["inputs_key"]
+        set_key = _bytes_key(source["images"], source["labels"]) if which else stored["summary"]["inputs_key"]
         key = fingerprint({"set": set_key, "variant": variant, "per_class": e.ablation_per_class,
                            "thesis_per_class": e.thesis_per_class})
         jobs = []

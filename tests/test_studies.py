@@ -59,6 +59,11 @@ def test_ablation_data_changes_one_thing_at_a_time():
     assert torch.equal(req_tr[0], ref_tr[0]) and not torch.equal(req_tr[1], ref_tr[1])
     small_tr, small_va = studies.ablation_data(stored, {"small": True}, 20, 5, 0.1, seed=0)
     assert len(small_tr[0]) + len(small_va[0]) == 50
+    # an unbalanced set is taken whole, whatever its labels (no per-class subset)
+    lopsided = {k: v[:37] for k, v in stored.items() if k != "summary"}
+    lopsided["labels"] = np.zeros(37, dtype=np.int64)
+    un_tr, un_va = studies.ablation_data(lopsided, studies.ABLATIONS["unconditional"], 20, 5, 0.1, seed=0)
+    assert len(un_tr[0]) + len(un_va[0]) == 37
     with pytest.raises(ValueError, match="fewer than per_class=31"):
         studies.per_class_subset(stored["labels"], 31, 0)
 
@@ -79,8 +84,8 @@ def test_ablation_config():
     thesis_recipe, best = studies.ablation_config(scfg, studies.ABLATIONS["thesis_recipe"], 300, 100)
     assert thesis_recipe.epochs == 9 and thesis_recipe.patience == 6 and best is False and not thesis_recipe.augment
     # every choice alone is in the recipe, and the recipe is nothing but those choices
-    alone = {k for name, v in studies.ABLATIONS.items() if name not in ("reference", "thesis_recipe", "thesis_code")
-             for k in v}
+    alone = {k for name, v in studies.ABLATIONS.items()
+             if name not in ("reference", "thesis_recipe", "thesis_code", "unconditional") for k in v}
     assert alone == set(studies.ABLATIONS["thesis_recipe"])
 
 
