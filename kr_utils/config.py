@@ -530,14 +530,14 @@ PROFILES: dict[str, dict] = {
                      seeds=(0, 1, 2)),
         # The other students of the grid (3 architectures x hard / soft tau=1 / soft tau=4) get
         # two seeds. Degradation: at each checkpoint (the thesis' epochs 8-100 scaled, and 90 and
-        # 750 of ours), 150 digits/class drawn, 1,000 of those the teacher accepts kept
+        # 750 of ours), 150 digits/class drawn, 900 of those the teacher accepts kept
         # (whatever their label), so that every student has one set size and one number of
-        # updates (10 epochs). Ablation: ResNet students on a 300/class subset of the synthetic
+        # updates (20 epochs). Ablation: ResNet students on a 300/class subset of the synthetic
         # set, five seeds per variant.
         studies=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
                      grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1),
                      degradation_milestones=(90, 240, 510, 750, 1050, 1500, 1950, 2400, 3000), degradation_per_class=150,
-                     degradation_kept=1000, degradation_epochs=10, ablation_per_class=300, ablation_seeds=(0, 1, 2, 3, 4),
+                     degradation_kept=900, degradation_epochs=20, ablation_per_class=300, ablation_seeds=(0, 1, 2, 3, 4),
                      thesis_per_class=100),
         # Theory chapters (book/theory): all eight together in about 4 minutes on 2 cores.
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,

@@ -261,15 +261,20 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
     path = out / f"diffusion_step{step}.pt"
     e = cfg.studies
     n, kept_n = e.degradation_per_class, e.degradation_kept
-    key = fingerprint({"gen": cfg.sampler, "n": n, "kept": kept_n, "thr": cfg.synth.threshold, "seed": seed,
-                       "labels": cfg.synth.label_mode}, path, out / "teacher.pt")
+    pool_key = fingerprint({"gen": cfg.sampler, "n": n, "seed": seed}, path, out / "teacher.pt")
+    key = fingerprint({"pool": pool_key, "kept": kept_n, "thr": cfg.synth.threshold, "labels": cfg.synth.label_mode})
+
+    def draw():  # the unfiltered draw, cached on its own: a new threshold or set size reuses it
+        t0 = time.perf_counter()
+        pool = synth.draw_labelled(load_model(path, "diffusion", device), sampler, teacher, np.repeat(np.arange(10), n),
+                                   cfg.sampler, seed=seed, device=device)
+        return {**{k: torch.as_tensor(v) for k, v in pool.items()}, "time_s": time.perf_counter() - t0}
 
     def compute():
         t0 = time.perf_counter()
-        requested = np.repeat(np.arange(10), n)
-        pool = synth.draw_labelled(load_model(path, "diffusion", device), sampler, teacher, requested, cfg.sampler,
-                                   seed=seed, device=device)
-        logits = torch.from_numpy(pool["logits"]).float()
+        pool = cached(out / "degradation" / f"pool_step{step}.pt", pool_key, draw)
+        requested = np.asarray(pool["requested"]).astype(np.int64)
+        logits = torch.as_tensor(pool["logits"]).float()
         conf, label = logits.softmax(1).max(1)
         if cfg.synth.label_mode == "requested":
             label = torch.from_numpy(requested).long()
@@ -277,10 +282,11 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
         rng = np.random.default_rng(seed)
         idx = accepted if len(accepted) <= kept_n else accepted[np.sort(rng.choice(len(accepted), kept_n, replace=False))]
         labels = label[idx].long()
-        return {"images": torch.from_numpy(pool["images"][idx.numpy()]), "labels": labels, "logits": logits[idx],
+        return {"images": torch.as_tensor(pool["images"])[idx], "labels": labels, "logits": logits[idx],
                 "requested": torch.from_numpy(requested[idx.numpy()]).long(), "generated": len(requested),
                 "accepted": len(accepted), "acceptance": len(accepted) / len(requested), "short": len(accepted) < kept_n,
-                "label_counts": torch.bincount(labels, minlength=10).tolist(), "time_s": time.perf_counter() - t0}
+                "label_counts": torch.bincount(labels, minlength=10).tolist(),
+                "time_s": pool["time_s"] + time.perf_counter() - t0}
 
     return key, cached(out / "degradation" / f"set_step{step}.pt", key, compute)
 

@@ -99,10 +99,10 @@ glue("diffusion_final_loss", f"{final_loss:.4f}", display=False)
 # ```
 #
 # ## Samples at each milestone
-# The thesis saved its U-Net after epochs 1, 3, 7, 25, 45, 65, 85 and 100 of 100 (Fig. 12);
-# this profile keeps the EMA weights at the same fractions of its training,
-# steps {glue:text}`diffusion_milestones`. These checkpoints feed the degradation study of
-# chapter 6. One row per milestone checkpoint, digits 0 to 9 from left to right, drawn with the default
+# The thesis saved its U-Net after epochs 1, 3, 7, 25, 45, 65, 85 and 100 of 100 (Fig. 12),
+# and studied students of its checkpoints after epochs 8, 17, 35, 50, 65, 80 and 100 (§4.4).
+# This profile keeps the EMA weights at the same fractions of its training, both lists, steps
+# {glue:text}`diffusion_milestones`. The checkpoints feed the degradation study of chapter 6. One row per milestone checkpoint, digits 0 to 9 from left to right, drawn with the default
 # fast sampler of the profile (chapter 3) and the same initial noise for every row, so the rows
 # differ only by the training the generator received.
 

@@ -188,7 +188,11 @@ table
 # values are printed instead). The best cell, chosen on the real validation digits
 # ({glue:text}`grid_best_val` there), is {glue:text}`grid_best`; on the test set it scores
 # {glue:text}`grid_best_test`. For the profile's architecture, {glue:text}`grid_soft_vs_hard`.
-# On the shared test digits, {glue:text}`grid_soft_vs_hard_mcnemar`.
+# On the shared test digits, {glue:text}`grid_soft_vs_hard_mcnemar`. The two intervals cover
+# different things. The first covers the training seeds: another seed of each recipe would
+# land inside it, and with two or three seeds a side it is wide. The second covers the
+# sampling of the test digits for one pair of trained students, and says nothing about
+# another seed. A difference is established only where both exclude zero.
 #
 # The thesis' Table 7 reported 99.9% for its students, measured on *synthetic* test digits
 # (the distribution they were trained on). The column "synthetic validation" is that

@@ -52,3 +52,16 @@ def test_format_summary_lists_seeds_on_request():
     # two seeds: a t interval of ± 12.7 std says nothing, so none is printed, only the seeds
     two = format_summary(summarize_seeds([0.9, 0.1]))
     assert two == "50.00% (2 seeds: 90.00, 10.00)" and "[" not in two
+
+
+def test_seed_bars_draw_every_seed_and_count_heatmap_every_cell():
+    import matplotlib
+    matplotlib.use("Agg")
+    from kr_utils import plots
+    fig = plots.seed_bars({"a": [90.0, 10.0], "b": [95.0, 96.0, 97.0]}, reference_line=(94.3, "thesis"))
+    ax = fig.axes[0]
+    points = sum(len(c.get_offsets()) for c in ax.collections)
+    assert points == 5 and len(ax.patches) == 2  # a point per seed: a collapsed seed shows
+    assert [round(p.get_width(), 6) for p in ax.patches] == [50.0, 96.0]
+    fig = plots.count_heatmap([[3, 0, 1] + [0] * 7, [0] * 9 + [4]], ["step 1", "step 2"], xlabel="label")
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["1", "3", "4"]  # zeros left blank
