@@ -124,7 +124,8 @@ uncond_vs_small = comparison.compare_paired(accs["unconditional"], accs["small"]
 glue("uncond_says", uncond_vs_small.sentence("the unconditional, unbalanced set", "the balanced one"), display=False)
 collapse = {name: studies.collapsed_seeds(rs, y_te) for name, rs in runs.items()}
 table = pd.DataFrame({studies.ABLATION_LABELS[name]: {
-    "real-test accuracy": evaluate.format_summary(v, seeds=True),
+    "real-test accuracy": evaluate.format_summary(v),
+    "each seed (%)": ", ".join(f"{100 * a:.1f}" for a in accs[name]),
     "change against the reference (points, paired 95% interval)": "" if name == "reference" else
         f"{100 * paired[name].difference:+.2f} [{100 * paired[name].ci95[0]:+.2f}, {100 * paired[name].ci95[1]:+.2f}]"
         if paired[name].ci95 else f"{100 * paired[name].difference:+.2f} (no interval)",
@@ -136,7 +137,7 @@ table = pd.DataFrame({studies.ABLATION_LABELS[name]: {
 table
 
 # %% [markdown]
-# Real-test accuracy of each variant: mean ± std over seeds [95% interval of the mean] and each
+# Real-test accuracy of each variant: mean ± std over seeds [95% interval of the mean], and each
 # seed's value; the change against the reference with its paired 95% interval over seeds (the
 # test digits are the same for all). A seed has *collapsed* when its student scores below
 # {glue:text}`abl_collapse_below` on the test set.
@@ -178,14 +179,13 @@ glue("abl_patience", studies.THESIS_PATIENCE, display=False)
 # The reference student scores {glue:text}`abl_0`. One at a time, against the reference and
 # seed by seed:
 #
-# - grey background: {glue:text}`abl_says_1`; collapsed: {glue:text}`abl_collapse_1`;
-# - requested class as label: {glue:text}`abl_says_2`;
-# - early stopping as the thesis' code: {glue:text}`abl_says_3`. With patience
-#   {glue:text}`abl_patience` in a budget of {glue:text}`abl_epochs_ref` epochs it stopped early in
-#   {glue:text}`abl_early_stopped` seeds, so at this budget it can only differ from the
-#   reference where it does stop;
-# - 100 digits per class: {glue:text}`abl_says_4`;
-# - no augmentation: {glue:text}`abl_says_5`.
+# - {glue:text}`abl_says_1`; collapsed: {glue:text}`abl_collapse_1`;
+# - {glue:text}`abl_says_2`;
+# - {glue:text}`abl_says_3`. With patience {glue:text}`abl_patience` in a budget of
+#   {glue:text}`abl_epochs_ref` epochs it stopped early in {glue:text}`abl_early_stopped` seeds,
+#   so at this budget it can only differ from the reference where it does stop;
+# - {glue:text}`abl_says_4`;
+# - {glue:text}`abl_says_5`.
 #
 # Of the five alone, the one that moves the student by more than 5 points: {glue:text}`abl_big`.
 # The thesis' code read its stored digits into $[-1, 1]$ with their grey background near 0
