@@ -18,7 +18,8 @@ def _benchmark():
     return mod
 
 
-def test_one_replication_at_smoke_writes_every_stage_and_lever(tmp_path):
+def test_one_replication_at_smoke_writes_every_stage_and_lever(tmp_path, mnist_dir, monkeypatch):
+    monkeypatch.setenv("KR_DATA_DIR", str(mnist_dir))  # real MNIST, never a download
     out = tmp_path / "replication.json"
     _benchmark().main(["--profile", "smoke", "--out", str(out), "--lever-steps", "3", "--warm-steps", "1",
                        "--profile-steps", "2", "--group-seeds", "2", "--levers", "foreach_ema", "fused_optimizer"])
