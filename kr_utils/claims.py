@@ -16,7 +16,6 @@ depends on (:func:`kr_utils.store.cached`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import warnings
 
 import numpy as np
@@ -27,7 +26,7 @@ from .config import Profile, SamplerConfig
 from .diffusion import build_sampler
 from .evaluate import features, summarize_seeds
 from .models import build_classifier, predict_logits
-from .store import artifact_dir, cached, fingerprint
+from .store import array_key, artifact_dir, cached, fingerprint
 from .studies import MIN_SET, RunJob, per_class_subset, run_classifiers
 from .thesis import GENERATION as THESIS_GENERATION
 
@@ -220,10 +219,7 @@ def filtered_set(pool_: dict, threshold: float, per_class: int, seed: int, label
 
 def set_key(s: dict) -> str:
     """A hash of a set's digits, labels and soft targets (the cache key of what a student learns from)."""
-    h = hashlib.sha256()
-    for name in ("images", "labels", "logits"):
-        h.update(np.ascontiguousarray(s[name]).tobytes())
-    return h.hexdigest()
+    return array_key(s["images"], s["labels"], s["logits"])
 
 
 def set_student(cfg: Profile, name: str, s: dict, seed: int, *, epochs: int, device, test) -> dict:

@@ -105,6 +105,18 @@ def fingerprint(config: dict, *paths) -> str:
     return h.hexdigest()
 
 
+def array_key(*arrays) -> str:
+    """A hash of the bytes of arrays or tensors, in order (the cache key of data held in memory)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
+    return h.hexdigest()
+
+
 MISSING = object()  # what :func:`lookup` returns when nothing current is cached
 
 

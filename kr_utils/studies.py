@@ -26,7 +26,7 @@ from .config import ClassifierRecipe, Profile, SamplerConfig, StudentConfig
 from .data import to_model_range, to_uint8
 from .diffusion import build_sampler, generate
 from .runtime import levers
-from .store import MISSING, artifact_dir, cached, fingerprint, lookup, plain, save_result
+from .store import MISSING, array_key, artifact_dir, cached, fingerprint, lookup, plain, save_result
 from .thesis import CODE as THESIS_CODE
 
 
@@ -387,15 +387,6 @@ def unconditional_set(cfg: Profile, teacher, *, seed: int, device) -> dict:
     return cached(out / "ablation" / "unconditional_set.pt", key, compute)
 
 
-def _bytes_key(*arrays) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
-    return h.hexdigest()
-
-
 def ablation_runs(cfg: Profile, stored: dict, *, device, test, code_set: dict | None = None,
                   uncond_set: dict | None = None) -> dict:
     """Chapter 7: every variant of :data:`ABLATIONS` over ``studies.ablation_seeds``, trained on
@@ -412,7 +403,7 @@ def ablation_runs(cfg: Profile, stored: dict, *, device, test, code_set: dict | 
         if source is None:
             continue
         recipe, select_best = ablation_config(st, variant, e.ablation_per_class, e.thesis_per_class)
-        set_key = _bytes_key(source["images"], source["labels"]) if which else stored["summary"]["inputs_key"]
+        set_key = array_key(source["images"], source["labels"]) if which else stored["summary"]["inputs_key"]
         key = fingerprint({"set": set_key, "variant": variant, "per_class": e.ablation_per_class,
                            "thesis_per_class": e.thesis_per_class})
         jobs = []
