@@ -1,6 +1,8 @@
 # The two commands of the README. Both create .venv on first use and install what they need.
 PYTHON ?= python3
 PROFILE ?= cpu
+# mnist: the book. fashion-mnist: pipeline chapters 1-9 on Fashion-MNIST, into _build/fashion-mnist/
+DATASET ?= mnist
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -18,7 +20,7 @@ install-test: $(BIN)/python
 
 # Run the pipeline notebooks with papermill at $(PROFILE), then build the HTML book.
 book: install-book
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m kr_utils.book --profile $(PROFILE) --build
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m kr_utils.book --profile $(PROFILE) --dataset $(DATASET) --build
 	@echo "open _build/html/index.html"
 
 # Unit tests, a simulated Colab run, then the notebooks at the smoke profile under nbval (tests/run_all.sh).

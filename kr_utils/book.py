@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 from .store import repo_root
-from .config import ConfigError, get_config, resolve_profile
+from .config import ConfigError, get_config, resolve_dataset, resolve_profile
 from .live import HEADLESS_ENV
 
 # (group, source folder under notebooks/, notebooks in run order)
 GROUPS = [
     ("pipeline", ".", ["01_teacher", "02_diffusion", "03_generation", "04_synthetic_set", "05_student",
-                       "06_degradation", "07_ablation", "08_analysis", "09_evaluation"]),
+                       "06_degradation", "07_ablation", "08_analysis", "09_evaluation", "10_fashion_mnist"]),
     ("theory", "theory", ["01_generative_vs_discriminative", "02_forward_process", "03_reverse_process_and_loss",
                           "04_toy_diffusion_2d", "05_guidance_on_the_toy", "06_per_step_autoencoders",
                           "07_reconstruction_and_inpainting", "08_phase_transitions"]),
@@ -242,13 +242,21 @@ def _describe_failure(err, label: str, output: Path, timeout: int, running=None)
     return f"{label}: {cell}{f' ({first[:60]!r})' if first else ''} {what}; executed copy: {output}"
 
 
-def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None = None) -> dict:
-    """Execute every notebook (or those named in ``only``) into ``book_dir/<group>/``."""
+# with another dataset than MNIST, the pipeline chapters that run on it (the theory is MNIST's,
+# and chapter 10 is itself the book's Fashion-MNIST part)
+DATASET_CHAPTERS = GROUPS[0][2][:9]
+
+
+def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None = None,
+                  dataset: str = "mnist") -> dict:
+    """Execute every notebook (or those named in ``only``) into ``book_dir/<group>/``; with
+    another ``dataset``, pipeline chapters 1-9 only, each given the ``dataset`` parameter."""
     import nbformat
     import papermill as pm
 
     try:
         profile = resolve_profile(profile)  # "auto" becomes gpu or cpu here
+        dataset = resolve_dataset(dataset)
     except ConfigError as err:
         raise SystemExit(str(err)) from None
     unknown = set(only or ()) - set(NOTEBOOKS)
@@ -259,6 +267,8 @@ def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None =
     engine = _engine()
     recorded = recorded_chapter_seconds(profile)
     todo = [(g, f, n) for g, f, names in GROUPS for n in names if not only or n in only]
+    if dataset != "mnist":
+        todo = [(g, f, n) for g, f, n in todo if n in DATASET_CHAPTERS]
     times, t_book = {}, time.perf_counter()
     for i, (group, folder, name) in enumerate(todo, 1):
         src = repo_root() / "notebooks" / folder / f"{name}.ipynb"
@@ -267,13 +277,14 @@ def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None =
         output, label = out_dir / f"{name}.ipynb", f"{group}/{name}"
         n_cells = len(nbformat.read(src, as_version=4).cells) + 1  # + papermill's injected parameters
         left = sum(recorded.get(f"{g}/{n}", 0.0) for g, _, n in todo[i - 1:])
-        print(f"== [{i}/{len(todo)}] {label} ({profile}); book {(time.perf_counter() - t_book) / 60:.1f} min "
+        print(f"== [{i}/{len(todo)}] {label} ({profile}{'' if dataset == 'mnist' else ', ' + dataset}); book {(time.perf_counter() - t_book) / 60:.1f} min "
               f"elapsed" + (f", about {left / 60:.0f} min left by the last recorded run" if left else ""),
               flush=True)
         progress = Progress(label, n_cells, expected_cell_seconds(output, n_cells, profile), recorded.get(label))
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(src, output, parameters={"profile": profile}, cwd=str(src.parent),
+            params = {"profile": profile, **({"dataset": dataset} if dataset != "mnist" else {})}
+            pm.execute_notebook(src, output, parameters=params, cwd=str(src.parent),
                                 engine_name=engine, kr_progress=progress, execution_timeout=timeout,
                                 progress_bar=False, log_output=False)
         except Exception as err:  # papermill's execution error or nbclient's timeout
@@ -289,6 +300,9 @@ def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None =
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="cpu", help="smoke, cpu (default), gpu or auto (gpu on CUDA, else cpu)")
+    p.add_argument("--dataset", default="mnist",
+                   help="mnist (default: the book) or fashion-mnist (pipeline chapters 1-9 on it, into "
+                        "_build/<dataset>/ unless --out says otherwise; the book's own Fashion-MNIST part is chapter 10)")
     p.add_argument("--only", nargs="*", help="run only these notebooks (names without .ipynb)")
     p.add_argument("--out", default=None, help="book folder receiving pipeline/ and theory/ (default: book)")
     p.add_argument("--timeout", type=int, default=None, help="seconds a cell may run (default: the profile's)")
@@ -301,9 +315,15 @@ def main(argv=None):
         changed = sync_install_cells(root)
         print(f"{install_line(root)}: {len(changed)} notebook files rewritten")
         return
-    times = run_notebooks(args.profile, Path(args.out) if args.out else root / "book", args.only, args.timeout)
+    other = args.dataset != "mnist"
+    default_out = root / "_build" / args.dataset if other else root / "book"
+    times = run_notebooks(args.profile, Path(args.out) if args.out else default_out, args.only, args.timeout,
+                          dataset=args.dataset)
     print("notebook wall times (s):", {k: round(v) for k, v in times.items()})
-    if args.build:
+    if other:
+        print(f"executed chapters on {args.dataset}: {Path(args.out) if args.out else default_out}; the book is "
+              f"built from the MNIST run (its {args.dataset} part is chapter 10), so no book is built here")
+    elif args.build:
         cmd = ["jupyter-book", "build", str(root), "-n", "-W", "--keep-going"]
         sys.exit(subprocess.call(cmd, cwd=root))
 

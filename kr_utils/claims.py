@@ -39,7 +39,7 @@ INPUT_LABELS = {"real_test": "real MNIST test digits", "fashion_mnist": "Fashion
 
 
 def _folder(cfg: Profile):
-    return artifact_dir(cfg.profile) / "evaluation"
+    return artifact_dir(cfg.run) / "evaluation"
 
 
 # ------------------------------------------------------------------------------------ fidelity
@@ -50,9 +50,10 @@ def fidelity_inputs(cfg: Profile, seed: int) -> dict[str, torch.Tensor]:
     ``evaluation.ood_size`` Fashion-MNIST test images, and as many images of uniform noise
     (drawn by ``seed``), stored as uint8 like every digit a classifier sees here."""
     n = cfg.evaluation.ood_size
-    x_te, _ = data.test_tensors(cfg.test_subset)
-    fashion, _ = data.load_fashion_mnist("test")
-    noise = torch.randint(0, 256, (n, 28, 28), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    x_te, _ = data.test_tensors(cfg.test_subset, cfg.dataset)
+    # outside the data: Fashion-MNIST for an MNIST run, MNIST for a Fashion-MNIST run
+    fashion, _ = data.load(next(d for d in data.DATASETS if d != cfg.dataset), "test")
+    noise = torch.randint(0, 256, (n, *fashion.shape[1:]), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
     return {"real_test": x_te, "fashion_mnist": data.to_model_range(fashion[:n]), "noise": data.to_model_range(noise)}
 
 
@@ -156,9 +157,10 @@ def distribution(real_feats, real_labels, fake_feats, fake_labels, *, size: int,
     out = {"size": size, "frechet": audit.frechet_distance(real_feats[r], fake_feats[f]),
            **audit.precision_recall(real_feats[r], fake_feats[f], k)}
     per_class = {}
-    for c in range(10):
+    k_classes = int(max(real_labels.max(), fake_labels.max())) + 1
+    for c in range(k_classes):
         rc, fc = real_feats[real_labels == c], fake_feats[fake_labels == c]
-        m = min(size // 10, len(rc), len(fc))
+        m = min(size // k_classes, len(rc), len(fc))
         if m < 2 * k + 2:
             continue
         rc, fc = rc[_equal_sample(len(rc), m, seed)], fc[_equal_sample(len(fc), m, seed + 1)]
@@ -186,7 +188,7 @@ def pool(cfg: Profile, name: str, unet, schedule, teacher, sampling: SamplerConf
     ``evaluation/pool_<name>.pt`` (``inputs``: the checkpoint files it depends on)."""
     def compute():
         sampler = build_sampler(sampling, schedule, num_steps=sampling.num_steps)  # (ancestral: else all T steps)
-        requested = np.repeat(np.arange(10), per_class)
+        requested = np.repeat(np.arange(unet.null_class), per_class)
         r = synth.draw_labelled(unet, sampler, teacher, requested, sampling, seed=seed, device=device)
         return {k: torch.as_tensor(v) for k, v in r.items()}
 

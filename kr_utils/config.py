@@ -387,7 +387,11 @@ class Profile:
     the real test subset (None: all 10,000) and the cell timeout of the book's runner.
 
     ``cell_timeout_s``: the longest any one notebook cell may run under the runner and nbval
-    before the run fails naming the chapter and the cell (a hang never waits for hours)."""
+    before the run fails naming the chapter and the cell (a hang never waits for hours).
+
+    ``dataset``: the real data of the run (a name of :data:`kr_utils.data.DATASETS`); its
+    image shape, classes and their names come from the data (:attr:`data`), and its artifacts
+    live in a folder of their own (:attr:`run`)."""
 
     profile: str
     seed: int
@@ -401,8 +405,34 @@ class Profile:
     studies: StudiesConfig
     theory: TheoryConfig
     evaluation: EvaluationConfig
+    dataset: str = "mnist"
+
+    @property
+    def run(self) -> str:
+        """The name of this run's artifacts folder and metrics: the profile (``cpu``) for MNIST,
+        ``<profile>-<dataset>`` (``cpu-fashion-mnist``) for another dataset, so that the two
+        never mix."""
+        return self.profile if self.dataset == "mnist" else f"{self.profile}-{self.dataset}"
+
+    @property
+    def data(self):
+        """The :class:`kr_utils.data.DatasetInfo` of :attr:`dataset` (image shape, classes)."""
+        from . import data
+
+        return data.info(self.dataset)
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes of :attr:`dataset` (its torchvision class names)."""
+        from . import data
+
+        return len(data.class_names(self.dataset))
 
     def __post_init__(self):
+        from . import data
+
+        if self.dataset not in data.DATASETS:
+            raise ConfigError(f"dataset must be one of {sorted(data.DATASETS)}, got {self.dataset!r}")
         if not isinstance(self.cell_timeout_s, int) or self.cell_timeout_s <= 0:
             raise ConfigError(f"cell_timeout_s must be a positive number of seconds, got {self.cell_timeout_s!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
@@ -411,25 +441,25 @@ class Profile:
         for name in ("num_steps", "knob_steps"):
             if getattr(g, name) > d.T:
                 raise ConfigError(f"sampler.{name}={getattr(g, name)} exceeds diffusion.T={d.T}")
-        if round(s.per_class * 10 * st.val_fraction) < 10:
+        if round(s.per_class * self.num_classes * st.val_fraction) < 10:
             raise ConfigError(f"synth.per_class={s.per_class} is too small for a validation split of "
                               f"student.val_fraction={st.val_fraction} (fewer than 10 validation digits)")
         missing = sorted(set(e.degradation_milestones) - set(d.milestones))
         if missing:
             raise ConfigError(f"studies.degradation_milestones {missing} are not diffusion.milestones "
                               f"{tuple(d.milestones)}: no checkpoint is saved there")
-        full = s.per_class * 10
+        full = s.per_class * self.num_classes
         if max(self.evaluation.set_sizes) >= full:
             raise ConfigError(f"evaluation.set_sizes {tuple(self.evaluation.set_sizes)} must stay below the full "
-                              f"synthetic set of {full} digits (synth.per_class x 10), which the curve adds itself")
+                              f"synthetic set of {full} items (synth.per_class x {self.num_classes} classes), which the curve adds itself")
         for name in ("ablation_per_class", "thesis_per_class"):
             if getattr(e, name) > s.per_class:
                 raise ConfigError(f"studies.{name}={getattr(e, name)} exceeds synth.per_class={s.per_class}: "
                                   f"the ablation draws its subsets from the synthetic set")
 
     @classmethod
-    def from_dict(cls, name: str, raw: dict) -> "Profile":
-        """Build and check a profile from raw values (a dict of :data:`PROFILES`)."""
+    def from_dict(cls, name: str, raw: dict, dataset: str = "mnist") -> "Profile":
+        """Build and check a profile from raw values (a dict of :data:`PROFILES`) for ``dataset``."""
         stages = {}
         for section, stage in STAGES.items():
             values = raw.get(section)
@@ -443,7 +473,7 @@ class Profile:
             except TypeError as err:  # a key the stage needs is missing
                 raise ConfigError(f"{section}: {err}") from None
         top = {k: raw.get(k) for k in ("seed", "test_subset", "cell_timeout_s")}
-        return cls(profile=name, **top, **stages)
+        return cls(profile=name, **top, **stages, dataset=dataset)
 
     def replace(self, **overrides) -> "Profile":
         """This profile with ``section__key`` overrides (``synth__threshold=0.8``) or top-level
@@ -466,7 +496,7 @@ class Profile:
         return dataclasses.replace(self, **top, **new)
 
     def as_dict(self) -> dict:
-        out = {k: getattr(self, k) for k in ("profile", "seed", "test_subset", "cell_timeout_s")}
+        out = {k: getattr(self, k) for k in ("profile", "dataset", "seed", "test_subset", "cell_timeout_s")}
         out.update({s: getattr(self, s).as_dict() for s in STAGES})
         return out
 
@@ -614,8 +644,24 @@ PROFILES["t4"] = _derive(
                 "set_sizes": (1000, 3000, 10000), "seeds": (0, 1)},
 )
 
+# Another dataset's changes to a profile, per profile (a section's keys, as in _derive). The
+# Fashion-MNIST part of the book (chapter 10) runs the pipeline once more within 20 minutes at
+# cpu: the same teacher, U-Net, set size and student recipe as MNIST, the set drawn with
+# DPM-Solver++ in 10 steps (at MNIST's student accuracy and 108x the ancestral chain's speed:
+# results/cpu/sampler_benchmark.json), and a degradation summary at three checkpoints.
+_FAST = {"sampler": "dpmpp2m", "num_steps": 10}
+DATASET_CHANGES: dict[str, dict[str, dict]] = {
+    "fashion-mnist": {
+        "smoke": {"sampler": {"sampler": "dpmpp2m", "num_steps": 5}},
+        "cpu": {"sampler": _FAST, "studies": {"degradation_milestones": (510, 1500, 3000)}},
+        "gpu": {"sampler": _FAST, "studies": {"degradation_milestones": (680, 2000, 4000)}},
+        "t4": {"sampler": _FAST, "studies": {"degradation_milestones": (1000, 2000, 4000)}},
+    },
+}
+
 DEFAULT_PROFILE = "auto"
 PROFILE_ENV = "KR_PROFILE"
+DATASET_ENV = "KR_DATASET"
 AUTO = "auto"
 BIG_GPU_BYTES = 40 * 2 ** 30
 
@@ -648,8 +694,21 @@ def resolve_profile(profile: str | None) -> str:
     return name
 
 
-def get_config(profile: str | None = None, **overrides) -> Profile:
-    """The checked :class:`Profile` of ``profile`` (see :func:`resolve_profile`) with
+def resolve_dataset(dataset: str | None) -> str:
+    """The dataset to use: the explicit one, else ``$KR_DATASET``, else ``mnist``; an unknown
+    name is a :class:`ConfigError` naming the known ones."""
+    from . import data
+
+    name = dataset or os.environ.get(DATASET_ENV) or "mnist"
+    if name not in data.DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; expected one of {sorted(data.DATASETS)}")
+    return name
+
+
+def get_config(profile: str | None = None, dataset: str | None = None, **overrides) -> Profile:
+    """The checked :class:`Profile` of ``profile`` (see :func:`resolve_profile`) for ``dataset``
+    (:func:`resolve_dataset`; its changes of :data:`DATASET_CHANGES` applied) with
     ``section__key`` overrides, e.g. ``synth__threshold=0.8`` (None values are ignored)."""
-    name = resolve_profile(profile)
-    return Profile.from_dict(name, PROFILES[name]).replace(**overrides)
+    name, dataset = resolve_profile(profile), resolve_dataset(dataset)
+    raw = _derive(name, **DATASET_CHANGES.get(dataset, {}).get(name, {}))
+    return Profile.from_dict(name, raw, dataset).replace(**overrides)

@@ -8,9 +8,11 @@ background is -1 for real and synthetic digits alike (:func:`to_model_range` and
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,6 @@ import torch
 
 from .store import atomic_write_bytes
 
-DATA_ENV = "KR_DATA_DIR"
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 SPLITS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
@@ -78,12 +79,13 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     atomic_write_bytes(path, payload)
 
 
-def read_images_labels(images_path, labels_path, expected_count: int | None = None):
-    """Read a matching pair of idx image/label files and check them against each other."""
+def read_images_labels(images_path, labels_path, expected_count: int | None = None, num_classes: int | None = None):
+    """Read a matching pair of idx image/label files and check them against each other (and,
+    with ``num_classes``, every label against the classes of the dataset)."""
     images = read_idx(images_path, IMAGE_MAGIC)
     labels = read_idx(labels_path, LABEL_MAGIC)
-    if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise IdxFormatError(f"{images_path}: image shape {images.shape[1:]}, expected (28, 28)")
+    if images.ndim != 3:
+        raise IdxFormatError(f"{images_path}: images must be (N, H, W), got shape {images.shape}")
     if labels.ndim != 1:
         raise IdxFormatError(f"{labels_path}: labels must be 1-D, got shape {labels.shape}")
     if len(images) != len(labels):
@@ -91,17 +93,102 @@ def read_images_labels(images_path, labels_path, expected_count: int | None = No
                              f"has {len(labels)} labels")
     if expected_count is not None and len(images) != expected_count:
         raise IdxFormatError(f"{images_path}: {len(images)} images, expected {expected_count}")
-    if labels.size and labels.max() > 9:
-        raise IdxFormatError(f"{labels_path}: label {labels.max()} outside 0-9")
+    if num_classes is not None and labels.size and labels.max() >= num_classes:
+        raise IdxFormatError(f"{labels_path}: label {labels.max()} outside 0-{num_classes - 1}")
     return images, labels
 
 
-def _find(folder: Path, stem: str) -> Path:
-    for name in (stem + ".gz", stem):
-        if (folder / name).exists():
-            return folder / name
-    raise FileNotFoundError(f"{folder}: neither {stem}.gz nor {stem} found "
-                            f"(set ${DATA_ENV} to a folder holding the MNIST idx files)")
+# ------------------------------------------------------------------------------ the datasets
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where one dataset of the book comes from: its name in the profile (``dataset``), its
+    class in ``torchvision.datasets`` (which downloads it, and names its classes), the
+    environment variable naming its folder, the folder's usual name beside the others
+    (``../shared/data/<folder>``), what one item is called in the text, and its training set's
+    mean pixel (on [0, 1]), by which a folder holding another dataset is recognised."""
+
+    name: str
+    torchvision: str
+    env: str
+    folder: str
+    item: str
+    mean_pixel: float
+
+
+DATASETS = {
+    "mnist": DatasetSource("mnist", "MNIST", "KR_DATA_DIR", "mnist", "digit", 0.1307),
+    "fashion-mnist": DatasetSource("fashion-mnist", "FashionMNIST", "KR_FASHION_DIR", "fashion-mnist", "image", 0.2860),
+}
+DATA_ENV = DATASETS["mnist"].env
+FASHION_ENV = DATASETS["fashion-mnist"].env
+
+
+def source(dataset: str) -> DatasetSource:
+    """The :class:`DatasetSource` of ``dataset``; an unknown name is a clear error."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
+    return DATASETS[dataset]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the pipeline needs to know of a dataset, read from the data: the shape of one
+    image (channels, height, width) from the idx header, the class names from torchvision's
+    dataset class, their number, and the word for one item."""
+
+    name: str
+    image_shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    item: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def class_names(dataset: str = "mnist") -> tuple[str, ...]:
+    """The class names of ``dataset``, from its torchvision class (``"0 - zero"`` shown as
+    ``"0"`` for MNIST; ``"T-shirt/top"``, ``"Trouser"``, ... for Fashion-MNIST)."""
+    import torchvision.datasets
+
+    return tuple(c.split(" - ")[0] for c in getattr(torchvision.datasets, source(dataset).torchvision).classes)
+
+
+@functools.lru_cache(maxsize=None)
+def _info(dataset: str, folder: str | None) -> DatasetInfo:
+    images, _ = load(dataset, "test")
+    return DatasetInfo(dataset, (1, *images.shape[1:]), class_names(dataset), source(dataset).item)
+
+
+def info(dataset: str = "mnist") -> DatasetInfo:
+    """The :class:`DatasetInfo` of ``dataset`` (read once per folder)."""
+    folder = dataset_dir(dataset)
+    return _info(dataset, str(folder) if folder else None)
+
+
+def dataset_dir(dataset: str = "mnist") -> Path | None:
+    """The folder of ``dataset``'s idx files, or None (then torchvision downloads it):
+
+    - the dataset's own variable (``$KR_DATA_DIR`` for MNIST, ``$KR_FASHION_DIR`` for
+      Fashion-MNIST) when set;
+    - else, with ``$KR_DATA_DIR`` set, its usual folder inside it or beside it (the layout of
+      ``../shared/data``: ``mnist/`` and ``fashion-mnist/`` side by side);
+    - with ``$KR_DATA_DIR`` set and no such folder, a clear error: no download is tried then.
+    """
+    src = source(dataset)
+    if os.environ.get(src.env):
+        return Path(os.environ[src.env])
+    base = os.environ.get(DATA_ENV)
+    if not base:
+        return None
+    base = Path(base)
+    for candidate in (base / src.folder, base.parent / src.folder):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"{dataset}: no folder {src.folder!r} in or beside ${DATA_ENV}={base}; "
+                            f"set ${src.env} to the folder holding its idx files")
 
 
 def data_dir() -> Path | None:
@@ -110,35 +197,49 @@ def data_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def load_mnist(split: str = "train"):
-    """MNIST as uint8 arrays ``(images[N,28,28], labels[N])``.
-
-    Reads ``$KR_DATA_DIR`` when set (CI points it at ``../shared/data/mnist``); otherwise
-    downloads once with torchvision into ``~/.cache/kr_utils``.
-    """
-    return _load_idx_dataset("MNIST", data_dir(), split)
-
-
-FASHION_ENV = "KR_FASHION_DIR"
-
-
 def fashion_dir() -> Path | None:
-    """Fashion-MNIST's folder: ``$KR_FASHION_DIR``, else a ``fashion-mnist`` folder beside
-    ``$KR_DATA_DIR`` (the layout of ``../shared/data``), else None (torchvision downloads)."""
-    if os.environ.get(FASHION_ENV):
-        return Path(os.environ[FASHION_ENV])
-    mnist = data_dir()
-    sibling = mnist.parent / "fashion-mnist" if mnist is not None else None
-    return sibling if sibling is not None and sibling.is_dir() else None
+    """Fashion-MNIST's folder (:func:`dataset_dir`)."""
+    return dataset_dir("fashion-mnist")
+
+
+def load(dataset: str = "mnist", split: str = "train"):
+    """``dataset`` (a name of :data:`DATASETS`) as uint8 arrays ``(images[N,H,W], labels[N])``.
+
+    Reads its folder (:func:`dataset_dir`; CI points ``$KR_DATA_DIR`` at ``../shared/data/mnist``),
+    otherwise downloads once with torchvision into ``~/.cache/kr_utils``. A folder holding
+    another dataset (Fashion-MNIST where MNIST was asked for) is a clear error, recognised by
+    the images' mean pixel."""
+    src = source(dataset)
+    folder = dataset_dir(dataset)
+    images, labels = _load_idx_dataset(src, folder, split)
+    _check_is(src, images, folder, split)
+    return images, labels
+
+
+def _check_is(src: DatasetSource, images: np.ndarray, folder: Path | None, split: str) -> None:
+    mean = float(images[:5000].mean()) / 255
+    if abs(mean - src.mean_pixel) <= 0.04:
+        return
+    like = [s.name for s in DATASETS.values() if s is not src and abs(mean - s.mean_pixel) <= 0.04]
+    where = folder or "torchvision's download"
+    raise IdxFormatError(f"{where}: the {split} images' mean pixel is {mean:.3f}, not {src.name}'s "
+                         f"{src.mean_pixel:.3f}" + (f"; it looks like {like[0]}" if like else "")
+                         + f": point ${src.env} at a folder of {src.name}")
+
+
+def load_mnist(split: str = "train"):
+    """MNIST as uint8 arrays ``(images[N,28,28], labels[N])`` (:func:`load`)."""
+    return load("mnist", split)
 
 
 def load_fashion_mnist(split: str = "test"):
     """Fashion-MNIST (Zalando's clothes in MNIST's format) as uint8 arrays ``(images, labels)``:
-    chapter 9's inputs from outside the digits' distribution."""
-    return _load_idx_dataset("FashionMNIST", fashion_dir(), split)
+    chapter 9's inputs from outside the digits' distribution, and the book's second dataset."""
+    return load("fashion-mnist", split)
 
 
-def _load_idx_dataset(name: str, folder: Path | None, split: str):
+def _load_idx_dataset(src: DatasetSource, folder: Path | None, split: str):
+    name = src.torchvision
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
     img_stem, lbl_stem, count = SPLITS[split]
@@ -150,7 +251,17 @@ def _load_idx_dataset(name: str, folder: Path | None, split: str):
         folder = root / name / "raw"
     elif not folder.is_dir():
         raise FileNotFoundError(f"{name}: {folder} is not a folder")
-    return read_images_labels(_find(folder, img_stem), _find(folder, lbl_stem), count)
+    return read_images_labels(_find(folder, img_stem, src), _find(folder, lbl_stem, src), count,
+                              num_classes=len(class_names(src.name)))
+
+
+def _find(folder: Path, stem: str, src: DatasetSource | None = None) -> Path:
+    src = src or DATASETS["mnist"]
+    for name in (stem + ".gz", stem):
+        if (folder / name).exists():
+            return folder / name
+    raise FileNotFoundError(f"{folder}: neither {stem}.gz nor {stem} found "
+                            f"(set ${src.env} to a folder holding the {src.name} idx files)")
 
 
 def to_model_range(images_uint8) -> torch.Tensor:
@@ -180,34 +291,34 @@ def tensor_dataset(images_uint8, targets) -> torch.utils.data.TensorDataset:
     return torch.utils.data.TensorDataset(to_model_range(images_uint8), t)
 
 
-def split_tensors(split: str, subset: int | None = None):
-    """Real MNIST ``split`` ('train' or 'test') as (x in [-1,1], labels); ``subset`` keeps the
-    first n digits (the smoke profile)."""
-    images, labels = load_mnist(split)
+def split_tensors(split: str, subset: int | None = None, dataset: str = "mnist"):
+    """The real ``split`` ('train' or 'test') of ``dataset`` as (x in [-1,1], labels); ``subset``
+    keeps the first n items (the smoke profile)."""
+    images, labels = load(dataset, split)
     if subset:
         images, labels = images[:subset], labels[:subset]
     return to_model_range(images), torch.as_tensor(labels).long()
 
 
-def test_tensors(test_subset: int | None = None):
+def test_tensors(test_subset: int | None = None, dataset: str = "mnist"):
     """The real test set as (x in [-1,1], labels); ``test_subset`` keeps the first n."""
-    return split_tensors("test", test_subset)
+    return split_tensors("test", test_subset, dataset)
 
 
-def validation_tensors(val_size: int, seed: int):
+def validation_tensors(val_size: int, seed: int, dataset: str = "mnist"):
     """The declared validation split of the real *training* digits: the ``val_size`` digits that
     :func:`train_val_split` (seeded by ``seed``) holds out of the 60,000, which the teacher of
     chapter 1 never trains on and no student ever sees. Every choice the book makes between
     students (which cell, which checkpoint's student to show) is made on these, or on synthetic
     validation digits; the test set only scores. Returns (x in [-1,1], labels)."""
-    images, labels = load_mnist("train")
+    images, labels = load(dataset, "train")
     _, va_idx = train_val_split(len(images), val_size, seed)
     return to_model_range(images[va_idx]), torch.as_tensor(labels[va_idx]).long()
 
 
-def train_tensors(train_subset: int | None = None):
+def train_tensors(train_subset: int | None = None, dataset: str = "mnist"):
     """The real training set as (x in [-1,1], labels); ``train_subset`` keeps the first n."""
-    return split_tensors("train", train_subset)
+    return split_tensors("train", train_subset, dataset)
 
 
 class Batcher:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .config import ClassifierRecipe
 from .data import Batcher
 from .fit import FitOptions, compiled, finish, fit, optimizer, seed_everything
-from .models import build_classifier
+from .models import build_classifier, classes_of
 from .runtime import autocast, channels_last, levers
 from .seedstack import SeedStack, StackedBatcher
 
@@ -305,7 +305,7 @@ def train_student(train, val, recipe: ClassifierRecipe, *, seed: int, device, **
     (``kwargs`` pass through: report, resume_path, desc, select_best). The initial weights
     depend on the seed alone, not on what ran before."""
     seed_everything(seed)
-    return train_classifier(build_classifier(recipe.arch), train, val, recipe, seed=seed, device=device, **kwargs)
+    return train_classifier(build_classifier(recipe.arch, **classes_of(train)), train, val, recipe, seed=seed, device=device, **kwargs)
 
 
 def train_students(trains: list, vals: list, recipe: ClassifierRecipe, *, seeds, device, **kwargs) -> list[tuple]:
@@ -314,5 +314,5 @@ def train_students(trains: list, vals: list, recipe: ClassifierRecipe, *, seeds,
     models = []
     for s in seeds:
         seed_everything(s)
-        models.append(build_classifier(recipe.arch))
+        models.append(build_classifier(recipe.arch, **classes_of(trains[len(models)])))
     return train_classifiers(models, trains, vals, recipe, seeds=list(seeds), device=device, **kwargs)

@@ -105,7 +105,7 @@ def _generate(args, dist, rank, world, device):
     from . import checkpoints, diffusion, get_config, store
 
     cfg = get_config(args.profile)
-    out = store.artifact_dir(cfg.profile)
+    out = store.artifact_dir(cfg.run)
     unet = checkpoints.load_model(out / "diffusion.pt", "diffusion", device)
     teacher = checkpoints.load_model(out / "teacher.pt", "teacher", device)
     sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(out / "diffusion.pt"))
@@ -138,9 +138,9 @@ def _train(args, dist, rank, world, device):
     run = diffusion.train_diffusion(model, x0, y0, dcfg, seed=cfg.seed + rank, device=device, wrap=wrap,
                                     desc=f"diffusion (rank {rank} of {world})", progress=rank == 0)
     if rank == 0:
-        dest = Path(args.out) if args.out else store.artifact_dir(cfg.profile) / f"diffusion_ddp_{world}.pt"
+        dest = Path(args.out) if args.out else store.artifact_dir(cfg.run) / f"diffusion_ddp_{world}.pt"
         save_checkpoint(dest, run.model, kind="diffusion", config={**dcfg.as_dict(), "seed": cfg.seed},
-                        profile=cfg.profile, seed=cfg.seed,
+                        profile=cfg.run, seed=cfg.seed,
                         extra={"unet": run.model.config, "schedule": diffusion.NoiseSchedule.from_config(dcfg).spec,
                                "losses": run.losses, "world": world})
         print(f"trained on {world} ranks -> {dest}", flush=True)

@@ -1,4 +1,4 @@
-"""Stage: evaluation on the real MNIST test set: accuracy, per-class accuracy, confusion
+"""Stage: evaluation on the real test set: accuracy, per-class accuracy, confusion
 matrix, and mean +- std +- 95% CI over seeds."""
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from .models import features, predict_logits  # noqa: F401  (evaluate's callers 
 
 
 def classification_report(logits: torch.Tensor, labels: torch.Tensor) -> dict:
-    """Accuracy, per-class accuracy (recall) and the 10x10 confusion matrix (rows = truth)."""
+    """Accuracy, per-class accuracy (recall) and the K x K confusion matrix (rows = truth; K
+    the classes of the logits)."""
     labels = torch.as_tensor(labels).long()
     pred = logits.argmax(1)
-    cm = multiclass_confusion_matrix(pred, labels, num_classes=10)
+    cm = multiclass_confusion_matrix(pred, labels, num_classes=logits.shape[1])
     per_class = (cm.diag().float() / cm.sum(1).clamp(min=1).float())
     return {"accuracy": (pred == labels).float().mean().item(),
             "per_class_accuracy": per_class.tolist(), "confusion_matrix": cm.tolist(),
@@ -85,7 +86,8 @@ def top_confusions(confusion: list, k: int = 5) -> list[tuple[int, int, int]]:
     cm = np.array(confusion)
     np.fill_diagonal(cm, 0)
     flat = np.argsort(cm, axis=None)[::-1][:k]
-    return [(int(i // 10), int(i % 10), int(cm.flat[i])) for i in flat if cm.flat[i] > 0]
+    k = cm.shape[1]
+    return [(int(i // k), int(i % k), int(cm.flat[i])) for i in flat if cm.flat[i] > 0]
 
 
 def summarize_seeds(values) -> dict:
@@ -123,3 +125,15 @@ def format_summary(summary: dict, digits: int = 2, seeds: bool = False) -> str:
     lo, hi = summary["ci95"]
     each = f" (seeds: {listed})" if seeds else ""
     return f"{pct(summary['mean'])} ± {pct(summary['std'])}% [{pct(lo)}, {pct(hi)}]{each}"
+
+def error_share_within(confusion, members) -> float:
+    """The share of a classifier's errors (off-diagonal cells of ``confusion``, rows = truth)
+    whose true and predicted class are both among ``members`` (class indices): how much of
+    what it gets wrong is confusing classes of one group with each other."""
+    cm = np.array(confusion)
+    np.fill_diagonal(cm, 0)
+    total = cm.sum()
+    if total == 0:
+        return 0.0
+    m = np.asarray(list(members))
+    return float(cm[np.ix_(m, m)].sum() / total)

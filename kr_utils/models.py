@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from .data import Batcher
 from .runtime import autocast, channels_last
 
+# A model built without data (a unit test, a parameter count) has MNIST's ten classes and one
+# channel; the pipeline builds each from its data (:func:`classes_of`, the dataset's info).
 NUM_CLASSES = 10
 
 
@@ -29,16 +31,17 @@ def count_parameters(model: nn.Module) -> int:
 class SimpleCNN(nn.Module):
     """Thesis Table 2: two Conv-ReLU-MaxPool blocks, then two dense layers (421,642 params)."""
 
-    def __init__(self, dropout: float = 0.25):
+    def __init__(self, dropout: float = 0.25, num_classes: int = NUM_CLASSES, in_channels: int = 1,
+                 image_size: int = 28):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Dropout(dropout),
         )
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(128, NUM_CLASSES),
+            nn.Flatten(), nn.Linear(64 * (image_size // 4) ** 2, 128), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(128, num_classes),
         )
 
     def forward(self, x):
@@ -54,13 +57,13 @@ class CompressedCNN(nn.Module):
     """Thesis Table 3 (MNISTNet1): channels 1-8-16-4-8-16-16, BN after each conv,
     global average pool and a 1x1 conv head (5,328 params)."""
 
-    def __init__(self):
+    def __init__(self, num_classes: int = NUM_CLASSES, in_channels: int = 1, image_size: int = 28):
         super().__init__()
         self.net = nn.Sequential(
-            *_conv_bn_relu(1, 8, 3, 1), *_conv_bn_relu(8, 16, 3, 1), nn.MaxPool2d(2),
+            *_conv_bn_relu(in_channels, 8, 3, 1), *_conv_bn_relu(8, 16, 3, 1), nn.MaxPool2d(2),
             *_conv_bn_relu(16, 4, 1, 0), *_conv_bn_relu(4, 8, 3, 0),
             *_conv_bn_relu(8, 16, 3, 0), *_conv_bn_relu(16, 16, 3, 0),
-            nn.AdaptiveAvgPool2d(1), nn.Conv2d(16, NUM_CLASSES, 1, bias=False), nn.Flatten(),
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(16, num_classes, 1, bias=False), nn.Flatten(),
         )
 
     def forward(self, x):
@@ -98,9 +101,10 @@ class ResNetPreAct(nn.Module):
     Table 4 rows do not add up to that total), see the book's pipeline chapter.
     """
 
-    def __init__(self, widths=(16, 32, 64), blocks_per_stage: int = 3):
+    def __init__(self, widths=(16, 32, 64), blocks_per_stage: int = 3, num_classes: int = NUM_CLASSES,
+                 in_channels: int = 1, image_size: int = 28):
         super().__init__()
-        self.stem = nn.Conv2d(1, widths[0], 3, 1, 1, bias=False)
+        self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         layers, cin = [], widths[0]
         for i, w in enumerate(widths):
             for b in range(blocks_per_stage):
@@ -108,7 +112,7 @@ class ResNetPreAct(nn.Module):
                 cin = w
         self.stages = nn.Sequential(*layers)
         self.bn = nn.BatchNorm2d(cin)
-        self.fc = nn.Linear(cin, NUM_CLASSES)
+        self.fc = nn.Linear(cin, num_classes)
 
     def features(self, x):
         """Penultimate features (64-d), used for diversity measures in feature space."""
@@ -122,12 +126,32 @@ class ResNetPreAct(nn.Module):
 CLASSIFIERS = {"simple_cnn": SimpleCNN, "compressed_cnn": CompressedCNN, "resnet_preact": ResNetPreAct}
 
 
-def build_classifier(name: str, state_dict: dict | None = None) -> nn.Module:
-    """Instantiate a classifier by its name in :data:`CLASSIFIERS`, with trained weights when
-    ``state_dict`` is given."""
+# each classifier's first convolution and last layer, whose shapes give channels and classes
+_ENDS = {"simple_cnn": ("features.0.weight", "head.4.weight"), "compressed_cnn": ("net.0.weight", "net.20.weight"),
+         "resnet_preact": ("stem.weight", "fc.weight")}
+
+
+def classes_of(train) -> dict:
+    """``{"num_classes", "in_channels", "image_size"}`` of a training set ``(x, labels[, teacher
+    logits])``: the classes from the teacher's logits when there are any, else from the labels
+    (the highest + 1), the channels and size from the images."""
+    x = train[0]
+    k = train[2].shape[1] if len(train) > 2 and train[2] is not None else int(train[1].max()) + 1
+    return {"num_classes": int(k), "in_channels": int(x.shape[1]), "image_size": int(x.shape[-1])}
+
+
+def build_classifier(name: str, state_dict: dict | None = None, **shape) -> nn.Module:
+    """Instantiate a classifier by its name in :data:`CLASSIFIERS` (``shape``: ``num_classes``,
+    ``in_channels``, ``image_size``, as :func:`classes_of` gives them), with trained weights when
+    ``state_dict`` is given; its classes and channels are then read from the weights."""
     if name not in CLASSIFIERS:
         raise ValueError(f"unknown classifier {name!r}; expected one of {sorted(CLASSIFIERS)}")
-    model = CLASSIFIERS[name]()
+    if state_dict is not None and not shape:
+        first, last = _ENDS[name]
+        shape = {"in_channels": state_dict[first].shape[1], "num_classes": state_dict[last].shape[0]}
+        if name == "simple_cnn":
+            shape["image_size"] = 4 * round((state_dict["head.1.weight"].shape[1] // 64) ** 0.5)
+    model = CLASSIFIERS[name](**shape)
     if state_dict is not None:
         model.load_state_dict(state_dict)
     return model
@@ -207,21 +231,22 @@ class ConditionalUNet(nn.Module):
     """Class-conditional U-Net for epsilon-prediction, 28 -> 14 -> 7 and back.
 
     The class enters as a learned embedding added to the time embedding; index
-    ``NUM_CLASSES`` (=10) is the "no class" token used for classifier-free guidance
-    (the thesis drops the class with p=0.1 during training, see
-    :func:`kr_utils.diffusion.train_diffusion`).
+    ``num_classes`` (the dataset's number of classes) is the "no class" token used for
+    classifier-free guidance (the thesis drops the class with p=0.1 during training, see
+    :func:`kr_utils.diffusion.train_diffusion`). ``channels``, ``image_size``: the images'.
     """
 
-    null_class = NUM_CLASSES
-
-    def __init__(self, base: int = 32, mults=(1, 2, 2), blocks: int = 1, attention: bool = True):
+    def __init__(self, base: int = 32, mults=(1, 2, 2), blocks: int = 1, attention: bool = True,
+                 num_classes: int = NUM_CLASSES, channels: int = 1, image_size: int = 28):
         super().__init__()
-        self.config = dict(base=base, mults=tuple(mults), blocks=blocks, attention=attention)
+        self.config = dict(base=base, mults=tuple(mults), blocks=blocks, attention=attention,
+                           num_classes=num_classes, channels=channels, image_size=image_size)
+        self.null_class, self.sample_shape = num_classes, (channels, image_size, image_size)
         emb_dim = 4 * base
         self.base = base
         self.time_mlp = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.class_emb = nn.Embedding(NUM_CLASSES + 1, emb_dim)
-        self.stem = nn.Conv2d(1, base, 3, padding=1)
+        self.class_emb = nn.Embedding(num_classes + 1, emb_dim)
+        self.stem = nn.Conv2d(channels, base, 3, padding=1)
         chans = [base * m for m in mults]
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         skips, cin = [], base
@@ -245,7 +270,7 @@ class ConditionalUNet(nn.Module):
                 cin = c
             self.up.append(level)
             self.upsample.append(nn.Identity() if i == 0 else nn.Upsample(scale_factor=2, mode="nearest"))
-        self.out = nn.Sequential(nn.GroupNorm(min(8, cin), cin), nn.SiLU(), nn.Conv2d(cin, 1, 3, padding=1))
+        self.out = nn.Sequential(nn.GroupNorm(min(8, cin), cin), nn.SiLU(), nn.Conv2d(cin, channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)  # start as "predict zero noise": a stable first step
         nn.init.zeros_(self.out[-1].bias)
 

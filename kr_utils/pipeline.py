@@ -4,7 +4,7 @@ here through the same cached calls that the chapter owning it makes.
 A Colab runtime forgets everything when it is recycled, and a reader often opens one chapter
 only. So chapter 5, run alone in a fresh runtime, calls :func:`synthetic_set`, which calls
 :func:`diffusion_model` and :func:`teacher`: each returns at once when its artifact is in the
-artifacts folder (``$KR_ARTIFACTS/<profile>``, e.g. a mounted Google Drive), and otherwise
+artifacts folder (``$KR_ARTIFACTS/<profile>``, ``<profile>-<dataset>`` for a dataset other than MNIST: :attr:`kr_utils.config.Profile.run`; e.g. a mounted Google Drive), and otherwise
 prints what it builds and about how long that took in the last recorded run, then builds it
 exactly as its chapter does (same seeds, same cache files), so the chapter itself later
 reuses the result.
@@ -75,14 +75,14 @@ def _found(path: Path, kind: str, profile: str) -> bool:
 
 
 def teacher_data(cfg: Profile, seed: int) -> dict:
-    """Chapter 1's split of real MNIST: train / validation (from the training set, by ``seed``)
-    and the test set, with the key that names it in the run cache."""
+    """Chapter 1's split of the real data (``cfg.dataset``): train / validation (from the
+    training set, by ``seed``) and the test set, with the key that names it in the run cache."""
     tcfg = cfg.teacher
-    train_img, train_lbl = data.load_mnist("train")
+    train_img, train_lbl = data.load(cfg.dataset, "train")
     tr_idx, va_idx = data.train_val_split(len(train_img), tcfg.val_size, seed)
     if tcfg.train_subset:
         tr_idx = tr_idx[: tcfg.train_subset]
-    x_te, y_te = data.test_tensors(cfg.test_subset)
+    x_te, y_te = data.test_tensors(cfg.test_subset, cfg.dataset)
     return {"train": (data.to_model_range(train_img[tr_idx]), torch.as_tensor(train_lbl[tr_idx]).long()),
             "val": (data.to_model_range(train_img[va_idx]), torch.as_tensor(train_lbl[va_idx]).long()),
             "test": (x_te, y_te),
@@ -92,7 +92,7 @@ def teacher_data(cfg: Profile, seed: int) -> dict:
 def real_validation(cfg: Profile, seed: int | None = None):
     """The declared validation split of real training digits (:func:`kr_utils.data.validation_tensors`):
     chapter 1's teacher validation digits, on which chapters 5-7 choose between students."""
-    return data.validation_tensors(cfg.teacher.val_size, cfg.seed if seed is None else seed)
+    return data.validation_tensors(cfg.teacher.val_size, cfg.seed if seed is None else seed, cfg.dataset)
 
 
 def teacher_run(cfg: Profile, split: dict, arch: str, seed: int, device, desc: str | None = None) -> dict:
@@ -103,7 +103,7 @@ def teacher_run(cfg: Profile, split: dict, arch: str, seed: int, device, desc: s
 def teacher_runs(cfg: Profile, split: dict, arch: str, seeds, device, desc: str | None = None) -> dict:
     """The teachers of one architecture over ``seeds`` (:func:`teacher_run` each; trained together
     where the ``group_seeds`` lever is on): ``{seed: run}``."""
-    out = artifact_dir(cfg.profile)
+    out = artifact_dir(cfg.run)
     jobs = [studies.RunJob(split["train"], split["val"], s, out / "teachers" / f"{arch}_seed{s}.pt", split["key"],
                            desc or f"{arch} seed {s}") for s in seeds]
     # no per-epoch pass over the test set: chapter 1 shows the validation curves only
@@ -113,7 +113,7 @@ def teacher_runs(cfg: Profile, split: dict, arch: str, seeds, device, desc: str 
 
 def save_teacher(cfg: Profile, run: dict, seed: int) -> Path:
     """``teacher.pt`` from chapter 1's main run (bytes kept when already current)."""
-    tcfg, profile = cfg.teacher, cfg.profile
+    tcfg, profile = cfg.teacher, cfg.run
     path = artifact_dir(profile) / "teacher.pt"
     stage_cfg = {**tcfg.as_dict(), "seed": seed}
     if not load_if_current(path, "teacher", stage_cfg, profile):
@@ -126,8 +126,8 @@ def save_teacher(cfg: Profile, run: dict, seed: int) -> Path:
 def teacher(cfg: Profile, device, seed: int | None = None) -> Path:
     """``teacher.pt`` of this profile: found, or trained as chapter 1's main run."""
     seed = cfg.seed if seed is None else seed
-    path = artifact_dir(cfg.profile) / "teacher.pt"
-    if _found(path, "teacher", cfg.profile):
+    path = artifact_dir(cfg.run) / "teacher.pt"
+    if _found(path, "teacher", cfg.run):
         return path
     _announce("teacher", path, cfg)
     return save_teacher(cfg, teacher_run(cfg, teacher_data(cfg, seed), cfg.teacher.arch, seed, device), seed)
@@ -135,24 +135,29 @@ def teacher(cfg: Profile, device, seed: int | None = None) -> Path:
 
 def teacher_accuracy(cfg: Profile, device) -> float:
     """The teacher's real-test accuracy: chapter 1's record in ``metrics.json``, or measured now."""
-    recorded = read_metrics(cfg.profile).get("teacher", {}).get("test_accuracy")
+    recorded = read_metrics(cfg.run).get("teacher", {}).get("test_accuracy")
     if recorded is not None:
         return recorded
     from .evaluate import classification_report, predict_logits
 
     model = load_model(teacher(cfg, device), "teacher", device)
-    x_te, y_te = data.test_tensors(cfg.test_subset)
+    x_te, y_te = data.test_tensors(cfg.test_subset, cfg.dataset)
     return classification_report(predict_logits(model, x_te, device=device), y_te)["accuracy"]
 
 
 # ---------------------------------------------------------------------------------- diffusion
 
 
-def new_unet(dcfg, seed: int) -> models.ConditionalUNet:
+def new_unet(dcfg, seed: int, cfg: Profile | None = None) -> models.ConditionalUNet:
     """A freshly initialised U-Net of ``dcfg`` whose weights depend on ``seed`` alone (not on
-    whatever drew from torch's generator before in the process)."""
+    whatever drew from torch's generator before in the process), for the classes and image
+    shape of ``cfg``'s dataset (MNIST's without ``cfg``)."""
     seed_everything(seed)
-    return models.ConditionalUNet(**dcfg.unet_args())
+    shape = {}
+    if cfg is not None:
+        channels, size, _ = cfg.data.image_shape
+        shape = {"num_classes": cfg.data.num_classes, "channels": channels, "image_size": size}
+    return models.ConditionalUNet(**dcfg.unet_args(), **shape)
 
 
 def train_diffusion_model(cfg: Profile, device, seed: int) -> dict:
@@ -160,7 +165,7 @@ def train_diffusion_model(cfg: Profile, device, seed: int) -> dict:
     milestone (``diffusion_step<N>.pt``) and at the end (``diffusion.pt``), each with its noise
     schedule; resumes from ``diffusion.partial.pt`` after an interruption; reused when current.
     Returns ``{"model", "losses", "train_time_s", "reused"}``."""
-    dcfg, profile = cfg.diffusion, cfg.profile
+    dcfg, profile = cfg.diffusion, cfg.run
     out = artifact_dir(profile)
     stage_cfg = {**dcfg.as_dict(), "seed": seed}
     ckpt_path = out / "diffusion.pt"
@@ -179,9 +184,9 @@ def train_diffusion_model(cfg: Profile, device, seed: int) -> dict:
         if step in dcfg.milestones:
             save(out / f"diffusion_step{step}.pt", ema, step=step)
 
-    x0, y0 = data.train_tensors(dcfg.train_subset)
+    x0, y0 = data.train_tensors(dcfg.train_subset, cfg.dataset)
     t0 = time.perf_counter()
-    run = train_diffusion(new_unet(dcfg, seed), x0, y0, dcfg, seed=seed, device=device,
+    run = train_diffusion(new_unet(dcfg, seed, cfg), x0, y0, dcfg, seed=seed, device=device,
                           after_step=save_milestone, resume_path=out / "diffusion.partial.pt")
     train_time = time.perf_counter() - t0
     save(ckpt_path, run.model, losses=run.losses, train_time_s=train_time)
@@ -193,9 +198,9 @@ def diffusion_model(cfg: Profile, device, seed: int | None = None, with_mileston
     """``diffusion.pt`` of this profile (with ``with_milestones``, its milestone checkpoints too,
     for chapter 6): found, or trained as in chapter 2."""
     seed = cfg.seed if seed is None else seed
-    out = artifact_dir(cfg.profile)
+    out = artifact_dir(cfg.run)
     path = out / "diffusion.pt"
-    found = _found(path, "diffusion", cfg.profile)
+    found = _found(path, "diffusion", cfg.run)
     if found and (not with_milestones or all((out / f"diffusion_step{m}.pt").exists()
                                              for m in cfg.diffusion.milestones)):
         return path
@@ -212,17 +217,17 @@ def theory_diffusion_model(cfg: Profile, fallback_steps: int, device, seed: int)
     U-Net of the profile's size trained here for ``fallback_steps`` steps on real MNIST and
     cached as ``theory_diffusion.pt``, so a theory chapter opened on its own still runs in
     minutes. Returns ``(model, schedule, where_it_came_from)``."""
-    out = artifact_dir(cfg.profile)
+    out = artifact_dir(cfg.run)
     if (out / "diffusion.pt").exists():
         path, source = out / "diffusion.pt", "the pipeline's model (chapter 2)"
     else:
         dcfg = dataclasses.replace(cfg.diffusion, steps=fallback_steps, milestones=(fallback_steps,))
         path, source = out / "theory_diffusion.pt", f"a U-Net trained for {fallback_steps} steps here"
         stage_cfg = {**dcfg.as_dict(), "seed": seed}
-        if not load_if_current(path, "diffusion", stage_cfg, cfg.profile):
-            x0, y0 = data.train_tensors(None)
-            run = train_diffusion(new_unet(dcfg, seed), x0, y0, dcfg, seed=seed, device=device)
-            save_checkpoint(path, run.model, kind="diffusion", config=stage_cfg, profile=cfg.profile, seed=seed,
+        if not load_if_current(path, "diffusion", stage_cfg, cfg.run):
+            x0, y0 = data.train_tensors(None, cfg.dataset)
+            run = train_diffusion(new_unet(dcfg, seed, cfg), x0, y0, dcfg, seed=seed, device=device)
+            save_checkpoint(path, run.model, kind="diffusion", config=stage_cfg, profile=cfg.run, seed=seed,
                             extra={"losses": run.losses, "unet": run.model.config, "schedule": NoiseSchedule.from_config(dcfg).spec})
     return load_model(path, "diffusion", device), load_schedule(path), source
 
@@ -234,7 +239,7 @@ def build_synthetic_set(cfg: Profile, device, seed: int) -> tuple[dict, bool]:
     """Chapter 4: the labelled synthetic set from the profile's teacher and diffusion model
     (both found or built first), reused when built from the same settings and checkpoints.
     Returns ``(summary, reused)``."""
-    out = artifact_dir(cfg.profile)
+    out = artifact_dir(cfg.run)
     t_path, d_path = teacher(cfg, device, seed), diffusion_model(cfg, device, seed)
     key = fingerprint({**cfg.synth.as_dict(), **cfg.sampler.as_dict(), "seed": seed}, t_path, d_path)
     summary = synth.cached_summary(out / "synthetic", key)
@@ -256,7 +261,7 @@ def build_synthetic_set(cfg: Profile, device, seed: int) -> tuple[dict, bool]:
 def synthetic_set(cfg: Profile, device, seed: int | None = None) -> Path:
     """The folder of the profile's synthetic set: found (and current), or built as in chapter 4."""
     seed = cfg.seed if seed is None else seed
-    folder = artifact_dir(cfg.profile) / "synthetic"
+    folder = artifact_dir(cfg.run) / "synthetic"
     if not (folder / "summary.json").exists():
         _announce("synthetic", folder, cfg)
         build_synthetic_set(cfg, device, seed)
@@ -274,7 +279,7 @@ def student_split(cfg: Profile, device, seed: int | None = None) -> dict:
     stored = synth.load_synthetic_set(synthetic_set(cfg, device, seed))
     syn_train, syn_val = distill.synthetic_split(stored["images"], stored["labels"], stored["logits"],
                                                  val_fraction, seed)
-    return {"train": syn_train, "val": syn_val, "test": data.test_tensors(cfg.test_subset), "stored": stored,
+    return {"train": syn_train, "val": syn_val, "test": data.test_tensors(cfg.test_subset, cfg.dataset), "stored": stored,
             "real_val": real_validation(cfg),
             "key": fingerprint({"set": stored["summary"]["inputs_key"], "split_seed": seed, "val_fraction": val_fraction})}
 
@@ -287,7 +292,7 @@ def student_run(cfg: Profile, split: dict, arch: str, labels: str, seed: int, de
 def student_runs(cfg: Profile, split: dict, arch: str, labels: str, seeds, device) -> dict:
     """One cell of chapter 5's grid over ``seeds`` (:func:`student_run` each; trained together
     where the ``group_seeds`` lever is on): ``{seed: run}``."""
-    out = artifact_dir(cfg.profile)
+    out = artifact_dir(cfg.run)
     jobs = [studies.RunJob(split["train"], split["val"], s, out / "students" / f"{arch}_{labels}_seed{s}.pt",
                            split["key"], f"{arch} {labels} seed {s}") for s in seeds]
     return dict(zip(seeds, studies.run_classifiers(jobs, cfg.student.recipe(arch=arch, labels=labels),
@@ -309,16 +314,16 @@ def student_grid(cfg: Profile, split: dict, device) -> tuple[tuple[str, str], di
 def save_student(cfg: Profile, run: dict, seed: int) -> Path:
     """``student.pt``: the main cell's first seed."""
     st = cfg.student
-    path = artifact_dir(cfg.profile) / "student.pt"
+    path = artifact_dir(cfg.run) / "student.pt"
     save_checkpoint(path, models.build_classifier(st.arch, run["state_dict"]), kind="student", config=st.as_dict(),
-                    profile=cfg.profile, seed=seed, extra={"arch": st.arch, "history": run["history"]})
+                    profile=cfg.run, seed=seed, extra={"arch": st.arch, "history": run["history"]})
     return path
 
 
 def student(cfg: Profile, device, seed: int | None = None) -> Path:
     """``student.pt`` of this profile: found, or trained as chapter 5's main student (first seed)."""
-    path = artifact_dir(cfg.profile) / "student.pt"
-    if _found(path, "student", cfg.profile):
+    path = artifact_dir(cfg.run) / "student.pt"
+    if _found(path, "student", cfg.run):
         return path
     _announce("student", path, cfg)
     split = student_split(cfg, device, seed)

@@ -86,9 +86,9 @@ def loss_curve(losses, window: int = 50):
     return fig
 
 
-def count_heatmap(counts, row_labels, xlabel: str, title: str | None = None):
-    """Counts (rows x 10 columns, e.g. kept digits per label at each checkpoint) as a heatmap,
-    each non-zero cell written in it."""
+def count_heatmap(counts, row_labels, xlabel: str, title: str | None = None, col_labels=None):
+    """Counts (rows x classes, e.g. kept digits per label at each checkpoint) as a heatmap,
+    each non-zero cell written in it; ``col_labels``: the class names (indices without)."""
     counts = np.asarray(counts)
     fig, ax = plt.subplots(figsize=(6, 0.32 * len(counts) + 1.2))
     ax.imshow(counts, cmap="Blues", aspect="auto", vmin=0)
@@ -96,7 +96,10 @@ def count_heatmap(counts, row_labels, xlabel: str, title: str | None = None):
     for i, j in zip(*np.nonzero(counts)):
         ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=6,
                 color="white" if counts[i, j] > 0.6 * top else "black")
-    ax.set_xticks(range(counts.shape[1])); ax.set_yticks(range(len(row_labels)), labels=row_labels, fontsize=7)
+    ax.set_xticks(range(counts.shape[1]))
+    if col_labels is not None:
+        ax.set_xticklabels(col_labels, rotation=30, ha="right", fontsize=7)
+    ax.set_yticks(range(len(row_labels)), labels=row_labels, fontsize=7)
     ax.set_xlabel(xlabel)
     if title:
         ax.set_title(title, fontsize=9)
@@ -126,16 +129,23 @@ def seed_bars(values: dict, reference_line: tuple[float, str] | None = None, xla
     return fig
 
 
-def confusion(cm, title="confusion matrix (real test set)"):
+def confusion(cm, title="confusion matrix (real test set)", class_names=None):
+    """A K x K confusion matrix (rows: the true class), on a log colour scale, each cell
+    counted; ``class_names`` label the axes (the class indices without them)."""
     cm = np.asarray(cm)
-    fig, ax = plt.subplots(figsize=(4.6, 4))
+    k = cm.shape[0]
+    named = class_names is not None and any(len(str(c)) > 2 for c in class_names)
+    fig, ax = plt.subplots(figsize=(5.6, 5) if named else (4.6, 4))
     ax.imshow(np.log1p(cm), cmap="Blues")
-    for i in range(10):
-        for j in range(10):
+    for i in range(k):
+        for j in range(k):
             if cm[i, j]:
                 ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=6,
                         color="white" if i == j else "black")
-    ax.set_xticks(range(10)); ax.set_yticks(range(10))
+    ax.set_xticks(range(k)); ax.set_yticks(range(k))
+    if class_names is not None:
+        ax.set_xticklabels(class_names, rotation=45 if named else 0, ha="right" if named else "center", fontsize=7)
+        ax.set_yticklabels(class_names, fontsize=7)
     ax.set_xlabel("predicted"); ax.set_ylabel("true"); ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
@@ -259,7 +269,8 @@ def per_class_measures(named: dict, measures=("frechet", "precision", "recall"))
         for (who, d), c in zip(named.items(), ("0.5", "tab:blue", "tab:orange")):
             ks = sorted(d["per_class"])
             ax.plot(ks, [d["per_class"][k][m] for k in ks], "o-", c=c, label=who, ms=4)
-        ax.set_title(m); ax.set_xlabel("digit"); ax.set_xticks(range(10)); ax.grid(alpha=0.3)
+        ax.set_title(m); ax.set_xlabel("class"); ax.set_xticks(sorted({k for d in named.values() for k in d["per_class"]}))
+        ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig

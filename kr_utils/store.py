@@ -23,7 +23,8 @@ def repo_root() -> Path:
 
 
 def artifact_dir(profile: str) -> Path:
-    """``$KR_ARTIFACTS/<profile>`` or ``<repo>/artifacts/<profile>``, created if missing."""
+    """``$KR_ARTIFACTS/<profile>`` or ``<repo>/artifacts/<profile>``, created if missing (``profile``: a
+    run's name, :attr:`kr_utils.config.Profile.run`, e.g. ``cpu`` or ``cpu-fashion-mnist``)."""
     base = Path(os.environ.get(ARTIFACTS_ENV) or repo_root() / "artifacts")
     path = base / profile
     path.mkdir(parents=True, exist_ok=True)

@@ -118,11 +118,11 @@ def holdout_accuracy(model, holdout, device) -> float:
 
 
 def per_class_subset(labels, per_class: int, seed: int) -> np.ndarray:
-    """Indices of ``per_class`` digits of each class, drawn at random (sorted)."""
+    """Indices of ``per_class`` digits of each class (0 to the highest label), drawn at random (sorted)."""
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     idx = []
-    for c in range(10):
+    for c in range(int(labels.max()) + 1):
         members = np.flatnonzero(labels == c)
         if len(members) < per_class:
             raise ValueError(f"class {c} has {len(members)} digits, fewer than per_class={per_class}")
@@ -182,7 +182,7 @@ def thesis_code_set(cfg: Profile, teacher, *, seed: int, device) -> dict:
     ``studies.thesis_per_class`` digits per class at its threshold (0.85, or the profile's own
     ``synth.threshold`` where that is lower: the smoke profile's untrained generator), cached as
     ``ablation/thesis_code_set.pt``, with its generation time."""
-    out = artifact_dir(cfg.profile)
+    out = artifact_dir(cfg.run)
     sampling = thesis_code_sampler(cfg)
     per_class, thr = cfg.studies.thesis_per_class, min(THESIS_CODE["threshold"], cfg.synth.threshold)
     key = fingerprint({"sampling": sampling, "per_class": per_class, "threshold": thr, "seed": seed},
@@ -257,7 +257,7 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
     and a generator that makes mostly one class gives a set of mostly that class (its
     ``label_counts`` show it). A checkpoint whose teacher accepts fewer digits than that keeps
     them all and is marked ``short``: it gets no student. Returns ``(key of its inputs, set)``."""
-    out = artifact_dir(cfg.profile)
+    out = artifact_dir(cfg.run)
     path = out / f"diffusion_step{step}.pt"
     e = cfg.studies
     n, kept_n = e.degradation_per_class, e.degradation_kept
@@ -266,7 +266,7 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
 
     def draw():  # the unfiltered draw, cached on its own: a new threshold or set size reuses it
         t0 = time.perf_counter()
-        pool = synth.draw_labelled(load_model(path, "diffusion", device), sampler, teacher, np.repeat(np.arange(10), n),
+        pool = synth.draw_labelled(load_model(path, "diffusion", device), sampler, teacher, np.repeat(np.arange(cfg.num_classes), n),
                                    cfg.sampler, seed=seed, device=device)
         return {**{k: torch.as_tensor(v) for k, v in pool.items()}, "time_s": time.perf_counter() - t0}
 
@@ -285,7 +285,7 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
         return {"images": torch.as_tensor(pool["images"])[idx], "labels": labels, "logits": logits[idx],
                 "requested": torch.from_numpy(requested[idx.numpy()]).long(), "generated": len(requested),
                 "accepted": len(accepted), "acceptance": len(accepted) / len(requested), "short": len(accepted) < kept_n,
-                "label_counts": torch.bincount(labels, minlength=10).tolist(),
+                "label_counts": torch.bincount(labels, minlength=cfg.num_classes).tolist(),
                 "time_s": pool["time_s"] + time.perf_counter() - t0}
 
     return key, cached(out / "degradation" / f"set_step{step}.pt", key, compute)
@@ -296,7 +296,7 @@ def degradation_students(cfg: Profile, sets: dict, *, seed: int, device, test, h
     for ``studies.degradation_epochs`` on each set of :func:`degradation_set` that is not
     ``short`` (cached); ``{(arch, step): run}``, each run with its accuracy on the real
     validation digits ``holdout`` too."""
-    out, st = artifact_dir(cfg.profile), cfg.student
+    out, st = artifact_dir(cfg.run), cfg.student
     students = {}
     for step, (key, s) in sets.items():
         if s["short"] or len(s["labels"]) < MIN_SET:
@@ -358,7 +358,7 @@ def collapsed_seeds(runs: dict, test_labels) -> dict:
         if r["accuracy"] < COLLAPSE_BELOW:
             pred = torch.as_tensor(r["test_logits"]).argmax(1)
             seeds.append(s)
-            shares.append(float(torch.bincount(pred, minlength=10).max()) / len(test_labels))
+            shares.append(float(torch.bincount(pred).max()) / len(test_labels))
     return {"seeds": seeds, "top_class_share": shares}
 
 
@@ -368,7 +368,7 @@ def unconditional_set(cfg: Profile, teacher, *, seed: int, device) -> dict:
     (w = 0) by the profile's sampler, kept at the profile's threshold whatever their class, and
     labelled by the teacher (:func:`kr_utils.synth.build_synthetic_set` with
     ``mode="unconditional"``), cached as ``ablation/unconditional_set.pt``."""
-    out = artifact_dir(cfg.profile)
+    out = artifact_dir(cfg.run)
     per_class = cfg.studies.thesis_per_class
     sc = dataclasses.replace(cfg.synth, per_class=per_class, mode="unconditional", label_mode="teacher")
     key = fingerprint({"synth": sc, "sampling": cfg.sampler, "seed": seed}, out / "diffusion.pt", out / "teacher.pt")
@@ -382,7 +382,7 @@ def unconditional_set(cfg: Profile, teacher, *, seed: int, device) -> dict:
         return {"images": torch.from_numpy(r["images"]), "labels": torch.from_numpy(r["labels"].astype(np.int64)),
                 "logits": torch.from_numpy(r["logits"]), "requested": torch.from_numpy(r["labels"].astype(np.int64)),
                 "generated": r["generated"], "acceptance_rate": r["acceptance_rate"],
-                "label_counts": np.bincount(r["labels"], minlength=10).tolist(), "time_s": time.perf_counter() - t0}
+                "label_counts": np.bincount(r["labels"], minlength=cfg.num_classes).tolist(), "time_s": time.perf_counter() - t0}
 
     return cached(out / "ablation" / "unconditional_set.pt", key, compute)
 
@@ -394,7 +394,7 @@ def ablation_runs(cfg: Profile, stored: dict, *, device, test, code_set: dict | 
     thesis' code's set (:func:`thesis_code_set`) or the unconditional one
     (:func:`unconditional_set`; a variant whose set is None is skipped), cached under
     ``ablation/<variant>_seed<seed>.pt``; ``{variant: {seed: run}}``."""
-    out, st, e = artifact_dir(cfg.profile), cfg.student, cfg.studies
+    out, st, e = artifact_dir(cfg.run), cfg.student, cfg.studies
     other = {"code_set": code_set, "uncond_set": uncond_set}
     runs = {}
     for name, variant in ABLATIONS.items():
@@ -454,9 +454,10 @@ def knob_settings(sampling: SamplerConfig) -> dict[str, Knob]:
     return knobs
 
 
-def knob_labels(sampling: SamplerConfig) -> torch.Tensor:
-    """The classes asked of every setting: ``knob_per_class`` of each, in class order."""
-    return torch.arange(10).repeat_interleave(sampling.knob_per_class)
+def knob_labels(sampling: SamplerConfig, num_classes: int = 10) -> torch.Tensor:
+    """The classes asked of every setting: ``knob_per_class`` of each of the ``num_classes``
+    (the profile's :attr:`~kr_utils.config.Profile.num_classes`), in class order."""
+    return torch.arange(num_classes).repeat_interleave(sampling.knob_per_class)
 
 
 def knob_trajectory_steps(cfg: Profile, schedule) -> tuple[int, ...]:
@@ -470,8 +471,8 @@ def knob_study(cfg: Profile, unet, teacher, schedule, *, seed: int, device) -> d
     for each, cached under ``knobs/<id>.pt``) and what the teacher makes of them
     (:func:`kr_utils.evaluate.generation_quality`: confidence, agreement with the request,
     acceptance at ``synth.threshold``, diversity); ``{id: result}``."""
-    out, sampling, threshold = artifact_dir(cfg.profile), cfg.sampler, cfg.synth.threshold
-    labels, keep = knob_labels(sampling), knob_trajectory_steps(cfg, schedule)
+    out, sampling, threshold = artifact_dir(cfg.run), cfg.sampler, cfg.synth.threshold
+    labels, keep = knob_labels(sampling, cfg.num_classes), knob_trajectory_steps(cfg, schedule)
     knobs = knob_settings(sampling)
 
     def run(knob_id: str, k: Knob):

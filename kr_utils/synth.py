@@ -77,19 +77,20 @@ def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_cla
     (:func:`kr_utils.studies.thesis_code_sampler`). Returns images, labels, logits, requested,
     ``generated``, ``acceptance_rate`` and the ``final_threshold``; raises
     :class:`SyntheticSetError` naming the short classes after ``max_rounds``."""
-    counts, images, logits, labels, generated = np.zeros(10, int), [], [], [], 0
+    k = model.null_class  # the dataset's number of classes
+    counts, images, logits, labels, generated = np.zeros(k, int), [], [], [], 0
     floor = min(0.5, threshold)
     for r in range(max_rounds):
         short = per_class - counts
         if not short.any():
             break
-        requested = np.repeat(np.arange(10), np.ceil(short * 1.25).astype(int))
+        requested = np.repeat(np.arange(k), np.ceil(short * 1.25).astype(int))
         pool = draw_labelled(model, sampler, teacher, requested, sampling, seed=seed + 1000 * r, device=device,
                              progress=progress, postprocess=force_black)
         generated += len(requested)
         conf = torch.from_numpy(pool["logits"]).float().softmax(1).max(1).values.numpy()
         kept = 0
-        for c in range(10):
+        for c in range(k):
             ok = np.flatnonzero((requested == c) & (conf >= threshold))[: short[c]]
             images.append(pool["images"][ok]); logits.append(pool["logits"][ok]); labels.append(requested[ok])
             counts[c] += len(ok)
@@ -103,7 +104,7 @@ def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_cla
     labels = np.concatenate(labels)
     order = np.argsort(labels, kind="stable")
     return {"images": np.concatenate(images)[order], "labels": labels[order], "logits": np.concatenate(logits)[order],
-            "requested": labels[order], "generated": generated, "acceptance_rate": 10 * per_class / generated,
+            "requested": labels[order], "generated": generated, "acceptance_rate": k * per_class / generated,
             "final_threshold": threshold}
 
 
@@ -130,8 +131,9 @@ def build_synthetic_set(model, sampler, teacher, config: SynthConfig, sampling: 
     guidance_w, x_T_scale, batch_size = sampling.guidance_w, sampling.x_T_scale, sampling.batch_size
     gen = torch.Generator(device=torch.device(device).type if torch.device(device).type == "cuda" else "cpu")
     gen.manual_seed(seed)
-    total = 10 * per_class
-    counts = np.zeros(10, dtype=int)
+    k = model.null_class  # the classes the model draws: the dataset's (the null class is the last + 1)
+    total = k * per_class
+    counts = np.zeros(k, dtype=int)
     kept = {k: [] for k in ("images", "labels", "requested", "logits")}
     log = {k: [] for k in ("requested", "logits", "round")}  # every generated digit
     thr, thresholds, rounds = threshold, [], 0
@@ -147,7 +149,7 @@ def build_synthetic_set(model, sampler, teacher, config: SynthConfig, sampling: 
         thresholds.append(thr)
         if mode == "balanced":
             need = np.maximum(per_class - counts, 0)
-            req = np.repeat(np.arange(10), np.ceil(need * oversample).astype(int))
+            req = np.repeat(np.arange(k), np.ceil(need * oversample).astype(int))
         else:
             req = np.full(int(math.ceil((total - counts.sum()) * oversample)), -1)
         if budget is not None:
@@ -211,7 +213,7 @@ def confidence_table(result: dict) -> list[dict]:
     req = result["generated_requested"]
     group = pred if result["mode"] == "unconditional" else req
     rows = []
-    for c in range(10):
+    for c in range(logits.shape[1]):
         m = group == c
         rows.append({"class": c, "generated": int(m.sum()),
                      "conf_mean": float(conf[m].mean()) if m.any() else float("nan"),
@@ -254,7 +256,7 @@ def save_synthetic_set(folder, result: dict, key: str | None = None, extra: dict
     summary = {k: result[k] for k in ("generated", "threshold", "final_threshold", "rounds", "acceptance_rate",
                                        "agreement", "label_mode", "mode", "complete")}
     summary["size"] = int(len(result["labels"]))
-    summary["class_counts"] = np.bincount(result["labels"], minlength=10).tolist()
+    summary["class_counts"] = np.bincount(result["labels"], minlength=result["logits"].shape[1]).tolist()
     summary.update(extra or {}, inputs_key=key)
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2))
     return summary
@@ -271,3 +273,21 @@ def load_synthetic_set(folder) -> dict:
                          f"{len(requested)} requested classes")
     return {"images": images, "labels": labels, "logits": logits, "requested": requested,
             "summary": json.loads((folder / "summary.json").read_text())}
+
+
+def export_torchvision(folder, root, dataset: str) -> Path:
+    """The synthetic set of ``folder`` laid out as torchvision reads ``dataset`` (a name of
+    :data:`kr_utils.data.DATASETS`): ``<root>/<MNIST|FashionMNIST>/raw/`` with the synthetic
+    images and labels as the *training* split, and the real test split copied beside them, in
+    the uncompressed idx files that ``torchvision.datasets.FashionMNIST(root, train=True)``
+    opens (without downloading). Returns the ``raw`` folder."""
+    from .data import SPLITS, load, source
+
+    raw = Path(root) / source(dataset).torchvision / "raw"
+    stored = load_synthetic_set(folder)
+    test_images, test_labels = load(dataset, "test")
+    for (img_name, lbl_name, _), (images, labels) in zip((SPLITS["train"], SPLITS["test"]),
+                                                         ((stored["images"], stored["labels"]), (test_images, test_labels))):
+        write_idx(raw / img_name, np.asarray(images, np.uint8))
+        write_idx(raw / lbl_name, np.asarray(labels, np.uint8))
+    return raw

@@ -5,8 +5,6 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -33,6 +31,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None     # overrides the profile's seed
 epochs = None   # overrides teacher.epochs
 
@@ -45,9 +44,9 @@ from kr_utils.live import glue
 import kr_utils
 from kr_utils import checkpoints, data, evaluate, models, pipeline, plots, runtime, store, thesis
 
-cfg = kr_utils.get_config(profile, teacher__epochs=epochs)
+cfg = kr_utils.get_config(profile, dataset=dataset, teacher__epochs=epochs)
 seed = cfg.seed if seed is None else seed
-tcfg, profile = cfg.teacher, cfg.profile
+tcfg, profile = cfg.teacher, cfg.run
 out = store.artifact_dir(profile)
 device = runtime.device()
 clock = store.StageClock.start(profile, "01_teacher")  # this chapter's cost, recorded at its end
@@ -73,7 +72,7 @@ glue("teacher_train_size", len(x_tr), display=False)
 print(f"train {len(x_tr)}, validation {len(x_va)}, test {len(x_te)}")
 
 # %%
-fig = plots.mosaic(data.to_model_range(data.load_mnist("train")[0][:40]), nrow=4, title="real MNIST training digits")
+fig = plots.mosaic(data.to_model_range(data.load(cfg.dataset, "train")[0][:40]), nrow=4, title="real MNIST training digits")
 plots.glue_figure("fig_real_digits", fig)
 
 # %% [markdown]

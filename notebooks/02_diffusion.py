@@ -40,6 +40,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None     # overrides the profile's seed
 steps = None    # overrides diffusion.steps (training iterations)
 
@@ -49,12 +50,12 @@ from kr_utils.live import glue
 import kr_utils
 from kr_utils import checkpoints, diffusion, models, pipeline, plots, runtime, store
 
-cfg = kr_utils.get_config(profile)
+cfg = kr_utils.get_config(profile, dataset=dataset)
 if steps is not None:  # a shorter run, its milestones kept inside it
     cfg = cfg.replace(diffusion__steps=steps,
                       diffusion__milestones=tuple(m for m in cfg.diffusion.milestones if m < steps) + (steps,))
 seed = cfg.seed if seed is None else seed
-dcfg, profile = cfg.diffusion, cfg.profile
+dcfg, profile = cfg.diffusion, cfg.run
 out = store.artifact_dir(profile)
 device = runtime.device()
 clock = store.StageClock.start(profile, "02_diffusion")  # this chapter's cost, recorded at its end
@@ -113,7 +114,7 @@ rows = []
 for step in dcfg.milestones:
     m = checkpoints.load_model(out / f"diffusion_step{step}.pt", "diffusion", device)
     g = torch.Generator().manual_seed(seed)
-    rows.append(diffusion.generate(m, sampler, torch.arange(10), gcfg.guidance_w, g))
+    rows.append(diffusion.generate(m, sampler, torch.arange(cfg.num_classes), gcfg.guidance_w, g))
 fig = plots.mosaic(torch.cat(rows), nrow=len(rows), row_labels=[f"step {s}" for s in dcfg.milestones])
 plots.glue_figure("fig_milestones", fig)
 

@@ -56,6 +56,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None     # overrides the profile's seed
 
 # %%
@@ -64,9 +65,9 @@ from kr_utils.live import glue
 import kr_utils
 from kr_utils import checkpoints, controls, data, evaluate, live, pipeline, plots, runtime, store, studies
 
-cfg = kr_utils.get_config(profile)
+cfg = kr_utils.get_config(profile, dataset=dataset)
 seed = cfg.seed if seed is None else seed
-gcfg, profile = cfg.sampler, cfg.profile
+gcfg, profile = cfg.sampler, cfg.run
 out = store.artifact_dir(profile)
 device = runtime.device()
 clock = store.StageClock.start(profile, "03_generation")  # this chapter's cost, recorded at its end
@@ -106,15 +107,15 @@ glue("knob_per_class", gcfg.knob_per_class, display=False)
 # %%
 knobs = studies.knob_settings(gcfg)
 results = studies.knob_study(cfg, unet, teacher, schedule, seed=seed, device=device)
-x_real, y_real = data.test_tensors(None)
-real_pick = torch.cat([torch.nonzero(y_real == c).flatten()[: gcfg.knob_per_class] for c in range(10)])
+x_real, y_real = data.test_tensors(None, cfg.dataset)
+real_pick = torch.cat([torch.nonzero(y_real == c).flatten()[: gcfg.knob_per_class] for c in range(cfg.num_classes)])
 real_diversity = evaluate.feature_diversity(evaluate.features(teacher, x_real[real_pick], device=device),
                                             y_real[real_pick])
 
 # %%
 def knob_mosaic(ids):
     """One digit per class (columns) per setting (rows), labelled by the settings' names."""
-    first = torch.arange(10) * gcfg.knob_per_class
+    first = torch.arange(cfg.num_classes) * gcfg.knob_per_class
     return plots.mosaic(torch.cat([results[k]["images"][first].float() for k in ids]), nrow=len(ids),
                         row_labels=[knobs[k].label for k in ids])
 

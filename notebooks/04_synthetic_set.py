@@ -37,6 +37,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 profile = None     # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+dataset = None     # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None        # overrides the profile's seed
 per_class = None   # overrides synth.per_class
 threshold = None   # overrides synth.threshold, in (0, 1]
@@ -50,10 +51,10 @@ from kr_utils.live import glue
 import kr_utils
 from kr_utils import checkpoints, controls, data, diffusion, live, pipeline, plots, runtime, store, synth
 
-cfg = kr_utils.get_config(profile, synth__per_class=per_class, synth__threshold=threshold,
+cfg = kr_utils.get_config(profile, dataset=dataset, synth__per_class=per_class, synth__threshold=threshold,
                           synth__label_mode=label_mode)
 seed = cfg.seed if seed is None else seed
-dcfg, gcfg, scfg, profile = cfg.diffusion, cfg.sampler, cfg.synth, cfg.profile
+dcfg, gcfg, scfg, profile = cfg.diffusion, cfg.sampler, cfg.synth, cfg.run
 out = store.artifact_dir(profile)
 device = runtime.device()
 clock = store.StageClock.start(profile, "04_synthetic_set")  # this chapter's cost, recorded at its end
@@ -116,8 +117,8 @@ glue("synth_hardest_accept", f"{100 * conf_table.loc[hardest, 'frac_above_thresh
 
 # %%
 stored = synth.load_synthetic_set(out / "synthetic")  # read back through the idx reader
-pick = np.concatenate([np.flatnonzero(stored["labels"] == c)[:8] for c in range(10)])
-fig = plots.mosaic(stored["images"][pick], nrow=10, row_labels=[str(c) for c in range(10)])
+pick = np.concatenate([np.flatnonzero(stored["labels"] == c)[:8] for c in range(cfg.num_classes)])
+fig = plots.mosaic(stored["images"][pick], nrow=cfg.num_classes, row_labels=list(cfg.data.class_names))
 plots.glue_figure("fig_synth_samples", fig)
 
 # %% [markdown]
@@ -128,9 +129,9 @@ plots.glue_figure("fig_synth_samples", fig)
 # ## Synthetic vs real: average digit and background
 
 # %%
-real_img, real_lbl = data.load_mnist("train")
-real_mean = np.stack([real_img[real_lbl == c].mean(0) for c in range(10)])
-syn_mean = np.stack([stored["images"][stored["labels"] == c].mean(0) for c in range(10)])
+real_img, real_lbl = data.load(cfg.dataset, "train")
+real_mean = np.stack([real_img[real_lbl == c].mean(0) for c in range(cfg.num_classes)])
+syn_mean = np.stack([stored["images"][stored["labels"] == c].mean(0) for c in range(cfg.num_classes)])
 diff = np.abs(real_mean - syn_mean)
 fig = plots.mosaic(np.concatenate([real_mean, syn_mean, diff]).astype(np.uint8), nrow=3,
                    row_labels=["real", "synthetic", "|diff|"])

@@ -41,6 +41,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None     # overrides the profile's seed (used for the data split)
 soft = None     # True: soft targets (eq. 8); overrides student.soft
 arch = None     # overrides student.arch: "resnet_preact", "simple_cnn" or "compressed_cnn"
@@ -54,9 +55,9 @@ from kr_utils.live import glue
 import kr_utils
 from kr_utils import comparison, config, evaluate, pipeline, plots, runtime, store, studies, thesis
 
-cfg = kr_utils.get_config(profile, student__soft=soft, student__arch=arch, student__epochs=epochs)
+cfg = kr_utils.get_config(profile, dataset=dataset, student__soft=soft, student__arch=arch, student__epochs=epochs)
 seed = cfg.seed if seed is None else seed
-scfg, profile = cfg.student, cfg.profile
+scfg, profile = cfg.student, cfg.run
 out = store.artifact_dir(profile)
 device = runtime.device()
 clock = store.StageClock.start(profile, "05_student")  # this chapter's cost, recorded at its end

@@ -49,6 +49,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None     # overrides the profile's seed
 
 # %%
@@ -58,9 +59,9 @@ import kr_utils
 from kr_utils import checkpoints, data, diffusion, distill, evaluate, pipeline, plots, runtime, store, studies, thesis
 from kr_utils.live import glue
 
-cfg = kr_utils.get_config(profile)
+cfg = kr_utils.get_config(profile, dataset=dataset)
 seed = cfg.seed if seed is None else seed
-scfg, ecfg, profile = cfg.student, cfg.studies, cfg.profile
+scfg, ecfg, profile = cfg.student, cfg.studies, cfg.run
 device = runtime.device()
 clock = store.StageClock.start(profile, "06_degradation")  # this chapter's cost, recorded at its end
 print(f"profile={profile} device={device} artifacts={store.artifact_dir(profile)}")
@@ -69,7 +70,7 @@ teacher = checkpoints.load_model(pipeline.teacher(cfg, device, seed), "teacher",
 d_path = pipeline.diffusion_model(cfg, device, seed, with_milestones=True)
 student_path = pipeline.student(cfg, device)
 sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(d_path))
-x_te, y_te = data.test_tensors(cfg.test_subset)
+x_te, y_te = data.test_tensors(cfg.test_subset, cfg.dataset)
 x_val, y_val = pipeline.real_validation(cfg, seed)  # the real validation digits: the early student is chosen on them
 glue("degr_per_class", ecfg.degradation_per_class, display=False)
 glue("degr_threshold", cfg.synth.threshold, display=False)
@@ -79,7 +80,7 @@ glue("degr_steps", ", ".join(f"{m:,d}" for m in ecfg.degradation_milestones) + f
      display=False)
 glue("degr_updates", f"{distill.optimizer_updates(ecfg.degradation_kept, scfg.val_fraction, scfg.batch_size, ecfg.degradation_epochs):,d}",
      display=False)
-glue("degr_ch5_updates", f"{distill.optimizer_updates(10 * cfg.synth.per_class, scfg.val_fraction, scfg.batch_size, scfg.epochs):,d}",
+glue("degr_ch5_updates", f"{distill.optimizer_updates(cfg.num_classes * cfg.synth.per_class, scfg.val_fraction, scfg.batch_size, scfg.epochs):,d}",
      display=False)
 
 # %% [markdown]
@@ -91,9 +92,9 @@ glue("degr_ch5_updates", f"{distill.optimizer_updates(10 * cfg.synth.per_class, 
 # %%
 milestones = ecfg.degradation_milestones
 sets = {step: studies.degradation_set(cfg, step, teacher, sampler, seed=seed, device=device) for step in milestones}
-blank = np.zeros((28, 28), np.uint8)  # a black square where a class has no kept digit
+blank = np.zeros(cfg.data.image_shape[1:], np.uint8)  # a black square where a class has no kept digit
 grid = [s["images"][s["labels"] == c][0].numpy() if (s["labels"] == c).any() else blank
-        for _, s in sets.values() for c in range(10)]
+        for _, s in sets.values() for c in range(cfg.num_classes)]
 fig = plots.mosaic(np.stack(grid), nrow=len(sets), row_labels=[f"step {m}" for m in milestones])
 plots.glue_figure("fig_degr_samples", fig)
 counts = np.array([s["label_counts"] for _, s in sets.values()])

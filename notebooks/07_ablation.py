@@ -61,6 +61,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 
 # %%
 import numpy as np
@@ -71,8 +72,8 @@ from kr_utils.live import glue
 import kr_utils
 from kr_utils import checkpoints, comparison, data, evaluate, pipeline, plots, runtime, store, studies, synth, thesis
 
-cfg = kr_utils.get_config(profile)
-scfg, ecfg, profile = cfg.student, cfg.studies, cfg.profile
+cfg = kr_utils.get_config(profile, dataset=dataset)
+scfg, ecfg, profile = cfg.student, cfg.studies, cfg.run
 out = store.artifact_dir(profile)
 device = runtime.device()
 clock = store.StageClock.start(profile, "07_ablation")  # this chapter's cost, recorded at its end
@@ -88,15 +89,15 @@ glue("code_threshold", f"{code_set['final_threshold']:g}", display=False)
 uncond_set = studies.unconditional_set(cfg, teacher, seed=cfg.seed, device=device)  # the thesis' other mode
 glue("uncond_top", f"{100 * max(uncond_set['label_counts']) / sum(uncond_set['label_counts']):.1f}%", display=False)
 glue("uncond_bottom", f"{100 * min(uncond_set['label_counts']) / sum(uncond_set['label_counts']):.1f}%", display=False)
-x_te, y_te = data.test_tensors(cfg.test_subset)
+x_te, y_te = data.test_tensors(cfg.test_subset, cfg.dataset)
 glue("abl_per_class", ecfg.ablation_per_class, display=False)
 glue("abl_seeds", len(ecfg.ablation_seeds), display=False)
 
 # %%
 grey = studies.thesis_background(stored["images"][:10])
-first_of_class = [int(np.flatnonzero(code_set["labels"].numpy() == c)[0]) for c in range(10)]
+first_of_class = [int(np.flatnonzero(code_set["labels"].numpy() == c)[0]) for c in range(cfg.num_classes)]
 code_row = studies.thesis_background(code_set["images"].numpy()[first_of_class])
-fig = plots.mosaic(np.concatenate([stored["images"][:10], grey, code_row, data.load_mnist("test")[0][:10]]), nrow=4,
+fig = plots.mosaic(np.concatenate([stored["images"][:10], grey, code_row, data.load(cfg.dataset, "test")[0][:10]]), nrow=4,
                    row_labels=["synthetic, stored by this book", "the same, stored as the thesis' code did",
                                "the thesis' code's sampler, as stored", "real test digits"])
 plots.glue_figure("fig_grey_background", fig)
@@ -132,7 +133,7 @@ table = pd.DataFrame({studies.ABLATION_LABELS[name]: {
     "collapsed seeds": f"{len(collapse[name]['seeds'])} of {v['n']}",
     "epochs trained": ", ".join(str(len(r["history"]["epoch"])) for r in runs[name].values()),
     "digits (train + validation)":
-        10 * (ecfg.thesis_per_class if studies.ABLATIONS[name].get("small") else ecfg.ablation_per_class)}
+        cfg.num_classes * (ecfg.thesis_per_class if studies.ABLATIONS[name].get("small") else ecfg.ablation_per_class)}
     for name, v in summary.items()}).T
 table
 

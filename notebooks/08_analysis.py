@@ -28,6 +28,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 
 # %%
 import json
@@ -38,8 +39,8 @@ from kr_utils.live import glue
 import kr_utils
 from kr_utils import analysis, evaluate, pipeline, plots, store, thesis
 
-cfg = kr_utils.get_config(profile)
-profile = cfg.profile
+cfg = kr_utils.get_config(profile, dataset=dataset)
+profile = cfg.run
 clock = store.StageClock.start(profile, "08_analysis")  # this chapter's cost, recorded at its end
 print(f"profile={profile} artifacts={store.artifact_dir(profile)}")
 m, source = pipeline.analysis_metrics(profile)  # this run's, or the recorded run's when chapters 1-7 have not run here

@@ -42,6 +42,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None     # overrides the profile's seed (noise images, subsets, the students' seeds come from the profile)
 
 # %%
@@ -52,8 +53,8 @@ from kr_utils.live import glue
 import kr_utils
 from kr_utils import audit, checkpoints, claims, config, data, diffusion, evaluate, pipeline, plots, runtime, store, studies
 
-cfg = kr_utils.get_config(profile, seed=seed)
-ev, profile, seed = cfg.evaluation, cfg.profile, cfg.seed
+cfg = kr_utils.get_config(profile, dataset=dataset, seed=seed)
+ev, profile, seed = cfg.evaluation, cfg.run, cfg.seed
 device = runtime.device()
 clock = store.StageClock.start(profile, "09_evaluation")  # this chapter's cost, recorded at its end
 print(f"profile={profile} device={device} artifacts={store.artifact_dir(profile)}")
@@ -182,8 +183,8 @@ glue("ece_list", "; ".join(f"{config.LABEL_NAMES[lab]}: {100 * ece[lab]:.2f}%" f
 #   {glue:text}`calib_q` of the real test digits fall under (`kr_utils.audit.reference_threshold`).
 
 # %%
-train_u8, train_lbl = (a[: cfg.diffusion.train_subset] for a in data.load_mnist("train"))  # the diffusion model's
-test_u8 = data.load_mnist("test")[0][: len(y_te)]
+train_u8, train_lbl = (a[: cfg.diffusion.train_subset] for a in data.load(cfg.dataset, "train"))  # the diffusion model's
+test_u8 = data.load(cfg.dataset, "test")[0][: len(y_te)]
 feats = {"train": evaluate.features(teacher, data.to_model_range(train_u8), device=device),
          "test": evaluate.features(teacher, x_te, device=device),
          "synthetic": evaluate.features(teacher, data.to_model_range(stored["images"]), device=device)}

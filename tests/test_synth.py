@@ -60,7 +60,7 @@ def _fake_generation(monkeypatch):
     monkeypatch.setattr(synth, "generate", fake_generate)
 
 
-def build(teacher, **kw):
+def build(teacher, generator=None, **kw):
     """build_synthetic_set with a SynthConfig and a SamplerConfig made from keyword values."""
     args = dict(per_class=5, threshold=0.9, threshold_floor=0.5, label_mode="teacher", mode="balanced",
                 oversample=1.2, max_rounds=50, guidance_w=1.0, batch_size=16, progress=False)
@@ -69,7 +69,15 @@ def build(teacher, **kw):
     pick = lambda stage: {k: args.pop(k) for k in [f.name for f in dataclasses.fields(stage)] if k in args}  # noqa: E731
     synth_cfg = config.SynthConfig(**pick(config.SynthConfig))
     sampling = dataclasses.replace(smoke.sampler, **pick(config.SamplerConfig))
-    return synth.build_synthetic_set(FakeGenerator(), FakeSampler(), teacher, synth_cfg, sampling, **args)
+    return synth.build_synthetic_set(generator or FakeGenerator(), FakeSampler(), teacher, synth_cfg, sampling, **args)
+
+
+def test_quotas_follow_the_generators_classes():
+    """A generator of 3 classes (its null token is 3) fills 3 quotas, not 10."""
+    gen = FakeGenerator()
+    gen.null_class = 3
+    r = build(FakeTeacher(), generator=gen)
+    assert np.bincount(r["labels"]).tolist() == [5, 5, 5] and set(r["generated_requested"].tolist()) == {0, 1, 2}
 
 
 def test_balanced_quotas_with_teacher_labels():
@@ -164,11 +172,11 @@ def test_thesis_code_set_fills_each_class_by_request_on_black(monkeypatch):
 
     monkeypatch.setattr(synth, "draw_labelled", fake_draw)
     sampling = config.get_config("smoke").sampler
-    r = synth.thesis_code_set(None, None, None, sampling, per_class=7, threshold=0.85, seed=0, device="cpu")
+    r = synth.thesis_code_set(FakeGenerator(), None, None, sampling, per_class=7, threshold=0.85, seed=0, device="cpu")
     assert np.bincount(r["labels"], minlength=10).tolist() == [7] * 10  # requested classes, not the teacher's 3
     assert (r["labels"] == r["requested"]).all()
     assert set(np.unique(r["images"])) == {0, 200}  # 100 < 128 became black
     assert len(seen) >= 2 and r["generated"] > 70 and r["acceptance_rate"] == 70 / r["generated"]
     with pytest.raises(synth.SyntheticSetError, match="classes"):
-        synth.thesis_code_set(None, None, None, sampling, per_class=7, threshold=0.99999999, seed=0, device="cpu",
+        synth.thesis_code_set(FakeGenerator(), None, None, sampling, per_class=7, threshold=0.99999999, seed=0, device="cpu",
                               max_rounds=1)
