@@ -646,16 +646,22 @@ PROFILES["t4"] = _derive(
 
 # Another dataset's changes to a profile, per profile (a section's keys, as in _derive). The
 # Fashion-MNIST part of the book (chapter 10) runs the pipeline once more within 20 minutes at
-# cpu: the same teacher, U-Net, set size and student recipe as MNIST, the set drawn with
+# cpu: the same teacher, U-Net, set size and student recipe as MNIST (longer training at cpu), the set drawn with
 # DPM-Solver++ in 10 steps (at MNIST's student accuracy and 108x the ancestral chain's speed:
 # results/cpu/sampler_benchmark.json), and a degradation summary at three checkpoints.
 _FAST = {"sampler": "dpmpp2m", "num_steps": 10}
 DATASET_CHANGES: dict[str, dict[str, dict]] = {
     "fashion-mnist": {
         "smoke": {"sampler": {"sampler": "dpmpp2m", "num_steps": 5}},
-        "cpu": {"sampler": _FAST, "studies": {"degradation_milestones": (510, 1500, 3000)}},
-        "gpu": {"sampler": _FAST, "studies": {"degradation_milestones": (680, 2000, 4000)}},
-        "t4": {"sampler": _FAST, "studies": {"degradation_milestones": (1000, 2000, 4000)}},
+        # the teacher accepts about 43% of the final U-Net's images at 0.9 and 24% of those of step 510
+        # (cpu, 2026-12-01; 86% of digits): each checkpoint draws enough for its kept set at that rate
+        # Its student learns for 8 epochs, not 3: chosen on the real validation images (2026-12-01,
+        # this profile's set and teacher): 85.10% at 3 epochs (mean of 3 seeds), 88.02% at 8 (seed 0);
+        # lowering the threshold did worse there (83.64% with no filter, 83.90% at 0.5, 81.06% at 0.7).
+        "cpu": {"sampler": _FAST, "student": {"epochs": 8},
+                "studies": {"degradation_milestones": (510, 1500, 3000), "degradation_per_class": 400}},
+        "gpu": {"sampler": _FAST, "studies": {"degradation_milestones": (680, 2000, 4000), "degradation_per_class": 2200}},
+        "t4": {"sampler": _FAST, "studies": {"degradation_milestones": (1000, 2000, 4000), "degradation_per_class": 650}},
     },
 }
 

@@ -85,7 +85,11 @@ def test_dataset_changes_apply_to_that_dataset_only():
     assert kr_utils.get_config("cpu").sampler.sampler == config.PROFILES["cpu"]["sampler"]["sampler"]
     f = kr_utils.get_config("cpu", dataset="fashion-mnist")
     assert f.sampler.sampler == config.DATASET_CHANGES["fashion-mnist"]["cpu"]["sampler"]["sampler"]
-    assert f.synth == kr_utils.get_config("cpu").synth and f.student == kr_utils.get_config("cpu").student
+    m = kr_utils.get_config("cpu")
+    assert f.synth == m.synth and f.teacher == m.teacher and f.diffusion == m.diffusion
+    changed = config.DATASET_CHANGES["fashion-mnist"]["cpu"].get("student", {})
+    assert {k: getattr(f.student, k) for k in changed} == changed
+    assert all(getattr(f.student, k) == getattr(m.student, k) for k in m.student.as_dict() if k not in changed)
 
 
 @pytest.mark.parametrize("arch", sorted(models.CLASSIFIERS))
