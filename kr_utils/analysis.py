@@ -68,3 +68,24 @@ def thesis_comparison(m: dict, profile: str):
                      pct(abl["thesis_code"]["accuracy"]["mean"])))
     return pd.DataFrame(rows, columns=["", f"thesis ({thesis.DEVICE})",
                                        f"this book ({profile}: {m['environment']['device']})"]).set_index("")
+
+
+DATASET_ROWS = {"teacher": "teacher (real test)", "acceptance": "teacher's acceptance of generated images",
+                "student": "student, mean over seeds (real test)", "gap": "teacher minus student"}
+MNIST_SECTIONS = ("teacher", "synthetic_set", "student")
+
+
+def dataset_comparison(mnist_metrics: dict, other: dict, other_name: str):
+    """Chapter 10's table: the teacher, the teacher's acceptance of generated images, the
+    student's mean and the gap, for MNIST (from a run's ``metrics.json``, when it holds chapters
+    1-5) beside another dataset (``other``: the same four keys of :data:`DATASET_ROWS`), as
+    fractions. Returns ``(table, mnist_gap)``, the MNIST column and gap left out (None) when the
+    MNIST metrics lack those chapters."""
+    import pandas as pd
+
+    table = pd.DataFrame({other_name: [other[k] for k in DATASET_ROWS]}, index=list(DATASET_ROWS.values()))
+    if not all(k in mnist_metrics for k in MNIST_SECTIONS):
+        return table, None
+    t, s = mnist_metrics["teacher"]["test_accuracy"], mnist_metrics["student"]["test_accuracy"]["mean"]
+    table.insert(0, "MNIST", [t, mnist_metrics["synthetic_set"]["acceptance_rate"], s, t - s])
+    return table, t - s

@@ -121,8 +121,11 @@ def seed_bars(values: dict, reference_line: tuple[float, str] | None = None, xla
         ax.scatter(v, i + rng.uniform(-0.15, 0.15, len(v)), s=14, c="k", zorder=3)
     if reference_line is not None:
         ax.axvline(reference_line[0], ls="--", c="k", lw=1, label=reference_line[1])
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1 - 0.5 / len(labels)),
-                  frameon=False)
+        if len(labels) < 3:  # a short figure: below the axis the legend would sit on the axis label
+            ax.legend(fontsize=8, loc="lower right", framealpha=0.9)
+        else:
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1 - 0.5 / len(labels)),
+                      frameon=False)
     lo = min(min(v) for v in values.values())
     ax.set_xlim(max(0, lo - 5), 100); ax.invert_yaxis(); ax.set_xlabel(xlabel); ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()

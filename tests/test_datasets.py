@@ -132,3 +132,16 @@ def test_error_share_within_a_group():
     cm = np.array([[5, 2, 0], [1, 5, 3], [0, 4, 5]])  # errors: 2+1 inside {0, 1}, 3+4 outside
     assert evaluate.error_share_within(cm, [0, 1]) == pytest.approx(3 / 10)
     assert evaluate.error_share_within(np.eye(3, dtype=int), [0, 1]) == 0.0
+
+
+def test_dataset_comparison_with_and_without_an_mnist_run():
+    from kr_utils import analysis
+
+    other = {"teacher": 0.9, "acceptance": 0.4, "student": 0.85, "gap": 0.05}
+    table, gap = analysis.dataset_comparison({}, other, "Fashion-MNIST")
+    assert gap is None and list(table.columns) == ["Fashion-MNIST"]
+    m = {"teacher": {"test_accuracy": 0.99}, "synthetic_set": {"acceptance_rate": 0.8},
+         "student": {"test_accuracy": {"mean": 0.98}}}
+    table, gap = analysis.dataset_comparison(m, other, "Fashion-MNIST")
+    assert gap == pytest.approx(0.01) and table["MNIST"].tolist() == pytest.approx([0.99, 0.8, 0.98, 0.01])
+    assert table["Fashion-MNIST"].tolist() == [0.9, 0.4, 0.85, 0.05]
