@@ -21,6 +21,8 @@ cp -r _config.yml _toc.yml _static "$work/site/"
 cp -r book "$work/site/book"
 rm -rf "$work/site/book/pipeline" "$work/site/book/theory"/*.ipynb   # never a user's executed copies
 python -m kr_utils.book --profile smoke --out "$work/site/book"
+# pipeline chapters 1-9 once more on Fashion-MNIST (the dataset parameter end to end; not rendered)
+python -m kr_utils.book --profile smoke --dataset fashion-mnist --out "$work/fashion-mnist"
 python -m pytest --nbval-lax --nbval-cell-timeout="$cell_timeout" -q -p no:cacheprovider "$work"/site/book/pipeline/*.ipynb "$work"/site/book/theory/*.ipynb
 jupyter-book build "$work/site" -n -W --keep-going -q
 # every formula of the built book typeset by MathJax itself (node, mathjax-full from the npm registry)
