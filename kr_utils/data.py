@@ -191,17 +191,6 @@ def dataset_dir(dataset: str = "mnist") -> Path | None:
                             f"set ${src.env} to the folder holding its idx files")
 
 
-def data_dir() -> Path | None:
-    """The folder named by ``$KR_DATA_DIR``, or None (then torchvision downloads)."""
-    value = os.environ.get(DATA_ENV)
-    return Path(value) if value else None
-
-
-def fashion_dir() -> Path | None:
-    """Fashion-MNIST's folder (:func:`dataset_dir`)."""
-    return dataset_dir("fashion-mnist")
-
-
 def load(dataset: str = "mnist", split: str = "train"):
     """``dataset`` (a name of :data:`DATASETS`) as uint8 arrays ``(images[N,H,W], labels[N])``.
 
@@ -230,12 +219,6 @@ def _check_is(src: DatasetSource, images: np.ndarray, folder: Path | None, split
 def load_mnist(split: str = "train"):
     """MNIST as uint8 arrays ``(images[N,28,28], labels[N])`` (:func:`load`)."""
     return load("mnist", split)
-
-
-def load_fashion_mnist(split: str = "test"):
-    """Fashion-MNIST (Zalando's clothes in MNIST's format) as uint8 arrays ``(images, labels)``:
-    chapter 9's inputs from outside the digits' distribution, and the book's second dataset."""
-    return load("fashion-mnist", split)
 
 
 def _load_idx_dataset(src: DatasetSource, folder: Path | None, split: str):

@@ -159,7 +159,9 @@ gap = teacher_err["accuracy"] - acc["mean"]
 glue("fm_student_recipe", f"{st.arch}, {kr_utils.config.LABEL_NAMES[st.recipe().labels]}, {st.epochs} epochs", display=False)
 glue("fm_student_seeds", len(st.seeds), display=False)
 glue("fm_student_acc", evaluate.format_summary(acc), display=False)
-glue("fm_student_gap", f"{100 * gap:.2f} points", display=False)
+lo, hi = acc["ci95"]  # the gap's interval over the student's seeds (one teacher)
+glue("fm_student_gap", f"{100 * gap:.2f} points [{100 * (teacher_err['accuracy'] - hi):.2f}, "
+                       f"{100 * (teacher_err['accuracy'] - lo):.2f}]", display=False)
 glue("fm_val_real", f"{100 * np.mean([r['val_real_accuracy'] for r in runs.values()]):.2f}%", display=False)
 plots.glue_figure("fig_fm_seeds", plots.seed_bars({"student (synthetic only)": [100 * r["accuracy"] for r in runs.values()]},
                                                  reference_line=(100 * teacher_err["accuracy"], "teacher")))
@@ -167,7 +169,7 @@ plots.glue_figure("fig_fm_seeds", plots.seed_bars({"student (synthetic only)": [
 # %% [markdown]
 # The student reaches **{glue:text}`fm_student_acc`** on the real test set (mean ± std over
 # seeds [95% interval of the mean over training seeds]), {glue:text}`fm_student_gap` below its
-# teacher; on the real validation images it scores {glue:text}`fm_val_real`.
+# teacher (the interval over the student's seeds, for the one teacher); on the real validation images it scores {glue:text}`fm_val_real`.
 #
 # ```{glue:figure} fig_fm_seeds
 # Real-test accuracy of each seed of the student (points) and their mean (bar), against the
