@@ -159,9 +159,9 @@ gap = teacher_err["accuracy"] - acc["mean"]
 glue("fm_student_recipe", f"{st.arch}, {kr_utils.config.LABEL_NAMES[st.recipe().labels]}, {st.epochs} epochs", display=False)
 glue("fm_student_seeds", len(st.seeds), display=False)
 glue("fm_student_acc", evaluate.format_summary(acc), display=False)
-lo, hi = acc["ci95"]  # the gap's interval over the student's seeds (one teacher)
-glue("fm_student_gap", f"{100 * gap:.2f} points [{100 * (teacher_err['accuracy'] - hi):.2f}, "
-                       f"{100 * (teacher_err['accuracy'] - lo):.2f}]", display=False)
+gap_ci = "" if acc["ci95"] is None else (  # the gap's interval over the student's seeds (one teacher)
+    f" [{100 * (teacher_err['accuracy'] - acc['ci95'][1]):.2f}, {100 * (teacher_err['accuracy'] - acc['ci95'][0]):.2f}]")
+glue("fm_student_gap", f"{100 * gap:.2f} points{gap_ci}", display=False)
 glue("fm_val_real", f"{100 * np.mean([r['val_real_accuracy'] for r in runs.values()]):.2f}%", display=False)
 plots.glue_figure("fig_fm_seeds", plots.seed_bars({"student (synthetic only)": [100 * r["accuracy"] for r in runs.values()]},
                                                  reference_line=(100 * teacher_err["accuracy"], "teacher")))
