@@ -30,10 +30,10 @@ from .live import HEADLESS_ENV
 # (group, source folder under notebooks/, notebooks in run order)
 GROUPS = [
     ("pipeline", ".", ["01_teacher", "02_diffusion", "03_generation", "04_synthetic_set", "05_student",
-                       "06_degradation", "07_ablation", "08_analysis", "09_evaluation", "10_fashion_mnist"]),
+                       "06_degradation", "07_ablation", "08_analysis", "09_evaluation", "10_fashion_mnist", "11_other_generators"]),
     ("theory", "theory", ["01_generative_vs_discriminative", "02_forward_process", "03_reverse_process_and_loss",
                           "04_toy_diffusion_2d", "05_guidance_on_the_toy", "06_per_step_autoencoders",
-                          "07_reconstruction_and_inpainting", "08_phase_transitions"]),
+                          "07_reconstruction_and_inpainting", "08_phase_transitions", "09_autoencoders_and_gans"]),
 ]
 NOTEBOOKS = [name for _, _, names in GROUPS for name in names]
 

@@ -332,6 +332,44 @@ class TheoryConfig(_Stage):
 
 
 @dataclass(frozen=True)
+class GeneratorsConfig(_Stage):
+    """Theory chapter 9 and chapter 11: the other generators of seed `004`
+    (:mod:`kr_utils.generators`). GAN and WGAN-GP share a DCGAN generator of noise size
+    ``latent`` and a projection critic, ``width`` channels; WGAN-GP makes ``n_critic`` critic
+    updates per generator update with penalty weight ``gp_lambda``. The VAE is fully
+    connected (``vae_hidden`` units, ``vae_latent`` dimensions, KL weight ``vae_beta``).
+    ``*_steps``: generator updates of ``batch_size`` images in chapter 11; ``theory_steps``
+    those of chapter 9's unconditional GAN against WGAN-GP, ``latent2d_steps`` its 2-D
+    autoencoders. ``per_class``: images per class of each generator's filtered set in
+    chapter 11 (the diffusion model's set is cut to the same size)."""
+
+    section: ClassVar[str] = "generators"
+    latent: int
+    width: int
+    batch_size: int
+    gan_lr: float
+    wgan_lr: float
+    n_critic: int
+    gp_lambda: float
+    vae_latent: int
+    vae_hidden: int
+    vae_lr: float
+    vae_beta: float
+    vae_steps: int
+    gan_steps: int
+    wgan_steps: int
+    theory_steps: int
+    latent2d_steps: int
+    per_class: int
+
+    def check(self):
+        self._positive(*(f.name for f in dataclasses.fields(self)))
+        for name in ("n_critic", "latent", "width", "vae_latent"):
+            if not isinstance(getattr(self, name), int):
+                self._fail(name, "must be an integer")
+
+
+@dataclass(frozen=True)
 class EvaluationConfig(_Stage):
     """Chapter 9: what the copy is worth (:mod:`kr_utils.audit`, :mod:`kr_utils.claims`).
 
@@ -378,7 +416,7 @@ class EvaluationConfig(_Stage):
 
 STAGES = {"teacher": TeacherConfig, "diffusion": DiffusionConfig, "sampler": SamplerConfig, "synth": SynthConfig,
           "student": StudentConfig, "studies": StudiesConfig, "theory": TheoryConfig,
-          "evaluation": EvaluationConfig}
+          "evaluation": EvaluationConfig, "generators": GeneratorsConfig}
 
 
 @dataclass(frozen=True)
@@ -405,6 +443,7 @@ class Profile:
     studies: StudiesConfig
     theory: TheoryConfig
     evaluation: EvaluationConfig
+    generators: GeneratorsConfig
     dataset: str = "mnist"
 
     @property
@@ -456,6 +495,9 @@ class Profile:
             if getattr(e, name) > s.per_class:
                 raise ConfigError(f"studies.{name}={getattr(e, name)} exceeds synth.per_class={s.per_class}: "
                                   f"the ablation draws its subsets from the synthetic set")
+        if self.generators.per_class > s.per_class:
+            raise ConfigError(f"generators.per_class={self.generators.per_class} exceeds synth.per_class={s.per_class}: "
+                              f"chapter 11 cuts the diffusion model's set to the generators' size")
 
     @classmethod
     def from_dict(cls, name: str, raw: dict, dataset: str = "mnist") -> "Profile":
@@ -528,6 +570,10 @@ PROFILES: dict[str, dict] = {
         theory=dict(toy_steps=150, toy_hidden=64, toy_samples=300, classifier_steps=100,
                     ae_T=10, ae_hidden=16, ae_shared_hidden=64, ae_steps=20, ae_shared_steps=40,
                     ae_batch=32, ae_samples=20, recon_digits=2, recon_fallback_steps=30),
+        # enough updates that each conditional generator draws its requested class (tests/test_generators.py)
+        generators=dict(latent=32, width=16, batch_size=64, gan_lr=5e-4, wgan_lr=5e-4, n_critic=2, gp_lambda=10.0,
+                        vae_latent=8, vae_hidden=128, vae_lr=2e-3, vae_beta=1.0, vae_steps=1500, gan_steps=1000,
+                        wgan_steps=400, theory_steps=30, latent2d_steps=30, per_class=10),
         evaluation=dict(ood_size=200, audit_size=None, knn_k=3, fd_size=100, pool_per_class=10,
                         thresholds=(0.0, 0.1, 0.15), sweep_per_class=5, sweep_epochs=1, sweep_seeds=(0,),
                         set_sizes=(40,), seeds=(0,)),
@@ -575,6 +621,13 @@ PROFILES: dict[str, dict] = {
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
                     ae_batch=64, ae_samples=500, recon_digits=10, recon_fallback_steps=1500),
+        # Theory chapter 9 and chapter 11 (the generators of seed 004): sizes measured on 2 cores.
+        # WGAN-GP's learning rate: 5e-4, not Gulrajani's 1e-4-2e-4 (2026-12-01, 1,000 updates, the teacher's
+        # agreement with the requested class: 67% at 2e-4, 83% at 5e-4); one update costs 5 critic updates
+        # with the penalty's second derivative, 160 ms here against 35 ms for the GAN's.
+        generators=dict(latent=64, width=32, batch_size=64, gan_lr=2e-4, wgan_lr=5e-4, n_critic=5, gp_lambda=10.0,
+                        vae_latent=16, vae_hidden=512, vae_lr=1e-3, vae_beta=1.0, vae_steps=4000, gan_steps=3000,
+                        wgan_steps=1000, theory_steps=600, latent2d_steps=1500, per_class=300),
         # Chapter 9 (measured: 8.9 min on 2 cores, 2026-11-25): every synthetic digit audited against the
         # 60,000 training digits; 300 unfiltered digits per class for the threshold sweep, whose
         # students learn from 100 per class for 4 epochs over 3 seeds, as do those of the thesis'
@@ -610,6 +663,9 @@ PROFILES: dict[str, dict] = {
         theory=dict(toy_steps=8000, toy_hidden=256, toy_samples=5000, classifier_steps=4000,
                     ae_T=100, ae_hidden=1700, ae_shared_hidden=1700, ae_steps=2000, ae_shared_steps=10000,
                     ae_batch=128, ae_samples=1000, recon_digits=20, recon_fallback_steps=3000),
+        generators=dict(latent=64, width=64, batch_size=128, gan_lr=2e-4, wgan_lr=5e-4, n_critic=5, gp_lambda=10.0,
+                        vae_latent=16, vae_hidden=1024, vae_lr=1e-3, vae_beta=1.0, vae_steps=20000, gan_steps=20000,
+                        wgan_steps=10000, theory_steps=5000, latent2d_steps=5000, per_class=2000),
         evaluation=dict(ood_size=10000, audit_size=None, knn_k=3, fd_size=10000, pool_per_class=2000,
                         thresholds=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99), sweep_per_class=1000, sweep_epochs=10,
                         sweep_seeds=(0, 1, 2), set_sizes=(1000, 3000, 10000, 30000), seeds=(0, 1, 2)),

@@ -35,6 +35,31 @@ def mosaic(images, nrow: int, titles=None, row_labels=None, scale: float = 0.9, 
     return fig
 
 
+def mosaic_panels(panels: dict, row_labels=None, scale: float = 0.32):
+    """Mosaics side by side, one per title of ``panels`` ({title: images}); each panel holds
+    as many rows as ``row_labels`` (one per class), its images in class order, row by row."""
+    nrow = len(row_labels) if row_labels is not None else 1
+    tiles = {}
+    for title, images in panels.items():
+        imgs = _to_display(images)
+        ncol = int(np.ceil(len(imgs) / nrow))
+        full = np.zeros((nrow * ncol, *imgs.shape[1:]), np.float32)
+        full[:len(imgs)] = imgs
+        h, w = imgs.shape[1:]
+        tiles[title] = full.reshape(nrow, ncol, h, w).transpose(0, 2, 1, 3).reshape(nrow * h, ncol * w)
+    widths = [t.shape[1] for t in tiles.values()]
+    fig, axes = plt.subplots(1, len(tiles), figsize=(sum(widths) / 28 * scale + 1.2, nrow * scale + 0.6), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    for ax, (title, tile) in zip(axes[0], tiles.items()):
+        ax.imshow(tile, cmap="gray", vmin=0, vmax=1); ax.set_title(title, fontsize=9); ax.set_xticks([])
+        h = tile.shape[0] / nrow
+        ax.set_yticks([(r + 0.5) * h for r in range(nrow)] if row_labels is not None else [])
+        ax.set_yticklabels(list(row_labels) if (row_labels is not None and ax is axes[0, 0]) else
+                           [""] * (nrow if row_labels is not None else 0), fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def band_curves(runs: dict, keys=("val_loss", "val_acc"), xlabel="epoch", reference: dict | None = None):
     """One panel per key; per named group of runs (seeds), the mean over seeds with a band of
     +- one standard deviation. ``reference``: {key: (label, value)} drawn as a dashed line."""

@@ -31,6 +31,20 @@ class SyntheticSetError(RuntimeError):
     """The quotas could not be filled above the threshold floor."""
 
 
+def draw(model, sampler, labels: torch.Tensor, guidance_w: float, generator: torch.Generator,
+         x_T_scale: float = 1.0) -> torch.Tensor:
+    """Images in [-1, 1] of the classes ``labels``: the diffusion model's chain run by
+    ``sampler`` (:func:`kr_utils.diffusion.generate`), or, with ``sampler=None``, one pass of a
+    generator of :mod:`kr_utils.generators` (``model.sample(labels, generator)``: a VAE's
+    decoder or a GAN's generator, which have no guidance and no chain)."""
+    if sampler is None:
+        if not hasattr(model, "sample"):
+            raise TypeError(f"sampler=None needs a one-pass generator with .sample(labels, generator), "
+                            f"got a {type(model).__name__}")
+        return model.sample(labels, generator)
+    return generate(model, sampler, labels, guidance_w, generator, x_T_scale=x_T_scale)
+
+
 def label_with_teacher(teacher, images_uint8: np.ndarray, device) -> torch.Tensor:
     """Teacher logits for stored (uint8) digits: the teacher sees exactly what the
     student will see, after the same quantisation and the same [-1, 1] mapping."""
@@ -49,8 +63,8 @@ def draw_labelled(model, sampler, teacher, requested, sampling: SamplerConfig, *
     images, logits = [], []
     bar = progress_bar(total=len(requested), desc="drawing", disable=not progress, mininterval=2)
     for chunk in np.array_split(requested, max(1, math.ceil(len(requested) / sampling.batch_size))):
-        imgs = to_uint8(generate(model, sampler, torch.as_tensor(chunk, dtype=torch.long), sampling.guidance_w, gen,
-                                 x_T_scale=sampling.x_T_scale))
+        imgs = to_uint8(draw(model, sampler, torch.as_tensor(chunk, dtype=torch.long), sampling.guidance_w, gen,
+                             x_T_scale=sampling.x_T_scale))
         if postprocess is not None:
             imgs = postprocess(imgs)
         images.append(imgs)
@@ -112,7 +126,8 @@ def build_synthetic_set(model, sampler, teacher, config: SynthConfig, sampling: 
                         device="cpu", progress: bool = True, budget: int | None = None) -> dict:
     """Fill ``config.per_class`` digits of each class with teacher confidence >= ``config.threshold``
     (a :class:`kr_utils.config.SynthConfig`), drawn by ``sampler`` from ``model`` with the
-    guidance weight, starting-noise scale and batch size of ``sampling``.
+    guidance weight, starting-noise scale and batch size of ``sampling``; ``sampler=None``: a
+    one-pass generator of :mod:`kr_utils.generators` (:func:`draw`; only its batch size counts).
 
     Each round generates for the classes still short (``oversample`` x what is missing).
     When a round keeps nothing, the threshold drops by 0.01 (the thesis' 1%) down to
@@ -161,7 +176,7 @@ def build_synthetic_set(model, sampler, teacher, config: SynthConfig, sampling: 
             y = torch.as_tensor(chunk, dtype=torch.long)
             y_model = torch.where(y < 0, torch.full_like(y, model.null_class), y)
             w = 0.0 if mode == "unconditional" else guidance_w
-            imgs = to_uint8(generate(model, sampler, y_model, w, gen, x_T_scale=x_T_scale))
+            imgs = to_uint8(draw(model, sampler, y_model, w, gen, x_T_scale=x_T_scale))
             logits = label_with_teacher(teacher, imgs, device)
             conf, pred = logits.softmax(1).max(1)
             log["requested"].append(chunk); log["logits"].append(logits.numpy()); log["round"].append(

@@ -1,0 +1,175 @@
+"""Stage: chapter 11, knowledge replication with the generators of seed `004`
+(:mod:`kr_utils.generators`) against the diffusion model, through the same pipeline.
+
+Each generator learns the same real training images as the U-Net (chapter 2), class
+conditioned; its images pass the same teacher and the same confidence filter
+(:func:`kr_utils.synth.build_synthetic_set` with the profile's threshold and labels) until
+``generators.per_class`` per class are kept; the diffusion model's set of chapter 4 is cut to
+the same size (:func:`kr_utils.studies.per_class_subset`); each set trains the main student's
+recipe over the main student's seeds, scored on the real test set. Every generator and set
+is cached under ``<artifacts>/<run>/generators/``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import claims, comparison, data, distill, evaluate, generators, pipeline, studies, synth
+from .checkpoints import load_checkpoint, load_if_current, load_model, save_checkpoint
+from .config import Profile
+from .models import features
+from .store import artifact_dir, fingerprint, note_reused
+
+NAMES = {"ddpm": "diffusion model (DDPM)", "wgan_gp": "conditional WGAN-GP", "gan": "conditional GAN",
+         "vae": "conditional VAE"}
+KINDS = ("vae", "gan", "wgan_gp")
+
+
+def steps(cfg: Profile, kind: str) -> int:
+    """The generator updates of ``kind`` in chapter 11 (``generators.<kind>_steps``)."""
+    g = cfg.generators
+    return {"vae": g.vae_steps, "gan": g.gan_steps, "wgan_gp": g.wgan_steps}[kind]
+
+
+def folder(cfg: Profile) -> Path:
+    return artifact_dir(cfg.run) / "generators"
+
+
+def _stage_config(cfg: Profile, kind: str, seed: int) -> dict:
+    return {"kind": kind, **cfg.generators.as_dict(), "steps": steps(cfg, kind), "seed": seed,
+            "train_subset": cfg.diffusion.train_subset, "dataset": cfg.dataset}
+
+
+def generator(cfg: Profile, kind: str, device, seed: int | None = None) -> tuple[torch.nn.Module, dict]:
+    """The class-conditional generator ``kind`` of this profile: found (trained with the same
+    settings), or trained on the real training images the U-Net learns from. Returns the model
+    (eval mode) and its ``{"history", "train_time_s", "reused"}``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown generator {kind!r}; expected one of {KINDS}")
+    seed = cfg.seed if seed is None else seed
+    path = folder(cfg) / f"{kind}.pt"
+    stage_cfg = _stage_config(cfg, kind, seed)
+    ckpt = load_if_current(path, "generator", stage_cfg, cfg.run)
+    info = cfg.data
+    if ckpt is not None:
+        model = generators.build(kind, cfg.generators, info.num_classes, info.image_shape)[0]
+        model.load_state_dict(ckpt["state_dict"])
+        note_reused(ckpt["extra"].get("train_time_s"), path)
+        return model.to(device).eval(), {"history": ckpt["extra"]["history"],
+                                         "train_time_s": ckpt["extra"].get("train_time_s"), "reused": True}
+    x, y = data.train_tensors(cfg.diffusion.train_subset, cfg.dataset)
+    run = generators.train_generator(kind, x, y, cfg.generators, steps=steps(cfg, kind), seed=seed, device=device,
+                                     num_classes=info.num_classes, log_every=max(1, steps(cfg, kind) // 30))
+    save_checkpoint(path, run.model, kind="generator", config=stage_cfg, profile=cfg.run, seed=seed,
+                    extra={"history": run.history, "train_time_s": run.train_time_s})
+    return run.model, {"history": run.history, "train_time_s": run.train_time_s, "reused": False}
+
+
+def generator_set(cfg: Profile, kind: str, model, device, seed: int | None = None) -> dict:
+    """The filtered, teacher-labelled set of ``generators.per_class`` images per class drawn from
+    ``model`` (chapter 4's filter and labels: ``synth.threshold``, ``synth.label_mode``), saved
+    and reused as chapter 4's set is. Returns it as :func:`kr_utils.synth.load_synthetic_set` does."""
+    seed = cfg.seed if seed is None else seed
+    t_path = pipeline.teacher(cfg, device, seed)
+    out = folder(cfg) / f"{kind}_set"
+    synth_cfg = dataclasses.replace(cfg.synth, per_class=cfg.generators.per_class)
+    key = fingerprint({**synth_cfg.as_dict(), "generator": _stage_config(cfg, kind, seed), "set_seed": seed},
+                      t_path, folder(cfg) / f"{kind}.pt")
+    if synth.cached_summary(out, key) is None:
+        teacher = load_model(t_path, "teacher", device)
+        t0 = time.perf_counter()
+        result = synth.build_synthetic_set(model, None, teacher, synth_cfg, cfg.sampler, seed=seed, device=device,
+                                           progress=False)
+        seconds = time.perf_counter() - t0
+        synth.save_synthetic_set(out, result, key=key, extra={"generation_time_s": round(seconds, 2),
+                                                             "generated_per_s": result["generated"] / seconds})
+    else:
+        note_reused(synth.load_synthetic_set(out)["summary"]["generation_time_s"])
+    return synth.load_synthetic_set(out)
+
+
+def ddpm_set(cfg: Profile, device, seed: int | None = None) -> dict:
+    """Chapter 4's set of the diffusion model cut to ``generators.per_class`` images per class
+    (a random subset per class), with its summary and the U-Net's training time."""
+    seed = cfg.seed if seed is None else seed
+    stored = synth.load_synthetic_set(pipeline.synthetic_set(cfg, device, seed))
+    idx = studies.per_class_subset(stored["labels"], cfg.generators.per_class, seed)
+    d_ckpt = load_checkpoint(pipeline.diffusion_model(cfg, device, seed), "diffusion")
+    return {**{k: stored[k][idx] for k in ("images", "labels", "logits", "requested")},
+            "summary": {**stored["summary"], "size": int(len(idx)), "train_time_s": d_ckpt["extra"].get("train_time_s")}}
+
+
+def students(cfg: Profile, name: str, stored: dict, device, test, holdout=None) -> dict:
+    """The main student's recipe over its seeds on one set (split by the profile's seed into
+    training and validation images as chapter 5 splits its set): ``{seed: run}``, cached."""
+    st = cfg.student
+    train, val = distill.synthetic_split(stored["images"], stored["labels"], stored["logits"], st.val_fraction, cfg.seed)
+    key = fingerprint({"set": stored["summary"]["inputs_key"], "name": name, "size": len(stored["labels"]),
+                       "split_seed": cfg.seed})
+    jobs = [studies.RunJob(train, val, s, folder(cfg) / "students" / f"{name}_seed{s}.pt", key, f"{name} seed {s}")
+            for s in st.seeds]
+    runs = studies.run_classifiers(jobs, st.recipe(), device=device, test=test, test_curve=False, holdout=holdout)
+    return dict(zip(st.seeds, runs))
+
+
+def distribution(teacher, stored: dict, real: tuple, cfg: Profile, device) -> dict:
+    """Chapter 9's Fréchet distance and k-NN precision/recall
+    (:func:`kr_utils.claims.distribution`) of a set against real test images, in the teacher's
+    feature space, on ``evaluation.fd_size`` images of each."""
+    ev = cfg.evaluation
+    real_f = features(teacher, real[0], device=device)
+    fake_f = features(teacher, data.to_model_range(stored["images"]), device=device)
+    out = claims.distribution(real_f, real[1], fake_f, stored["labels"], size=ev.fd_size, k=ev.knn_k, seed=cfg.seed)
+    out.pop("per_class")
+    return out
+
+
+def study(cfg: Profile, device) -> dict:
+    """Chapter 11 whole: per generator (``ddpm`` and :data:`KINDS`) the set, its students and
+    the numbers of the table; returns ``{"rows": {name: row}, "sets": {name: stored},
+    "histories": {kind: history}, "runs": {name: {seed: run}}}``."""
+    test = data.test_tensors(cfg.test_subset, cfg.dataset)
+    holdout = pipeline.real_validation(cfg)
+    teacher = load_model(pipeline.teacher(cfg, device), "teacher", device)
+    sets, histories, times = {"ddpm": ddpm_set(cfg, device)}, {}, {}
+    times["ddpm"] = sets["ddpm"]["summary"]["train_time_s"]
+    for kind in KINDS:
+        model, info = generator(cfg, kind, device)
+        histories[kind], times[kind] = info["history"], info["train_time_s"]
+        sets[kind] = generator_set(cfg, kind, model, device)
+    rows, runs = {}, {}
+    for name, stored in sets.items():
+        runs[name] = students(cfg, name, stored, device, test, holdout)
+        acc = [r["accuracy"] for r in runs[name].values()]
+        s = stored["summary"]
+        rows[name] = {"label": NAMES[name], "accuracy": evaluate.summarize_seeds(acc),
+                      "val_real_accuracy": evaluate.summarize_seeds([r["val_real_accuracy"] for r in runs[name].values()]),
+                      "acceptance_rate": s["acceptance_rate"], "generated": s["generated"], "size": s["size"],
+                      "train_time_s": times[name], "images_per_s": s["generated_per_s"],
+                      "agreement": s.get("agreement"), **distribution(teacher, stored, test, cfg, device)}
+    for name in KINDS:  # the diffusion model's lead, in points, over independent students
+        c = comparison.compare_seeds(rows["ddpm"]["accuracy"]["values"], rows[name]["accuracy"]["values"])
+        rows[name]["ddpm_lead_points"] = {"estimate": 100 * c.difference,
+                                          "ci95": None if c.ci95 is None else [100 * v for v in c.ci95],
+                                          "verdict": c.verdict}
+    return {"rows": rows, "sets": sets, "histories": histories, "runs": runs}
+
+
+def table(rows: dict):
+    """The chapter's table: one row per generator, display labels, percentages."""
+    import pandas as pd
+
+    out = []
+    for name, r in rows.items():
+        a = r["accuracy"]
+        out.append({"generator": r["label"],
+                    "student accuracy": evaluate.format_summary(a),
+                    "acceptance at the threshold (%)": f"{100 * r['acceptance_rate']:.1f}",
+                    "training (s)": "—" if r["train_time_s"] is None else f"{r['train_time_s']:.0f}",
+                    "images/s": f"{r['images_per_s']:,.0f}", "Fréchet (teacher features)": f"{r['frechet']:.1f}",
+                    "precision": f"{r['precision']:.2f}", "recall": f"{r['recall']:.2f}"})
+    return pd.DataFrame(out).set_index("generator")

@@ -1,0 +1,87 @@
+"""Stage: theory, chapter 9 (seed `004`): the autoencoder and the VAE in a 2-D latent space,
+and the GAN game against WGAN-GP, unconditional, on real MNIST.
+
+- :func:`latent_2d`: an autoencoder and a VAE of the same networks with a 2-D code;
+  :func:`latent_grid` decodes a grid of the VAE's prior, :func:`interpolate` walks between two
+  digits' codes;
+- :func:`adversarial_runs`: the minimax GAN, the non-saturating GAN and WGAN-GP, the same
+  networks, data and number of generator updates, with the teacher's class coverage of each
+  generator's images over training (:func:`kr_utils.generators.class_coverage`).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from scipy.stats import norm
+
+from .. import generators
+from ..config import Profile
+from ..data import train_tensors
+from ..models import predict_logits
+
+ADVERSARIAL = {"gan_minimax": ("gan", True), "gan": ("gan", False), "wgan_gp": ("wgan_gp", False)}
+ADVERSARIAL_NAMES = {"gan_minimax": "GAN, minimax loss", "gan": "GAN, non-saturating loss", "wgan_gp": "WGAN-GP"}
+
+
+def latent_2d(cfg: Profile, device, seed: int | None = None) -> dict:
+    """``{"ae": run, "vae": run}``: the VAE's fully connected networks with a 2-D code, trained
+    for ``generators.latent2d_steps`` updates on the real training images, as an autoencoder
+    (z = mu, reconstruction only) and as a VAE (the ELBO), unconditional."""
+    seed = cfg.seed if seed is None else seed
+    g = dataclasses.replace(cfg.generators, vae_latent=2)
+    x, _ = train_tensors(cfg.diffusion.train_subset, cfg.dataset)
+    return {kind: generators.train_generator(kind, x, None, g, steps=g.latent2d_steps, seed=seed, device=device,
+                                             num_classes=0, log_every=max(1, g.latent2d_steps // 20), progress=False)
+            for kind in ("ae", "vae")}
+
+
+@torch.no_grad()
+def latent_codes(model, x: torch.Tensor, batch: int = 2000) -> torch.Tensor:
+    """The encoder's means mu(x) of images ``x`` (N x 2 for a 2-D code)."""
+    device = next(model.parameters()).device
+    return torch.cat([model.encode(x[i:i + batch].to(device))[0].cpu() for i in range(0, len(x), batch)])
+
+
+@torch.no_grad()
+def latent_grid(model, n: int = 15) -> torch.Tensor:
+    """Decoded images of an n x n grid of the 2-D prior N(0, I): points at the Gaussian's
+    quantiles 0.05..0.95 on each axis (Kingma & Welling's figure), row by row from the top."""
+    q = torch.as_tensor(norm.ppf(torch.linspace(0.05, 0.95, n).numpy()), dtype=torch.float32)
+    z = torch.stack([torch.stack([a, b]) for b in q.flip(0) for a in q])
+    device = next(model.parameters()).device
+    return model.decode(z.to(device)).cpu()
+
+
+@torch.no_grad()
+def interpolate(model, x_a: torch.Tensor, x_b: torch.Tensor, n: int = 10) -> torch.Tensor:
+    """Images decoded along the straight line from mu(x_a) to mu(x_b), ``n`` points."""
+    device = next(model.parameters()).device
+    za, zb = model.encode(x_a[None].to(device))[0], model.encode(x_b[None].to(device))[0]
+    t = torch.linspace(0, 1, n, device=device)[:, None]
+    return model.decode((1 - t) * za + t * zb).cpu()
+
+
+def coverage_monitor(teacher, num_classes: int, n: int, seed: int, device):
+    """``monitor(step, generator)`` for :func:`kr_utils.generators.train_generator`: the
+    teacher's class coverage of ``n`` images (the same noise at every call)."""
+    def monitor(step, g):
+        images = g.sample(torch.zeros(n, dtype=torch.long), torch.Generator().manual_seed(seed))
+        pred = predict_logits(teacher, images, device=device).argmax(1)
+        return generators.class_coverage(pred, num_classes)
+    return monitor
+
+
+def adversarial_runs(cfg: Profile, teacher, device, seed: int | None = None, coverage_n: int = 500) -> dict:
+    """``{name: GeneratorRun}`` of :data:`ADVERSARIAL`: each unconditional, the same networks,
+    real training images and ``generators.theory_steps`` generator updates (WGAN-GP makes
+    ``n_critic`` critic updates per generator update), with the teacher's class coverage
+    (``classes``, ``entropy``) in the history."""
+    seed = cfg.seed if seed is None else seed
+    g = cfg.generators
+    x, _ = train_tensors(cfg.diffusion.train_subset, cfg.dataset)
+    monitor = coverage_monitor(teacher, cfg.num_classes, coverage_n, seed, device)
+    return {name: generators.train_generator(kind, x, None, g, steps=g.theory_steps, seed=seed, device=device,
+                                             num_classes=0, log_every=max(1, g.theory_steps // 20), monitor=monitor,
+                                             saturating=saturating, progress=False)
+            for name, (kind, saturating) in ADVERSARIAL.items()}

@@ -1,0 +1,171 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 11. Other generators: a VAE, a GAN and WGAN-GP in place of the diffusion model
+#
+# The thesis chose a diffusion model to replicate the teacher's knowledge; theory chapter T9
+# introduced the generators that came before it. This chapter asks whether the choice matters:
+# each of three class-conditional generators of `kr_utils.generators` takes the diffusion
+# model's place in the same pipeline, and nothing else changes:
+#
+# - **conditional VAE** (`kr_utils.generators.VAE`): the label joins the encoder's and the decoder's input;
+# - **conditional GAN**: a DCGAN generator whose noise is scaled by a class embedding, against a
+#   projection discriminator (Miyato & Koyama), non-saturating loss (eq. T9.4);
+# - **conditional WGAN-GP**: the same networks, the critic's loss with gradient penalty (eq. T9.5),
+#   {glue:text}`c11_n_critic` critic updates per generator update.
+#
+# Each learns the same real training images as the U-Net; its images pass the same teacher and
+# the same confidence filter (≥ {glue:text}`c11_threshold`, labelled by the teacher) until
+# {glue:text}`c11_per_class` per class are kept; the diffusion model's set of chapter 4 is cut to
+# the same size at random; every set trains the main student's recipe ({glue:text}`c11_recipe`)
+# over the same {glue:text}`c11_seeds` seeds, scored on the real test set
+# (`kr_utils.replication.study`).
+
+# %% tags=["remove-cell"]
+import sys
+if "google.colab" in sys.modules:
+    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion@main"
+    import kr_utils  # noqa: F401  (an install that failed stops here, under pip's message)
+
+# %% tags=["parameters"]
+profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+seed = None     # overrides the profile's seed
+
+# %%
+import numpy as np
+import pandas as pd
+import torch
+from kr_utils.live import glue
+import kr_utils
+from kr_utils import config, evaluate, plots, replication, runtime, store
+
+cfg = kr_utils.get_config(profile, seed=seed)
+seed, g, st = cfg.seed, cfg.generators, cfg.student
+device = runtime.device()
+clock = store.StageClock.start(cfg.run, "11_other_generators")
+glue("c11_n_critic", g.n_critic, display=False)
+glue("c11_threshold", cfg.synth.threshold, display=False)
+glue("c11_per_class", f"{g.per_class:,d}", display=False)
+glue("c11_recipe", f"{st.arch}, {config.LABEL_NAMES[st.recipe().labels]}, {st.epochs} epochs", display=False)
+glue("c11_seeds", len(st.seeds), display=False)
+glue("c11_steps", ", ".join(f"{replication.NAMES[k]} {replication.steps(cfg, k):,d}" for k in replication.KINDS), display=False)
+
+# %% [markdown]
+# ## Training the generators and drawing their sets
+#
+# Generator updates of {glue:text}`c11_batch` images: {glue:text}`c11_steps` (the profile's
+# `generators` section; WGAN-GP's updates each hide {glue:text}`c11_n_critic` critic updates).
+# The diffusion model is chapter 2's, found on disk or trained again.
+
+# %%
+glue("c11_batch", g.batch_size, display=False)
+result = replication.study(cfg, device)
+rows, sets = result["rows"], result["sets"]
+names = [r["label"] for r in rows.values()]
+classes = list(cfg.data.class_names)
+pick = lambda s: np.concatenate([np.flatnonzero(s["labels"] == c)[:6] for c in range(cfg.num_classes)])  # noqa: E731
+fig = plots.mosaic_panels({replication.NAMES[n]: s["images"][pick(s)] for n, s in sets.items()}, row_labels=classes)
+plots.glue_figure("fig_c11_mosaics", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_c11_mosaics
+# Six kept images per class of each set, labelled by the teacher (the class on the left).
+# ```
+#
+
+# %%
+hist = result["histories"]
+import matplotlib.pyplot as plt
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+axes[0].plot(hist["vae"]["step"], hist["vae"]["loss"]); axes[0].set_title("conditional VAE: negative ELBO")
+axes[1].plot(hist["gan"]["step"], hist["gan"]["d_real"], label="D(real)"); axes[1].plot(hist["gan"]["step"], hist["gan"]["d_fake"], label="D(G(z))")
+axes[1].set_title("conditional GAN: discriminator"); axes[1].legend(fontsize=8); axes[1].set_ylim(0, 1)
+axes[2].plot(hist["wgan_gp"]["step"], hist["wgan_gp"]["wasserstein"], label="Wasserstein estimate")
+axes[2].plot(hist["wgan_gp"]["step"], hist["wgan_gp"]["gp"], label="penalty"); axes[2].legend(fontsize=8)
+axes[2].set_title("conditional WGAN-GP: critic")
+for ax in axes:
+    ax.set_xlabel("generator update")
+fig.tight_layout()
+plots.glue_figure("fig_c11_curves", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_c11_curves
+# The three generators' training curves (means over stretches of updates).
+# ```
+#
+# ## The students
+#
+# The table: each set's student accuracy on the real test set (mean ± std over seeds, with the
+# 95% interval of the mean), the share of generated images the teacher accepted, the
+# generator's training time and images per second (drawing and teacher labelling together, on
+# this machine), and chapter 9's distribution measures of each set against real test images in
+# the teacher's feature space ({glue:text}`c11_fd_size` images each: lower Fréchet distance,
+# higher precision and recall are closer to real).
+
+# %%
+glue("c11_fd_size", f"{rows['ddpm']['size']:,d}" if rows['ddpm']['size'] < cfg.evaluation.fd_size else f"{cfg.evaluation.fd_size:,d}",
+     display=False)
+frame = replication.table(rows)
+frame
+
+# %%
+fig = plots.seed_bars({r["label"]: [100 * v for v in r["accuracy"]["values"]] for r in rows.values()},
+                      xlabel="real-test accuracy of the student (%)")
+plots.glue_figure("fig_c11_seeds", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_c11_seeds
+# Each student seed's real-test accuracy, per generator.
+# ```
+
+# %%
+best = max(replication.KINDS, key=lambda k: rows[k]["val_real_accuracy"]["mean"])  # chosen on real validation digits
+for name, r in rows.items():
+    glue(f"c11_{name}_acc", evaluate.format_summary(r["accuracy"]), display=False)
+    glue(f"c11_{name}_accept", f"{100 * r['acceptance_rate']:.1f}%", display=False)
+    glue(f"c11_{name}_ips", f"{r['images_per_s']:,.0f}", display=False)
+    if name != "ddpm":
+        lead = r["ddpm_lead_points"]
+        ci = "" if lead["ci95"] is None else f" (95% interval [{lead['ci95'][0]:.2f}, {lead['ci95'][1]:.2f}])"
+        glue(f"c11_{name}_lead", f"{lead['estimate']:.2f} points{ci}", display=False)
+glue("c11_best", replication.NAMES[best], display=False)
+glue("c11_best_lead_verdict", {"higher": "ahead of it", "lower": "behind it",
+                               "no measurable difference": "not measurably different from it",
+                               "no interval": "without an interval against it"}[rows[best]["ddpm_lead_points"]["verdict"]],
+     display=False)
+store.update_metrics(cfg.run, "other_generators", {
+    "per_class": g.per_class, "seeds": list(st.seeds), "recipe": st.recipe().as_dict(),
+    "rows": {k: {kk: vv for kk, vv in r.items() if kk != "label"} for k, r in rows.items()}})
+clock.record()
+
+# %% [markdown]
+# ## What was measured
+#
+# On sets of {glue:text}`c11_per_class` images per class, the diffusion model's students reach
+# {glue:text}`c11_ddpm_acc`; WGAN-GP's {glue:text}`c11_wgan_gp_acc`, the GAN's
+# {glue:text}`c11_gan_acc` and the VAE's {glue:text}`c11_vae_acc`. The diffusion model's lead in
+# points (Welch's interval over the students' seeds): {glue:text}`c11_wgan_gp_lead` over WGAN-GP,
+# {glue:text}`c11_gan_lead` over the GAN, {glue:text}`c11_vae_lead` over the VAE. The best of the
+# three on the real validation digits is the {glue:text}`c11_best`, and the diffusion model is
+# {glue:text}`c11_best_lead_verdict`.
+#
+# The teacher accepted {glue:text}`c11_ddpm_accept` of the diffusion model's images,
+# {glue:text}`c11_wgan_gp_accept` of WGAN-GP's, {glue:text}`c11_gan_accept` of the GAN's and
+# {glue:text}`c11_vae_accept` of the VAE's. The one-pass generators are far faster to sample:
+# {glue:text}`c11_gan_ips` images per second for the GAN, {glue:text}`c11_vae_ips` for the VAE,
+# against {glue:text}`c11_ddpm_ips` for the diffusion model's sampler.
+#
+# Published anchors: classifiers trained only on GAN samples of MNIST reach 85-92% in a recent
+# systematisation of private synthetic data (its non-private baselines), about 97% at best in
+# Lesort et al.; diffusion-based sets 98-99%.

@@ -1,0 +1,277 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # T9. Before diffusion: autoencoders, VAEs, GANs and WGAN-GP
+#
+# The last seed, `004` (slides on adversarial networks), covers the generators that came before
+# diffusion models. This chapter follows it on real MNIST: the autoencoder and what its latent
+# space lacks, the variational autoencoder that fixes it, the GAN game and the discriminator
+# that wins it, and the Wasserstein critic with its gradient penalty. Chapter 11 then feeds
+# class-conditional versions of the same generators through the replication pipeline, against
+# the diffusion model.
+#
+# All the code is in `kr_utils.generators` (the losses and networks) and
+# `kr_utils.theory.adversarial` (this chapter's runs); the sizes are the profile's
+# `generators` section of `kr_utils.config`.
+#
+# **The autoencoder and the VAE.** An autoencoder maps an image $x$ to a code $z = e(x)$ and
+# back, $\hat x = d(z)$, trained on the reconstruction alone. Nothing asks the codes to fill a
+# known region, so decoding a point of the code space that no image was mapped to gives
+# anything at all: the autoencoder is not a generator. The VAE makes the encoder output a
+# Gaussian $q(z\mid x) = \mathcal N(\mu(x), \mathrm{diag}\,\sigma^2(x))$ and maximises the
+# evidence lower bound
+#
+# $$\log p(x) \ge \mathbb E_{q(z\mid x)}\big[\log p(x\mid z)\big] - \mathrm{KL}\big(q(z\mid x)\,\|\,\mathcal N(0, I)\big),
+#   \tag{T9.1}$$
+#
+# whose KL term has the closed form (`kr_utils.generators.kl_divergence`)
+#
+# $$\mathrm{KL} = -\tfrac12 \sum_j \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big). \tag{T9.2}$$
+#
+# The expectation is estimated with one draw through the **reparameterisation**
+# $z = \mu(x) + \sigma(x)\odot\varepsilon$, $\varepsilon\sim\mathcal N(0, I)$, which lets the
+# gradient pass through the draw (`kr_utils.generators.VAE.forward`); $\log p(x\mid z)$ is a
+# Bernoulli likelihood of the pixels (`kr_utils.generators.vae_loss`). New images are decoded
+# from $z \sim \mathcal N(0, I)$.
+
+# %% tags=["remove-cell"]
+import sys
+if "google.colab" in sys.modules:
+    # %pip install -q "kr_utils @ git+https://github.com/knowledge-replication/kr-diffusion@main"
+    import kr_utils  # noqa: F401  (an install that failed stops here, under pip's message)
+
+# %% tags=["parameters"]
+profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
+seed = None     # overrides the profile's seed
+
+# %%
+import time
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from kr_utils.live import glue
+import kr_utils
+from kr_utils import checkpoints, data, models, pipeline, plots, runtime, store
+from kr_utils.theory import adversarial
+
+cfg = kr_utils.get_config(profile, seed=seed)
+seed, profile, g = cfg.seed, cfg.profile, cfg.generators
+t_start = time.perf_counter()
+device = runtime.device()
+teacher = checkpoints.load_model(pipeline.teacher(cfg, device), "teacher", device)  # found, or trained as in chapter 1
+test_x, test_y = data.test_tensors(cfg.test_subset, cfg.dataset)
+glue("t9_latent_steps", f"{g.latent2d_steps:,d}", display=False)
+glue("t9_hidden", g.vae_hidden, display=False)
+glue("t9_steps", f"{g.theory_steps:,d}", display=False)
+glue("t9_batch", g.batch_size, display=False)
+glue("t9_n_critic", g.n_critic, display=False)
+glue("t9_lambda", f"{g.gp_lambda:g}", display=False)
+
+# %% [markdown]
+# ## A 2-D code: the autoencoder against the VAE
+#
+# The same fully connected networks (784 → {glue:text}`t9_hidden` → {glue:text}`t9_hidden` → 2
+# and back), trained for {glue:text}`t9_latent_steps` updates on the real training digits, once
+# as an autoencoder ($z = \mu(x)$, reconstruction only) and once as a VAE (eq. T9.1). A 2-D
+# code can be drawn: each test digit is a point, coloured by its class.
+
+# %%
+runs = adversarial.latent_2d(cfg, device)
+codes = {k: adversarial.latent_codes(r.model, test_x) for k, r in runs.items()}
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+for ax, (kind, z) in zip(axes, codes.items()):
+    sc = ax.scatter(z[:, 0], z[:, 1], c=test_y, cmap="tab10", s=2, alpha=0.6, vmin=-0.5, vmax=9.5)
+    ax.set_title({"ae": "autoencoder", "vae": "VAE"}[kind]); ax.set_xlabel("$z_1$"); ax.set_ylabel("$z_2$")
+fig.colorbar(sc, ax=axes, ticks=range(10), label="digit")
+plots.glue_figure("fig_t9_codes", fig)
+spread = {k: float(z.std(0).mean()) for k, z in codes.items()}
+glue("t9_ae_spread", f"{spread['ae']:.1f}", display=False)
+glue("t9_vae_spread", f"{spread['vae']:.2f}", display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_t9_codes
+# The codes $\mu(x)$ of the real test digits. The autoencoder spreads its codes over a range
+# of its own choosing (mean standard deviation {glue:text}`t9_ae_spread` per axis), in thin
+# arms with gaps between them; the VAE's KL term pulls them onto the prior, a disc of standard
+# deviation about one ({glue:text}`t9_vae_spread`).
+# ```
+#
+# Decoding a regular grid of the prior shows what each model generates from noise. The grid's
+# points are the Gaussian's quantiles 5%-95% on each axis (`kr_utils.theory.adversarial.latent_grid`);
+# the teacher then says how many of the decoded images are digits it is sure of (confidence ≥
+# {glue:text}`t9_threshold`, the synthetic set's threshold).
+
+# %%
+grid_n = 15
+glue("t9_threshold", cfg.synth.threshold, display=False)
+fig, axes = plt.subplots(1, 2, figsize=(11, 5.6))
+confident = {}
+for ax, (kind, r) in zip(axes, runs.items()):
+    images = adversarial.latent_grid(r.model, grid_n)
+    conf = models.predict_logits(teacher, images, device=device).softmax(1).max(1).values
+    confident[kind] = float((conf >= cfg.synth.threshold).float().mean())
+    tiles = images.view(grid_n, grid_n, 28, 28).permute(0, 2, 1, 3).reshape(grid_n * 28, grid_n * 28)
+    ax.imshow((tiles.numpy() + 1) / 2, cmap="gray", vmin=0, vmax=1); ax.axis("off")
+    ax.set_title(f"{ {'ae': 'autoencoder', 'vae': 'VAE'}[kind]}: {100 * confident[kind]:.0f}% confident digits")
+plots.glue_figure("fig_t9_grid", fig)
+glue("t9_ae_confident", f"{100 * confident['ae']:.0f}%", display=False)
+glue("t9_vae_confident", f"{100 * confident['vae']:.0f}%", display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_t9_grid
+# A {glue:text}`t9_grid_n`×{glue:text}`t9_grid_n` grid of the prior $\mathcal N(0, I)$ decoded by each model
+# (the same points for both). The teacher is confident of {glue:text}`t9_ae_confident` of the
+# autoencoder's images and {glue:text}`t9_vae_confident` of the VAE's.
+# ```
+#
+# A continuous code also interpolates: the straight line between the codes of two test digits,
+# decoded (`kr_utils.theory.adversarial.interpolate`).
+
+# %%
+glue("t9_grid_n", grid_n, display=False)
+pairs = [(int(np.flatnonzero(test_y == a)[0]), int(np.flatnonzero(test_y == b)[0])) for a, b in ((1, 7), (3, 8), (4, 9))]
+rows = [adversarial.interpolate(runs["vae"].model, test_x[i], test_x[j], 10) for i, j in pairs]
+fig = plots.mosaic(torch.cat(rows), nrow=len(rows), row_labels=["1 → 7", "3 → 8", "4 → 9"], scale=0.7)
+plots.glue_figure("fig_t9_interpolation", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_t9_interpolation
+# The VAE's decodings along straight lines between the codes of a test 1 and 7, 3 and 8, 4 and 9.
+# ```
+#
+# ## The GAN game, and the discriminator that wins
+#
+# A GAN trains a generator $G(z)$ against a discriminator $D(x) \in (0, 1)$ that labels real
+# images 1 and generated ones 0:
+#
+# $$\min_G \max_D\; \mathbb E_{x\sim p_\text{data}}\big[\log D(x)\big] + \mathbb E_{z}\big[\log\big(1 - D(G(z))\big)\big].
+#   \tag{T9.3}$$
+#
+# The discriminator's side is a binary cross entropy; the generator's, in the **minimax** form,
+# minimises $\log(1 - D(G(z)))$, whose gradient vanishes exactly when the discriminator wins
+# ($D(G(z)) \to 0$ early in training, when the fakes are poor). The **non-saturating** loss
+# that Goodfellow et al. use in practice maximises $\log D(G(z))$ instead, the same fixed point
+# with a strong gradient there (`kr_utils.generators.gan_losses`, `saturating=True` for the
+# minimax one):
+#
+# $$\mathcal L_G = -\mathbb E_z\big[\log D(G(z))\big]. \tag{T9.4}$$
+#
+# **WGAN-GP.** The Wasserstein GAN replaces the discriminator by a critic $f$ with no sigmoid
+# (labels $+1$ for real, $-1$ for fake) and estimates the Wasserstein-1 distance
+# $\sup_{\|f\|_L\le1} \mathbb E[f(x)] - \mathbb E[f(G(z))]$. Gulrajani et al. keep $f$
+# near 1-Lipschitz with a **gradient penalty** on points $\hat x = \epsilon x + (1-\epsilon)G(z)$
+# between real and generated images, $\epsilon \sim U(0, 1)$:
+#
+# $$\mathcal L_f = \mathbb E\big[f(G(z))\big] - \mathbb E\big[f(x)\big]
+#   + \lambda\, \mathbb E_{\hat x}\big[(\|\nabla_{\hat x} f(\hat x)\|_2 - 1)^2\big],\qquad
+#   \mathcal L_G = -\mathbb E\big[f(G(z))\big], \tag{T9.5}$$
+#
+# with $\lambda$ = {glue:text}`t9_lambda` and {glue:text}`t9_n_critic` critic updates per
+# generator update (`kr_utils.generators.wgan_losses`, `kr_utils.generators.gradient_penalty`).
+#
+# The seed's experiment (a GAN against WGAN-GP on the Dog Breed images) is redone here on MNIST:
+# three unconditional generators with the same DCGAN networks (`kr_utils.generators.Generator`,
+# `kr_utils.generators.Critic`), the same real training digits and the same
+# {glue:text}`t9_steps` generator updates of {glue:text}`t9_batch` images: the minimax GAN, the
+# non-saturating GAN and WGAN-GP (which makes {glue:text}`t9_n_critic` times as many critic
+# updates, and costs that much more). Along the way, the teacher classifies {glue:text}`t9_coverage_n` images of each
+# generator (the same noise each time): **mode collapse** shows as fewer classes.
+
+# %%
+coverage_n = 500  # images the teacher classifies at each check
+glue("t9_coverage_n", coverage_n, display=False)
+adv = adversarial.adversarial_runs(cfg, teacher, device, coverage_n=coverage_n)
+names = adversarial.ADVERSARIAL_NAMES
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+for name, r in adv.items():
+    h = r.history
+    if "d_fake" in h:
+        axes[0].plot(h["step"], h["d_fake"], label=f"{names[name]}: D(G(z))")
+    axes[2].plot(h["step"], h["entropy"], label=names[name])
+axes[0].set_title("discriminator's output on generated images"); axes[0].set_ylim(0, 1); axes[0].legend(fontsize=8)
+hw = adv["wgan_gp"].history
+axes[1].plot(hw["step"], hw["wasserstein"], label="Wasserstein estimate"); axes[1].plot(hw["step"], hw["gp"], label="penalty")
+axes[1].set_title("WGAN-GP critic"); axes[1].legend(fontsize=8)
+axes[2].set_title(f"class entropy of {coverage_n} images (1: uniform)"); axes[2].set_ylim(0, 1.05); axes[2].legend(fontsize=8)
+for ax in axes:
+    ax.set_xlabel("generator update")
+fig.tight_layout()
+plots.glue_figure("fig_t9_curves", fig)
+
+# %%
+mosaic = torch.cat([r.model.sample(torch.zeros(12, dtype=torch.long), torch.Generator().manual_seed(seed)) for r in adv.values()])
+plots.glue_figure("fig_t9_samples", plots.mosaic(mosaic, nrow=len(adv), row_labels=[names[n] for n in adv], scale=0.7))
+summary = {}
+for name, r in adv.items():
+    h = r.history
+    summary[name] = {"final_classes": h["classes"][-1], "final_entropy": h["entropy"][-1],
+                     "min_entropy": min(h["entropy"]), "train_time_s": r.train_time_s,
+                     "final_d_fake": h["d_fake"][-1] if "d_fake" in h else None}
+frame = pd.DataFrame({names[n]: {"classes at the end": s["final_classes"], "class entropy at the end": f"{s['final_entropy']:.2f}",
+                                 "lowest class entropy": f"{s['min_entropy']:.2f}", "training (s)": f"{s['train_time_s']:.0f}"}
+                      for n, s in summary.items()}).T
+frame
+
+# %% [markdown]
+# ```{glue:figure} fig_t9_curves
+# Left: the discriminator's mean output on generated images over training (real images are
+# labelled 1, fakes 0). Middle: the WGAN-GP critic's Wasserstein estimate and its gradient
+# penalty. Right: the normalised entropy of the teacher's classes of {glue:text}`t9_coverage_n` generated images.
+# ```
+#
+# ```{glue:figure} fig_t9_samples
+# Twelve images of each generator after {glue:text}`t9_steps` updates (the same noise for all).
+# ```
+
+# %%
+for name, s in summary.items():
+    glue(f"t9_{name}_classes", s["final_classes"], display=False)
+    glue(f"t9_{name}_entropy", f"{s['final_entropy']:.2f}", display=False)
+    glue(f"t9_{name}_time", f"{s['train_time_s']:.0f} s", display=False)
+    if s["final_d_fake"] is not None:
+        glue(f"t9_{name}_dfake", f"{s['final_d_fake']:.2f}", display=False)
+glue("t9_wgan_w_first", f"{hw['wasserstein'][0]:.2f}", display=False)
+glue("t9_wgan_w_last", f"{hw['wasserstein'][-1]:.2f}", display=False)
+losses = {k: {"reconstruction (nats)": r.history["recon"][-1], "KL (nats)": r.history["kl"][-1] if k == "vae" else None}
+          for k, r in runs.items()}
+glue("t9_ae_recon", f"{losses['ae']['reconstruction (nats)']:.0f}", display=False)
+glue("t9_vae_recon", f"{losses['vae']['reconstruction (nats)']:.0f}", display=False)
+glue("t9_vae_kl", f"{losses['vae']['KL (nats)']:.1f}", display=False)
+gan_wins = summary["gan_minimax"]["final_d_fake"] < summary["gan"]["final_d_fake"]
+glue("t9_minimax_verdict", "lower than" if gan_wins else "no lower than", display=False)
+store.update_metrics(profile, "theory", {"T9": {"latent_2d": {k: {**losses[k], "confident_prior_grid": confident[k],
+                                                                  "code_spread": spread[k]} for k in runs},
+                                                "adversarial": summary}})
+store.update_metrics(profile, "theory_wall_time_s", {"T9": round(time.perf_counter() - t_start, 1)})
+
+# %% [markdown]
+# ## What was measured
+#
+# **Latent spaces.** With a 2-D code the autoencoder reconstructs the test digits at
+# {glue:text}`t9_ae_recon` nats per image, the VAE at {glue:text}`t9_vae_recon` (plus a KL term of
+# {glue:text}`t9_vae_kl` nats): the VAE pays in reconstruction for a code that fills its prior.
+# Decoded from a grid of that prior, {glue:text}`t9_vae_confident` of the VAE's images are digits
+# the teacher is sure of, against {glue:text}`t9_ae_confident` of the autoencoder's.
+#
+# **The GAN game.** At the end, the discriminator's mean output on generated images is
+# {glue:text}`t9_gan_minimax_dfake` under the minimax loss, {glue:text}`t9_minimax_verdict` the
+# {glue:text}`t9_gan_dfake` of the non-saturating GAN. The teacher finds
+# {glue:text}`t9_gan_minimax_classes` classes among the minimax GAN's images (class entropy
+# {glue:text}`t9_gan_minimax_entropy`), {glue:text}`t9_gan_classes` among the non-saturating
+# GAN's ({glue:text}`t9_gan_entropy`) and {glue:text}`t9_wgan_gp_classes` among WGAN-GP's
+# ({glue:text}`t9_wgan_gp_entropy`). WGAN-GP's Wasserstein estimate falls from
+# {glue:text}`t9_wgan_w_first` to {glue:text}`t9_wgan_w_last` as its images improve, a loss that
+# tracks quality, which the GAN's discriminator loss does not. Its stability costs time: the same
+# generator updates took {glue:text}`t9_wgan_gp_time` against {glue:text}`t9_gan_time` for the GAN.
