@@ -340,4 +340,5 @@ def class_coverage(predicted, num_classes: int, min_share: float = 0.02) -> dict
     counts = torch.bincount(torch.as_tensor(predicted).long(), minlength=num_classes).float()
     p = counts / counts.sum()
     nz = p[p > 0]
-    return {"classes": int((p >= min_share).sum()), "entropy": float(-(nz * nz.log()).sum() / math.log(num_classes))}
+    return {"classes": int((p >= min_share).sum()),
+            "entropy": max(0.0, float(-(nz * nz.log()).sum() / math.log(num_classes)))}  # no -0.0
