@@ -168,8 +168,8 @@ def table(rows: dict):
         a = r["accuracy"]
         out.append({"generator": r["label"],
                     "student accuracy": evaluate.format_summary(a),
-                    "acceptance at the threshold (%)": f"{100 * r['acceptance_rate']:.1f}",
+                    "accepted (%)": f"{100 * r['acceptance_rate']:.1f}",
                     "training (s)": "—" if r["train_time_s"] is None else f"{r['train_time_s']:.0f}",
-                    "images/s": f"{r['images_per_s']:,.0f}", "Fréchet (teacher features)": f"{r['frechet']:.2f}",
+                    "images/s": f"{r['images_per_s']:,.0f}", "Fréchet": f"{r['frechet']:.2f}",
                     "precision": f"{r['precision']:.2f}", "recall": f"{r['recall']:.2f}"})
     return pd.DataFrame(out).set_index("generator")

@@ -156,3 +156,30 @@ def test_each_conditional_generator_draws_the_requested_class_at_smoke(kind, mni
     assert info2["reused"]
     torch.testing.assert_close(again.sample(labels[:5], torch.Generator().manual_seed(1)),
                                model.sample(labels[:5], torch.Generator().manual_seed(1)))
+
+
+def test_mosaic_panels_puts_each_class_in_its_row():
+    import matplotlib
+    matplotlib.use("Agg")
+    from kr_utils import plots
+
+    images = np.zeros((20, 28, 28), np.uint8)
+    images[10:] = 255  # class 1 white, class 0 black, 10 of each
+    fig = plots.mosaic_panels({"a": images, "b": images[::-1].copy()}, row_labels=["0", "1"])
+    first, second = [ax.get_images()[0].get_array() for ax in fig.axes]
+    assert first.shape == (56, 280) and first[:28].max() == 0 and first[28:].min() == 1
+    assert second[:28].min() == 1 and second[28:].max() == 0
+
+
+def test_replication_table_rows_and_intervals():
+    from kr_utils import evaluate, replication
+
+    def row(label, values):
+        return {"label": label, "accuracy": evaluate.summarize_seeds(values), "acceptance_rate": 0.5,
+                "train_time_s": None, "images_per_s": 1234.0, "frechet": 1.0, "precision": 0.9, "recall": 0.8}
+
+    frame = replication.table({"ddpm": row("DDPM", [0.97, 0.98, 0.99]), "gan": row("GAN", [0.9])})
+    assert list(frame.index) == ["DDPM", "GAN"]
+    assert frame.loc["DDPM", "student accuracy"].startswith("98.00 ± 1.00%")
+    assert frame.loc["GAN", "student accuracy"] == "90.00% (1 seed)" and frame.loc["GAN", "training (s)"] == "—"
+    assert frame.loc["GAN", "images/s"] == "1,234"
