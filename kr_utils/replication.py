@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import claims, comparison, data, distill, evaluate, generators, pipeline, studies, synth
+from . import audit, claims, comparison, data, distill, evaluate, generators, pipeline, studies, synth
 from .checkpoints import load_checkpoint, load_if_current, load_model, save_checkpoint
 from .config import Profile
 from .models import features
@@ -128,10 +128,20 @@ def distribution(teacher, stored: dict, real: tuple, cfg: Profile, device) -> di
     return out
 
 
+def memorisation(images_uint8, train_uint8) -> dict:
+    """Chapter 9's pixel-space memorisation measures (:func:`kr_utils.audit.memorisation`) of
+    images against the real training images the generators learned: ``exact`` copies, and
+    ``near_copies``, the share much closer to one training image than to any other (nearest /
+    second nearest below :data:`kr_utils.audit.RATIO_THRESHOLD`, Gu et al.)."""
+    m = audit.memorisation(audit.nearest(images_uint8, train_uint8, k=2)[0])
+    return {"exact": m["exact"], "near_copies": m["ratio_flagged"] / m["n"], "nearest_median": float(m["nearest"].median())}
+
+
 def study(cfg: Profile, device) -> dict:
     """Chapter 11 whole: per generator (``ddpm`` and :data:`KINDS`) the set, its students and
     the numbers of the table; returns ``{"rows": {name: row}, "sets": {name: stored},
-    "histories": {kind: history}, "runs": {name: {seed: run}}}``."""
+    "histories": {kind: history}, "runs": {name: {seed: run}}, "memorisation_floor"}`` (the
+    last: :func:`memorisation` of as many real test images, which no generator saw)."""
     test = data.test_tensors(cfg.test_subset, cfg.dataset)
     holdout = pipeline.real_validation(cfg)
     teacher = load_model(pipeline.teacher(cfg, device), "teacher", device)
@@ -142,6 +152,9 @@ def study(cfg: Profile, device) -> dict:
         histories[kind], times[kind] = info["history"], info["train_time_s"]
         sets[kind] = generator_set(cfg, kind, model, device)
     rows, runs = {}, {}
+    train_uint8 = data.load(cfg.dataset, "train")[0][: cfg.diffusion.train_subset]  # what every generator learned
+    real_uint8 = data.load(cfg.dataset, "test")[0][: len(sets["ddpm"]["labels"])]
+    floor = memorisation(real_uint8, train_uint8)  # unseen real images: the measure's floor
     for name, stored in sets.items():
         runs[name] = students(cfg, name, stored, device, test, holdout)
         acc = [r["accuracy"] for r in runs[name].values()]
@@ -150,13 +163,14 @@ def study(cfg: Profile, device) -> dict:
                       "val_real_accuracy": evaluate.summarize_seeds([r["val_real_accuracy"] for r in runs[name].values()]),
                       "acceptance_rate": s["acceptance_rate"], "generated": s["generated"], "size": s["size"],
                       "train_time_s": times[name], "images_per_s": s["generated_per_s"],
-                      "agreement": s.get("agreement"), **distribution(teacher, stored, test, cfg, device)}
+                      "agreement": s.get("agreement"), **distribution(teacher, stored, test, cfg, device),
+                      "memorisation": memorisation(stored["images"], train_uint8)}
     for name in KINDS:  # the diffusion model's lead, in points, over independent students
         c = comparison.compare_seeds(rows["ddpm"]["accuracy"]["values"], rows[name]["accuracy"]["values"])
         rows[name]["ddpm_lead_points"] = {"estimate": 100 * c.difference,
                                           "ci95": None if c.ci95 is None else [100 * v for v in c.ci95],
                                           "verdict": c.verdict}
-    return {"rows": rows, "sets": sets, "histories": histories, "runs": runs}
+    return {"rows": rows, "sets": sets, "histories": histories, "runs": runs, "memorisation_floor": floor}
 
 
 def table(rows: dict):
@@ -171,5 +185,6 @@ def table(rows: dict):
                     "accepted (%)": f"{100 * r['acceptance_rate']:.1f}",
                     "training (s)": "—" if r["train_time_s"] is None else f"{r['train_time_s']:.0f}",
                     "images/s": f"{r['images_per_s']:,.0f}", "Fréchet": f"{r['frechet']:.2f}",
-                    "precision": f"{r['precision']:.2f}", "recall": f"{r['recall']:.2f}"})
+                    "precision": f"{r['precision']:.2f}", "recall": f"{r['recall']:.2f}",
+                    "near copies (%)": f"{100 * r['memorisation']['near_copies']:.2f}" if "memorisation" in r else "—"})
     return pd.DataFrame(out).set_index("generator")

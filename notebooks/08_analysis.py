@@ -98,7 +98,8 @@ cost = {
     "5. student grid": (wt.get("05_student"), f"{len(m['student']['grid'])} cells"),
     "6. degradation and errors": (wt.get("06_degradation"), f"{len(deg)} checkpoints"),
     "7. ablation": (wt.get("07_ablation"), f"{len(abl)} variants"),
-    "theory chapters": (sum(m.get("theory_wall_time_s", {}).values()) or None, "8 chapters"),
+    "theory chapters": (sum(m.get("theory_wall_time_s", {}).values()) or None,
+                        f"{len(m.get('theory_wall_time_s', {}))} chapters"),
 }
 pd.DataFrame({"minutes": {k: None if v[0] is None else round(v[0] / 60, 1) for k, v in cost.items()},
               "rate": {k: v[1] for k, v in cost.items()}})

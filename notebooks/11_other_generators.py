@@ -115,11 +115,16 @@ plots.glue_figure("fig_c11_curves", fig)
 # generator's training time and images per second (drawing and teacher labelling together, on
 # this machine), and chapter 9's distribution measures of each set against real test images in
 # the teacher's feature space ({glue:text}`c11_fd_size` images each: lower Fréchet distance,
-# higher precision and recall are closer to real).
+# higher precision and recall are closer to real), and its memorisation measure in pixels
+# (`kr_utils.replication.memorisation`): the share of images much closer to one training image
+# than to any other ({glue:text}`c11_floor_near` of as many real test images, which no generator saw;
+# exact copies in all the sets: {glue:text}`c11_exact`).
 
 # %%
 glue("c11_fd_size", f"{rows['ddpm']['size']:,d}" if rows['ddpm']['size'] < cfg.evaluation.fd_size else f"{cfg.evaluation.fd_size:,d}",
      display=False)
+glue("c11_floor_near", f"{100 * result['memorisation_floor']['near_copies']:.2f}%", display=False)
+glue("c11_exact", sum(r["memorisation"]["exact"] for r in rows.values()), display=False)
 frame = replication.table(rows)
 frame
 
@@ -152,7 +157,8 @@ glue("c11_best_lead_verdict", {"higher": "ahead of it", "lower": "behind it",
      display=False)
 store.update_metrics(cfg.run, "other_generators", {
     "per_class": g.per_class, "seeds": list(st.seeds), "recipe": st.recipe().as_dict(),
-    "rows": {k: {kk: vv for kk, vv in r.items() if kk != "label"} for k, r in rows.items()}})
+    "rows": {k: {kk: vv for kk, vv in r.items() if kk != "label"} for k, r in rows.items()},
+    "memorisation_floor": result["memorisation_floor"]})
 clock.record()
 
 # %% [markdown]
