@@ -67,7 +67,8 @@ def save_checkpoint(path, model: torch.nn.Module, *, kind: str, config: dict, pr
 # which chapter writes each kind of checkpoint, for the advice of an error
 REBUILT_BY = {"teacher": "chapter 1 (01_teacher), or any later chapter opened alone",
               "diffusion": "chapter 2 (02_diffusion), or any later chapter opened alone",
-              "student": "chapter 5 (05_student), or chapter 6 opened alone"}
+              "student": "chapter 5 (05_student), or chapter 6 opened alone",
+              "generator": "chapter 11 (11_other_generators)"}
 
 
 def _remedy(kind) -> str:

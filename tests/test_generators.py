@@ -183,3 +183,17 @@ def test_replication_table_rows_and_intervals():
     assert frame.loc["DDPM", "student accuracy"].startswith("98.00 ± 1.00%")
     assert frame.loc["GAN", "student accuracy"] == "90.00% (1 seed)" and frame.loc["GAN", "training (s)"] == "—"
     assert frame.loc["GAN", "images/s"] == "1,234"
+
+
+def test_a_torn_generator_checkpoint_is_named_with_its_chapter(mnist_dir, tmp_path, monkeypatch):
+    """A corrupt generator file: an error naming the file and chapter 11, before any training."""
+    from kr_utils import replication
+    from kr_utils.store import UnreadableFileError
+
+    cfg = get_config("smoke")
+    path = replication.folder(cfg) / "gan.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(G, "train_generator", lambda *a, **k: pytest.fail("trained before reading the file"))
+    with pytest.raises(UnreadableFileError, match=r"gan\.pt.*chapter 11"):
+        replication.generator(cfg, "gan", "cpu")
