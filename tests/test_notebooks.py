@@ -15,7 +15,7 @@ def test_every_notebook_has_a_twin_and_is_run_by_the_book():
     from kr_utils.book import NOTEBOOKS
     ipynbs = sorted(NB_DIR.glob("*.ipynb")) + sorted(NB_DIR.glob("theory/*.ipynb"))
     assert sorted(p.stem for p in TWINS) == sorted(p.stem for p in ipynbs) == sorted(NOTEBOOKS)
-    assert len(TWINS) == 18
+    assert len(TWINS) == 20
 
 
 def test_toc_lists_every_chapter():

@@ -251,13 +251,13 @@ for name, s in summary.items():
 glue("t9_wgan_w_first", f"{hw['wasserstein'][0]:.2f}", display=False)
 glue("t9_wgan_w_last", f"{hw['wasserstein'][-1]:.2f}", display=False)
 glue("t9_wgan_w_verb", "fell" if hw["wasserstein"][-1] < hw["wasserstein"][0] else "rose", display=False)
-losses = {k: {"reconstruction (nats)": r.history["recon"][-1], "KL (nats)": r.history["kl"][-1] if k == "vae" else None}
+losses = {k: {"recon_nats": r.history["recon"][-1], "kl_nats": r.history["kl"][-1] if k == "vae" else None}
           for k, r in runs.items()}
-glue("t9_ae_recon", f"{losses['ae']['reconstruction (nats)']:.0f}", display=False)
-glue("t9_vae_recon", f"{losses['vae']['reconstruction (nats)']:.0f}", display=False)
-glue("t9_vae_kl", f"{losses['vae']['KL (nats)']:.1f}", display=False)
+glue("t9_ae_recon", f"{losses['ae']['recon_nats']:.0f}", display=False)
+glue("t9_vae_recon", f"{losses['vae']['recon_nats']:.0f}", display=False)
+glue("t9_vae_kl", f"{losses['vae']['kl_nats']:.1f}", display=False)
 glue("t9_recon_verdict", "the VAE pays in reconstruction for a code that stays near its prior"
-     if losses["vae"]["reconstruction (nats)"] > losses["ae"]["reconstruction (nats)"]
+     if losses["vae"]["recon_nats"] > losses["ae"]["recon_nats"]
      else "the VAE's code, kept near its prior, costs it nothing in reconstruction here", display=False)
 gan_wins = summary["gan_minimax"]["final_d_fake"] < summary["gan"]["final_d_fake"]
 glue("t9_minimax_verdict", "lower than" if gan_wins else "no lower than", display=False)
