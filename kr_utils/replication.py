@@ -15,7 +15,6 @@ import dataclasses
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import audit, claims, comparison, data, distill, evaluate, generators, pipeline, studies, synth
@@ -87,9 +86,10 @@ def generator_set(cfg: Profile, kind: str, model, device, seed: int | None = Non
         seconds = time.perf_counter() - t0
         synth.save_synthetic_set(out, result, key=key, extra={"generation_time_s": round(seconds, 2),
                                                              "generated_per_s": result["generated"] / seconds})
-    else:
-        note_reused(synth.load_synthetic_set(out)["summary"]["generation_time_s"])
-    return synth.load_synthetic_set(out)
+        return synth.load_synthetic_set(out)
+    stored = synth.load_synthetic_set(out)
+    note_reused(stored["summary"]["generation_time_s"])
+    return stored
 
 
 def ddpm_set(cfg: Profile, device, seed: int | None = None) -> dict:

@@ -43,9 +43,8 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 seed = None     # overrides the profile's seed
 
 # %%
+import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
-import torch
 from kr_utils.live import glue
 import kr_utils
 from kr_utils import config, evaluate, plots, replication, runtime, store
@@ -74,7 +73,6 @@ glue("c11_wgan_lr", f"{g.wgan_lr:g}", display=False)
 glue("c11_gan_lr", f"{g.gan_lr:g}", display=False)
 result = replication.study(cfg, device)
 rows, sets = result["rows"], result["sets"]
-names = [r["label"] for r in rows.values()]
 classes = list(cfg.data.class_names)
 rng = np.random.default_rng(seed)  # six kept images per class at random
 pick = lambda s: np.concatenate([rng.choice(np.flatnonzero(s["labels"] == c), 6, replace=False)  # noqa: E731
@@ -90,7 +88,6 @@ plots.glue_figure("fig_c11_mosaics", fig)
 
 # %%
 hist = result["histories"]
-import matplotlib.pyplot as plt
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
 axes[0].plot(hist["vae"]["step"], hist["vae"]["loss"]); axes[0].set_title("conditional VAE: negative ELBO")
 axes[1].plot(hist["gan"]["step"], hist["gan"]["d_real"], label="D(real)"); axes[1].plot(hist["gan"]["step"], hist["gan"]["d_fake"], label="D(G(z))")
@@ -105,7 +102,7 @@ plots.glue_figure("fig_c11_curves", fig)
 
 # %% [markdown]
 # ```{glue:figure} fig_c11_curves
-# The three generators' training curves (means over stretches of updates).
+# The three generators' training curves (means over stretches of updates; one training seed each).
 # ```
 #
 # ## The students

@@ -119,9 +119,9 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 5.6))
 confident, grid_classes = {}, {}
 for ax, (kind, r) in zip(axes, runs.items()):
     images = adversarial.latent_grid(r.model, grid_n)
-    conf = models.predict_logits(teacher, images, device=device).softmax(1).max(1).values
+    conf, pred = models.predict_logits(teacher, images, device=device).softmax(1).max(1)
     confident[kind] = float((conf >= cfg.synth.threshold).float().mean())
-    pred = models.predict_logits(teacher, images, device=device).argmax(1)[conf >= cfg.synth.threshold]
+    pred = pred[conf >= cfg.synth.threshold]
     grid_classes[kind] = generators.class_coverage(pred, cfg.num_classes)["classes"] if len(pred) else 0
     tiles = images.view(grid_n, grid_n, 28, 28).permute(0, 2, 1, 3).reshape(grid_n * 28, grid_n * 28)
     ax.imshow((tiles.numpy() + 1) / 2, cmap="gray", vmin=0, vmax=1); ax.axis("off")
@@ -191,7 +191,8 @@ plots.glue_figure("fig_t9_interpolation", fig)
 # `kr_utils.generators.Critic`), the same real training digits and the same
 # {glue:text}`t9_steps` generator updates of {glue:text}`t9_batch` images: the minimax GAN, the
 # non-saturating GAN and WGAN-GP (which makes {glue:text}`t9_n_critic` times as many critic
-# updates, and costs that much more). Along the way, the teacher classifies {glue:text}`t9_coverage_n` images of each
+# updates, and costs that much more), one training seed each: a demonstration of the three
+# behaviours, not a comparison with an interval (chapter 11 compares generators over seeds). Along the way, the teacher classifies {glue:text}`t9_coverage_n` images of each
 # generator (the same noise each time): **mode collapse** shows as fewer classes.
 
 # %%
