@@ -22,9 +22,9 @@
 # image shape, the number of classes and their names are read from the data
 # (`kr_utils.data.info`).
 #
-# The recipe is the MNIST one of this profile: the same teacher, the same U-Net trained for the
+# The recipe is the MNIST one of this profile: the same teacher architecture, the same U-Net trained for the
 # same number of steps, the same set size, confidence threshold and student recipe
-# ({glue:text}`fm_labels`) over the same seeds. Two settings differ. The sampler of the set is
+# ({glue:text}`fm_labels`) over the same seeds. {glue:text}`fm_teacher_change` The sampler of the set is
 # DPM-Solver++ in {glue:text}`fm_sampler_steps` steps (chapter 8 measured it against the
 # 1,000-step chain on MNIST), so that the chapter fits its budget. The student trains for
 # {glue:text}`fm_student_epochs` epochs ({glue:text}`fm_mnist_epochs` on digits), a choice made on
@@ -62,13 +62,17 @@ glue("fm_classes", ", ".join(names), display=False)
 glue("fm_labels", kr_utils.config.LABEL_NAMES[cfg.student.recipe().labels], display=False)
 glue("fm_student_epochs", cfg.student.epochs, display=False)
 glue("fm_mnist_epochs", mnist.student.epochs, display=False)
+glue("fm_teacher_epochs", cfg.teacher.epochs, display=False)
+glue("fm_teacher_change", f"The teacher learns for as many epochs as on digits ({cfg.teacher.epochs})."
+     if cfg.teacher.epochs == mnist.teacher.epochs else f"The teacher learns for {cfg.teacher.epochs} epochs "
+     f"({mnist.teacher.epochs} on digits; on clothes it was still learning), a choice made on the real validation images.", display=False)
 
 # %% [markdown]
 # ## The real images and the teacher
 #
 # The ten classes, in torchvision's order: {glue:text}`fm_classes`. The teacher is the
 # profile's ResNet, trained on the real training images as in chapter 1 (the same
-# {glue:text}`fm_val_size` images held out for validation, the same epochs), and scored on the
+# {glue:text}`fm_val_size` images held out for validation) for {glue:text}`fm_teacher_epochs` epochs, and scored on the
 # real test set.
 
 # %%
