@@ -73,10 +73,11 @@ def headless_kernel() -> bool:
 def progress(iterable=None, **kwargs):
     """``tqdm.auto.tqdm`` for the long loops: a widget bar in a live notebook, a text bar in a
     terminal, and none in a headless kernel, where a bar would only clutter the static book (the
-    book's runner shows its own progress per chapter)."""
+    book's runner shows its own progress per chapter). None in a worker process of
+    :mod:`kr_utils.workers` either (``KR_WORKER``): its parent shows the run when it ends."""
     from tqdm.auto import tqdm
 
-    if headless_kernel():
+    if headless_kernel() or os.environ.get("KR_WORKER") == "1":
         kwargs["disable"] = True
     return tqdm(iterable, **kwargs)
 

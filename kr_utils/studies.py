@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import distill, evaluate, synth
+from . import distill, evaluate, synth, workers
 from .checkpoints import load_model
 from .models import build_classifier
 from .config import ClassifierRecipe, Profile, SamplerConfig, StudentConfig
@@ -65,8 +65,10 @@ def run_classifiers(jobs: list[RunJob], recipe: ClassifierRecipe, *, device, tes
     """:func:`run_classifier` for several runs of one recipe (a study's seeds): each found in
     its cache or trained. Where the ``group_seeds`` lever is on (a GPU), the runs not cached
     that learn from sets of one size train together as one batched model
-    (:func:`kr_utils.distill.train_students`); elsewhere one after another. Each run is cached
-    on its own, under the key it has when trained alone. Returns the runs in the order of ``jobs``.
+    (:func:`kr_utils.distill.train_students`); where ``parallel_runs`` is on (a CPU of two
+    cores or more), side by side in worker processes (:func:`kr_utils.workers.run_in_waves`);
+    elsewhere one after another. Each run is cached on its own, under the key it has when
+    trained alone, as soon as it is trained. Returns the runs in the order of ``jobs``.
 
     ``holdout``: the declared validation split of real training digits
     (:func:`kr_utils.pipeline.real_validation`); each run then carries ``val_real_accuracy``,
@@ -75,40 +77,63 @@ def run_classifiers(jobs: list[RunJob], recipe: ClassifierRecipe, *, device, tes
                          "test_size": len(test[1])}) for j in jobs]
     results = [lookup(j.cache_path, k) for j, k in zip(jobs, keys)]
     todo = [i for i, r in enumerate(results) if r is MISSING]
-    if levers(device).group_seeds:
+    lever = levers(device)
+    if lever.group_seeds:
         shapes: dict = {}
         for i in todo:
             shapes.setdefault((len(jobs[i].train[0]), len(jobs[i].val[0])), []).append(i)
         groups = list(shapes.values())
     else:
         groups = [[i] for i in todo]
-    for group in groups:
-        first = Path(jobs[group[0]].cache_path)
-        tag = "" if len(group) == 1 else ".group-" + fingerprint({"keys": [keys[i] for i in group]})[:10]
-        resume = first.with_name(first.stem + tag + ".partial.pt")
-        t0 = time.perf_counter()
-        trained = distill.train_students([jobs[i].train for i in group], [jobs[i].val for i in group], recipe,
-                                         seeds=[jobs[i].seed for i in group], device=device,
-                                         report={"real_test": test} if test_curve else None, resume_path=resume,
-                                         desc=[jobs[i].desc for i in group], select_best=select_best)
-        elapsed = time.perf_counter() - t0
-        for i, (model, hist) in zip(group, trained):
-            logits = evaluate.predict_logits(model, test[0], device=device)
-            rep = evaluate.classification_report(logits, test[1])
-            results[i] = {"history": plain(hist), "accuracy": rep["accuracy"],
-                          "per_class_accuracy": rep["per_class_accuracy"],
-                          "confusion_matrix": rep["confusion_matrix"], "test_logits": logits.cpu(),
-                          "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                          "train_time_s": elapsed / len(group), "trained_with": len(group)}
+    options = dict(device=str(device), test=test, select_best=select_best, test_curve=test_curve)
+    calls = [(([jobs[i] for i in group], [keys[i] for i in group], recipe), options) for group in groups]
+    if lever.parallel_runs and not lever.group_seeds and torch.device(device).type == "cpu" and len(jobs) > 1:
+        # the threads of each run follow from all the call's runs, cached ones too (the float rounding of a
+        # run retrained after an interruption is then the one it first had)
+        finished = workers.run_in_waves(train_group, calls, threads_each=workers.threads_per_run(len(jobs)))
+    else:
+        finished = ((g, train_group(*args, **kw), None, 1) for g, (args, kw) in enumerate(calls))
+    for g, trained, share, beside in finished:
+        for i, result in zip(groups[g], trained):
+            if share is not None:  # its share of its wave's wall time, and how many runs the wave held
+                result["train_time_s"], result["side_by_side"] = share, beside
+            results[i] = result
             if holdout is not None:
+                model = build_classifier(recipe.arch, result["state_dict"]).to(device)
                 results[i]["val_real_accuracy"] = holdout_accuracy(model, holdout, device)
-            save_result(jobs[i].cache_path, keys[i], results[i], elapsed / len(group))
+            save_result(jobs[i].cache_path, keys[i], results[i], result["train_time_s"])
     if holdout is not None:  # a run cached without it (trained before, or without a holdout) is scored now
         for i, r in enumerate(results):
             if "val_real_accuracy" not in r:
                 model = build_classifier(recipe.arch, r["state_dict"]).to(device)
                 r["val_real_accuracy"] = holdout_accuracy(model, holdout, device)
     return results
+
+
+def train_group(jobs: list[RunJob], keys: list[str], recipe: ClassifierRecipe, *, device, test, select_best: bool,
+                test_curve: bool) -> list[dict]:
+    """Train the runs ``jobs`` (cache keys ``keys``) of :func:`run_classifiers` together
+    (:func:`kr_utils.distill.train_students`; one run alone is one model), in this process or in
+    a worker; returns their results, not yet cached. An interrupted group resumes from its
+    ``.partial.pt`` beside the first run's cache file."""
+    first = Path(jobs[0].cache_path)
+    tag = "" if len(jobs) == 1 else ".group-" + fingerprint({"keys": keys})[:10]
+    resume = first.with_name(first.stem + tag + ".partial.pt")
+    t0 = time.perf_counter()
+    trained = distill.train_students([j.train for j in jobs], [j.val for j in jobs], recipe,
+                                     seeds=[j.seed for j in jobs], device=device,
+                                     report={"real_test": test} if test_curve else None, resume_path=resume,
+                                     desc=[j.desc for j in jobs], select_best=select_best)
+    elapsed = time.perf_counter() - t0
+    out = []
+    for model, hist in trained:
+        logits = evaluate.predict_logits(model, test[0], device=device)
+        rep = evaluate.classification_report(logits, test[1])
+        out.append({"history": plain(hist), "accuracy": rep["accuracy"], "per_class_accuracy": rep["per_class_accuracy"],
+                    "confusion_matrix": rep["confusion_matrix"], "test_logits": logits.cpu(),
+                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "train_time_s": elapsed / len(jobs), "trained_with": len(jobs)})
+    return out
 
 
 def holdout_accuracy(model, holdout, device) -> float:
@@ -297,17 +322,16 @@ def degradation_students(cfg: Profile, sets: dict, *, seed: int, device, test, h
     ``short`` (cached); ``{(arch, step): run}``, each run with its accuracy on the real
     validation digits ``holdout`` too."""
     out, st = artifact_dir(cfg.run), cfg.student
+    splits = {step: (key, distill.synthetic_split(s["images"].numpy(), s["labels"].numpy(), s["logits"].numpy(),
+                                                  st.val_fraction, seed))
+              for step, (key, s) in sets.items() if not s["short"] and len(s["labels"]) >= MIN_SET}
     students = {}
-    for step, (key, s) in sets.items():
-        if s["short"] or len(s["labels"]) < MIN_SET:
-            continue
-        tr, va = distill.synthetic_split(s["images"].numpy(), s["labels"].numpy(), s["logits"].numpy(),
-                                         st.val_fraction, seed)
-        for arch in cfg.studies.grid_archs:
-            students[(arch, step)] = run_classifiers(
-                [RunJob(tr, va, seed, out / "degradation" / f"{arch}_step{step}.pt", key, f"{arch} step {step}")],
-                st.recipe(arch=arch, epochs=cfg.studies.degradation_epochs), device=device, test=test,
-                test_curve=False, holdout=holdout)[0]
+    for arch in cfg.studies.grid_archs:  # one call per architecture: its checkpoints' runs side by side
+        jobs = [RunJob(tr, va, seed, out / "degradation" / f"{arch}_step{step}.pt", key, f"{arch} step {step}")
+                for step, (key, (tr, va)) in splits.items()]
+        runs = run_classifiers(jobs, st.recipe(arch=arch, epochs=cfg.studies.degradation_epochs), device=device,
+                               test=test, test_curve=False, holdout=holdout) if jobs else []
+        students.update({(arch, step): run for step, run in zip(splits, runs)})
     if not any(arch == st.arch for arch, _ in students):
         raise RuntimeError(f"no checkpoint of {sorted(sets)} gave {cfg.studies.degradation_kept} digits the teacher "
                            f"accepts at {cfg.synth.threshold}; raise studies.degradation_per_class or lower "
