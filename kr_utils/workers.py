@@ -24,6 +24,7 @@ import contextlib
 import io
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -45,8 +46,11 @@ def cores() -> int:
 
 
 def _watch_parent(parent: int) -> None:
-    """In a worker: leave when the parent is gone (a killed kernel leaves no run behind)."""
+    """In a worker: leave when the parent is gone (a killed kernel leaves no run behind), and
+    leave interrupts to the parent (a Ctrl-C reaches the whole process group; the parent then
+    stops its workers)."""
     os.environ[WORKER_ENV] = "1"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch():
         while True:

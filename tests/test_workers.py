@@ -127,6 +127,15 @@ def test_runs_side_by_side_equal_runs_one_after_another(tmp_path):
     assert all(Path(j.cache_path).exists() for j in jobs)
 
 
+def test_a_worker_leaves_interrupts_to_its_parent():
+    import signal
+
+    # a Ctrl-C reaches the whole process group: the workers ignore it, the parent stops them
+    got = [r for _, r, *_ in workers.run_in_waves(signal.getsignal, [((signal.SIGINT,), {})] * 2, n_cores=2,
+                                                  threads_each=1)]
+    assert got == [signal.SIG_IGN, signal.SIG_IGN]
+
+
 def test_an_interrupt_here_stops_the_workers_at_once():
     import signal
     import threading
