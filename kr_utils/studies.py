@@ -93,21 +93,20 @@ def run_classifiers(jobs: list[RunJob], recipe: ClassifierRecipe, *, device, tes
         finished = workers.run_in_waves(train_group, calls, threads_each=workers.threads_per_run(len(jobs)))
     else:
         finished = ((g, train_group(*args, **kw), None, 1) for g, (args, kw) in enumerate(calls))
+
+    def score(run):  # its accuracy on the real validation digits, where asked and not yet known
+        if holdout is not None and "val_real_accuracy" not in run:
+            run["val_real_accuracy"] = holdout_accuracy(build_classifier(recipe.arch, run["state_dict"]).to(device),
+                                                        holdout, device)
+        return run
+
     for g, trained, share, beside in finished:
         for i, result in zip(groups[g], trained):
             if share is not None:  # its share of its wave's wall time, and how many runs the wave held
                 result["train_time_s"], result["side_by_side"] = share, beside
-            results[i] = result
-            if holdout is not None:
-                model = build_classifier(recipe.arch, result["state_dict"]).to(device)
-                results[i]["val_real_accuracy"] = holdout_accuracy(model, holdout, device)
+            results[i] = score(result)
             save_result(jobs[i].cache_path, keys[i], results[i], result["train_time_s"])
-    if holdout is not None:  # a run cached without it (trained before, or without a holdout) is scored now
-        for i, r in enumerate(results):
-            if "val_real_accuracy" not in r:
-                model = build_classifier(recipe.arch, r["state_dict"]).to(device)
-                r["val_real_accuracy"] = holdout_accuracy(model, holdout, device)
-    return results
+    return [score(r) for r in results]  # a run cached without it (trained before, or without a holdout) too
 
 
 def train_group(jobs: list[RunJob], keys: list[str], recipe: ClassifierRecipe, *, device, test, select_best: bool,
