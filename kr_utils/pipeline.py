@@ -11,6 +11,7 @@ reuses the result.
 
     teacher.pt            chapter 1   teacher(cfg, device)        (cfg: a kr_utils.config.Profile)
     diffusion.pt (+ milestones)  2    diffusion_model(cfg, device)
+    both                  chapter 10  teacher_and_diffusion_model(cfg, device): side by side on a CPU
     synthetic/            chapter 4   synthetic_set(cfg, device)
     student.pt            chapter 5   student(cfg, device)
 """
@@ -24,11 +25,12 @@ from pathlib import Path
 
 import torch
 
-from . import data, distill, models, studies, synth
+from . import data, distill, distributed, models, studies, synth, workers
 from .checkpoints import load_checkpoint, load_if_current, load_model, load_schedule, save_checkpoint
 from .config import Profile
 from .diffusion import NoiseSchedule, build_sampler, train_diffusion
 from .fit import seed_everything
+from .runtime import levers
 from .store import artifact_dir, fingerprint, note_reused, read_metrics
 
 # which chapter owns each artifact, and the recorded stage whose time estimates its cost
@@ -212,6 +214,39 @@ def diffusion_model(cfg: Profile, device, seed: int | None = None, with_mileston
     return path
 
 
+def _first_stage(stage: str, cfg: Profile, seed: int, with_milestones: bool) -> Path:
+    """:func:`teacher` or :func:`diffusion_model` on the CPU (one call of
+    :func:`teacher_and_diffusion_model`, run in a worker process)."""
+    if stage == "teacher":
+        return teacher(cfg, "cpu", seed)
+    return diffusion_model(cfg, "cpu", seed, with_milestones=with_milestones)
+
+
+def teacher_and_diffusion_model(cfg: Profile, device, seed: int | None = None,
+                                with_milestones: bool = False) -> tuple[Path, Path]:
+    """``(teacher.pt, diffusion.pt)`` of this profile, each found or trained as :func:`teacher`
+    and :func:`diffusion_model` do. The two runs are independent: where the ``parallel_runs``
+    lever is on (a CPU of two cores or more) they train side by side in two worker processes
+    (:func:`kr_utils.workers.run_in_waves`), each with its share of the threads (one each on 2
+    cores), whether or not one of them is already there, so that a run trained again after an
+    interruption has the threads, and the numbers, it first had; elsewhere one after another
+    in this process. Chapter 10 uses it: its teacher and U-Net are trained in the chapter."""
+    seed = cfg.seed if seed is None else seed
+    if not (levers(device).parallel_runs and torch.device(device).type == "cpu"):
+        return teacher(cfg, device, seed), diffusion_model(cfg, device, seed, with_milestones=with_milestones)
+    out = artifact_dir(cfg.run)
+    # a broken file is an error here, before any training
+    missing = [name for stage, name in (("teacher", "teacher.pt"), ("diffusion", "diffusion.pt"))
+               if not _found(out / name, stage, cfg.run)]
+    calls = [((stage, cfg, seed, with_milestones), {}) for stage in ("teacher", "diffusion")]
+    threads = workers.threads_per_run(len(calls))
+    if missing:
+        print(f"{' and '.join(missing)} missing in {out}: the teacher and the U-Net side by side in worker "
+              f"processes, {threads} thread(s) each (their lines are printed when both have finished)", flush=True)
+    paths = {i: path for i, path, _, _ in workers.run_in_waves(_first_stage, calls, threads_each=threads)}
+    return paths[0], paths[1]
+
+
 def theory_diffusion_model(cfg: Profile, fallback_steps: int, device, seed: int):
     """The pipeline's diffusion model (chapter 2's ``diffusion.pt``) when it exists; otherwise a
     U-Net of the profile's size trained here for ``fallback_steps`` steps on real MNIST and
@@ -241,21 +276,50 @@ def build_synthetic_set(cfg: Profile, device, seed: int) -> tuple[dict, bool]:
     Returns ``(summary, reused)``."""
     out = artifact_dir(cfg.run)
     t_path, d_path = teacher(cfg, device, seed), diffusion_model(cfg, device, seed)
-    key = fingerprint({**cfg.synth.as_dict(), **cfg.sampler.as_dict(), "seed": seed}, t_path, d_path)
+    settings = cfg.synth.as_dict()
+    if settings["shards"] == 1:  # a set of one draw keeps the key it had before shards existed
+        del settings["shards"]
+    key = fingerprint({**settings, **cfg.sampler.as_dict(), "seed": seed}, t_path, d_path)
     summary = synth.cached_summary(out / "synthetic", key)
     if summary is not None:
         print("reusing", out / "synthetic")
         note_reused(summary["generation_time_s"])
         return summary, True
-    unet = load_model(d_path, "diffusion", device)
-    clf = load_model(t_path, "teacher", device)
-    sampler = build_sampler(cfg.sampler, load_schedule(d_path))
     t0 = time.perf_counter()
-    result = synth.build_synthetic_set(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, device=device)
+    result = _draw_set(cfg, t_path, d_path, device, seed)
     gen_time = time.perf_counter() - t0
     summary = synth.save_synthetic_set(out / "synthetic", result, key=key, extra={
         "generation_time_s": round(gen_time, 1), "generated_per_s": result["generated"] / gen_time})
     return summary, False
+
+
+def _set_shard(cfg: Profile, t_path: Path, d_path: Path, device, seed: int, rank: int | None = None) -> dict | None:
+    """Shard ``rank`` of the synthetic set of ``cfg.synth.shards`` (the whole set when ``rank`` is
+    None), drawn with the checkpoints at ``t_path`` and ``d_path`` (in a worker process, or here)."""
+    unet, clf = load_model(d_path, "diffusion", device), load_model(t_path, "teacher", device)
+    sampler = build_sampler(cfg.sampler, load_schedule(d_path))
+    world = cfg.synth.shards
+    if rank is not None:
+        return distributed.build_shard(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, rank=rank, world=world,
+                                       device=device, progress=False)
+    if world == 1:
+        return synth.build_synthetic_set(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, device=device)
+    return distributed.build_sharded_set(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, world=world, device=device)
+
+
+def _draw_set(cfg: Profile, t_path: Path, d_path: Path, device, seed: int) -> dict:
+    """The labelled synthetic set of ``cfg``: one draw, or ``cfg.synth.shards`` shards merged
+    (:mod:`kr_utils.distributed`). Where the ``parallel_runs`` lever is on (a CPU of two cores or
+    more), the shards are drawn side by side in worker processes, each with its share of the
+    threads; the merged set is the one that the shards drawn one after another make."""
+    world = cfg.synth.shards
+    if world == 1 or not (levers(device).parallel_runs and torch.device(device).type == "cpu"):
+        return _set_shard(cfg, t_path, d_path, device, seed)
+    threads = workers.threads_per_run(world)
+    print(f"drawing the set in {world} shards side by side in worker processes, {threads} thread(s) each", flush=True)
+    calls = [((cfg, t_path, d_path, "cpu", seed, rank), {}) for rank in range(world)]
+    shards = dict((i, shard) for i, shard, _, _ in workers.run_in_waves(_set_shard, calls, threads_each=threads))
+    return distributed.merge_shards([shards[r] for r in range(world)])
 
 
 def synthetic_set(cfg: Profile, device, seed: int | None = None) -> Path:

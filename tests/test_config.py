@@ -38,6 +38,9 @@ def test_env_chooses_profile(monkeypatch):
     (dict(evaluation__set_sizes=(1000, 20000)), "must stay below the full synthetic set of 20000"),
     (dict(evaluation__sweep_per_class=400), "evaluation.sweep_per_class must not exceed pool_per_class=300"),
     (dict(evaluation__seeds=()), "evaluation.seeds must not be empty"),
+    (dict(synth__shards=0), "synth.shards must be a positive number, got 0"),
+    (dict(synth__shards=1.5), "synth.shards must be a whole number of shards, got 1.5"),
+    (dict(synth__shards=2001), r"synth.shards must be at most per_class \(2000\)"),
 ])
 def test_impossible_values_are_rejected(overrides, message):
     with pytest.raises(config.ConfigError, match=message):
