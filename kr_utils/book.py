@@ -106,12 +106,14 @@ def expected_cell_seconds(executed: Path, n_cells: int, profile: str) -> list[fl
 
 def recorded_chapter_seconds(profile: str) -> dict:
     """``{'pipeline/01_teacher': seconds, ...}`` of the last recorded run of ``profile``
-    (:func:`kr_utils.pipeline.recorded_metrics`: the pipeline's ``wall_time_s`` and the theory's
-    ``theory_wall_time_s``, keyed T1-T8), for estimates where no executed copy exists yet."""
+    (:func:`kr_utils.pipeline.recorded_metrics`: the pipeline's ``compute_time_s``, what each
+    chapter costs from scratch, else its ``wall_time_s``, which a run that reused cached results
+    makes short; the theory's ``theory_wall_time_s``, keyed T1-T8), for estimates where no
+    executed copy exists yet."""
     from .pipeline import recorded_metrics
 
     m = recorded_metrics(profile)
-    out = {f"pipeline/{k}": float(v) for k, v in (m.get("wall_time_s") or {}).items()}
+    out = {f"pipeline/{k}": float(v) for k, v in {**(m.get("wall_time_s") or {}), **(m.get("compute_time_s") or {})}.items()}
     theory_names = GROUPS[1][2]
     for key, seconds in (m.get("theory_wall_time_s") or {}).items():  # "T4" -> theory/04_...
         index = int(key[1:]) - 1 if key[1:].isdigit() else -1
@@ -278,7 +280,7 @@ def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None =
         n_cells = len(nbformat.read(src, as_version=4).cells) + 1  # + papermill's injected parameters
         left = sum(recorded.get(f"{g}/{n}", 0.0) for g, _, n in todo[i - 1:])
         print(f"== [{i}/{len(todo)}] {label} ({profile}{'' if dataset == 'mnist' else ', ' + dataset}); book {(time.perf_counter() - t_book) / 60:.1f} min "
-              f"elapsed" + (f", about {left / 60:.0f} min left by the last recorded run" if left else ""),
+              f"elapsed" + (f", about {left / 60:.0f} min left from scratch by the last recorded run" if left else ""),
               flush=True)
         progress = Progress(label, n_cells, expected_cell_seconds(output, n_cells, profile), recorded.get(label))
         t0 = time.perf_counter()

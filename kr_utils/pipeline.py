@@ -11,7 +11,6 @@ reuses the result.
 
     teacher.pt            chapter 1   teacher(cfg, device)        (cfg: a kr_utils.config.Profile)
     diffusion.pt (+ milestones)  2    diffusion_model(cfg, device)
-    both                  chapter 10  teacher_and_diffusion_model(cfg, device): side by side on a CPU
     synthetic/            chapter 4   synthetic_set(cfg, device)
     student.pt            chapter 5   student(cfg, device)
 """
@@ -212,39 +211,6 @@ def diffusion_model(cfg: Profile, device, seed: int | None = None, with_mileston
     _announce("diffusion", path, cfg)
     train_diffusion_model(cfg, device, seed)
     return path
-
-
-def _first_stage(stage: str, cfg: Profile, seed: int, with_milestones: bool) -> Path:
-    """:func:`teacher` or :func:`diffusion_model` on the CPU (one call of
-    :func:`teacher_and_diffusion_model`, run in a worker process)."""
-    if stage == "teacher":
-        return teacher(cfg, "cpu", seed)
-    return diffusion_model(cfg, "cpu", seed, with_milestones=with_milestones)
-
-
-def teacher_and_diffusion_model(cfg: Profile, device, seed: int | None = None,
-                                with_milestones: bool = False) -> tuple[Path, Path]:
-    """``(teacher.pt, diffusion.pt)`` of this profile, each found or trained as :func:`teacher`
-    and :func:`diffusion_model` do. The two runs are independent: where the ``parallel_runs``
-    lever is on (a CPU of two cores or more) they train side by side in two worker processes
-    (:func:`kr_utils.workers.run_in_waves`), each with its share of the threads (one each on 2
-    cores), whether or not one of them is already there, so that a run trained again after an
-    interruption has the threads, and the numbers, it first had; elsewhere one after another
-    in this process. Chapter 10 uses it: its teacher and U-Net are trained in the chapter."""
-    seed = cfg.seed if seed is None else seed
-    if not (levers(device).parallel_runs and torch.device(device).type == "cpu"):
-        return teacher(cfg, device, seed), diffusion_model(cfg, device, seed, with_milestones=with_milestones)
-    out = artifact_dir(cfg.run)
-    # a broken file is an error here, before any training
-    missing = [name for stage, name in (("teacher", "teacher.pt"), ("diffusion", "diffusion.pt"))
-               if not _found(out / name, stage, cfg.run)]
-    calls = [((stage, cfg, seed, with_milestones), {}) for stage in ("teacher", "diffusion")]
-    threads = workers.threads_per_run(len(calls))
-    if missing:
-        print(f"{' and '.join(missing)} missing in {out}: the teacher and the U-Net side by side in worker "
-              f"processes, {threads} thread(s) each (their lines are printed when both have finished)", flush=True)
-    paths = {i: path for i, path, _, _ in workers.run_in_waves(_first_stage, calls, threads_each=threads)}
-    return paths[0], paths[1]
 
 
 def theory_diffusion_model(cfg: Profile, fallback_steps: int, device, seed: int):

@@ -135,9 +135,10 @@ class Levers:
       shapes only: the U-Net's batches are all full);
     - ``group_seeds``: several seeds of one architecture trained as one batched model
       (:class:`kr_utils.seedstack.SeedStack`, ``torch.func.vmap``);
-    - ``parallel_runs``: on a CPU, the independent classifier runs of one study trained side by
-      side, as many at once as there are cores, each in a worker process with its share of the
-      threads (:mod:`kr_utils.workers`; ``benchmarks/parallel_runs.py``).
+    - ``parallel_runs``: on a CPU, independent runs side by side, as many at once as there are
+      cores, each in a worker process with its share of the threads (:mod:`kr_utils.workers`;
+      ``benchmarks/parallel_runs.py``): the classifier runs of one study, and the shards of a
+      set drawn in shards (``synth.shards``).
 
     Defaults: on a CUDA GPU the fused optimiser, the foreach EMA, device batches and grouped
     seeds; ``compile`` and ``cuda_graphs`` stay off until ``benchmarks/replication.py`` has

@@ -31,6 +31,8 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import Callable, Iterator
 
+from .live import progress
+
 WORKER_ENV = "KR_WORKER"  # set in a worker process: its progress bars stay off (kr_utils.live.progress)
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
@@ -186,10 +188,13 @@ def run_in_waves(fn: Callable, calls: list[tuple[tuple, dict]], *, threads_each:
             with _main_hidden():  # a submit may spawn a worker
                 futures = [pool.submit(_call, threads_each, _context(), fn, *calls[i]) for i in wave]
             done, pending = set(), futures
-            while pending and not any(f.exception() is not None for f in done):
-                # a short timeout: an interrupt (a person's Ctrl-C, a stopped cell) is seen within a second
-                finished, pending = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
-                done |= finished
+            # the runs' own bars stay off in the workers: this one shows how many have finished, and the time
+            with progress(total=len(wave), desc=f"{len(wave)} runs side by side", unit="run", leave=False) as bar:
+                while pending and not any(f.exception() is not None for f in done):
+                    # a short timeout: an interrupt (a person's Ctrl-C, a stopped cell) is seen within a second
+                    finished, pending = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
+                    done |= finished
+                    bar.update(len(finished))
             failed = [f for f in done if f.exception() is not None]
             if failed:
                 stop()  # the wave's other calls are of no use without this one

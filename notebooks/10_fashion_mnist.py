@@ -73,17 +73,14 @@ glue("fm_teacher_change", f"The teacher learns for as many epochs as on digits (
 # The ten classes, in torchvision's order: {glue:text}`fm_classes`. The teacher is the
 # profile's ResNet, trained on the real training images as in chapter 1 (the same
 # {glue:text}`fm_val_size` images held out for validation) for {glue:text}`fm_teacher_epochs` epochs, and scored on the
-# real test set. Its training and the U-Net's of the next section are independent: on a CPU of
-# two cores or more they run side by side, one worker process each
-# (`kr_utils.pipeline.teacher_and_diffusion_model`), which the first cell below waits for.
+# real test set.
 
 # %%
 real_img, real_lbl = data.load(cfg.dataset, "train")
 pick = np.concatenate([np.flatnonzero(real_lbl == c)[:8] for c in range(cfg.num_classes)])
 plots.glue_figure("fig_fm_real", plots.mosaic(real_img[pick], nrow=cfg.num_classes, row_labels=names, scale=0.7))
 reused = {k: (out / f"{k}.pt").exists() for k in ("teacher", "diffusion")}  # this chapter's cost includes them
-# found, or trained as chapters 1 and 2 train them (side by side on a CPU)
-teacher_path, d_path = pipeline.teacher_and_diffusion_model(cfg, device, seed, with_milestones=True)
+teacher_path = pipeline.teacher(cfg, device, seed)  # found, or trained as chapter 1's main run
 teacher = checkpoints.load_model(teacher_path, "teacher", device)
 if reused["teacher"]:
     store.note_reused(sum(checkpoints.load_checkpoint(teacher_path, "teacher", cfg.run)["extra"]["history"]["epoch_time_s"]))
@@ -109,6 +106,7 @@ glue("fm_teacher_acc", f"{100 * teacher_err['accuracy']:.2f}%", display=False)
 # {glue:text}`fm_shards_note`
 
 # %%
+d_path = pipeline.diffusion_model(cfg, device, seed, with_milestones=True)  # found, or trained as chapter 2 does
 summary, _ = pipeline.build_synthetic_set(cfg, device, seed)
 folder = pipeline.synthetic_set(cfg, device, seed)
 stored = synth.load_synthetic_set(folder)

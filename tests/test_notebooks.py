@@ -83,3 +83,16 @@ def test_no_control_characters(path):
     bad = [(i + 1, repr(m.group())) for i, line in enumerate(path.read_text().splitlines())
            for m in re.finditer(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", line)]
     assert not bad, f"{path}: control characters at lines {bad}"
+
+
+def test_book_runner_estimates_a_chapter_from_its_cost_from_scratch(monkeypatch):
+    """A recorded run that reused cached results has a short wall time; the estimate is its
+    cost from scratch (compute_time_s) where it is recorded, else the wall time."""
+    from kr_utils import book, pipeline
+
+    monkeypatch.setattr(pipeline, "recorded_metrics", lambda profile: {
+        "wall_time_s": {"10_fashion_mnist": 600.0, "01_teacher": 7.0},
+        "compute_time_s": {"10_fashion_mnist": 1600.0}, "theory_wall_time_s": {"T2": 8.0}})
+    got = book.recorded_chapter_seconds("cpu")
+    assert got["pipeline/10_fashion_mnist"] == 1600.0 and got["pipeline/01_teacher"] == 7.0
+    assert got[f"theory/{book.GROUPS[1][2][1]}"] == 8.0

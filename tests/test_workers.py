@@ -178,38 +178,6 @@ def test_a_run_retrained_alone_after_an_interruption_has_the_numbers_it_first_ha
         assert torch.equal(v, again[1]["state_dict"][k]), k
 
 
-def test_teacher_and_unet_side_by_side_equal_them_one_after_another(tmp_path, monkeypatch, mnist_dir):
-    from kr_utils import checkpoints, pipeline
-
-    monkeypatch.setenv("KR_DATA_DIR", str(mnist_dir))
-    made = {}
-    for on in (True, False):
-        monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path / str(on)))
-        cfg = config.get_config("smoke")
-        before = torch.get_num_threads()
-        if not on:  # one after another, each with the threads it has in its worker side by side
-            torch.set_num_threads(workers.threads_per_run(2))
-        try:
-            with runtime.use_levers(parallel_runs=on):
-                made[on] = pipeline.teacher_and_diffusion_model(cfg, "cpu", cfg.seed, with_milestones=True)
-        finally:
-            torch.set_num_threads(before)
-        t_path, d_path = made[on]
-        assert (t_path.name, d_path.name) == ("teacher.pt", "diffusion.pt")
-        assert checkpoints.load_checkpoint(t_path, "teacher", "smoke") and checkpoints.load_checkpoint(d_path, "diffusion", "smoke")
-        assert all((d_path.parent / f"diffusion_step{m}.pt").exists() for m in cfg.diffusion.milestones)
-    for side, serial in zip(made[True], made[False]):
-        a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (side, serial))
-        for k in a:  # the same threads: the same numbers (with other threads they differ by more than rounding)
-            assert torch.equal(a[k], b[k]), (side.name, k)
-    # found the second time: nothing is trained again, and the files are not touched
-    stamp = [p.stat().st_mtime_ns for p in made[True]]
-    monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path / "True"))
-    with runtime.use_levers(parallel_runs=True):
-        again = pipeline.teacher_and_diffusion_model(config.get_config("smoke"), "cpu", with_milestones=True)
-    assert [p.stat().st_mtime_ns for p in again] == stamp
-
-
 def test_a_set_drawn_in_shards_side_by_side_is_the_set_drawn_one_shard_after_another(tmp_path, monkeypatch, mnist_dir,
                                                                                      capsys):
     import shutil
@@ -222,8 +190,7 @@ def test_a_set_drawn_in_shards_side_by_side_is_the_set_drawn_one_shard_after_ano
     monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path / "side"))
     cfg = config.get_config("smoke", synth__shards=2)
     one = config.get_config("smoke")
-    with runtime.use_levers(parallel_runs=False):
-        pipeline.teacher_and_diffusion_model(cfg, "cpu")
+    pipeline.teacher(cfg, "cpu"), pipeline.diffusion_model(cfg, "cpu")
     shutil.copytree(tmp_path / "side", tmp_path / "serial")
     with runtime.use_levers(parallel_runs=True):
         side, reused = pipeline.build_synthetic_set(cfg, "cpu", cfg.seed)
