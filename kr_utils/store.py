@@ -140,6 +140,19 @@ def lookup(path, key: str):
     return stored["value"]
 
 
+def is_current(path, key: str) -> bool:
+    """Whether ``path`` holds a result cached under ``key``, looked at without using it (nothing
+    is charged to the running chapter; an unreadable file is not current)."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    try:
+        stored = read_torch_file(path, "a cached result")
+    except UnreadableFileError:
+        return False
+    return isinstance(stored, dict) and stored.get("key") == key
+
+
 def save_result(path, key: str, value, compute_s: float) -> None:
     """Cache ``value`` at ``path`` under ``key`` (atomically), charged to the running chapter."""
     atomic_torch_save({"key": key, "value": value, "compute_s": compute_s}, path)

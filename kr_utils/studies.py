@@ -26,7 +26,7 @@ from .config import ClassifierRecipe, Profile, SamplerConfig, StudentConfig
 from .data import to_model_range, to_uint8
 from .diffusion import build_sampler, generate
 from .runtime import levers
-from .store import MISSING, array_key, artifact_dir, cached, fingerprint, lookup, plain, save_result
+from .store import MISSING, array_key, artifact_dir, cached, fingerprint, is_current, lookup, plain, save_result
 from .thesis import CODE as THESIS_CODE
 
 
@@ -271,32 +271,48 @@ def ablation_config(student: StudentConfig, variant: dict, per_class: int, thesi
 MIN_SET = 20  # below this many kept digits a student and its validation split mean nothing
 
 
+def _degradation_keys(cfg: Profile, step: int, seed: int) -> dict:
+    """The cache files and keys of checkpoint ``step``'s unfiltered draw (``pool``) and set."""
+    out = artifact_dir(cfg.run)
+    path = out / f"diffusion_step{step}.pt"
+    pool_key = fingerprint({"gen": cfg.sampler, "n": cfg.studies.degradation_per_class, "seed": seed}, path,
+                           out / "teacher.pt")
+    key = fingerprint({"pool": pool_key, "kept": cfg.studies.degradation_kept, "thr": cfg.synth.threshold,
+                       "labels": cfg.synth.label_mode})
+    return {"checkpoint": path, "pool": out / "degradation" / f"pool_step{step}.pt", "pool_key": pool_key,
+            "set": out / "degradation" / f"set_step{step}.pt", "key": key}
+
+
+def degradation_pool(cfg: Profile, step: int, teacher, sampler, *, seed: int, device) -> dict:
+    """Checkpoint ``step``'s unfiltered draw, not cached here: ``studies.degradation_per_class``
+    digits of each class drawn by ``sampler`` and labelled by ``teacher``
+    (:func:`kr_utils.synth.draw_labelled`); ``teacher`` None loads the profile's ``teacher.pt``."""
+    if teacher is None:
+        teacher = load_model(artifact_dir(cfg.run) / "teacher.pt", "teacher", device)
+    t0 = time.perf_counter()
+    pool = synth.draw_labelled(load_model(_degradation_keys(cfg, step, seed)["checkpoint"], "diffusion", device), sampler,
+                               teacher, np.repeat(np.arange(cfg.num_classes), cfg.studies.degradation_per_class),
+                               cfg.sampler, seed=seed, device=device)
+    return {**{k: torch.as_tensor(v) for k, v in pool.items()}, "time_s": time.perf_counter() - t0}
+
+
 def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, device) -> tuple[str, dict]:
     """The synthetic set of the milestone checkpoint ``diffusion_step<step>.pt`` (cached under
     ``degradation/``): ``studies.degradation_per_class`` digits of each class drawn by
-    ``sampler`` (:func:`kr_utils.synth.draw_labelled`), the teacher's accepted ones (confidence
-    at or above ``synth.threshold``, labelled by ``synth.label_mode``) counted, and
-    ``studies.degradation_kept`` of them drawn at random by ``seed``, whatever their label: every
-    checkpoint's students learn from sets of one size, so they make the same number of updates,
-    and a generator that makes mostly one class gives a set of mostly that class (its
-    ``label_counts`` show it). A checkpoint whose teacher accepts fewer digits than that keeps
-    them all and is marked ``short``: it gets no student. Returns ``(key of its inputs, set)``."""
-    out = artifact_dir(cfg.run)
-    path = out / f"diffusion_step{step}.pt"
-    e = cfg.studies
-    n, kept_n = e.degradation_per_class, e.degradation_kept
-    pool_key = fingerprint({"gen": cfg.sampler, "n": n, "seed": seed}, path, out / "teacher.pt")
-    key = fingerprint({"pool": pool_key, "kept": kept_n, "thr": cfg.synth.threshold, "labels": cfg.synth.label_mode})
-
-    def draw():  # the unfiltered draw, cached on its own: a new threshold or set size reuses it
-        t0 = time.perf_counter()
-        pool = synth.draw_labelled(load_model(path, "diffusion", device), sampler, teacher, np.repeat(np.arange(cfg.num_classes), n),
-                                   cfg.sampler, seed=seed, device=device)
-        return {**{k: torch.as_tensor(v) for k, v in pool.items()}, "time_s": time.perf_counter() - t0}
+    ``sampler`` (:func:`degradation_pool`, cached on its own: a new threshold or set size reuses
+    it), the teacher's accepted ones (confidence at or above ``synth.threshold``, labelled by
+    ``synth.label_mode``) counted, and ``studies.degradation_kept`` of them drawn at random by
+    ``seed``, whatever their label: every checkpoint's students learn from sets of one size, so
+    they make the same number of updates, and a generator that makes mostly one class gives a
+    set of mostly that class (its ``label_counts`` show it). A checkpoint whose teacher accepts
+    fewer digits than that keeps them all and is marked ``short``: it gets no student. Returns
+    ``(key of its inputs, set)``."""
+    files, kept_n = _degradation_keys(cfg, step, seed), cfg.studies.degradation_kept
 
     def compute():
         t0 = time.perf_counter()
-        pool = cached(out / "degradation" / f"pool_step{step}.pt", pool_key, draw)
+        pool = cached(files["pool"], files["pool_key"],
+                      lambda: degradation_pool(cfg, step, teacher, sampler, seed=seed, device=device))
         requested = np.asarray(pool["requested"]).astype(np.int64)
         logits = torch.as_tensor(pool["logits"]).float()
         conf, label = logits.softmax(1).max(1)
@@ -312,7 +328,26 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
                 "label_counts": torch.bincount(labels, minlength=cfg.num_classes).tolist(),
                 "time_s": pool["time_s"] + time.perf_counter() - t0}
 
-    return key, cached(out / "degradation" / f"set_step{step}.pt", key, compute)
+    return files["key"], cached(files["set"], files["key"], compute)
+
+
+def degradation_sets(cfg: Profile, steps, teacher, sampler, *, seed: int, device) -> dict:
+    """``{step: degradation_set(...)}`` for the checkpoints ``steps``. Where the ``parallel_runs``
+    lever is on (a CPU of two cores or more), the draws that neither set nor draw caches hold are
+    made first, side by side in worker processes (:func:`kr_utils.workers.run_in_waves`), each
+    with the threads that all of ``steps`` share (cached ones too, so a draw made again after an
+    interruption has the threads it first had), and cached here as each wave ends."""
+    steps = list(steps)
+    lever = levers(device)
+    if lever.parallel_runs and torch.device(device).type == "cpu" and len(steps) > 1:
+        files = {step: _degradation_keys(cfg, step, seed) for step in steps}
+        todo = [step for step in steps if not is_current(files[step]["set"], files[step]["key"])
+                and not is_current(files[step]["pool"], files[step]["pool_key"])]
+        calls = [((cfg, step, None, sampler), {"seed": seed, "device": "cpu"}) for step in todo]
+        for i, pool, share, _ in workers.run_in_waves(degradation_pool, calls, threads_each=workers.threads_per_run(len(steps))):
+            pool["time_s"] = share  # its share of its wave's wall time: what it cost the machine
+            save_result(files[todo[i]]["pool"], files[todo[i]]["pool_key"], pool, share)
+    return {step: degradation_set(cfg, step, teacher, sampler, seed=seed, device=device) for step in steps}
 
 
 def degradation_students(cfg: Profile, sets: dict, *, seed: int, device, test, holdout=None) -> dict:

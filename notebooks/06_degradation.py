@@ -91,7 +91,7 @@ glue("degr_ch5_updates", f"{distill.optimizer_updates(cfg.num_classes * cfg.synt
 
 # %%
 milestones = ecfg.degradation_milestones
-sets = {step: studies.degradation_set(cfg, step, teacher, sampler, seed=seed, device=device) for step in milestones}
+sets = studies.degradation_sets(cfg, milestones, teacher, sampler, seed=seed, device=device)  # side by side on a CPU
 blank = np.zeros(cfg.data.image_shape[1:], np.uint8)  # a black square where a class has no kept digit
 grid = [s["images"][s["labels"] == c][0].numpy() if (s["labels"] == c).any() else blank
         for _, s in sets.values() for c in range(cfg.num_classes)]

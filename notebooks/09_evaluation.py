@@ -252,7 +252,7 @@ glue("mem_exact_count", mem["synthetic"]["pixel"]["exact"], display=False)
 d_path = pipeline.diffusion_model(cfg, device, seed, with_milestones=True)
 sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(d_path))
 steps = cfg.studies.degradation_milestones
-deg_sets = {st: studies.degradation_set(cfg, st, teacher, sampler, seed=seed, device=device) for st in steps}
+deg_sets = studies.degradation_sets(cfg, steps, teacher, sampler, seed=seed, device=device)
 deg_feats = {st: evaluate.features(teacher, data.to_model_range(s["images"].numpy()), device=device)
              for st, (_, s) in deg_sets.items() if len(s["labels"]) >= studies.MIN_SET}
 deg_mem = {st: claims.memorisation_counts(claims.memorisation_report(claims.neighbours(

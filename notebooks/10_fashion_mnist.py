@@ -232,8 +232,7 @@ glue("fm_worst_verdict", f"It is also the teacher's weakest class and the one wh
 
 # %%
 sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(d_path))
-sets = {step: studies.degradation_set(cfg, step, teacher, sampler, seed=seed, device=device)
-        for step in cfg.studies.degradation_milestones}
+sets = studies.degradation_sets(cfg, cfg.studies.degradation_milestones, teacher, sampler, seed=seed, device=device)
 students = studies.degradation_students(cfg, sets, seed=seed, device=device, test=(x_te, y_te),
                                         holdout=pipeline.real_validation(cfg, seed))
 table = studies.degradation_table(cfg, sets, students)

@@ -216,3 +216,58 @@ def test_a_set_drawn_in_shards_side_by_side_is_the_set_drawn_one_shard_after_ano
     assert not reused
     c = synth.load_synthetic_set(tmp_path / "serial" / "smoke" / "synthetic")
     assert not np.array_equal(c["images"], b["images"])
+
+
+def test_degradation_draws_side_by_side_equal_them_one_after_another(tmp_path, monkeypatch, mnist_dir):
+    import shutil
+
+    import numpy as np
+
+    from kr_utils import checkpoints, diffusion, pipeline, store
+
+    monkeypatch.setenv("KR_DATA_DIR", str(mnist_dir))
+    monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path / "side"))
+    cfg = config.get_config("smoke")
+    steps = cfg.studies.degradation_milestones
+    t_path, d_path = pipeline.teacher(cfg, "cpu"), pipeline.diffusion_model(cfg, "cpu", with_milestones=True)
+    shutil.copytree(tmp_path / "side", tmp_path / "serial")
+    teacher = checkpoints.load_model(t_path, "teacher", "cpu")
+    sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(d_path))
+    waves = []
+    real = workers.run_in_waves
+
+    def seen(fn, calls, *, threads_each, **kw):
+        waves.append((len(calls), threads_each))
+        return real(fn, calls, threads_each=threads_each, **kw)
+
+    monkeypatch.setattr(workers, "run_in_waves", seen)
+    drawn_here = []
+    draw = studies.synth.draw_labelled
+    monkeypatch.setattr(studies.synth, "draw_labelled", lambda *a, **k: drawn_here.append(1) or draw(*a, **k))
+    clock = store.StageClock.start("smoke", "test")
+    with runtime.use_levers(parallel_runs=True):
+        side = studies.degradation_sets(cfg, steps, teacher, sampler, seed=0, device="cpu")
+    assert waves == [(len(steps), workers.threads_per_run(len(steps)))]
+    if workers.cores() >= 2:  # drawn in the workers (which do not see this patch), and cached from there
+        assert drawn_here == []
+    assert clock.reused_s == 0  # the draws made here are not charged again as reused
+    monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path / "serial"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(workers.threads_per_run(len(steps)))
+    try:
+        with runtime.use_levers(parallel_runs=False):
+            serial = studies.degradation_sets(cfg, steps, teacher, sampler, seed=0, device="cpu")
+    finally:
+        torch.set_num_threads(before)
+    assert list(side) == list(steps)
+    for step in steps:
+        assert side[step][0] == serial[step][0]
+        for k in ("images", "labels", "logits"):
+            assert np.array_equal(np.asarray(side[step][1][k]), np.asarray(serial[step][1][k])), (step, k)
+    # found the second time: nothing is drawn again
+    monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path / "side"))
+    monkeypatch.setattr(studies, "degradation_pool", lambda *a, **k: pytest.fail("drawn again"))
+    with runtime.use_levers(parallel_runs=True):
+        again = studies.degradation_sets(cfg, steps, teacher, sampler, seed=0, device="cpu")
+    assert waves[1:] in ([], [(0, workers.threads_per_run(len(steps)))])
+    assert all(torch.equal(again[s][1]["images"], side[s][1]["images"]) for s in steps)
