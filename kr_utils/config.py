@@ -732,8 +732,9 @@ DATASET_CHANGES: dict[str, dict[str, dict]] = {
         # Its student then learns for 12 epochs, not 8 (2026-12-02, this teacher's set, real validation):
         # seed 0 89.30% against 88.72%, seed 1 88.84% against 88.32%; random horizontal flips on top
         # of the affine jitter did worse (seed 0: 87.60% at 8 epochs, 86.90% at 6).
-        # Its set is drawn as 2 shards, side by side on 2 cores (one thread each: 1.28x the images/s of
-        # one draw on both cores, 2026-12-02); MNIST's stays one draw, the set its recorded run used.
+        # Its set is drawn as 2 shards, side by side on 2 cores (one thread each: 1.19x-1.29x the images/s
+        # of one draw on both cores, benchmarks/parallel_runs.py, 2026-12-02); MNIST's stays one draw,
+        # the set its recorded run used.
         "cpu": {"sampler": _FAST, "teacher": {"epochs": 6}, "student": {"epochs": 12}, "synth": {"shards": 2},
                 "studies": {"degradation_milestones": (510, 1500, 3000), "degradation_per_class": 400}},
         "gpu": {"sampler": _FAST, "studies": {"degradation_milestones": (680, 2000, 4000), "degradation_per_class": 2200}},
