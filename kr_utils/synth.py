@@ -290,6 +290,23 @@ def load_synthetic_set(folder) -> dict:
             "summary": json.loads((folder / "summary.json").read_text())}
 
 
+def threshold_report(stored: dict, per_class) -> dict:
+    """How a saved set (:func:`load_synthetic_set`) met its confidence threshold:
+    ``accepted_at_threshold``, the share of every generated digit whose teacher confidence
+    reached the configured ``threshold`` (the per-class table's ``frac_above_threshold``, a
+    table with ``generated`` and ``frac_above_threshold`` columns, weighted by what each class
+    generated); ``final_threshold``, where rounds that kept nothing lowered it to (the summary's
+    ``acceptance_rate`` is measured there); and ``kept_below_threshold``, how many kept digits
+    are under the configured threshold."""
+    summary = stored["summary"]
+    generated = np.asarray(per_class["generated"], dtype=float)
+    share = np.asarray(per_class["frac_above_threshold"], dtype=float)
+    conf = torch.as_tensor(stored["logits"]).float().softmax(1).max(1).values.numpy()
+    return {"threshold": summary["threshold"], "final_threshold": summary["final_threshold"],
+            "accepted_at_threshold": float(np.nansum(generated * share) / generated.sum()),
+            "kept_below_threshold": int((conf < summary["threshold"]).sum())}
+
+
 def export_torchvision(folder, root, dataset: str) -> Path:
     """The synthetic set of ``folder`` laid out as torchvision reads ``dataset`` (a name of
     :data:`kr_utils.data.DATASETS`): ``<root>/<MNIST|FashionMNIST>/raw/`` with the synthetic

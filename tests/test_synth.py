@@ -180,3 +180,21 @@ def test_thesis_code_set_fills_each_class_by_request_on_black(monkeypatch):
     with pytest.raises(synth.SyntheticSetError, match="classes"):
         synth.thesis_code_set(FakeGenerator(), None, None, sampling, per_class=7, threshold=0.99999999, seed=0, device="cpu",
                               max_rounds=1)
+
+
+def test_threshold_report_measures_acceptance_at_the_configured_threshold():
+    """A set whose last rounds lowered the threshold: its summary's rate is at the lowered one;
+    the report's is the per-class table's, at the configured one, and counts the kept digits below it."""
+    import numpy as np
+
+    from kr_utils import synth
+
+    confident, unsure = np.full(10, -9.0), np.full(10, -9.0)
+    confident[3], unsure[3] = 9.0, 0.0  # softmax max ~1.0, and ~0.0001 * e^9 / (1 + ...) < 0.9
+    unsure[4] = -0.5
+    stored = {"logits": np.stack([confident, confident, unsure]).astype(np.float32),
+              "summary": {"threshold": 0.9, "final_threshold": 0.85, "acceptance_rate": 0.7}}
+    table = {"generated": [10, 30], "frac_above_threshold": [0.5, 0.1]}
+    got = synth.threshold_report(stored, table)
+    assert got["accepted_at_threshold"] == pytest.approx((5 + 3) / 40)
+    assert got["kept_below_threshold"] == 1 and got["final_threshold"] == 0.85 and got["threshold"] == 0.9
