@@ -34,12 +34,16 @@ def main():
     p.add_argument("--soft", type=int, nargs="*", default=[0, 1])
     p.add_argument("--per-class", type=int, nargs="*", default=[None])
     p.add_argument("--threshold", type=float, nargs="*", default=[None])
+    p.add_argument("--sampler", nargs="*", default=[None],
+                   help="samplers as name:steps (e.g. ddim:20 dpmpp2m:10; default: the profile's)")
+    p.add_argument("--tag", default=None, help="written as sweep_<profile>_<tag>.json (default: sweep_<profile>.json)")
     p.add_argument("--student-epochs", type=int, default=None)
     p.add_argument("--seeds", type=int, nargs="*", default=[None], help="student seeds (default: the profile's seed)")
     p.add_argument("--from-artifacts", action="store_true",
                    help="reuse the profile's teacher.pt and diffusion.pt instead of training them")
     args = p.parse_args()
     cfg = kr_utils.get_config(args.profile)
+    samplers = [None if s is None else _sampler(p, s) for s in args.sampler]
     dev = runtime.device()
     seed = cfg.seed
     tr_img, tr_lbl = data.load_mnist("train")
@@ -87,14 +91,16 @@ def main():
         schedule = diffusion.NoiseSchedule.from_config(dc)
     g, sc, st = cfg.sampler, cfg.synth, cfg.student
     seeds = [seed if s is None else s for s in args.seeds]
-    for steps, w, soft, pc, thr in itertools.product(wanted, args.w, args.soft, args.per_class, args.threshold):
+    for steps, smp, w, soft, pc, thr in itertools.product(wanted, samplers, args.w, args.soft, args.per_class,
+                                                          args.threshold):
         pc, thr = pc or sc.per_class, thr or sc.threshold
-        sampler = diffusion.build_sampler(g, schedule)
+        gs = g if smp is None else dataclasses.replace(g, sampler=smp[0], num_steps=smp[1])
+        sampler = diffusion.build_sampler(gs, schedule)
         t0 = time.perf_counter()
         res = synth.build_synthetic_set(unets[steps], sampler, teacher,
                                         dataclasses.replace(sc, per_class=pc, threshold=thr,
                                                             threshold_floor=min(thr, sc.threshold_floor)),
-                                        dataclasses.replace(g, guidance_w=w), seed=seed, device=dev, progress=False)
+                                        dataclasses.replace(gs, guidance_w=w), seed=seed, device=dev, progress=False)
         gen_s = time.perf_counter() - t0
         val_accs, test_accs, t0 = [], [], time.perf_counter()
         for s in seeds:
@@ -106,7 +112,7 @@ def main():
                                                   seed=s, device=dev, desc="student")
             val_accs.append(evaluate.classification_report(evaluate.predict_logits(student, x_val), y_val)["accuracy"])
             test_accs.append(evaluate.classification_report(evaluate.predict_logits(student, x_te), y_te)["accuracy"])
-        run = {"diffusion_steps": steps, "w": w, "soft": bool(soft), "per_class": pc, "threshold": thr,
+        run = {"diffusion_steps": steps, "sampler": f"{gs.sampler}_{gs.num_steps}", "w": w, "soft": bool(soft), "per_class": pc, "threshold": thr,
                "acceptance_rate": res["acceptance_rate"], "generated": res["generated"],
                "generation_s": gen_s, "student_s": time.perf_counter() - t0, "seeds": seeds,
                "val_real_accuracy": evaluate.summarize_seeds(val_accs), "student_accuracy": float(np.mean(test_accs)),
@@ -115,7 +121,16 @@ def main():
         results["runs"].append(run)
         results["chosen"] = max(results["runs"], key=lambda r: r["val_real_accuracy"]["mean"])  # on validation
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
-    store.atomic_write_text(out / f"sweep_{args.profile}.json", json.dumps(results, indent=2))
+    name = f"sweep_{args.profile}_{args.tag}.json" if args.tag else f"sweep_{args.profile}.json"
+    store.atomic_write_text(out / name, json.dumps(results, indent=2))
+
+
+def _sampler(parser, text: str) -> tuple[str, int]:
+    """``"ddim:20"`` as ``("ddim", 20)``; a malformed one is the parser's error, before any training."""
+    name, _, steps = text.partition(":")
+    if name not in diffusion.SAMPLERS or not steps.isdigit() or int(steps) < 1:
+        parser.error(f"--sampler {text!r}: expected name:steps, name one of {sorted(diffusion.SAMPLERS)}")
+    return name, int(steps)
 
 
 if __name__ == "__main__":

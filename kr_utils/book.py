@@ -122,6 +122,14 @@ def recorded_chapter_seconds(profile: str) -> dict:
     return out
 
 
+def _recorded_scale(profile: str) -> tuple[float, str]:
+    """:func:`kr_utils.pipeline.recorded_scale` on the device the chapters will pick."""
+    from .pipeline import recorded_scale
+    from .runtime import device
+
+    return recorded_scale(profile, device())
+
+
 def _engine():
     """A papermill engine that drives a tqdm bar in expected seconds (one per notebook)."""
     from papermill.engines import NBClientEngine, papermill_engines
@@ -268,6 +276,10 @@ def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None =
     os.environ[HEADLESS_ENV] = "1"  # inherited by every kernel: no widget is ever built here
     engine = _engine()
     recorded = recorded_chapter_seconds(profile)
+    scale, why = _recorded_scale(profile)
+    if scale != 1.0 or why:
+        print(f"Note: {why}.", flush=True)
+    recorded = {k: scale * v for k, v in recorded.items()}
     todo = [(g, f, n) for g, f, names in GROUPS for n in names if not only or n in only]
     if dataset != "mnist":
         todo = [(g, f, n) for g, f, n in todo if n in DATASET_CHAPTERS]

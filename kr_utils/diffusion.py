@@ -305,6 +305,15 @@ class DPMSolverPPSampler(Sampler):
 
 
 SAMPLERS = {"ancestral": AncestralSampler, "ddim": DDIMSampler, "dpmpp2m": DPMSolverPPSampler}
+SAMPLER_NAMES = {"ancestral": "the ancestral chain", "ddim": "DDIM", "dpmpp2m": "DPM-Solver++ (2M)"}
+
+
+def sampler_label(config) -> str:
+    """How the book names the sampler of a :class:`kr_utils.config.SamplerConfig`: "DDIM in 20
+    steps", "DPM-Solver++ (2M) in 10 steps"; the ancestral chain runs all T steps
+    (:func:`build_sampler`), so its label has no count."""
+    name = SAMPLER_NAMES[config.sampler]
+    return name if config.sampler == "ancestral" else f"{name} in {config.num_steps} steps"
 
 
 def build_sampler(config, schedule: NoiseSchedule, **changes) -> Sampler:

@@ -46,19 +46,45 @@ def recorded_metrics(profile: str) -> dict:
         return {}
 
 
-def estimate(stage: str, profile: str) -> str:
-    """'about N min (recorded on <device>, <date>)' for building ``stage`` at ``profile``."""
+def recorded_scale(profile: str, device) -> tuple[float, str]:
+    """How many times the recorded run's time a run of ``profile`` on ``device`` is expected to
+    take, and the sentence that says why: ``(1.0, "")`` where ``device`` computes in the
+    recorded run's precision (:func:`kr_utils.runtime.precision`); else the ratio measured on
+    a machine of this precision (the record's ``other_precisions``: a CPU without native bf16
+    runs in float32), or 1.0 and a sentence that says no ratio was measured."""
+    from .runtime import precision
+
+    rec = recorded_metrics(profile)
+    there, here = rec.get("environment", {}).get("precision"), precision(device)
+    if there is None or there == here:
+        return 1.0, ""
+    other = (rec.get("other_precisions") or {}).get(here)
+    if not other:
+        return 1.0, f"the recorded run computed in {there}, this machine in {here}: its times may not hold here"
+    return float(other["factor"]), (
+        f"the recorded run computed in {there}, this machine computes in {here}; on {other['device']} "
+        f"({other['date']}) {other['measured']} took {other['factor']:.2f}x their recorded time, "
+        f"and the estimates here are scaled by that")
+
+
+def estimate(stage: str, profile: str, device=None) -> str:
+    """'about N min (recorded on <device>, <date>)' for building ``stage`` at ``profile``, scaled
+    by :func:`recorded_scale` where ``device`` computes in another precision than the record."""
     rec = recorded_metrics(profile)
     seconds = (rec.get("compute_time_s") or rec.get("wall_time_s") or {}).get(OWNERS[stage])
     if seconds is None:
         return "no recorded time at this profile"
     env = rec.get("environment", {})
-    return f"about {max(1, round(seconds / 60))} min in the recorded run ({env.get('device', '?')}, {env.get('date', '?')})"
+    text = f"about {max(1, round(seconds / 60))} min in the recorded run ({env.get('device', '?')}, {env.get('date', '?')})"
+    scale, why = recorded_scale(profile, device) if device is not None else (1.0, "")
+    if scale != 1.0:
+        text += f"; about {max(1, round(scale * seconds / 60))} min here ({why})"
+    return text
 
 
-def _announce(stage: str, path: Path, cfg: Profile) -> None:
+def _announce(stage: str, path: Path, cfg: Profile, device) -> None:
     print(f"{path} is missing: building it as chapter {int(OWNERS[stage][:2])} does "
-          f"({stage}; {estimate(stage, cfg.profile)})", flush=True)
+          f"({stage}; {estimate(stage, cfg.profile, device)})", flush=True)
 
 
 def _found(path: Path, kind: str, profile: str) -> bool:
@@ -130,7 +156,7 @@ def teacher(cfg: Profile, device, seed: int | None = None) -> Path:
     path = artifact_dir(cfg.run) / "teacher.pt"
     if _found(path, "teacher", cfg.run):
         return path
-    _announce("teacher", path, cfg)
+    _announce("teacher", path, cfg, device)
     return save_teacher(cfg, teacher_run(cfg, teacher_data(cfg, seed), cfg.teacher.arch, seed, device), seed)
 
 
@@ -208,7 +234,7 @@ def diffusion_model(cfg: Profile, device, seed: int | None = None, with_mileston
     if found:  # the final model is there but a milestone checkpoint is not: train again to save them
         print(f"{out} lacks milestone checkpoints of {path}: training it again to save them")
         path.unlink()
-    _announce("diffusion", path, cfg)
+    _announce("diffusion", path, cfg, device)
     train_diffusion_model(cfg, device, seed)
     return path
 
@@ -288,12 +314,23 @@ def _draw_set(cfg: Profile, t_path: Path, d_path: Path, device, seed: int) -> di
     return distributed.merge_shards([shards[r] for r in range(world)])
 
 
+def shards_note(cfg: Profile, device) -> str:
+    """The sentence of chapters 4 and 10 that says how :func:`_draw_set` draws ``cfg``'s set on ``device``."""
+    world = cfg.synth.shards
+    if world == 1:
+        return "The set is drawn in one go."
+    where = ("side by side in worker processes on this CPU"
+             if levers(device).parallel_runs and torch.device(device).type == "cpu" else "one after another")
+    return (f"The set is drawn as {world} shards, each with its own part of every class and its own seed "
+            f"(kr_utils.distributed.build_shard), {where}, then merged class by class.")
+
+
 def synthetic_set(cfg: Profile, device, seed: int | None = None) -> Path:
     """The folder of the profile's synthetic set: found (and current), or built as in chapter 4."""
     seed = cfg.seed if seed is None else seed
     folder = artifact_dir(cfg.run) / "synthetic"
     if not (folder / "summary.json").exists():
-        _announce("synthetic", folder, cfg)
+        _announce("synthetic", folder, cfg, device)
         build_synthetic_set(cfg, device, seed)
     return folder
 
@@ -355,7 +392,7 @@ def student(cfg: Profile, device, seed: int | None = None) -> Path:
     path = artifact_dir(cfg.run) / "student.pt"
     if _found(path, "student", cfg.run):
         return path
-    _announce("student", path, cfg)
+    _announce("student", path, cfg, device)
     split = student_split(cfg, device, seed)
     st = cfg.student
     first = st.seeds[0]

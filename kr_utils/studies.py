@@ -24,7 +24,7 @@ from .checkpoints import load_model
 from .models import build_classifier
 from .config import ClassifierRecipe, Profile, SamplerConfig, StudentConfig
 from .data import to_model_range, to_uint8
-from .diffusion import build_sampler, generate
+from .diffusion import build_sampler, generate, sampler_label
 from .runtime import levers
 from .store import MISSING, array_key, artifact_dir, cached, fingerprint, is_current, lookup, plain, save_result
 from .thesis import CODE as THESIS_CODE
@@ -507,7 +507,7 @@ def knob_settings(sampling: SamplerConfig) -> dict[str, Knob]:
     knobs.update({f"w_{w}": Knob(f"w={w}", "ancestral", n, True, w) for w in GUIDANCE_WEIGHTS})
     knobs.update({f"xT_{a}_noise_{b}": Knob(f"x_T×{a}, noise×{b}", "ancestral", n, True, w0, a, b)
                   for a, b in NOISE_SCALES})
-    knobs["ddim"] = Knob(f"{sampling.sampler.upper()} {sampling.num_steps} steps (the set's sampler)", sampling.sampler,
+    knobs["ddim"] = Knob(f"{sampler_label(sampling)} (the set's sampler)", sampling.sampler,
                          sampling.num_steps, sampling.clip_x0, w0, sampling.x_T_scale, 1.0)
     return knobs
 

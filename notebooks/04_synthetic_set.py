@@ -74,7 +74,8 @@ glue("synth_agreement", f"{100 * summary['agreement']:.1f}%" if summary["agreeme
      display=False)
 glue("synth_time", f"{gen_time / 60:.1f}", display=False)
 glue("synth_rate", f"{summary['generated_per_s']:.0f}", display=False)
-glue("synth_sampler", f"{gcfg.sampler} with {gcfg.num_steps} steps", display=False)
+glue("synth_sampler", diffusion.sampler_label(gcfg), display=False)
+glue("synth_shards_note", pipeline.shards_note(cfg, device), display=False)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -85,6 +86,7 @@ print(f"synthetic set: {summary['size']} digits, per class {summary['class_count
 # ({glue:text}`synth_acceptance` accepted) in {glue:text}`synth_time` minutes
 # ({glue:text}`synth_rate` digits/s, sampler: {glue:text}`synth_sampler`). The teacher's label
 # agrees with the requested class for {glue:text}`synth_agreement` of the kept digits.
+# {glue:text}`synth_shards_note`
 #
 # ## Confidence per class
 # Over every generated digit of each requested class: the teacher's mean and standard deviation

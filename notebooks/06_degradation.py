@@ -22,7 +22,7 @@
 # and at two earlier ones of ours ({glue:text}`degr_steps`), all saved by chapter 2.
 #
 # Only the generator may change from one checkpoint to the next. Each checkpoint draws
-# {glue:text}`degr_per_class` digits of each class (the profile's DDIM sampler and guidance).
+# {glue:text}`degr_per_class` digits of each class (the profile's sampler, {glue:text}`degr_sampler`, and its guidance).
 # The teacher accepts those with confidence at or above {glue:text}`degr_threshold`, labelled
 # as in chapter 4, and {glue:text}`degr_kept` of the accepted digits are drawn at random,
 # **whatever their label** (`kr_utils.studies.degradation_set`). So every student learns from
@@ -73,6 +73,7 @@ sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(d_path)
 x_te, y_te = data.test_tensors(cfg.test_subset, cfg.dataset)
 x_val, y_val = pipeline.real_validation(cfg, seed)  # the real validation digits: the early student is chosen on them
 glue("degr_per_class", ecfg.degradation_per_class, display=False)
+glue("degr_sampler", diffusion.sampler_label(cfg.sampler), display=False)
 glue("degr_threshold", cfg.synth.threshold, display=False)
 glue("degr_epochs", ecfg.degradation_epochs, display=False)
 glue("degr_kept", f"{ecfg.degradation_kept:,d}", display=False)

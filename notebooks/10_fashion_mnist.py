@@ -120,9 +120,7 @@ d_ckpt = checkpoints.load_checkpoint(d_path, "diffusion", cfg.run)
 if reused["diffusion"]:
     store.note_reused(d_ckpt["extra"].get("train_time_s"))
 glue("fm_per_class", f"{cfg.synth.per_class:,d}", display=False)
-glue("fm_shards_note", "The set is drawn in one go." if cfg.synth.shards == 1 else (
-    f"The set is drawn as {cfg.synth.shards} shards, each with its own part of every class and its own seed "
-    "(kr_utils.distributed.build_shard), side by side on a CPU, then merged class by class."), display=False)
+glue("fm_shards_note", pipeline.shards_note(cfg, device), display=False)
 glue("fm_threshold", cfg.synth.threshold, display=False)
 
 # %%

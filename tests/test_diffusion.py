@@ -1,6 +1,8 @@
 """The schedule and the samplers, checked against diffusers and against an oracle model.
 (The closed form against the iterated chain and the posterior against Monte Carlo are in
 tests/test_theory.py.)"""
+import dataclasses
+
 import pytest
 import torch
 
@@ -253,3 +255,12 @@ def test_dpm_solver_pp_restarts_for_a_new_chain_and_is_deterministic():
     cfg = config.get_config("smoke").sampler
     built = diffusion.build_sampler(cfg, SCHEDULE, sampler="dpmpp2m", num_steps=8)
     assert isinstance(built, diffusion.DPMSolverPPSampler) and len(built.timesteps) == 8
+
+
+def test_sampler_label_names_the_sampler_and_its_steps():
+    import kr_utils
+    g = kr_utils.get_config("cpu").sampler
+    assert diffusion.sampler_label(dataclasses.replace(g, sampler="ddim", num_steps=20)) == "DDIM in 20 steps"
+    assert diffusion.sampler_label(dataclasses.replace(g, sampler="dpmpp2m", num_steps=10)) == \
+        "DPM-Solver++ (2M) in 10 steps"
+    assert diffusion.sampler_label(dataclasses.replace(g, sampler="ancestral")) == "the ancestral chain"

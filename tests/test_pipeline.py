@@ -95,3 +95,50 @@ def test_metrics_are_keyed_by_stable_ids():
     m = pipeline.recorded_metrics("cpu")
     walk({k: v for k, v in m.items() if k != "environment"}, "cpu")
     assert not bad, bad[:10]
+
+
+def test_shards_note_says_how_the_set_is_drawn():
+    """Chapters 4 and 10 say how _draw_set draws the set: in one go, or in shards side by side
+    only where worker processes draw them (parallel_runs on a CPU), else one after another."""
+    from kr_utils import runtime
+    one = kr_utils.get_config("cpu", synth__shards=1)
+    two = kr_utils.get_config("cpu", synth__shards=3)
+    assert pipeline.shards_note(one, "cpu") == "The set is drawn in one go."
+    with runtime.use_levers(parallel_runs=True):
+        note = pipeline.shards_note(two, "cpu")
+    assert note.startswith("The set is drawn as 3 shards") and "side by side in worker processes" in note
+    with runtime.use_levers(parallel_runs=False):
+        assert "one after another" in pipeline.shards_note(two, "cpu")
+
+
+def test_estimates_are_scaled_on_a_machine_of_another_precision(monkeypatch):
+    """A run recorded in bf16 read on a float32 machine: the estimate says so and is scaled by
+    the measured ratio; without a measured ratio it says the times may not hold; in the
+    recorded precision it is the recorded time."""
+    rec = {"compute_time_s": {"02_diffusion": 600.0}, "environment": {"precision": "bf16", "device": "d", "date": "x"},
+           "other_precisions": {"fp32": {"factor": 2.5, "device": "a 2-core AVX2 CPU", "date": "2026-12-02",
+                                         "measured": "chapters 1 and 2"}}}
+    monkeypatch.setattr(pipeline, "recorded_metrics", lambda profile: rec)
+    monkeypatch.setenv("KR_PRECISION", "fp32")
+    scale, why = pipeline.recorded_scale("cpu", "cpu")
+    assert scale == 2.5 and "in bf16, this machine computes in fp32" in why and "chapters 1 and 2 took 2.50x" in why
+    assert "about 10 min in the recorded run" in pipeline.estimate("diffusion", "cpu", "cpu")
+    assert "about 25 min here" in pipeline.estimate("diffusion", "cpu", "cpu")
+    monkeypatch.setenv("KR_PRECISION", "bf16")
+    assert pipeline.recorded_scale("cpu", "cpu") == (1.0, "")
+    assert "here" not in pipeline.estimate("diffusion", "cpu", "cpu")
+    monkeypatch.setenv("KR_PRECISION", "fp16")
+    scale, why = pipeline.recorded_scale("cpu", "cpu")
+    assert scale == 1.0 and "may not hold" in why
+
+
+def test_the_runner_scales_its_estimates(monkeypatch, tmp_path, capsys):
+    """The book runner says why and prints the scaled time left (papermill replaced by a no-op)."""
+    import papermill
+    from kr_utils import book
+    monkeypatch.setattr(pipeline, "recorded_scale", lambda profile, device: (3.0, "because"))
+    monkeypatch.setattr(pipeline, "recorded_metrics", lambda profile: {"compute_time_s": {"01_teacher": 600.0}})
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: None)
+    book.run_notebooks("cpu", tmp_path, only=["01_teacher"])
+    out = capsys.readouterr().out
+    assert "Note: because." in out and "about 30 min left from scratch" in out

@@ -190,7 +190,8 @@ def test_a_set_drawn_in_shards_side_by_side_is_the_set_drawn_one_shard_after_ano
     monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path / "side"))
     cfg = config.get_config("smoke", synth__shards=2)
     one = config.get_config("smoke")
-    pipeline.teacher(cfg, "cpu"), pipeline.diffusion_model(cfg, "cpu")
+    pipeline.teacher(cfg, "cpu")
+    pipeline.diffusion_model(cfg, "cpu")
     shutil.copytree(tmp_path / "side", tmp_path / "serial")
     with runtime.use_levers(parallel_runs=True):
         side, reused = pipeline.build_synthetic_set(cfg, "cpu", cfg.seed)
