@@ -50,8 +50,11 @@
 # With $\alpha_t = \sqrt{\bar\alpha_t}$, $\sigma_t = \sqrt{1-\bar\alpha_t}$,
 # $\lambda_t = \log(\alpha_t/\sigma_t)$ and $h = \lambda_{t'} - \lambda_t$,
 #
-# $$x_{t'} = \frac{\sigma_{t'}}{\sigma_t}\,x_t - \alpha_{t'}\big(e^{-h}-1\big)\,D_t,\qquad
-#   D_t = \hat x_0^{(t)} + \frac{\hat x_0^{(t)} - \hat x_0^{(s)}}{2r},\quad r = \frac{h_s}{h} \tag{7'}$$
+# $$x_{t'} = \frac{\sigma_{t'}}{\sigma_t}\,x_t - \alpha_{t'}\big(e^{-h}-1\big)\,D_t \tag{7'}$$
+#
+# with
+#
+# $$D_t = \hat x_0^{(t)} + \frac{\hat x_0^{(t)} - \hat x_0^{(s)}}{2r},\qquad r = \frac{h_s}{h},$$
 #
 # where $s$ is the step before $t$ and $h_s$ its $h$; the first step and the last use
 # $D_t = \hat x_0^{(t)}$ (first order: eq. 7 when $\hat x_0$ is not clipped). With one network
