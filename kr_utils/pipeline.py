@@ -299,13 +299,18 @@ def _set_shard(cfg: Profile, t_path: Path, d_path: Path, device, seed: int, rank
     return distributed.build_sharded_set(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, world=world, device=device)
 
 
+def _shards_side_by_side(device) -> bool:
+    """Whether :func:`_draw_set` draws a set's shards in worker processes: the ``parallel_runs`` lever, on a CPU."""
+    return levers(device).parallel_runs and torch.device(device).type == "cpu"
+
+
 def _draw_set(cfg: Profile, t_path: Path, d_path: Path, device, seed: int) -> dict:
     """The labelled synthetic set of ``cfg``: one draw, or ``cfg.synth.shards`` shards merged
     (:mod:`kr_utils.distributed`). Where the ``parallel_runs`` lever is on (a CPU of two cores or
     more), the shards are drawn side by side in worker processes, each with its share of the
     threads; the merged set is the one that the shards drawn one after another make."""
     world = cfg.synth.shards
-    if world == 1 or not (levers(device).parallel_runs and torch.device(device).type == "cpu"):
+    if world == 1 or not _shards_side_by_side(device):
         return _set_shard(cfg, t_path, d_path, device, seed)
     threads = workers.threads_per_run(world)
     print(f"drawing the set in {world} shards side by side in worker processes, {threads} thread(s) each", flush=True)
@@ -319,8 +324,7 @@ def shards_note(cfg: Profile, device) -> str:
     world = cfg.synth.shards
     if world == 1:
         return "The set is drawn in one go."
-    where = ("side by side in worker processes on this CPU"
-             if levers(device).parallel_runs and torch.device(device).type == "cpu" else "one after another")
+    where = "side by side in worker processes on this CPU" if _shards_side_by_side(device) else "one after another"
     return (f"The set is drawn as {world} shards, each with its own part of every class and its own seed "
             f"(kr_utils.distributed.build_shard), {where}, then merged class by class.")
 
