@@ -94,3 +94,33 @@ def test_overrides_and_plain_view():
 def test_classifier_names_match_the_models():
     from kr_utils import models
     assert set(config.CLASSIFIER_NAMES) == set(models.CLASSIFIERS)
+
+
+def _readme_row(profile: str) -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith(f"| `{profile}`")]
+    assert len(rows) == 1, f"README has {len(rows)} table rows for profile {profile!r}"
+    return rows[0]
+
+
+@pytest.mark.parametrize("profile", ["cpu", "t4"])
+def test_readme_profile_table_matches_the_config(profile):
+    """The README's table of profiles says the sizes of the studies; it went stale once
+    (degradation checkpoints, ablation seeds, milestones) when the config changed."""
+    import re
+
+    row, cfg = _readme_row(profile), config.get_config(profile)
+    e = cfg.studies
+    m = re.search(r"degradation on (\d+) checkpoints × ([\d,]+) digits/class drawn, ([\d,]+) kept", row)
+    assert m, "the row names the degradation study's checkpoints, digits drawn and kept"
+    assert [int(g.replace(",", "")) for g in m.groups()] == [
+        len(e.degradation_milestones), e.degradation_per_class, e.degradation_kept]
+    m = re.search(r"ablation on ([\d,]+) digits/class × (\d+) seeds", row)
+    assert m and [int(g.replace(",", "")) for g in m.groups()] == [e.ablation_per_class, len(e.ablation_seeds)]
+    m = re.search(r"\((\d+) milestones\)", row)
+    if profile == "cpu":
+        assert m and int(m.group(1)) == len(cfg.diffusion.milestones)
+        m = re.search(r"\((\d+) epochs per student\)", row)
+        assert m and int(m.group(1)) == e.degradation_epochs
