@@ -10,6 +10,10 @@ variant of the highest mean validation accuracy.
 
     python benchmarks/sweep_levers.py --profile cpu --out results/cpu
     python benchmarks/sweep_levers.py --profile cpu --from-artifacts --w 1 2 --soft 1 --per-class 500 --seeds 0 1
+    python benchmarks/sweep_levers.py --profile cpu --from-artifacts --w 1 --soft 1 --recipe profile alpha=1.0 epochs=4
+
+Every variant of ``--soft`` and ``--recipe`` learns from the same synthetic set, drawn once per
+sampler, w, size and threshold; the JSON is rewritten after every variant.
 """
 import argparse
 import dataclasses
@@ -22,10 +26,10 @@ import numpy as np
 import torch
 
 import kr_utils
-from kr_utils import data, diffusion, distill, evaluate, models, runtime, store, synth
+from kr_utils import config, data, diffusion, distill, evaluate, models, runtime, store, synth
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--profile", default="cpu")
     p.add_argument("--out", default="results")
@@ -38,12 +42,16 @@ def main():
                    help="samplers as name:steps (e.g. ddim:20 dpmpp2m:10; default: the profile's)")
     p.add_argument("--tag", default=None, help="written as sweep_<profile>_<tag>.json (default: sweep_<profile>.json)")
     p.add_argument("--student-epochs", type=int, default=None)
+    p.add_argument("--recipe", nargs="*", default=["profile"],
+                   help="student recipes, each 'profile' or key=value pairs joined by commas "
+                        "(e.g. alpha=1.0 epochs=4,batch_size=128,lr=4e-3); every recipe learns from the same set")
     p.add_argument("--seeds", type=int, nargs="*", default=[None], help="student seeds (default: the profile's seed)")
     p.add_argument("--from-artifacts", action="store_true",
                    help="reuse the profile's teacher.pt and diffusion.pt instead of training them")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     cfg = kr_utils.get_config(args.profile)
     samplers = [None if s is None else _sampler(p, s) for s in args.sampler]
+    recipes = [_recipe(p, cfg.student, r) for r in args.recipe]
     dev = runtime.device()
     seed = cfg.seed
     tr_img, tr_lbl = data.load_mnist("train")
@@ -91,8 +99,7 @@ def main():
         schedule = diffusion.NoiseSchedule.from_config(dc)
     g, sc, st = cfg.sampler, cfg.synth, cfg.student
     seeds = [seed if s is None else s for s in args.seeds]
-    for steps, smp, w, soft, pc, thr in itertools.product(wanted, samplers, args.w, args.soft, args.per_class,
-                                                          args.threshold):
+    for steps, smp, w, pc, thr in itertools.product(wanted, samplers, args.w, args.per_class, args.threshold):
         pc, thr = pc or sc.per_class, thr or sc.threshold
         gs = g if smp is None else dataclasses.replace(g, sampler=smp[0], num_steps=smp[1])
         sampler = diffusion.build_sampler(gs, schedule)
@@ -102,27 +109,56 @@ def main():
                                                             threshold_floor=min(thr, sc.threshold_floor)),
                                         dataclasses.replace(gs, guidance_w=w), seed=seed, device=dev, progress=False)
         gen_s = time.perf_counter() - t0
-        val_accs, test_accs, t0 = [], [], time.perf_counter()
-        for s in seeds:
-            syn_train, syn_val = distill.synthetic_split(res["images"], res["labels"], res["logits"],
-                                                         st.val_fraction, s)
-            student, hist = distill.train_student(syn_train, syn_val,
-                                                  st.recipe(labels="soft_t4" if soft else "hard",
-                                                            epochs=args.student_epochs or st.epochs),
-                                                  seed=s, device=dev, desc="student")
-            val_accs.append(evaluate.classification_report(evaluate.predict_logits(student, x_val), y_val)["accuracy"])
-            test_accs.append(evaluate.classification_report(evaluate.predict_logits(student, x_te), y_te)["accuracy"])
-        run = {"diffusion_steps": steps, "sampler": f"{gs.sampler}_{gs.num_steps}", "w": w, "soft": bool(soft), "per_class": pc, "threshold": thr,
-               "acceptance_rate": res["acceptance_rate"], "generated": res["generated"],
-               "generation_s": gen_s, "student_s": time.perf_counter() - t0, "seeds": seeds,
-               "val_real_accuracy": evaluate.summarize_seeds(val_accs), "student_accuracy": float(np.mean(test_accs)),
-               "student_accuracy_seeds": evaluate.summarize_seeds(test_accs)}
-        print(json.dumps(run), flush=True)
-        results["runs"].append(run)
-        results["chosen"] = max(results["runs"], key=lambda r: r["val_real_accuracy"]["mean"])  # on validation
+        for soft, (changes, label) in itertools.product(args.soft, recipes):  # one set, every student recipe
+            epochs = {"epochs": args.student_epochs} if args.student_epochs else {}
+            recipe = st.recipe(labels="soft_t4" if soft else "hard", **{**epochs, **changes})
+            val_accs, test_accs, t0 = [], [], time.perf_counter()
+            for s in seeds:
+                syn_train, syn_val = distill.synthetic_split(res["images"], res["labels"], res["logits"],
+                                                             st.val_fraction, s)
+                student, hist = distill.train_student(syn_train, syn_val, recipe, seed=s, device=dev, desc="student")
+                val_accs.append(evaluate.classification_report(evaluate.predict_logits(student, x_val), y_val)["accuracy"])
+                test_accs.append(evaluate.classification_report(evaluate.predict_logits(student, x_te), y_te)["accuracy"])
+            run = {"diffusion_steps": steps, "sampler": f"{gs.sampler}_{gs.num_steps}", "w": w, "soft": bool(soft),
+                   "per_class": pc, "threshold": thr, "recipe": label, "student_recipe": recipe.as_dict(),
+                   "acceptance_rate": res["acceptance_rate"], "generated": res["generated"],
+                   "generation_s": gen_s, "student_s": time.perf_counter() - t0, "seeds": seeds,
+                   "val_real_accuracy": evaluate.summarize_seeds(val_accs), "student_accuracy": float(np.mean(test_accs)),
+                   "student_accuracy_seeds": evaluate.summarize_seeds(test_accs)}
+            print(json.dumps(run), flush=True)
+            results["runs"].append(run)
+            results["chosen"] = max(results["runs"], key=lambda r: r["val_real_accuracy"]["mean"])  # on validation
+            _write(args, results)  # after every run: an interrupted sweep keeps what it measured
+
+
+def _write(args, results):
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     name = f"sweep_{args.profile}_{args.tag}.json" if args.tag else f"sweep_{args.profile}.json"
     store.atomic_write_text(out / name, json.dumps(results, indent=2))
+
+
+def _recipe(parser, student, text: str) -> tuple[dict, str]:
+    """``"alpha=1.0,epochs=4"`` as ``({"alpha": 1.0, "epochs": 4}, text)``, each value of the
+    type of the recipe's field; ``"profile"`` is no change. A key the recipe lacks or a value
+    the recipe refuses is the parser's error, before any training."""
+    if text == "profile":
+        return {}, text
+    fields = {k: type(v) for k, v in student.recipe().as_dict().items()}
+    changes = {}
+    for pair in text.split(","):
+        key, _, value = pair.partition("=")
+        if key not in fields or key in ("soft", "temperature") or not value:
+            parser.error(f"--recipe {text!r}: expected key=value with keys of {sorted(set(fields) - {'soft', 'temperature'})}")
+        kind = fields[key]
+        try:
+            changes[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+        except ValueError:
+            parser.error(f"--recipe {text!r}: {key} must be of type {kind.__name__}, got {value!r}")
+    try:
+        student.recipe(**changes)
+    except config.ConfigError as err:
+        parser.error(f"--recipe {text!r}: {err}")
+    return changes, text
 
 
 def _sampler(parser, text: str) -> tuple[str, int]:
