@@ -36,7 +36,10 @@ def ema_update(ema_model, model, decay: float, step: int, foreach: bool = True):
     """Exponential moving average of weights, with the usual warm-up of the decay so the
     average is not dominated by the random initialisation in short runs. ``foreach`` (the
     ``foreach_ema`` lever): one multi-tensor ``lerp`` over all parameters instead of a kernel
-    per parameter (111 launches a step for the gpu profile's U-Net)."""
+    per parameter (111 launches a step for the gpu profile's U-Net). Buffers (BatchNorm's
+    running statistics) are copied, not averaged, as ``torch.optim.swa_utils`` does without
+    ``use_buffers``: an averaged network keeps the statistics of the network it follows rather
+    than those of its initialisation (the U-Net has none; a classifier with BatchNorm has)."""
     d = min(decay, (1 + step) / (10 + step))
     ema_p, p = list(ema_model.parameters()), list(model.parameters())
     if foreach:
@@ -44,6 +47,8 @@ def ema_update(ema_model, model, decay: float, step: int, foreach: bool = True):
     else:
         for pe, pm in zip(ema_p, p):
             pe.lerp_(pm, 1 - d)
+    for be, bm in zip(ema_model.buffers(), model.buffers()):
+        be.copy_(bm)
 
 
 def optimizer(kind: str, params, lr: float, device, weight_decay: float = 0.0) -> torch.optim.Optimizer:

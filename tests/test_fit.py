@@ -101,3 +101,21 @@ def test_fit_options_ema_and_early_stop():
     assert epochs == [1, 2, 3] and run.steps == 12 and len(run.losses) == 12  # stopped after epoch 3
     assert run.model is run.ema and not torch.equal(run.ema.weight, model.weight)
     assert dataclasses.is_dataclass(run)
+
+
+def test_the_ema_follows_the_batchnorm_statistics():
+    """A classifier with BatchNorm trained with an EMA of its weights: the EMA network carries
+    the running statistics the training gathered, not those of its initialisation (zero mean,
+    unit variance), so that it predicts in eval mode as the network it averages does."""
+    torch.manual_seed(0)
+    model = models.build_classifier("compressed_cnn")
+    x, y = _digits(64)
+    x = 3 * x + 1  # inputs whose statistics are far from the initial zero mean / unit variance
+    loss_fn = lambda idx: torch.nn.functional.cross_entropy(model(x[idx]), y[idx])  # noqa: E731
+    run = fit.fit(model, loss_fn, data.Batcher(64, 16, torch.Generator().manual_seed(0)),
+                  torch.optim.SGD(model.parameters(), lr=1e-3), fit.FitOptions(steps=8, ema_decay=0.99, progress=False))
+    live = dict(model.named_buffers())
+    assert live, "the classifier has BatchNorm buffers"
+    for name, b in run.ema.named_buffers():
+        torch.testing.assert_close(b, live[name], rtol=0, atol=0, msg=name)
+    assert int(live[next(n for n in live if n.endswith("num_batches_tracked"))]) == 8
