@@ -37,9 +37,10 @@ def ema_update(ema_model, model, decay: float, step: int, foreach: bool = True):
     average is not dominated by the random initialisation in short runs. ``foreach`` (the
     ``foreach_ema`` lever): one multi-tensor ``lerp`` over all parameters instead of a kernel
     per parameter (111 launches a step for the gpu profile's U-Net). Buffers (BatchNorm's
-    running statistics) are copied, not averaged, as ``torch.optim.swa_utils`` does without
-    ``use_buffers``: an averaged network keeps the statistics of the network it follows rather
-    than those of its initialisation (the U-Net has none; a classifier with BatchNorm has)."""
+    running statistics) are copied, not averaged, as lucidrains' ``ema-pytorch`` does
+    (``torch.optim.swa_utils.AveragedModel`` leaves them at their initialisation unless
+    ``use_buffers``): the averaged network keeps the statistics of the network it follows
+    (the U-Net has none; a classifier with BatchNorm has)."""
     d = min(decay, (1 + step) / (10 + step))
     ema_p, p = list(ema_model.parameters()), list(model.parameters())
     if foreach:
