@@ -304,10 +304,15 @@ class StudiesConfig(_Stage):
     ablation_per_class: int
     ablation_seeds: tuple[int, ...]
     thesis_per_class: int
+    # the epochs of the studies' students (chapter 5's grid, chapter 7's ablation); None: the main
+    # student's (student.epochs), and then the grid's main cell is the main student itself
+    epochs: int | None = None
 
     def check(self):
         self._positive("degradation_per_class", "degradation_kept", "degradation_epochs", "ablation_per_class",
-                       "thesis_per_class")
+                       "thesis_per_class", "epochs", allow_none=("epochs",))
+        if self.epochs is not None and not isinstance(self.epochs, int):
+            self._fail("epochs", "must be a whole number of epochs or None")
         if self.degradation_kept > 10 * self.degradation_per_class:
             self._fail("degradation_kept", f"must not exceed the {10 * self.degradation_per_class} digits generated "
                                            f"per checkpoint (10 x studies.degradation_per_class)")
@@ -471,6 +476,12 @@ class Profile:
         return data.info(self.dataset)
 
     @property
+    def study_epochs(self) -> int:
+        """The epochs of the studies' students (chapter 5's grid, chapter 7's ablation):
+        ``studies.epochs``, or the main student's ``student.epochs`` where that is None."""
+        return self.student.epochs if self.studies.epochs is None else self.studies.epochs
+
+    @property
     def num_classes(self) -> int:
         """The number of classes of :attr:`dataset` (its torchvision class names)."""
         from . import data
@@ -619,9 +630,9 @@ PROFILES: dict[str, dict] = {
         # studies of chapters 5-7 chapters 1-8 and the theory take 48 min on 2 cores (bf16, results/cpu).
         # 5 epochs are better on the real validation digits at every seed (benchmarks/sweep_levers.py
         # --recipe, results/cpu/sweep_cpu_recipe.json, 2026-12-03, float32 machine, one DPM-Solver++ 10 set:
-        # 99.11% against 98.89%; test 99.35% against 99.22%) but not switched: `epochs` also sets every
-        # cell of chapter 5's grid and chapter 7's ablation (an estimated +550 s on 2 bf16 cores), and the
-        # recorded run is of 3 epochs.
+        # 99.11% against 98.89%; test 99.35% against 99.22%) but not switched: the recorded run is of 3
+        # epochs. With `studies.epochs` = 3 the grid and the ablation would keep 3 and the grid train its
+        # ResNet cell anew (an estimated +220 s on 2 bf16 cores, against +550 s with every study at 5).
         student=dict(arch="resnet_preact", epochs=3, batch_size=64, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
                      seeds=(0, 1, 2)),

@@ -360,26 +360,59 @@ def student_run(cfg: Profile, split: dict, arch: str, labels: str, seed: int, de
     return student_runs(cfg, split, arch, labels, [seed], device)[seed]
 
 
-def student_runs(cfg: Profile, split: dict, arch: str, labels: str, seeds, device) -> dict:
+def student_runs(cfg: Profile, split: dict, arch: str, labels: str, seeds, device, epochs: int | None = None) -> dict:
     """One cell of chapter 5's grid over ``seeds`` (:func:`student_run` each; trained together
-    where the ``group_seeds`` lever is on): ``{seed: run}``."""
+    where the ``group_seeds`` lever is on): ``{seed: run}``. ``epochs``: the runs' epochs, the
+    main student's (``student.epochs``) where None; runs of other epochs are cached under
+    ``students/<arch>_<labels>_<epochs>ep_seed<seed>.pt``, so that the two never replace each other."""
+    epochs = cfg.student.epochs if epochs is None else epochs
+    tag = "" if epochs == cfg.student.epochs else f"_{epochs}ep"
     out = artifact_dir(cfg.run)
-    jobs = [studies.RunJob(split["train"], split["val"], s, out / "students" / f"{arch}_{labels}_seed{s}.pt",
-                           split["key"], f"{arch} {labels} seed {s}") for s in seeds]
-    return dict(zip(seeds, studies.run_classifiers(jobs, cfg.student.recipe(arch=arch, labels=labels),
-                                                   device=device, test=split["test"], holdout=split.get("real_val"))))
+    jobs = [studies.RunJob(split["train"], split["val"], s, out / "students" / f"{arch}_{labels}{tag}_seed{s}.pt",
+                           split["key"], f"{arch} {labels}{tag} seed {s}") for s in seeds]
+    recipe = cfg.student.recipe(arch=arch, labels=labels, epochs=epochs)
+    return dict(zip(seeds, studies.run_classifiers(jobs, recipe, device=device, test=split["test"],
+                                                   holdout=split.get("real_val"))))
 
 
-def student_grid(cfg: Profile, split: dict, device) -> tuple[tuple[str, str], dict]:
-    """Chapter 5's grid: every architecture x label setting of ``studies``, the profile's own
-    student (the main cell, first) over ``student.seeds`` and every other cell over
-    ``studies.grid_seeds``, each run found in the cache or trained. Returns ``(main_cell, runs)``
-    with ``runs[(arch, labels)][seed]``."""
+@dataclasses.dataclass(frozen=True)
+class StudentGrid:
+    """Chapter 5's students (:func:`student_grid`): ``main``, the profile's student over
+    ``student.seeds`` (``{seed: run}``); ``cells``, every cell of the grid over its seeds
+    (``cells[(arch, labels)][seed]``), all trained for :attr:`kr_utils.config.Profile.study_epochs`;
+    ``main_cell``, the main student's ``(arch, labels)``."""
+
+    main_cell: tuple[str, str]
+    main: dict
+    cells: dict
+
+    @property
+    def shared(self) -> bool:
+        """Whether the grid's main cell is the main student itself (the studies train as long as it does)."""
+        return self.cells.get(self.main_cell) is self.main
+
+    def train_time_s(self) -> float:
+        """The training time of every run, each counted once."""
+        runs = {id(r): r for rs in (self.main, *self.cells.values()) for r in rs.values()}
+        return sum(r["train_time_s"] for r in runs.values())
+
+
+def student_grid(cfg: Profile, split: dict, device) -> StudentGrid:
+    """Chapter 5's students, each run found in the cache or trained: the profile's own student
+    over ``student.seeds``, and every architecture x label setting of ``studies`` over
+    ``studies.grid_seeds`` for ``Profile.study_epochs``. Where those are the main student's
+    epochs, the grid's main cell is the main student (its seeds, not trained twice); where they
+    differ, the grid trains that cell too, at its own epochs, so that every cell of the grid
+    has the same training budget."""
     st, e = cfg.student, cfg.studies
     main_cell = (st.arch, st.recipe().labels)
-    cells = [main_cell] + [(a, lab) for a in e.grid_archs for lab in e.grid_labels if (a, lab) != main_cell]
-    return main_cell, {cell: student_runs(cfg, split, *cell, st.seeds if cell == main_cell else e.grid_seeds, device)
-                       for cell in cells}
+    main = student_runs(cfg, split, *main_cell, st.seeds, device)
+    shared = cfg.study_epochs == st.epochs
+    cells = {main_cell: main} if shared else {}
+    for cell in [main_cell] + [(a, lab) for a in e.grid_archs for lab in e.grid_labels if (a, lab) != main_cell]:
+        if cell not in cells:
+            cells[cell] = student_runs(cfg, split, *cell, e.grid_seeds, device, epochs=cfg.study_epochs)
+    return StudentGrid(main_cell=main_cell, main=main, cells=cells)
 
 
 def save_student(cfg: Profile, run: dict, seed: int) -> Path:

@@ -247,16 +247,18 @@ def equal_update_epochs(epochs: int, per_class: int, smaller_per_class: int) -> 
     return max(1, round(epochs * per_class / smaller_per_class))
 
 
-def ablation_config(student: StudentConfig, variant: dict, per_class: int, thesis_per_class: int) -> tuple[ClassifierRecipe, bool]:
+def ablation_config(student: StudentConfig, variant: dict, per_class: int, thesis_per_class: int,
+                    epochs: int | None = None) -> tuple[ClassifierRecipe, bool]:
     """The student recipe and ``select_best`` of a variant. The reference trains a ResNet on
-    hard labels with the profile's augmentation for the whole budget and keeps the final
+    hard labels with the profile's augmentation for the whole budget (``epochs``, the studies'
+    :attr:`kr_utils.config.Profile.study_epochs`; ``student.epochs`` where None) and keeps the final
     weights; ``early_stop`` stops as the thesis' code did, after :data:`THESIS_PATIENCE` epochs
     without a lower synthetic validation loss, and keeps the last weights (its
     ``last_model.pt``); ``no_augment`` trains without the affine jitter (the thesis had none);
     ``small`` (``thesis_per_class`` digits per class instead of ``per_class``) trains
     proportionally more epochs, so that it makes as many updates as the reference and the
     variant measures the size of the set, not a shorter training."""
-    epochs = student.epochs
+    epochs = student.epochs if epochs is None else epochs
     if variant.get("small"):
         epochs = equal_update_epochs(epochs, per_class, thesis_per_class)
     recipe = student.recipe(labels="hard", epochs=epochs,
@@ -460,7 +462,7 @@ def ablation_runs(cfg: Profile, stored: dict, *, device, test, code_set: dict | 
         source = other[which] if which else stored
         if source is None:
             continue
-        recipe, select_best = ablation_config(st, variant, e.ablation_per_class, e.thesis_per_class)
+        recipe, select_best = ablation_config(st, variant, e.ablation_per_class, e.thesis_per_class, cfg.study_epochs)
         set_key = array_key(source["images"], source["labels"]) if which else stored["summary"]["inputs_key"]
         key = fingerprint({"set": set_key, "variant": variant, "per_class": e.ablation_per_class,
                            "thesis_per_class": e.thesis_per_class})

@@ -46,6 +46,7 @@ seed = None     # overrides the profile's seed (used for the data split)
 soft = None     # True: soft targets (eq. 8); overrides student.soft
 arch = None     # overrides student.arch: "resnet_preact", "simple_cnn" or "compressed_cnn"
 epochs = None   # overrides student.epochs
+grid_epochs = None  # overrides studies.epochs, the grid's (None: the student's, whose runs are then the grid's main cell)
 
 # %%
 import numpy as np
@@ -55,7 +56,8 @@ from kr_utils.live import glue
 import kr_utils
 from kr_utils import comparison, config, evaluate, pipeline, plots, runtime, store, studies, thesis
 
-cfg = kr_utils.get_config(profile, dataset=dataset, student__soft=soft, student__arch=arch, student__epochs=epochs)
+cfg = kr_utils.get_config(profile, dataset=dataset, student__soft=soft, student__arch=arch, student__epochs=epochs,
+                         studies__epochs=grid_epochs)
 seed = cfg.seed if seed is None else seed
 scfg, profile = cfg.student, cfg.run
 out = store.artifact_dir(profile)
@@ -78,24 +80,28 @@ print(f"student {scfg.arch}: {len(syn_train[0])} synthetic training digits, "
 # teacher's argmax) and with soft targets at $\tau = 1$ and $\tau = 4$ (eq. 8,
 # $\alpha = 0.5$). The profile's student ({glue:text}`student_main_cell`)
 # gets {glue:text}`student_seeds` seeds, every other cell {glue:text}`grid_seeds_n`;
-# each run lasts {glue:text}`student_epochs_cfg` epochs at this profile (the thesis: 30-100
+# {glue:text}`grid_budget` (the thesis: 30-100
 # epochs, 10 seeds). Runs are cached under `artifacts/<profile>/students/`
 # (`kr_utils.studies.run_classifier`), so an interrupted grid resumes at the run and epoch
 # where it stopped.
 
 # %%
 ecfg = cfg.studies
-main_cell, runs = pipeline.student_grid(cfg, split, device)  # runs[(arch, labels)][seed], cached
+grid = pipeline.student_grid(cfg, split, device)  # grid.main[seed], grid.cells[(arch, labels)][seed], cached
+main_cell, runs = grid.main_cell, grid.cells
 summary = {cell: evaluate.summarize_seeds([r["accuracy"] for r in rs.values()]) for cell, rs in runs.items()}
-accs = summary[main_cell]
-first = runs[main_cell][scfg.seeds[0]]
+accs = evaluate.summarize_seeds([r["accuracy"] for r in grid.main.values()])
+first = grid.main[scfg.seeds[0]]
 pipeline.save_student(cfg, first, scfg.seeds[0])  # artifacts/<profile>/student.pt
 
 # %%
 teacher_acc = pipeline.teacher_accuracy(cfg, device)  # chapter 1's record, or measured now
 glue("student_main_cell", f"{main_cell[0]}, {config.LABEL_NAMES[main_cell[1]]}", display=False)
 glue("grid_seeds_n", len(ecfg.grid_seeds), display=False)
-glue("student_epochs_cfg", scfg.epochs, display=False)
+glue("grid_budget", f"each run lasts {scfg.epochs} epochs at this profile" if grid.shared else
+     f"each run of the grid lasts {cfg.study_epochs} epochs at this profile and the profile's student {scfg.epochs}, so "
+     f"the grid trains the student's cell once more, for {cfg.study_epochs} epochs over {len(ecfg.grid_seeds)} seeds, "
+     f"and every cell has the same budget", display=False)
 glue("student_acc", f"{100 * accs['mean']:.2f}%", display=False)
 gap = 100 * (teacher_acc - accs["mean"])
 glue("student_gap", f"{abs(gap):.2f} points {'below' if gap >= 0 else 'above'}", display=False)
@@ -110,7 +116,7 @@ glue("student_test_interval", f"[{100 * lo:.2f}, {100 * hi:.2f}]", display=False
 glue("student_test_n", f"{n_test:,d}", display=False)
 glue("student_test_halfwidth", f"{100 * (hi - lo) / 2:.2f}", display=False)
 glue("student_labels", config.LABEL_NAMES[main_cell[1]], display=False)
-fig = plots.band_curves({f"{main_cell[0]}, {main_cell[1]}": [r["history"] for r in runs[main_cell].values()]},
+fig = plots.band_curves({f"{main_cell[0]}, {main_cell[1]}": [r["history"] for r in grid.main.values()]},
                         keys=("val_loss", "val_acc", "real_test_acc"))
 plots.glue_figure("fig_student_curves", fig)
 
@@ -180,7 +186,7 @@ if hard in runs and soft in runs:
 else:
     glue("grid_soft_vs_hard", "not measured at this profile (one of the two cells is not in its grid)", display=False)
     glue("grid_soft_vs_hard_mcnemar", "not measured", display=False)
-glue("syn_val_main", f"{100 * syn_val_acc[main_cell]:.2f}%", display=False)
+glue("syn_val_main", f"{100 * np.mean([kept_epoch(r['history']) for r in grid.main.values()]):.2f}%", display=False)
 table
 
 # %% [markdown]
@@ -206,13 +212,13 @@ table
 store.update_metrics(profile, "student", {
     "arch": scfg.arch, "soft": scfg.soft, "augment": scfg.augment, "test_accuracy": accs,
     "per_class_accuracy": first["per_class_accuracy"],
-    "epochs_run": [len(r["history"]["epoch"]) for r in runs[main_cell].values()],
+    "epochs_run": [len(r["history"]["epoch"]) for r in grid.main.values()], "grid_epochs": cfg.study_epochs,
     "train_size": len(syn_train[0]), "val_size": len(syn_val[0]),
     "grid": {f"{a}/{lab}": v for (a, lab), v in summary.items()},
     "grid_real_validation": {f"{a}/{lab}": v for (a, lab), v in val_summary.items()},
     "grid_synthetic_validation": {f"{a}/{lab}": v for (a, lab), v in syn_val_acc.items()},
     "best_cell_on_validation": f"{best[0]}/{best[1]}", "grid_main_labels": main_cell[1], "real_validation_size": len(split["real_val"][1]),
-    "train_time_s": sum(r["train_time_s"] for rs in runs.values() for r in rs.values())})
+    "train_time_s": grid.train_time_s()})
 clock.record()
 
 # %% [markdown]

@@ -163,7 +163,8 @@ for i, n in enumerate(names):
         "" if not c["seeds"] else f" (seeds {', '.join(map(str, c['seeds']))}; on the test set their students put "
                                   f"{', '.join(f'{100 * x:.0f}%' for x in c['top_class_share'])} of the digits in "
                                   f"one class)"), display=False)
-budget = studies.ablation_config(scfg, studies.ABLATIONS["early_stop"], ecfg.ablation_per_class, ecfg.thesis_per_class)[0].epochs
+budget = studies.ablation_config(scfg, studies.ABLATIONS["early_stop"], ecfg.ablation_per_class, ecfg.thesis_per_class,
+                                 cfg.study_epochs)[0].epochs
 stopped = sum(len(r["history"]["epoch"]) < budget for r in runs["early_stop"].values())
 glue("abl_early_stopped", f"{stopped} of {summary['early_stop']['n']}", display=False)
 glue("abl_epochs_ref", max(len(q["history"]["epoch"]) for q in runs["reference"].values()), display=False)

@@ -64,7 +64,8 @@ t_path = pipeline.teacher(cfg, device, seed)  # found, or built first (chapter 1
 teacher = checkpoints.load_model(t_path, "teacher", device)
 split = pipeline.student_split(cfg, device, seed)  # the synthetic set, found or built (chapters 2, 4)
 stored, (x_te, y_te) = split["stored"], split["test"]
-main_cell, runs = pipeline.student_grid(cfg, split, device)  # chapter 5's students, found or trained
+grid = pipeline.student_grid(cfg, split, device)  # chapter 5's students, found or trained
+main_cell, runs = grid.main_cell, grid.cells
 main_id = "/".join(main_cell)
 
 # %% [markdown]
@@ -90,7 +91,7 @@ glue("ood_size", ev.ood_size, display=False)
 fid_frame
 
 # %%
-main_fid = fid[main_id]
+main_fid = fid[main_id] if grid.shared else claims.fidelity_table(teacher, {main_cell: grid.main}, inputs, device)[main_id]
 for i in inputs:
     glue(f"fid_{i}", evaluate.format_summary(main_fid[i]["agreement"]), display=False)
     glue(f"kl_{i}", f"{main_fid[i]['kl']['mean']:.3f}", display=False)
@@ -478,7 +479,7 @@ glue("sampler_collapse", " ".join(
 # between its two lines what synthetic digits cost against real ones.
 
 # %% tags=["hide-output"]
-curve = claims.size_curve(cfg, stored, teacher, train_u8, train_lbl, runs[main_cell], device=device, test=(x_te, y_te))
+curve = claims.size_curve(cfg, stored, teacher, train_u8, train_lbl, grid.main, device=device, test=(x_te, y_te))
 fig = plots.summary_curves({"synthetic digits": curve["synthetic"], "real digits": curve["real"]},
                            "digits in the student's set (90% trained on, 10% validation)", "real-test accuracy (%)",
                            logx=True, reference=("teacher", pipeline.teacher_accuracy(cfg, device)))

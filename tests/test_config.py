@@ -41,6 +41,8 @@ def test_env_chooses_profile(monkeypatch):
     (dict(synth__shards=0), "synth.shards must be a positive number, got 0"),
     (dict(synth__shards=1.5), "synth.shards must be a whole number of shards, got 1.5"),
     (dict(synth__shards=2001), r"synth.shards must be at most per_class \(2000\)"),
+    (dict(studies__epochs=0), "studies.epochs must be a positive number, got 0"),
+    (dict(studies__epochs=2.5), "studies.epochs must be a whole number of epochs or None, got 2.5"),
 ])
 def test_impossible_values_are_rejected(overrides, message):
     with pytest.raises(config.ConfigError, match=message):
@@ -124,3 +126,10 @@ def test_readme_profile_table_matches_the_config(profile):
         assert m and int(m.group(1)) == len(cfg.diffusion.milestones)
         m = re.search(r"\((\d+) epochs per student\)", row)
         assert m and int(m.group(1)) == e.degradation_epochs
+
+
+def test_the_studies_train_as_long_as_the_main_student_unless_told():
+    cfg = config.get_config("cpu")
+    assert cfg.studies.epochs is None and cfg.study_epochs == cfg.student.epochs
+    longer = config.get_config("cpu", student__epochs=5, studies__epochs=3)
+    assert (longer.student.epochs, longer.study_epochs) == (5, 3)

@@ -142,3 +142,50 @@ def test_the_runner_scales_its_estimates(monkeypatch, tmp_path, capsys):
     book.run_notebooks("cpu", tmp_path, only=["01_teacher"])
     out = capsys.readouterr().out
     assert "Note: because." in out and "about 30 min left from scratch" in out
+
+
+def _tiny_split() -> dict:
+    """A synthetic set of 60 random images, split as chapter 5 splits (its test set: 20 of them)."""
+    import numpy as np
+    from kr_utils import distill
+
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 256, (60, 28, 28), generator=g, dtype=torch.uint8).numpy()
+    labels = np.arange(60) % 10
+    train, val = distill.synthetic_split(imgs, labels, np.eye(10, dtype=np.float32)[labels] * 5, 0.2, seed=0)
+    return {"train": train, "val": val, "test": (train[0][:20], train[1][:20]), "key": "tiny"}
+
+
+def _grid_cfg(**changes):
+    return kr_utils.get_config("smoke").replace(student__arch="compressed_cnn", studies__grid_archs=("compressed_cnn",),
+                                                studies__grid_labels=("hard", "soft_t4"), **changes)
+
+
+def test_the_grid_shares_the_main_student_when_it_trains_as_long():
+    cfg = _grid_cfg(student__epochs=2)
+    assert cfg.studies.epochs is None and cfg.study_epochs == 2
+    grid = pipeline.student_grid(cfg, _tiny_split(), "cpu")
+    assert grid.main_cell == ("compressed_cnn", "hard") and grid.shared and grid.cells[grid.main_cell] is grid.main
+    assert list(grid.cells) == [("compressed_cnn", "hard"), ("compressed_cnn", "soft_t4")]
+    assert all(len(r["history"]["epoch"]) == 2 for rs in grid.cells.values() for r in rs.values())
+    names = sorted(p.name for p in (store.artifact_dir(cfg.run) / "students").glob("*.pt"))
+    assert names == ["compressed_cnn_hard_seed0.pt", "compressed_cnn_soft_t4_seed0.pt"]
+    assert grid.train_time_s() == pytest.approx(sum(r["train_time_s"] for rs in grid.cells.values() for r in rs.values()))
+
+
+def test_a_longer_main_student_leaves_the_grid_its_own_budget():
+    cfg = _grid_cfg(student__epochs=2, studies__epochs=1, student__seeds=(0, 1))
+    assert cfg.study_epochs == 1
+    grid = pipeline.student_grid(cfg, _tiny_split(), "cpu")
+    assert not grid.shared and set(grid.main) == {0, 1} and set(grid.cells[grid.main_cell]) == {0}
+    assert all(len(r["history"]["epoch"]) == 2 for r in grid.main.values())
+    assert all(len(r["history"]["epoch"]) == 1 for rs in grid.cells.values() for r in rs.values())
+    # the main student and the grid's run of its cell are cached apart, so neither replaces the other
+    names = sorted(p.name for p in (store.artifact_dir(cfg.run) / "students").glob("*.pt"))
+    assert names == ["compressed_cnn_hard_1ep_seed0.pt", "compressed_cnn_hard_seed0.pt", "compressed_cnn_hard_seed1.pt",
+                     "compressed_cnn_soft_t4_1ep_seed0.pt"]
+    again = pipeline.student_grid(cfg, _tiny_split(), "cpu")  # every run found in the cache
+    assert again.main[0]["accuracy"] == grid.main[0]["accuracy"]
+    assert torch.equal(again.cells[grid.main_cell][0]["test_logits"], grid.cells[grid.main_cell][0]["test_logits"])
+    runs = [*grid.main.values(), *(r for rs in grid.cells.values() for r in rs.values())]
+    assert len(runs) == 4 and grid.train_time_s() == pytest.approx(sum(r["train_time_s"] for r in runs))

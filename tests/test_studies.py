@@ -81,6 +81,9 @@ def test_ablation_config():
     small, best = studies.ablation_config(scfg, {"small": True}, 300, 100)
     assert small.epochs == 9 and small.patience > 9 and best is False
     assert distill.optimizer_updates(1000, 0.1, 64, 9) >= distill.optimizer_updates(3000, 0.1, 64, 3)
+    # the studies' own budget, where the profile gives them one (studies.epochs)
+    assert studies.ablation_config(scfg, {}, 300, 100, epochs=2)[0].epochs == 2
+    assert studies.ablation_config(scfg, {"small": True}, 300, 100, epochs=2)[0].epochs == 6
     thesis_recipe, best = studies.ablation_config(scfg, studies.ABLATIONS["thesis_recipe"], 300, 100)
     assert thesis_recipe.epochs == 9 and thesis_recipe.patience == 6 and best is False and not thesis_recipe.augment
     # every choice alone is in the recipe, and the recipe is nothing but those choices
