@@ -7,7 +7,8 @@ Profiles (the raw values are the dictionaries of :data:`PROFILES`):
 
 - ``smoke``: CI; every notebook in seconds, tiny models, numbers meaningless.
 - ``cpu``: ``make book``'s default; the whole book, experiments included, on a 2-core machine
-  with bf16 (57 min measured, ``results/cpu/``), real results (smaller epochs, seeds and
+  with bf16 (about 1 h 50 min from scratch by its chapters' recorded costs, ``results/cpu/``:
+  README, "Profiles"), real results (smaller epochs, seeds and
   sizes than the thesis, stated per chapter).
 - ``gpu``: thesis scale (60k synthetic digits), for a data-centre GPU (A100, H100).
 - ``t4``: the gpu profile's pipeline with smaller studies around it, for a free Colab T4.
@@ -627,7 +628,7 @@ PROFILES: dict[str, dict] = {
         synth=dict(per_class=2000, threshold=0.9, threshold_floor=0.5, max_rounds=50,
                    label_mode="teacher", mode="balanced", oversample=1.2),
         # Three seeds of the main student (a mean with an interval), 3 epochs each: with the
-        # studies of chapters 5-7 chapters 1-8 and the theory take 48 min on 2 cores (bf16, results/cpu).
+        # studies of chapters 5-7, chapters 1-8 and theory T1-T8 take 48 min on 2 cores (bf16, results/cpu).
         # 5 epochs are better on the real validation digits at every seed (benchmarks/sweep_levers.py
         # --recipe, results/cpu/sweep_cpu_recipe.json, 2026-12-03, float32 machine, one DPM-Solver++ 10 set:
         # 99.11% against 98.89%; test 99.35% against 99.22%) but not switched: the recorded run is of 3

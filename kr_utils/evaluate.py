@@ -126,6 +126,12 @@ def format_summary(summary: dict, digits: int = 2, seeds: bool = False) -> str:
     each = f" (seeds: {listed})" if seeds else ""
     return f"{pct(summary['mean'])} ± {pct(summary['std'])}% [{pct(lo)}, {pct(hi)}]{each}"
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 epoch', '3 epochs', '20,000 digits': ``n`` and ``noun``, made plural (``plural``, else
+    ``noun`` + 's') unless ``n`` is one; for the sentences a chapter glues from its profile."""
+    return f"{n:,d} {noun if n == 1 else plural or noun + 's'}"
+
+
 def error_share_within(confusion, members) -> float:
     """The share of a classifier's errors (off-diagonal cells of ``confusion``, rows = truth)
     whose true and predicted class are both among ``members`` (class indices): how much of

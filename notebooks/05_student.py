@@ -98,10 +98,10 @@ pipeline.save_student(cfg, first, scfg.seeds[0])  # artifacts/<profile>/student.
 teacher_acc = pipeline.teacher_accuracy(cfg, device)  # chapter 1's record, or measured now
 glue("student_main_cell", f"{main_cell[0]}, {config.LABEL_NAMES[main_cell[1]]}", display=False)
 glue("grid_seeds_n", len(ecfg.grid_seeds), display=False)
-glue("grid_budget", f"each run lasts {scfg.epochs} epochs at this profile" if grid.shared else
-     f"each run of the grid lasts {cfg.study_epochs} epochs at this profile and the profile's student {scfg.epochs}, so "
-     f"the grid trains the student's cell once more, for {cfg.study_epochs} epochs over {len(ecfg.grid_seeds)} seeds, "
-     f"and every cell has the same budget", display=False)
+glue("grid_budget", f"each run lasts {evaluate.counted(scfg.epochs, 'epoch')} at this profile" if grid.shared else
+     f"each run of the grid lasts {evaluate.counted(cfg.study_epochs, 'epoch')} at this profile and the profile's student "
+     f"{scfg.epochs}, so the grid trains the student's cell once more, for {evaluate.counted(cfg.study_epochs, 'epoch')} "
+     f"over {evaluate.counted(len(ecfg.grid_seeds), 'seed')}, and every cell has the same budget", display=False)
 glue("student_acc", f"{100 * accs['mean']:.2f}%", display=False)
 gap = 100 * (teacher_acc - accs["mean"])
 glue("student_gap", f"{abs(gap):.2f} points {'below' if gap >= 0 else 'above'}", display=False)
@@ -162,8 +162,8 @@ table = pd.DataFrame({config.LABEL_NAMES[lab]: {a: evaluate.format_summary(summa
                                                      for a in ecfg.grid_archs if (a, lab) in summary}
                       for lab in ecfg.grid_labels})
 kept_epoch = lambda h: h["val_acc"][h["epoch"].index(h["best_epoch"])]  # noqa: E731  (the epoch whose weights were kept)
-syn_val_acc = {cell: float(np.mean([kept_epoch(r["history"]) for r in rs.values()]))
-               for cell, rs in runs.items()}  # the thesis' Table 7 scored its students on synthetic digits
+kept_val_mean = lambda rs: float(np.mean([kept_epoch(r["history"]) for r in rs.values()]))  # noqa: E731  (mean over seeds)
+syn_val_acc = {cell: kept_val_mean(rs) for cell, rs in runs.items()}  # the thesis' Table 7 scored its students on synthetic digits
 table["synthetic validation (main labels)"] = [f"{100 * syn_val_acc[(a, main_cell[1])]:.2f}%" for a in table.index]
 table["thesis, real test (§4.4, final)"] = [f"{100 * thesis.STUDENTS_REAL_FINAL[a]:.1f}%" for a in table.index]
 table["thesis, synthetic test (Table 7)"] = [f"{100 * thesis.STUDENTS_ON_SYNTHETIC[a]:.2f}%" for a in table.index]
@@ -186,7 +186,7 @@ if hard in runs and soft in runs:
 else:
     glue("grid_soft_vs_hard", "not measured at this profile (one of the two cells is not in its grid)", display=False)
     glue("grid_soft_vs_hard_mcnemar", "not measured", display=False)
-glue("syn_val_main", f"{100 * np.mean([kept_epoch(r['history']) for r in grid.main.values()]):.2f}%", display=False)
+glue("syn_val_main", f"{100 * kept_val_mean(grid.main):.2f}%", display=False)
 table
 
 # %% [markdown]

@@ -27,7 +27,7 @@
 # ({glue:text}`fm_labels`) over the same seeds. {glue:text}`fm_teacher_change` The sampler of the set is
 # DPM-Solver++ in {glue:text}`fm_sampler_steps` steps (chapter 8 measured it against the
 # 1,000-step chain on MNIST), so that the chapter fits its budget. The student trains for
-# {glue:text}`fm_student_epochs` epochs ({glue:text}`fm_mnist_epochs` on digits), a choice made on
+# {glue:text}`fm_student_epochs` ({glue:text}`fm_mnist_epochs` on digits), a choice made on
 # the real validation images (`kr_utils.config.DATASET_CHANGES` records what was tried). Fashion-MNIST is harder: a ResNet trained on the
 # real images reaches about 93-94% in the literature, well below its accuracy on digits, and T-shirts, shirts, pullovers
 # and coats are hard to tell apart even for people. The questions: how close does a student
@@ -60,9 +60,9 @@ print(f"profile={cfg.profile} dataset={cfg.dataset} device={device} artifacts={o
 glue("fm_sampler_steps", cfg.sampler.num_steps, display=False)
 glue("fm_classes", ", ".join(names), display=False)
 glue("fm_labels", kr_utils.config.LABEL_NAMES[cfg.student.recipe().labels], display=False)
-glue("fm_student_epochs", cfg.student.epochs, display=False)
-glue("fm_mnist_epochs", mnist.student.epochs, display=False)
-glue("fm_teacher_epochs", cfg.teacher.epochs, display=False)
+glue("fm_student_epochs", evaluate.counted(cfg.student.epochs, "epoch"), display=False)
+glue("fm_mnist_epochs", evaluate.counted(mnist.student.epochs, "epoch"), display=False)
+glue("fm_teacher_epochs", evaluate.counted(cfg.teacher.epochs, "epoch"), display=False)
 glue("fm_teacher_change", f"The teacher learns for as many epochs as on digits ({cfg.teacher.epochs})."
      if cfg.teacher.epochs == mnist.teacher.epochs else f"The teacher learns for {cfg.teacher.epochs} epochs "
      f"({mnist.teacher.epochs} on digits; on clothes it was still learning), a choice made on the real validation images.", display=False)
@@ -72,7 +72,7 @@ glue("fm_teacher_change", f"The teacher learns for as many epochs as on digits (
 #
 # The ten classes, in torchvision's order: {glue:text}`fm_classes`. The teacher is the
 # profile's ResNet, trained on the real training images as in chapter 1 (the same
-# {glue:text}`fm_val_size` images held out for validation) for {glue:text}`fm_teacher_epochs` epochs, and scored on the
+# {glue:text}`fm_val_size` images held out for validation) for {glue:text}`fm_teacher_epochs`, and scored on the
 # real test set.
 
 # %%
@@ -167,7 +167,7 @@ st = cfg.student
 runs = pipeline.student_runs(cfg, split, st.arch, st.recipe().labels, st.seeds, device)
 acc = evaluate.summarize_seeds([r["accuracy"] for r in runs.values()])
 gap = teacher_err["accuracy"] - acc["mean"]
-glue("fm_student_recipe", f"{st.arch}, {kr_utils.config.LABEL_NAMES[st.recipe().labels]}, {st.epochs} epochs", display=False)
+glue("fm_student_recipe", f"{st.arch}, {kr_utils.config.LABEL_NAMES[st.recipe().labels]}, {evaluate.counted(st.epochs, 'epoch')}", display=False)
 glue("fm_student_seeds", len(st.seeds), display=False)
 glue("fm_student_acc", evaluate.format_summary(acc), display=False)
 gap_ci = "" if acc["ci95"] is None else (  # the gap's interval over the student's seeds (one teacher)

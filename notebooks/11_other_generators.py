@@ -29,7 +29,7 @@
 # the same confidence filter (≥ {glue:text}`c11_threshold`, labelled by the teacher) until
 # {glue:text}`c11_per_class` per class are kept; the diffusion model's set of chapter 4 is cut to
 # the same size at random; every set trains the main student's recipe ({glue:text}`c11_recipe`)
-# over the same {glue:text}`c11_seeds` seeds, scored on the real test set
+# over the same {glue:text}`c11_seeds`, scored on the real test set
 # (`kr_utils.replication.study`).
 
 # %% tags=["remove-cell"]
@@ -56,8 +56,8 @@ clock = store.StageClock.start(cfg.run, "11_other_generators")
 glue("c11_n_critic", g.n_critic, display=False)
 glue("c11_threshold", cfg.synth.threshold, display=False)
 glue("c11_per_class", f"{g.per_class:,d}", display=False)
-glue("c11_recipe", f"{st.arch}, {config.LABEL_NAMES[st.recipe().labels]}, {st.epochs} epochs", display=False)
-glue("c11_seeds", len(st.seeds), display=False)
+glue("c11_recipe", f"{st.arch}, {config.LABEL_NAMES[st.recipe().labels]}, {evaluate.counted(st.epochs, 'epoch')}", display=False)
+glue("c11_seeds", evaluate.counted(len(st.seeds), "seed"), display=False)
 glue("c11_steps", ", ".join(f"{replication.NAMES[k]} {replication.steps(cfg, k):,d}" for k in replication.KINDS), display=False)
 
 # %% [markdown]

@@ -65,3 +65,14 @@ def test_seed_bars_draw_every_seed_and_count_heatmap_every_cell():
     assert [round(p.get_width(), 6) for p in ax.patches] == [50.0, 96.0]
     fig = plots.count_heatmap([[3, 0, 1] + [0] * 7, [0] * 9 + [4]], ["step 1", "step 2"], xlabel="label")
     assert sorted(t.get_text() for t in fig.axes[0].texts) == ["1", "3", "4"]  # zeros left blank
+
+
+def test_counted_is_singular_only_for_one():
+    from kr_utils.evaluate import counted
+
+    assert counted(1, "epoch") == "1 epoch"
+    assert counted(3, "epoch") == "3 epochs"
+    assert counted(0, "seed") == "0 seeds"
+    assert counted(20000, "digit") == "20,000 digits"
+    assert counted(2, "class", "classes") == "2 classes"
+    assert counted(1, "class", "classes") == "1 class"
