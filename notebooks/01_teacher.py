@@ -103,7 +103,7 @@ for name, n in param_counts.items():
 # The thesis chose its teacher by training the three classifiers for 30 epochs with 10 seeds
 # (Table 6, Figs. 9-10). Here each architecture is trained with every seed of the profile
 # (`teacher.study_archs` x `teacher.study_seeds`, {glue:text}`teacher_study_size` runs of
-# {glue:text}`teacher_epochs_cfg` epochs at this profile) by `kr_utils.studies.run_classifiers`,
+# {glue:text}`teacher_epochs_cfg` at this profile) by `kr_utils.studies.run_classifiers`,
 # which wraps `kr_utils.distill.train_classifiers` (on a GPU the seeds of an architecture train together as one
 # batched model, `kr_utils.seedstack.SeedStack`). Each run is cached under
 # `artifacts/<profile>/teachers/`, and saves its state after every epoch, so an interrupted study
@@ -112,7 +112,7 @@ for name, n in param_counts.items():
 
 # %%
 glue("teacher_study_size", len(tcfg.study_archs) * len(tcfg.study_seeds), display=False)
-glue("teacher_epochs_cfg", tcfg.epochs, display=False)
+glue("teacher_epochs_cfg", evaluate.counted(tcfg.epochs, "epoch"), display=False)
 study = {arch: pipeline.teacher_runs(cfg, split, arch, tcfg.study_seeds, device) for arch in tcfg.study_archs}
 main_run = study[tcfg.arch][seed] if seed in tcfg.study_seeds else pipeline.teacher_run(
     cfg, split, tcfg.arch, seed, device)
@@ -170,13 +170,13 @@ evaluate.predict_logits(teacher, x_te[:1000], device=device)
 infer_ms = (time.perf_counter() - t_infer) / 1000 * 1e3
 print(f"teacher test accuracy {report['accuracy']:.4f}; inference {infer_ms:.3f} ms/image")
 glue("teacher_acc", f"{100 * report['accuracy']:.2f}%", display=False)
-glue("teacher_epochs", len(history["epoch"]), display=False)
+glue("teacher_epochs", evaluate.counted(len(history["epoch"]), "epoch"), display=False)
 fig = plots.confusion(report["confusion_matrix"], "teacher: confusion matrix on the real test set")
 plots.glue_figure("fig_teacher_confusion", fig)
 
 # %% [markdown]
 # The teacher reaches {glue:text}`teacher_acc` on the 10,000 real test digits after
-# {glue:text}`teacher_epochs` epochs (the thesis: 99.41 ± 0.03% after 30 epochs). The weights
+# {glue:text}`teacher_epochs` (the thesis: 99.41 ± 0.03% after 30 epochs). The weights
 # kept are those of the epoch with the lowest validation loss.
 #
 # ```{glue:figure} fig_teacher_confusion
@@ -194,6 +194,6 @@ clock.record()
 # ## What was measured
 #
 # The teacher reaches {glue:text}`teacher_acc` on the real test set after {glue:text}`teacher_epochs`
-# epochs on {glue:text}`teacher_train_size` real training digits. Across the architecture study
+# on {glue:text}`teacher_train_size` real training digits. Across the architecture study
 # ({glue:text}`teacher_study_size` runs) the most accurate architecture is
 # {glue:text}`teacher_best_arch`. This teacher labels every synthetic digit of chapter 4.

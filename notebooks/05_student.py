@@ -79,7 +79,7 @@ print(f"student {scfg.arch}: {len(syn_train[0])} synthetic training digits, "
 # labels only; seed 003 describes the soft targets. Here each is trained with hard labels (the
 # teacher's argmax) and with soft targets at $\tau = 1$ and $\tau = 4$ (eq. 8,
 # $\alpha = 0.5$). The profile's student ({glue:text}`student_main_cell`)
-# gets {glue:text}`student_seeds` seeds, every other cell {glue:text}`grid_seeds_n`;
+# gets {glue:text}`student_seeds`, every other cell {glue:text}`grid_seeds_n`;
 # {glue:text}`grid_budget` (the thesis: 30-100
 # epochs, 10 seeds). Runs are cached under `artifacts/<profile>/students/`
 # (`kr_utils.studies.run_classifier`), so an interrupted grid resumes at the run and epoch
@@ -97,7 +97,7 @@ pipeline.save_student(cfg, first, scfg.seeds[0])  # artifacts/<profile>/student.
 # %%
 teacher_acc = pipeline.teacher_accuracy(cfg, device)  # chapter 1's record, or measured now
 glue("student_main_cell", f"{main_cell[0]}, {config.LABEL_NAMES[main_cell[1]]}", display=False)
-glue("grid_seeds_n", len(ecfg.grid_seeds), display=False)
+glue("grid_seeds_n", evaluate.counted(len(ecfg.grid_seeds), "seed"), display=False)
 glue("grid_budget", f"each run lasts {evaluate.counted(scfg.epochs, 'epoch')} at this profile" if grid.shared else
      f"each run of the grid lasts {evaluate.counted(cfg.study_epochs, 'epoch')} at this profile and the profile's student "
      f"{scfg.epochs}, so the grid trains the student's cell once more, for {evaluate.counted(cfg.study_epochs, 'epoch')} "
@@ -105,7 +105,7 @@ glue("grid_budget", f"each run lasts {evaluate.counted(scfg.epochs, 'epoch')} at
 glue("student_acc", f"{100 * accs['mean']:.2f}%", display=False)
 gap = 100 * (teacher_acc - accs["mean"])
 glue("student_gap", f"{abs(gap):.2f} points {'below' if gap >= 0 else 'above'}", display=False)
-glue("student_seeds", accs["n"], display=False)
+glue("student_seeds", evaluate.counted(accs["n"], "seed"), display=False)
 glue("student_spread", "" if accs["std"] is None else
      f" (± {100 * accs['std']:.2f} std over training seeds, 95% interval of the mean "
      f"[{100 * accs['ci95'][0]:.2f}, {100 * accs['ci95'][1]:.2f}])", display=False)
@@ -122,8 +122,8 @@ plots.glue_figure("fig_student_curves", fig)
 
 # %% [markdown]
 # Trained on synthetic digits only, with {glue:text}`student_labels`, the student reaches
-# **{glue:text}`student_acc`** on the real MNIST test set (mean over {glue:text}`student_seeds`
-# seed(s){glue:text}`student_spread`), {glue:text}`student_gap` its teacher. That interval
+# **{glue:text}`student_acc`** on the real MNIST test set (mean over
+# {glue:text}`student_seeds`{glue:text}`student_spread`), {glue:text}`student_gap` its teacher. That interval
 # covers the training seeds only: every seed is scored on the same {glue:text}`student_test_n`
 # test digits, whose own sampling error is larger. One seed's accuracy carries a 95% binomial
 # (Wilson) interval of {glue:text}`student_test_interval`, about ±
@@ -225,7 +225,7 @@ clock.record()
 # ## What was measured
 #
 # The student ({glue:text}`student_main_cell`), trained on synthetic digits only, reaches
-# **{glue:text}`student_acc`** on the real test set (mean over {glue:text}`student_seeds`
-# seed(s){glue:text}`student_spread`), {glue:text}`student_gap` its teacher. The best cell of the
+# **{glue:text}`student_acc`** on the real test set (mean over
+# {glue:text}`student_seeds`{glue:text}`student_spread`), {glue:text}`student_gap` its teacher. The best cell of the
 # grid on the real validation digits is {glue:text}`grid_best` ({glue:text}`grid_best_test` on
 # the test set). For the main architecture, {glue:text}`grid_soft_vs_hard`.

@@ -27,7 +27,7 @@
 # as in chapter 4, and {glue:text}`degr_kept` of the accepted digits are drawn at random,
 # **whatever their label** (`kr_utils.studies.degradation_set`). So every student learns from
 # a set of one size and makes the same {glue:text}`degr_updates` optimiser updates
-# ({glue:text}`degr_epochs` epochs). A generator that makes mostly one class gives a set of
+# ({glue:text}`degr_epochs`). A generator that makes mostly one class gives a set of
 # mostly that class, and the histogram below shows it. One student of each architecture, with
 # the profile's labels, learns from each set. {glue:text}`degr_updates` updates is fewer than
 # the {glue:text}`degr_ch5_updates` of a student of chapter 5: the absolute level of the
@@ -75,7 +75,7 @@ x_val, y_val = pipeline.real_validation(cfg, seed)  # the real validation digits
 glue("degr_per_class", ecfg.degradation_per_class, display=False)
 glue("degr_sampler", diffusion.sampler_label(cfg.sampler), display=False)
 glue("degr_threshold", cfg.synth.threshold, display=False)
-glue("degr_epochs", ecfg.degradation_epochs, display=False)
+glue("degr_epochs", evaluate.counted(ecfg.degradation_epochs, "epoch"), display=False)
 glue("degr_kept", f"{ecfg.degradation_kept:,d}", display=False)
 glue("degr_steps", ", ".join(f"{m:,d}" for m in ecfg.degradation_milestones) + f" of {cfg.diffusion.steps:,d} steps",
      display=False)

@@ -38,7 +38,7 @@
 #
 # The reference is this book's student with **hard labels** (the thesis used hard labels) on a
 # random subset of {glue:text}`abl_per_class` synthetic digits per class, so the variants are
-# cheap enough to run with {glue:text}`abl_seeds` seeds each at this profile. The seed also
+# cheap enough to run with {glue:text}`abl_seeds` each at this profile. The seed also
 # draws the subset, so a variant and the reference of one seed share their digits, and each
 # variant is compared with the reference seed by seed (a paired interval,
 # `kr_utils.comparison.compare_paired`).
@@ -91,7 +91,7 @@ glue("uncond_top", f"{100 * max(uncond_set['label_counts']) / sum(uncond_set['la
 glue("uncond_bottom", f"{100 * min(uncond_set['label_counts']) / sum(uncond_set['label_counts']):.1f}%", display=False)
 x_te, y_te = data.test_tensors(cfg.test_subset, cfg.dataset)
 glue("abl_per_class", ecfg.ablation_per_class, display=False)
-glue("abl_seeds", len(ecfg.ablation_seeds), display=False)
+glue("abl_seeds", evaluate.counted(len(ecfg.ablation_seeds), "seed"), display=False)
 
 # %%
 grey = studies.thesis_background(stored["images"][:10])
@@ -167,7 +167,7 @@ budget = studies.ablation_config(scfg, studies.ABLATIONS["early_stop"], ecfg.abl
                                  cfg.study_epochs)[0].epochs
 stopped = sum(len(r["history"]["epoch"]) < budget for r in runs["early_stop"].values())
 glue("abl_early_stopped", f"{stopped} of {summary['early_stop']['n']}", display=False)
-glue("abl_epochs_ref", max(len(q["history"]["epoch"]) for q in runs["reference"].values()), display=False)
+glue("abl_epochs_ref", evaluate.counted(max(len(q["history"]["epoch"]) for q in runs["reference"].values()), "epoch"), display=False)
 glue("abl_patience", studies.THESIS_PATIENCE, display=False)
 
 # %% [markdown]
@@ -184,7 +184,7 @@ glue("abl_patience", studies.THESIS_PATIENCE, display=False)
 # - {glue:text}`abl_says_1`; collapsed: {glue:text}`abl_collapse_1`;
 # - {glue:text}`abl_says_2`;
 # - {glue:text}`abl_says_3`. With patience {glue:text}`abl_patience` in a budget of
-#   {glue:text}`abl_epochs_ref` epochs it stopped early in {glue:text}`abl_early_stopped` seeds,
+#   {glue:text}`abl_epochs_ref` it stopped early in {glue:text}`abl_early_stopped` seeds,
 #   so at this budget it can only differ from the reference where it does stop;
 # - {glue:text}`abl_says_4`;
 # - {glue:text}`abl_says_5`.
@@ -230,5 +230,5 @@ clock.record()
 # The reference student scores {glue:text}`abl_0`. The five choices of the thesis' code
 # together give {glue:text}`abl_6` on this book's set and {glue:text}`abl_7` on the set of its
 # code's sampler, against the thesis' 94.31%. Each choice alone is worded above from its paired
-# interval over {glue:text}`abl_seeds` seeds. Every variant keeps this book's generator (its
+# interval over {glue:text}`abl_seeds`. Every variant keeps this book's generator (its
 # U-Net and its training), which the thesis' code did not share.

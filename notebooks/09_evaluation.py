@@ -355,14 +355,14 @@ glue("n_deg", n_deg, display=False)
 for m, short in (("frechet", "fd"), ("recall", "rec"), ("precision", "prec")):
     glue(f"rho_{short}_main", f"{rho.loc[m, arch]:+.2f}", display=False)
 glue("rho_p", ", ".join(f"{m} p = {v:.2f}" for m, v in pred["p"][arch].items()), display=False)
-glue("n_checkpoints", len(deg_frame), display=False)
+glue("n_checkpoints", evaluate.counted(len(deg_frame), "checkpoint"), display=False)
 deg_frame
 
 # %%
 rho.rename_axis("Spearman ρ with accuracy")
 
 # %% [markdown]
-# Over the {glue:text}`n_checkpoints` checkpoints (samples of {glue:text}`n_deg` digits), the
+# Over the {glue:text}`n_checkpoints` (samples of {glue:text}`n_deg` digits), the
 # {glue:text}`main_arch` student's accuracy has a rank correlation of {glue:text}`rho_fd_main`
 # with the Fréchet distance, {glue:text}`rho_prec_main` with precision and
 # {glue:text}`rho_rec_main` with recall ({glue:text}`rho_p`, scipy's `spearmanr`). With so
@@ -378,8 +378,8 @@ rho.rename_axis("Spearman ρ with accuracy")
 # measurement. Here an unfiltered pool of {glue:text}`pool_per_class` digits per class is drawn
 # with this book's sampler (`kr_utils.synth.draw_labelled`), and at each threshold (`0`: no
 # filter) a student learns from {glue:text}`sweep_per_class` of the accepted digits per
-# teacher label for {glue:text}`sweep_epochs` epochs (the profile's student recipe otherwise),
-# over {glue:text}`n_seeds` seeds, so that only the filter changes. These students are small
+# teacher label for {glue:text}`sweep_epochs` (the profile's student recipe otherwise),
+# over {glue:text}`n_seeds`, so that only the filter changes. These students are small
 # and short, so their accuracy is below chapter 5's; what matters is how it moves with the
 # threshold.
 
@@ -394,7 +394,7 @@ sweep = claims.sweep(cfg, ours, device=device, test=(x_te, y_te))  # 3 seeds x 6
 sweep_frame = pd.DataFrame({t: {"acceptance": v["acceptance"], "student accuracy": None if v["accuracy"] is None
                                 else evaluate.format_summary(v["accuracy"], seeds=True)} for t, v in sweep.items()}).T
 for name, value in (("pool_per_class", ev.pool_per_class), ("sweep_per_class", ev.sweep_per_class),
-                    ("sweep_epochs", ev.sweep_epochs), ("n_seeds", len(ev.sweep_seeds))):
+                    ("sweep_epochs", evaluate.counted(ev.sweep_epochs, "epoch")), ("n_seeds", evaluate.counted(len(ev.sweep_seeds), "seed"))):
     glue(name, value, display=False)
 sweep_frame.rename_axis("threshold")
 
@@ -424,10 +424,10 @@ glue("sweep_best", "not measured" if gain["best"] is None else f"{gain['best']:g
 #
 # The thesis generated its set with the ancestral sampler, clipped, at guidance $w = 1.5$
 # (its `guide_w = 0.5`) with the starting noise and the per-step noise both scaled by 0.5
-# (§3.3.4; `kr_utils.claims.thesis_sampler`), on {glue:text}`thesis_steps` steps at this
+# (§3.3.4; `kr_utils.claims.thesis_sampler`), on {glue:text}`thesis_steps` at this
 # profile (the thesis: 1,000). A pool of its digits and this book's pool each give
 # {glue:text}`thesis_per_class` digits per class at the profile's threshold, and students learn
-# from them exactly as in the sweep, over {glue:text}`n_sampler_seeds` seeds (for this book's
+# from them exactly as in the sweep, over {glue:text}`n_sampler_seeds` (for this book's
 # sampler they are the sweep's students at that threshold). Precision and recall are measured
 # on the whole of each pool.
 
@@ -440,9 +440,9 @@ sampler_rows = claims.sampler_comparison(cfg, {"ours": ours, "thesis": theirs}, 
                                          device=device, test=(x_te, y_te))
 
 # %%
-glue("thesis_steps", thesis_cfg.num_steps, display=False)
+glue("thesis_steps", evaluate.counted(thesis_cfg.num_steps, "step"), display=False)
 glue("thesis_per_class", n_thesis, display=False)
-glue("n_sampler_seeds", len(ev.sweep_seeds), display=False)
+glue("n_sampler_seeds", evaluate.counted(len(ev.sweep_seeds), "seed"), display=False)
 pd.DataFrame({n: {**r, "accuracy": evaluate.format_summary(r["accuracy"], seeds=True) if r["accuracy"] else "too few digits"}
               for n, r in sampler_rows.items()}).T
 
@@ -470,7 +470,7 @@ glue("sampler_collapse", " ".join(
 #
 # The thesis sets itself the objective of "determining optimal confidence thresholds and
 # sample sizes" (§1) and reports neither. Students with the
-# profile's recipe (as chapter 5's main student, {glue:text}`student_epochs` epochs) learn
+# profile's recipe (as chapter 5's main student, {glue:text}`student_epochs`) learn
 # from balanced random subsets of the synthetic set, and, beside each, from as many **real**
 # training digits carrying the teacher's soft targets (`kr_utils.claims.real_set`), so that
 # only where the digits come from differs. The full synthetic set is chapter 5's main student.
@@ -490,7 +490,7 @@ full = max(curve["synthetic"])
 small = min(curve["synthetic"])
 
 # %%
-glue("student_epochs", cfg.student.epochs, display=False)
+glue("student_epochs", evaluate.counted(cfg.student.epochs, "epoch"), display=False)
 for who in ("synthetic", "real"):
     glue(f"curve_{who}_small", evaluate.format_summary(curve[who][small]), display=False)
     glue(f"curve_{who}_full", evaluate.format_summary(curve[who][full]), display=False)

@@ -159,7 +159,7 @@ per_class[["name", "generated", "conf_mean", "frac_above_threshold", "teacher_ag
 # ## The student
 #
 # The profile's main student ({glue:text}`fm_student_recipe`) learns from the synthetic set
-# alone, over {glue:text}`fm_student_seeds` seeds, and is scored on the real test set.
+# alone, over {glue:text}`fm_student_seeds`, and is scored on the real test set.
 
 # %%
 split = pipeline.student_split(cfg, device, seed)
@@ -168,7 +168,7 @@ runs = pipeline.student_runs(cfg, split, st.arch, st.recipe().labels, st.seeds, 
 acc = evaluate.summarize_seeds([r["accuracy"] for r in runs.values()])
 gap = teacher_err["accuracy"] - acc["mean"]
 glue("fm_student_recipe", f"{st.arch}, {kr_utils.config.LABEL_NAMES[st.recipe().labels]}, {evaluate.counted(st.epochs, 'epoch')}", display=False)
-glue("fm_student_seeds", len(st.seeds), display=False)
+glue("fm_student_seeds", evaluate.counted(len(st.seeds), "seed"), display=False)
 glue("fm_student_acc", evaluate.format_summary(acc), display=False)
 gap_ci = "" if acc["ci95"] is None else (  # the gap's interval over the student's seeds (one teacher)
     f" [{100 * (teacher_err['accuracy'] - acc['ci95'][1]):.2f}, {100 * (teacher_err['accuracy'] - acc['ci95'][0]):.2f}]")
