@@ -1,4 +1,6 @@
 """Theory chapter T6: per-step and shared single-hidden-layer autoencoders."""
+import copy
+
 import pytest
 import torch
 
@@ -88,3 +90,40 @@ def test_a_clean_digit_output_becomes_eps_by_eq_t2_2():
     d = torch.relu(x @ m.W1[k] + m.b1[k]) @ m.W2[k] + m.b2[k]  # the network's clean digit D(x_t)
     ab = ae.short_schedule(5).alphas_cumprod[k].float()
     torch.testing.assert_close(m(x, torch.full((4,), k)), (x - ab.sqrt() * d) / (1 - ab).sqrt())
+
+
+def test_chapter_models_give_the_elbo_run_a_copy_of_the_eps_networks():
+    from kr_utils.theory.analytic import elbo_weights
+
+    betas = ae.short_schedule(6).betas
+    specs = ae.chapter_models(6, hidden=8, shared_hidden=16, steps=3, shared_steps=5, betas=betas)
+    eps, elbo = specs["per-step, outputs eps"], specs["per-step, outputs eps, ELBO weights"]
+    assert eps[0] is not elbo[0] and eps[0].output == elbo[0].output == "eps"
+    for a, b in zip(eps[0].parameters(), elbo[0].parameters()):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()  # the same start, not shared weights
+    torch.testing.assert_close(elbo[2], elbo_weights(betas))
+    assert eps[2] is None and specs["per-step, outputs x0"][0].output == "x0"
+    assert [s[1] for s in specs.values()] == [3, 3, 3, 5]
+    assert isinstance(specs["shared, outputs x0"][0], ae.SharedAutoencoder)
+
+
+def test_compare_draws_every_model_from_the_same_noise_and_scores_it():
+    from kr_utils.diffusion import AncestralSampler
+    from kr_utils.theory.toy import energy_distance
+
+    T, dim = 4, 12
+    torch.manual_seed(0)
+    twin = ae.PerStepAutoencoders(T, 6, dim=dim)
+    specs = {"a": (twin, 2, None), "b": (copy.deepcopy(twin), 2, None),
+             "shared": (ae.SharedAutoencoder(T, 8, dim=dim), 2, None)}
+    x0, ref = torch.rand(32, dim) * 2 - 1, torch.rand(10, dim) * 2 - 1
+    sampler = AncestralSampler(ae.short_schedule(T), clip_x0=True)
+    rows, samples = ae.compare(specs, x0, ref, sampler, batch_size=8, n_samples=5, seed=3, device="cpu")
+    assert list(rows) == list(samples) == ["a", "b", "shared"]
+    # the same weights, batches and starting noise give the same samples
+    torch.testing.assert_close(samples["a"][0], samples["b"][0])
+    for name, (out, traj) in samples.items():
+        assert out.shape == (5, dim) and out.abs().max() <= 1 and sorted(traj) == list(range(T))
+        assert rows[name]["energy distance to test 0/1"] == pytest.approx(energy_distance(out, ref))
+        assert rows[name]["updates"] == 2 and rows[name]["parameters"] > 0
+    assert rows["shared"]["hidden units"] == 8

@@ -14,6 +14,7 @@ bottleneck (chapter 6 measures this).
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 
@@ -22,9 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import Batcher
-from ..diffusion import NoiseSchedule
+from ..diffusion import NoiseSchedule, sample_loop
 from ..fit import FitOptions, fit
-from ..models import timestep_embedding
+from ..models import count_parameters, timestep_embedding
+from .analytic import elbo_weights
+from .toy import energy_distance
 
 
 def short_schedule(T: int) -> NoiseSchedule:
@@ -148,3 +151,49 @@ def disjoint_draws(ref: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, 
                          f"there are {len(ref)}")
     perm = torch.randperm(len(ref), generator=torch.Generator().manual_seed(seed))
     return ref[perm[:n]], ref[perm[n:2 * n]]
+
+
+def chapter_models(T: int, hidden: int, shared_hidden: int, steps: int, shared_steps: int,
+                   betas: torch.Tensor) -> dict[str, tuple[nn.Module, int, torch.Tensor | None]]:
+    """Chapter T6's four models, ``{name: (model, updates, step weights)}``: per-step denoising
+    autoencoders (``output="x0"``), per-step networks that output epsilon, a copy of those
+    (the same initial weights) trained on the ELBO's weights of the chain ``betas``
+    (:func:`kr_utils.theory.analytic.elbo_weights`, eq. T3.6), and one shared network of
+    ``shared_hidden`` units. The epsilon model is built first, as the chapter always did, so
+    that a seed of the global generator gives the same initial weights."""
+    eps_model = PerStepAutoencoders(T, hidden, output="eps")
+    return {"per-step, outputs x0": (PerStepAutoencoders(T, hidden), steps, None),
+            "per-step, outputs eps": (eps_model, steps, None),
+            "per-step, outputs eps, ELBO weights": (copy.deepcopy(eps_model), steps, elbo_weights(betas)),
+            "shared, outputs x0": (SharedAutoencoder(T, shared_hidden), shared_steps, None)}
+
+
+def compare(specs: dict, x0: torch.Tensor, ref: torch.Tensor, sampler, *, batch_size: int, n_samples: int,
+            seed: int, device) -> tuple[dict, dict]:
+    """Train each model of ``specs`` (:func:`chapter_models`) on ``x0`` with
+    :func:`train_autoencoder` (Adam, lr 2e-3 for per-step networks, 1e-3 for a shared one), on
+    ``device``, in place; draw ``n_samples`` from each with ``sampler``, every model from the
+    same starting noise (``seed``), keeping x_t at every step; and measure the samples' energy
+    distance (:func:`kr_utils.theory.toy.energy_distance`) to the held-out digits ``ref``.
+    Returns ``(rows, samples)``: per model its parameters, hidden units, updates, training and
+    sampling time, final training loss (mean of the last 20 updates) and energy distance; and
+    its samples clamped to [-1, 1] with their trajectory ``{t: x_t}``."""
+    rows, samples = {}, {}
+    for name, (model, steps, weights) in specs.items():
+        model = model.to(device)
+        per_step = isinstance(model, PerStepAutoencoders)
+        run = train_autoencoder(model, x0, steps=steps, batch_size=batch_size, lr=2e-3 if per_step else 1e-3,
+                                seed=seed, weights=weights)
+        gen = torch.Generator().manual_seed(seed)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out, traj = sample_loop(lambda x, t: model(x, t), sampler,
+                                    torch.randn(n_samples, model.config["dim"], generator=gen).to(device),
+                                    gen, return_trajectory=tuple(range(model.T)))
+        out = out.cpu().clamp(-1, 1)
+        samples[name] = (out, traj)
+        last = run["losses"][-20:]
+        rows[name] = {"parameters": count_parameters(model), "hidden units": model.config["hidden"],
+                      "updates": steps, "training time (s)": run["train_s"], "final training loss": sum(last) / len(last),
+                      "sampling time (s)": time.perf_counter() - t0, "energy distance to test 0/1": energy_distance(out, ref)}
+    return rows, samples

@@ -5,8 +5,6 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -58,15 +56,14 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 seed = None     # overrides the profile's seed
 
 # %%
-import copy
 import time
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import data, diffusion, models, plots, runtime, store
-from kr_utils.theory import analytic, autoencoders, toy
+from kr_utils import data, diffusion, plots, runtime, store
+from kr_utils.theory import autoencoders, toy
 
 cfg = kr_utils.get_config(profile)
 seed = cfg.seed if seed is None else seed
@@ -90,39 +87,18 @@ glue("t6_n_train", f"{len(x0):,d}", display=False)
 # {glue:text}`t6_n_train` training digits (all the 0s and 1s of MNIST's training set). The
 # widths and numbers of updates are the profile's (`theory` section of `kr_utils.config`); the
 # per-step model sees all $T$ steps of every batch in each update, the shared model one random
-# step per image.
+# step per image. The models are built by `kr_utils.theory.autoencoders.chapter_models`, trained,
+# sampled from the same starting noise and measured by `kr_utils.theory.autoencoders.compare`.
 
 # %%
-eps_model = autoencoders.PerStepAutoencoders(T, th.ae_hidden, output="eps")
-elbo = analytic.elbo_weights(sampler.schedule.betas)  # eq. (T3.6) on this chain
-specs = {  # name: (model, updates, step weights)
-    "per-step, outputs x0": (autoencoders.PerStepAutoencoders(T, th.ae_hidden), th.ae_steps, None),
-    "per-step, outputs eps": (eps_model, th.ae_steps, None),
-    "per-step, outputs eps, ELBO weights": (copy.deepcopy(eps_model), th.ae_steps, elbo),  # same initial weights
-    "shared, outputs x0": (autoencoders.SharedAutoencoder(T, th.ae_shared_hidden), th.ae_shared_steps, None),
-}
-start = torch.cat([p.detach().flatten() for p in eps_model.parameters()])
-rows, samples = {}, {}
+specs = autoencoders.chapter_models(T, th.ae_hidden, th.ae_shared_hidden, th.ae_steps, th.ae_shared_steps,
+                                    sampler.schedule.betas)
+start = torch.cat([p.detach().flatten() for p in specs["per-step, outputs eps"][0].parameters()])
 ref, second_draw = autoencoders.disjoint_draws(test01, th.ae_samples, seed)
 floor = toy.energy_distance(ref, second_draw)
 noise_ref = toy.energy_distance(torch.randn(th.ae_samples, 784, generator=torch.Generator().manual_seed(seed)).clamp(-1, 1), ref)
-for name, (model, steps, weights) in specs.items():
-    model = model.to(device)
-    fit = autoencoders.train_autoencoder(model, x0, steps=steps, batch_size=th.ae_batch,
-                                         lr=2e-3 if isinstance(model, autoencoders.PerStepAutoencoders) else 1e-3,
-                                         seed=seed, weights=weights)
-    gen = torch.Generator().manual_seed(seed)
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        out, traj = diffusion.sample_loop(lambda x, t: model(x, t), sampler, torch.randn(th.ae_samples, 784, generator=gen).to(device),
-                                          gen, return_trajectory=tuple(range(T)))
-    out = out.cpu()
-    samples[name] = (out.clamp(-1, 1), traj)
-    rows[name] = {"parameters": models.count_parameters(model), "hidden units": model.config["hidden"],
-                  "updates": steps, "training time (s)": fit["train_s"],
-                  "final training loss": sum(fit["losses"][-20:]) / len(fit["losses"][-20:]),
-                  "sampling time (s)": time.perf_counter() - t0,
-                  "energy distance to test 0/1": toy.energy_distance(out.clamp(-1, 1), ref)}
+rows, samples = autoencoders.compare(specs, x0, ref, sampler, batch_size=th.ae_batch, n_samples=th.ae_samples,
+                                     seed=seed, device=device)
 cost = pd.DataFrame(rows).T
 cost.loc["two real draws (floor)"] = {"energy distance to test 0/1": floor}
 cost.loc["Gaussian noise, clipped to [-1, 1]"] = {"energy distance to test 0/1": noise_ref}
@@ -136,6 +112,7 @@ ends = [torch.cat([p.detach().flatten().cpu() for p in specs[k][0].parameters()]
         for k in ("per-step, outputs eps", "per-step, outputs eps, ELBO weights")]
 weighting_moved = ((ends[0] - ends[1]).norm() / (ends[0] - start).norm()).item()  # 0: the same model
 glue("t6_weighting_moved", f"{100 * weighting_moved:.1f}%", display=False)
+elbo = specs["per-step, outputs eps, ELBO weights"][2]
 glue("t6_elbo_ratio", f"{(elbo.max() / elbo.min()).item():,.0f}", display=False)
 glue("t6_ed_noise", f"{noise_ref:.2f}", display=False)
 glue("t6_hidden", th.ae_hidden, display=False)
