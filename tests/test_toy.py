@@ -85,3 +85,45 @@ def test_classifier_guidance_pushes_along_the_gradient():
 def test_training_argument_errors():
     with pytest.raises(ValueError, match="steps and batch_size"):
         toy.train_toy_eps(toy.ToyEpsMLP(), torch.zeros(10, 2), None, steps=0, T=10)
+
+
+class _ZeroEps(torch.nn.Module):
+    """Predicts zero noise and records the steps it was asked about."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.seen = []
+
+    def forward(self, x, t, y):
+        self.seen.append(t.clone())
+        return torch.zeros_like(x)
+
+
+def test_noise_error_by_t_averages_within_each_range_of_t():
+    model, points = _ZeroEps(), toy.swiss_roll(4000, torch.Generator().manual_seed(0))
+    errs = toy.noise_error_by_t(model, diffusion.NoiseSchedule.linear(1000), points, torch.Generator().manual_seed(1))
+    assert len(errs) == len(toy.ERROR_BINS) - 1 == len(model.seen)
+    for (lo, hi), t in zip(zip(toy.ERROR_BINS[:-1], toy.ERROR_BINS[1:]), model.seen):
+        assert lo <= int(t.min()) and int(t.max()) < hi
+    # predicting zero leaves the whole noise: E||eps||^2 = 2 in the plane
+    assert errs == pytest.approx([2.0] * len(errs), abs=0.15)
+
+
+def test_compare_weightings_runs_each_weighting_at_each_seed_and_scores_it():
+    from types import SimpleNamespace
+
+    g = torch.Generator().manual_seed(0)
+    data, held_out = toy.swiss_roll(200, g), toy.swiss_roll(30, g)
+    sampler = diffusion.AncestralSampler(diffusion.NoiseSchedule.linear(1000), clip_x0=False)
+    weightings = {"plain": None, "weighted": torch.linspace(1, 2, 1000)}
+    rows, samples, per_t = toy.compare_weightings(SimpleNamespace(toy_hidden=8, toy_steps=3), data, held_out, sampler,
+                                                  weightings, (0, 1), generator=g, device="cpu")
+    assert [(r["loss"], r["seed"]) for r in rows] == [("plain", 0), ("weighted", 0), ("plain", 1), ("weighted", 1)]
+    assert set(samples) == set(per_t) == set(weightings)
+    for name, x in samples.items():  # the last seed's samples, as many as held-out points
+        assert x.shape == held_out.shape
+        last = next(r for r in reversed(rows) if r["loss"] == name)
+        assert last["energy distance"] == pytest.approx(toy.energy_distance(x, held_out))
+        assert last["median distance to roll"] == pytest.approx(toy.distance_to_data(x, held_out).median().item())
+        assert len(per_t[name]) == 2 and all(len(e) == len(toy.ERROR_BINS) - 1 for e in per_t[name])

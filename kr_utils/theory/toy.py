@@ -230,3 +230,46 @@ def cluster_stats(samples: torch.Tensor, means, requested: torch.Tensor | None =
 def distance_to_data(samples: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
     """Distance from each sample to its nearest data point (how far off the manifold it fell)."""
     return torch.cdist(samples.double(), data.double()).min(1).values.float()
+
+
+ERROR_BINS = (0, 10, 50, 200, 500, 1000)  # the ranges [lo, hi) of t that chapter T3's error curve averages over
+
+
+@torch.no_grad()
+def noise_error_by_t(model: ToyEpsMLP, schedule: NoiseSchedule, points: torch.Tensor,
+                     generator: torch.Generator, bins=ERROR_BINS) -> list[float]:
+    """``model``'s held-out noise-prediction error ||eps - eps_theta(x_t, t)||^2 (class 0) on
+    ``points``, averaged within each range [lo, hi) of ``bins``: per range, one t per point drawn
+    uniformly in it and fresh noise, both from ``generator``. One value per range."""
+    dev = next(model.parameters()).device
+    out = []
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        t = torch.randint(lo, hi, (len(points),), generator=generator)
+        eps = torch.randn(points.shape, generator=generator)
+        pred = model(schedule.q_sample(points, t, eps).to(dev), t.to(dev), torch.zeros_like(t, device=dev)).cpu()
+        out.append((pred - eps).pow(2).sum(1).mean().item())
+    return out
+
+
+def compare_weightings(theory, data: torch.Tensor, held_out: torch.Tensor, sampler, weightings: dict, seeds, *,
+                       generator: torch.Generator, device) -> tuple[list[dict], dict, dict]:
+    """Chapter T3's experiment: for each seed and each ``{name: step weights or None}`` of
+    ``weightings``, a :class:`ToyEpsMLP` of ``theory.toy_hidden`` units trained on ``data`` for
+    ``theory.toy_steps`` updates (:func:`train_toy_eps`, same seed: same data order and noise for
+    every weighting), as many samples as ``held_out`` drawn by ``sampler`` (seeded by the seed),
+    and measured on ``held_out``: energy distance (:func:`energy_distance`), the median distance
+    of a sample to the data (:func:`distance_to_data`) and the noise error per range of t
+    (:func:`noise_error_by_t`, drawing from ``generator``). Returns ``(rows, samples, per_t)``:
+    one row per run, the last seed's samples per weighting, and per weighting each seed's errors."""
+    rows, samples, per_t = [], {}, {}
+    n = len(held_out)
+    for s in seeds:
+        for name, weights in weightings.items():
+            model = ToyEpsMLP(num_classes=1, hidden=theory.toy_hidden).to(device)
+            train_toy_eps(model, data, None, steps=theory.toy_steps, T=sampler.schedule.T, weights=weights, seed=s)
+            x = sample_toy(model, sampler, torch.zeros(n, dtype=torch.long), torch.Generator().manual_seed(s))
+            samples[name] = x
+            per_t.setdefault(name, []).append(noise_error_by_t(model, sampler.schedule, held_out, generator))
+            rows.append({"loss": name, "seed": s, "energy distance": energy_distance(x, held_out),
+                         "median distance to roll": distance_to_data(x, held_out).median().item()})
+    return rows, samples, per_t

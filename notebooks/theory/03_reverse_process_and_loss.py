@@ -5,8 +5,6 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -180,39 +178,16 @@ glue("t3_weight_first200", f"{100 * (lam[:200].sum() / lam.sum()).item():.0f}%",
 # two things on held-out points: the **energy distance** to the data
 # (`kr_utils.theory.toy.energy_distance`; 0 means the same distribution) and the median distance from a
 # sample to the nearest data point (`kr_utils.theory.toy.distance_to_data`; how far off the roll it
-# fell). We also measure each model's noise-prediction error per range of $t$ on held-out points.
+# fell). We also measure each model's noise-prediction error per range of $t$ on held-out points
+# (`kr_utils.theory.toy.noise_error_by_t`; the whole experiment: `kr_utils.theory.toy.compare_weightings`).
 
 # %%
 roll = toy.swiss_roll(5000, g, max_angle=3 * np.pi)
 held_out = toy.swiss_roll(th.toy_samples, g, max_angle=3 * np.pi)
 floor = toy.energy_distance(toy.swiss_roll(th.toy_samples, g, max_angle=3 * np.pi), held_out)
-bins = [0, 10, 50, 200, 500, 1000]
-
-
-@torch.no_grad()
-def error_by_t(model):
-    """Held-out ||eps - eps_theta||^2 averaged within each range of t."""
-    out = []
-    for lo, hi in zip(bins[:-1], bins[1:]):
-        t = torch.randint(lo, hi, (len(held_out),), generator=g)
-        eps = torch.randn(held_out.shape, generator=g)
-        x_t = sampler.schedule.q_sample(held_out, t, eps).to(device)
-        pred = model(x_t, t.to(device), torch.zeros_like(t, device=device)).cpu()
-        out.append((pred - eps).pow(2).sum(1).mean().item())
-    return out
-
-
-results, samples, per_t = [], {}, {}
-for s in (seed, seed + 1):
-    for name, weights in (("L_simple (T3.7)", None), ("ELBO weights (T3.6)", lam)):
-        model = toy.ToyEpsMLP(num_classes=1, hidden=th.toy_hidden).to(device)
-        toy.train_toy_eps(model, roll, None, steps=th.toy_steps, T=1000, weights=weights, seed=s)
-        x = toy.sample_toy(model, sampler, torch.zeros(th.toy_samples, dtype=torch.long),
-                           torch.Generator().manual_seed(s))
-        samples[name] = x
-        per_t.setdefault(name, []).append(error_by_t(model))
-        results.append({"loss": name, "seed": s, "energy distance": toy.energy_distance(x, held_out),
-                        "median distance to roll": toy.distance_to_data(x, held_out).median().item()})
+results, samples, per_t = toy.compare_weightings(th, roll, held_out, sampler,
+                                                 {"L_simple (T3.7)": None, "ELBO weights (T3.6)": lam},
+                                                 (seed, seed + 1), generator=g, device=device)
 results = pd.DataFrame(results)
 summary = results.groupby("loss")[["energy distance", "median distance to roll"]].mean()
 for key, name in (("simple", "L_simple (T3.7)"), ("elbo", "ELBO weights (T3.6)")):
@@ -229,7 +204,7 @@ fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
 for ax, (name, x) in zip(axes, samples.items()):
     ax.scatter(*held_out.T, s=1, c="0.8"); ax.scatter(*x.T, s=1, c="tab:red")
     ax.set_xlim(-3, 3); ax.set_ylim(-3, 3); ax.set_aspect("equal"); ax.set_title(name, fontsize=9)
-labels = [f"{lo}-{hi - 1}" for lo, hi in zip(bins[:-1], bins[1:])]
+labels = [f"{lo}-{hi - 1}" for lo, hi in zip(toy.ERROR_BINS[:-1], toy.ERROR_BINS[1:])]
 for name, errs in per_t.items():
     axes[2].plot(labels, np.mean(errs, 0), marker="o", label=name)
 axes[2].set_yscale("log"); axes[2].set_xlabel("t range"); axes[2].set_title("held-out noise error", fontsize=9)
