@@ -31,6 +31,16 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def built_from_seed(build, seed: int):
+    """``build()`` (a model's constructor) with torch's global RNG seeded by ``seed`` for it
+    and restored afterwards: the initial weights are a function of ``seed`` alone, whatever ran
+    before, and nothing after sees a changed generator. Two models built from one seed start
+    from the same weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
 @torch.no_grad()
 def ema_update(ema_model, model, decay: float, step: int, foreach: bool = True):
     """Exponential moving average of weights, with the usual warm-up of the decay so the

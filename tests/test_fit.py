@@ -119,3 +119,20 @@ def test_the_ema_follows_the_batchnorm_statistics():
     for name, b in run.ema.named_buffers():
         torch.testing.assert_close(b, live[name], rtol=0, atol=0, msg=name)
     assert int(live[next(n for n in live if n.endswith("num_batches_tracked"))]) == 8
+
+
+def test_built_from_seed_makes_the_initial_weights_a_function_of_the_seed_alone():
+    def weights(m):
+        return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+    build = lambda: torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))  # noqa: E731
+    torch.manual_seed(1)
+    untouched = torch.rand(4)
+    torch.manual_seed(1)
+    a = fit.built_from_seed(build, 5)
+    assert torch.equal(torch.rand(4), untouched)  # the global generator goes on as if nothing was built
+    torch.manual_seed(2)
+    torch.rand(7)  # whatever ran before does not matter
+    b = fit.built_from_seed(build, 5)
+    assert torch.equal(weights(a), weights(b))
+    assert not torch.equal(weights(a), weights(fit.built_from_seed(build, 6)))

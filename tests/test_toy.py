@@ -127,3 +127,17 @@ def test_compare_weightings_runs_each_weighting_at_each_seed_and_scores_it():
         assert last["energy distance"] == pytest.approx(toy.energy_distance(x, held_out))
         assert last["median distance to roll"] == pytest.approx(toy.distance_to_data(x, held_out).median().item())
         assert len(per_t[name]) == 2 and all(len(e) == len(toy.ERROR_BINS) - 1 for e in per_t[name])
+
+
+def test_compare_weightings_starts_every_weighting_of_a_seed_from_the_same_weights():
+    """Two identical weightings at one seed are one run twice: the same samples and scores."""
+    from types import SimpleNamespace
+
+    g = torch.Generator().manual_seed(0)
+    data, held_out = toy.swiss_roll(200, g), toy.swiss_roll(20, g)
+    sampler = diffusion.AncestralSampler(diffusion.NoiseSchedule.linear(1000), clip_x0=False)
+    torch.rand(3)  # the global generator's state before does not matter
+    rows, samples, _ = toy.compare_weightings(SimpleNamespace(toy_hidden=8, toy_steps=3), data, held_out, sampler,
+                                              {"one": None, "two": None}, (4,), generator=g, device="cpu")
+    torch.testing.assert_close(samples["one"], samples["two"])
+    assert rows[0]["energy distance"] == rows[1]["energy distance"]

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..data import Batcher
 from ..diffusion import NoiseSchedule, diffusion_loss, guided_eps, sample_loop
-from ..fit import FitOptions, fit
+from ..fit import FitOptions, built_from_seed, fit
 from ..models import timestep_embedding
 
 # ------------------------------------------------------------------------------- data
@@ -255,8 +255,9 @@ def compare_weightings(theory, data: torch.Tensor, held_out: torch.Tensor, sampl
                        generator: torch.Generator, device) -> tuple[list[dict], dict, dict]:
     """Chapter T3's experiment: for each seed and each ``{name: step weights or None}`` of
     ``weightings``, a :class:`ToyEpsMLP` of ``theory.toy_hidden`` units trained on ``data`` for
-    ``theory.toy_steps`` updates (:func:`train_toy_eps`, same seed: same data order and noise for
-    every weighting), as many samples as ``held_out`` drawn by ``sampler`` (seeded by the seed),
+    ``theory.toy_steps`` updates (:func:`train_toy_eps`; a seed gives every weighting the same
+    initial weights, :func:`kr_utils.fit.built_from_seed`, and the same data order and noise),
+    as many samples as ``held_out`` drawn by ``sampler`` (seeded by the seed),
     and measured on ``held_out``: energy distance (:func:`energy_distance`), the median distance
     of a sample to the data (:func:`distance_to_data`) and the noise error per range of t
     (:func:`noise_error_by_t`, drawing from ``generator``). Returns ``(rows, samples, per_t)``:
@@ -265,7 +266,7 @@ def compare_weightings(theory, data: torch.Tensor, held_out: torch.Tensor, sampl
     n = len(held_out)
     for s in seeds:
         for name, weights in weightings.items():
-            model = ToyEpsMLP(num_classes=1, hidden=theory.toy_hidden).to(device)
+            model = built_from_seed(lambda: ToyEpsMLP(num_classes=1, hidden=theory.toy_hidden), s).to(device)
             train_toy_eps(model, data, None, steps=theory.toy_steps, T=sampler.schedule.T, weights=weights, seed=s)
             x = sample_toy(model, sampler, torch.zeros(n, dtype=torch.long), torch.Generator().manual_seed(s))
             samples[name] = x
@@ -273,3 +274,32 @@ def compare_weightings(theory, data: torch.Tensor, held_out: torch.Tensor, sampl
             rows.append({"loss": name, "seed": s, "energy distance": energy_distance(x, held_out),
                          "median distance to roll": distance_to_data(x, held_out).median().item()})
     return rows, samples, per_t
+
+
+CLASSIFIER_SCALES = (0.0, 0.25, 0.5, 1.0, 3.0, 10.0, 30.0)  # chapter T5's classifier-guidance scales s
+GUIDANCE_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # and its classifier-free weights w
+
+
+def guidance_sweep(model: ToyEpsMLP, classifier: NoisyClassifier, sampler, means, n: int, seed: int,
+                   scales=CLASSIFIER_SCALES, weights=GUIDANCE_WEIGHTS) -> tuple[list[dict], dict]:
+    """Chapter T5's sweep: ``n`` samples that all ask for class 0, by classifier guidance at each
+    of ``scales`` (:func:`classifier_guided_eps` with ``classifier``) and by classifier-free
+    guidance at each of ``weights`` (eq. 5), every setting from the same noise (``seed``), each
+    measured by :func:`cluster_stats` against the cluster centres ``means``. Returns one row per
+    setting (``method``, ``strength`` and the statistics) and ``{label: samples}``."""
+    want = torch.zeros(n, dtype=torch.long)
+    rows, shown = [], {}
+    settings = [("classifier guidance", "classifier, s", s, {"classifier": classifier, "scale": s}) for s in scales]
+    settings += [("classifier-free", "classifier-free, w", w, {"w": w}) for w in weights]
+    for method, label, strength, kwargs in settings:
+        out = sample_toy(model, sampler, want, torch.Generator().manual_seed(seed), **kwargs)
+        rows.append({"method": method, "strength": strength, **cluster_stats(out, means, want)})
+        shown[f"{label} = {strength:g}"] = out
+    return rows, shown
+
+
+def first_strength(rows, method: str, level: float = 0.99) -> float | None:
+    """The smallest strength of ``method`` in :func:`guidance_sweep`'s ``rows`` at which at least
+    ``level`` of the samples land in the requested cluster; None if none does."""
+    hits = [r["strength"] for r in rows if r["method"] == method and r["fraction_requested"] >= level]
+    return min(hits) if hits else None

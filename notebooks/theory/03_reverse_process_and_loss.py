@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -173,8 +175,8 @@ glue("t3_weight_first200", f"{100 * (lam[:200].sum() / lam.sum()).item():.0f}%",
 # The same small MLP (`kr_utils.theory.toy.ToyEpsMLP`) is trained twice per seed on the 3π Swiss roll of
 # `001`, once on eq. (T3.6) (weights rescaled to mean 1; under Adam, whose step does not depend
 # on a constant factor of the loss, this changes only the printed loss) and once on eq. (T3.7),
-# with the same data, steps and optimiser
-# (`kr_utils.theory.toy.train_toy_eps`). We then sample with the 1000-step ancestral sampler and measure
+# from the same initial weights (drawn from the seed alone: `kr_utils.fit.built_from_seed`), with the
+# same data, batches, steps and optimiser (`kr_utils.theory.toy.train_toy_eps`). We then sample with the 1000-step ancestral sampler and measure
 # two things on held-out points: the **energy distance** to the data
 # (`kr_utils.theory.toy.energy_distance`; 0 means the same distribution) and the median distance from a
 # sample to the nearest data point (`kr_utils.theory.toy.distance_to_data`; how far off the roll it

@@ -49,7 +49,7 @@ import torch
 from IPython.display import display
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import controls, diffusion, live, plots, runtime, store
+from kr_utils import controls, diffusion, fit, live, plots, runtime, store
 from kr_utils.theory import toy
 
 cfg = kr_utils.get_config(profile)
@@ -86,7 +86,7 @@ plots.points_animation(frames, titles, reference=x, lim=5)
 
 # %%
 glue("t4_signal_T", f"{ab[-1].sqrt().item():.3f}", display=False)
-model = toy.ToyEpsMLP(num_classes=2, hidden=th.toy_hidden).to(device)
+model = fit.built_from_seed(lambda: toy.ToyEpsMLP(num_classes=2, hidden=th.toy_hidden), seed).to(device)
 losses = toy.train_toy_eps(model, x, y, steps=th.toy_steps, T=T, p_uncond=0.2, seed=seed)
 sampler = diffusion.AncestralSampler(schedule, clip_x0=False)
 n = th.toy_samples
@@ -161,7 +161,7 @@ rows, roll_samples, roll_traj = {}, {}, None
 for name, angle in (("2π", 2 * np.pi), ("3π", 3 * np.pi)):
     data = toy.swiss_roll(5000, g, max_angle=angle)
     held_out = toy.swiss_roll(n, g, max_angle=angle)
-    m = toy.ToyEpsMLP(num_classes=1, hidden=th.toy_hidden).to(device)
+    m = fit.built_from_seed(lambda: toy.ToyEpsMLP(num_classes=1, hidden=th.toy_hidden), seed).to(device)
     toy.train_toy_eps(m, data, None, steps=th.toy_steps, T=T_roll, seed=seed)
     s, roll_traj = toy.sample_toy(m, roll_sampler, torch.zeros(n, dtype=torch.long),
                                   torch.Generator().manual_seed(seed), keep=tuple(range(0, T_roll, 50)))

@@ -63,7 +63,7 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import diffusion, plots, runtime, store
+from kr_utils import diffusion, fit, plots, runtime, store
 from kr_utils.theory import toy
 
 cfg = kr_utils.get_config(profile)
@@ -75,9 +75,9 @@ g = torch.Generator().manual_seed(seed)
 MEANS, T = ((-2.0, -2.0), (2.0, 2.0)), 500
 x, y = toy.two_gaussians(500, g, MEANS)
 x_test, y_test = toy.two_gaussians(500, torch.Generator().manual_seed(seed + 100), MEANS)
-model = toy.ToyEpsMLP(num_classes=2, hidden=th.toy_hidden).to(device)
+model = fit.built_from_seed(lambda: toy.ToyEpsMLP(num_classes=2, hidden=th.toy_hidden), seed).to(device)
 toy.train_toy_eps(model, x, y, steps=th.toy_steps, T=T, p_uncond=0.2, seed=seed)
-clf = toy.NoisyClassifier(num_classes=2).to(device)
+clf = fit.built_from_seed(lambda: toy.NoisyClassifier(num_classes=2), seed).to(device)
 toy.train_noisy_classifier(clf, x, y, steps=th.classifier_steps, T=T, seed=seed)
 sampler = diffusion.AncestralSampler(toy.toy_schedule(T), clip_x0=False)
 
@@ -118,20 +118,11 @@ glue("t5_ab_last", f"{ab_t[ts[-1]]:.4f}", display=False)
 #
 # All samples ask for class 0 (the lower-left cluster). For each strength we measure the fraction
 # that land in the requested cluster and their spread per axis around its centre (the data: 0.5)
-# with `kr_utils.theory.toy.cluster_stats`. $s = 0$ and $w = 0$ are both the unconditional model.
+# with `kr_utils.theory.toy.cluster_stats` (the sweep: `kr_utils.theory.toy.guidance_sweep`). $s = 0$
+# and $w = 0$ are both the unconditional model.
 
 # %%
-n = th.toy_samples
-want = torch.zeros(n, dtype=torch.long)
-rows, shown = [], {}
-for s_ in (0.0, 0.25, 0.5, 1.0, 3.0, 10.0, 30.0):
-    out = toy.sample_toy(model, sampler, want, torch.Generator().manual_seed(seed), classifier=clf, scale=s_)
-    rows.append({"method": "classifier guidance", "strength": s_, **toy.cluster_stats(out, MEANS, want)})
-    shown[f"classifier, s = {s_:g}"] = out
-for w_ in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0):
-    out = toy.sample_toy(model, sampler, want, torch.Generator().manual_seed(seed), w=w_)
-    rows.append({"method": "classifier-free", "strength": w_, **toy.cluster_stats(out, MEANS, want)})
-    shown[f"classifier-free, w = {w_:g}"] = out
+rows, shown = toy.guidance_sweep(model, clf, sampler, MEANS, th.toy_samples, seed)
 sweep = pd.DataFrame(rows)[["method", "strength", "fraction_requested", "spread_requested"]]
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
 for method, part in sweep.groupby("method"):
@@ -144,15 +135,9 @@ for ax in axes:
     ax.set_xlabel("guidance strength (s or w)"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
 fig.tight_layout()
 plots.glue_figure("fig_t5_sweep", fig)
-
-
-def first_strength(method, level=0.99):
-    part = sweep[(sweep.method == method) & (sweep.fraction_requested >= level)]
-    return f"{part.strength.min():g}" if len(part) else "none of those tried"
-
-
-glue("t5_cg_99", first_strength("classifier guidance"), display=False)
-glue("t5_cfg_99", first_strength("classifier-free"), display=False)
+for key, method in (("t5_cg_99", "classifier guidance"), ("t5_cfg_99", "classifier-free")):
+    first = toy.first_strength(rows, method)
+    glue(key, "none of those tried" if first is None else f"{first:g}", display=False)
 glue("t5_spread_range", f"{sweep.spread_requested.min():.2f} to {sweep.spread_requested.max():.2f}", display=False)
 glue("t5_cfg_half", f"{100 * sweep[(sweep.method == 'classifier-free') & (sweep.strength == 0.5)].fraction_requested.item():.1f}%",
      display=False)
