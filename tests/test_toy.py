@@ -141,3 +141,31 @@ def test_compare_weightings_starts_every_weighting_of_a_seed_from_the_same_weigh
                                               {"one": None, "two": None}, (4,), generator=g, device="cpu")
     torch.testing.assert_close(samples["one"], samples["two"])
     assert rows[0]["energy distance"] == rows[1]["energy distance"]
+
+
+def test_first_strength_is_the_smallest_that_reaches_the_level():
+    rows = [{"method": "m", "strength": 2.0, "fraction_requested": 1.0},
+            {"method": "m", "strength": 0.5, "fraction_requested": 0.995},
+            {"method": "m", "strength": 0.25, "fraction_requested": 0.9},
+            {"method": "other", "strength": 0.0, "fraction_requested": 1.0}]
+    assert toy.first_strength(rows, "m") == 0.5
+    assert toy.first_strength(rows, "m", level=0.999) == 2.0
+    assert toy.first_strength(rows, "m", level=1.01) is None
+
+
+def test_guidance_sweep_draws_every_setting_from_one_noise():
+    """s = 0 and w = 0 are both the unconditional model: from one noise, the same samples."""
+    from kr_utils import fit
+
+    means = ((-2.0, -2.0), (2.0, 2.0))
+    model = fit.built_from_seed(lambda: toy.ToyEpsMLP(num_classes=2, hidden=8), 0)
+    clf = fit.built_from_seed(lambda: toy.NoisyClassifier(num_classes=2), 0)
+    sampler = diffusion.AncestralSampler(toy.toy_schedule(50), clip_x0=False)
+    rows, shown = toy.guidance_sweep(model, clf, sampler, means, 16, 3, scales=(0.0, 1.0), weights=(0.0, 2.0))
+    assert list(shown) == ["classifier, s = 0", "classifier, s = 1", "classifier-free, w = 0", "classifier-free, w = 2"]
+    assert [(r["method"], r["strength"]) for r in rows] == [("classifier guidance", 0.0), ("classifier guidance", 1.0),
+                                                            ("classifier-free", 0.0), ("classifier-free", 2.0)]
+    torch.testing.assert_close(shown["classifier, s = 0"], shown["classifier-free, w = 0"])
+    assert not torch.allclose(shown["classifier-free, w = 0"], shown["classifier-free, w = 2"])
+    stats = toy.cluster_stats(shown["classifier-free, w = 2"], means, torch.zeros(16, dtype=torch.long))
+    assert rows[3]["fraction_requested"] == stats["fraction_requested"]
