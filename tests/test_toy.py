@@ -169,3 +169,11 @@ def test_guidance_sweep_draws_every_setting_from_one_noise():
     assert not torch.allclose(shown["classifier-free, w = 0"], shown["classifier-free, w = 2"])
     stats = toy.cluster_stats(shown["classifier-free, w = 2"], means, torch.zeros(16, dtype=torch.long))
     assert rows[3]["fraction_requested"] == stats["fraction_requested"]
+
+
+def test_error_ratios_are_of_the_means_and_per_seed():
+    weighted, plain = [[1.0, 4.0], [3.0, 2.0]], [[2.0, 2.0], [2.0, 4.0]]
+    mean, per_seed = toy.error_ratios(weighted, plain, 0)
+    assert mean == pytest.approx(1.0) and per_seed == pytest.approx([0.5, 1.5])
+    mean, per_seed = toy.error_ratios(weighted, plain, 1)
+    assert mean == pytest.approx(1.0) and per_seed == pytest.approx([2.0, 0.5])

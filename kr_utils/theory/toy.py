@@ -303,3 +303,13 @@ def first_strength(rows, method: str, level: float = 0.99) -> float | None:
     ``level`` of the samples land in the requested cluster; None if none does."""
     hits = [r["strength"] for r in rows if r["method"] == method and r["fraction_requested"] >= level]
     return min(hits) if hits else None
+
+
+def error_ratios(weighted: list, plain: list, k: int) -> tuple[float, list[float]]:
+    """The ``weighted`` model's held-out noise error over the ``plain`` one's in range ``k`` of
+    :data:`ERROR_BINS` (each a list over seeds of :func:`noise_error_by_t`'s errors, as
+    :func:`compare_weightings` returns them): the ratio of the means over seeds, and each
+    seed's ratio. Below 1, the weighted model predicts the noise better there."""
+    per_seed = [w[k] / p[k] for w, p in zip(weighted, plain)]
+    mean = sum(w[k] for w in weighted) / len(weighted) / (sum(p[k] for p in plain) / len(plain))
+    return mean, per_seed
