@@ -139,6 +139,8 @@ for key, method in (("t5_cg_99", "classifier guidance"), ("t5_cfg_99", "classifi
     first = toy.first_strength(rows, method)
     glue(key, "none of those tried" if first is None else f"{first:g}", display=False)
 glue("t5_spread_range", f"{sweep.spread_requested.min():.2f} to {sweep.spread_requested.max():.2f}", display=False)
+peaks = {m: part.loc[part.spread_requested.idxmax(), "strength"] for m, part in sweep.groupby("method")}
+glue("t5_spread_peak", f"s = {peaks['classifier guidance']:g} and w = {peaks['classifier-free']:g}", display=False)
 glue("t5_cfg_half", f"{100 * sweep[(sweep.method == 'classifier-free') & (sweep.strength == 0.5)].fraction_requested.item():.1f}%",
      display=False)
 sweep.round(3)
@@ -152,8 +154,8 @@ sweep.round(3)
 # Classifier guidance puts at least 99% of the samples in the requested cluster from $s =$
 # {glue:text}`t5_cg_99`, classifier-free guidance from $w =$ {glue:text}`t5_cfg_99` ($w = 0.5$
 # already gives {glue:text}`t5_cfg_half`). Across all strengths the spread inside the requested
-# cluster stays between {glue:text}`t5_spread_range` (the data: 0.5), and it is largest at the
-# intermediate strengths (why, this chapter does not measure). With clusters this far apart,
+# cluster stays between {glue:text}`t5_spread_range` (the data: 0.5), and it is largest at
+# {glue:text}`t5_spread_peak` (why, this chapter does not measure). With clusters this far apart,
 # guidance here mostly decides *which* mode a sample lands in; pipeline chapter 3 measures what
 # $w \in \{0, 1, 2, 4\}$ does on digits, where the classes are not this far apart.
 
