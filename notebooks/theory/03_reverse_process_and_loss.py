@@ -203,7 +203,7 @@ for key, k in (("small", 0), ("noisy", 3)):  # t < 10 and 200 <= t < 500 (toy.ER
     glue(f"t3_err_{key}_seeds", ", ".join(f"{r:.2f}" for r in per_seed), display=False)
     noise_error_ratio[key] = {"mean_over_seeds": ratio, "per_seed": per_seed}
     if key == "small":
-        glue("t3_err_reading", "lower at every seed, as they should" if all(r < 1 for r in per_seed) else
+        glue("t3_err_reading", "lower at every seed, as it should be" if all(r < 1 for r in per_seed) else
              "not lower at any seed: on this toy the weighting buys no accuracy near t = 0" if all(r >= 1 for r in per_seed)
              else "lower at some seeds and not at others, so two seeds cannot tell", display=False)
 results.round(4)
