@@ -138,7 +138,7 @@ plots.glue_figure("fig_t5_sweep", fig)
 for key, method in (("t5_cg_99", "classifier guidance"), ("t5_cfg_99", "classifier-free")):
     first = toy.first_strength(rows, method)
     glue(key, "none of those tried" if first is None else f"{first:g}", display=False)
-glue("t5_spread_range", f"{sweep.spread_requested.min():.2f} to {sweep.spread_requested.max():.2f}", display=False)
+glue("t5_spread_range", f"{sweep.spread_requested.min():.2f} and {sweep.spread_requested.max():.2f}", display=False)
 peaks = {m: part.loc[part.spread_requested.idxmax(), "strength"] for m, part in sweep.groupby("method")}
 glue("t5_spread_peak", f"s = {peaks['classifier guidance']:g} and w = {peaks['classifier-free']:g}", display=False)
 glue("t5_cfg_half", f"{100 * sweep[(sweep.method == 'classifier-free') & (sweep.strength == 0.5)].fraction_requested.item():.1f}%",
