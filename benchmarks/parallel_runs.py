@@ -189,7 +189,7 @@ def main(argv=None) -> dict:
 
     from kr_utils import runtime, store, workers
 
-    threads, n_cores = torch.get_num_threads(), workers.cores()
+    threads, n_cores = torch.get_num_threads(), runtime.cores()
     # a measure not run now keeps its last figures; each measure carries the environment it ran in
     previous = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     report = {**previous, "environment": runtime.environment(), "cores": n_cores, "threads": threads}

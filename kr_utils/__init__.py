@@ -1,24 +1,26 @@
 """kr_utils: the library behind "Knowledge Replication with Diffusion Models".
 
-One module per pipeline stage, each importing only the stages below it:
+One module per pipeline stage, each importing only the stages below it (no two in a loop:
+``tests/test_layers.py``):
 
 - bottom: ``config`` (a frozen dataclass per stage and the ``Profile`` that holds them),
   ``data`` (MNIST idx files, the one ``Batcher``), ``store`` (artifact folders, atomic writes,
   cache keys, the result cache, metrics JSON), ``runtime`` (device, precision, memory
-  layouts), ``live`` (widgets and progress bars only where a person is looking);
+  layouts, the speed levers), ``workers`` (runs side by side on a CPU's cores), ``live``
+  (widgets and progress bars only where a person is looking);
 - ``models`` (classifiers and U-Net), ``checkpoints`` (save and load with their config),
   ``fit`` (the one training loop);
 - ``diffusion`` (noise schedule, loss, samplers, U-Net training), ``synth`` (the labelled
-  synthetic set) and ``distributed`` (torchrun: DDP training, the set generated in shards; not
-  imported here), ``distill`` (teacher and student training, the distillation loss),
+  synthetic set, whole or in shards), ``distill`` (teacher and student training, the distillation loss),
   ``evaluate`` (real-test metrics, intervals over seeds), ``comparison`` (comparisons worded from their
   intervals: Welch, paired, McNemar, the test set's binomial error), ``audit`` (fidelity, memorisation,
   distribution and calibration measures);
 - ``studies`` (the thesis' experiments: runs, knobs, degradation, ablation), ``claims``
   (chapter 9: the audit of the pipeline's artifacts, the thesis' open claims), ``analysis`` (chapter 8's
   comparison with the thesis), ``pipeline`` (each
-  chapter's artifacts found or rebuilt), ``plots``, ``controls``, ``thesis`` (the thesis'
-  numbers), ``theory`` (the theory chapters' code), and ``book`` (the runner).
+  chapter's artifacts found or rebuilt) and above it ``distributed`` (the torchrun entry: DDP
+  training, the set generated in shards over ranks; not imported here), ``plots``, ``controls``,
+  ``thesis`` (the thesis' numbers), ``theory`` (the theory chapters' code), and ``book`` (the runner).
 """
 from ._version import __version__  # noqa: E402,F401
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from . import data, distill, distributed, models, studies, synth, workers
+from . import data, distill, models, studies, synth, workers
 from .checkpoints import load_checkpoint, load_if_current, load_model, load_schedule, save_checkpoint
 from .config import Profile
 from .diffusion import NoiseSchedule, build_sampler, train_diffusion
@@ -292,11 +292,11 @@ def _set_shard(cfg: Profile, t_path: Path, d_path: Path, device, seed: int, rank
     sampler = build_sampler(cfg.sampler, load_schedule(d_path))
     world = cfg.synth.shards
     if rank is not None:
-        return distributed.build_shard(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, rank=rank, world=world,
-                                       device=device, progress=False)
+        return synth.build_shard(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, rank=rank, world=world,
+                                 device=device, progress=False)
     if world == 1:
         return synth.build_synthetic_set(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, device=device)
-    return distributed.build_sharded_set(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, world=world, device=device)
+    return synth.build_sharded_set(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, world=world, device=device)
 
 
 def _shards_side_by_side(device) -> bool:
@@ -306,7 +306,7 @@ def _shards_side_by_side(device) -> bool:
 
 def _draw_set(cfg: Profile, t_path: Path, d_path: Path, device, seed: int) -> dict:
     """The labelled synthetic set of ``cfg``: one draw, or ``cfg.synth.shards`` shards merged
-    (:mod:`kr_utils.distributed`). Where the ``parallel_runs`` lever is on (a CPU of two cores or
+    (:func:`kr_utils.synth.merge_shards`). Where the ``parallel_runs`` lever is on (a CPU of two cores or
     more), the shards are drawn side by side in worker processes, each with its share of the
     threads; the merged set is the one that the shards drawn one after another make."""
     world = cfg.synth.shards
@@ -316,7 +316,7 @@ def _draw_set(cfg: Profile, t_path: Path, d_path: Path, device, seed: int) -> di
     print(f"drawing the set in {world} shards side by side in worker processes, {threads} thread(s) each", flush=True)
     calls = [((cfg, t_path, d_path, "cpu", seed, rank), {}) for rank in range(world)]
     shards = dict((i, shard) for i, shard, _, _ in workers.run_in_waves(_set_shard, calls, threads_each=threads))
-    return distributed.merge_shards([shards[r] for r in range(world)])
+    return synth.merge_shards([shards[r] for r in range(world)])
 
 
 def shards_note(cfg: Profile, device) -> str:
@@ -326,7 +326,7 @@ def shards_note(cfg: Profile, device) -> str:
         return "The set is drawn in one go."
     where = "side by side in worker processes on this CPU" if _shards_side_by_side(device) else "one after another"
     return (f"The set is drawn as {world} shards, each with its own part of every class and its own seed "
-            f"(kr_utils.distributed.build_shard), {where}, then merged class by class.")
+            f"(kr_utils.synth.build_shard), {where}, then merged class by class.")
 
 
 def synthetic_set(cfg: Profile, device, seed: int | None = None) -> Path:

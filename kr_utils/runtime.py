@@ -180,17 +180,30 @@ def _parse_levers(text: str) -> dict:
     return out
 
 
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, which a container or
+    ``taskset`` narrows; ``os.cpu_count`` where the platform has none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
 def levers(device) -> Levers:
     """The :class:`Levers` in force on ``device``: the device's defaults, then ``KR_LEVERS``,
     then :func:`use_levers`."""
     gpu = torch.device(device).type == "cuda"
-    from .workers import cores
-
     chosen = dict(fused_optimizer=gpu, foreach_ema=True, device_batches=gpu, compile=False, cuda_graphs=False,
                   group_seeds=gpu, parallel_runs=not gpu and cores() >= 2)
     chosen.update(_parse_levers(os.environ.get(LEVERS_ENV, "")))
     chosen.update(_lever_overrides.get())
     return Levers(**chosen)
+
+
+def switched_levers() -> dict:
+    """The levers that :func:`use_levers` has switched here (a copy): what a worker process
+    must switch too to run as this process would (:mod:`kr_utils.workers`)."""
+    return dict(_lever_overrides.get())
 
 
 @contextlib.contextmanager

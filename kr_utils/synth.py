@@ -4,10 +4,14 @@ them, keep the confident ones, and save everything in MNIST's own idx format.
 Labels: by default the stored label is the teacher's argmax (what the thesis' text
 describes); ``label_mode='requested'`` keeps the class that was asked of the diffusion
 model (what the thesis' code did) so the two can be compared.
+
+A set can be made as shards (:func:`build_shard`, :func:`merge_shards`): one per torchrun rank
+(:mod:`kr_utils.distributed`) or per worker process on a CPU (:func:`kr_utils.pipeline.synthetic_set`).
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -217,6 +221,66 @@ def build_synthetic_set(model, sampler, teacher, config: SynthConfig, sampling: 
     result["agreement"] = (float((result["logits"].argmax(1) == result["requested"]).mean())
                            if mode == "balanced" else None)
     return result
+
+
+# ------------------------------------------------------------------------------- shards
+# The set made as several shards (one per torchrun rank, or per worker process of a CPU):
+# rank r of R draws its own disjoint slice of every class quota with its own seed, and the
+# merged shards are byte for byte the set that the same shards drawn one after another make.
+
+
+def shard_quota(per_class: int, rank: int, world: int) -> int:
+    """Digits per class that rank ``rank`` of ``world`` generates: ``per_class`` split as evenly as
+    possible, the first ``per_class % world`` ranks one more."""
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"rank must be in [0, world) with world >= 1, got rank={rank}, world={world}")
+    return per_class // world + (1 if rank < per_class % world else 0)
+
+
+def shard_seed(seed: int, rank: int) -> int:
+    """The generator seed of shard ``rank``: distinct per rank, the same in any process layout."""
+    return seed * 1_000_003 + rank
+
+
+def build_shard(model, sampler, teacher, config: SynthConfig, sampling, *, seed: int, rank: int, world: int,
+                device, progress: bool = True) -> dict | None:
+    """Shard ``rank`` of the synthetic set: :func:`build_synthetic_set` for its
+    quota of every class, with its own seed (None when its quota is 0)."""
+    quota = shard_quota(config.per_class, rank, world)
+    if quota == 0:
+        return None
+    return build_synthetic_set(model, sampler, teacher, dataclasses.replace(config, per_class=quota), sampling,
+                                     seed=shard_seed(seed, rank), device=device, progress=progress)
+
+
+def merge_shards(shards: list[dict | None]) -> dict:
+    """One set from the shards (in rank order): the kept digits class by class, each class in
+    rank order; the generation log concatenated; counts summed; thresholds and rates recomputed."""
+    shards = [s for s in shards if s is not None]
+    if not shards:
+        raise ValueError("no shard to merge")
+    cat = lambda key: np.concatenate([s[key] for s in shards])  # noqa: E731
+    labels = cat("labels")
+    order = np.argsort(labels, kind="stable")  # class-sorted, ties in rank order
+    merged = {k: cat(k)[order] for k in ("images", "labels", "requested", "logits")}
+    merged.update(generated_requested=cat("generated_requested"), generated_logits=cat("generated_logits"),
+                  generated=int(sum(s["generated"] for s in shards)), rounds=max(s["rounds"] for s in shards),
+                  thresholds=[t for s in shards for t in s["thresholds"]],
+                  final_threshold=min(s["final_threshold"] for s in shards),
+                  complete=all(s["complete"] for s in shards), threshold=shards[0]["threshold"],
+                  label_mode=shards[0]["label_mode"], mode=shards[0]["mode"])
+    conf = torch.as_tensor(merged["generated_logits"]).softmax(1).max(1).values.numpy()
+    merged["acceptance_rate"] = float((conf >= merged["final_threshold"]).mean())
+    merged["agreement"] = (float((merged["logits"].argmax(1) == merged["requested"]).mean())
+                           if merged["mode"] == "balanced" else None)
+    return merged
+
+
+def build_sharded_set(model, sampler, teacher, config: SynthConfig, sampling, *, seed: int, world: int, device,
+                      progress: bool = True) -> dict:
+    """The set that ``world`` ranks generate, made by one process: every shard in turn, merged."""
+    return merge_shards([build_shard(model, sampler, teacher, config, sampling, seed=seed, rank=r, world=world,
+                                     device=device, progress=progress) for r in range(world)])
 
 
 def confidence_table(result: dict) -> list[dict]:

@@ -1,5 +1,5 @@
-"""Bottom layer: independent runs side by side on a CPU's cores (the ``parallel_runs`` lever of
-:mod:`kr_utils.runtime`).
+"""Just above the run environment (:mod:`kr_utils.runtime`, whose ``parallel_runs`` lever and
+:func:`kr_utils.runtime.cores` it follows): independent runs side by side on a CPU's cores.
 
 One classifier training run on a 2-core CPU keeps the cores only partly busy: its network is
 small and its images are 28x28, so its two torch threads wait on each other. Two runs with one
@@ -31,20 +31,12 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import Callable, Iterator
 
+from . import runtime
 from .live import progress
 
 WORKER_ENV = "KR_WORKER"  # set in a worker process: its progress bars stay off (kr_utils.live.progress)
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
-
-
-def cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, which a container or
-    ``taskset`` narrows; ``os.cpu_count`` where the platform has none)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
 
 
 def _watch_parent(parent: int) -> None:
@@ -67,10 +59,8 @@ def _context() -> dict:
     """What a worker must share with this process at each call: the ``KR_*`` environment (a
     precision, the levers, the data folder, which may have changed since the worker started) and
     the levers switched by :func:`kr_utils.runtime.use_levers`."""
-    from . import runtime
-
     return {"env": {k: v for k, v in os.environ.items() if k.startswith("KR_")},
-            "levers": dict(runtime._lever_overrides.get())}
+            "levers": runtime.switched_levers()}
 
 
 def _call(threads: int, context: dict, fn: Callable, args: tuple, kwargs: dict):
@@ -78,20 +68,14 @@ def _call(threads: int, context: dict, fn: Callable, args: tuple, kwargs: dict):
     :func:`_context`; returns ``(result, printed text)``."""
     import torch
 
-    from . import runtime
-
     for k in [k for k in os.environ if k.startswith("KR_")]:
         del os.environ[k]
     os.environ.update(context["env"])
     os.environ[WORKER_ENV] = "1"
     torch.set_num_threads(threads)
-    token = runtime._lever_overrides.set(context["levers"])
     out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            result = fn(*args, **kwargs)
-    finally:
-        runtime._lever_overrides.reset(token)
+    with runtime.use_levers(**context["levers"]), contextlib.redirect_stdout(out):
+        result = fn(*args, **kwargs)
     return result, out.getvalue()
 
 
@@ -155,7 +139,7 @@ def threads_per_run(n_runs: int, threads: int | None = None, n_cores: int | None
     import torch
 
     threads = torch.get_num_threads() if threads is None else threads
-    n_cores = cores() if n_cores is None else n_cores
+    n_cores = runtime.cores() if n_cores is None else n_cores
     return max(1, threads // max(1, min(n_cores, n_runs)))
 
 
@@ -169,7 +153,7 @@ def run_in_waves(fn: Callable, calls: list[tuple[tuple, dict]], *, threads_each:
     and its arguments must pickle (a module-level function)."""
     import torch
 
-    n_cores = cores() if n_cores is None else n_cores
+    n_cores = runtime.cores() if n_cores is None else n_cores
     planned = waves(len(calls), n_cores // max(1, threads_each))
     for wave in planned:
         t0 = time.perf_counter()

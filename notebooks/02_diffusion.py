@@ -48,7 +48,7 @@ steps = None    # overrides diffusion.steps (training iterations)
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import checkpoints, diffusion, models, pipeline, plots, runtime, store
+from kr_utils import checkpoints, diffusion, evaluate, models, pipeline, plots, runtime, store
 
 cfg = kr_utils.get_config(profile, dataset=dataset)
 if steps is not None:  # a shorter run, its milestones kept inside it
@@ -65,7 +65,7 @@ print(f"profile={profile} device={device} artifacts={out}")
 unet = models.ConditionalUNet(base=dcfg.base, mults=dcfg.mults, attention=dcfg.attention)
 n_params = models.count_parameters(unet)
 glue("unet_params", f"{n_params:,d}", display=False)
-glue("diffusion_steps", f"{dcfg.steps:,d}", display=False)
+glue("diffusion_steps", evaluate.counted(dcfg.steps, "step"), display=False)
 glue("p_uncond", dcfg.p_uncond, display=False)
 glue("diffusion_batch", dcfg.batch_size, display=False)
 glue("diffusion_milestones", ", ".join(f"{m:,d}" for m in dcfg.milestones), display=False)
@@ -77,7 +77,7 @@ print(f"U-Net: base width {dcfg.base}, widths {[dcfg.base * m for m in dcfg.mult
 
 # %% [markdown]
 # The U-Net has {glue:text}`unet_params` parameters. It is trained for
-# {glue:text}`diffusion_steps` steps of {glue:text}`diffusion_batch` real training digits
+# {glue:text}`diffusion_steps` of {glue:text}`diffusion_batch` real training digits
 # (AdamW, warm-up then cosine learning rate, gradient clipping at 1). A copy of the EMA weights
 # is kept at milestone steps so that later chapters can study how the synthetic data degrade
 # with an under-trained generator.
@@ -133,7 +133,7 @@ clock.record()
 # %% [markdown]
 # ## What was measured
 #
-# A U-Net of {glue:text}`unet_params` parameters, trained for {glue:text}`diffusion_steps` steps,
+# A U-Net of {glue:text}`unet_params` parameters, trained for {glue:text}`diffusion_steps`,
 # ends with a loss of {glue:text}`diffusion_final_loss` over its last steps. Its EMA weights were
 # kept at steps {glue:text}`diffusion_milestones` for the degradation study of chapter 6, and the
 # final ones generate the synthetic set.

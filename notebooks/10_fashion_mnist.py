@@ -26,7 +26,7 @@
 # same number of steps, the same set size, confidence threshold and student recipe
 # ({glue:text}`fm_labels`) over the same seeds. {glue:text}`fm_teacher_change` The sampler of the set is
 # DPM-Solver++ in {glue:text}`fm_sampler_steps` steps (chapter 8 measured it against the
-# 1,000-step chain on MNIST), so that the chapter fits its budget. The student trains for
+# 1,000-step chain on MNIST), the fastest sampler whose students matched the chain's there. The student trains for
 # {glue:text}`fm_student_epochs` ({glue:text}`fm_mnist_epochs` on digits), a choice made on
 # the real validation images (`kr_utils.config.DATASET_CHANGES` records what was tried). Fashion-MNIST is harder: a ResNet trained on the
 # real images reaches about 93-94% in the literature, well below its accuracy on digits, and T-shirts, shirts, pullovers

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from kr_utils import checkpoints, diffusion, distributed, get_config, pipeline, store, synth
+from kr_utils import checkpoints, diffusion, get_config, pipeline, store, synth
 
 
 def test_each_rank_gets_a_disjoint_even_slice_of_every_class_quota():
     for per_class, world in ((10, 2), (10, 3), (7, 4), (3, 5)):
-        quotas = [distributed.shard_quota(per_class, r, world) for r in range(world)]
+        quotas = [synth.shard_quota(per_class, r, world) for r in range(world)]
         assert sum(quotas) == per_class and max(quotas) - min(quotas) <= 1
-    assert len({distributed.shard_seed(0, r) for r in range(8)}) == 8
+    assert len({synth.shard_seed(0, r) for r in range(8)}) == 8
     with pytest.raises(ValueError, match="rank"):
-        distributed.shard_quota(10, 2, 2)
+        synth.shard_quota(10, 2, 2)
 
 
 def _torchrun(args, env, timeout=240):
@@ -46,7 +46,7 @@ def test_two_gloo_ranks_make_the_one_process_set_byte_for_byte(smoke_models, tmp
         unet = checkpoints.load_model(d_path, "diffusion", "cpu")
         teacher = checkpoints.load_model(t_path, "teacher", "cpu")
         sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(d_path))
-        one = distributed.build_sharded_set(unet, sampler, teacher, cfg.synth, cfg.sampler, seed=cfg.seed, world=2,
+        one = synth.build_sharded_set(unet, sampler, teacher, cfg.synth, cfg.sampler, seed=cfg.seed, world=2,
                                             device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
@@ -56,7 +56,7 @@ def test_two_gloo_ranks_make_the_one_process_set_byte_for_byte(smoke_models, tmp
     merged = synth.load_synthetic_set(tmp_path / "ranks")
     assert merged["summary"]["class_counts"] == [cfg.synth.per_class] * 10 and merged["summary"]["world"] == 2
     # two shards are two different draws, not one draw twice
-    a, b = (distributed.build_shard(unet, sampler, teacher, cfg.synth, cfg.sampler, seed=cfg.seed, rank=r, world=2,
+    a, b = (synth.build_shard(unet, sampler, teacher, cfg.synth, cfg.sampler, seed=cfg.seed, rank=r, world=2,
                                     device="cpu", progress=False) for r in (0, 1))
     assert not (a["images"][:5] == b["images"][:5]).all()
 

@@ -90,7 +90,7 @@ def test_a_script_without_a_main_guard_is_not_run_again_in_the_workers(tmp_path)
 
 
 def test_the_lever_is_on_for_a_cpu_of_two_cores_and_can_be_switched_off(monkeypatch):
-    assert runtime.levers("cpu").parallel_runs == (workers.cores() >= 2)
+    assert runtime.levers("cpu").parallel_runs == (runtime.cores() >= 2)
     assert not runtime.levers("cuda").parallel_runs
     monkeypatch.setenv(runtime.LEVERS_ENV, "parallel_runs=0")
     assert not runtime.levers("cpu").parallel_runs
@@ -118,7 +118,7 @@ def test_runs_side_by_side_equal_runs_one_after_another(tmp_path):
         assert a["history"]["val_loss"] == pytest.approx(b["history"]["val_loss"], rel=1e-3)
         for k in a["state_dict"]:
             assert torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(), atol=1e-3), k
-    if workers.cores() >= 2 and torch.get_num_threads() == 2:
+    if runtime.cores() >= 2 and torch.get_num_threads() == 2:
         assert [r["side_by_side"] for r in side] == [3, 3, 3]
     # each run was cached as it finished: a second call trains nothing
     with runtime.use_levers(parallel_runs=True):
@@ -196,7 +196,7 @@ def test_a_set_drawn_in_shards_side_by_side_is_the_set_drawn_one_shard_after_ano
     with runtime.use_levers(parallel_runs=True):
         side, reused = pipeline.build_synthetic_set(cfg, "cpu", cfg.seed)
     assert not reused
-    if workers.cores() >= 2:  # the shards were drawn in worker processes
+    if runtime.cores() >= 2:  # the shards were drawn in worker processes
         assert "2 shards side by side in worker processes" in capsys.readouterr().out
     monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path / "serial"))
     before = torch.get_num_threads()
@@ -249,7 +249,7 @@ def test_degradation_draws_side_by_side_equal_them_one_after_another(tmp_path, m
     with runtime.use_levers(parallel_runs=True):
         side = studies.degradation_sets(cfg, steps, teacher, sampler, seed=0, device="cpu")
     assert waves == [(len(steps), workers.threads_per_run(len(steps)))]
-    if workers.cores() >= 2:  # drawn in the workers (which do not see this patch), and cached from there
+    if runtime.cores() >= 2:  # drawn in the workers (which do not see this patch), and cached from there
         assert drawn_here == []
     assert clock.reused_s == 0  # the draws made here are not charged again as reused
     monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path / "serial"))

@@ -1,0 +1,109 @@
+"""The library's stages stand in layers: each ``kr_utils`` module imports only modules below it
+(the README's "one module per pipeline stage, each importing only those below it"). Read from
+the source, function-level imports included, so that a cycle hidden in a function body (one
+module importing the other inside a function to dodge the import-time loop) fails too."""
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "kr_utils"
+
+# a few stages in the order the README gives them, bottom first: none may import one after it
+ORDER = ("runtime", "store", "data", "config", "models", "diffusion", "synth", "distill", "evaluate",
+         "studies", "pipeline", "distributed", "book")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imported(path: Path, modules: set[str]) -> set[str]:
+    """The ``kr_utils`` modules that the file at ``path`` imports anywhere in its body."""
+    here = module_name(path).split(".") if path.name != "__init__.py" else module_name(path).split(".") + ["x"]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = [p for p in here[:len(here) - node.level] if p]
+            elif node.module and node.module.split(".")[0] == "kr_utils":
+                base = []
+            else:
+                continue
+            mod = (node.module or "").split(".")
+            if not node.level:
+                mod = mod[1:]
+            target = base + [m for m in mod if m]
+            names = [".".join(target + [a.name]) for a in node.names] + [".".join(target)]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".", 1)[1] for a in node.names if a.name.startswith("kr_utils.")]
+        found |= {n for n in names if n and n in modules}
+    return found - {module_name(path)}
+
+
+def graph() -> dict[str, set[str]]:
+    files = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(p) for p in files}
+    return {module_name(p): imported(p, modules) for p in files if p.name != "__init__.py"}
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``edges`` (module -> modules it imports) as a path, or None."""
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(m):
+        state[m] = 1
+        path.append(m)
+        for n in sorted(edges.get(m, ())):
+            if state.get(n) == 1:
+                return path[path.index(n):] + [n]
+            if n not in state:
+                found = visit(n)
+                if found:
+                    return found
+        state[m] = 2
+        path.pop()
+        return None
+
+    for m in sorted(edges):
+        if m not in state:
+            found = visit(m)
+            if found:
+                return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle_and_no_false_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_reader_sees_imports_inside_functions(tmp_path, monkeypatch):
+    pkg = tmp_path / "kr_utils"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low.py").write_text("def f():\n    from . import high\n    from .high import g\n")
+    (pkg / "high.py").write_text("import kr_utils.low\nfrom kr_utils import low\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    assert graph() == {"low": {"high"}, "high": {"low"}}
+    assert find_cycle(graph()) in (["high", "low", "high"], ["low", "high", "low"])
+
+
+def test_no_two_modules_of_kr_utils_import_each_other_in_a_loop():
+    edges = graph()
+    assert {"pipeline", "synth", "runtime", "workers"} <= set(edges)  # the reader found the package
+    assert edges["pipeline"] >= {"synth", "studies"}  # ... and its imports
+    cycle = find_cycle(edges)
+    assert cycle is None, "kr_utils modules import each other in a loop: " + " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("i", range(len(ORDER)))
+def test_a_stage_imports_no_stage_above_it(i):
+    above = set(ORDER[i + 1:])
+    assert not graph()[ORDER[i]] & above, f"{ORDER[i]} imports {sorted(graph()[ORDER[i]] & above)}, above it"
