@@ -26,8 +26,10 @@ import torch
 
 from . import data, distill, models, studies, synth, workers
 from .checkpoints import load_checkpoint, load_if_current, load_model, load_schedule, save_checkpoint
+from .comparison import Comparison, compare_seeds, mcnemar
 from .config import Profile
 from .diffusion import NoiseSchedule, build_sampler, train_diffusion
+from .evaluate import summarize_seeds
 from .fit import seed_everything
 from .runtime import levers
 from .store import artifact_dir, fingerprint, note_reused, read_metrics
@@ -395,6 +397,42 @@ class StudentGrid:
         """The training time of every run, each counted once."""
         runs = {id(r): r for rs in (self.main, *self.cells.values()) for r in rs.values()}
         return sum(r["train_time_s"] for r in runs.values())
+
+    def validation_summaries(self) -> dict:
+        """``{cell: summary}``: each cell's accuracy on the real validation digits
+        (``val_real_accuracy``), summarised over its seeds (:func:`kr_utils.evaluate.summarize_seeds`)."""
+        return {cell: summarize_seeds([r["val_real_accuracy"] for r in rs.values()]) for cell, rs in self.cells.items()}
+
+    def best_on_validation(self) -> tuple[tuple[str, str], dict]:
+        """The cell whose students score highest on the real validation digits (the mean of
+        :meth:`validation_summaries`), with that summary: chapter 5's choice, which the test set
+        only scores."""
+        val = self.validation_summaries()
+        best = max(val, key=lambda c: val[c]["mean"])
+        return best, val[best]
+
+    def soft_vs_hard(self, y_test, seed: int) -> tuple[Comparison, Comparison, int] | None:
+        """For the main architecture, its soft-target cell (τ = 4) against its hard-label cell:
+        over their seeds (:func:`kr_utils.comparison.compare_seeds` of the test accuracies) and,
+        on the test digits ``y_test``, McNemar's test between the two students of one seed
+        (``seed`` where the hard cell has it, else its first); that seed is returned third.
+        None where the grid lacks either cell."""
+        hard, soft = self.cells.get((self.main_cell[0], "hard")), self.cells.get((self.main_cell[0], "soft_t4"))
+        if hard is None or soft is None:
+            return None
+        over_seeds = compare_seeds([r["accuracy"] for r in soft.values()], [r["accuracy"] for r in hard.values()])
+        s0 = seed if seed in hard else next(iter(hard))
+        right = lambda r: (r["test_logits"].argmax(1) == torch.as_tensor(y_test)).numpy()  # noqa: E731
+        return over_seeds, mcnemar(right(soft[s0]), right(hard[s0])), s0
+
+
+def kept_synthetic_val(runs: dict) -> float:
+    """The mean over ``runs`` (``{seed: run}``) of the synthetic-validation accuracy at the epoch
+    whose weights were kept (``history['best_epoch']``): what the thesis' Table 7 scored its
+    students on."""
+    def kept(h):
+        return h["val_acc"][h["epoch"].index(h["best_epoch"])]
+    return sum(kept(r["history"]) for r in runs.values()) / len(runs)
 
 
 def student_grid(cfg: Profile, split: dict, device) -> StudentGrid:

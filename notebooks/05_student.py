@@ -161,32 +161,24 @@ plots.glue_figure("fig_student_label_curves", fig)
 table = pd.DataFrame({config.LABEL_NAMES[lab]: {a: evaluate.format_summary(summary[(a, lab)])
                                                      for a in ecfg.grid_archs if (a, lab) in summary}
                       for lab in ecfg.grid_labels})
-kept_epoch = lambda h: h["val_acc"][h["epoch"].index(h["best_epoch"])]  # noqa: E731  (the epoch whose weights were kept)
-kept_val_mean = lambda rs: float(np.mean([kept_epoch(r["history"]) for r in rs.values()]))  # noqa: E731  (mean over seeds)
-syn_val_acc = {cell: kept_val_mean(rs) for cell, rs in runs.items()}  # the thesis' Table 7 scored its students on synthetic digits
+syn_val_acc = {cell: pipeline.kept_synthetic_val(rs) for cell, rs in runs.items()}  # as the thesis' Table 7 scored
 table["synthetic validation (main labels)"] = [f"{100 * syn_val_acc[(a, main_cell[1])]:.2f}%" for a in table.index]
 table["thesis, real test (§4.4, final)"] = [f"{100 * thesis.STUDENTS_REAL_FINAL[a]:.1f}%" for a in table.index]
 table["thesis, synthetic test (Table 7)"] = [f"{100 * thesis.STUDENTS_ON_SYNTHETIC[a]:.2f}%" for a in table.index]
-# the best cell is chosen on the real validation digits; the test set only scores it
-val_summary = {cell: evaluate.summarize_seeds([r["val_real_accuracy"] for r in rs.values()]) for cell, rs in runs.items()}
-best = max(val_summary, key=lambda c: val_summary[c]["mean"])
+best, best_val = grid.best_on_validation()  # chosen on the real validation digits; the test set only scores it
 glue("grid_best", f"{best[0]} with {config.LABEL_NAMES[best[1]]}", display=False)
-glue("grid_best_val", f"{100 * val_summary[best]['mean']:.2f}%", display=False)
+glue("grid_best_val", f"{100 * best_val['mean']:.2f}%", display=False)
 glue("grid_best_test", evaluate.format_summary(summary[best]), display=False)
-hard, soft = (main_cell[0], "hard"), (main_cell[0], "soft_t4")
-if hard in runs and soft in runs:
-    accs_of = lambda cell: [r["accuracy"] for r in runs[cell].values()]  # noqa: E731
-    over_seeds = comparison.compare_seeds(accs_of(soft), accs_of(hard))
-    s0 = scfg.seeds[0] if scfg.seeds[0] in runs[hard] else next(iter(runs[hard]))
-    right = lambda r: (r["test_logits"].argmax(1) == y_te).numpy()  # noqa: E731
-    on_digits = comparison.mcnemar(right(runs[soft][s0]), right(runs[hard][s0]))
+pair = grid.soft_vs_hard(y_te, scfg.seeds[0])  # over the seeds, and McNemar on one seed's test digits
+if pair is not None:
+    over_seeds, on_digits, s0 = pair
     glue("grid_soft_vs_hard", over_seeds.sentence("soft targets at τ=4", "hard labels"), display=False)
     glue("grid_soft_vs_hard_mcnemar", on_digits.sentence(f"the soft-target student of seed {s0}",
                                                          f"the hard-label student of seed {s0}"), display=False)
 else:
     glue("grid_soft_vs_hard", "not measured at this profile (one of the two cells is not in its grid)", display=False)
     glue("grid_soft_vs_hard_mcnemar", "not measured", display=False)
-glue("syn_val_main", f"{100 * kept_val_mean(grid.main):.2f}%", display=False)
+glue("syn_val_main", f"{100 * pipeline.kept_synthetic_val(grid.main):.2f}%", display=False)
 table
 
 # %% [markdown]
@@ -215,7 +207,7 @@ store.update_metrics(profile, "student", {
     "epochs_run": [len(r["history"]["epoch"]) for r in grid.main.values()], "grid_epochs": cfg.study_epochs,
     "train_size": len(syn_train[0]), "val_size": len(syn_val[0]),
     "grid": {f"{a}/{lab}": v for (a, lab), v in summary.items()},
-    "grid_real_validation": {f"{a}/{lab}": v for (a, lab), v in val_summary.items()},
+    "grid_real_validation": {f"{a}/{lab}": v for (a, lab), v in grid.validation_summaries().items()},
     "grid_synthetic_validation": {f"{a}/{lab}": v for (a, lab), v in syn_val_acc.items()},
     "best_cell_on_validation": f"{best[0]}/{best[1]}", "grid_main_labels": main_cell[1], "real_validation_size": len(split["real_val"][1]),
     "train_time_s": grid.train_time_s()})

@@ -189,3 +189,48 @@ def test_a_longer_main_student_leaves_the_grid_its_own_budget():
     assert torch.equal(again.cells[grid.main_cell][0]["test_logits"], grid.cells[grid.main_cell][0]["test_logits"])
     runs = [*grid.main.values(), *(r for rs in grid.cells.values() for r in rs.values())]
     assert len(runs) == 4 and grid.train_time_s() == pytest.approx(sum(r["train_time_s"] for r in runs))
+
+
+def _grid_run(val_real, test_acc, correct=None, kept_epoch=1, val_acc=(0.4, 0.5, 0.3)):
+    """A cached run as chapter 5 reads it: real-validation and test accuracy, test logits whose
+    argmax is right where ``correct`` says, and a history whose kept epoch is ``kept_epoch``."""
+    correct = torch.ones(6, dtype=torch.bool) if correct is None else torch.as_tensor(correct).bool()
+    y = torch.arange(6) % 2
+    logits = torch.nn.functional.one_hot(torch.where(correct, y, 1 - y), 2).float()
+    return {"val_real_accuracy": val_real, "accuracy": test_acc, "test_logits": logits,
+            "history": {"epoch": [0, 1, 2], "val_acc": list(val_acc), "best_epoch": kept_epoch}}
+
+
+def test_the_grid_picks_its_best_cell_on_the_validation_digits_not_the_test_set():
+    cells = {("resnet_preact", "hard"): {0: _grid_run(0.97, 0.99), 1: _grid_run(0.96, 0.99)},
+             ("resnet_preact", "soft_t4"): {0: _grid_run(0.98, 0.90), 1: _grid_run(0.99, 0.91)},
+             ("simple_cnn", "hard"): {0: _grid_run(0.95, 0.995)}}
+    grid = pipeline.StudentGrid(main_cell=("resnet_preact", "soft_t4"), main=cells[("resnet_preact", "soft_t4")],
+                                cells=cells)
+    best, summary = grid.best_on_validation()
+    assert best == ("resnet_preact", "soft_t4")  # the test set would pick simple_cnn
+    assert summary["mean"] == pytest.approx(0.985) and summary["n"] == 2
+    assert set(grid.validation_summaries()) == set(cells)
+
+
+def test_soft_against_hard_compares_the_main_architecture_over_seeds_and_on_one_seeds_digits():
+    y = torch.arange(6) % 2
+    hard = {3: _grid_run(0.9, 0.90, [1, 1, 1, 0, 0, 0]), 4: _grid_run(0.9, 0.91)}
+    soft = {3: _grid_run(0.9, 0.95, [1, 1, 1, 1, 1, 1]), 4: _grid_run(0.9, 0.96)}
+    cells = {("resnet_preact", "hard"): hard, ("resnet_preact", "soft_t4"): soft,
+             ("simple_cnn", "hard"): {3: _grid_run(0.9, 0.2, [0] * 6)}, ("simple_cnn", "soft_t4"): {3: _grid_run(0.9, 0.2)}}
+    grid = pipeline.StudentGrid(main_cell=("resnet_preact", "hard"), main=hard, cells=cells)
+    over_seeds, on_digits, seed = grid.soft_vs_hard(y, seed=0)  # seed 0 is not in the grid: its first seed
+    assert seed == 3
+    assert over_seeds.difference == pytest.approx(0.05)  # soft minus hard, in accuracy
+    assert on_digits.difference == pytest.approx(0.5)  # seed 3's soft student right on all 6 digits, the hard on 3
+    assert on_digits.n == (6, 6)
+    assert grid.soft_vs_hard(y, seed=4)[2] == 4
+    del cells[("resnet_preact", "soft_t4")]
+    assert grid.soft_vs_hard(y, seed=3) is None
+
+
+def test_the_synthetic_validation_score_is_the_kept_epochs():
+    runs = {0: _grid_run(0.9, 0.9, kept_epoch=1, val_acc=(0.4, 0.5, 0.3)),
+            1: _grid_run(0.9, 0.9, kept_epoch=2, val_acc=(0.4, 0.5, 0.7))}
+    assert pipeline.kept_synthetic_val(runs) == pytest.approx((0.5 + 0.7) / 2)
