@@ -283,9 +283,36 @@ def build_sharded_set(model, sampler, teacher, config: SynthConfig, sampling, *,
                                      device=device, progress=progress) for r in range(world)])
 
 
+BLACK_BELOW = 16.0  # a mean corner value under this (of 255) reads as a black background
+
+
+def background_level(images_uint8) -> float:
+    """The background of ``images_uint8`` (..., H, W; 0-255): the mean of their top-left and
+    bottom-right 3x3 corners, where a centred digit leaves no ink."""
+    x = np.asarray(images_uint8, dtype=np.float64)
+    return float(np.concatenate([x[..., :3, :3], x[..., -3:, -3:]], -1).mean())
+
+
+def background_reading(real: float, synthetic: float) -> str:
+    """Chapter 4's words for two :func:`background_level` values: 'both black', or which is not."""
+    black = {"real": real < BLACK_BELOW, "synthetic": synthetic < BLACK_BELOW}
+    if all(black.values()):
+        return "both black"
+    grey = [k for k, b in black.items() if not b]
+    return ("neither is black" if len(grey) == 2 else
+            f"the {grey[0]} images' background is not black (at or above {BLACK_BELOW:g})")
+
+
+# display labels of :func:`confidence_table`'s columns (the csv and the metrics keep the ids)
+CONFIDENCE_LABELS = {"generated": "generated", "conf_mean": "mean confidence", "conf_std": "confidence std",
+                     "frac_above_threshold": "share at or above the threshold",
+                     "teacher_agrees": "teacher's class = requested", "kept": "kept"}
+
+
 def confidence_table(result: dict) -> list[dict]:
     """Per class (requested class; teacher's class in unconditional mode) over every
-    generated digit: confidence mean/std, fraction >= threshold, agreement with the request."""
+    generated digit: confidence mean/std, fraction >= threshold, agreement with the request
+    (:data:`CONFIDENCE_LABELS` names the columns for a reader)."""
     logits = torch.as_tensor(result["generated_logits"])
     conf, pred = logits.softmax(1).max(1)
     conf, pred = conf.numpy(), pred.numpy()

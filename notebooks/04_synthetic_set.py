@@ -95,7 +95,7 @@ print(f"synthetic set: {summary['size']} digits, per class {summary['class_count
 
 # %%
 conf_table = pd.read_csv(out / "synthetic" / "confidence_per_class.csv").set_index("class")
-conf_table.style.format({c: "{:.3f}" for c in ["conf_mean", "conf_std", "frac_above_threshold", "teacher_agrees"]})
+conf_table.rename(columns=synth.CONFIDENCE_LABELS).style.format(precision=3)
 
 # %% [markdown]
 # ## Class balance
@@ -138,10 +138,10 @@ diff = np.abs(real_mean - syn_mean)
 fig = plots.mosaic(np.concatenate([real_mean, syn_mean, diff]).astype(np.uint8), nrow=3,
                    row_labels=["real", "synthetic", "|diff|"])
 plots.glue_figure("fig_mean_digits", fig)
-corner = lambda imgs: float(np.concatenate([imgs[:, :3, :3], imgs[:, -3:, -3:]], 1).mean())
-bg = {"real": corner(real_img[:5000]), "synthetic": corner(stored["images"])}
+bg = {"real": synth.background_level(real_img[:5000]), "synthetic": synth.background_level(stored["images"])}
 glue("bg_real", f"{bg['real']:.2f}", display=False)
 glue("bg_synth", f"{bg['synthetic']:.2f}", display=False)
+glue("bg_reading", synth.background_reading(bg["real"], bg["synthetic"]), display=False)
 glue("mean_abs_diff", f"{diff.mean():.1f}", display=False)
 
 # %% [markdown]
@@ -151,7 +151,8 @@ glue("mean_abs_diff", f"{diff.mean():.1f}", display=False)
 # ```
 #
 # The mean pixel value of the image corners (background) is {glue:text}`bg_real` for real digits
-# and {glue:text}`bg_synth` for synthetic ones, on the 0-255 scale: both black.
+# and {glue:text}`bg_synth` for synthetic ones, on the 0-255 scale: {glue:text}`bg_reading`
+# (`kr_utils.synth.background_level`).
 
 # %% [markdown]
 # ## Try it: the confidence threshold

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import analysis, evaluate, pipeline, plots, store, thesis
+from kr_utils import analysis, evaluate, pipeline, plots, store, synth, thesis
 
 cfg = kr_utils.get_config(profile, dataset=dataset)
 profile = cfg.run
@@ -126,7 +126,8 @@ conf = pd.DataFrame(m["synthetic_set"]["confidence_per_class"]).set_index("class
 conf["student accuracy"] = m["student"]["per_class_accuracy"]
 corr = np.corrcoef(conf["frac_above_threshold"], conf["student accuracy"])[0, 1]
 glue("conf_corr", f"{corr:.2f}", display=False)
-conf[["conf_mean", "frac_above_threshold", "teacher_agrees", "student accuracy"]].style.format("{:.3f}")
+conf[["conf_mean", "frac_above_threshold", "teacher_agrees", "student accuracy"]].rename(
+    columns=synth.CONFIDENCE_LABELS).style.format("{:.3f}")
 
 # %% [markdown]
 # Across the ten classes, the correlation between the fraction of generated digits the teacher

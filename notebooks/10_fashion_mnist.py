@@ -139,7 +139,8 @@ glue("fm_diffusion_s", f"{d_ckpt['extra'].get('train_time_s', float('nan')):.0f}
 hardest = per_class.sort_values("frac_above_threshold").iloc[0]
 glue("fm_hardest_class", f"{hardest['name']} ({100 * hardest['frac_above_threshold']:.0f}% of its images accepted)",
      display=False)
-per_class[["name", "generated", "conf_mean", "frac_above_threshold", "teacher_agrees", "kept"]].round(3)
+per_class.set_index("name").rename_axis("class")[["generated", "conf_mean", "frac_above_threshold", "teacher_agrees", "kept"]].rename(
+    columns=synth.CONFIDENCE_LABELS).style.format(precision=3)
 
 # %% [markdown]
 # ```{glue:figure} fig_fm_synthetic

@@ -198,3 +198,19 @@ def test_threshold_report_measures_acceptance_at_the_configured_threshold():
     got = synth.threshold_report(stored, table)
     assert got["accepted_at_threshold"] == pytest.approx((5 + 3) / 40)
     assert got["kept_below_threshold"] == 1 and got["final_threshold"] == 0.85 and got["threshold"] == 0.9
+
+
+def test_the_background_level_is_the_corners_mean_and_ignores_the_centre():
+    imgs = np.zeros((2, 28, 28), dtype=np.uint8)
+    imgs[:, 5:23, 5:23] = 255  # the digit: no weight
+    imgs[0, :3, :3] = 90  # one corner of one image
+    assert synth.background_level(imgs) == pytest.approx(90 * 9 / (2 * 18))
+    assert synth.background_level(imgs[:, None]) == pytest.approx(synth.background_level(imgs))  # (N, 1, H, W)
+    assert synth.background_level(np.full((3, 28, 28), 127, np.uint8)) == pytest.approx(127)
+
+
+def test_the_background_reading_says_which_is_not_black():
+    assert synth.background_reading(0.0, 3.3) == "both black"
+    assert "synthetic" in synth.background_reading(0.0, 127.9) and "not black" in synth.background_reading(0.0, 127.9)
+    assert "real" in synth.background_reading(40.0, 1.0)
+    assert synth.background_reading(40.0, 127.0) == "neither is black"
