@@ -78,10 +78,10 @@ def _train(args, dist, rank, world, device):
                                     desc=f"diffusion (rank {rank} of {world})", progress=rank == 0)
     if rank == 0:
         dest = Path(args.out) if args.out else store.artifact_dir(cfg.run) / f"diffusion_ddp_{world}.pt"
-        checkpoints.save_checkpoint(dest, run.model, kind="diffusion", config={**dcfg.as_dict(), "seed": cfg.seed},
-                        profile=cfg.run, seed=cfg.seed,
-                        extra={"unet": run.model.config, "schedule": diffusion.NoiseSchedule.from_config(dcfg).spec,
-                               "losses": run.losses, "world": world})
+        checkpoints.save_checkpoint(
+            dest, run.model, kind="diffusion", config={**dcfg.as_dict(), "seed": cfg.seed}, profile=cfg.run,
+            seed=cfg.seed, extra={"unet": run.model.config, "schedule": diffusion.NoiseSchedule.from_config(dcfg).spec,
+                                  "losses": run.losses, "world": world})
         print(f"trained on {world} ranks -> {dest}", flush=True)
 
 
