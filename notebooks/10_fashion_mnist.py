@@ -207,7 +207,8 @@ glue("fm_worst_class", f"{worst} ({100 * per_class_acc.loc[worst, 'student']:.1f
                        f"{100 * per_class_acc.loc[worst, 'teacher']:.1f}%)", display=False)
 t_worst = per_class_acc["teacher"].idxmin()  # test-set report, not a choice
 glue("fm_worst_verdict", f"It is also the teacher's weakest class and the one whose generated images the teacher accepted "
-     f"least often: where the teacher is least sure, the confidence filter keeps fewest images, and the student learns least."
+     f"least often: the class the teacher is least sure of passes its filter least often (the set still holds its quota "
+     f"of it, drawn from more tries), and the student learns it least well."
      if worst == t_worst == hardest["name"] else
      f"The teacher's weakest class is {t_worst}, and the class whose generated images it accepted least often "
      f"{hardest['name']}.", display=False)
