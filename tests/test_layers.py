@@ -24,13 +24,13 @@ def module_name(path: Path) -> str:
 
 def imported(path: Path, modules: set[str]) -> set[str]:
     """The ``kr_utils`` modules that the file at ``path`` imports anywhere in its body."""
-    here = module_name(path).split(".") if path.name != "__init__.py" else module_name(path).split(".") + ["x"]
+    here = list(path.relative_to(PACKAGE).with_suffix("").parts)  # a relative import counts back from these
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         names: list[str] = []
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = [p for p in here[:len(here) - node.level] if p]
+                base = here[:len(here) - node.level]
             elif node.module and node.module.split(".")[0] == "kr_utils":
                 base = []
             else:
