@@ -6,7 +6,7 @@ DATASET ?= mnist
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test install-book install-test clean
+.PHONY: book test gpu-check install-book install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ book: install-book
 # Unit tests, a simulated Colab run, then the notebooks at the smoke profile under nbval (tests/run_all.sh).
 test: install-test
 	PATH="$(abspath $(BIN)):$$PATH" bash tests/run_all.sh
+
+# The prepared GPU check (benchmarks/gpu_check.py; README, "On a GPU box"): on a GPU box with PyTorch,
+# no venv; at PROFILE=smoke the same steps on this CPU, with the venv's python where there is one.
+GPU_CHECK_OUT ?= $(if $(filter smoke,$(PROFILE)),_build/gpu_check,results/gpu)
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+gpu-check:
+	$(GPU_PYTHON) benchmarks/gpu_check.py --profile $(if $(filter smoke,$(PROFILE)),smoke,gpu) --out $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf _build book/pipeline artifacts/smoke

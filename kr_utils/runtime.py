@@ -7,16 +7,30 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import os
 import platform
+import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 
+@functools.lru_cache(maxsize=1)
+def code_commit() -> str | None:
+    """The short git commit of the checkout kr_utils runs from; None outside a git checkout
+    (an installed package, as in Colab)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
+                              capture_output=True, text=True, check=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def environment() -> dict:
-    """Device and library versions, recorded beside every result."""
+    """Device, library versions and the code's commit, recorded beside every result."""
     import numpy
     from ._version import __version__
 
@@ -26,7 +40,7 @@ def environment() -> dict:
                   f"{torch.get_num_threads()} torch threads, {platform.processor() or platform.machine()})",
         "python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
         "kr_utils": __version__, "date": time.strftime("%Y-%m-%d"), "bf16_autocast": bf16(dev),
-        "precision": precision(dev),
+        "precision": precision(dev), "commit": code_commit(),
     }
 
 

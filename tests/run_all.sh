@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: unit tests, then every notebook at the smoke profile twice (papermill
-# writes reference outputs, nbval re-runs and compares the cells marked NBVAL_CHECK_OUTPUT),
+# The test command: unit tests, then every notebook at the smoke profile twice (papermill, through
+# the prepared GPU check at smoke, writes reference outputs; nbval re-runs and compares the cells
+# marked NBVAL_CHECK_OUTPUT),
 # then a -W book build of those executed notebooks (pipeline and theory chapters).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,10 @@ mkdir -p "$work/site"
 cp -r _config.yml _toc.yml _static "$work/site/"
 cp -r book "$work/site/book"
 rm -rf "$work/site/book/pipeline" "$work/site/book/theory"/*.ipynb   # never a user's executed copies
-python -m kr_utils.book --profile smoke --out "$work/site/book"
+# the prepared GPU check (make gpu-check) at smoke on this CPU: its CUDA tests skip here, its chapters
+# are the book's smoke run (into site/book), then one replication at smoke; then its outputs are checked
+python benchmarks/gpu_check.py --profile smoke --out "$work/gpu_check" --book-out "$work/site/book"
+KR_GPU_CHECK_OUT="$work/gpu_check" python -m pytest tests/test_gpu_check.py -q -p no:cacheprovider -k outputs
 # pipeline chapters 1-9 once more on Fashion-MNIST (the dataset parameter end to end; not rendered)
 python -m kr_utils.book --profile smoke --dataset fashion-mnist --out "$work/fashion-mnist"
 python -m pytest --nbval-lax --nbval-cell-timeout="$cell_timeout" -q -p no:cacheprovider "$work"/site/book/pipeline/*.ipynb "$work"/site/book/theory/*.ipynb
