@@ -60,12 +60,9 @@ def thesis_comparison(m: dict, profile: str):
         ("early student of the error study", pct(thesis.EARLY_STUDENT_ACCURACY), pct(early["accuracy"])),
         ("its largest confusion", "{}→{} ({})".format(*thesis.EARLY_CONFUSIONS[0]),
          "{}→{} ({})".format(*early["top_confusions"][0]) if early["top_confusions"] else "none"),
-        ("ablation: the thesis' code's choices on this book's generator", pct(thesis.STUDENT["accuracy"]),
+        ("chapter 7: the thesis' recipe from its scripts, on this book's generator", pct(thesis.STUDENT["accuracy"]),
          pct(abl["thesis_recipe"]["accuracy"]["mean"])),
     ]
-    if "thesis_code" in abl:
-        rows.append(("ablation: the same on the set of the thesis' code's sampler", pct(thesis.STUDENT["accuracy"]),
-                     pct(abl["thesis_code"]["accuracy"]["mean"])))
     return pd.DataFrame(rows, columns=["", f"thesis ({thesis.DEVICE})",
                                        f"this book ({profile}: {m['environment']['device']})"]).set_index("")
 

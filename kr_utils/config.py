@@ -96,6 +96,15 @@ class ClassifierRecipe(_Stage):
     temperature: float = 4.0
     alpha: float = 0.5
     augment: bool = False
+    # the learning rate decays to 0 over the run (cosine, per batch); False keeps it constant, as
+    # the thesis' Adam did (chapter 7's recipe)
+    lr_decay: bool = True
+    # fields added after recorded runs: left out of as_dict (cache keys, checkpoints) at their default,
+    # so that the runs recorded before they existed keep their keys
+    _late: ClassVar[dict] = {"lr_decay": True}
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in super().as_dict().items() if k not in self._late or v != self._late[k]}
 
     def check(self):
         self._one_of("arch", CLASSIFIER_NAMES)
@@ -308,10 +317,19 @@ class StudiesConfig(_Stage):
     # the epochs of the studies' students (chapter 5's grid, chapter 7's ablation); None: the main
     # student's (student.epochs), and then the grid's main cell is the main student itself
     epochs: int | None = None
+    # chapter 7's thesis recipe: its students' epochs (None: the scripts' 80, kr_utils.thesis.RECIPE),
+    # and the steps for which chapter 2's U-Net is trained on, once on [-3, 1] (the thesis' range)
+    # and once more on [-1, 1] (the control)
+    recipe_epochs: int | None = None
+    recipe_unet_steps: int = 500
 
     def check(self):
         self._positive("degradation_per_class", "degradation_kept", "degradation_epochs", "ablation_per_class",
-                       "thesis_per_class", "epochs", allow_none=("epochs",))
+                       "thesis_per_class", "epochs", "recipe_epochs", "recipe_unet_steps",
+                       allow_none=("epochs", "recipe_epochs"))
+        if self.ablation_per_class <= self.thesis_per_class:
+            self._fail("ablation_per_class", f"must exceed studies.thesis_per_class={self.thesis_per_class}: it is "
+                                             f"chapter 7's larger set")
         if self.epochs is not None and not isinstance(self.epochs, int):
             self._fail("epochs", "must be a whole number of epochs or None")
         if self.degradation_kept > 10 * self.degradation_per_class:
@@ -588,7 +606,8 @@ PROFILES: dict[str, dict] = {
                      seeds=(0,)),
         studies=dict(grid_archs=("resnet_preact", "simple_cnn"), grid_labels=("hard", "soft_t4"),
                      grid_seeds=(0,), degradation_milestones=(10, 30), degradation_per_class=10,
-                     degradation_kept=40, degradation_epochs=1, ablation_per_class=10, ablation_seeds=(0,), thesis_per_class=5),
+                     degradation_kept=40, degradation_epochs=1, ablation_per_class=10, ablation_seeds=(0,), thesis_per_class=5,
+                     recipe_epochs=2, recipe_unet_steps=4),
         theory=dict(toy_steps=150, toy_hidden=64, toy_samples=300, classifier_steps=100,
                     ae_T=10, ae_hidden=16, ae_shared_hidden=64, ae_steps=20, ae_shared_steps=40,
                     ae_batch=32, ae_samples=20, recon_digits=2, recon_fallback_steps=30),
@@ -649,8 +668,8 @@ PROFILES: dict[str, dict] = {
         studies=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
                      grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1),
                      degradation_milestones=(90, 240, 510, 750, 1050, 1500, 1950, 2400, 3000), degradation_per_class=150,
-                     degradation_kept=900, degradation_epochs=20, ablation_per_class=300, ablation_seeds=(0, 1, 2, 3, 4),
-                     thesis_per_class=100),
+                     degradation_kept=900, degradation_epochs=20, ablation_per_class=200, ablation_seeds=(0, 1, 2, 3, 4),
+                     thesis_per_class=100, recipe_unet_steps=500),
         # Theory chapters (book/theory): all eight together in about 4 minutes on 2 cores.
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
@@ -693,7 +712,7 @@ PROFILES: dict[str, dict] = {
                      grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1, 2),
                      degradation_milestones=(120, 320, 680, 1000, 1400, 2000, 2600, 3200, 4000),
                      degradation_per_class=1000, degradation_kept=5000, degradation_epochs=10, ablation_per_class=2000,
-                     ablation_seeds=tuple(range(10)), thesis_per_class=100),
+                     ablation_seeds=tuple(range(10)), thesis_per_class=100, recipe_unet_steps=4000),
         theory=dict(toy_steps=8000, toy_hidden=256, toy_samples=5000, classifier_steps=4000,
                     ae_T=100, ae_hidden=1700, ae_shared_hidden=1700, ae_steps=2000, ae_shared_steps=10000,
                     ae_batch=128, ae_samples=1000, recon_digits=20, recon_fallback_steps=3000),
@@ -728,7 +747,7 @@ PROFILES["t4"] = _derive(
     student={"seeds": (0, 1, 2)},
     studies={"grid_seeds": (0, 1), "degradation_milestones": (320, 1000, 2000, 4000),
              "degradation_per_class": 300, "degradation_kept": 1500, "ablation_per_class": 500,
-             "ablation_seeds": (0, 1, 2, 3, 4)},
+             "ablation_seeds": (0, 1, 2, 3, 4), "recipe_unet_steps": 1000},
     theory=dict(PROFILES["cpu"]["theory"]),
     evaluation={"pool_per_class": 300, "sweep_per_class": 100, "sweep_epochs": 4,
                 "set_sizes": (1000, 3000, 10000), "seeds": (0, 1)},

@@ -187,7 +187,8 @@ def train_classifiers(models: list, trains: list, vals: list, recipe: Classifier
     net = compiled(model, device)
     total = recipe.epochs * batcher.batches_per_epoch()
     opt = optimizer("adam", model.parameters(), recipe.lr, device)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / total)))
+    decay = (lambda i: 0.5 * (1 + math.cos(math.pi * i / total))) if recipe.lr_decay else (lambda i: 1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, decay)
 
     def lane_state(s):
         if stacked:

@@ -5,9 +5,8 @@
   or 4) x seeds, each run cached with its real-test curve and its test logits;
 - the degradation study: the same budget of digits from each milestone checkpoint of the
   diffusion model, and a student of each architecture trained on each set;
-- the ablation of what the thesis' code did differently: digits stored on a grey background,
-  the requested class as label, early stopping on a synthetic validation split, and 100
-  digits per class.
+- the thesis' code's storage and sampler (:func:`thesis_background`, :func:`thesis_code_sampler`),
+  which chapter 7's ablation of its recipe (:mod:`kr_utils.ablation`) builds on.
 """
 from __future__ import annotations
 
@@ -22,11 +21,11 @@ import torch
 from . import distill, evaluate, synth, workers
 from .checkpoints import load_model
 from .models import build_classifier
-from .config import ClassifierRecipe, Profile, SamplerConfig, StudentConfig
+from .config import ClassifierRecipe, Profile, SamplerConfig
 from .data import to_model_range, to_uint8
 from .diffusion import build_sampler, generate, sampler_label
 from .runtime import levers
-from .store import MISSING, array_key, artifact_dir, cached, fingerprint, is_current, lookup, plain, save_result
+from .store import MISSING, artifact_dir, cached, fingerprint, is_current, lookup, plain, save_result
 from .thesis import CODE as THESIS_CODE
 
 
@@ -160,37 +159,8 @@ def thesis_background(images_uint8) -> np.ndarray:
     return np.floor(127.5 + np.asarray(images_uint8, dtype=np.float32) / 2).astype(np.uint8)
 
 
-# One choice of the thesis' code per variant; "thesis_recipe" applies them together. Stable ids
-# (metrics.json's keys), with the label a figure or table shows in ABLATION_LABELS.
-ABLATIONS = {
-    "reference": {},
-    "grey": {"grey": True},
-    "requested": {"requested": True},
-    "early_stop": {"early_stop": True},
-    "small": {"small": True},
-    "no_augment": {"no_augment": True},
-    "thesis_recipe": {"grey": True, "requested": True, "early_stop": True, "small": True, "no_augment": True},
-    "thesis_code": {"grey": True, "requested": True, "early_stop": True, "small": True, "no_augment": True,
-                    "code_set": True},
-    "unconditional": {"small": True, "uncond_set": True},
-}
-ABLATION_LABELS = {
-    "reference": "this book (hard labels)",
-    "grey": "grey background (thesis' storage)",
-    "requested": "requested class as label",
-    "early_stop": "early stopping as the thesis' code (patience 6, last weights)",
-    "small": "100 digits per class",
-    "no_augment": "no augmentation",
-    "thesis_recipe": "all five (the thesis' recipe)",
-    "thesis_code": "all five, on the set of the thesis' code's sampler",
-    "unconditional": "100 per class, unconditional and unbalanced",
-}
-SET_VARIANTS = ("code_set", "uncond_set")  # variants that learn from another set than chapter 4's
-THESIS_PATIENCE = THESIS_CODE["patience"]  # MNIST_PATIENCE = 6, and it kept last_model.pt, not the best epoch
-
-
 def thesis_code_sampler(cfg: Profile) -> SamplerConfig:
-    """The sampler the thesis' code ran (:data:`kr_utils.thesis.CODE`): its clipped mode, an
+    """The sampler the thesis' code ran (:data:`kr_utils.thesis.RECIPE`): its clipped mode, an
     ancestral chain with no noise at any step (each step the posterior mean, eq. 6), x0 clamped,
     ``guide_w = 0.5`` (w = 1.5 here); 400 steps, respaced on this book's 1,000-step schedule,
     or the profile's ``knob_steps`` where that is fewer (the cpu profile, as in chapter 3)."""
@@ -200,72 +170,10 @@ def thesis_code_sampler(cfg: Profile) -> SamplerConfig:
                                noise_scale=c["noise_scale"])
 
 
-def thesis_code_set(cfg: Profile, teacher, *, seed: int, device) -> dict:
-    """The thesis' code's synthetic set on this book's generator (``diffusion.pt``):
-    :func:`kr_utils.synth.thesis_code_set` with :func:`thesis_code_sampler`,
-    ``studies.thesis_per_class`` digits per class at its threshold (0.85, or the profile's own
-    ``synth.threshold`` where that is lower: the smoke profile's untrained generator), cached as
-    ``ablation/thesis_code_set.pt``, with its generation time."""
-    out = artifact_dir(cfg.run)
-    sampling = thesis_code_sampler(cfg)
-    per_class, thr = cfg.studies.thesis_per_class, min(THESIS_CODE["threshold"], cfg.synth.threshold)
-    key = fingerprint({"sampling": sampling, "per_class": per_class, "threshold": thr, "seed": seed},
-                      out / "diffusion.pt", out / "teacher.pt")
-
-    def compute():
-        from .checkpoints import load_schedule
-        t0 = time.perf_counter()
-        unet = load_model(out / "diffusion.pt", "diffusion", device)
-        sampler = build_sampler(sampling, load_schedule(out / "diffusion.pt"), num_steps=sampling.num_steps)
-        r = synth.thesis_code_set(unet, sampler, teacher, sampling, per_class=per_class, threshold=thr, seed=seed,
-                                  device=device)
-        return {**{k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in r.items()},
-                "num_steps": sampling.num_steps, "time_s": time.perf_counter() - t0}
-
-    return cached(out / "ablation" / "thesis_code_set.pt", key, compute)
-
-
-def ablation_data(stored: dict, variant: dict, per_class: int, thesis_per_class: int, val_fraction: float,
-                  seed: int):
-    """The training and validation data of one ablation variant, from a stored synthetic set
-    (``synth.load_synthetic_set``): a ``per_class`` subset (``thesis_per_class`` with
-    ``small``), teacher or requested labels, black or grey background."""
-    if variant.get("uncond_set"):  # unbalanced: the whole set, whatever its labels
-        idx = np.arange(len(stored["labels"]))
-    else:
-        idx = per_class_subset(stored["labels"], thesis_per_class if variant.get("small") else per_class, seed)
-    images = stored["images"][idx]
-    if variant.get("grey"):
-        images = thesis_background(images)
-    labels = (stored["requested"] if variant.get("requested") else stored["labels"])[idx]
-    return distill.synthetic_split(images, labels, stored["logits"][idx], val_fraction, seed)
-
-
 def equal_update_epochs(epochs: int, per_class: int, smaller_per_class: int) -> int:
     """Epochs on a set of ``smaller_per_class`` digits per class that give about as many
     optimiser updates as ``epochs`` on ``per_class`` (a smaller set must not mean less training)."""
     return max(1, round(epochs * per_class / smaller_per_class))
-
-
-def ablation_config(student: StudentConfig, variant: dict, per_class: int, thesis_per_class: int,
-                    epochs: int | None = None) -> tuple[ClassifierRecipe, bool]:
-    """The student recipe and ``select_best`` of a variant. The reference trains a ResNet on
-    hard labels with the profile's augmentation for the whole budget (``epochs``, the studies'
-    :attr:`kr_utils.config.Profile.study_epochs`; ``student.epochs`` where None) and keeps the final
-    weights; ``early_stop`` stops as the thesis' code did, after :data:`THESIS_PATIENCE` epochs
-    without a lower synthetic validation loss, and keeps the last weights (its
-    ``last_model.pt``); ``no_augment`` trains without the affine jitter (the thesis had none);
-    ``small`` (``thesis_per_class`` digits per class instead of ``per_class``) trains
-    proportionally more epochs, so that it makes as many updates as the reference and the
-    variant measures the size of the set, not a shorter training."""
-    epochs = student.epochs if epochs is None else epochs
-    if variant.get("small"):
-        epochs = equal_update_epochs(epochs, per_class, thesis_per_class)
-    recipe = student.recipe(labels="hard", epochs=epochs,
-                            patience=THESIS_PATIENCE if variant.get("early_stop") else epochs + 1)
-    if variant.get("no_augment"):
-        recipe = dataclasses.replace(recipe, augment=False)
-    return recipe, False
 
 
 # ------------------------------------------------------------------------------- degradation (chapter 6)
@@ -420,61 +328,6 @@ def collapsed_seeds(runs: dict, test_labels) -> dict:
             seeds.append(s)
             shares.append(float(torch.bincount(pred).max()) / len(test_labels))
     return {"seeds": seeds, "top_class_share": shares}
-
-
-def unconditional_set(cfg: Profile, teacher, *, seed: int, device) -> dict:
-    """The unconditional, unbalanced mode the thesis describes (its code's
-    ``generate_dataset``): ``10 x studies.thesis_per_class`` digits drawn with the null class
-    (w = 0) by the profile's sampler, kept at the profile's threshold whatever their class, and
-    labelled by the teacher (:func:`kr_utils.synth.build_synthetic_set` with
-    ``mode="unconditional"``), cached as ``ablation/unconditional_set.pt``."""
-    out = artifact_dir(cfg.run)
-    per_class = cfg.studies.thesis_per_class
-    sc = dataclasses.replace(cfg.synth, per_class=per_class, mode="unconditional", label_mode="teacher")
-    key = fingerprint({"synth": sc, "sampling": cfg.sampler, "seed": seed}, out / "diffusion.pt", out / "teacher.pt")
-
-    def compute():
-        from .checkpoints import load_schedule
-        t0 = time.perf_counter()
-        unet = load_model(out / "diffusion.pt", "diffusion", device)
-        sampler = build_sampler(cfg.sampler, load_schedule(out / "diffusion.pt"))
-        r = synth.build_synthetic_set(unet, sampler, teacher, sc, cfg.sampler, seed=seed, device=device)
-        return {"images": torch.from_numpy(r["images"]), "labels": torch.from_numpy(r["labels"].astype(np.int64)),
-                "logits": torch.from_numpy(r["logits"]), "requested": torch.from_numpy(r["labels"].astype(np.int64)),
-                "generated": r["generated"], "acceptance_rate": r["acceptance_rate"],
-                "label_counts": np.bincount(r["labels"], minlength=cfg.num_classes).tolist(), "time_s": time.perf_counter() - t0}
-
-    return cached(out / "ablation" / "unconditional_set.pt", key, compute)
-
-
-def ablation_runs(cfg: Profile, stored: dict, *, device, test, code_set: dict | None = None,
-                  uncond_set: dict | None = None) -> dict:
-    """Chapter 7: every variant of :data:`ABLATIONS` over ``studies.ablation_seeds``, trained on
-    subsets of the stored synthetic set, or, for a ``code_set`` / ``uncond_set`` variant, on the
-    thesis' code's set (:func:`thesis_code_set`) or the unconditional one
-    (:func:`unconditional_set`; a variant whose set is None is skipped), cached under
-    ``ablation/<variant>_seed<seed>.pt``; ``{variant: {seed: run}}``."""
-    out, st, e = artifact_dir(cfg.run), cfg.student, cfg.studies
-    other = {"code_set": code_set, "uncond_set": uncond_set}
-    runs = {}
-    for name, variant in ABLATIONS.items():
-        which = next((k for k in SET_VARIANTS if variant.get(k)), None)
-        source = other[which] if which else stored
-        if source is None:
-            continue
-        recipe, select_best = ablation_config(st, variant, e.ablation_per_class, e.thesis_per_class, cfg.study_epochs)
-        set_key = array_key(source["images"], source["labels"]) if which else stored["summary"]["inputs_key"]
-        key = fingerprint({"set": set_key, "variant": variant, "per_class": e.ablation_per_class,
-                           "thesis_per_class": e.thesis_per_class})
-        jobs = []
-        for s in e.ablation_seeds:
-            train_set, val_set = ablation_data(source, variant, e.ablation_per_class, e.thesis_per_class,
-                                               st.val_fraction, s)
-            jobs.append(RunJob(train_set, val_set, s, out / "ablation" / f"{name}_seed{s}.pt", key,
-                               f"{ABLATION_LABELS[name]}, seed {s}"))
-        runs[name] = dict(zip(e.ablation_seeds, run_classifiers(jobs, recipe, device=device, test=test,
-                                                                select_best=select_best, test_curve=False)))
-    return runs
 
 
 # ------------------------------------------------------------------------------- sampling knobs (chapter 3)

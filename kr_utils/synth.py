@@ -86,13 +86,14 @@ def force_black(images_uint8) -> np.ndarray:
 
 
 def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_class: int, threshold: float, seed: int,
-                    device, max_rounds: int = 20, progress: bool = True) -> dict:
+                    device, max_rounds: int = 20, progress: bool = True, black: bool = True) -> dict:
     """The synthetic set as the thesis' code built it (``generate_balanced_dataset``): digits of
     each class requested until ``per_class`` of each reach teacher confidence ``threshold``,
     each forced to a black background (:func:`force_black`) before the teacher sees it, and
     labelled by the **requested** class. As its code did, a round that keeps nothing lowers the
     threshold by 0.01, down to 0.5. ``sampler``/``sampling``: its chain
-    (:func:`kr_utils.studies.thesis_code_sampler`). Returns images, labels, logits, requested,
+    (:func:`kr_utils.studies.thesis_code_sampler`); ``black=False`` forces nothing (another
+    sampler in its place, :mod:`kr_utils.ablation`). Returns images, labels, logits, requested,
     ``generated``, ``acceptance_rate`` and the ``final_threshold``; raises
     :class:`SyntheticSetError` naming the short classes after ``max_rounds``."""
     k = model.null_class  # the dataset's number of classes
@@ -104,7 +105,7 @@ def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_cla
             break
         requested = np.repeat(np.arange(k), np.ceil(short * 1.25).astype(int))
         pool = draw_labelled(model, sampler, teacher, requested, sampling, seed=seed + 1000 * r, device=device,
-                             progress=progress, postprocess=force_black)
+                             progress=progress, postprocess=force_black if black else None)
         generated += len(requested)
         conf = torch.from_numpy(pool["logits"]).float().softmax(1).max(1).values.numpy()
         kept = 0

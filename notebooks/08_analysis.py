@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -75,9 +77,10 @@ glue("final_thesis_recipe", pct(abl["thesis_recipe"]["accuracy"]["mean"]), displ
 # {glue:text}`final_teacher` and the student {glue:text}`final_student`,
 # {glue:text}`final_gap`; in the thesis the student was {glue:text}`final_thesis_gap` points
 # below. The student never saw a real digit (the diffusion model it learns from trained on the
-# real training digits). With the five choices of the thesis' code put back together, this
-# book's generator gives a student of {glue:text}`final_thesis_recipe` (chapter 7), on this
-# book's sampler. Computed from scratch, chapters 1-7 take {glue:text}`final_total_min` minutes in all.
+# real training digits). The thesis' recipe as its scripts ran it (chapter 7: its U-Net's
+# range, its sampler, grey storage, requested labels, 80 epochs at a constant learning rate,
+# 100 digits per class) gives, on this book's generator and teacher, a student of
+# {glue:text}`final_thesis_recipe`. Computed from scratch, chapters 1-7 take {glue:text}`final_total_min` minutes in all.
 #
 # ## Cost of every stage
 # Compute time of each stage on the device named above and, where a stage has a natural unit of
@@ -199,6 +202,6 @@ clock.record()
 #
 # In this run ({glue:text}`analysis_source`) the teacher scores {glue:text}`final_teacher` and the
 # student {glue:text}`final_student`, {glue:text}`final_gap`; in the thesis the student was
-# {glue:text}`final_thesis_gap` points below. The thesis' code's choices on this book's generator give
+# {glue:text}`final_thesis_gap` points below. The thesis' recipe on this book's generator gives
 # {glue:text}`final_thesis_recipe`, and chapters 1-7 cost {glue:text}`final_total_min` minutes
 # from scratch.

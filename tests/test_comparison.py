@@ -60,3 +60,35 @@ def test_the_test_sets_own_error_at_99_2_percent():
     assert math.isclose(hi - lo, 2 * 1.96 * se, rel_tol=0.05) and lo < 0.992 < hi
     with pytest.raises(ValueError, match="correct"):
         cmp.binomial_interval(11, 10)
+
+
+def test_compare_runs_covers_the_test_digits_and_the_seeds():
+    rng = np.random.default_rng(0)
+    # one seed each: the interval is the test set's own error, as wide as McNemar's on those digits
+    a, b = rng.random(10000) < 0.95, rng.random(10000) < 0.93
+    boot, mc = cmp.compare_runs(a[None], b[None]), cmp.mcnemar(a, b)
+    width = lambda c: c.ci95[1] - c.ci95[0]  # noqa: E731
+    assert 0.8 < width(boot) / width(mc) < 1.25 and boot.verdict == "higher"
+    # seeds that disagree widely on the same digits: the interval must carry their spread
+    seeds = np.stack([rng.random(10000) < q for q in (0.5, 0.9, 0.55, 0.95)])
+    ref = np.stack([rng.random(10000) < 0.7 for _ in range(4)])
+    wide = cmp.compare_runs(seeds, ref)
+    assert wide.ci95[0] < 0 < wide.ci95[1] and width(wide) > 0.15, wide
+    assert "training seeds and the 10,000 test digits" in wide.sentence("a", "b")
+    same = cmp.compare_runs(seeds, seeds)
+    assert same.ci95 == (0.0, 0.0) and same.verdict == "no measurable difference"
+    with pytest.raises(ValueError, match="same seeds"):
+        cmp.compare_runs(seeds, ref[:3])
+    assert cmp.compare_runs(seeds, ref[:3], paired=False).n == (4, 3)
+    assert "p < 0.0005" in cmp.compare_runs(a[None] | True, b[None]).sentence("a", "b")
+
+
+def test_accuracy_interval_covers_seeds_and_digits():
+    rng = np.random.default_rng(1)
+    one = rng.random((1, 10000)) < 0.9
+    mean, lo, hi = cmp.accuracy_interval(one)
+    wlo, whi = cmp.binomial_interval(int(one.sum()), 10000)  # one seed: the test set's error alone
+    assert lo < mean < hi and abs((hi - lo) - (whi - wlo)) < 0.003
+    spread = np.stack([rng.random(10000) < q for q in (0.6, 0.95, 0.7, 0.9)])
+    mean, lo, hi = cmp.accuracy_interval(spread)
+    assert hi - lo > 0.1  # the seeds' spread, not only the digits'

@@ -40,56 +40,11 @@ def test_thesis_background_maps_black_to_grey():
     assert studies.thesis_background(img).tolist() == [[127, 191, 255]]
 
 
-def _stored(per_class=30):
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(10), per_class).astype(np.uint8)
-    requested = labels.astype(np.int64).copy()
-    requested[::7] = (requested[::7] + 1) % 10  # some digits the teacher relabelled
-    return {"images": rng.integers(0, 50, (len(labels), 28, 28)).astype(np.uint8), "labels": labels,
-            "requested": requested, "logits": rng.normal(size=(len(labels), 10)).astype(np.float32)}
-
-
-def test_ablation_data_changes_one_thing_at_a_time():
-    stored = _stored()
-    ref_tr, ref_va = studies.ablation_data(stored, {}, 20, 5, 0.1, seed=0)
-    assert len(ref_tr[0]) + len(ref_va[0]) == 200 and ref_tr[0].min() == -1  # black background
-    grey_tr, _ = studies.ablation_data(stored, {"grey": True}, 20, 5, 0.1, seed=0)
-    assert grey_tr[0].min() > -0.01 and torch.equal(grey_tr[1], ref_tr[1])  # same digits, same labels
-    req_tr, _ = studies.ablation_data(stored, {"requested": True}, 20, 5, 0.1, seed=0)
-    assert torch.equal(req_tr[0], ref_tr[0]) and not torch.equal(req_tr[1], ref_tr[1])
-    small_tr, small_va = studies.ablation_data(stored, {"small": True}, 20, 5, 0.1, seed=0)
-    assert len(small_tr[0]) + len(small_va[0]) == 50
-    # an unbalanced set is taken whole, whatever its labels (no per-class subset)
-    lopsided = {k: v[:37] for k, v in stored.items() if k != "summary"}
-    lopsided["labels"] = np.zeros(37, dtype=np.int64)
-    un_tr, un_va = studies.ablation_data(lopsided, studies.ABLATIONS["unconditional"], 20, 5, 0.1, seed=0)
-    assert len(un_tr[0]) + len(un_va[0]) == 37
+def test_per_class_subset_refuses_a_class_too_small():
+    labels = np.repeat(np.arange(10), 30)
+    assert len(studies.per_class_subset(labels, 20, 0)) == 200
     with pytest.raises(ValueError, match="fewer than per_class=31"):
-        studies.per_class_subset(stored["labels"], 31, 0)
-
-
-def test_ablation_config():
-    scfg = dataclasses.replace(config.get_config("cpu").student, epochs=3, patience=3)
-    ref, best = studies.ablation_config(scfg, {}, 300, 100)
-    assert not ref.soft and ref.patience > ref.epochs and best is False and ref.epochs == 3 and ref.augment
-    # the thesis' code: patience 6, and the last weights kept (not the best epoch's)
-    early, best = studies.ablation_config(scfg, {"early_stop": True}, 300, 100)
-    assert early.patience == 6 and best is False and early.augment
-    no_aug, _ = studies.ablation_config(scfg, {"no_augment": True}, 300, 100)
-    assert not no_aug.augment and no_aug.epochs == ref.epochs
-    # a third of the digits, three times the epochs: the same number of updates
-    small, best = studies.ablation_config(scfg, {"small": True}, 300, 100)
-    assert small.epochs == 9 and small.patience > 9 and best is False
-    assert distill.optimizer_updates(1000, 0.1, 64, 9) >= distill.optimizer_updates(3000, 0.1, 64, 3)
-    # the studies' own budget, where the profile gives them one (studies.epochs)
-    assert studies.ablation_config(scfg, {}, 300, 100, epochs=2)[0].epochs == 2
-    assert studies.ablation_config(scfg, {"small": True}, 300, 100, epochs=2)[0].epochs == 6
-    thesis_recipe, best = studies.ablation_config(scfg, studies.ABLATIONS["thesis_recipe"], 300, 100)
-    assert thesis_recipe.epochs == 9 and thesis_recipe.patience == 6 and best is False and not thesis_recipe.augment
-    # every choice alone is in the recipe, and the recipe is nothing but those choices
-    alone = {k for name, v in studies.ABLATIONS.items()
-             if name not in ("reference", "thesis_recipe", "thesis_code", "unconditional") for k in v}
-    assert alone == set(studies.ABLATIONS["thesis_recipe"])
+        studies.per_class_subset(labels, 31, 0)
 
 
 def test_feature_diversity():
@@ -210,12 +165,6 @@ def test_degradation_set_has_one_size_whatever_its_labels(tmp_path, monkeypatch)
     tight = cfg.replace(studies__degradation_kept=n // 2 + 1)
     _, s2 = studies.degradation_set(tight, 10, None, None, seed=0, device="cpu")
     assert s2["short"] and len(s2["labels"]) == n // 2  # fewer accepted than the size: all kept, no student
-
-
-def test_ablation_ids_have_labels():
-    assert list(studies.ABLATIONS) == list(studies.ABLATION_LABELS)
-    assert studies.ABLATIONS["thesis_recipe"] == {"grey": True, "requested": True, "early_stop": True, "small": True,
-                                                  "no_augment": True}
 
 
 def test_collapsed_seeds_names_them_and_measures_why():

@@ -1,0 +1,301 @@
+"""Stage: chapter 7, the thesis' recipe as its scripts ran it, then one choice undone at a time.
+
+The recipe (:data:`kr_utils.thesis.RECIPE`, each constant from ``JoaquinBeas/TFG`` at
+d968518^): a U-Net trained on [-3, 1]; digits drawn by its clipped chain (no noise at any step,
+x0 clamped, guide_w = 0.5, every pixel below 0 forced black); 100 per requested class kept at
+teacher confidence 0.85 and labelled by the requested class; stored on a grey background; a
+ResNet student on hard labels, Adam at a constant 1e-3, batch 64, 80 epochs without early
+stopping, the last weights, no augmentation, trained on 72.25% of the set (two 85% splits).
+
+Each variant of :data:`VARIANTS` undoes one of these choices and keeps the others; every
+variant trains ``studies.ablation_seeds`` students (the seed draws the student's weights, its
+data order and the two splits, which the thesis' code drew unseeded). What is *not* modelled:
+the thesis' U-Net (a 256-feature ContextUnet), its 400-step schedule, 100 epochs of U-Net
+training and its teacher; here chapter 2's U-Net is trained ``studies.recipe_unet_steps`` more
+steps on each range (the [-1, 1] control as long as the [-3, 1] one), on chapter 2's schedule,
+and the chain is respaced as in chapter 3.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+from . import synth
+from .comparison import accuracy_interval, compare_runs
+from .checkpoints import load_checkpoint, load_model, load_schedule, save_checkpoint
+from .config import ClassifierRecipe, Profile, SamplerConfig
+from .data import train_tensors, train_val_split
+from .diffusion import build_sampler, train_diffusion
+from .distill import synthetic_split, val_size
+from .evaluate import summarize_seeds
+from .store import array_key, artifact_dir, cached, fingerprint, note_reused
+from .studies import (RunJob, collapsed_seeds, equal_update_epochs, run_classifiers, thesis_background,
+                      thesis_code_sampler)
+from .thesis import RECIPE
+
+# the recipe, then each variant that undoes one of its choices (stable ids: metrics.json's keys)
+VARIANTS = ("thesis_recipe", "value_range", "sampler", "grey", "labels", "stopping", "lr", "size")
+RANGES = {"thesis": RECIPE.value_low, "book": -1.0}  # the low end of the U-Net's training range
+
+
+def variant_labels(cfg: Profile) -> dict:
+    """What each variant of :data:`VARIANTS` changes, in a reader's words, with the profile's numbers."""
+    from .diffusion import sampler_label
+
+    st, e = cfg.student, cfg.studies
+    return {
+        "thesis_recipe": "the thesis' recipe",
+        "value_range": "U-Net trained on [-1, 1], not [-3, 1]",
+        "sampler": f"this book's sampler ({sampler_label(cfg.sampler)}, w = {cfg.sampler.guidance_w:g}, no forced black)",
+        "grey": "digits stored on black, not grey",
+        "labels": "the teacher's label, not the requested class",
+        "stopping": f"early stopping (patience {st.patience}), best weights",
+        "lr": f"lr {st.lr:g} decayed to 0 (cosine), not a constant {RECIPE.student_lr:g}",
+        "size": f"{e.ablation_per_class} digits per class, not {e.thesis_per_class} (equal updates)",
+    }
+
+
+# what a sentence calls each variant ("... scores 2.1 points higher than the recipe")
+SHORT = {"thesis_recipe": "the recipe", "value_range": "the U-Net of [-1, 1]", "sampler": "this book's sampler",
+         "grey": "storing on black", "labels": "the teacher's labels", "stopping": "early stopping",
+         "lr": "the decayed learning rate", "size": "the larger set"}
+
+
+def range_unet(cfg: Profile, low: float, device):
+    """Chapter 2's U-Net (``diffusion.pt``) trained ``studies.recipe_unet_steps`` more steps on
+    the real training digits mapped from [-1, 1] to [``low``, 1]: ``low = -3`` is the thesis'
+    range (its loader's ``Normalize(0.5, 0.5)``, then ``data * 2 - 1``), ``low = -1`` the control
+    of equal training. Saved as ``ablation/unet_range<low>.pt`` (with its schedule), reused
+    while chapter 2's checkpoint and the settings are unchanged; returns its path."""
+    out = artifact_dir(cfg.run)
+    base = out / "diffusion.pt"
+    steps = cfg.studies.recipe_unet_steps
+    dcfg = dataclasses.replace(cfg.diffusion, steps=steps, milestones=(steps,))
+    key = fingerprint({"diffusion": dcfg, "low": low, "seed": cfg.seed}, base)
+    path = out / "ablation" / f"unet_range{low:g}.pt"
+    if path.exists():
+        ckpt = load_checkpoint(path, "diffusion")
+        if ckpt["config"].get("key") == key:
+            note_reused(ckpt["extra"].get("train_time_s"))
+            return path
+    x0, y0 = train_tensors(dcfg.train_subset, cfg.dataset)
+    x = (x0 + 1) / 2 * (1 - low) + low  # [-1, 1] -> [low, 1]
+    t0 = time.perf_counter()
+    run = train_diffusion(load_model(base, "diffusion", device), x, y0, dcfg, seed=cfg.seed, device=device,
+                          save_every_s=None, desc=f"U-Net on [{low:g}, 1]")
+    extra = {"unet": run.model.config, "schedule": load_schedule(base).spec, "losses": run.losses,
+             "train_time_s": time.perf_counter() - t0, "low": low}
+    save_checkpoint(path, run.model, kind="diffusion", config={"key": key}, profile=cfg.run, seed=cfg.seed,
+                    extra=extra)
+    return path
+
+
+def recipe_sampling(cfg: Profile, sampler: str) -> SamplerConfig:
+    """The thesis' chain (:func:`kr_utils.studies.thesis_code_sampler`) or this book's sampler."""
+    return thesis_code_sampler(cfg) if sampler == "thesis" else cfg.sampler
+
+
+def recipe_set(cfg: Profile, teacher, *, value_range: str, sampler: str, per_class: int, device) -> dict:
+    """A set built as the thesis' code built it (:func:`kr_utils.synth.thesis_code_set`: digits
+    requested per class until ``per_class`` of each reach the teacher's confidence 0.85, a round
+    that keeps nothing lowering it), from the U-Net of ``value_range`` (:func:`range_unet`) and
+    ``sampler`` ('thesis': its chain with every pixel below 0 forced black; 'book': the profile's
+    sampler, nothing forced); cached as ``ablation/set_<range>_<sampler>_<n>.pt``."""
+    out = artifact_dir(cfg.run)
+    unet_path = range_unet(cfg, RANGES[value_range], device)
+    sampling = recipe_sampling(cfg, sampler)
+    thr = min(RECIPE.threshold, cfg.synth.threshold)  # the smoke profile's untrained generator needs less
+    key = fingerprint({"sampling": sampling, "sampler": sampler, "per_class": per_class, "threshold": thr,
+                       "seed": cfg.seed}, unet_path, out / "teacher.pt")
+
+    def compute():
+        t0 = time.perf_counter()
+        unet = load_model(unet_path, "diffusion", device)
+        chain = build_sampler(sampling, load_schedule(unet_path), num_steps=sampling.num_steps)
+        r = synth.thesis_code_set(unet, chain, teacher, sampling, per_class=per_class, threshold=thr, seed=cfg.seed,
+                                  device=device, black=sampler == "thesis")
+        return {**{k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in r.items()},
+                "num_steps": len(chain.timesteps), "time_s": time.perf_counter() - t0}
+
+    return cached(out / "ablation" / f"set_{value_range}_{sampler}_{per_class}.pt", key, compute)
+
+
+def first_per_class(labels, per_class: int) -> np.ndarray:
+    """The indices of the first ``per_class`` digits of each class, in the set's order (a set
+    built for more digits per class holds the one built for fewer as its first ones)."""
+    labels = np.asarray(labels)
+    return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)]))
+
+
+def recipe_data(source: dict, variant: str, per_class: int, seed: int):
+    """The student's training and validation data of ``variant`` from a set of
+    :func:`recipe_set`: its first ``per_class`` digits of each requested class, stored on grey
+    (black for 'grey'), labelled by the requested class (the teacher's argmax for 'labels');
+    split as the thesis' code split it, 15% held out as its synthetic test set, then 15% of
+    the rest for validation, so the student learns from 72.25% (each split drawn by ``seed``)."""
+    idx = first_per_class(source["requested"], per_class)
+    images = np.asarray(source["images"])[idx]
+    if variant != "grey":
+        images = thesis_background(images)
+    logits = torch.as_tensor(source["logits"])[idx].float()
+    labels = logits.argmax(1) if variant == "labels" else torch.as_tensor(source["requested"])[idx].long()
+    n = len(idx)
+    kept, _ = train_val_split(n, val_size(n, 1 - RECIPE.split), seed)  # the thesis' 15% synthetic test set
+    return synthetic_split(images[kept], labels[kept], logits[kept], 1 - RECIPE.split, seed)
+
+
+def recipe_classifier(cfg: Profile, variant: str) -> tuple[ClassifierRecipe, bool]:
+    """The student's recipe and ``select_best`` of ``variant``: the thesis' (ResNet, hard labels,
+    Adam at a constant lr, batch 64, ``studies.recipe_epochs`` epochs (None: its 80), no
+    augmentation, the last weights), with one choice undone: 'stopping' stops after the profile's
+    patience without a lower validation loss and keeps the best epoch's weights; 'lr' is this
+    book's lr with its cosine decay; 'size' trains proportionally fewer epochs on its larger set,
+    as many updates as the recipe makes."""
+    e = cfg.studies
+    epochs = e.recipe_epochs or RECIPE.student_epochs
+    recipe = ClassifierRecipe(arch=RECIPE.student_arch, epochs=epochs, batch_size=RECIPE.student_batch_size,
+                              lr=RECIPE.student_lr, patience=epochs + 1, soft=False, augment=RECIPE.augment,
+                              lr_decay=False)
+    if variant == "stopping":
+        return dataclasses.replace(recipe, patience=cfg.student.patience), True
+    if variant == "lr":
+        return dataclasses.replace(recipe, lr=cfg.student.lr, lr_decay=True), False
+    if variant == "size":
+        return dataclasses.replace(recipe, epochs=equal_update_epochs(epochs, e.thesis_per_class, e.ablation_per_class),
+                                   patience=epochs + 1), False
+    return recipe, False
+
+
+def recipe_sets(cfg: Profile, teacher, *, device) -> dict:
+    """The three sets the variants learn from: the recipe's (its range and chain, built for
+    ``studies.ablation_per_class`` digits per class, of which the recipe takes the first
+    ``thesis_per_class``), 'value_range' (the [-1, 1] control U-Net) and 'sampler' (this book's)."""
+    e = cfg.studies
+    return {"thesis_recipe": recipe_set(cfg, teacher, value_range="thesis", sampler="thesis",
+                                        per_class=e.ablation_per_class, device=device),
+            "value_range": recipe_set(cfg, teacher, value_range="book", sampler="thesis",
+                                      per_class=e.thesis_per_class, device=device),
+            "sampler": recipe_set(cfg, teacher, value_range="thesis", sampler="book",
+                                  per_class=e.thesis_per_class, device=device)}
+
+
+def recipe_runs(cfg: Profile, sets: dict, *, device, test) -> dict:
+    """Every variant of :data:`VARIANTS` over ``studies.ablation_seeds``, on the sets of
+    :func:`recipe_sets` (cached as ``ablation/recipe_<variant>_seed<s>.pt``): ``{variant: {seed: run}}``.
+    The students' per-epoch log goes to ``ablation/recipe_training.log``, one line per variant
+    to the caller's output."""
+    log = artifact_dir(cfg.run) / "ablation" / "recipe_training.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for name in VARIANTS:
+        t0 = time.perf_counter()
+        with open(log, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+            runs[name] = _variant_runs(cfg, sets, name, device=device, test=test)
+        accs = ", ".join(f"{100 * r['accuracy']:.1f}" for r in runs[name].values())
+        print(f"{name}: real-test accuracy of each seed {accs} ({time.perf_counter() - t0:.0f} s; log: {log})")
+    return runs
+
+
+def _variant_runs(cfg: Profile, sets: dict, name: str, *, device, test) -> dict:
+    """The ``studies.ablation_seeds`` runs of one variant (:func:`recipe_runs`)."""
+    out, e = artifact_dir(cfg.run), cfg.studies
+    source = sets.get(name, sets["thesis_recipe"])
+    per_class = e.ablation_per_class if name == "size" else e.thesis_per_class
+    recipe, select_best = recipe_classifier(cfg, name)
+    key = fingerprint({"set": array_key(source["images"], source["requested"]), "variant": name,
+                       "per_class": per_class})
+    jobs = [RunJob(*recipe_data(source, name, per_class, s), s, out / "ablation" / f"recipe_{name}_seed{s}.pt",
+                   key, f"{name}, seed {s}") for s in e.ablation_seeds]
+    return dict(zip(e.ablation_seeds, run_classifiers(jobs, recipe, device=device, test=test,
+                                                      select_best=select_best, test_curve=False)))
+
+
+def correct_on_test(runs: dict, test_labels) -> np.ndarray:
+    """Right or wrong on each test digit, one row per seed of ``{seed: run}`` (for
+    :func:`kr_utils.comparison.compare_runs`)."""
+    y = torch.as_tensor(test_labels)
+    return np.stack([(torch.as_tensor(r["test_logits"]).argmax(1) == y).numpy() for r in runs.values()])
+
+
+def summarize(cfg: Profile, runs: dict, test_labels) -> dict:
+    """Per variant of ``runs``: its label, each seed's real-test accuracy
+    (:func:`kr_utils.evaluate.summarize_seeds`), the interval of its mean over seeds and test
+    digits (:func:`kr_utils.comparison.accuracy_interval`), its change against the recipe
+    (:func:`kr_utils.comparison.compare_runs`, paired by seed; None for the recipe), its
+    collapsed seeds and the epochs each seed trained."""
+    correct = {n: correct_on_test(rs, test_labels) for n, rs in runs.items()}
+    labels = variant_labels(cfg)
+    out = {}
+    for n, rs in runs.items():
+        mean, lo, hi = accuracy_interval(correct[n])
+        out[n] = {"label": labels[n], "accuracy": summarize_seeds([r["accuracy"] for r in rs.values()]),
+                  "interval": [lo, hi],
+                  "change": None if n == "thesis_recipe" else compare_runs(correct[n], correct["thesis_recipe"]),
+                  "collapsed": collapsed_seeds(rs, test_labels),
+                  "epochs_trained": [len(r["history"]["epoch"]) for r in rs.values()]}
+    return out
+
+
+def table(summary: dict):
+    """The chapter's table: one row per variant, its accuracy, each seed, the interval over
+    seeds and test digits, the change against the recipe with its interval, collapsed seeds."""
+    import pandas as pd
+
+    pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
+    rows = {}
+    for n, s in summary.items():
+        ch = s["change"]
+        rows[s["label"]] = {
+            "real-test accuracy (mean of seeds)": pct(s["accuracy"]["mean"]) + "%",
+            "95% interval (seeds and test digits)": f"[{pct(s['interval'][0])}, {pct(s['interval'][1])}]",
+            "each seed (%)": ", ".join(f"{100 * a:.1f}" for a in s["accuracy"]["values"]),
+            "change against the recipe (points, 95% interval)": "" if ch is None else
+                f"{100 * ch.difference:+.2f} [{100 * ch.ci95[0]:+.2f}, {100 * ch.ci95[1]:+.2f}]",
+            "collapsed seeds": f"{len(s['collapsed']['seeds'])} of {s['accuracy']['n']}",
+            "epochs trained": ", ".join(map(str, sorted(set(s["epochs_trained"])))),
+        }
+    return pd.DataFrame(rows).T
+
+
+def reached(summary: dict, thesis_accuracy: float) -> str:
+    """Whether the recipe reaches the thesis' student, worded from the recipe's interval."""
+    lo, hi = summary["thesis_recipe"]["interval"]
+    where = f"[{100 * lo:.2f}, {100 * hi:.2f}]%"
+    if lo <= thesis_accuracy <= hi:
+        return f"the thesis' {100 * thesis_accuracy:.2f}% lies inside the recipe's interval {where}: reached"
+    side = "above" if thesis_accuracy > hi else "below"
+    return f"the thesis' {100 * thesis_accuracy:.2f}% lies {side} the recipe's interval {where}: not reached"
+
+
+def metrics(summary: dict, sets: dict) -> dict:
+    """What chapter 7 records in ``metrics.json`` (section ``ablation``)."""
+    return {"variants": {n: {"label": s["label"], "accuracy": s["accuracy"], "interval_seeds_and_digits": s["interval"],
+                             "change_points": None if s["change"] is None else 100 * s["change"].difference,
+                             "change_ci95_points": None if s["change"] is None else [100 * x for x in s["change"].ci95],
+                             "verdict": None if s["change"] is None else s["change"].verdict,
+                             "collapsed_seeds": s["collapsed"]["seeds"], "epochs_trained": s["epochs_trained"]}
+                         for n, s in summary.items()},
+            "sets": {n: {"generated": int(v["generated"]), "acceptance": float(v["acceptance_rate"]),
+                         "final_threshold": float(v["final_threshold"]), "steps": int(v["num_steps"]),
+                         "time_s": float(v["time_s"])} for n, v in sets.items()}}
+
+
+def gpu_estimate(gpu: Profile, recorded: dict, acceptance: float, set_size: int = 60000) -> dict:
+    """Minutes, at the rates of the last recorded gpu run (``recorded``: its metrics.json), of
+    the two runs that chapter 7 cannot afford: the thesis' U-Net training (100 epochs of 60,000
+    digits at batch 64, at the recorded U-Net's steps per second: a lower bound, its ContextUnet
+    being larger) and its 60,000-digit set through its chain (``n_T`` steps of two network
+    passes, at the recorded generation's network passes per second and this chapter's
+    ``acceptance``). None where the record lacks the rate."""
+    d, s = recorded.get("diffusion", {}), recorded.get("synthetic_set", {})
+    out = {"unet_steps": 100 * set_size // RECIPE.student_batch_size, "unet_min": None, "set_min": None}
+    if d.get("train_time_s") and d.get("steps"):
+        out["unet_min"] = out["unet_steps"] / (d["steps"] / d["train_time_s"]) / 60
+    if s.get("generated_per_s"):
+        passes = gpu.sampler.num_steps * (1 if gpu.sampler.guidance_w in (0.0, 1.0) else 2)
+        out["set_min"] = set_size / acceptance * 2 * RECIPE.n_T / (s["generated_per_s"] * passes) / 60
+    return out

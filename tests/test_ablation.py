@@ -1,0 +1,112 @@
+"""Chapter 7's ablation of the thesis' recipe (kr_utils.ablation): each variant undoes one
+choice of kr_utils.thesis.RECIPE and keeps the others."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from kr_utils import ablation, config, distill, thesis
+
+CFG = config.get_config("cpu")
+
+
+def _set(per_class=20, seed=0):
+    rng = np.random.default_rng(seed)
+    requested = np.repeat(np.arange(10), per_class)
+    logits = rng.normal(size=(len(requested), 10)).astype(np.float32)
+    logits[np.arange(len(requested)), (requested + (np.arange(len(requested)) % 5 == 0)) % 10] += 10  # 1 in 5 relabelled
+    images = np.where(rng.random((len(requested), 28, 28)) < 0.2, 255, 0).astype(np.uint8)
+    return {"images": images, "requested": requested, "logits": logits}
+
+
+def test_the_recipe_is_the_scripts():
+    recipe, best = ablation.recipe_classifier(CFG, "thesis_recipe")
+    r = thesis.RECIPE
+    assert (recipe.arch, recipe.epochs, recipe.lr, recipe.batch_size) == (r.student_arch, 80, 1e-3, 64)
+    assert recipe.patience > recipe.epochs and not recipe.lr_decay and not recipe.soft and not recipe.augment
+    assert best is False  # the last weights
+
+
+def test_each_variant_undoes_one_choice_of_the_student():
+    base, _ = ablation.recipe_classifier(CFG, "thesis_recipe")
+    changed = {}
+    for v in ablation.VARIANTS[1:]:
+        recipe, best = ablation.recipe_classifier(CFG, v)
+        changed[v] = {f.name for f in dataclasses.fields(recipe) if getattr(recipe, f.name) != getattr(base, f.name)}
+        changed[v] |= {"select_best"} if best else set()
+    assert changed["stopping"] == {"patience", "select_best"} and ablation.recipe_classifier(CFG, "stopping")[0].patience == 3
+    assert changed["lr"] == {"lr", "lr_decay"}
+    assert changed["size"] == {"epochs"}
+    for v in ("value_range", "sampler", "grey", "labels"):  # their change is in the data
+        assert changed[v] == set(), v
+    # the larger set trains as many updates as the recipe
+    e = CFG.studies
+    small = distill.optimizer_updates(10 * e.thesis_per_class, 0, 64, 80)
+    big = distill.optimizer_updates(10 * e.ablation_per_class, 0, 64, ablation.recipe_classifier(CFG, "size")[0].epochs)
+    assert abs(big - small) / small < 0.05
+
+
+def test_recipe_data_grey_requested_and_the_two_splits():
+    s = _set()
+    tr, va = ablation.recipe_data(s, "thesis_recipe", 10, seed=0)
+    assert len(tr[0]) + len(va[0]) == 85 and len(tr[0]) == 72  # 100 -> 85 -> 72 (+ 13 validation)
+    assert tr[0].min() > -0.05  # grey: black stored as 127
+    black, _ = ablation.recipe_data(s, "grey", 10, seed=0)
+    assert black[0].min() == -1 and torch.equal(black[1], tr[1])
+    teacher, _ = ablation.recipe_data(s, "labels", 10, seed=0)
+    assert torch.equal(teacher[0], tr[0]) and not torch.equal(teacher[1], tr[1])
+    assert (teacher[1] != tr[1]).float().mean() == pytest.approx(0.2, abs=0.1)
+    # the first per_class of each class: a set built for more holds the smaller one first
+    idx = ablation.first_per_class(s["requested"], 10)
+    assert len(idx) == 100 and all((s["requested"][idx] == c).sum() == 10 for c in range(10))
+    assert set(idx[s["requested"][idx] == 3]) == set(np.flatnonzero(s["requested"] == 3)[:10])
+    other, _ = ablation.recipe_data(s, "thesis_recipe", 10, seed=1)
+    assert not torch.equal(other[1], tr[1])  # the seed draws the splits
+
+
+def test_every_variant_has_a_label_and_a_short_name():
+    assert set(ablation.variant_labels(CFG)) == set(ablation.VARIANTS) == set(ablation.SHORT)
+
+
+def test_reached_is_worded_from_the_recipes_interval():
+    summ = {"thesis_recipe": {"interval": [0.93, 0.95]}}
+    assert ablation.reached(summ, 0.9431).endswith("reached") and "inside" in ablation.reached(summ, 0.9431)
+    assert "above" in ablation.reached({"thesis_recipe": {"interval": [0.5, 0.9]}}, 0.9431)
+    assert "below" in ablation.reached({"thesis_recipe": {"interval": [0.96, 0.99]}}, 0.9431)
+
+
+def test_the_gpu_estimate_from_a_record():
+    rec = {"diffusion": {"steps": 4000, "train_time_s": 120.0}, "synthetic_set": {"generated_per_s": 1000.0}}
+    est = ablation.gpu_estimate(config.get_config("gpu"), rec, acceptance=0.5)
+    assert est["unet_steps"] == 93750 and est["unet_min"] == pytest.approx(93750 / (4000 / 120) / 60)
+    g = config.get_config("gpu").sampler
+    passes = g.num_steps * (1 if g.guidance_w in (0, 1) else 2)
+    assert est["set_min"] == pytest.approx(60000 / 0.5 * 800 / (1000 * passes) / 60)
+    assert ablation.gpu_estimate(config.get_config("gpu"), {}, 0.5)["unet_min"] is None
+
+
+def test_the_value_range_unet_learns_the_mapped_digits(tmp_path, monkeypatch):
+    """The [-3, 1] U-Net trains on the real digits mapped there (and the control on [-1, 1])."""
+    seen = {}
+
+    def fake_train(model, images, labels, dcfg, **kw):
+        seen[kw["desc"]] = (float(images.min()), float(images.max()), dcfg.steps)
+        from kr_utils.fit import FitResult
+        return FitResult(model=model, losses=[0.1], steps=dcfg.steps)
+
+    cfg = config.get_config("smoke")
+    from kr_utils import checkpoints, models, store
+    out = store.artifact_dir(cfg.run)
+    unet = models.ConditionalUNet(base=8, mults=(1, 2), attention=False)
+    checkpoints.save_checkpoint(out / "diffusion.pt", unet, kind="diffusion", config={}, profile=cfg.run, seed=0,
+                                extra={"unet": unet.config, "schedule": {"T": 10, "beta_start": 1e-4, "beta_end": 0.02}})
+    monkeypatch.setattr(ablation, "train_tensors", lambda *a: (torch.rand(20, 1, 28, 28) * 2 - 1, torch.zeros(20).long()))
+    monkeypatch.setattr(ablation, "train_diffusion", fake_train)
+    p3 = ablation.range_unet(cfg, -3.0, "cpu")
+    ablation.range_unet(cfg, -1.0, "cpu")
+    lo3, hi3, steps = seen["U-Net on [-3, 1]"]
+    assert lo3 >= -3 and lo3 < -2.5 and hi3 <= 1 and steps == cfg.studies.recipe_unet_steps
+    assert seen["U-Net on [-1, 1]"][0] >= -1
+    seen.clear()
+    assert ablation.range_unet(cfg, -3.0, "cpu") == p3 and not seen  # reused while its inputs hold
