@@ -126,6 +126,23 @@ def format_summary(summary: dict, digits: int = 2, seeds: bool = False) -> str:
     each = f" (seeds: {listed})" if seeds else ""
     return f"{pct(summary['mean'])} ± {pct(summary['std'])}% [{pct(lo)}, {pct(hi)}]{each}"
 
+def ordering_sentence(summaries: dict, reference: list) -> str:
+    """Whether ``summaries`` ({name: :func:`summarize_seeds` of accuracies}) rank as ``reference``
+    (names, best first), and whether each neighbour in the ranking is separated by their 95%
+    intervals over seeds: 'the same ordering here; the intervals of a and b overlap, ...'."""
+    order = sorted(summaries, key=lambda k: -summaries[k]["mean"])
+    ranked = [k for k in reference if k in summaries]
+    head = "the same ordering here" if order == ranked else f"here the ordering is {', then '.join(order)}"
+    close = []
+    for a, b in zip(order, order[1:]):
+        ca, cb = summaries[a]["ci95"], summaries[b]["ci95"]
+        if ca is None or cb is None or ca[0] <= cb[1]:
+            close.append(f"{a} and {b}")
+    if not close:
+        return head + ", each neighbour apart by its 95% interval over seeds"
+    return head + f"; the 95% intervals over seeds of {'; of '.join(close)} overlap (or are missing), so these seeds do not rank them"
+
+
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """'1 epoch', '3 epochs', '20,000 digits': ``n`` and ``noun``, made plural (``plural``, else
     ``noun`` + 's') unless ``n`` is one; for the sentences a chapter glues from its profile."""

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,8 +16,10 @@
 # %% [markdown]
 # # 2. A class-conditional diffusion model of MNIST
 #
-# The generator is a DDPM (Ho et al. 2020) with the thesis' linear schedule, $T = 1000$,
-# $\beta_t$ from $10^{-4}$ to $0.02$. A U-Net $\epsilon_\theta(x_t, t, c)$ learns to predict the
+# The generator is a DDPM (Ho et al. 2020) with a linear schedule, $T = 1000$, $\beta_t$ from
+# $10^{-4}$ to $0.02$: the thesis' text's. Its code's conditional model used the same $\beta$
+# range over $n_T = 400$ steps, and trained on digits mapped twice to $[-3, 1]$ instead of
+# $[-1, 1]$ (`kr_utils.thesis.RECIPE`; chapter 7 measures what that range does). A U-Net $\epsilon_\theta(x_t, t, c)$ learns to predict the
 # noise that was added to a real digit of class $c$:
 #
 # $$x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\qquad

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -37,8 +39,12 @@
 #   \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}x_t,\qquad
 #   \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\beta_t \tag{6}$$
 #
-# (`NoiseSchedule.posterior`), 1000 network passes per digit. Without clipping, eq. (6) is
-# exactly the thesis' $\mu_\theta = (x_t - \beta_t\epsilon/\sqrt{1-\bar\alpha_t})/\sqrt{\alpha_t}$.
+# (`NoiseSchedule.posterior`): over this book's 1,000 steps, 1,000 network passes per digit at
+# $w = 1$ and twice as many with guidance ($w \ne 0, 1$ needs the conditional and the
+# unconditional pass). The thesis' code ran its own 400-step chain at `guide_w = 0.5`, so 800
+# passes per digit, in a clipped mode that adds no noise at any step (`kr_utils.thesis.RECIPE`,
+# chapter 7). Without clipping, eq. (6) is exactly the thesis'
+# $\mu_\theta = (x_t - \beta_t\epsilon/\sqrt{1-\bar\alpha_t})/\sqrt{\alpha_t}$.
 #
 # **DDIM** (`kr_utils.diffusion.DDIMSampler`, $\eta=0$) jumps between a few of the 1000 steps,
 # deterministically:

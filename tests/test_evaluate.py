@@ -76,3 +76,14 @@ def test_counted_is_singular_only_for_one():
     assert counted(20000, "digit") == "20,000 digits"
     assert counted(2, "class", "classes") == "2 classes"
     assert counted(1, "class", "classes") == "1 class"
+
+
+def test_ordering_sentence_says_when_seeds_do_not_rank():
+    from kr_utils.evaluate import ordering_sentence, summarize_seeds
+    s = {"a": summarize_seeds([0.99, 0.991, 0.992]), "b": summarize_seeds([0.98, 0.981, 0.982]),
+         "c": summarize_seeds([0.90, 0.91, 0.92])}
+    assert ordering_sentence(s, ["a", "b", "c"]).startswith("the same ordering here, each neighbour apart")
+    assert ordering_sentence(s, ["b", "a", "c"]).startswith("here the ordering is a, then b, then c")
+    s["b"] = summarize_seeds([0.97, 0.99, 0.995])
+    assert "of a and b overlap" in ordering_sentence(s, ["a", "b", "c"])
+    assert "overlap" in ordering_sentence({"a": summarize_seeds([0.9]), "b": summarize_seeds([0.8])}, ["a", "b"])
