@@ -303,7 +303,7 @@ class StudiesConfig(_Stage):
 
     section: ClassVar[str] = "studies"
     _tuples: ClassVar[tuple[str, ...]] = ("grid_archs", "grid_labels", "grid_seeds", "degradation_milestones",
-                                          "ablation_seeds")
+                                          "ablation_seeds", "degradation_seeds", "degradation_epoch_choices")
     grid_archs: tuple[str, ...]
     grid_labels: tuple[str, ...]
     grid_seeds: tuple[int, ...]
@@ -322,11 +322,17 @@ class StudiesConfig(_Stage):
     # and once more on [-1, 1] (the control)
     recipe_epochs: int | None = None
     recipe_unet_steps: int = 500
+    # chapter 6: the seeds of each checkpoint's students, and the epochs each architecture may
+    # train, chosen on the real validation digits (empty: degradation_epochs for all)
+    degradation_seeds: tuple[int, ...] = (0,)
+    degradation_epoch_choices: tuple[int, ...] = ()
 
     def check(self):
         self._positive("degradation_per_class", "degradation_kept", "degradation_epochs", "ablation_per_class",
                        "thesis_per_class", "epochs", "recipe_epochs", "recipe_unet_steps",
                        allow_none=("epochs", "recipe_epochs"))
+        if not self.degradation_seeds or any(not isinstance(n, int) or n < 1 for n in self.degradation_epoch_choices):
+            self._fail("degradation_epoch_choices", "must be whole numbers of epochs, with at least one degradation seed")
         if self.ablation_per_class <= self.thesis_per_class:
             self._fail("ablation_per_class", f"must exceed studies.thesis_per_class={self.thesis_per_class}: it is "
                                              f"chapter 7's larger set")
@@ -667,9 +673,10 @@ PROFILES: dict[str, dict] = {
         # set, five seeds per variant.
         studies=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
                      grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1),
-                     degradation_milestones=(90, 240, 510, 750, 1050, 1500, 1950, 2400, 3000), degradation_per_class=150,
+                     degradation_milestones=(240, 510, 1050, 1500, 2400, 3000), degradation_per_class=150,
                      degradation_kept=900, degradation_epochs=20, ablation_per_class=200, ablation_seeds=(0, 1, 2, 3, 4),
-                     thesis_per_class=100, recipe_unet_steps=500),
+                     thesis_per_class=100, recipe_unet_steps=500, degradation_seeds=(0, 1, 2),
+                     degradation_epoch_choices=(10, 20, 40)),
         # Theory chapters (book/theory): all eight together in about 4 minutes on 2 cores.
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
@@ -712,7 +719,8 @@ PROFILES: dict[str, dict] = {
                      grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1, 2),
                      degradation_milestones=(120, 320, 680, 1000, 1400, 2000, 2600, 3200, 4000),
                      degradation_per_class=1000, degradation_kept=5000, degradation_epochs=10, ablation_per_class=2000,
-                     ablation_seeds=tuple(range(10)), thesis_per_class=100, recipe_unet_steps=4000),
+                     ablation_seeds=tuple(range(10)), thesis_per_class=100, recipe_unet_steps=4000,
+                     degradation_seeds=(0, 1, 2), degradation_epoch_choices=(5, 10, 20)),
         theory=dict(toy_steps=8000, toy_hidden=256, toy_samples=5000, classifier_steps=4000,
                     ae_T=100, ae_hidden=1700, ae_shared_hidden=1700, ae_steps=2000, ae_shared_steps=10000,
                     ae_batch=128, ae_samples=1000, recon_digits=20, recon_fallback_steps=3000),

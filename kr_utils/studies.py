@@ -181,16 +181,17 @@ def equal_update_epochs(epochs: int, per_class: int, smaller_per_class: int) -> 
 MIN_SET = 20  # below this many kept digits a student and its validation split mean nothing
 
 
-def _degradation_keys(cfg: Profile, step: int, seed: int) -> dict:
+def _degradation_keys(cfg: Profile, step: int, seed: int, balanced: bool = False) -> dict:
     """The cache files and keys of checkpoint ``step``'s unfiltered draw (``pool``) and set."""
     out = artifact_dir(cfg.run)
     path = out / f"diffusion_step{step}.pt"
     pool_key = fingerprint({"gen": cfg.sampler, "n": cfg.studies.degradation_per_class, "seed": seed}, path,
                            out / "teacher.pt")
     key = fingerprint({"pool": pool_key, "kept": cfg.studies.degradation_kept, "thr": cfg.synth.threshold,
-                       "labels": cfg.synth.label_mode})
+                       "labels": cfg.synth.label_mode, **({"balanced": True} if balanced else {})})
+    name = f"set_step{step}" + ("_balanced" if balanced else "")
     return {"checkpoint": path, "pool": out / "degradation" / f"pool_step{step}.pt", "pool_key": pool_key,
-            "set": out / "degradation" / f"set_step{step}.pt", "key": key}
+            "set": out / "degradation" / f"{name}.pt", "key": key}
 
 
 def degradation_pool(cfg: Profile, step: int, teacher, sampler, *, seed: int, device) -> dict:
@@ -206,7 +207,8 @@ def degradation_pool(cfg: Profile, step: int, teacher, sampler, *, seed: int, de
     return {**{k: torch.as_tensor(v) for k, v in pool.items()}, "time_s": time.perf_counter() - t0}
 
 
-def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, device) -> tuple[str, dict]:
+def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, device,
+                    balanced: bool = False) -> tuple[str, dict]:
     """The synthetic set of the milestone checkpoint ``diffusion_step<step>.pt`` (cached under
     ``degradation/``): ``studies.degradation_per_class`` digits of each class drawn by
     ``sampler`` (:func:`degradation_pool`, cached on its own: a new threshold or set size reuses
@@ -215,9 +217,15 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
     ``seed``, whatever their label: every checkpoint's students learn from sets of one size, so
     they make the same number of updates, and a generator that makes mostly one class gives a
     set of mostly that class (its ``label_counts`` show it). A checkpoint whose teacher accepts
-    fewer digits than that keeps them all and is marked ``short``: it gets no student. Returns
-    ``(key of its inputs, set)``."""
-    files, kept_n = _degradation_keys(cfg, step, seed), cfg.studies.degradation_kept
+    fewer digits than that keeps them all and is marked ``short``: it gets no student.
+
+    ``balanced`` (chapter 6, as the thesis' code balanced its sets): an equal share of the kept
+    digits from each *requested* class's accepted ones instead, ``short`` where a class has
+    fewer accepted digits than its share. Either way ``requested_accuracy`` is the share of the
+    whole unfiltered draw whose teacher's label is the requested class: a classifier trained on
+    real digits scoring the checkpoint's digits (the thesis' §4.4 metric, as its Fig. 19 caption
+    words it). Returns ``(key of its inputs, set)``."""
+    files, kept_n = _degradation_keys(cfg, step, seed, balanced), cfg.studies.degradation_kept
 
     def compute():
         t0 = time.perf_counter()
@@ -230,18 +238,27 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
             label = torch.from_numpy(requested).long()
         accepted = torch.nonzero(conf >= cfg.synth.threshold).flatten()
         rng = np.random.default_rng(seed)
-        idx = accepted if len(accepted) <= kept_n else accepted[np.sort(rng.choice(len(accepted), kept_n, replace=False))]
+        if balanced:
+            share = kept_n // cfg.num_classes
+            per_class = [accepted[torch.from_numpy(requested[accepted.numpy()] == c)] for c in range(cfg.num_classes)]
+            short = min(len(a) for a in per_class) < share
+            idx = torch.cat([a if len(a) <= share else a[np.sort(rng.choice(len(a), share, replace=False))]
+                             for a in per_class]).sort().values
+        else:
+            short = len(accepted) < kept_n
+            idx = accepted if short else accepted[np.sort(rng.choice(len(accepted), kept_n, replace=False))]
         labels = label[idx].long()
         return {"images": torch.as_tensor(pool["images"])[idx], "labels": labels, "logits": logits[idx],
                 "requested": torch.from_numpy(requested[idx.numpy()]).long(), "generated": len(requested),
-                "accepted": len(accepted), "acceptance": len(accepted) / len(requested), "short": len(accepted) < kept_n,
+                "requested_accuracy": float((logits.argmax(1).numpy() == requested).mean()),
+                "accepted": len(accepted), "acceptance": len(accepted) / len(requested), "short": short,
                 "label_counts": torch.bincount(labels, minlength=cfg.num_classes).tolist(),
                 "time_s": pool["time_s"] + time.perf_counter() - t0}
 
     return files["key"], cached(files["set"], files["key"], compute)
 
 
-def degradation_sets(cfg: Profile, steps, teacher, sampler, *, seed: int, device) -> dict:
+def degradation_sets(cfg: Profile, steps, teacher, sampler, *, seed: int, device, balanced: bool = False) -> dict:
     """``{step: degradation_set(...)}`` for the checkpoints ``steps``. Where the ``parallel_runs``
     lever is on (a CPU of two cores or more), the draws that neither set nor draw caches hold are
     made first, side by side in worker processes (:func:`kr_utils.workers.run_in_waves`), each
@@ -250,14 +267,15 @@ def degradation_sets(cfg: Profile, steps, teacher, sampler, *, seed: int, device
     steps = list(steps)
     lever = levers(device)
     if lever.parallel_runs and torch.device(device).type == "cpu" and len(steps) > 1:
-        files = {step: _degradation_keys(cfg, step, seed) for step in steps}
+        files = {step: _degradation_keys(cfg, step, seed, balanced) for step in steps}
         todo = [step for step in steps if not is_current(files[step]["set"], files[step]["key"])
                 and not is_current(files[step]["pool"], files[step]["pool_key"])]
         calls = [((cfg, step, None, sampler), {"seed": seed, "device": "cpu"}) for step in todo]
         for i, pool, share, _ in workers.run_in_waves(degradation_pool, calls, threads_each=workers.threads_per_run(len(steps))):
             pool["time_s"] = share  # its share of its wave's wall time: what it cost the machine
             save_result(files[todo[i]]["pool"], files[todo[i]]["pool_key"], pool, share)
-    return {step: degradation_set(cfg, step, teacher, sampler, seed=seed, device=device) for step in steps}
+    return {step: degradation_set(cfg, step, teacher, sampler, seed=seed, device=device, balanced=balanced)
+            for step in steps}
 
 
 def degradation_students(cfg: Profile, sets: dict, *, seed: int, device, test, holdout=None) -> dict:
@@ -281,6 +299,107 @@ def degradation_students(cfg: Profile, sets: dict, *, seed: int, device, test, h
                            f"accepts at {cfg.synth.threshold}; raise studies.degradation_per_class or lower "
                            f"studies.degradation_kept")
     return students
+
+
+def degradation_budget(cfg: Profile, final_set: tuple, *, seed: int, device, test, holdout) -> dict:
+    """Each ``studies.grid_archs`` architecture's epochs for chapter 6, chosen on the real
+    validation digits ``holdout``: one student (seed ``seed``) of each candidate of
+    ``studies.degradation_epoch_choices`` trained on ``final_set`` (the last checkpoint's,
+    ``(key, set)`` of :func:`degradation_set`), the candidate with the highest
+    ``val_real_accuracy`` kept (the fewest epochs on a tie). Without candidates, every
+    architecture gets ``studies.degradation_epochs``. Returns ``{"epochs": {arch: epochs},
+    "val_real_accuracy": {arch: {epochs: accuracy}}}``; the test set is only scored."""
+    e, st = cfg.studies, cfg.student
+    if not e.degradation_epoch_choices:
+        return {"epochs": {a: e.degradation_epochs for a in e.grid_archs}, "val_real_accuracy": {}}
+    key, s = final_set
+    tr, va = distill.synthetic_split(s["images"].numpy(), s["labels"].numpy(), s["logits"].numpy(), st.val_fraction, seed)
+    out = artifact_dir(cfg.run) / "degradation"
+    chosen, scores = {}, {}
+    for arch in e.grid_archs:
+        scores[arch] = {}
+        for n in e.degradation_epoch_choices:
+            job = RunJob(tr, va, seed, out / f"budget_{arch}_{n}ep.pt", key, f"{arch}, {n} epochs")
+            run = run_classifiers([job], st.recipe(arch=arch, epochs=n), device=device, test=test, test_curve=False,
+                                  holdout=holdout)[0]
+            scores[arch][n] = run["val_real_accuracy"]
+        chosen[arch] = max(scores[arch], key=lambda n: (scores[arch][n], -n))
+    return {"epochs": chosen, "val_real_accuracy": scores}
+
+
+def degradation_seed_students(cfg: Profile, sets: dict, epochs: dict, *, device, test, holdout) -> dict:
+    """Chapter 6's students: for each ``studies.grid_archs`` architecture (``epochs[arch]`` epochs,
+    :func:`degradation_budget`), each set of :func:`degradation_set` that is not ``short`` and each
+    of ``studies.degradation_seeds`` (the seed draws the student's weights, batches and
+    validation split), cached as ``degradation/<arch>_step<step>_seed<s>.pt``:
+    ``{(arch, step): {seed: run}}``, each run with its ``val_real_accuracy``."""
+    out, st, e = artifact_dir(cfg.run), cfg.student, cfg.studies
+    ok = {step: (key, s) for step, (key, s) in sets.items() if not s["short"] and len(s["labels"]) >= MIN_SET}
+    students = {}
+    for arch in e.grid_archs:
+        jobs, where = [], []
+        for step, (key, s) in ok.items():
+            for seed in e.degradation_seeds:
+                tr, va = distill.synthetic_split(s["images"].numpy(), s["labels"].numpy(), s["logits"].numpy(),
+                                                 st.val_fraction, seed)
+                jobs.append(RunJob(tr, va, seed, out / f"{arch}_step{step}_seed{seed}.pt", key,
+                                   f"{arch} step {step} seed {seed}"))
+                where.append((step, seed))
+        runs = run_classifiers(jobs, st.recipe(arch=arch, epochs=epochs[arch]), device=device, test=test,
+                               test_curve=False, holdout=holdout) if jobs else []
+        for (step, seed), run in zip(where, runs):
+            students.setdefault((arch, step), {})[seed] = run
+    if not any(arch == st.arch for arch, _ in students):
+        raise RuntimeError(f"no checkpoint of {sorted(sets)} gave {e.degradation_kept} digits the teacher accepts at "
+                           f"{cfg.synth.threshold} in every requested class; raise studies.degradation_per_class or "
+                           f"lower studies.degradation_kept")
+    return students
+
+
+def degradation_seed_table(cfg: Profile, sets: dict, students: dict, test_labels):
+    """Chapter 6's table: one row per checkpoint (``step_<N>``) with its fraction of the
+    training, digits generated and accepted, the real classifier's accuracy on its unfiltered
+    digits against the requested class (the thesis' §4.4 metric), and for each architecture
+    the mean real-test accuracy of its seeds with the 95% interval over seeds and test digits
+    (:func:`kr_utils.comparison.accuracy_interval`; NaN: a short set, no student)."""
+    import pandas as pd
+
+    from .comparison import accuracy_interval
+
+    y = torch.as_tensor(test_labels)
+    rows = {}
+    for step, (_, s) in sets.items():
+        row = {"fraction_of_training": step / cfg.diffusion.steps, "generated": s["generated"], "accepted": s["accepted"],
+               "requested_accuracy": s["requested_accuracy"]}
+        for arch in cfg.studies.grid_archs:
+            runs = students.get((arch, step))
+            if runs:
+                correct = np.stack([(torch.as_tensor(r["test_logits"]).argmax(1) == y).numpy() for r in runs.values()])
+                mean, lo, hi = accuracy_interval(correct)
+            else:
+                mean = lo = hi = np.nan
+            row.update({arch: mean, f"{arch}_low": lo, f"{arch}_high": hi})
+        rows[f"step_{step}"] = row
+    return pd.DataFrame(rows).T
+
+
+def degradation_falls(students: dict, arch: str, test_labels) -> str:
+    """Where ``arch``'s students of :func:`degradation_seed_students` change between neighbouring
+    checkpoints by more than their interval over seeds and test digits allows
+    (:func:`kr_utils.comparison.compare_runs`, unpaired: the seeds learn from other sets), in words."""
+    from .comparison import compare_runs
+
+    y = torch.as_tensor(test_labels)
+    correct = {step: np.stack([(torch.as_tensor(r["test_logits"]).argmax(1) == y).numpy() for r in runs.values()])
+               for (a, step), runs in sorted(students.items(), key=lambda kv: kv[0][1]) if a == arch}
+    steps, said = list(correct), []
+    for a, b in zip(steps, steps[1:]):
+        c = compare_runs(correct[b], correct[a], paired=False)
+        if c.verdict in ("higher", "lower"):
+            said.append(f"from step {a} to step {b} it {'rises' if c.verdict == 'higher' else 'falls'} "
+                        f"{100 * abs(c.difference):.1f} points (95% interval [{100 * c.ci95[0]:+.1f}, "
+                        f"{100 * c.ci95[1]:+.1f}], {c.covers})")
+    return "; ".join(said) if said else "no change that the intervals over seeds and test digits separate"
 
 
 def degradation_table(cfg: Profile, sets: dict, students: dict):

@@ -167,6 +167,82 @@ def test_degradation_set_has_one_size_whatever_its_labels(tmp_path, monkeypatch)
     assert s2["short"] and len(s2["labels"]) == n // 2  # fewer accepted than the size: all kept, no student
 
 
+def _fake_checkpoint(tmp_path, monkeypatch, confident_every=2, label_of=lambda req: 7):
+    monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path))
+
+    def fake_draw(model, sampler, teacher, requested, sampling, *, seed, device, progress=True):
+        logits = np.full((len(requested), 10), -10.0, np.float32)
+        i = np.arange(len(requested))
+        logits[i, [label_of(r) for r in requested]] = 10.0
+        logits[i % confident_every != 0] = 0.0  # no class preferred: confidence 1/10, below every threshold
+        return {"images": np.zeros((len(requested), 28, 28), np.uint8), "requested": requested, "logits": logits}
+
+    monkeypatch.setattr(studies.synth, "draw_labelled", fake_draw)
+    monkeypatch.setattr(studies, "load_model", lambda *a, **k: None)
+    (tmp_path / "smoke").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "smoke" / "diffusion_step10.pt").write_bytes(b"x")
+    (tmp_path / "smoke" / "teacher.pt").write_bytes(b"t")
+
+
+def test_a_balanced_degradation_set_takes_an_equal_share_of_each_requested_class(tmp_path, monkeypatch):
+    # every digit looks like a 7 to the teacher: balanced by *requested* class, labelled 7
+    _fake_checkpoint(tmp_path, monkeypatch, confident_every=1)
+    cfg = config.get_config("smoke", synth__label_mode="teacher")  # 10 per class drawn, 40 kept
+    _, s = studies.degradation_set(cfg, 10, None, None, seed=0, device="cpu", balanced=True)
+    assert np.bincount(s["requested"].numpy(), minlength=10).tolist() == [4] * 10 and not s["short"]
+    assert s["label_counts"][7] == 40
+    assert s["requested_accuracy"] == pytest.approx(0.1)  # only the requested 7s are 7s: the 4.4 measure
+    # a class with fewer accepted digits than its share: short, no student
+    _fake_checkpoint(tmp_path / "half", monkeypatch, confident_every=2)  # half of each class accepted: 5 of 10
+    tight = cfg.replace(studies__degradation_kept=60)
+    _, s2 = studies.degradation_set(tight, 10, None, None, seed=0, device="cpu", balanced=True)
+    assert s2["short"] and np.bincount(s2["requested"].numpy(), minlength=10).tolist() == [5] * 10
+    _fake_checkpoint(tmp_path, monkeypatch, confident_every=1)
+    # the unbalanced set of the same draw is cached apart
+    _, s3 = studies.degradation_set(cfg, 10, None, None, seed=0, device="cpu")
+    assert not torch.equal(s3["requested"], s["requested"]) or len(s3["requested"]) != len(s["requested"])
+
+
+def _runs(accs_by_seed, n=200):
+    y = torch.arange(n) % 10
+    out = {}
+    for seed, acc in accs_by_seed.items():
+        logits = torch.nn.functional.one_hot(y, 10).float()
+        wrong = torch.arange(n) >= int(acc * n)
+        logits[wrong] = torch.nn.functional.one_hot((y[wrong] + 1) % 10, 10).float()
+        out[seed] = {"accuracy": acc, "test_logits": logits, "val_real_accuracy": acc}
+    return out, y
+
+
+def test_degradation_falls_are_worded_from_intervals():
+    good, y = _runs({0: 0.9, 1: 0.91, 2: 0.92})
+    bad, _ = _runs({0: 0.3, 1: 0.32, 2: 0.31})
+    students = {("resnet_preact", 10): bad, ("resnet_preact", 30): good, ("simple_cnn", 10): good}
+    said = studies.degradation_falls(students, "resnet_preact", y)
+    assert said.startswith("from step 10 to step 30 it rises") and "test digits" in said
+    same = studies.degradation_falls({("resnet_preact", 10): good, ("resnet_preact", 30): good}, "resnet_preact", y)
+    assert same.startswith("no change")
+
+
+def test_the_degradation_budget_is_chosen_on_the_real_validation_digits(monkeypatch):
+    cfg = config.get_config("smoke", studies__degradation_epoch_choices=(1, 2, 3))
+    # the validation digits prefer 2 epochs, the test set 3: the choice follows validation
+    val = {1: 0.5, 2: 0.9, 3: 0.8}
+    test = {1: 0.5, 2: 0.6, 3: 0.99}
+
+    def fake_runs(jobs, recipe, **kw):
+        assert kw["holdout"] is not None
+        return [{"val_real_accuracy": val[recipe.epochs], "accuracy": test[recipe.epochs]}]
+
+    monkeypatch.setattr(studies, "run_classifiers", fake_runs)
+    s = {"images": torch.zeros(40, 28, 28, dtype=torch.uint8), "labels": torch.arange(40) % 10,
+         "logits": torch.zeros(40, 10)}
+    b = studies.degradation_budget(cfg, ("k", s), seed=0, device="cpu", test=None, holdout=("x", "y"))
+    assert b["epochs"] == {a: 2 for a in cfg.studies.grid_archs}
+    assert studies.degradation_budget(config.get_config("smoke"), ("k", s), seed=0, device="cpu", test=None,
+                                      holdout=None)["epochs"] == {a: 1 for a in cfg.studies.grid_archs}
+
+
 def test_collapsed_seeds_names_them_and_measures_why():
     y = torch.arange(100) % 10
     one_class = torch.full((100, 10), -5.0); one_class[:, 3] = 5.0  # answers 3 whatever the digit
