@@ -8,9 +8,9 @@ where it contains it, with the interval beside the words and what it covers name
 - :func:`compare_paired`: the same seeds in both settings, the paired t interval;
 - :func:`mcnemar`: two students scored on the same test digits, McNemar's exact test on the
   digits where they disagree, and the interval of the difference in accuracy on that test set;
-- :func:`compare_runs`: two settings' runs scored on the same test digits, a bootstrap over the
-  seeds and the test digits together: the interval covers both the training seeds and the test
-  set's own sampling error;
+- :func:`compare_runs`: two settings' runs scored on the same test digits, an interval whose
+  variance adds the training seeds' and the test digits': it covers both the seeds and the
+  test set's own sampling error;
 - :func:`binomial_interval`: the test set's own sampling error for one accuracy (Wilson).
 
 Differences are fractions (0.01 = one point); :meth:`Comparison.sentence` writes points.
@@ -125,46 +125,60 @@ def binomial_interval(correct: int, n: int) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
-def compare_runs(correct_a, correct_b, paired: bool = True, n_boot: int = 2000, seed: int = 0) -> Comparison:
+def _seeds_and_digits(var_seeds: float, var_digits: float, df: float, estimate: float):
+    """The 95% t interval and two-sided p of ``estimate`` with variance ``var_seeds + var_digits``."""
+    se = math.sqrt(max(var_seeds + var_digits, 0.0))
+    if se == 0:
+        return (estimate, estimate), 1.0 if estimate == 0 else 0.0
+    q = stats.t.ppf(0.975, df) if np.isfinite(df) else stats.norm.ppf(0.975)
+    p = 2 * (stats.t.sf(abs(estimate) / se, df) if np.isfinite(df) else stats.norm.sf(abs(estimate) / se))
+    return (estimate - q * se, estimate + q * se), float(p)
+
+
+def compare_runs(correct_a, correct_b, paired: bool = True) -> Comparison:
     """Two settings, each a set of runs scored on the same test digits (boolean arrays, one row
     per seed: right or wrong on each digit). The difference of mean accuracies, with a 95%
-    percentile interval from a bootstrap that redraws the seeds (the same seeds on both sides
-    where ``paired``: seed s of a against seed s of b) and, in the same draw, the test digits
-    (shared by both sides): an interval over training seeds and test digits, which neither a
-    t interval over seeds nor McNemar on one seed's digits gives alone. p: twice the smaller
-    share of bootstrap differences on either side of 0."""
+    interval whose variance adds the two sources of error: the training seeds (the sample
+    variance of the per-seed differences over S, paired by seed where ``paired``, else each
+    side's over its own seeds) and the test digits (the variance over digits of the
+    seed-averaged per-digit difference, over N: the test set's own sampling error, which a t
+    interval over seeds on one fixed test set leaves out). The quantile is Student's t with
+    S - 1 degrees of freedom (the fewer side's, unpaired), the normal's with one seed a side,
+    where the interval is the test digits' alone."""
     a, b = np.atleast_2d(np.asarray(correct_a, bool)), np.atleast_2d(np.asarray(correct_b, bool))
     if a.shape[1] != b.shape[1] or a.shape[1] == 0:
         raise ValueError(f"both settings must be scored on the same test digits, got {a.shape} and {b.shape}")
     if paired and a.shape[0] != b.shape[0]:
         raise ValueError(f"paired runs need the same seeds on both sides, got {a.shape[0]} and {b.shape[0]}")
-    rng = np.random.default_rng(seed)
     (sa, n), sb = a.shape, b.shape[0]
-    diff = float(a.mean() - b.mean())
-    # multinomial counts stand for draws with replacement: each draw weighs seeds and digits
-    w_digits = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(np.float32)
-    w_a = rng.multinomial(sa, np.full(sa, 1 / sa), size=n_boot).astype(np.float32)
-    w_b = w_a if paired else rng.multinomial(sb, np.full(sb, 1 / sb), size=n_boot).astype(np.float32)
-    boot = (((w_a @ a.astype(np.float32)) * w_digits).sum(1) / (sa * n)
-            - ((w_b @ b.astype(np.float32)) * w_digits).sum(1) / (sb * n))
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    p = max(1 / n_boot, min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())))
-    covers = f"over {'paired ' if paired else ''}training seeds and the {n:,d} test digits"
-    return Comparison(diff, (float(lo), float(hi)), float(p), "bootstrap", covers, (sa, sb), p_floor=1 / n_boot)
+    acc_a, acc_b = a.mean(1), b.mean(1)
+    per_digit = a.mean(0) - b.mean(0)
+    diff = float(per_digit.mean())
+    var_digits = float(per_digit.var(ddof=1)) / n if n > 1 else 0.0
+    if paired:
+        var_seeds = float((acc_a - acc_b).var(ddof=1)) / sa if sa > 1 else 0.0
+        df = sa - 1
+    else:
+        var_seeds = sum(float(x.var(ddof=1)) / len(x) for x in (acc_a, acc_b) if len(x) > 1)
+        df = min(sa, sb) - 1
+    ci, p = _seeds_and_digits(var_seeds, var_digits, df if df >= 1 else np.inf, diff)
+    seeds = "" if max(sa, sb) == 1 else f"{'paired ' if paired else ''}training seeds and "
+    return Comparison(diff, ci, p, "t over seeds and digits" if seeds else "normal over digits",
+                      f"over {seeds}the {n:,d} test digits", (sa, sb))
 
 
-def accuracy_interval(correct, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+def accuracy_interval(correct) -> tuple[float, float, float]:
     """One setting's mean accuracy over its runs (boolean array, one row per seed, one column
-    per test digit) and its 95% percentile interval from a bootstrap that redraws the seeds and
-    the test digits together: (mean, low, high), over training seeds and the test set's own
-    sampling error."""
-    c = np.atleast_2d(np.asarray(correct, bool)).astype(np.float32)
+    per test digit) and its 95% interval, whose variance adds the seeds' (the variance of the
+    per-seed accuracies over S) and the test digits' (the variance over digits of the
+    seed-averaged correctness, over N), with Student's t at S - 1 degrees of freedom (the
+    normal's for one seed): (mean, low, high)."""
+    c = np.atleast_2d(np.asarray(correct, bool)).astype(np.float64)
     if c.size == 0:
         raise ValueError("an accuracy interval needs at least one run scored on one digit")
-    rng = np.random.default_rng(seed)
     s, n = c.shape
-    w_digits = rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(np.float32)
-    w_seeds = rng.multinomial(s, np.full(s, 1 / s), size=n_boot).astype(np.float32)
-    boot = ((w_seeds @ c) * w_digits).sum(1) / (s * n)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return float(c.mean()), float(lo), float(hi)
+    mean = float(c.mean())
+    var_seeds = float(c.mean(1).var(ddof=1)) / s if s > 1 else 0.0
+    var_digits = float(c.mean(0).var(ddof=1)) / n if n > 1 else 0.0
+    (lo, hi), _ = _seeds_and_digits(var_seeds, var_digits, s - 1 if s > 1 else np.inf, mean)
+    return mean, float(lo), float(hi)

@@ -94,10 +94,11 @@ def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_cla
     threshold by 0.01, down to 0.5. ``sampler``/``sampling``: its chain
     (:func:`kr_utils.studies.thesis_code_sampler`); ``black=False`` forces nothing (another
     sampler in its place, :mod:`kr_utils.ablation`). Returns images, labels, logits, requested,
-    ``generated``, ``acceptance_rate`` and the ``final_threshold``; raises
+    ``generated``, ``acceptance_rate`` (kept of drawn: the oversampling caps it), ``pass_rate``
+    (the share of drawn digits at the threshold of their round) and the ``final_threshold``; raises
     :class:`SyntheticSetError` naming the short classes after ``max_rounds``."""
     k = model.null_class  # the dataset's number of classes
-    counts, images, logits, labels, generated = np.zeros(k, int), [], [], [], 0
+    counts, images, logits, labels, generated, passed = np.zeros(k, int), [], [], [], 0, 0
     floor = min(0.5, threshold)
     for r in range(max_rounds):
         short = per_class - counts
@@ -108,6 +109,7 @@ def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_cla
                              progress=progress, postprocess=force_black if black else None)
         generated += len(requested)
         conf = torch.from_numpy(pool["logits"]).float().softmax(1).max(1).values.numpy()
+        passed += int((conf >= threshold).sum())
         kept = 0
         for c in range(k):
             ok = np.flatnonzero((requested == c) & (conf >= threshold))[: short[c]]
@@ -124,7 +126,7 @@ def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_cla
     order = np.argsort(labels, kind="stable")
     return {"images": np.concatenate(images)[order], "labels": labels[order], "logits": np.concatenate(logits)[order],
             "requested": labels[order], "generated": generated, "acceptance_rate": k * per_class / generated,
-            "final_threshold": threshold}
+            "pass_rate": passed / generated, "final_threshold": threshold}
 
 
 def build_synthetic_set(model, sampler, teacher, config: SynthConfig, sampling: SamplerConfig, *, seed: int = 0,

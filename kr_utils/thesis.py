@@ -83,6 +83,7 @@ class ThesisRecipe:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     p_uncond: float = 0.1
+    unet_epochs: int = 120  # main.py (its generate_diffusion_reports.py: 100, the text's figure)
     value_low: float = -3.0  # Normalize(0.5, 0.5) in the loader, then data * 2 - 1 again: [-3, 1]
     # its sampler as the set was built (clipped mode): guide_w, ours w = 1 + guide_w
     guide_w: float = 0.5
@@ -118,13 +119,13 @@ SOURCES = {
     "student_batch_size": Source(_CMP, 20, "BATCH_SIZE         = 64"),
     "labels": Source("src/synthetic_dataset.py", 145, "labels[idx_offset:idx_offset+take] = cls"),
     "loss": Source("src/train_mnist_model.py", 86, "self.criterion = nn.CrossEntropyLoss()"),
-    "augment": Source("src/utils/data_loader.py", 52,
-                      "imgs_t = torch.from_numpy(images).float().div(255.0).mul(2).sub(1)  # [N,1,H,W] in [-1,1]"),
+    "augment": Source("src/utils/data_loader.py", 56, "full_ds = TensorDataset(imgs_t, lbls_t)"),
     "split": Source("src/utils/data_loader.py", 60, "train_len = int(0.85 * total)"),
     "n_T": Source(_DIFF, 17, "def __init__(self, nn_model = ContextUnet(in_channels=1, n_feat=256, "
                              "n_classes=MNIST_N_CLASSES), betas = (1e-4, 0.02), n_T= 400, device= DEVICE, "
                              "drop_prob= 0.1, num_classes = MNIST_N_CLASSES):"),
     "value_low": Source("src/train_diffussion_model.py", 80, "data = data * 2.0 - 1.0"),
+    "unet_epochs": Source("main.py", 150, "trainer = DiffussionTrainer(model_type=diff_type, num_epochs=120,"),
     "guide_w": Source("src/synthetic_dataset.py", 155, "guide_w=0.5"),
     "x_T_scale": Source(_DIFF, 112, "x_t_scale: float = 1.0,"),
     "noise_scale": Source(_DIFF, 151, "noise = torch.zeros_like(x)"),
@@ -146,12 +147,14 @@ TEXT_SAYS = {
     "labels": "the teacher says which digit it sees (line 433); the code stores the requested class",
     "loss": "soft targets, the teacher's probabilities (lines 381, 725); the code uses hard labels",
     "threshold": "confidence 0.9 (lines 429, 433, 587, 715, 727); the code's default is 0.85",
-    "per_class": "60,000 digits, 6,000 per class (lines 437, 567, 587); main.py caps at 100 per class",
+    "per_class": "60,000 digits, 6,000 per class (lines 437, 567, 587); main.py caps at 100 per class, and "
+                 "the comparison script reads generated_datasets/last_model, a folder no committed script writes",
+    "unet_epochs": "100 epochs (its figures' 'época 100'); main.py trains 120",
     "student_epochs": "the script's own docstring says 30 epochs; its loop runs NUM_EPOCHS_SYN = 80",
 }
 
-# The sampler the set was built with, and main.py's students (MNIST_PATIENCE = 6, last_model.pt):
+# The sampler the set was built with, and main.py's students (20 epochs, MNIST_PATIENCE = 6, last_model.pt):
 # what chapters 3, 7 and 9 put back. Its sampler's values are the recipe's.
 CODE = {"steps": RECIPE.n_T, "guidance_w": RECIPE.guidance_w, "noise_scale": RECIPE.noise_scale,
         "clip_x0": RECIPE.clip_x0, "threshold": RECIPE.threshold, "per_class": RECIPE.per_class,
-        "patience": 6, "max_epochs": 70, "keeps": "last weights"}
+        "patience": 6, "max_epochs": 20, "keeps": "last weights"}
