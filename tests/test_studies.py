@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-import dataclasses
 
 from kr_utils import config, distill, evaluate, store, studies
 
