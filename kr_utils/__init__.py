@@ -15,7 +15,7 @@ One module per pipeline stage, each importing only the stages below it (no two i
   ``evaluate`` (real-test metrics, intervals over seeds), ``comparison`` (comparisons worded from their
   intervals: Welch, paired, McNemar, the test set's binomial error), ``audit`` (fidelity, memorisation,
   distribution and calibration measures);
-- ``studies`` (the thesis' experiments: runs, knobs, degradation, ablation), ``claims``
+- ``studies`` (the thesis' experiments: runs, knobs, degradation), ``ablation`` (its recipe), ``claims``
   (chapter 9: the audit of the pipeline's artifacts, the thesis' open claims), ``analysis`` (chapter 8's
   comparison with the thesis), ``pipeline`` (each
   chapter's artifacts found or rebuilt) and above it ``distributed`` (the torchrun entry: DDP
