@@ -29,7 +29,7 @@ from .comparison import accuracy_interval, compare_runs
 from .checkpoints import load_checkpoint, load_model, load_schedule, save_checkpoint
 from .config import ClassifierRecipe, Profile, SamplerConfig
 from .data import train_tensors, train_val_split
-from .diffusion import build_sampler, train_diffusion
+from .diffusion import build_sampler, sampler_label, train_diffusion
 from .distill import synthetic_split, val_size
 from .evaluate import summarize_seeds
 from .store import array_key, artifact_dir, cached, fingerprint, note_reused
@@ -45,8 +45,6 @@ MAX_ROUNDS = 60  # the thesis' code drew until its set was full; a generator thi
 
 def variant_labels(cfg: Profile) -> dict:
     """What each variant of :data:`VARIANTS` changes, in a reader's words, with the profile's numbers."""
-    from .diffusion import sampler_label
-
     st, e = cfg.student, cfg.studies
     return {
         "thesis_recipe": "the thesis' recipe",
