@@ -220,8 +220,10 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
     fewer digits than that keeps them all and is marked ``short``: it gets no student.
 
     ``balanced`` (chapter 6, as the thesis' code balanced its sets): an equal share of the kept
-    digits from each *requested* class's accepted ones instead, ``short`` where a class has
-    fewer accepted digits than its share. Either way ``requested_accuracy`` is the share of the
+    digits from each *requested* class's accepted ones instead, the share cut to the accepted
+    digits of the scarcest class where it has fewer (a smaller set, whose students
+    :func:`degradation_seed_students` train for proportionally more epochs), ``short`` only
+    below :data:`MIN_SET` digits. Either way ``requested_accuracy`` is the share of the
     whole unfiltered draw whose teacher's label is the requested class: a classifier trained on
     real digits scoring the checkpoint's digits (the thesis' §4.4 metric, as its Fig. 19 caption
     words it). Returns ``(key of its inputs, set)``."""
@@ -238,12 +240,11 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
             label = torch.from_numpy(requested).long()
         accepted = torch.nonzero(conf >= cfg.synth.threshold).flatten()
         rng = np.random.default_rng(seed)
-        if balanced:
-            share = kept_n // cfg.num_classes
+        if balanced:  # an equal share of each requested class, as large as the scarcest class allows
             per_class = [accepted[torch.from_numpy(requested[accepted.numpy()] == c)] for c in range(cfg.num_classes)]
-            short = min(len(a) for a in per_class) < share
-            idx = torch.cat([a if len(a) <= share else a[np.sort(rng.choice(len(a), share, replace=False))]
-                             for a in per_class]).sort().values
+            share = min(kept_n // cfg.num_classes, *(len(a) for a in per_class))
+            short = share * cfg.num_classes < MIN_SET
+            idx = torch.cat([a[np.sort(rng.choice(len(a), share, replace=False))] for a in per_class]).sort().values
         else:
             short = len(accepted) < kept_n
             idx = accepted if short else accepted[np.sort(rng.choice(len(accepted), kept_n, replace=False))]
@@ -327,28 +328,36 @@ def degradation_budget(cfg: Profile, final_set: tuple, *, seed: int, device, tes
     return {"epochs": chosen, "val_real_accuracy": scores}
 
 
+def degradation_epochs(epochs: int, kept: int, size: int) -> int:
+    """The epochs on a set of ``size`` digits that make as many updates as ``epochs`` on ``kept``."""
+    return equal_update_epochs(epochs, kept, size)
+
+
 def degradation_seed_students(cfg: Profile, sets: dict, epochs: dict, *, device, test, holdout) -> dict:
-    """Chapter 6's students: for each ``studies.grid_archs`` architecture (``epochs[arch]`` epochs,
-    :func:`degradation_budget`), each set of :func:`degradation_set` that is not ``short`` and each
-    of ``studies.degradation_seeds`` (the seed draws the student's weights, batches and
-    validation split), cached as ``degradation/<arch>_step<step>_seed<s>.pt``:
-    ``{(arch, step): {seed: run}}``, each run with its ``val_real_accuracy``."""
-    out, st, e = artifact_dir(cfg.run), cfg.student, cfg.studies
+    """Chapter 6's students: for each ``studies.grid_archs`` architecture, each set of
+    :func:`degradation_set` that is not ``short`` and each of ``studies.degradation_seeds`` (the
+    seed draws the student's weights, batches and validation split), for ``epochs[arch]``
+    (:func:`degradation_budget`) on a full set of ``studies.degradation_kept`` digits and
+    proportionally more on a smaller one (:func:`degradation_epochs`: the same updates), cached
+    as ``degradation/<arch>_step<step>_seed<s>.pt``: ``{(arch, step): {seed: run}}``, each run
+    with its ``val_real_accuracy``."""
+    out, st, e = artifact_dir(cfg.run) / "degradation", cfg.student, cfg.studies
     ok = {step: (key, s) for step, (key, s) in sets.items() if not s["short"] and len(s["labels"]) >= MIN_SET}
     students = {}
     for arch in e.grid_archs:
-        jobs, where = [], []
+        by_epochs: dict = {}  # sets of one size train with one recipe, their seeds side by side
         for step, (key, s) in ok.items():
+            n = degradation_epochs(epochs[arch], e.degradation_kept, len(s["labels"]))
             for seed in e.degradation_seeds:
                 tr, va = distill.synthetic_split(s["images"].numpy(), s["labels"].numpy(), s["logits"].numpy(),
                                                  st.val_fraction, seed)
-                jobs.append(RunJob(tr, va, seed, out / f"{arch}_step{step}_seed{seed}.pt", key,
-                                   f"{arch} step {step} seed {seed}"))
-                where.append((step, seed))
-        runs = run_classifiers(jobs, st.recipe(arch=arch, epochs=epochs[arch]), device=device, test=test,
-                               test_curve=False, holdout=holdout) if jobs else []
-        for (step, seed), run in zip(where, runs):
-            students.setdefault((arch, step), {})[seed] = run
+                by_epochs.setdefault(n, []).append(((step, seed), RunJob(
+                    tr, va, seed, out / f"{arch}_step{step}_seed{seed}.pt", key, f"{arch} step {step} seed {seed}")))
+        for n, items in by_epochs.items():
+            runs = run_classifiers([j for _, j in items], st.recipe(arch=arch, epochs=n), device=device, test=test,
+                                   test_curve=False, holdout=holdout)
+            for ((step, seed), _), run in zip(items, runs):
+                students.setdefault((arch, step), {})[seed] = run
     if not any(arch == st.arch for arch, _ in students):
         raise RuntimeError(f"no checkpoint of {sorted(sets)} gave {e.degradation_kept} digits the teacher accepts at "
                            f"{cfg.synth.threshold} in every requested class; raise studies.degradation_per_class or "
@@ -370,7 +379,7 @@ def degradation_seed_table(cfg: Profile, sets: dict, students: dict, test_labels
     rows = {}
     for step, (_, s) in sets.items():
         row = {"fraction_of_training": step / cfg.diffusion.steps, "generated": s["generated"], "accepted": s["accepted"],
-               "requested_accuracy": s["requested_accuracy"]}
+               "kept": len(s["labels"]), "requested_accuracy": s["requested_accuracy"]}
         for arch in cfg.studies.grid_archs:
             runs = students.get((arch, step))
             if runs:

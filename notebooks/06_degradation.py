@@ -30,11 +30,13 @@
 # **The thesis' measure:** the teacher, a classifier trained on real digits, labels the whole
 # draw, and the share whose label is the requested class is the checkpoint's score. **The
 # students:** the teacher accepts the digits with confidence at or above
-# {glue:text}`degr_threshold`, and {glue:text}`degr_kept` of them are kept, **an equal share
-# from each requested class**, as the thesis' code balanced its sets
+# {glue:text}`degr_threshold`, and up to {glue:text}`degr_kept` of them are kept, **an equal
+# share from each requested class**, as the thesis' code balanced its sets
 # (`kr_utils.studies.degradation_set` with `balanced=True`), labelled by the teacher as in
-# chapter 4; a checkpoint where some requested class has too few accepted digits gets no
-# student. Each architecture trains {glue:text}`degr_seeds` on each set, for
+# chapter 4. Where the scarcest requested class has fewer accepted digits than its share,
+# every class gives that many (a smaller set), and its students train proportionally more
+# epochs, so that every checkpoint's students make the same number of updates
+# (`kr_utils.studies.degradation_epochs`). Each architecture trains {glue:text}`degr_seeds` on each set, for
 # {glue:text}`degr_budget_how`: {glue:text}`degr_budget`. Each point carries the 95% interval
 # of its mean over the seeds and the test digits.
 #
@@ -83,10 +85,6 @@ glue("degr_epochs", evaluate.counted(ecfg.degradation_epochs, "epoch"), display=
 glue("degr_kept", f"{ecfg.degradation_kept:,d}", display=False)
 glue("degr_steps", ", ".join(f"{m:,d}" for m in ecfg.degradation_milestones) + f" of {cfg.diffusion.steps:,d} steps",
      display=False)
-glue("degr_updates", f"{distill.optimizer_updates(ecfg.degradation_kept, scfg.val_fraction, scfg.batch_size, ecfg.degradation_epochs):,d}",
-     display=False)
-glue("degr_ch5_updates", f"{distill.optimizer_updates(cfg.num_classes * cfg.synth.per_class, scfg.val_fraction, scfg.batch_size, scfg.epochs):,d}",
-     display=False)
 
 # %% [markdown]
 # ## A synthetic set from each checkpoint
@@ -109,8 +107,8 @@ fig = plots.count_heatmap(counts, row_labels=[f"step {m}" for m in milestones], 
 plots.glue_figure("fig_degr_labels", fig)
 one_class = [m for m, (_, s) in sets.items() if max(s["label_counts"]) >= 0.5 * max(1, len(s["labels"]))]
 glue("degr_one_class", "none" if not one_class else ", ".join(f"step {m}" for m in one_class), display=False)
-short = [m for m, (_, s) in sets.items() if s["short"]]
-glue("degr_short", "none" if not short else ", ".join(f"step {m}" for m in short), display=False)
+glue("degr_sizes", ", ".join(f"{len(s['labels']):,d} at step {m}" + (" (too few: no student)" if s["short"] else "")
+                             for m, (_, s) in sets.items()), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_degr_samples
@@ -124,8 +122,7 @@ glue("degr_short", "none" if not short else ", ".join(f"step {m}" for m in short
 # ```
 #
 # Checkpoints where one label takes half of the kept set or more: {glue:text}`degr_one_class`;
-# checkpoints with too few accepted digits in some requested class (no student):
-# {glue:text}`degr_short`.
+# the kept digits of each checkpoint: {glue:text}`degr_sizes`.
 
 # %%
 budget = studies.degradation_budget(cfg, sets[milestones[-1]], seed=seed, device=device, test=(x_te, y_te),
@@ -140,7 +137,7 @@ glue("degr_budget_how", "the number of epochs chosen for it on the real validati
      f"training digits) from {', '.join(map(str, ecfg.degradation_epoch_choices))} (`kr_utils.studies.degradation_budget`: "
      "one student of each candidate on the last checkpoint's set; the test set plays no part)"
      if ecfg.degradation_epoch_choices else "the profile's epochs (no choice is made at this profile)", display=False)
-shown = table[["fraction_of_training", "generated", "accepted", "requested_accuracy", *ecfg.grid_archs]]
+shown = table[["fraction_of_training", "generated", "accepted", "kept", "requested_accuracy", *ecfg.grid_archs]]
 shown.rename(index=lambda k: k.replace("_", " "), columns={"fraction_of_training": "fraction of training",
              "requested_accuracy": "real classifier on the draw (§4.4)"}).style.format("{:.3f}", na_rep="no student")
 
@@ -175,7 +172,8 @@ glue("degr_falls", studies.degradation_falls(students, scfg.arch, y_te), display
 # %% [markdown]
 # ```{glue:figure} fig_degradation
 # Real-test accuracy of the students trained on each checkpoint's set (solid: the mean of
-# their seeds, the band its 95% interval over seeds and test digits), against the fraction of
+# their seeds, the band its 95% interval over seeds and test digits; the same updates at every
+# checkpoint), against the fraction of
 # the diffusion model's training; black: the teacher's accuracy on each checkpoint's whole draw
 # against the requested class; dashed: the thesis' endpoints and peak (epochs 8, 80 and 100 of
 # 100, the only values its text gives; Figs. 19-21).
@@ -254,7 +252,8 @@ clock.record()
 # ## What was measured
 #
 # Students of the profile's architecture, {glue:text}`degr_seeds` on each checkpoint's set
-# (one size, balanced by requested class, the epochs chosen on the real validation digits), go
+# (balanced by requested class, the same updates everywhere, the epochs chosen on the real
+# validation digits), go
 # from {glue:text}`degr_first` to {glue:text}`degr_last` (peak {glue:text}`degr_peak`); the
 # real classifier's score of each checkpoint's whole draw goes from {glue:text}`degr_req_first`
 # to {glue:text}`degr_req_last`. The early student (step {glue:text}`errors_early_step`) scores {glue:text}`errors_early_acc` and the

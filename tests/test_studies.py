@@ -191,11 +191,15 @@ def test_a_balanced_degradation_set_takes_an_equal_share_of_each_requested_class
     assert np.bincount(s["requested"].numpy(), minlength=10).tolist() == [4] * 10 and not s["short"]
     assert s["label_counts"][7] == 40
     assert s["requested_accuracy"] == pytest.approx(0.1)  # only the requested 7s are 7s: the 4.4 measure
-    # a class with fewer accepted digits than its share: short, no student
+    # a class with fewer accepted digits than its share: every class gives that many (a smaller set)
     _fake_checkpoint(tmp_path / "half", monkeypatch, confident_every=2)  # half of each class accepted: 5 of 10
     tight = cfg.replace(studies__degradation_kept=60)
     _, s2 = studies.degradation_set(tight, 10, None, None, seed=0, device="cpu", balanced=True)
-    assert s2["short"] and np.bincount(s2["requested"].numpy(), minlength=10).tolist() == [5] * 10
+    assert not s2["short"] and np.bincount(s2["requested"].numpy(), minlength=10).tolist() == [5] * 10
+    # fewer than MIN_SET digits in all: short, no student
+    _fake_checkpoint(tmp_path / "rare", monkeypatch, confident_every=10)  # 1 of each class accepted
+    _, s4 = studies.degradation_set(tight, 10, None, None, seed=0, device="cpu", balanced=True)
+    assert s4["short"] and len(s4["labels"]) == 10 < studies.MIN_SET
     _fake_checkpoint(tmp_path, monkeypatch, confident_every=1)
     # the unbalanced set of the same draw is cached apart
     _, s3 = studies.degradation_set(cfg, 10, None, None, seed=0, device="cpu")
@@ -211,6 +215,29 @@ def _runs(accs_by_seed, n=200):
         logits[wrong] = torch.nn.functional.one_hot((y[wrong] + 1) % 10, 10).float()
         out[seed] = {"accuracy": acc, "test_logits": logits, "val_real_accuracy": acc}
     return out, y
+
+
+def test_a_smaller_degradation_set_trains_more_epochs_for_the_same_updates(monkeypatch):
+    cfg = config.get_config("smoke", studies__degradation_kept=40, studies__degradation_seeds=(0, 1))
+    calls = []
+
+    def fake_runs(jobs, recipe, **kw):
+        calls.append((recipe.arch, recipe.epochs, [j.cache_path.name for j in jobs]))
+        return [{"accuracy": 0.5, "val_real_accuracy": 0.5} for _ in jobs]
+
+    monkeypatch.setattr(studies, "run_classifiers", fake_runs)
+
+    def set_of(n):
+        return ("k", {"images": torch.zeros(n, 28, 28, dtype=torch.uint8), "labels": torch.arange(n) % 10,
+                      "logits": torch.zeros(n, 10), "short": False})
+
+    students = studies.degradation_seed_students(cfg, {10: set_of(40), 30: set_of(20)}, {"resnet_preact": 2,
+                                                 "simple_cnn": 3}, device="cpu", test=None, holdout=None)
+    by = {(a, e): names for a, e, names in calls}
+    assert by[("resnet_preact", 2)] == ["resnet_preact_step10_seed0.pt", "resnet_preact_step10_seed1.pt"]
+    assert by[("resnet_preact", 4)] == ["resnet_preact_step30_seed0.pt", "resnet_preact_step30_seed1.pt"]
+    assert ("simple_cnn", 6) in by and set(students[("simple_cnn", 30)]) == {0, 1}
+    assert studies.degradation_epochs(20, 900, 450) == 40
 
 
 def test_degradation_falls_are_worded_from_intervals():
