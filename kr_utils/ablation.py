@@ -110,7 +110,7 @@ def recipe_set(cfg: Profile, teacher, *, value_range: str, sampler: str, per_cla
     sampling = recipe_sampling(cfg, sampler)
     thr = min(RECIPE.threshold, cfg.synth.threshold)  # the smoke profile's untrained generator needs less
     key = fingerprint({"sampling": sampling, "sampler": sampler, "per_class": per_class, "threshold": thr,
-                       "seed": cfg.seed, "max_rounds": MAX_ROUNDS, "records": "pass_rate"}, unet_path, out / "teacher.pt")
+                       "seed": cfg.seed, "max_rounds": MAX_ROUNDS, "threshold_rule": "per batch"}, unet_path, out / "teacher.pt")
 
     def compute():
         t0 = time.perf_counter()

@@ -26,6 +26,7 @@ from .diffusion import generate
 from .live import progress as progress_bar
 from .models import predict_logits
 from .store import atomic_write_bytes, atomic_write_text
+from .thesis import RECIPE
 
 IMAGES_FILE = "train-images-synthetic-idx3-ubyte.gz"
 LABELS_FILE = "train-labels-synthetic-idx1-ubyte.gz"
@@ -85,46 +86,56 @@ def force_black(images_uint8) -> np.ndarray:
     return np.where(images < 128, 0, images).astype(np.uint8)
 
 
+THESIS_BATCH = RECIPE.set_batch  # generate_balanced_dataset's batch: the unit its threshold rule counts in
+
+
 def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_class: int, threshold: float, seed: int,
                     device, max_rounds: int = 20, progress: bool = True, black: bool = True) -> dict:
     """The synthetic set as the thesis' code built it (``generate_balanced_dataset``): digits of
     each class requested until ``per_class`` of each reach teacher confidence ``threshold``,
     each forced to a black background (:func:`force_black`) before the teacher sees it, and
-    labelled by the **requested** class. As its code did, a round that keeps nothing lowers the
-    threshold by 0.01, down to 0.5. ``sampler``/``sampling``: its chain
-    (:func:`kr_utils.studies.thesis_code_sampler`); ``black=False`` forces nothing (another
-    sampler in its place, :mod:`kr_utils.ablation`). Returns images, labels, logits, requested,
-    ``generated``, ``acceptance_rate`` (kept of drawn: the oversampling caps it), ``pass_rate``
-    (the share of drawn digits at the threshold of their round) and the ``final_threshold``; raises
-    :class:`SyntheticSetError` naming the short classes after ``max_rounds``."""
+    labelled by the **requested** class. As its code did, the digits are judged in batches of
+    :data:`THESIS_BATCH` requested in class order, and a batch that keeps nothing lowers the
+    threshold by 0.01, down to 0.5; each round draws 1.25 times what is still missing, in whole
+    batches (the classes still short cycled to fill the last). ``sampler``/``sampling``: its
+    chain (:func:`kr_utils.studies.thesis_code_sampler`); ``black=False`` forces nothing
+    (another sampler in its place, :mod:`kr_utils.ablation`). Returns images, labels, logits,
+    requested, ``generated``, ``acceptance_rate`` (kept of drawn: the oversampling caps it),
+    ``pass_rate`` (the share of drawn digits at the threshold of their batch) and the
+    ``final_threshold``; raises :class:`SyntheticSetError` naming the short classes after
+    ``max_rounds``."""
     k = model.null_class  # the dataset's number of classes
-    counts, images, logits, labels, generated, passed = np.zeros(k, int), [], [], [], 0, 0
+    counts, keep_img, keep_logit, keep_label, generated, passed = np.zeros(k, int), [], [], [], 0, 0
     floor = min(0.5, threshold)
     for r in range(max_rounds):
         short = per_class - counts
         if not short.any():
             break
         requested = np.repeat(np.arange(k), np.ceil(short * 1.25).astype(int))
+        pad = -len(requested) % THESIS_BATCH
+        requested = np.sort(np.concatenate([requested, np.resize(np.flatnonzero(short > 0), pad)]), kind="stable")
         pool = draw_labelled(model, sampler, teacher, requested, sampling, seed=seed + 1000 * r, device=device,
                              progress=progress, postprocess=force_black if black else None)
         generated += len(requested)
         conf = torch.from_numpy(pool["logits"]).float().softmax(1).max(1).values.numpy()
-        passed += int((conf >= threshold).sum())
-        kept = 0
-        for c in range(k):
-            ok = np.flatnonzero((requested == c) & (conf >= threshold))[: short[c]]
-            images.append(pool["images"][ok]); logits.append(pool["logits"][ok]); labels.append(requested[ok])
-            counts[c] += len(ok)
-            kept += len(ok)
-        if kept == 0:
-            threshold = max(floor, round(threshold - 0.01, 4))
+        for start in range(0, len(requested), THESIS_BATCH):
+            kept_here = 0
+            for i in range(start, min(start + THESIS_BATCH, len(requested))):
+                c = requested[i]
+                passed += int(conf[i] >= threshold)
+                if conf[i] >= threshold and counts[c] < per_class:
+                    keep_img.append(pool["images"][i]); keep_logit.append(pool["logits"][i]); keep_label.append(c)
+                    counts[c] += 1
+                    kept_here += 1
+            if kept_here == 0:
+                threshold = max(floor, round(threshold - 0.01, 4))
     if (counts < per_class).any():
         raise SyntheticSetError(f"the thesis' code's set: after {max_rounds} rounds, classes "
                                 f"{np.flatnonzero(counts < per_class).tolist()} have {counts.tolist()} of {per_class} "
                                 f"digits at confidence >= {threshold}")
-    labels = np.concatenate(labels)
+    labels = np.asarray(keep_label)
     order = np.argsort(labels, kind="stable")
-    return {"images": np.concatenate(images)[order], "labels": labels[order], "logits": np.concatenate(logits)[order],
+    return {"images": np.stack(keep_img)[order], "labels": labels[order], "logits": np.stack(keep_logit)[order],
             "requested": labels[order], "generated": generated, "acceptance_rate": k * per_class / generated,
             "pass_rate": passed / generated, "final_threshold": threshold}
 

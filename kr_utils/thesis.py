@@ -94,6 +94,7 @@ class ThesisRecipe:
     # the set (src/synthetic_dataset.py, main.py)
     threshold: float = 0.85  # the teacher's max softmax, lowered by 0.01 after a batch that kept nothing
     threshold_floor: float = 0.5
+    set_batch: int = 200  # digits judged together: a batch that keeps none lowers the threshold
     per_class: int = 100  # main.py: generate_balanced_dataset(max_per_class=100)
     grey_storage: bool = True  # the [0, 1] digit un-normalised once more: background 127 of 255
 
@@ -133,6 +134,7 @@ SOURCES = {
     "force_black": Source(_DIFF, 184, "x = torch.where(x < 0.0,"),
     "threshold": Source("src/synthetic_dataset.py", 102, "confidence_threshold: float = 0.85"),
     "threshold_floor": Source("src/synthetic_dataset.py", 186, "thr_frac = max(thr_frac - 0.01, 0.5)"),
+    "set_batch": Source("src/synthetic_dataset.py", 100, "batch_size: int = 200,"),
     "per_class": Source("main.py", 163, "SyntheticDataset(diffusion_model, mnist_model)."
                                         "generate_balanced_dataset(max_per_class=100)"),
     "grey_storage": Source("src/synthetic_dataset.py", 174, "arr = ((img * std_cpu + mean_cpu).squeeze(0)"),

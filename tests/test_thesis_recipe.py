@@ -49,6 +49,7 @@ READ = {
     "force_black": lambda t: "x < 0.0" in t,
     "threshold": _num(r"confidence_threshold: float = {n}"),
     "threshold_floor": _num(r"max\(thr_frac - [0-9.]+, {n}\)"),
+    "set_batch": _num(r"batch_size: int = {n}"),
     "per_class": _num(r"max_per_class={n}"),
     "grey_storage": lambda t: "img * std_cpu + mean_cpu" in t,  # the [0, 1] digit un-normalised again
 }
