@@ -17,7 +17,6 @@ and the chain is respaced as in chapter 3.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 
@@ -33,7 +32,7 @@ from .diffusion import build_sampler, sampler_label, train_diffusion
 from .distill import synthetic_split, val_size
 from .evaluate import summarize_seeds
 from .store import array_key, artifact_dir, cached, fingerprint, note_reused
-from .studies import (RunJob, collapsed_seeds, equal_update_epochs, run_classifiers, thesis_background,
+from .studies import (RunJob, collapsed_seeds, equal_update_epochs, logged, run_classifiers, thesis_background,
                       thesis_code_sampler)
 from .thesis import RECIPE
 
@@ -187,11 +186,10 @@ def recipe_runs(cfg: Profile, sets: dict, *, device, test) -> dict:
     The students' per-epoch log goes to ``ablation/recipe_training.log``, one line per variant
     to the caller's output."""
     log = artifact_dir(cfg.run) / "ablation" / "recipe_training.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
     runs = {}
     for name in VARIANTS:
         t0 = time.perf_counter()
-        with open(log, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        with logged(log):
             runs[name] = _variant_runs(cfg, sets, name, device=device, test=test)
         accs = ", ".join(f"{100 * r['accuracy']:.1f}" for r in runs[name].values())
         print(f"{name}: real-test accuracy of each seed {accs} ({time.perf_counter() - t0:.0f} s; log: {log})")

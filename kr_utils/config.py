@@ -666,11 +666,13 @@ PROFILES: dict[str, dict] = {
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
                      seeds=(0, 1, 2)),
         # The other students of the grid (3 architectures x hard / soft tau=1 / soft tau=4) get
-        # two seeds. Degradation: at each checkpoint (the thesis' epochs 8-100 scaled, and 90 and
-        # 750 of ours), 150 digits/class drawn, 900 of those the teacher accepts kept
-        # (whatever their label), so that every student has one set size and one number of
-        # updates (20 epochs). Ablation: ResNet students on a 300/class subset of the synthetic
-        # set, five seeds per variant.
+        # two seeds. Degradation (chapter 6): at six of the thesis' checkpoints (its epochs 8, 17,
+        # 35, 50, 80 and 100 of 100, scaled), 150 digits/class drawn, an equal share of each
+        # requested class of those the teacher accepts kept (900, or less where a class has
+        # fewer), labelled by the requested class as the thesis' code did, three seeds a
+        # checkpoint, each architecture's epochs chosen on the real validation digits, no early
+        # stopping. Ablation (chapter 7): the thesis' recipe on 100/class, the larger set
+        # 200/class, five seeds per variant.
         studies=dict(grid_archs=("resnet_preact", "simple_cnn", "compressed_cnn"),
                      grid_labels=("hard", "soft_t1", "soft_t4"), grid_seeds=(0, 1),
                      degradation_milestones=(240, 510, 1050, 1500, 2400, 3000), degradation_per_class=150,

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -188,7 +189,8 @@ def _degradation_keys(cfg: Profile, step: int, seed: int, balanced: bool = False
     pool_key = fingerprint({"gen": cfg.sampler, "n": cfg.studies.degradation_per_class, "seed": seed}, path,
                            out / "teacher.pt")
     key = fingerprint({"pool": pool_key, "kept": cfg.studies.degradation_kept, "thr": cfg.synth.threshold,
-                       "labels": cfg.synth.label_mode, **({"balanced": True} if balanced else {})})
+                       "labels": cfg.synth.label_mode,
+                       **({"balanced": "scarcest class's share, requested labels"} if balanced else {})})
     name = f"set_step{step}" + ("_balanced" if balanced else "")
     return {"checkpoint": path, "pool": out / "degradation" / f"pool_step{step}.pt", "pool_key": pool_key,
             "set": out / "degradation" / f"{name}.pt", "key": key}
@@ -219,8 +221,9 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
     set of mostly that class (its ``label_counts`` show it). A checkpoint whose teacher accepts
     fewer digits than that keeps them all and is marked ``short``: it gets no student.
 
-    ``balanced`` (chapter 6, as the thesis' code balanced its sets): an equal share of the kept
-    digits from each *requested* class's accepted ones instead, the share cut to the accepted
+    ``balanced`` (chapter 6, as the thesis' code balanced and labelled its sets): an equal share
+    of the kept digits from each *requested* class's accepted ones, labelled by the requested
+    class whatever ``synth.label_mode``, the share cut to the accepted
     digits of the scarcest class where it has fewer (a smaller set, whose students
     :func:`degradation_seed_students` train for proportionally more epochs), ``short`` only
     below :data:`MIN_SET` digits. Either way ``requested_accuracy`` is the share of the
@@ -236,7 +239,7 @@ def degradation_set(cfg: Profile, step: int, teacher, sampler, *, seed: int, dev
         requested = np.asarray(pool["requested"]).astype(np.int64)
         logits = torch.as_tensor(pool["logits"]).float()
         conf, label = logits.softmax(1).max(1)
-        if cfg.synth.label_mode == "requested":
+        if cfg.synth.label_mode == "requested" or balanced:  # balanced: as the thesis' code, the requested class
             label = torch.from_numpy(requested).long()
         accepted = torch.nonzero(conf >= cfg.synth.threshold).flatten()
         rng = np.random.default_rng(seed)
@@ -321,11 +324,22 @@ def degradation_budget(cfg: Profile, final_set: tuple, *, seed: int, device, tes
         scores[arch] = {}
         for n in e.degradation_epoch_choices:
             job = RunJob(tr, va, seed, out / f"budget_{arch}_{n}ep.pt", key, f"{arch}, {n} epochs")
-            run = run_classifiers([job], st.recipe(arch=arch, epochs=n), device=device, test=test, test_curve=False,
-                                  holdout=holdout)[0]
+            with logged(out / "training.log"):
+                run = run_classifiers([job], st.recipe(arch=arch, epochs=n, patience=n + 1), device=device,
+                                      test=test, test_curve=False, holdout=holdout)[0]
             scores[arch][n] = run["val_real_accuracy"]
         chosen[arch] = max(scores[arch], key=lambda n: (scores[arch][n], -n))
     return {"epochs": chosen, "val_real_accuracy": scores}
+
+
+@contextlib.contextmanager
+def logged(path):
+    """The block's printed lines and progress bars (the students' per-epoch log) appended to
+    ``path`` instead of the page, which gets a one-line summary from its caller."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        yield path
 
 
 def degradation_epochs(epochs: int, kept: int, size: int) -> int:
@@ -338,12 +352,14 @@ def degradation_seed_students(cfg: Profile, sets: dict, epochs: dict, *, device,
     :func:`degradation_set` that is not ``short`` and each of ``studies.degradation_seeds`` (the
     seed draws the student's weights, batches and validation split), for ``epochs[arch]``
     (:func:`degradation_budget`) on a full set of ``studies.degradation_kept`` digits and
-    proportionally more on a smaller one (:func:`degradation_epochs`: the same updates), cached
+    proportionally more on a smaller one (:func:`degradation_epochs`: the same updates; no early
+    stopping, so every run makes them), cached
     as ``degradation/<arch>_step<step>_seed<s>.pt``: ``{(arch, step): {seed: run}}``, each run
     with its ``val_real_accuracy``."""
     out, st, e = artifact_dir(cfg.run) / "degradation", cfg.student, cfg.studies
     ok = {step: (key, s) for step, (key, s) in sets.items() if not s["short"] and len(s["labels"]) >= MIN_SET}
     students = {}
+    print(f"students' per-epoch log: {out / 'training.log'}")
     for arch in e.grid_archs:
         by_epochs: dict = {}  # sets of one size train with one recipe, their seeds side by side
         for step, (key, s) in ok.items():
@@ -354,8 +370,9 @@ def degradation_seed_students(cfg: Profile, sets: dict, epochs: dict, *, device,
                 by_epochs.setdefault(n, []).append(((step, seed), RunJob(
                     tr, va, seed, out / f"{arch}_step{step}_seed{seed}.pt", key, f"{arch} step {step} seed {seed}")))
         for n, items in by_epochs.items():
-            runs = run_classifiers([j for _, j in items], st.recipe(arch=arch, epochs=n), device=device, test=test,
-                                   test_curve=False, holdout=holdout)
+            with logged(out / "training.log"):  # no early stopping: every checkpoint's students make their updates
+                runs = run_classifiers([j for _, j in items], st.recipe(arch=arch, epochs=n, patience=n + 1),
+                                       device=device, test=test, test_curve=False, holdout=holdout)
             for ((step, seed), _), run in zip(items, runs):
                 students.setdefault((arch, step), {})[seed] = run
     if not any(arch == st.arch for arch, _ in students):
@@ -401,14 +418,15 @@ def degradation_falls(students: dict, arch: str, test_labels) -> str:
     y = torch.as_tensor(test_labels)
     correct = {step: np.stack([(torch.as_tensor(r["test_logits"]).argmax(1) == y).numpy() for r in runs.values()])
                for (a, step), runs in sorted(students.items(), key=lambda kv: kv[0][1]) if a == arch}
-    steps, said = list(correct), []
+    steps, said, covers = list(correct), [], "over seeds and test digits"
     for a, b in zip(steps, steps[1:]):
         c = compare_runs(correct[b], correct[a], paired=False)
+        covers = c.covers
         if c.verdict in ("higher", "lower"):
             said.append(f"from step {a} to step {b} it {'rises' if c.verdict == 'higher' else 'falls'} "
                         f"{100 * abs(c.difference):.1f} points (95% interval [{100 * c.ci95[0]:+.1f}, "
                         f"{100 * c.ci95[1]:+.1f}], {c.covers})")
-    return "; ".join(said) if said else "no change that the intervals over seeds and test digits separate"
+    return "; ".join(said) if said else f"no change that the 95% intervals ({covers}) separate"
 
 
 def degradation_table(cfg: Profile, sets: dict, students: dict):
