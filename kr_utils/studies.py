@@ -319,17 +319,17 @@ def degradation_budget(cfg: Profile, final_set: tuple, *, seed: int, device, tes
     key, s = final_set
     tr, va = distill.synthetic_split(s["images"].numpy(), s["labels"].numpy(), s["logits"].numpy(), st.val_fraction, seed)
     out = artifact_dir(cfg.run) / "degradation"
-    chosen, scores = {}, {}
+    chosen, val_scores = {}, {}
     for arch in e.grid_archs:
-        scores[arch] = {}
+        val_scores[arch] = {}
         for n in e.degradation_epoch_choices:
             job = RunJob(tr, va, seed, out / f"budget_{arch}_{n}ep.pt", key, f"{arch}, {n} epochs")
             with logged(out / "training.log"):
                 run = run_classifiers([job], st.recipe(arch=arch, epochs=n, patience=n + 1), device=device,
                                       test=test, test_curve=False, holdout=holdout)[0]
-            scores[arch][n] = run["val_real_accuracy"]
-        chosen[arch] = max(scores[arch], key=lambda n: (scores[arch][n], -n))
-    return {"epochs": chosen, "val_real_accuracy": scores}
+            val_scores[arch][n] = run["val_real_accuracy"]
+        chosen[arch] = max(val_scores[arch], key=lambda n: (val_scores[arch][n], -n))
+    return {"epochs": chosen, "val_real_accuracy": val_scores}
 
 
 @contextlib.contextmanager
@@ -416,9 +416,10 @@ def degradation_falls(students: dict, arch: str, test_labels) -> str:
     from .comparison import compare_runs
 
     y = torch.as_tensor(test_labels)
-    correct = {step: np.stack([(torch.as_tensor(r["test_logits"]).argmax(1) == y).numpy() for r in runs.values()])
-               for (a, step), runs in sorted(students.items(), key=lambda kv: kv[0][1]) if a == arch}
-    steps, said, covers = list(correct), [], "over seeds and test digits"
+    steps = sorted(step for a, step in students if a == arch)  # in training order
+    correct = {step: np.stack([(torch.as_tensor(r["test_logits"]).argmax(1) == y).numpy()
+                               for r in students[(arch, step)].values()]) for step in steps}
+    said, covers = [], "over seeds and test digits"
     for a, b in zip(steps, steps[1:]):
         c = compare_runs(correct[b], correct[a], paired=False)
         covers = c.covers

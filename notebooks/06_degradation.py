@@ -148,7 +148,8 @@ glue("degr_budget_how", "the number of epochs chosen for it on the real validati
      if ecfg.degradation_epoch_choices else "the profile's epochs (no choice is made at this profile)", display=False)
 shown = table[["fraction_of_training", "generated", "accepted", "kept", "requested_accuracy", *ecfg.grid_archs]]
 shown.rename(index=lambda k: k.replace("_", " "), columns={"fraction_of_training": "fraction of training",
-             "requested_accuracy": "teacher on the draw (one reading of §4.4)"}).style.format("{:.3f}", na_rep="no student")
+             "requested_accuracy": "teacher on the draw (one reading of §4.4)"}).style.format(
+    {c: "{:.0f}" if c in ("generated", "accepted", "kept") else "{:.3f}" for c in shown.columns}, na_rep="no student")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
