@@ -206,7 +206,7 @@ def main(argv=None):
                                        "images_per_s": epochs * len(split["train"][0]) / sw.seconds, **peak_memory(dev)}
         write()
 
-        x0, y0 = data.train_tensors(cfg.diffusion.train_subset)
+        x0, y0 = data.fit_tensors(cfg, cfg.diffusion.train_subset)
         _reset_peak(dev)
         with Stopwatch(dev) as sw:
             run = diffusion.train_diffusion(pipeline.new_unet(cfg.diffusion, cfg.seed), x0, y0, cfg.diffusion,
@@ -247,7 +247,7 @@ def main(argv=None):
         print(json.dumps({k: round(v["seconds"], 2) for k, v in report["stages"].items()}), flush=True)
 
     if not args.skip_levers:
-        x0, y0 = data.train_tensors(cfg.diffusion.train_subset)
+        x0, y0 = data.fit_tensors(cfg, cfg.diffusion.train_subset)
         names = [f.name for f in dataclasses.fields(runtime.Levers)]
         defaults = runtime.levers(dev)
         flip = [n for n in names if n != "group_seeds" and (args.levers is None or n in args.levers)]

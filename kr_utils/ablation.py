@@ -27,7 +27,7 @@ from . import synth
 from .comparison import accuracy_interval, compare_runs
 from .checkpoints import load_checkpoint, load_model, load_schedule, save_checkpoint
 from .config import ClassifierRecipe, Profile, SamplerConfig
-from .data import train_tensors, train_val_split
+from .data import fit_tensors, held_out, train_val_split
 from .diffusion import build_sampler, sampler_label, train_diffusion
 from .distill import synthetic_split, val_size
 from .evaluate import summarize_seeds
@@ -74,14 +74,14 @@ def range_unet(cfg: Profile, low: float, device):
     base = out / "diffusion.pt"
     steps = cfg.studies.recipe_unet_steps
     dcfg = dataclasses.replace(cfg.diffusion, steps=steps, milestones=(steps,))
-    key = fingerprint({"diffusion": dcfg, "low": low, "seed": cfg.seed}, base)
+    key = fingerprint({"diffusion": dcfg, "low": low, "seed": cfg.seed, **held_out(cfg)}, base)
     path = out / "ablation" / f"unet_range{low:g}.pt"
     if path.exists():
         ckpt = load_checkpoint(path, "diffusion")
         if ckpt["config"].get("key") == key:
             note_reused(ckpt["extra"].get("train_time_s"))
             return path
-    x0, y0 = train_tensors(dcfg.train_subset, cfg.dataset)
+    x0, y0 = fit_tensors(cfg, dcfg.train_subset)
     x = (x0 + 1) / 2 * (1 - low) + low  # [-1, 1] -> [low, 1]
     t0 = time.perf_counter()
     run = train_diffusion(load_model(base, "diffusion", device), x, y0, dcfg, seed=cfg.seed, device=device,

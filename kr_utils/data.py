@@ -290,8 +290,9 @@ def test_tensors(test_subset: int | None = None, dataset: str = "mnist"):
 
 def validation_tensors(val_size: int, seed: int, dataset: str = "mnist"):
     """The declared validation split of the real *training* digits: the ``val_size`` digits that
-    :func:`train_val_split` (seeded by ``seed``) holds out of the 60,000, which the teacher of
-    chapter 1 never trains on and no student ever sees. Every choice the book makes between
+    :func:`train_val_split` (seeded by ``seed``) holds out of the 60,000, which no model trains on:
+    not the teacher, the diffusion model, any generator (they learn from :func:`fit_digits`) nor
+    any student. Every choice the book makes between
     students (which cell, which checkpoint's student to show) is made on these, or on synthetic
     validation digits; the test set only scores. Returns (x in [-1,1], labels)."""
     images, labels = load(dataset, "train")
@@ -299,9 +300,35 @@ def validation_tensors(val_size: int, seed: int, dataset: str = "mnist"):
     return to_model_range(images[va_idx]), torch.as_tensor(labels[va_idx]).long()
 
 
-def train_tensors(train_subset: int | None = None, dataset: str = "mnist"):
-    """The real training set as (x in [-1,1], labels); ``train_subset`` keeps the first n."""
-    return split_tensors("train", train_subset, dataset)
+def fit_indices(n: int, val_size: int, seed: int, subset: int | None = None) -> np.ndarray:
+    """The indices of the ``n`` real training digits a model may learn from: all but the
+    declared validation digits of :func:`validation_tensors` (``val_size``, ``seed``), in the
+    split's order; ``subset`` keeps the first of them."""
+    idx, _ = train_val_split(n, val_size, seed)
+    return idx[:subset] if subset else idx
+
+
+def fit_digits(cfg, subset: int | None = None, seed: int | None = None):
+    """The real training digits every model of the book learns from, as uint8 images and labels:
+    the training set less the declared validation digits (``cfg.teacher.val_size`` of them, drawn
+    by ``seed``, default ``cfg.seed``: :func:`validation_tensors`), ``subset`` keeping the first
+    of the rest. The teacher, the diffusion model and every generator train on these, so the
+    validation digits on which the book makes its choices are digits no model has seen
+    (``tests/test_held_out.py``). ``cfg``: a :class:`kr_utils.config.Profile`."""
+    images, labels = load(cfg.dataset, "train")
+    idx = fit_indices(len(images), cfg.teacher.val_size, cfg.seed if seed is None else seed, subset)
+    return images[idx], labels[idx]
+
+
+def fit_tensors(cfg, subset: int | None = None, seed: int | None = None):
+    """:func:`fit_digits` as (x in [-1,1], labels)."""
+    images, labels = fit_digits(cfg, subset, seed)
+    return to_model_range(images), torch.as_tensor(labels).long()
+
+
+def held_out(cfg, seed: int | None = None) -> dict:
+    """What a cache key of a model trained on :func:`fit_digits` records of its data."""
+    return {"held_out_val": cfg.teacher.val_size, "split_seed": cfg.seed if seed is None else seed}
 
 
 class Batcher:

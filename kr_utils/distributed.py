@@ -68,7 +68,7 @@ def _train(args, dist, rank, world, device):
     cfg = get_config(args.profile)
     dcfg = cfg.diffusion if args.steps is None else dataclasses.replace(cfg.diffusion, steps=args.steps,
                                                                         milestones=(args.steps,))
-    x0, y0 = data.train_tensors(dcfg.train_subset)
+    x0, y0 = data.fit_tensors(cfg, dcfg.train_subset)
     model = pipeline.new_unet(dcfg, cfg.seed).to(device)  # the same initial weights on every rank
 
     def wrap(m):

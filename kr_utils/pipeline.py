@@ -108,9 +108,8 @@ def teacher_data(cfg: Profile, seed: int) -> dict:
     training set, by ``seed``) and the test set, with the key that names it in the run cache."""
     tcfg = cfg.teacher
     train_img, train_lbl = data.load(cfg.dataset, "train")
-    tr_idx, va_idx = data.train_val_split(len(train_img), tcfg.val_size, seed)
-    if tcfg.train_subset:
-        tr_idx = tr_idx[: tcfg.train_subset]
+    _, va_idx = data.train_val_split(len(train_img), tcfg.val_size, seed)
+    tr_idx = data.fit_indices(len(train_img), tcfg.val_size, seed, tcfg.train_subset)
     x_te, y_te = data.test_tensors(cfg.test_subset, cfg.dataset)
     return {"train": (data.to_model_range(train_img[tr_idx]), torch.as_tensor(train_lbl[tr_idx]).long()),
             "val": (data.to_model_range(train_img[va_idx]), torch.as_tensor(train_lbl[va_idx]).long()),
@@ -213,7 +212,7 @@ def train_diffusion_model(cfg: Profile, device, seed: int) -> dict:
         if step in dcfg.milestones:
             save(out / f"diffusion_step{step}.pt", ema, step=step)
 
-    x0, y0 = data.train_tensors(dcfg.train_subset, cfg.dataset)
+    x0, y0 = data.fit_tensors(cfg, dcfg.train_subset, seed)  # the declared validation digits held out
     t0 = time.perf_counter()
     run = train_diffusion(new_unet(dcfg, seed, cfg), x0, y0, dcfg, seed=seed, device=device,
                           after_step=save_milestone, resume_path=out / "diffusion.partial.pt")
@@ -252,9 +251,9 @@ def theory_diffusion_model(cfg: Profile, fallback_steps: int, device, seed: int)
     else:
         dcfg = dataclasses.replace(cfg.diffusion, steps=fallback_steps, milestones=(fallback_steps,))
         path, source = out / "theory_diffusion.pt", f"a U-Net trained for {fallback_steps} steps here"
-        stage_cfg = {**dcfg.as_dict(), "seed": seed}
+        stage_cfg = {**dcfg.as_dict(), "seed": seed, **data.held_out(cfg, seed)}
         if not load_if_current(path, "diffusion", stage_cfg, cfg.run):
-            x0, y0 = data.train_tensors(None, cfg.dataset)
+            x0, y0 = data.fit_tensors(cfg, None, seed)
             run = train_diffusion(new_unet(dcfg, seed, cfg), x0, y0, dcfg, seed=seed, device=device)
             save_checkpoint(path, run.model, kind="diffusion", config=stage_cfg, profile=cfg.run, seed=seed,
                             extra={"losses": run.losses, "unet": run.model.config, "schedule": NoiseSchedule.from_config(dcfg).spec})

@@ -40,7 +40,7 @@ def folder(cfg: Profile) -> Path:
 
 def _stage_config(cfg: Profile, kind: str, seed: int) -> dict:
     return {"kind": kind, **cfg.generators.as_dict(), "steps": steps(cfg, kind), "seed": seed,
-            "train_subset": cfg.diffusion.train_subset, "dataset": cfg.dataset}
+            "train_subset": cfg.diffusion.train_subset, "dataset": cfg.dataset, **data.held_out(cfg, seed)}
 
 
 def generator(cfg: Profile, kind: str, device, seed: int | None = None) -> tuple[torch.nn.Module, dict]:
@@ -60,7 +60,7 @@ def generator(cfg: Profile, kind: str, device, seed: int | None = None) -> tuple
         note_reused(ckpt["extra"].get("train_time_s"), path)
         return model.to(device).eval(), {"history": ckpt["extra"]["history"],
                                          "train_time_s": ckpt["extra"].get("train_time_s"), "reused": True}
-    x, y = data.train_tensors(cfg.diffusion.train_subset, cfg.dataset)
+    x, y = data.fit_tensors(cfg, cfg.diffusion.train_subset, seed)
     run = generators.train_generator(kind, x, y, cfg.generators, steps=steps(cfg, kind), seed=seed, device=device,
                                      num_classes=info.num_classes, log_every=max(1, steps(cfg, kind) // 30))
     save_checkpoint(path, run.model, kind="generator", config=stage_cfg, profile=cfg.run, seed=seed,
@@ -152,7 +152,7 @@ def study(cfg: Profile, device) -> dict:
         histories[kind], times[kind] = info["history"], info["train_time_s"]
         sets[kind] = generator_set(cfg, kind, model, device)
     rows, runs = {}, {}
-    train_uint8 = data.load(cfg.dataset, "train")[0][: cfg.diffusion.train_subset]  # what every generator learned
+    train_uint8 = data.fit_digits(cfg, cfg.diffusion.train_subset)[0]  # what every generator learned
     real_uint8 = data.load(cfg.dataset, "test")[0][: len(sets["ddpm"]["labels"])]
     floor = memorisation(real_uint8, train_uint8)  # unseen real images: the measure's floor
     for name, stored in sets.items():

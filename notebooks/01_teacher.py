@@ -22,7 +22,9 @@
 # (§3.3.1), it is a ResNet PreAct-20 trained with Adam (learning rate {glue:text}`teacher_lr`, batch
 # {glue:text}`teacher_batch`) and early stopping on the validation loss
 # (`kr_utils.distill.train_classifier`). {glue:text}`teacher_val_size` of the 60,000 training digits
-# are held out for validation; the 10,000 test digits are used only for the reported score.
+# are held out for validation, and no model of the book trains on them (the diffusion model and
+# every generator learn from the same remaining digits, `kr_utils.data.fit_digits`), so the
+# choices made on them later are fair; the 10,000 test digits are used only for the reported score.
 #
 # Three things differ from the thesis' training (its `main.py --train-mnist`: 30 epochs, Adam at
 # a constant learning rate, early stopping with patience 6, the last weights kept): here the

@@ -81,8 +81,9 @@ print(f"U-Net: base width {dcfg.base}, widths {[dcfg.base * m for m in dcfg.mult
 
 # %% [markdown]
 # The U-Net has {glue:text}`unet_params` parameters. It is trained for
-# {glue:text}`diffusion_steps` of {glue:text}`diffusion_batch` real training digits
-# (AdamW, warm-up then cosine learning rate, gradient clipping at 1). A copy of the EMA weights
+# {glue:text}`diffusion_steps` of {glue:text}`diffusion_batch` real training digits, the
+# teacher's: chapter 1's validation digits held out (`kr_utils.data.fit_digits`), so the choices
+# later chapters make on them are made on digits the generator never saw (AdamW, warm-up then cosine learning rate, gradient clipping at 1). A copy of the EMA weights
 # is kept at milestone steps so that later chapters can study how the synthetic data degrade
 # with an under-trained generator.
 

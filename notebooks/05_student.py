@@ -21,9 +21,9 @@
 # its final accuracy, and, for the curves below, its accuracy after each epoch. The one choice
 # this chapter makes, which cell of the grid to call the best, is made on a declared validation
 # split of *real training* digits: the {glue:text}`real_val_size` digits chapter 1 held out of
-# the teacher's training (`kr_utils.pipeline.real_validation`), which no model ever trains on.
-# (The students never see a real digit; the diffusion model they learn from trained on the
-# real training digits, chapter 2.)
+# the teacher's training (`kr_utils.pipeline.real_validation`), which no model trains on: the
+# diffusion model of chapter 2 learnt the same training digits as the teacher, these held out
+# (`kr_utils.data.fit_digits`), and the students never see a real digit.
 #
 # With hard labels the loss is the cross-entropy with the teacher's argmax. With soft targets
 # (`soft=True`, seed 003) it is Hinton et al.'s

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -184,7 +186,7 @@ glue("ece_list", "; ".join(f"{config.LABEL_NAMES[lab]}: {100 * ece[lab]:.2f}%" f
 #   {glue:text}`calib_q` of the real test digits fall under (`kr_utils.audit.reference_threshold`).
 
 # %%
-train_u8, train_lbl = (a[: cfg.diffusion.train_subset] for a in data.load(cfg.dataset, "train"))  # the diffusion model's
+train_u8, train_lbl = data.fit_digits(cfg, cfg.diffusion.train_subset, seed)  # the diffusion model's training digits
 test_u8 = data.load(cfg.dataset, "test")[0][: len(y_te)]
 feats = {"train": evaluate.features(teacher, data.to_model_range(train_u8), device=device),
          "test": evaluate.features(teacher, x_te, device=device),

@@ -101,7 +101,7 @@ def test_the_value_range_unet_learns_the_mapped_digits(tmp_path, monkeypatch):
     unet = models.ConditionalUNet(base=8, mults=(1, 2), attention=False)
     checkpoints.save_checkpoint(out / "diffusion.pt", unet, kind="diffusion", config={}, profile=cfg.run, seed=0,
                                 extra={"unet": unet.config, "schedule": {"T": 10, "beta_start": 1e-4, "beta_end": 0.02}})
-    monkeypatch.setattr(ablation, "train_tensors", lambda *a: (torch.rand(20, 1, 28, 28) * 2 - 1, torch.zeros(20).long()))
+    monkeypatch.setattr(ablation, "fit_tensors", lambda *a: (torch.rand(20, 1, 28, 28) * 2 - 1, torch.zeros(20).long()))
     monkeypatch.setattr(ablation, "train_diffusion", fake_train)
     p3 = ablation.range_unet(cfg, -3.0, "cpu")
     ablation.range_unet(cfg, -1.0, "cpu")

@@ -129,7 +129,7 @@ def judge():
     from kr_utils import data, distill, models
     from kr_utils.config import ClassifierRecipe
 
-    x, y = data.train_tensors(12000)
+    x, y = data.split_tensors("train", 12000)
     recipe = ClassifierRecipe(arch="simple_cnn", epochs=1, batch_size=64, lr=2e-3, patience=1)
     model, hist = distill.train_classifier(models.build_classifier("simple_cnn"), (x[:10000], y[:10000]),
                                            (x[10000:], y[10000:]), recipe, seed=0, device="cpu")

@@ -17,7 +17,7 @@ from scipy.stats import norm
 
 from .. import generators
 from ..config import Profile
-from ..data import train_tensors
+from ..data import fit_tensors
 from ..models import predict_logits
 
 ADVERSARIAL = {"gan_minimax": ("gan", True), "gan": ("gan", False), "wgan_gp": ("wgan_gp", False)}
@@ -30,7 +30,7 @@ def latent_2d(cfg: Profile, device, seed: int | None = None) -> dict:
     (z = mu, reconstruction only) and as a VAE (the ELBO), unconditional."""
     seed = cfg.seed if seed is None else seed
     g = dataclasses.replace(cfg.generators, vae_latent=2)
-    x, _ = train_tensors(cfg.diffusion.train_subset, cfg.dataset)
+    x, _ = fit_tensors(cfg, cfg.diffusion.train_subset, seed)
     return {kind: generators.train_generator(kind, x, None, g, steps=g.latent2d_steps, seed=seed, device=device,
                                              num_classes=0, log_every=max(1, g.latent2d_steps // 20), progress=False)
             for kind in ("ae", "vae")}
@@ -79,7 +79,7 @@ def adversarial_runs(cfg: Profile, teacher, device, seed: int | None = None, cov
     (``classes``, ``entropy``) in the history."""
     seed = cfg.seed if seed is None else seed
     g = cfg.generators
-    x, _ = train_tensors(cfg.diffusion.train_subset, cfg.dataset)
+    x, _ = fit_tensors(cfg, cfg.diffusion.train_subset, seed)
     monitor = coverage_monitor(teacher, cfg.num_classes, coverage_n, seed, device)
     return {name: generators.train_generator(kind, x, None, g, steps=g.theory_steps, seed=seed, device=device,
                                              num_classes=0, log_every=max(1, g.theory_steps // 20), monitor=monitor,
