@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -70,6 +72,9 @@ gen_time = summary["generation_time_s"]
 glue("synth_size", f"{summary['size']:,d}", display=False)
 glue("synth_generated", f"{summary['generated']:,d}", display=False)
 glue("synth_acceptance", f"{100 * summary['acceptance_rate']:.1f}%", display=False)
+passed = round(summary["acceptance_rate"] * summary["generated"])  # above the threshold, kept or not
+glue("synth_overflow", f"{max(passed - summary['size'], 0):,d}", display=False)
+glue("synth_kept_share", f"{100 * summary['size'] / summary['generated']:.1f}%", display=False)
 glue("synth_agreement", f"{100 * summary['agreement']:.1f}%" if summary["agreement"] is not None else "n/a",
      display=False)
 glue("synth_time", f"{gen_time / 60:.1f}", display=False)
@@ -83,9 +88,12 @@ print(f"synthetic set: {summary['size']} digits, per class {summary['class_count
 
 # %% [markdown]
 # The set holds {glue:text}`synth_size` digits, kept out of {glue:text}`synth_generated` generated
-# ({glue:text}`synth_acceptance` accepted) in {glue:text}`synth_time` minutes
+# ({glue:text}`synth_kept_share`), in {glue:text}`synth_time` minutes
 # ({glue:text}`synth_rate` digits/s, sampler: {glue:text}`synth_sampler`). The teacher's label
 # agrees with the requested class for {glue:text}`synth_agreement` of the kept digits.
+# {glue:text}`synth_acceptance` of the generated digits passed the threshold (the acceptance);
+# the set keeps fewer because it is balanced by label: the
+# {glue:text}`synth_overflow` that passed after their label's quota was full were left out.
 # {glue:text}`synth_shards_note`
 #
 # ## Confidence per class
