@@ -153,7 +153,7 @@ plots.glue_figure("fig_wall_time", fig)
 # %% [markdown]
 # ## Recorded runs of other profiles
 # Runs made on other machines (a lent GPU, Colab) are committed under `results/<profile>/` with
-# the device and date; their headline numbers, read from those files:
+# the device, date and code commit; their headline numbers, read from those files:
 
 # %%
 rows = {}
@@ -161,6 +161,8 @@ for path in sorted((store.repo_root() / "results").glob("*/metrics.json")):
     r = json.loads(path.read_text())
     rows[path.parent.name] = {
         "device": r["environment"]["device"], "date": r["environment"]["date"],
+        # the code's commit; runs recorded before commits were stored: the commit that added them
+        "commit": r["environment"].get("commit") or f"{r['environment'].get('recorded_in_commit', '?')} (recorded in)",
         "teacher acc.": f"{100 * r['teacher']['test_accuracy']:.2f}%",
         "student acc. (mean of seeds)": f"{100 * r['student']['test_accuracy']['mean']:.2f}%",
         "seeds": r["student"]["test_accuracy"]["n"], "synthetic set": r["synthetic_set"]["size"],
