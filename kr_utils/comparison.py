@@ -11,6 +11,8 @@ where it contains it, with the interval beside the words and what it covers name
 - :func:`compare_runs`: two settings' runs scored on the same test digits, an interval whose
   variance adds the training seeds' and the test digits': it covers both the seeds and the
   test set's own sampling error;
+- :func:`compare_draws`: two generation settings that drew the same classes from the same noise,
+  any statistic of their digits, a paired bootstrap over the draws;
 - :func:`binomial_interval`: the test set's own sampling error for one accuracy (Wilson).
 
 Differences are fractions (0.01 = one point); :meth:`Comparison.sentence` writes points.
@@ -49,20 +51,28 @@ class Comparison:
             return "lower"
         return "no measurable difference"
 
-    def sentence(self, a: str, b: str, digits: int = 2) -> str:
+    def sentence(self, a: str, b: str, digits: int = 2, measure: str | None = None, points: bool = True) -> str:
         """The comparison in words, e.g. 'soft targets score 0.35 points higher than hard labels
-        (95% interval [0.10, 0.60], over training seeds; Welch t, p = 0.01)'."""
-        pts = lambda v: f"{100 * v:.{digits}f}"  # noqa: E731
+        (95% interval [0.10, 0.60], over training seeds; Welch t, p = 0.01)'. ``measure`` names
+        what is compared where it is not an accuracy ('clipping's acceptance is 12.0 points
+        higher than no clipping's'); ``points=False`` for a measure that is not a fraction
+        (written as it is, not in points)."""
+        pts = (lambda v: f"{100 * v:.{digits}f}") if points else (lambda v: f"{v:.{digits}f}")  # noqa: E731
+        unit = " points" if points else ""
         if self.ci95 is None:
-            return (f"{a} and {b} differ by {pts(self.difference)} points ({a} minus {b}) with no interval: "
+            return (f"{a} and {b} differ by {pts(self.difference)}{unit} ({a} minus {b}) with no interval: "
                     f"{self.n[0]} and {self.n[1]} runs")
         lo, hi = self.ci95
         p = (f"p < {self.p_floor:.2g}" if self.p_floor is not None and self.p_value <= self.p_floor
              else f"p = {self.p_value:.2g}")
         where = f"95% interval [{pts(lo)}, {pts(hi)}], {self.covers}; {self.test}, {p}"
         if self.verdict == "no measurable difference":
-            return f"no measurable difference between {a} and {b} ({a} minus {b}: {pts(self.difference)} points, {where})"
-        return f"{a} scores {pts(abs(self.difference))} points {self.verdict} than {b} ({where})"
+            what = f" in {measure}" if measure else ""
+            return (f"no measurable difference{what} between {a} and {b} ({a} minus {b}: "
+                    f"{pts(self.difference)}{unit}, {where})")
+        if measure:
+            return f"{a}'s {measure} is {pts(abs(self.difference))}{unit} {self.verdict} than {b}'s ({where})"
+        return f"{a} scores {pts(abs(self.difference))}{unit} {self.verdict} than {b} ({where})"
 
 
 def compare_seeds(a, b) -> Comparison:
@@ -114,6 +124,29 @@ def mcnemar(correct_a, correct_b) -> Comparison:
     half = 1.959963984540054 * math.sqrt(max(var, 0.0))
     return Comparison(diff, (diff - half, diff + half), p, "McNemar exact",
                       "over the shared test digits", (n, n))
+
+
+def compare_draws(stat, a, b, labels, draws: int = 2000, seed: int = 0, what: str = "generated digits") -> Comparison:
+    """Two settings that drew the same items (the same requested classes from the same noise:
+    row ``i`` of ``a`` and of ``b`` is one draw under each setting), compared by ``stat(values,
+    labels)`` of each: ``stat(a) - stat(b)`` with a paired bootstrap over the draws, resampled
+    within each label of ``labels`` (the requested class), so the interval covers the
+    sampling error of a finite draw. Percentile interval; the two-sided p is twice the smaller
+    share of resampled differences on either side of zero, no smaller than 1 / ``draws``."""
+    a, b, labels = np.asarray(a), np.asarray(b), np.asarray(labels)
+    if len(a) != len(b) or len(a) != len(labels) or len(a) < 2:
+        raise ValueError(f"paired draws need as many rows on both sides as labels, got {len(a)}, {len(b)}, {len(labels)}")
+    rng = np.random.default_rng(seed)
+    strata = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    diff = float(stat(a, labels) - stat(b, labels))
+    boot = np.empty(draws)
+    for i in range(draws):
+        idx = np.concatenate([rng.choice(s, len(s)) for s in strata])
+        boot[i] = stat(a[idx], labels[idx]) - stat(b[idx], labels[idx])
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    p = max(min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())), 1 / draws)
+    return Comparison(diff, (float(lo), float(hi)), float(p), "paired bootstrap",
+                      f"over the {len(a):,d} {what}, resampled within class", (len(a), len(b)), p_floor=1 / draws)
 
 
 def binomial_interval(correct: int, n: int) -> tuple[float, float]:

@@ -195,7 +195,7 @@ def train_diffusion_model(cfg: Profile, device, seed: int) -> dict:
     Returns ``{"model", "losses", "train_time_s", "reused"}``."""
     dcfg, profile = cfg.diffusion, cfg.run
     out = artifact_dir(profile)
-    stage_cfg = {**dcfg.as_dict(), "seed": seed}
+    stage_cfg = {**dcfg.as_dict(), "seed": seed, **data.held_out(cfg, seed)}  # a model of other digits is not current
     ckpt_path = out / "diffusion.pt"
     cached = load_if_current(ckpt_path, "diffusion", stage_cfg, profile)
     if cached:

@@ -568,3 +568,33 @@ def knob_table(results: dict):
     import pandas as pd
 
     return pd.DataFrame({k: {c: r[c] for c in KNOB_COLUMNS} for k, r in results.items()}).T
+
+
+# Chapter 3's differences with their intervals: (setting, setting it is set against), by name.
+KNOB_PAIRS = {"clipping": ("clip", "no_clip"), "guidance": ("w_4.0", "w_1.0"),
+              "step_noise": ("xT_1.0_noise_0.5", "xT_1.0_noise_1.0")}
+
+
+def knob_comparisons(results: dict, teacher, labels, threshold: float, *, device, seed: int = 0) -> dict:
+    """Each pair of :data:`KNOB_PAIRS` compared on acceptance (the share of digits at teacher
+    confidence ``threshold`` or above) and on diversity (:func:`kr_utils.evaluate.feature_diversity`
+    by requested class): ``{pair: {"accepted": Comparison, "diversity": Comparison}}``, each a
+    paired bootstrap over the digits, which every setting drew from the same noise
+    (:func:`kr_utils.comparison.compare_draws`)."""
+    from .comparison import compare_draws
+
+    def measures(knob_id):
+        x = results[knob_id]["images"].float()
+        conf = evaluate.predict_logits(teacher, x, device=device).softmax(1).max(1).values
+        return (conf >= threshold).cpu().numpy(), evaluate.features(teacher, x, device=device).float().cpu().numpy()
+
+    def diversity(f, y):
+        return evaluate.feature_diversity(torch.from_numpy(f), torch.from_numpy(y))
+
+    labels = np.asarray(labels)
+    out = {}
+    for name, (a, b) in KNOB_PAIRS.items():
+        (acc_a, f_a), (acc_b, f_b) = measures(a), measures(b)
+        out[name] = {"accepted": compare_draws(lambda v, y: v.mean(), acc_a, acc_b, labels, seed=seed),
+                     "diversity": compare_draws(diversity, f_a, f_b, labels, seed=seed)}
+    return out

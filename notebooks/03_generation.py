@@ -175,6 +175,13 @@ glue("knob_noise_conf", ", ".join(f"{r(k, 'confidence'):.3f}" for k in noise_ids
 glue("knob_noise_div", ", ".join(f"{r(k, 'diversity'):.2f}" for k in noise_ids), display=False)
 glue("gen_set_sampler", diffusion.sampler_label(gcfg), display=False)
 glue("ddim_speedup", f"{r('ddim', 'samples_per_s') / r('clip', 'samples_per_s'):.1f}", display=False)
+comps = studies.knob_comparisons(results, teacher, labels, cfg.synth.threshold, device=device, seed=seed)
+glue("knob_clip_cmp", comps["clipping"]["accepted"].sentence("clipping", "no clipping", 1, "acceptance"), display=False)
+glue("knob_w_cmp_acc", comps["guidance"]["accepted"].sentence("w = 4", "w = 1", 1, "acceptance"), display=False)
+glue("knob_w_cmp_div", comps["guidance"]["diversity"].sentence("w = 4", "w = 1", 2, "diversity", points=False),
+     display=False)
+glue("knob_noise_cmp_div", comps["step_noise"]["diversity"].sentence("per-step noise ×0.5", "per-step noise ×1", 2,
+                                                                     "diversity", points=False), display=False)
 shown = table.rename(index={k: v.label for k, v in knobs.items()},
                      columns={**studies.KNOB_COLUMNS, "accepted": f"accepted at {cfg.synth.threshold}"})
 shown.loc["real test digits", "diversity"] = real_diversity
@@ -184,12 +191,21 @@ shown.style.format("{:.3f}", na_rep="")
 # Read from the table: clipping moves the fraction accepted at the threshold from
 # {glue:text}`knob_clip_accept`. Raising the guidance weight from 0 to 4 moves acceptance
 # {glue:text}`knob_w_accept` while the diversity within a class goes {glue:text}`knob_w_div`
-# (real digits: {glue:text}`knob_real_div`): stronger guidance buys the teacher's confidence with
-# variety, which a student needs (chapter 5). The teacher's mean confidence for the four noise
+# (real digits: {glue:text}`knob_real_div`). The teacher's mean confidence for the four noise
 # combinations, in the order of the figure, is {glue:text}`knob_noise_conf`, and their
 # diversity {glue:text}`knob_noise_div`; the thesis reported that confidence falls as the noise
-# grows. Less per-step noise, like a larger $w$, concentrates the samples: read the confidence
-# and the diversity of each row together. The sampler that builds the synthetic set
+# grows.
+#
+# Every setting drew the same classes from the same noise, so each difference below is paired
+# digit by digit, its interval a bootstrap over the {glue:text}`knob_n` digits, resampled within
+# each class (`kr_utils.studies.knob_comparisons`, `kr_utils.comparison.compare_draws`); it
+# covers the sampling error of this draw, not that of another U-Net:
+#
+# - {glue:text}`knob_clip_cmp`;
+# - {glue:text}`knob_w_cmp_acc`, and {glue:text}`knob_w_cmp_div`;
+# - {glue:text}`knob_noise_cmp_div`.
+#
+# The sampler that builds the synthetic set
 # (chapter 4), {glue:text}`gen_set_sampler`, is {glue:text}`ddim_speedup` times faster per digit
 # than the ancestral chain of this study on this machine.
 #
@@ -226,7 +242,8 @@ widget = live.show_controls(lambda: controls.sampling_controls(unet, schedule, d
 store.update_metrics(profile, "generation", {"knobs": {k: {"label": knobs[k].label, **v}
                                                        for k, v in table.to_dict(orient="index").items()},
                                                  "real_diversity": real_diversity,
-                                                 "knob_sampler_steps": gcfg.knob_steps})
+                                                 "knob_sampler_steps": gcfg.knob_steps,
+                                                 "knob_comparisons": comps})  # store.plain writes each Comparison
 clock.record()
 
 # %% [markdown]

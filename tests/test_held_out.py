@@ -72,6 +72,21 @@ def test_diffusion_model_holds_out_the_validation_digits(smoke, monkeypatch):
     _assert_clean(seen, val, "the diffusion model")
 
 
+def test_a_diffusion_model_of_the_whole_training_set_is_not_reused(smoke, monkeypatch):
+    """A checkpoint saved before the split (its settings without the held-out digits) is
+    trained again, not reused: the cache key records what the model learnt from."""
+    from kr_utils.checkpoints import save_checkpoint
+
+    cfg, val = smoke
+    old_key = {**cfg.diffusion.as_dict(), "seed": cfg.seed}
+    save_checkpoint(pipeline.artifact_dir(cfg.run) / "diffusion.pt", pipeline.new_unet(cfg.diffusion, cfg.seed, cfg),
+                    kind="diffusion", config=old_key, profile=cfg.run, seed=cfg.seed, extra={"losses": []})
+    seen = _catch(monkeypatch, pipeline, "train_diffusion", 1)
+    with pytest.raises(Caught):
+        pipeline.train_diffusion_model(cfg, "cpu", cfg.seed)
+    _assert_clean(seen, val, "the diffusion model")
+
+
 def test_theory_fallback_unet_holds_out_the_validation_digits(smoke, monkeypatch):
     cfg, val = smoke
     seen = _catch(monkeypatch, pipeline, "train_diffusion", 1)
