@@ -26,10 +26,10 @@ import torch
 
 from . import data, distill, models, studies, synth, workers
 from .checkpoints import load_checkpoint, load_if_current, load_model, load_schedule, save_checkpoint
-from .comparison import Comparison, compare_seeds, mcnemar
+from .comparison import Comparison, compare_runs
 from .config import Profile
 from .diffusion import NoiseSchedule, build_sampler, train_diffusion
-from .evaluate import summarize_seeds
+from .evaluate import correct_on, summarize_seeds
 from .fit import seed_everything
 from .runtime import levers
 from .store import artifact_dir, fingerprint, note_reused, read_metrics
@@ -410,19 +410,18 @@ class StudentGrid:
         best = max(val, key=lambda c: val[c]["mean"])
         return best, val[best]
 
-    def soft_vs_hard(self, y_test, seed: int) -> tuple[Comparison, Comparison, int] | None:
-        """For the main architecture, its soft-target cell (τ = 4) against its hard-label cell:
-        over their seeds (:func:`kr_utils.comparison.compare_seeds` of the test accuracies) and,
-        on the test digits ``y_test``, McNemar's test between the two students of one seed
-        (``seed`` where the hard cell has it, else its first); that seed is returned third.
-        None where the grid lacks either cell."""
+    def soft_vs_hard(self, y_test) -> Comparison | None:
+        """For the main architecture, its soft-target cell (τ = 4) against its hard-label cell on
+        the test digits ``y_test``: the difference of mean accuracies with an interval over the
+        training seeds and the test digits (:func:`kr_utils.comparison.compare_runs`, paired by
+        seed where the two cells share their seeds). None where the grid lacks either cell."""
         hard, soft = self.cells.get((self.main_cell[0], "hard")), self.cells.get((self.main_cell[0], "soft_t4"))
         if hard is None or soft is None:
             return None
-        over_seeds = compare_seeds([r["accuracy"] for r in soft.values()], [r["accuracy"] for r in hard.values()])
-        s0 = seed if seed in hard else next(iter(hard))
-        right = lambda r: (r["test_logits"].argmax(1) == torch.as_tensor(y_test)).numpy()  # noqa: E731
-        return over_seeds, mcnemar(right(soft[s0]), right(hard[s0])), s0
+        paired = sorted(soft) == sorted(hard)
+        seeds = sorted(soft)
+        return compare_runs(correct_on([soft[s] for s in seeds], y_test),
+                            correct_on([hard[s] for s in (seeds if paired else sorted(hard))], y_test), paired=paired)
 
 
 def kept_synthetic_val(runs: dict) -> float:

@@ -109,9 +109,9 @@ glue("student_acc", f"{100 * accs['mean']:.2f}%", display=False)
 gap = 100 * (teacher_acc - accs["mean"])
 glue("student_gap", f"{abs(gap):.2f} points {'below' if gap >= 0 else 'above'}", display=False)
 glue("student_seeds", evaluate.counted(accs["n"], "seed"), display=False)
-glue("student_spread", "" if accs["std"] is None else
-     f" (± {100 * accs['std']:.2f} std over training seeds, 95% interval of the mean "
-     f"[{100 * accs['ci95'][0]:.2f}, {100 * accs['ci95'][1]:.2f}])", display=False)
+_, s_lo, s_hi = comparison.accuracy_interval(evaluate.correct_on(grid.main, y_te))  # seeds and test digits
+glue("student_interval", f"[{100 * s_lo:.2f}, {100 * s_hi:.2f}]", display=False)
+glue("student_spread", "" if accs["std"] is None else f", ± {100 * accs['std']:.2f} std over seeds", display=False)
 # the test set's own sampling error, which no number of training seeds removes (Wilson, one seed)
 n_test = len(y_te)
 lo, hi = comparison.binomial_interval(round(first["accuracy"] * n_test), n_test)
@@ -126,11 +126,12 @@ plots.glue_figure("fig_student_curves", fig)
 # %% [markdown]
 # Trained on synthetic digits only, with {glue:text}`student_labels`, the student reaches
 # **{glue:text}`student_acc`** on the real MNIST test set (mean over
-# {glue:text}`student_seeds`{glue:text}`student_spread`), {glue:text}`student_gap` its teacher. That interval
-# covers the training seeds only: every seed is scored on the same {glue:text}`student_test_n`
-# test digits, whose own sampling error is larger. One seed's accuracy carries a 95% binomial
-# (Wilson) interval of {glue:text}`student_test_interval`, about ±
-# {glue:text}`student_test_halfwidth` points. The thesis' student reached 94.31 ± 0.06%
+# {glue:text}`student_seeds`{glue:text}`student_spread`), {glue:text}`student_gap` its teacher.
+# Its 95% interval, {glue:text}`student_interval`, covers both sources of error
+# (`kr_utils.comparison.accuracy_interval`): the training seeds, and the
+# {glue:text}`student_test_n` test digits every seed is scored on, whose own sampling error is
+# the larger: one seed's accuracy alone carries a 95% binomial (Wilson) interval of
+# {glue:text}`student_test_interval`, about ± {glue:text}`student_test_halfwidth` points. The thesis' student reached 94.31 ± 0.06%
 # (10 seeds) against a 99.55% teacher.
 #
 # ```{glue:figure} fig_student_curves
@@ -161,7 +162,7 @@ plots.glue_figure("fig_student_label_curves", fig)
 # ## Final table
 
 # %%
-table = pd.DataFrame({config.LABEL_NAMES[lab]: {a: evaluate.format_summary(summary[(a, lab)])
+table = pd.DataFrame({config.LABEL_NAMES[lab]: {a: evaluate.format_interval(runs[(a, lab)], y_te)
                                                      for a in ecfg.grid_archs if (a, lab) in summary}
                       for lab in ecfg.grid_labels})
 syn_val_acc = {cell: pipeline.kept_synthetic_val(rs) for cell, rs in runs.items()}  # as the thesis' Table 7 scored
@@ -171,30 +172,22 @@ table["thesis, synthetic test (Table 7)"] = [f"{100 * thesis.STUDENTS_ON_SYNTHET
 best, best_val = grid.best_on_validation()  # chosen on the real validation digits; the test set only scores it
 glue("grid_best", f"{best[0]} with {config.LABEL_NAMES[best[1]]}", display=False)
 glue("grid_best_val", f"{100 * best_val['mean']:.2f}%", display=False)
-glue("grid_best_test", evaluate.format_summary(summary[best]), display=False)
-pair = grid.soft_vs_hard(y_te, scfg.seeds[0])  # over the seeds, and McNemar on one seed's test digits
-if pair is not None:
-    over_seeds, on_digits, s0 = pair
-    glue("grid_soft_vs_hard", over_seeds.sentence("soft targets at τ=4", "hard labels"), display=False)
-    glue("grid_soft_vs_hard_mcnemar", on_digits.sentence(f"the soft-target student of seed {s0}",
-                                                         f"the hard-label student of seed {s0}"), display=False)
-else:
-    glue("grid_soft_vs_hard", "not measured at this profile (one of the two cells is not in its grid)", display=False)
-    glue("grid_soft_vs_hard_mcnemar", "not measured", display=False)
+glue("grid_best_test", evaluate.format_interval(runs[best], y_te), display=False)
+pair = grid.soft_vs_hard(y_te)  # over the seeds and the test digits
+glue("grid_soft_vs_hard", "not measured at this profile (one of the two cells is not in its grid)" if pair is None
+     else pair.sentence("soft targets at τ=4", "hard labels"), display=False)
 glue("syn_val_main", f"{100 * pipeline.kept_synthetic_val(grid.main):.2f}%", display=False)
 table
 
 # %% [markdown]
-# Real-test accuracy of every cell: mean ± std over training seeds [95% interval of the mean],
-# the interval printed only with three seeds or more (with two its width says nothing; the two
-# values are printed instead). The best cell, chosen on the real validation digits
+# Real-test accuracy of every cell: the mean over its seeds [95% interval over the training
+# seeds and the test digits, `kr_utils.comparison.accuracy_interval`], then each seed's value.
+# With two seeds the seeds' share of that interval rests on one degree of freedom, so it is
+# wide; the seeds are printed beside it. The best cell, chosen on the real validation digits
 # ({glue:text}`grid_best_val` there), is {glue:text}`grid_best`; on the test set it scores
-# {glue:text}`grid_best_test`. For the profile's architecture, {glue:text}`grid_soft_vs_hard`.
-# On the shared test digits, {glue:text}`grid_soft_vs_hard_mcnemar`. The two intervals cover
-# different things. The first covers the training seeds: another seed of each recipe would
-# land inside it, and with two or three seeds a side it is wide. The second covers the
-# sampling of the test digits for one pair of trained students, and says nothing about
-# another seed. A difference is established only where both exclude zero.
+# {glue:text}`grid_best_test`. For the profile's architecture, {glue:text}`grid_soft_vs_hard`:
+# the interval adds the training seeds' variance and the test digits' (`kr_utils.comparison.compare_runs`),
+# so it covers both another seed of each recipe and another draw of test digits.
 #
 # The thesis' Table 7 reported 99.9% for its students, measured on *synthetic* test digits
 # (the distribution they were trained on). The column "synthetic validation" is that
@@ -206,6 +199,7 @@ table
 # %%
 store.update_metrics(profile, "student", {
     "arch": scfg.arch, "soft": scfg.soft, "augment": scfg.augment, "test_accuracy": accs,
+    "test_accuracy_interval_seeds_and_digits": [s_lo, s_hi],
     "per_class_accuracy": first["per_class_accuracy"],
     "epochs_run": [len(r["history"]["epoch"]) for r in grid.main.values()], "grid_epochs": cfg.study_epochs,
     "train_size": len(syn_train[0]), "val_size": len(syn_val[0]),
@@ -221,6 +215,7 @@ clock.record()
 #
 # The student ({glue:text}`student_main_cell`), trained on synthetic digits only, reaches
 # **{glue:text}`student_acc`** on the real test set (mean over
-# {glue:text}`student_seeds`{glue:text}`student_spread`), {glue:text}`student_gap` its teacher. The best cell of the
+# {glue:text}`student_seeds`{glue:text}`student_spread`; 95% interval over seeds and test digits
+# {glue:text}`student_interval`), {glue:text}`student_gap` its teacher. The best cell of the
 # grid on the real validation digits is {glue:text}`grid_best` ({glue:text}`grid_best_test` on
 # the test set). For the main architecture, {glue:text}`grid_soft_vs_hard`.

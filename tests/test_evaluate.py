@@ -87,3 +87,17 @@ def test_ordering_sentence_says_when_seeds_do_not_rank():
     s["b"] = summarize_seeds([0.97, 0.99, 0.995])
     assert "of a and b overlap" in ordering_sentence(s, ["a", "b", "c"])
     assert "overlap" in ordering_sentence({"a": summarize_seeds([0.9]), "b": summarize_seeds([0.8])}, ["a", "b"])
+
+
+def test_format_interval_covers_seeds_and_digits_and_lists_each_seed():
+    """Two runs on 4 digits, right on 4 and on 2: mean 0.75; the interval is
+    kr_utils.comparison.accuracy_interval's (seeds' and digits' variance), and each seed is printed."""
+    from kr_utils import comparison
+
+    y = torch.tensor([0, 1, 0, 1])
+    right = torch.nn.functional.one_hot(y, 2).float()
+    runs = {0: {"test_logits": right}, 1: {"test_logits": torch.cat([right[:2], right[2:].flip(1)])}}
+    correct = evaluate.correct_on(runs, y)
+    assert correct.tolist() == [[True] * 4, [True, True, False, False]]
+    _, lo, hi = comparison.accuracy_interval(correct)
+    assert evaluate.format_interval(runs, y, 1) == f"75.0% [{100 * lo:.1f}, {100 * hi:.1f}] (seeds: 100.0, 50.0)"

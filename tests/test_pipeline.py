@@ -213,21 +213,24 @@ def test_the_grid_picks_its_best_cell_on_the_validation_digits_not_the_test_set(
     assert set(grid.validation_summaries()) == set(cells)
 
 
-def test_soft_against_hard_compares_the_main_architecture_over_seeds_and_on_one_seeds_digits():
+def test_soft_against_hard_compares_the_main_architecture_over_seeds_and_test_digits():
+    """soft minus hard on the test digits, paired by seed: seed 3's soft student right on all 6
+    digits and its hard one on 3, seed 4's both right on all: a difference of 0.25, with an
+    interval that counts both seeds' spread and the digits'. The other architecture is ignored."""
     y = torch.arange(6) % 2
-    hard = {3: _grid_run(0.9, 0.90, [1, 1, 1, 0, 0, 0]), 4: _grid_run(0.9, 0.91)}
-    soft = {3: _grid_run(0.9, 0.95, [1, 1, 1, 1, 1, 1]), 4: _grid_run(0.9, 0.96)}
+    hard = {3: _grid_run(0.9, 0.5, [1, 1, 1, 0, 0, 0]), 4: _grid_run(0.9, 1.0)}
+    soft = {3: _grid_run(0.9, 1.0, [1, 1, 1, 1, 1, 1]), 4: _grid_run(0.9, 1.0)}
     cells = {("resnet_preact", "hard"): hard, ("resnet_preact", "soft_t4"): soft,
-             ("simple_cnn", "hard"): {3: _grid_run(0.9, 0.2, [0] * 6)}, ("simple_cnn", "soft_t4"): {3: _grid_run(0.9, 0.2)}}
+             ("simple_cnn", "hard"): {3: _grid_run(0.9, 0.0, [0] * 6)}, ("simple_cnn", "soft_t4"): {3: _grid_run(0.9, 1.0)}}
     grid = pipeline.StudentGrid(main_cell=("resnet_preact", "hard"), main=hard, cells=cells)
-    over_seeds, on_digits, seed = grid.soft_vs_hard(y, seed=0)  # seed 0 is not in the grid: its first seed
-    assert seed == 3
-    assert over_seeds.difference == pytest.approx(0.05)  # soft minus hard, in accuracy
-    assert on_digits.difference == pytest.approx(0.5)  # seed 3's soft student right on all 6 digits, the hard on 3
-    assert on_digits.n == (6, 6)
-    assert grid.soft_vs_hard(y, seed=4)[2] == 4
+    c = grid.soft_vs_hard(y)
+    assert c.difference == pytest.approx(0.25)
+    assert c.n == (2, 2) and "paired training seeds and the 6 test digits" in c.covers
+    # seeds: the per-seed differences 0.5 and 0, variance 0.125 / 2; digits: the seed-averaged
+    # differences (0, 0, 0, .5, .5, .5), variance 0.075 / 6; t with 1 degree of freedom
+    assert (c.ci95[1] - c.ci95[0]) / 2 == pytest.approx(12.7062 * (0.125 / 2 + 0.075 / 6) ** 0.5, rel=1e-4)
     del cells[("resnet_preact", "soft_t4")]
-    assert grid.soft_vs_hard(y, seed=3) is None
+    assert grid.soft_vs_hard(y) is None
 
 
 def test_the_synthetic_validation_score_is_the_kept_epochs():
