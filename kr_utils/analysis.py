@@ -86,3 +86,22 @@ def dataset_comparison(mnist_metrics: dict, other: dict, other_name: str):
     t, s = mnist_metrics["teacher"]["test_accuracy"], mnist_metrics["student"]["test_accuracy"]["mean"]
     table.insert(0, "MNIST", [t, mnist_metrics["synthetic_set"]["acceptance_rate"], s, t - s])
     return table, t - s
+
+
+# Settings that may differ between the two datasets' runs at one profile (section, field, words).
+RECIPE_FIELDS = (("teacher", "epochs", "teacher epochs"), ("student", "epochs", "student epochs"),
+                 ("sampler", "sampler", "sampler"), ("sampler", "num_steps", "sampler steps"),
+                 ("synth", "threshold", "confidence threshold"), ("student", "arch", "student architecture"),
+                 ("diffusion", "steps", "U-Net steps"), ("synth", "per_class", "synthetic images per class"))
+
+
+def recipe_differences(cfg, other, other_name: str = "MNIST") -> list[str]:
+    """Where the run of ``cfg`` and that of ``other`` (two :class:`kr_utils.config.Profile` of one
+    profile, two datasets) do not share a setting of :data:`RECIPE_FIELDS`, in words: e.g.
+    'teacher epochs 6 (MNIST 2)'. Empty: the two share the recipe."""
+    out = []
+    for section, field, words in RECIPE_FIELDS:
+        a, b = getattr(getattr(cfg, section), field), getattr(getattr(other, section), field)
+        if a != b:
+            out.append(f"{words} {a} ({other_name} {b})")
+    return out

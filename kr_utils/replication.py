@@ -160,16 +160,19 @@ def study(cfg: Profile, device) -> dict:
         acc = [r["accuracy"] for r in runs[name].values()]
         s = stored["summary"]
         rows[name] = {"label": NAMES[name], "accuracy": evaluate.summarize_seeds(acc),
+                      # the interval over the seeds and the test digits (comparison.accuracy_interval)
+                      "accuracy_text": evaluate.format_interval(runs[name], test[1]),
                       "val_real_accuracy": evaluate.summarize_seeds([r["val_real_accuracy"] for r in runs[name].values()]),
                       "acceptance_rate": s["acceptance_rate"], "generated": s["generated"], "size": s["size"],
                       "train_time_s": times[name], "images_per_s": s["generated_per_s"],
                       "agreement": s.get("agreement"), **distribution(teacher, stored, test, cfg, device),
                       "memorisation": memorisation(stored["images"], train_uint8)}
-    for name in KINDS:  # the diffusion model's lead, in points, over independent students
-        c = comparison.compare_seeds(rows["ddpm"]["accuracy"]["values"], rows[name]["accuracy"]["values"])
+    for name in KINDS:  # the diffusion model's lead, in points: students of other sets, on the same test digits
+        c = comparison.compare_runs(evaluate.correct_on(runs["ddpm"], test[1]), evaluate.correct_on(runs[name], test[1]),
+                                    paired=False)
         rows[name]["ddpm_lead_points"] = {"estimate": 100 * c.difference,
                                           "ci95": None if c.ci95 is None else [100 * v for v in c.ci95],
-                                          "verdict": c.verdict}
+                                          "verdict": c.verdict, "covers": c.covers}
     return {"rows": rows, "sets": sets, "histories": histories, "runs": runs, "memorisation_floor": floor}
 
 
@@ -181,7 +184,7 @@ def table(rows: dict):
     for name, r in rows.items():
         a = r["accuracy"]
         out.append({"generator": r["label"],
-                    "student accuracy": evaluate.format_summary(a),
+                    "student accuracy": r.get("accuracy_text") or evaluate.format_summary(a),
                     "accepted (%)": f"{100 * r['acceptance_rate']:.1f}",
                     "training (s)": "—" if r["train_time_s"] is None else f"{r['train_time_s']:.0f}",
                     "images/s": f"{r['images_per_s']:,.0f}", "Fréchet": f"{r['frechet']:.2f}",

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -107,8 +109,8 @@ plots.glue_figure("fig_c11_curves", fig)
 #
 # ## The students
 #
-# The table: each set's student accuracy on the real test set (mean ± std over seeds, with the
-# 95% interval of the mean), the share of generated images the teacher accepted, the
+# The table: each set's student accuracy on the real test set (the mean over seeds, its 95%
+# interval over the seeds and the test digits, then each seed), the share of generated images the teacher accepted, the
 # generator's training time and images per second (drawing and teacher labelling together, on
 # this machine), and chapter 9's distribution measures of each set against real test images in
 # the teacher's feature space ({glue:text}`c11_fd_size` images each: lower Fréchet distance,
@@ -138,14 +140,14 @@ plots.glue_figure("fig_c11_seeds", fig)
 # %%
 best = max(replication.KINDS, key=lambda k: rows[k]["val_real_accuracy"]["mean"])  # chosen on real validation digits
 for name, r in rows.items():
-    glue(f"c11_{name}_acc", evaluate.format_summary(r["accuracy"]), display=False)
+    glue(f"c11_{name}_acc", r["accuracy_text"], display=False)
     glue(f"c11_{name}_accept", f"{100 * r['acceptance_rate']:.1f}%", display=False)
     glue(f"c11_{name}_agree", f"{100 * r['agreement']:.1f}%", display=False)
     glue(f"c11_{name}_ips", f"{r['images_per_s']:,.0f}", display=False)
     glue(f"c11_{name}_train", "an unrecorded time" if r["train_time_s"] is None else f"{r['train_time_s']:.0f} s", display=False)
     if name != "ddpm":
         lead = r["ddpm_lead_points"]
-        ci = "" if lead["ci95"] is None else f" (95% interval [{lead['ci95'][0]:.2f}, {lead['ci95'][1]:.2f}])"
+        ci = "" if lead["ci95"] is None else f" (95% interval [{lead['ci95'][0]:.2f}, {lead['ci95'][1]:.2f}], {lead['covers']})"
         glue(f"c11_{name}_lead", f"{lead['estimate']:.2f} points{ci}", display=False)
 glue("c11_best", replication.NAMES[best], display=False)
 glue("c11_best_lead_verdict", {"higher": "ahead of it", "lower": "behind it",
@@ -164,7 +166,9 @@ clock.record()
 # On sets of {glue:text}`c11_per_class` images per class, the diffusion model's students reach
 # {glue:text}`c11_ddpm_acc`; WGAN-GP's {glue:text}`c11_wgan_gp_acc`, the GAN's
 # {glue:text}`c11_gan_acc` and the VAE's {glue:text}`c11_vae_acc`. The diffusion model's lead in
-# points (Welch's interval over the students' seeds): {glue:text}`c11_wgan_gp_lead` over WGAN-GP,
+# points, with an interval over the students' seeds and the test digits
+# (`kr_utils.comparison.compare_runs`, unpaired: each generator's students learn from its own
+# set): {glue:text}`c11_wgan_gp_lead` over WGAN-GP,
 # {glue:text}`c11_gan_lead` over the GAN, {glue:text}`c11_vae_lead` over the VAE. The best of the
 # three on the real validation digits is the {glue:text}`c11_best`, and the diffusion model is
 # {glue:text}`c11_best_lead_verdict`.
