@@ -155,6 +155,19 @@ def precision_recall(real, fake, k: int = 3) -> dict:
     return {"precision": inside(fake, real, r_real), "recall": inside(real, fake, r_fake), "k": k}
 
 
+def proper_scores(logits: torch.Tensor, labels) -> dict:
+    """Two proper scoring rules of a classifier's probabilities, per digit (lower is better):
+    the negative log-likelihood of the true class, -log p_y, and the Brier score,
+    sum_k (p_k - [k = y])^2. Their means over digits are the NLL and the Brier score; unlike
+    the ECE, each is a mean of per-digit terms, so its sampling error over test digits is a
+    variance over those terms. ``{"nll": array, "brier": array}``."""
+    logits, labels = torch.as_tensor(logits).float(), torch.as_tensor(labels).long()
+    logp = logits.log_softmax(1)
+    onehot = torch.nn.functional.one_hot(labels, logits.shape[1]).float()
+    return {"nll": (-logp.gather(1, labels[:, None])[:, 0]).numpy(),
+            "brier": ((logp.exp() - onehot) ** 2).sum(1).numpy()}
+
+
 def calibration(logits: torch.Tensor, labels, n_bins: int = 15) -> dict:
     """Expected calibration error (torchmetrics, ℓ1, ``n_bins`` equal-width confidence bins)
     and the bins of a reliability diagram: per bin, the mean confidence, the accuracy and the

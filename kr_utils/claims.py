@@ -24,10 +24,11 @@ import torch
 from . import audit, data, distill, synth
 from .config import Profile, SamplerConfig
 from .diffusion import build_sampler
-from .evaluate import features, summarize_seeds
+from .comparison import compare_runs, mean_interval
+from .evaluate import correct_on, features, summarize_seeds
 from .models import build_classifier, predict_logits
 from .store import array_key, artifact_dir, cached, fingerprint
-from .studies import MIN_SET, RunJob, per_class_subset, run_classifiers
+from .studies import MIN_SET, RunJob, equal_update_epochs, per_class_subset, run_classifiers
 from .thesis import GENERATION as THESIS_GENERATION
 
 FIDELITY_AIM = 0.997  # issue 15's aim for the main student's top-1 agreement on the real test set
@@ -78,14 +79,41 @@ def fidelity_table(teacher, runs: dict, inputs: dict, device) -> dict:
 
 
 def calibration_table(teacher_logits, runs: dict, labels, n_bins: int = 15) -> dict:
-    """Expected calibration error and reliability bins (:func:`kr_utils.audit.calibration`) on
-    the real test set: the teacher's, and each grid cell's summarised over its seeds (the bins
-    of its first seed). ``{"teacher": ..., "<arch>/<labels>": {"ece": summary, "bins": ...}}``."""
-    teacher = audit.calibration(teacher_logits, labels, n_bins)
-    out = {"teacher": {"ece": summarize_seeds([teacher["ece"]]), "bins": teacher}}
+    """Calibration on the real test set: the teacher's, and each grid cell's over its seeds.
+    The expected calibration error and reliability bins (:func:`kr_utils.audit.calibration`;
+    the bins of the first seed), and the NLL and Brier score
+    (:func:`kr_utils.audit.proper_scores`), each with its 95% interval over the seeds and the
+    test digits (:func:`kr_utils.comparison.mean_interval`). ``{"teacher": ..., "<arch>/<labels>":
+    {"ece": summary, "bins": ..., "nll": {"mean", "ci95"}, "brier": ..., "per_digit": {"nll": (S, N), ...}}}``."""
+    def cell(logits_list):
+        cals = [audit.calibration(lg, labels, n_bins) for lg in logits_list]
+        scores = [audit.proper_scores(lg, labels) for lg in logits_list]
+        per_digit = {k: np.stack([sc[k] for sc in scores]) for k in ("nll", "brier")}
+        out = {"ece": summarize_seeds([c["ece"] for c in cals]), "bins": cals[0], "per_digit": per_digit}
+        for k, v in per_digit.items():
+            mean, lo, hi = mean_interval(v)
+            out[k] = {"mean": mean, "ci95": [lo, hi]}
+        return out
+
+    out = {"teacher": cell([teacher_logits])}
     for (arch, lab), seeds in runs.items():
-        cals = [audit.calibration(r["test_logits"], labels, n_bins) for r in seeds.values()]
-        out[f"{arch}/{lab}"] = {"ece": summarize_seeds([c["ece"] for c in cals]), "bins": cals[0]}
+        out[f"{arch}/{lab}"] = cell([r["test_logits"] for r in seeds.values()])
+    return out
+
+
+def calibration_comparisons(cal: dict, arch: str, labels_list, reference: str = "hard") -> dict:
+    """Each label setting of ``arch`` against ``reference`` (the hard-label student) on the NLL
+    and the Brier score of :func:`calibration_table`, paired by seed, with an interval over the
+    seeds and the test digits (:func:`kr_utils.comparison.compare_runs`):
+    ``{labels: {"nll": Comparison, "brier": Comparison}}``."""
+    ref = cal.get(f"{arch}/{reference}")
+    out = {}
+    for lab in labels_list:
+        c = cal.get(f"{arch}/{lab}")
+        if lab == reference or c is None or ref is None:
+            continue
+        paired = c["per_digit"]["nll"].shape[0] == ref["per_digit"]["nll"].shape[0]
+        out[lab] = {k: compare_runs(c["per_digit"][k], ref["per_digit"][k], paired=paired) for k in ("nll", "brier")}
     return out
 
 
@@ -182,17 +210,20 @@ def thesis_sampler(cfg: Profile) -> SamplerConfig:
 
 
 def pool(cfg: Profile, name: str, unet, schedule, teacher, sampling: SamplerConfig, per_class: int, *, seed: int,
-         device, inputs: tuple) -> dict:
+         device, inputs: tuple, black: bool = False) -> dict:
     """An unfiltered pool of ``per_class`` digits of each class drawn from ``unet`` with
     ``sampling`` (:func:`kr_utils.synth.draw_labelled`), with the teacher's logits, cached as
-    ``evaluation/pool_<name>.pt`` (``inputs``: the checkpoint files it depends on)."""
+    ``evaluation/pool_<name>.pt`` (``inputs``: the checkpoint files it depends on). ``black``:
+    every digit forced to a black background before the teacher sees it, as the thesis' code
+    ended its chain (:func:`kr_utils.synth.force_black`)."""
     def compute():
         sampler = build_sampler(sampling, schedule, num_steps=sampling.num_steps)  # (ancestral: else all T steps)
         requested = np.repeat(np.arange(unet.null_class), per_class)
-        r = synth.draw_labelled(unet, sampler, teacher, requested, sampling, seed=seed, device=device)
+        r = synth.draw_labelled(unet, sampler, teacher, requested, sampling, seed=seed, device=device,
+                                postprocess=synth.force_black if black else None)
         return {k: torch.as_tensor(v) for k, v in r.items()}
 
-    key = fingerprint({"sampling": sampling, "per_class": per_class, "seed": seed}, *inputs)
+    key = fingerprint({"sampling": sampling, "per_class": per_class, "seed": seed, "black": black}, *inputs)
     return cached(_folder(cfg) / f"pool_{name}.pt", key, compute)
 
 
@@ -243,76 +274,132 @@ def set_students(cfg: Profile, name: str, sets: dict, *, epochs: int, device, te
 
 
 def real_set(teacher, images_uint8, labels, n: int, seed: int, device) -> dict:
-    """``n`` real training digits (``n // 10`` per class, drawn by ``seed``) with the teacher's
-    logits as soft targets and the teacher's labels: the real twin of a synthetic set of ``n``
-    digits, so that only where the digits come from differs."""
+    """``n`` real training digits (``n // 10`` per class, drawn by ``seed``) with ``teacher``'s
+    logits as soft targets and its labels: the real twin of a synthetic set of ``n`` digits."""
     idx = per_class_subset(labels, n // 10, seed)
-    logits = synth.label_with_teacher(teacher, images_uint8[idx], device).numpy()
-    return {"images": images_uint8[idx], "labels": logits.argmax(1), "logits": logits}
+    return relabelled(teacher, images_uint8[idx], device)
 
 
-def size_curve(cfg: Profile, stored: dict, teacher, train_uint8, train_labels, main_runs: dict, *, device, test) -> dict:
-    """Student accuracy against set size: for each of ``evaluation.set_sizes``, a balanced subset
-    of the synthetic set and as many real training digits, each with the profile's student
+def relabelled(teacher, images_uint8, device) -> dict:
+    """``images_uint8`` with ``teacher``'s logits as soft targets and its argmax as labels."""
+    logits = synth.label_with_teacher(teacher, images_uint8, device).numpy()
+    return {"images": np.asarray(images_uint8), "labels": logits.argmax(1), "logits": logits}
+
+
+def halves(cfg: Profile, seed: int | None = None) -> tuple:
+    """The real training digits the teacher learns from (:func:`kr_utils.data.fit_digits`, the
+    first ``teacher.train_subset`` where the profile sets one) cut in two halves, ``(images_a, labels_a), (images_b, labels_b)``: the size curve's labeller
+    learns from A and its real arm draws from B, so no label comes from a network that saw the
+    digit it labels."""
+    images, labels = data.fit_digits(cfg, cfg.teacher.train_subset, seed)  # as many as the teacher learns from
+    h = len(labels) // 2
+    return (images[:h], labels[:h]), (images[h:], labels[h:])
+
+
+def half_teacher(cfg: Profile, device, *, test, seed: int | None = None):
+    """The size curve's labeller: the profile's teacher recipe (chapter 1) trained on half A of
+    :func:`halves` alone, early-stopped on the declared real validation digits, cached as
+    ``evaluation/half_teacher.pt``. Returns the model (eval mode) and its run."""
+    seed = cfg.seed if seed is None else seed
+    (xa, ya), _ = halves(cfg, seed)
+    val = data.validation_tensors(cfg.teacher.val_size, seed, cfg.dataset)
+    job = RunJob((data.to_model_range(xa), torch.as_tensor(ya).long()), val, seed, _folder(cfg) / "half_teacher.pt",
+                 array_key(xa, ya), "teacher on half A")
+    run = run_classifiers([job], cfg.teacher.recipe(), device=device, test=test, test_curve=False)[0]
+    return build_classifier(cfg.teacher.arch, run["state_dict"]).to(device).eval(), run
+
+
+def size_curve(cfg: Profile, stored: dict, *, device, test) -> dict:
+    """Student accuracy against set size, both arms labelled by :func:`half_teacher` (soft
+    targets and labels), which learnt from half A of the real training digits: for each of
+    ``evaluation.set_sizes`` and the whole synthetic set, a balanced subset of the synthetic set
+    and as many real digits of half B, which no labeller saw, each with the profile's student
     recipe (its epochs: a smaller set also means fewer updates, alike for both) over
-    ``evaluation.seeds``; the full synthetic set is chapter 5's main student
-    (``main_runs``), beside the same number of real digits. ``{"synthetic"|"real": {n: summary}}``."""
+    ``evaluation.seeds``; a real size that half B cannot fill is left out. ``{"synthetic"|"real":
+    {n: summary}, "correct": {"synthetic"|"real": {n: (seeds, test digits)}}, "labeller": its
+    test accuracy}``."""
     ev, full = cfg.evaluation, len(stored["labels"])
-    out = {"synthetic": {}, "real": {}}
+    labeller, run = half_teacher(cfg, device, test=test)
+    _, (xb, yb) = halves(cfg)
+    syn_all = relabelled(labeller, stored["images"], device)
+    out = {"synthetic": {}, "real": {}, "correct": {"synthetic": {}, "real": {}}, "labeller": run["accuracy"]}
+    fits_b = min(np.bincount(yb, minlength=cfg.num_classes)) * cfg.num_classes
     for n in (*ev.set_sizes, full):
-        syn, real = [], []
-        for s in ev.seeds:
-            if n == full:
-                syn.append(main_runs[s]["accuracy"])
-            else:
-                idx = per_class_subset(stored["labels"], n // 10, s)
-                sub = {"images": stored["images"][idx], "labels": stored["labels"][idx], "logits": stored["logits"][idx]}
-                syn.append(set_student(cfg, f"size{n}_synthetic", sub, s, epochs=cfg.student.epochs, device=device,
-                                       test=test)["accuracy"])
-            real.append(set_student(cfg, f"size{n}_real", real_set(teacher, train_uint8, train_labels, n, s, device), s,
-                                    epochs=cfg.student.epochs, device=device, test=test)["accuracy"])
-        out["synthetic"][n], out["real"][n] = summarize_seeds(syn), summarize_seeds(real)
+        for arm in ("synthetic", "real"):
+            if arm == "real" and n > fits_b:
+                continue
+            runs = []
+            for s in ev.seeds:
+                if arm == "synthetic":
+                    # balanced by the set's own labels (its filter's), labelled by the labeller
+                    idx = per_class_subset(stored["labels"], n // 10, s) if n < full else np.arange(full)
+                    sub = {k: v[idx] for k, v in syn_all.items()}
+                else:
+                    sub = real_set(labeller, xb, yb, n, s, device)
+                runs.append(set_student(cfg, f"size{n}_{arm}_half", sub, s, epochs=cfg.student.epochs, device=device,
+                                        test=test))
+            out[arm][n] = summarize_seeds([r["accuracy"] for r in runs])
+            out["correct"][arm][n] = correct_on(runs, test[1])
     return out
 
 
-def threshold_students(cfg: Profile, name: str, pool_: dict, threshold: float, *, device, test) -> list[float]:
-    """The real-test accuracies of the sweep's students at ``threshold`` (``sweep_per_class``
-    filtered digits per class of the pool ``name``, ``sweep_epochs``, one per ``sweep_seeds``;
-    cached as ``evaluation/<name>_t<threshold>_seed<seed>.pt``); empty when a class is short."""
+def size_gaps(curve: dict) -> dict:
+    """Real minus synthetic at each size of :func:`size_curve` with both arms, paired by seed,
+    over the seeds and the test digits (:func:`kr_utils.comparison.compare_runs`): ``{n: Comparison}``."""
+    c = curve["correct"]
+    return {n: compare_runs(c["real"][n], c["synthetic"][n], paired=True) for n in c["synthetic"] if n in c["real"]}
+
+
+def sweep_epochs(cfg: Profile) -> int:
+    """The epochs of the sweep's students: ``evaluation.sweep_epochs``, or where it is None as
+    many optimiser updates on ``sweep_per_class`` digits per class as the main student makes
+    in ``student.epochs`` on the whole set (``synth.per_class`` per class;
+    :func:`kr_utils.studies.equal_update_epochs`), so the filter is measured at chapter 5's budget."""
+    ev = cfg.evaluation
+    return ev.sweep_epochs or equal_update_epochs(cfg.student.epochs, cfg.synth.per_class, ev.sweep_per_class)
+
+
+def threshold_students(cfg: Profile, name: str, pool_: dict, threshold: float, *, device, test) -> list[dict]:
+    """The sweep's students at ``threshold`` (``sweep_per_class`` filtered digits per class of
+    the pool ``name``, :func:`sweep_epochs`, one per ``sweep_seeds``; cached as
+    ``evaluation/<name>_t<threshold>_seed<seed>.pt``), in seed order; empty when a class is short."""
     ev, sets = cfg.evaluation, {}
     for s in ev.sweep_seeds:
         kept = filtered_set(pool_, threshold, ev.sweep_per_class, s, cfg.synth.label_mode)
         if kept is None or len(kept["labels"]) < MIN_SET:
             return []
         sets[s] = kept
-    runs = set_students(cfg, f"{name}_t{threshold:g}", sets, epochs=ev.sweep_epochs, device=device, test=test)
-    return [runs[s]["accuracy"] for s in ev.sweep_seeds]
+    runs = set_students(cfg, f"{name}_t{threshold:g}", sets, epochs=sweep_epochs(cfg), device=device, test=test)
+    return [runs[s] for s in ev.sweep_seeds]
 
 
 def sweep(cfg: Profile, pool_: dict, *, device, test, name: str = "ours") -> dict:
     """The confidence-threshold sweep: at each of ``evaluation.thresholds``, the pool's
     acceptance and the students (:func:`threshold_students`) trained on its filtered digits.
-    ``{threshold: {"acceptance", "accuracy": summary or None}}``."""
+    ``{threshold: {"acceptance", "accuracy": summary or None, "correct": (seeds, test digits) or None}}``
+    (``correct``, right or wrong on each test digit, for :func:`threshold_gain`; not for a record)."""
     accepted = acceptance(pool_, cfg.evaluation.thresholds)
     out = {}
     for t in cfg.evaluation.thresholds:
-        accs = threshold_students(cfg, name, pool_, t, device=device, test=test)
-        out[t] = {"acceptance": accepted[t], "accuracy": summarize_seeds(accs) if accs else None}
+        runs = threshold_students(cfg, name, pool_, t, device=device, test=test)
+        out[t] = {"acceptance": accepted[t], "accuracy": summarize_seeds([r["accuracy"] for r in runs]) if runs else None,
+                  "correct": correct_on(runs, test[1]) if runs else None}
     return out
 
 
 def threshold_gain(sweep_: dict, reference: float) -> dict:
     """What the filter at ``reference`` changes against the lowest threshold of a :func:`sweep`
-    (0: no filter): the ``gain`` in points of mean accuracy (None when either has no student),
-    whether their 95% intervals ``overlap`` (None without intervals), and the ``best`` threshold."""
-    done = {t: v["accuracy"] for t, v in sweep_.items() if v["accuracy"] is not None}
+    (0: no filter): the ``gain`` in points of mean accuracy and its :class:`Comparison`
+    (``comparison``: paired by seed, over the seeds and the test digits,
+    :func:`kr_utils.comparison.compare_runs`; None when either has no student), and the
+    ``best`` threshold (a test-set report, not a choice)."""
+    done = {t: v for t, v in sweep_.items() if v["accuracy"] is not None}
     low = min(sweep_)
-    out = {"reference": reference, "lowest": low, "gain": None, "overlap": None,
-           "best": max(done, key=lambda t: done[t]["mean"]) if done else None}  # test-set report, not a choice
+    out = {"reference": reference, "lowest": low, "gain": None, "comparison": None,
+           "best": max(done, key=lambda t: done[t]["accuracy"]["mean"]) if done else None}  # test-set report, not a choice
     if reference in done and low in done:
-        out["gain"] = 100 * (done[reference]["mean"] - done[low]["mean"])
-        if done[reference]["ci95"] and done[low]["ci95"]:
-            out["overlap"] = max(done[t]["ci95"][0] for t in (reference, low)) <= min(done[t]["ci95"][1] for t in (reference, low))
+        c = compare_runs(done[reference]["correct"], done[low]["correct"], paired=True)
+        out["gain"], out["comparison"] = 100 * c.difference, c
     return out
 
 
@@ -325,7 +412,7 @@ def sampler_comparison(cfg: Profile, pools: dict, teacher, train_feats, train_la
     ev, thr = cfg.evaluation, cfg.synth.threshold
     rows = {}
     for name, p in pools.items():
-        accs = threshold_students(cfg, name, p, thr, device=device, test=test)
+        accs = [r["accuracy"] for r in threshold_students(cfg, name, p, thr, device=device, test=test)]
         f = features(teacher, data.to_model_range(p["images"].numpy()), device=device)
         dist = distribution(train_feats, train_labels, f, p["logits"].argmax(1), size=len(f), k=ev.knn_k, seed=cfg.seed)
         rows[name] = {"acceptance": acceptance(p, [thr])[thr], **{m: dist[m] for m in ("frechet", "precision", "recall")},

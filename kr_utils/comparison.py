@@ -54,8 +54,8 @@ class Comparison:
     def sentence(self, a: str, b: str, digits: int = 2, measure: str | None = None, points: bool = True) -> str:
         """The comparison in words, e.g. 'soft targets score 0.35 points higher than hard labels
         (95% interval [0.10, 0.60], over training seeds; Welch t, p = 0.01)'. ``measure`` names
-        what is compared where it is not an accuracy ('clipping's acceptance is 12.0 points
-        higher than no clipping's'); ``points=False`` for a measure that is not a fraction
+        what is compared where it is not an accuracy ('the acceptance of clipping is 12.0 points
+        higher than that of no clipping'); ``points=False`` for a measure that is not a fraction
         (written as it is, not in points)."""
         pts = (lambda v: f"{100 * v:.{digits}f}") if points else (lambda v: f"{v:.{digits}f}")  # noqa: E731
         unit = " points" if points else ""
@@ -71,7 +71,7 @@ class Comparison:
             return (f"no measurable difference{what} between {a} and {b} ({a} minus {b}: "
                     f"{pts(self.difference)}{unit}, {where})")
         if measure:
-            return f"{a}'s {measure} is {pts(abs(self.difference))}{unit} {self.verdict} than {b}'s ({where})"
+            return f"the {measure} of {a} is {pts(abs(self.difference))}{unit} {self.verdict} than that of {b} ({where})"
         return f"{a} scores {pts(abs(self.difference))}{unit} {self.verdict} than {b} ({where})"
 
 
@@ -169,8 +169,9 @@ def _seeds_and_digits(var_seeds: float, var_digits: float, df: float, estimate: 
 
 
 def compare_runs(correct_a, correct_b, paired: bool = True) -> Comparison:
-    """Two settings, each a set of runs scored on the same test digits (boolean arrays, one row
-    per seed: right or wrong on each digit). The difference of mean accuracies, with a 95%
+    """Two settings, each a set of runs scored on the same test digits (arrays, one row per
+    seed: right or wrong on each digit, or any per-digit score such as a loss). The difference
+    of means, with a 95%
     interval whose variance adds the two sources of error: the training seeds (the sample
     variance of the per-seed differences over S, paired by seed where ``paired``, else each
     side's over its own seeds) and the test digits (the variance over digits of the
@@ -178,7 +179,7 @@ def compare_runs(correct_a, correct_b, paired: bool = True) -> Comparison:
     interval over seeds on one fixed test set leaves out). The quantile is Student's t with
     S - 1 degrees of freedom (the fewer side's, unpaired), the normal's with one seed a side,
     where the interval is the test digits' alone."""
-    a, b = np.atleast_2d(np.asarray(correct_a, bool)), np.atleast_2d(np.asarray(correct_b, bool))
+    a, b = (np.atleast_2d(np.asarray(x).astype(np.float64)) for x in (correct_a, correct_b))
     if a.shape[1] != b.shape[1] or a.shape[1] == 0:
         raise ValueError(f"both settings must be scored on the same test digits, got {a.shape} and {b.shape}")
     if paired and a.shape[0] != b.shape[0]:
@@ -205,10 +206,16 @@ def accuracy_interval(correct) -> tuple[float, float, float]:
     per test digit) and its 95% interval, whose variance adds the seeds' (the variance of the
     per-seed accuracies over S) and the test digits' (the variance over digits of the
     seed-averaged correctness, over N), with Student's t at S - 1 degrees of freedom (the
-    normal's for one seed): (mean, low, high)."""
-    c = np.atleast_2d(np.asarray(correct, bool)).astype(np.float64)
+    normal's for one seed): (mean, low, high). :func:`mean_interval` of any per-digit score."""
+    return mean_interval(np.asarray(correct, bool))
+
+
+def mean_interval(scores) -> tuple[float, float, float]:
+    """:func:`accuracy_interval` of any per-digit score (a loss, a Brier score): one row per
+    seed, one column per test digit; (mean, low, high)."""
+    c = np.atleast_2d(np.asarray(scores).astype(np.float64))
     if c.size == 0:
-        raise ValueError("an accuracy interval needs at least one run scored on one digit")
+        raise ValueError("an interval needs at least one run scored on one digit")
     s, n = c.shape
     mean = float(c.mean())
     var_seeds = float(c.mean(1).var(ddof=1)) / s if s > 1 else 0.0

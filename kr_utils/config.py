@@ -419,7 +419,8 @@ class EvaluationConfig(_Stage):
       precision/recall and the size of the equal samples Fréchet distances compare;
     - ``pool_per_class``: unfiltered digits per class drawn for the threshold sweep, whose
       students learn from ``sweep_per_class`` digits per class at each of ``thresholds``
-      (0: no filter) for ``sweep_epochs``, over ``sweep_seeds``; the thesis' sampler feeds the
+      (0: no filter) for ``sweep_epochs`` (None: as many updates as the main student makes on
+      the whole set, :func:`kr_utils.claims.sweep_epochs`), over ``sweep_seeds``; the thesis' samplers feed the
       same students at the profile's threshold;
     - ``set_sizes``: the synthetic set sizes of the set-size curve (the full set is added),
       each beside as many real training digits, over ``seeds``."""
@@ -433,14 +434,14 @@ class EvaluationConfig(_Stage):
     pool_per_class: int
     thresholds: tuple[float, ...]
     sweep_per_class: int
-    sweep_epochs: int
+    sweep_epochs: int | None
     sweep_seeds: tuple[int, ...]
     set_sizes: tuple[int, ...]
     seeds: tuple[int, ...]
 
     def check(self):
         self._positive("ood_size", "audit_size", "knn_k", "fd_size", "pool_per_class", "sweep_per_class",
-                       "sweep_epochs", allow_none=("audit_size",))
+                       "sweep_epochs", allow_none=("audit_size", "sweep_epochs"))
         if not self.thresholds or any(not isinstance(t, (int, float)) or not 0 <= t < 1 for t in self.thresholds):
             self._fail("thresholds", "must be numbers in [0, 1)")
         if list(self.thresholds) != sorted(set(self.thresholds)):
@@ -697,7 +698,7 @@ PROFILES: dict[str, dict] = {
         # set-size curve at 1k digits and the full set, synthetic and real, 2 seeds (the full
         # set's real twin alone takes 2 minutes).
         evaluation=dict(ood_size=500, audit_size=None, knn_k=3, fd_size=2000, pool_per_class=300,
-                        thresholds=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99), sweep_per_class=100, sweep_epochs=4,
+                        thresholds=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99), sweep_per_class=100, sweep_epochs=None,
                         sweep_seeds=(0, 1, 2), set_sizes=(1000,), seeds=(0, 1)),
     ),
     "gpu": dict(
@@ -730,7 +731,7 @@ PROFILES: dict[str, dict] = {
                         vae_latent=16, vae_hidden=1024, vae_lr=1e-3, vae_beta=1.0, vae_steps=20000, gan_steps=20000,
                         wgan_steps=10000, theory_steps=5000, latent2d_steps=5000, per_class=2000),
         evaluation=dict(ood_size=10000, audit_size=None, knn_k=3, fd_size=10000, pool_per_class=2000,
-                        thresholds=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99), sweep_per_class=1000, sweep_epochs=10,
+                        thresholds=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99), sweep_per_class=1000, sweep_epochs=None,
                         sweep_seeds=(0, 1, 2), set_sizes=(1000, 3000, 10000, 30000), seeds=(0, 1, 2)),
     ),
 }
@@ -759,7 +760,7 @@ PROFILES["t4"] = _derive(
              "degradation_per_class": 300, "degradation_kept": 1500, "ablation_per_class": 500,
              "ablation_seeds": (0, 1, 2, 3, 4), "recipe_unet_steps": 1000},
     theory=dict(PROFILES["cpu"]["theory"]),
-    evaluation={"pool_per_class": 300, "sweep_per_class": 100, "sweep_epochs": 4,
+    evaluation={"pool_per_class": 300, "sweep_per_class": 100, "sweep_epochs": None,
                 "set_sizes": (1000, 3000, 10000), "seeds": (0, 1)},
 )
 

@@ -101,17 +101,33 @@ def summary(values):
     return summarize_seeds(values)
 
 
-def test_threshold_gain_against_no_filter():
-    sweep = {0.0: {"acceptance": 1.0, "accuracy": summary([0.90, 0.91, 0.92])},
-             0.5: {"acceptance": 0.9, "accuracy": summary([0.95, 0.96, 0.97])},
-             0.9: {"acceptance": 0.8, "accuracy": summary([0.92, 0.93, 0.94])},
-             0.99: {"acceptance": 0.1, "accuracy": None}}
+def _correct(*per_seed, n=1000):
+    """One row per seed, right on the first ``k`` of ``n`` test digits for each k in per_seed."""
+    return np.stack([np.arange(n) < k for k in per_seed])
+
+
+def test_threshold_gain_against_no_filter_over_seeds_and_test_digits():
+    """The gain at 0.9 against no filter, paired by seed on the same test digits: 2 points, whose
+    interval adds the seeds' spread and the digits'; with 1,000 digits a 2-point gain of three
+    seeds that agree is measurable, and a 0.3-point one is not."""
+    sweep = {0.0: {"acceptance": 1.0, "accuracy": summary([0.90, 0.91, 0.92]), "correct": _correct(900, 910, 920)},
+             0.5: {"acceptance": 0.9, "accuracy": summary([0.95, 0.96, 0.97]), "correct": _correct(950, 960, 970)},
+             0.9: {"acceptance": 0.8, "accuracy": summary([0.92, 0.93, 0.94]), "correct": _correct(920, 930, 940)},
+             0.99: {"acceptance": 0.1, "accuracy": None, "correct": None}}
     g = claims.threshold_gain(sweep, 0.9)
     assert g["gain"] == pytest.approx(2.0) and g["lowest"] == 0.0 and g["best"] == 0.5
-    assert g["overlap"] is True  # [0.895, 0.935] and [0.905, 0.955] (t intervals) overlap
-    apart = {**sweep, 0.9: {"acceptance": 0.8, "accuracy": summary([0.990, 0.991, 0.992])}}
-    assert claims.threshold_gain(apart, 0.9)["overlap"] is False
+    assert g["comparison"].verdict == "higher" and "paired training seeds and the 1,000 test digits" in g["comparison"].covers
+    close = {**sweep, 0.9: {"acceptance": 0.8, "accuracy": summary([0.903, 0.913, 0.923]), "correct": _correct(903, 913, 923)}}
+    assert claims.threshold_gain(close, 0.9)["comparison"].verdict == "no measurable difference"
     assert claims.threshold_gain(sweep, 0.99)["gain"] is None  # no student at 0.99
+
+
+def test_the_sweep_trains_at_the_main_students_budget():
+    cfg = get_config("cpu")
+    n = claims.sweep_epochs(cfg)
+    assert cfg.evaluation.sweep_epochs is None
+    main_updates = cfg.student.epochs * cfg.synth.per_class
+    assert abs(n * cfg.evaluation.sweep_per_class - main_updates) <= cfg.evaluation.sweep_per_class
 
 
 def test_predictiveness_ranks():
@@ -123,3 +139,27 @@ def test_predictiveness_ranks():
     assert p["rho"].loc["precision", "a"] == pytest.approx(1.0)
     assert np.isnan(p["rho"].loc["frechet", "b"])
     assert list(p["table"].index) == [1, 2, 3, 4]
+
+
+def test_calibration_compares_proper_scores_over_seeds_and_digits():
+    """A student sure and right on every digit has NLL and Brier near 0; one with flat
+    probabilities has NLL log 10 and Brier 0.9 on every digit: the comparison finds the first
+    lower, with a zero-width interval (no spread over seeds or digits)."""
+    import math
+
+    from kr_utils import claims
+
+    y = torch.arange(10)
+    sure = torch.nn.functional.one_hot(y, 10).float() * 50
+    flat = torch.zeros(10, 10)
+    runs = {("resnet_preact", "hard"): {0: {"test_logits": flat}, 1: {"test_logits": flat}},
+            ("resnet_preact", "soft_t4"): {0: {"test_logits": sure}, 1: {"test_logits": sure}}}
+    cal = claims.calibration_table(sure, runs, y, n_bins=5)
+    assert cal["resnet_preact/hard"]["nll"]["mean"] == pytest.approx(math.log(10))
+    assert cal["resnet_preact/hard"]["brier"]["mean"] == pytest.approx(0.9)
+    assert cal["teacher"]["nll"]["mean"] == pytest.approx(0, abs=1e-6)
+    c = claims.calibration_comparisons(cal, "resnet_preact", ["hard", "soft_t4"])
+    assert set(c) == {"soft_t4"}
+    assert c["soft_t4"]["nll"].difference == pytest.approx(-math.log(10))
+    assert c["soft_t4"]["nll"].verdict == "lower" and c["soft_t4"]["brier"].verdict == "lower"
+    assert "paired training seeds and the 10 test digits" in c["soft_t4"]["nll"].covers

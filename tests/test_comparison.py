@@ -129,7 +129,7 @@ def test_compare_draws_pairs_the_draws_and_resamples_within_class():
     cmp.compare_draws(lambda v, y: seen.append(np.bincount(y, minlength=4)) or 0.0, a, b, labels, draws=5)
     assert all((n == 100).all() for n in seen)
     s = c.sentence("setting a", "setting b", 1, "acceptance")
-    assert s.startswith("setting a's acceptance is 7.5 points lower than setting b's (95% interval")
+    assert s.startswith("the acceptance of setting a is 7.5 points lower than that of setting b (95% interval")
     assert "paired bootstrap" in s and "resampled within class" in s
     same = cmp.compare_draws(lambda v, y: v.mean(), a, a, labels, draws=200)
     assert same.verdict == "no measurable difference"

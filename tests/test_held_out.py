@@ -127,3 +127,23 @@ def test_fit_digits_and_validation_partition_the_training_set(smoke):
     fit = data.fit_indices(n, cfg.teacher.val_size, cfg.seed)
     _, va = data.train_val_split(n, cfg.teacher.val_size, cfg.seed)
     assert len(np.intersect1d(fit, va)) == 0 and len(fit) + len(va) == n
+
+
+def test_the_size_curves_labeller_never_saw_the_real_arms_digits(smoke):
+    """Chapter 9's size curve: its labeller learns from half A, its real arm draws from half B;
+    the two halves share no digit and neither holds a validation digit."""
+    from kr_utils import claims
+
+    cfg, val = smoke
+    (xa, _), (xb, _) = claims.halves(cfg)
+    a, b = {r.tobytes() for r in xa}, {r.tobytes() for r in xb}
+    assert len(xa) and len(xb) and not (a & b - _twins(xa, xb))
+    assert not (a & val) and not (b & val)
+
+
+def _twins(xa, xb) -> set:
+    """Digits whose exact bytes occur more than once in the training set (MNIST repeats a few)."""
+    from collections import Counter
+
+    counts = Counter(r.tobytes() for r in np.concatenate([xa, xb]))
+    return {k for k, n in counts.items() if n > 1}
