@@ -172,7 +172,7 @@ def test_the_long_time_limit_has_the_factor_two_of_the_log_cosh():
     assert math.isclose(centre, expected, rel_tol=1e-2)
 
 
-def test_a_reverse_run_on_curie_weiss_data_commits_at_the_speciation_time():
+def test_a_reverse_run_on_curie_weiss_data_is_three_quarters_committed_near_the_curvature_threshold():
     m, n = analytic.curie_weiss_magnetisation(1.5), 100
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64).numpy()
     ab = np.cumprod(1 - betas)
@@ -333,3 +333,21 @@ def test_the_negative_elbo_is_the_sum_of_its_kl_terms():
         kl_terms += np.mean((mu_q - mu_p) ** 2 / (2 * betas[t]) + 0.5 * (var_q / betas[t] - 1 - np.log(var_q / betas[t])))
     l_0 = -np.mean(lognorm(x0, a[0] * xs[1], betas[0]))
     assert abs(neg_elbo_mc - (l_T + kl_terms + l_0)) < 0.01
+
+
+def test_commitment_in_shifted_time_does_not_depend_on_n():
+    """In the reduced mu dynamics N only shifts time: against s - 1/2 log(N m*^2) the commitment
+    curves of N = 10^2 and 10^6 lie on one another, both thresholds at fixed shifted times
+    (curvature about 1/2 log 2, bimodality about 0), with commitment about 3/4 and 0.84 there;
+    against s itself the two curves are log(10^4)/2 apart."""
+    m = analytic.curie_weiss_magnetisation(1.5)
+    a = analytic.commitment_in_shifted_time(m, 100, 0.0, 4000, np.random.default_rng(1))
+    b = analytic.commitment_in_shifted_time(m, 10 ** 6, 0.0, 4000, np.random.default_rng(2))
+    grid = np.linspace(-1.0, 3.0, 41)
+    gap = np.abs(np.interp(grid, a["shift"], a["committed"]) - np.interp(grid, b["shift"], b["committed"]))
+    assert gap.max() < 0.05  # two independent samples of 4,000 runs
+    assert a["s_curvature"] == pytest.approx(0.5 * np.log(2), abs=0.01) and abs(b["s_bimodal"]) < 0.01
+    for r in (a, b):
+        assert 0.70 < r["at_curvature"] < 0.80 and 0.80 < r["at_bimodal"] < 0.88
+    unshifted = np.interp(grid, b["shift"] + 0.5 * np.log(10 ** 4), b["committed"])
+    assert np.abs(np.interp(grid, a["shift"], a["committed"]) - unshifted).max() > 0.3

@@ -333,6 +333,31 @@ def commitment(traj: dict, mu0) -> dict:
     return {t: float(np.mean(np.sign(v) == final)) for t, v in traj.items()}
 
 
+def commitment_in_shifted_time(m_star: float, n_spins: int, h: float, n_traj: int, rng: np.random.Generator,
+                               ds: float = 0.01, tail: float = 5.0) -> dict:
+    """The commitment (:func:`commitment`) of :func:`curie_weiss_reverse` runs against the
+    forward log-time s = -1/2 log(ab) shifted by 1/2 log(N m*^2), where the data's signal
+    N m*^2 ab is of order one. The schedule is uniform in s (constant beta = 1 - exp(-2 ds): ab =
+    exp(-2 s)) and reaches tail beyond the shift, so that mu_T ~ N(0, 1) is the stationary start
+    for any N; every step is kept. In these variables N only moves the curve along s: the
+    curvature and bimodality thresholds (:func:`symmetry_breaking_alpha_bar`,
+    :func:`bimodality_alpha_bar`) sit at about 1/2 log 2 and 0. Returns ``{"shift": (K,),
+    "committed": (K,), "s_curvature", "s_bimodal", "at_curvature", "at_bimodal"}`` (the last two
+    the commitment at each threshold, by linear interpolation)."""
+    shift = 0.5 * math.log(n_spins * m_star ** 2)
+    k = int(math.ceil((shift + tail) / ds))
+    betas = np.full(k, 1.0 - math.exp(-2.0 * ds))
+    runs = curie_weiss_reverse(n_traj, betas, m_star, n_spins, h, rng, keep=range(k))
+    c = commitment(runs["traj"], runs["mu0"])
+    steps = np.arange(k)
+    s = (steps + 1) * ds - shift  # ab after step t is exp(-2 (t + 1) ds)
+    frac = np.array([c[t] for t in steps])
+    s_c = -0.5 * math.log(symmetry_breaking_alpha_bar(m_star, n_spins)) - shift
+    s_b = -0.5 * math.log(bimodality_alpha_bar(m_star, n_spins)) - shift
+    return {"shift": s, "committed": frac, "s_curvature": s_c, "s_bimodal": s_b,
+            "at_curvature": float(np.interp(s_c, s, frac)), "at_bimodal": float(np.interp(s_b, s, frac))}
+
+
 def gaussian_kl(mu_q, var_q: float, mu_p, var_p: float) -> float:
     """KL(N(mu_q, var_q I) || N(mu_p, var_p I)) in d = len(mu) dimensions:
     ||mu_q - mu_p||^2 / (2 var_p) + C, C = d/2 (var_q / var_p - 1 - log(var_q / var_p)); the
