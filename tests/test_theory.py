@@ -351,3 +351,50 @@ def test_commitment_in_shifted_time_does_not_depend_on_n():
         assert 0.70 < r["at_curvature"] < 0.80 and 0.80 < r["at_bimodal"] < 0.88
     unshifted = np.interp(grid, b["shift"] + 0.5 * np.log(10 ** 4), b["committed"])
     assert np.abs(np.interp(grid, a["shift"], a["committed"]) - unshifted).max() > 0.3
+
+
+def test_coverage_counts_only_the_images_the_teacher_is_sure_of():
+    """A 'teacher' that answers class 3 with confidence 0.2 on every image (noise it barely
+    prefers) covers no class at the set's threshold, and one sure of class 3 covers exactly one:
+    untrained noise is a failed run, not a collapse, and confident images of one class are."""
+    from kr_utils.theory import adversarial
+
+    class Stub(torch.nn.Module):
+        def __init__(self, margin):
+            super().__init__()
+            self.margin = margin
+
+        def forward(self, x):
+            logits = torch.zeros(len(x), 10)
+            logits[:, 3] = self.margin
+            return logits
+
+    class Gen:
+        def sample(self, labels, generator):
+            return torch.rand(len(labels), 1, 28, 28, generator=generator) * 2 - 1
+
+    unsure = adversarial.coverage_monitor(Stub(0.8), 10, 50, 0, "cpu", threshold=0.9)(0, Gen())
+    assert unsure["classes"] == 0 and unsure["confident"] == 0.0
+    sure = adversarial.coverage_monitor(Stub(20.0), 10, 50, 0, "cpu", threshold=0.9)(0, Gen())
+    assert sure["classes"] == 1 and sure["confident"] == 1.0 and sure["entropy"] == 0.0
+    assert adversarial.coverage_monitor(Stub(0.8), 10, 50, 0, "cpu")(0, Gen())["classes"] == 1  # no filter: counted
+
+
+def test_test_reconstruction_decodes_the_code_mean():
+    """An autoencoder whose decoder returns the input's own pixel logits (scaled) has a
+    cross-entropy close to the pixels' own entropy; the function reads z = mu, never a draw."""
+    from kr_utils.theory import adversarial
+
+    class Echo(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def encode(self, x):
+            return x.flatten(1), torch.full_like(x.flatten(1), 50.0)  # a huge variance: a draw would show
+
+        def decode_logits(self, z):
+            return (z * 40).view(len(z), 1, 28, 28)
+
+    x = torch.where(torch.rand(8, 1, 28, 28) > 0.5, 1.0, -1.0)  # binary pixels: a perfect echo costs ~0
+    assert adversarial.test_reconstruction(Echo(), x) < 1e-6 * 784 * 50

@@ -44,6 +44,21 @@ def latent_codes(model, x: torch.Tensor, batch: int = 2000) -> torch.Tensor:
 
 
 @torch.no_grad()
+def test_reconstruction(model, x: torch.Tensor, batch: int = 2000) -> float:
+    """The mean per-image reconstruction cross-entropy of images ``x`` (model range) decoded
+    from their code means, z = mu(x) (no draw): the reconstruction term of
+    :func:`kr_utils.generators.vae_loss`, summed over pixels, on images the model did not train on."""
+    device = next(model.parameters()).device
+    total = 0.0
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch].to(device)
+        logits = model.decode_logits(model.encode(xb)[0])
+        total += float(torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, (xb + 1) / 2, reduction="none").flatten(1).sum(1).sum())
+    return total / len(x)
+
+
+@torch.no_grad()
 def latent_grid(model, n: int = 15) -> torch.Tensor:
     """Decoded images of an n x n grid of the 2-D prior N(0, I): points at the Gaussian's
     quantiles 0.05..0.95 on each axis (Kingma & Welling's figure), row by row from the top."""
@@ -62,25 +77,31 @@ def interpolate(model, x_a: torch.Tensor, x_b: torch.Tensor, n: int = 10) -> tor
     return model.decode((1 - t) * za + t * zb).cpu()
 
 
-def coverage_monitor(teacher, num_classes: int, n: int, seed: int, device):
+def coverage_monitor(teacher, num_classes: int, n: int, seed: int, device, threshold: float = 0.0):
     """``monitor(step, generator)`` for :func:`kr_utils.generators.train_generator`: the
-    teacher's class coverage of ``n`` images (the same noise at every call)."""
+    teacher's class coverage of ``n`` images (the same noise at every call), counting only the
+    images it labels with confidence ``threshold`` or more (the synthetic set's filter, so that
+    noise the teacher happens to call a class is not a class covered), and the ``confident``
+    share of the images; no confident image at all: 0 classes."""
     def monitor(step, g):
         images = g.sample(torch.zeros(n, dtype=torch.long), torch.Generator().manual_seed(seed))
-        pred = predict_logits(teacher, images, device=device).argmax(1)
-        return generators.class_coverage(pred, num_classes)
+        conf, pred = predict_logits(teacher, images, device=device).softmax(1).max(1)
+        sure = pred[conf >= threshold]
+        cover = generators.class_coverage(sure, num_classes) if len(sure) else {"classes": 0, "entropy": 0.0}
+        return {**cover, "confident": float((conf >= threshold).float().mean())}
     return monitor
 
 
 def adversarial_runs(cfg: Profile, teacher, device, seed: int | None = None, coverage_n: int = 500) -> dict:
     """``{name: GeneratorRun}`` of :data:`ADVERSARIAL`: each unconditional, the same networks,
     real training images and ``generators.theory_steps`` generator updates (WGAN-GP makes
-    ``n_critic`` critic updates per generator update), with the teacher's class coverage
-    (``classes``, ``entropy``) in the history."""
+    ``n_critic`` critic updates per generator update), with the teacher's class coverage of its
+    confident images (``classes``, ``entropy``, ``confident``: :func:`coverage_monitor` at
+    ``synth.threshold``) in the history."""
     seed = cfg.seed if seed is None else seed
     g = cfg.generators
     x, _ = fit_tensors(cfg, cfg.diffusion.train_subset, seed)
-    monitor = coverage_monitor(teacher, cfg.num_classes, coverage_n, seed, device)
+    monitor = coverage_monitor(teacher, cfg.num_classes, coverage_n, seed, device, cfg.synth.threshold)
     return {name: generators.train_generator(kind, x, None, g, steps=g.theory_steps, seed=seed, device=device,
                                              num_classes=0, log_every=max(1, g.theory_steps // 20), monitor=monitor,
                                              saturating=saturating, progress=False)

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,7 +18,8 @@
 #
 # The last seed, `004` (slides on adversarial networks), covers the generators that came before
 # diffusion models. This chapter follows it on real MNIST: the autoencoder and what its latent
-# space lacks, the variational autoencoder that fixes it, the GAN game and the discriminator
+# space lacks, the variational autoencoder that gives its codes a prior to draw from, the GAN
+# game and the discriminator
 # that wins it, and the Wasserstein critic with its gradient penalty. Chapter 11 then feeds
 # class-conditional versions of the same generators through the replication pipeline, against
 # the diffusion model.
@@ -41,9 +44,19 @@
 #
 # The expectation is estimated with one draw through the **reparameterisation**
 # $z = \mu(x) + \sigma(x)\odot\varepsilon$, $\varepsilon\sim\mathcal N(0, I)$, which lets the
-# gradient pass through the draw (`kr_utils.generators.VAE.forward`); $\log p(x\mid z)$ is a
-# Bernoulli likelihood of the pixels (`kr_utils.generators.vae_loss`). New images are decoded
-# from $z \sim \mathcal N(0, I)$.
+# gradient pass through the draw (`kr_utils.generators.VAE.forward`). For $-\log p(x\mid z)$
+# the code uses the binary cross-entropy of the decoder's pixel probabilities against the grey
+# pixels in $[0, 1]$ (`kr_utils.generators.vae_loss`). That is the Bernoulli log-likelihood only
+# for binary pixels; on grey ones it is not a normalised density (the continuous Bernoulli would
+# add a normalising term), so the quantity trained and reported below is a reconstruction
+# cross-entropy plus the KL term, not a bound on $\log p(x)$ in nats, and (T9.1) is the
+# motivation, not the number computed. New images are decoded from $z \sim \mathcal N(0, I)$.
+#
+# **Diffusion as a VAE.** (T9.1) is also the diffusion model's objective: seed `001`'s Annex I
+# reads the forward process as an encoder $q(x_{1:T}\mid x_0)$ with no parameters, fixed by the
+# noise schedule, and the reverse chain as a decoder of $T$ latent layers; the ELBO then splits
+# into one KL term per step, the $L_{t-1}$ of chapter T3. A VAE learns its encoder and keeps one
+# latent layer; a diffusion model fixes its encoder and learns only the decoder.
 
 # %% tags=["remove-cell"]
 import sys
@@ -173,11 +186,35 @@ plots.glue_figure("fig_t9_interpolation", fig)
 #
 # $$\mathcal L_G = -\mathbb E_z\big[\log D(G(z))\big]. \tag{T9.4}$$
 #
-# **WGAN-GP.** The Wasserstein GAN replaces the discriminator by a critic $f$ with no sigmoid
-# (labels $+1$ for real, $-1$ for fake) and estimates the Wasserstein-1 distance
-# $\sup_{\|f\|_L\le1} \mathbb E[f(x)] - \mathbb E[f(G(z))]$. Gulrajani et al. keep $f$
-# near 1-Lipschitz with a **gradient penalty** on points $\hat x = \epsilon x + (1-\epsilon)G(z)$
-# between real and generated images, $\epsilon \sim U(0, 1)$:
+# **What the game minimises** (seed `004`). For a fixed generator with image density $p_g$, the
+# discriminator's objective in (T9.3) is $\int p(x)\log D(x) + p_g(x)\log(1 - D(x))\,dx$; at
+# each $x$, $a\log D + b\log(1 - D)$ is largest at $D = a/(a + b)$, so the best discriminator
+# is
+#
+# $$D^*(x) = \frac{p(x)}{p(x) + p_g(x)}, \tag{T9.6}$$
+#
+# and putting it back, the value of the game is
+# $\mathbb E_p\big[\log\tfrac{p}{p + p_g}\big] + \mathbb E_{p_g}\big[\log\tfrac{p_g}{p + p_g}\big]
+# = 2\,\mathrm{JSD}(p\,\|\,p_g) - \log 4$: against a perfect discriminator the generator
+# minimises the Jensen-Shannon divergence, zero only at $p_g = p$. Where $p$ and $p_g$ barely
+# overlap (thin sets of images) the JSD sits at its maximum $\log 2$ and its gradient vanishes,
+# which is the minimax loss's trouble above.
+# **WGAN-GP.** The Wasserstein-1 distance is an optimal-transport cost: the least mean distance
+# over couplings $\gamma$ of the two distributions (joint laws whose marginals are $p$ and $p_g$),
+#
+# $$W_1(p, p_g) = \inf_{\gamma\in\Pi(p, p_g)} \mathbb E_{(x, y)\sim\gamma}\,\|x - y\|, \tag{T9.7}$$
+#
+# finite and continuous in $p_g$ even where the two do not overlap. The Kantorovich-Rubinstein
+# duality turns it into a supremum over 1-Lipschitz functions,
+# $W_1 = \sup_{\|f\|_L\le1} \mathbb E_p[f(x)] - \mathbb E_{p_g}[f(y)]$: the Wasserstein GAN
+# replaces the discriminator by such a critic $f$, with no sigmoid. Any 1-Lipschitz critic
+# gives a value below $W_1$, but a penalised critic is only near 1-Lipschitz, so its value is an
+# estimate, neither an upper nor a lower bound. Gulrajani et al. keep $f$ near 1-Lipschitz with
+# a **gradient penalty** on points $\hat x = \epsilon x + (1-\epsilon)G(z)$,
+# $\epsilon \sim U(0, 1)$, on the segments between real and generated images: the optimal
+# critic has gradient norm 1 on the lines joining the points that the optimal coupling pairs,
+# so that is where the constraint matters; pairs drawn independently, as here, stand in for the
+# coupling's:
 #
 # $$\mathcal L_f = \mathbb E\big[f(G(z))\big] - \mathbb E\big[f(x)\big]
 #   + \lambda\, \mathbb E_{\hat x}\big[(\|\nabla_{\hat x} f(\hat x)\|_2 - 1)^2\big],\qquad
@@ -192,8 +229,12 @@ plots.glue_figure("fig_t9_interpolation", fig)
 # {glue:text}`t9_steps` generator updates of {glue:text}`t9_batch` images: the minimax GAN, the
 # non-saturating GAN and WGAN-GP (which makes {glue:text}`t9_n_critic` times as many critic
 # updates, and costs that much more), one training seed each: a demonstration of the three
-# behaviours, not a comparison with an interval (chapter 11 compares generators over seeds). Along the way, the teacher classifies {glue:text}`t9_coverage_n` images of each
-# generator (the same noise each time): **mode collapse** shows as fewer classes.
+# behaviours, not a comparison with an interval (chapter 11 compares generators over seeds).
+# Along the way, the teacher classifies {glue:text}`t9_coverage_n` images of each generator (the
+# same noise each time) and counts the classes among those it is sure of (confidence at least
+# {glue:text}`t9_threshold`, the synthetic set's filter; `kr_utils.theory.adversarial.coverage_monitor`):
+# **mode collapse** is confident images of few classes. A generator whose images the teacher is
+# not sure of covers no class at all: that is a failed run, not a collapse.
 
 # %%
 coverage_n = 500  # images the teacher classifies at each check
@@ -210,7 +251,7 @@ axes[0].set_title("discriminator's output on generated images"); axes[0].set_yli
 hw = adv["wgan_gp"].history
 axes[1].plot(hw["step"], hw["wasserstein"], label="Wasserstein estimate"); axes[1].plot(hw["step"], hw["gp"], label="penalty")
 axes[1].set_title("WGAN-GP critic"); axes[1].legend(fontsize=8)
-axes[2].set_title(f"class entropy of {coverage_n} images (1: uniform)"); axes[2].set_ylim(0, 1.05)
+axes[2].set_title(f"class entropy of the confident images of {coverage_n}"); axes[2].set_ylim(0, 1.05)
 axes[2].legend(fontsize=8, loc="center right")
 for ax in axes:
     ax.set_xlabel("generator update")
@@ -224,9 +265,11 @@ summary = {}
 for name, r in adv.items():
     h = r.history
     summary[name] = {"final_classes": h["classes"][-1], "final_entropy": h["entropy"][-1],
+                     "final_confident": h["confident"][-1],
                      "min_entropy": min(h["entropy"]), "train_time_s": r.train_time_s,
                      "final_d_fake": h["d_fake"][-1] if "d_fake" in h else None}
-frame = pd.DataFrame({names[n]: {"classes at the end": int(s["final_classes"]), "class entropy at the end": f"{s['final_entropy']:.2f}",
+frame = pd.DataFrame({names[n]: {"confident images at the end": f"{100 * s['final_confident']:.0f}%",
+                                 "classes at the end": int(s["final_classes"]), "class entropy at the end": f"{s['final_entropy']:.2f}",
                                  "lowest class entropy": f"{s['min_entropy']:.2f}", "training (s)": f"{s['train_time_s']:.0f}"}
                       for n, s in summary.items()}).T
 frame
@@ -235,7 +278,8 @@ frame
 # ```{glue:figure} fig_t9_curves
 # Left: the discriminator's mean output on generated images over training (real images are
 # labelled 1, fakes 0). Middle: the WGAN-GP critic's Wasserstein estimate and its gradient
-# penalty. Right: the normalised entropy of the teacher's classes of {glue:text}`t9_coverage_n` generated images.
+# penalty. Right: the normalised entropy of the teacher's classes among the images of
+# {glue:text}`t9_coverage_n` that it is sure of (1: uniform; 0: one class, or none).
 # ```
 #
 # ```{glue:figure} fig_t9_samples
@@ -245,6 +289,10 @@ frame
 # %%
 for name, s in summary.items():
     glue(f"t9_{name}_classes", int(s["final_classes"]), display=False)
+    glue(f"t9_{name}_confident", f"{100 * s['final_confident']:.0f}%", display=False)
+    glue(f"t9_{name}_state", "a failed run, not a collapse: the teacher is sure of almost none of its images"
+         if s["final_confident"] < 0.05 else ("a collapse onto few classes" if s["final_classes"] <= 3 else
+                                               "no collapse"), display=False)
     glue(f"t9_{name}_entropy", f"{s['final_entropy']:.2f}", display=False)
     glue(f"t9_{name}_time", f"{s['train_time_s']:.0f} s", display=False)
     if s["final_d_fake"] is not None:
@@ -252,14 +300,22 @@ for name, s in summary.items():
 glue("t9_wgan_w_first", f"{hw['wasserstein'][0]:.2f}", display=False)
 glue("t9_wgan_w_last", f"{hw['wasserstein'][-1]:.2f}", display=False)
 glue("t9_wgan_w_verb", "fell" if hw["wasserstein"][-1] < hw["wasserstein"][0] else "rose", display=False)
-losses = {k: {"recon_nats": r.history["recon"][-1], "kl_nats": r.history["kl"][-1] if k == "vae" else None}
-          for k, r in runs.items()}
-glue("t9_ae_recon", f"{losses['ae']['recon_nats']:.0f}", display=False)
-glue("t9_vae_recon", f"{losses['vae']['recon_nats']:.0f}", display=False)
-glue("t9_vae_kl", f"{losses['vae']['kl_nats']:.1f}", display=False)
+losses = {k: {"test_recon": adversarial.test_reconstruction(r.model, test_x),  # real test digits, z = mu
+              "kl_train": r.history["kl"][-1] if k == "vae" else None} for k, r in runs.items()}
+glue("t9_ae_recon", f"{losses['ae']['test_recon']:.0f}", display=False)
+glue("t9_vae_recon", f"{losses['vae']['test_recon']:.0f}", display=False)
+glue("t9_vae_kl", f"{losses['vae']['kl_train']:.1f}", display=False)
 glue("t9_recon_verdict", "the VAE pays in reconstruction for a code that stays near its prior"
-     if losses["vae"]["recon_nats"] > losses["ae"]["recon_nats"]
+     if losses["vae"]["test_recon"] > losses["ae"]["test_recon"]
      else "the VAE's code, kept near its prior, costs it nothing in reconstruction here", display=False)
+glue("t9_prior_verdict", {1: "The teacher's reading agrees with that: the VAE's prior gives more digits it is sure of",
+                          0: "The teacher's reading does not tell the two apart on this grid: it is sure of as many of "
+                             "either model's images",
+                          -1: "The teacher's reading does not show the VAE as the better generator from this grid: it "
+                              "is sure of more of the autoencoder's images. What the VAE changes is where the codes "
+                              "lie, so that a draw from the prior lands among them; it does not make the images "
+                              "decoded there better at this budget"}[int(np.sign(confident["vae"] - confident["ae"]))],
+     display=False)
 gan_wins = summary["gan_minimax"]["final_d_fake"] < summary["gan"]["final_d_fake"]
 glue("t9_minimax_verdict", "lower than" if gan_wins else "no lower than", display=False)
 store.update_metrics(profile, "theory", {"T9": {"latent_2d": {k: {**losses[k], "confident_prior_grid": confident[k],
@@ -270,22 +326,27 @@ store.update_metrics(profile, "theory_wall_time_s", {"T9": round(time.perf_count
 # %% [markdown]
 # ## What was measured
 #
-# **Latent spaces.** With a 2-D code the autoencoder reconstructs the test digits at
-# {glue:text}`t9_ae_recon` nats per image, the VAE at {glue:text}`t9_vae_recon` (plus a KL term of
-# {glue:text}`t9_vae_kl` nats): {glue:text}`t9_recon_verdict`.
+# **Latent spaces.** With a 2-D code, decoded from the code mean $z = \mu(x)$, the autoencoder
+# reconstructs the real test digits at a cross-entropy of {glue:text}`t9_ae_recon` per image
+# (summed over pixels), the VAE at {glue:text}`t9_vae_recon` (its KL term at the end of training:
+# {glue:text}`t9_vae_kl`): {glue:text}`t9_recon_verdict`.
 # Decoded from a grid of that prior, {glue:text}`t9_vae_confident` of the VAE's images are digits
 # the teacher is sure of, of {glue:text}`t9_vae_grid_classes` classes, against
 # {glue:text}`t9_ae_confident` of the autoencoder's, of {glue:text}`t9_ae_grid_classes` classes.
-# The grid shows only the prior's region: the autoencoder's codes reach far beyond it (the
-# codes' figure), and nothing in its training says which region to draw from.
+# {glue:text}`t9_prior_verdict`. The grid shows only the prior's region: the autoencoder's codes
+# reach far beyond it (the codes' figure), and nothing in its training says which region to
+# draw from.
 #
 # **The GAN game.** At the end, the discriminator's mean output on generated images is
 # {glue:text}`t9_gan_minimax_dfake` under the minimax loss, {glue:text}`t9_minimax_verdict` the
-# {glue:text}`t9_gan_dfake` of the non-saturating GAN. The teacher finds
-# {glue:text}`t9_gan_minimax_classes` classes among the minimax GAN's images (class entropy
-# {glue:text}`t9_gan_minimax_entropy`), {glue:text}`t9_gan_classes` among the non-saturating
-# GAN's ({glue:text}`t9_gan_entropy`) and {glue:text}`t9_wgan_gp_classes` among WGAN-GP's
-# ({glue:text}`t9_wgan_gp_entropy`). WGAN-GP's Wasserstein estimate {glue:text}`t9_wgan_w_verb`
+# {glue:text}`t9_gan_dfake` of the non-saturating GAN. The teacher is sure of
+# {glue:text}`t9_gan_minimax_confident` of the minimax GAN's images and finds
+# {glue:text}`t9_gan_minimax_classes` classes among them (class entropy
+# {glue:text}`t9_gan_minimax_entropy`): {glue:text}`t9_gan_minimax_state`. Of the non-saturating
+# GAN's it is sure of {glue:text}`t9_gan_confident`, with {glue:text}`t9_gan_classes` classes
+# ({glue:text}`t9_gan_entropy`; {glue:text}`t9_gan_state`), and of WGAN-GP's
+# {glue:text}`t9_wgan_gp_confident`, with {glue:text}`t9_wgan_gp_classes` classes
+# ({glue:text}`t9_wgan_gp_entropy`; {glue:text}`t9_wgan_gp_state`). WGAN-GP's Wasserstein estimate {glue:text}`t9_wgan_w_verb`
 # from {glue:text}`t9_wgan_w_first` to {glue:text}`t9_wgan_w_last` over training. Its critic
 # updates cost time: the same generator updates took {glue:text}`t9_wgan_gp_time` against
 # {glue:text}`t9_gan_time` for the non-saturating GAN.
