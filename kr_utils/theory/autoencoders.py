@@ -32,7 +32,8 @@ from .toy import energy_distance
 
 def short_schedule(T: int) -> NoiseSchedule:
     """Eq. (1) rescaled to T steps (:meth:`kr_utils.diffusion.NoiseSchedule.rescaled`), so a
-    short chain still ends in noise: alpha_bar_T is about the same as with T = 1000."""
+    short chain still ends in noise, with a smaller alpha_bar_T than T = 1000's and large last
+    steps (that method's docstring gives both)."""
     return NoiseSchedule.rescaled(T)
 
 

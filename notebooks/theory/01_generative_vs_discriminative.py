@@ -19,8 +19,9 @@
 # Knowledge replication needs both kinds of model. The **teacher** and the **student** are
 # *discriminative*: from a labelled data set $D = \{(x_i, y_i)\}$ they learn the conditional
 # $p(y \mid x)$, or just a decision rule, and need no more of $x$ than what separates the classes.
-# The **diffusion model** is *generative*: it learns the joint $p(x, y) = p(y)\,p(x \mid y)$ (or
-# $p(x)$ without labels) well enough to draw new, plausible $x$. A generative model also
+# The **diffusion model** is *generative*: it learns the class-conditional $p(x \mid y)$ (or
+# $p(x)$ without labels) well enough to draw new, plausible $x$; with the class frequencies
+# $p(y)$, which the data give, that is the joint $p(x, y) = p(y)\,p(x \mid y)$. A generative model also
 # classifies, by Bayes' rule,
 #
 # $$p(y \mid x) = \frac{p(x \mid y)\,p(y)}{\sum_{y'} p(x \mid y')\,p(y')}, \tag{T1.1}$$
@@ -56,7 +57,7 @@ t_start = time.perf_counter()
 device = runtime.device()  # every model of this chapter runs there
 
 # %% [markdown]
-# ## Latent variables: sampling through $z$
+# ## Latent variables: sampling through a hidden code
 #
 # A latent variable $z$ is an unobserved cause that makes a complicated $p(x)$ simple to write:
 #

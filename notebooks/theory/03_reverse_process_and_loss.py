@@ -49,7 +49,7 @@
 # loss below approximates it, and the sampler's last step, which adds no noise, returns that
 # decoder's mean. What is left compares each reverse step with a distribution we can compute.
 #
-# ## The posterior $q(x_{t-1}\mid x_t, x_0)$
+# ## The posterior of one step given the clean image
 #
 # By Bayes' rule it is proportional to $q(x_t\mid x_{t-1})\,q(x_{t-1}\mid x_0)$, a product of two
 # Gaussians in $x_{t-1}$ (eqs. T2.1-T2.2). Completing the square,

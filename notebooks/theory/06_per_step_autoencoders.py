@@ -33,12 +33,15 @@
 #
 # A chain of $T = 1000$ separate networks is out of reach on two CPU cores, so this chapter uses a
 # shorter chain, $T$ = {glue:text}`t6_T` with the schedule of eq. (1) rescaled by $1000/T$
-# (`kr_utils.theory.autoencoders.short_schedule`), for both models.
+# (`kr_utils.theory.autoencoders.short_schedule`), for both models. The rescaling is not
+# neutral: it ends at $\bar\alpha_T =$ {glue:text}`t6_abar_T` (against
+# {glue:text}`t6_abar_1000` at $T = 1000$) with a last step of $\beta_T =$
+# {glue:text}`t6_beta_T`, large enough that chapter T3's small-step Gaussian reverse step is
+# only an approximation near the end of the chain.
 #
 # **What the autoencoder outputs.** `001` lets each autoencoder output $\epsilon$ directly, with
-# 1,700 hidden units for MNIST (its Table 2), wider than the 784 pixels; the gpu profile runs this
-# chapter at that width, the cpu and smoke profiles narrower ({glue:text}`t6_hidden` hidden units
-# here). Near $t = T$, where $\epsilon$ is almost $x_t$ itself, an identity map of 784 pixels does not
+# 1,700 hidden units for MNIST (its Table 2), wider than the 784 pixels; {glue:text}`t6_width`.
+# Near $t = T$, where $\epsilon$ is almost $x_t$ itself, an identity map of 784 pixels does not
 # fit through a hidden layer narrower than 784 ReLU units; at `001`'s width it can. We measure
 # what the output costs below, at this profile's width. The models we keep
 # output a *clean digit* $D(x_t)$ instead (a denoising autoencoder), and $\epsilon$ follows from
@@ -118,6 +121,11 @@ elbo = specs["per-step, outputs eps, ELBO weights"][2]
 glue("t6_elbo_ratio", f"{(elbo.max() / elbo.min()).item():,.0f}", display=False)
 glue("t6_ed_noise", f"{noise_ref:.2f}", display=False)
 glue("t6_hidden", th.ae_hidden, display=False)
+glue("t6_abar_T", f"{float(autoencoders.short_schedule(T).alphas_cumprod[-1]):.1e}", display=False)
+glue("t6_abar_1000", f"{float(autoencoders.short_schedule(1000).alphas_cumprod[-1]):.1e}", display=False)
+glue("t6_beta_T", f"{float(autoencoders.short_schedule(T).betas[-1]):.3g}", display=False)
+glue("t6_width", f"this profile runs the chapter at {th.ae_hidden:,d} hidden units, "
+     + ("as wide as that" if th.ae_hidden >= 1700 else "narrower"), display=False)
 cost.style.format("{:,.3f}", na_rep="")
 
 # %% [markdown]
@@ -148,17 +156,18 @@ plots.glue_figure("fig_t6_samples", fig)
 # weight $\lambda_t$ multiplies every gradient of network $t$ by one constant, and Adam's update
 # $m/\sqrt v$ cancels a constant (`tests/test_autoencoders.py` checks it): the weighted run ends
 # {glue:text}`t6_weighting_moved` of its training distance away from the unweighted one, started
-# from the same weights, batches and noise. What remains is Adam's $\epsilon$, which is not small
-# against gradients this small (each network's share of a mean over all steps, images and pixels).
+# from the same weights, batches and noise; what leaves that remainder is not traced here.
 # For per-step
 # networks the choice `001` studies in its Fig. 6 makes no difference under Adam; it would under
 # plain gradient descent, and it does for a shared network (chapter T3).
 #
 # The per-step model pays in parameters ($T$ full networks) what it saves in capacity per
 # network: each one only has to undo one noise level. Its appeal in `001` is analytical: a
-# single-hidden-layer autoencoder with *tied* weights ($W_2 = W_1^\top$) and linear hidden units
-# has an energy function that can be written down (its §6). The networks here have untied weights
-# and ReLU units, so they have none; this chapter compares what they generate, not their energies.
+# single-hidden-layer autoencoder with *tied* weights, $r(x) = W^\top\sigma(Wx + b) + c$, has an
+# energy function whose gradient is its step $r(x) - x$, for any elementwise activation $\sigma$
+# (its §6); for ReLU it is $\tfrac12\|\mathrm{ReLU}(Wx + b)\|^2 - \tfrac12\|x - c\|^2$. The
+# networks here have untied weights, and that alone is why they have none; this chapter compares
+# what they generate, not their energies.
 #
 # ## The reverse trajectory
 #

@@ -79,7 +79,7 @@ null = torch.full_like(y, unet.null_class)
 # %% [markdown]
 # The model used here is {glue:text}`t7_source`.
 #
-# ## Reconstruction from $t_0 \in \{100, 200, 400, 600\}$
+# ## Reconstruction from four noise levels
 
 # %%
 levels = (100, 200, 400, 600)

@@ -226,7 +226,7 @@ glue("t8_levels", ", ".join(f"{lvl:g} at t = {int(ts[frac >= lvl].max())}" for l
 # another level picks another threshold: the curve reaches other levels at quite different
 # steps ({glue:text}`t8_levels`). The next section shows why no level separates the two.
 #
-# ## One crossover: $N$ only shifts time
+# ## One crossover: the number of spins only shifts time
 #
 # In the forward log-time $s = -\tfrac12\log\bar\alpha_t$ the data's signal in $\mu$ is
 # $Nm^{*2}\bar\alpha_t = e^{-2(s - s_N)}$ with $s_N = \tfrac12\log(Nm^{*2})$, and $\Delta_t \approx 1$
