@@ -342,17 +342,12 @@ def logged(path):
         yield path
 
 
-def degradation_epochs(epochs: int, kept: int, size: int) -> int:
-    """The epochs on a set of ``size`` digits that make as many updates as ``epochs`` on ``kept``."""
-    return equal_update_epochs(epochs, kept, size)
-
-
 def degradation_seed_students(cfg: Profile, sets: dict, epochs: dict, *, device, test, holdout) -> dict:
     """Chapter 6's students: for each ``studies.grid_archs`` architecture, each set of
     :func:`degradation_set` that is not ``short`` and each of ``studies.degradation_seeds`` (the
     seed draws the student's weights, batches and validation split), for ``epochs[arch]``
     (:func:`degradation_budget`) on a full set of ``studies.degradation_kept`` digits and
-    proportionally more on a smaller one (:func:`degradation_epochs`: the same updates; no early
+    proportionally more on a smaller one (:func:`equal_update_epochs`: the same updates; no early
     stopping, so every run makes them), cached
     as ``degradation/<arch>_step<step>_seed<s>.pt``: ``{(arch, step): {seed: run}}``, each run
     with its ``val_real_accuracy``."""
@@ -363,7 +358,7 @@ def degradation_seed_students(cfg: Profile, sets: dict, epochs: dict, *, device,
     for arch in e.grid_archs:
         by_epochs: dict = {}  # sets of one size train with one recipe, their seeds side by side
         for step, (key, s) in ok.items():
-            n = degradation_epochs(epochs[arch], e.degradation_kept, len(s["labels"]))
+            n = equal_update_epochs(epochs[arch], e.degradation_kept, len(s["labels"]))  # the same updates
             for seed in e.degradation_seeds:
                 tr, va = distill.synthetic_split(s["images"].numpy(), s["labels"].numpy(), s["logits"].numpy(),
                                                  st.val_fraction, seed)

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from kr_utils import checkpoints, config, data, diffusion, distill, fit, models, runtime
+from bars import bar_digits
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")]
@@ -29,28 +30,18 @@ def float32(monkeypatch):
     monkeypatch.setenv(runtime.PRECISION_ENV, "fp32")
 
 
-def _digits(n, seed=0):
-    """Images whose class is a bright bar at a class-dependent row: learnable in a few steps."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 10, (n,), generator=g)
-    x = -torch.ones(n, 1, 28, 28) + 0.1 * torch.rand(n, 1, 28, 28, generator=g)
-    for i, c in enumerate(y.tolist()):
-        x[i, 0, 2 * c + 4, 4:24] = 1
-    return x, y, torch.randn(n, 10, generator=g)
-
-
 def _recipe(**changes):
     base = dict(arch="compressed_cnn", epochs=2, batch_size=40, lr=2e-3, patience=5, augment=False)
     return config.ClassifierRecipe(**{**base, **changes})
 
 
 def _train(device, recipe, seed=0):
-    x, y, z = _digits(240)
+    x, y, z = bar_digits(240)
     return distill.train_student((x[:200], y[:200], z[:200]), (x[200:], y[200:]), recipe, seed=seed, device=device)
 
 
 def _agree(m1, m2, min_agreement=0.97):
-    x = _digits(200, seed=9)[0]
+    x = bar_digits(200, seed=9)[0]
     p1 = models.predict_logits(m1.cpu(), x).softmax(1)
     p2 = models.predict_logits(m2.cpu(), x).softmax(1)
     agreement = (p1.argmax(1) == p2.argmax(1)).float().mean().item()
@@ -68,7 +59,7 @@ def test_one_training_run_on_cuda_is_the_cpu_run():
 
 @pytest.mark.parametrize("soft", [False, True])
 def test_stacked_seeds_on_cuda_are_each_seeds_own_run(soft):
-    x, y, z = _digits(240)
+    x, y, z = bar_digits(240)
     train, val = (x[:200], y[:200], z[:200]), (x[200:], y[200:])
     recipe = _recipe(arch="resnet_preact", soft=soft, augment=True)
     seeds = [0, 1, 2]
@@ -88,7 +79,7 @@ def test_the_fused_optimizer_takes_the_cpu_loops_steps(kind):
     opt_cpu = fit.optimizer(kind, ref.parameters(), 1e-3, "cpu", weight_decay=0.01 if kind == "adamw" else 0.0)
     opt_gpu = fit.optimizer(kind, net.parameters(), 1e-3, GPU, weight_decay=0.01 if kind == "adamw" else 0.0)
     assert opt_gpu.defaults.get("fused") is True, "the fused_optimizer lever is on by default on a GPU"
-    x, y, _ = _digits(64)
+    x, y, _ = bar_digits(64)
     for _ in range(5):
         for model, opt, dev in ((ref, opt_cpu, "cpu"), (net, opt_gpu, GPU)):
             opt.zero_grad()
@@ -110,7 +101,7 @@ def test_half_precision_training_on_cuda_learns_as_fp32_does(monkeypatch, precis
     m16, h16 = _train(GPU, _recipe(arch="simple_cnn", epochs=3))
     assert all(torch.isfinite(torch.tensor(h16["train_loss"])))
     assert h16["val_acc"][-1] >= h32["val_acc"][-1] - 0.05, (h16["val_acc"], h32["val_acc"])
-    x, y, _ = _digits(200, seed=9)
+    x, y, _ = bar_digits(200, seed=9)
     acc32, acc16 = ((models.predict_logits(m.cpu(), x).argmax(1) == y).float().mean().item() for m in (m32, m16))
     assert acc16 > 0.8 and acc16 >= acc32 - 0.03, f"{precision}: {acc16:.1%} on held-out bar digits, fp32 {acc32:.1%}"
 
@@ -122,7 +113,7 @@ def test_device_batches_are_the_cpu_batches_and_augmentation_stays_on_the_device
         a, b = next(on_cpu), next(on_gpu)
         assert b.device.type == "cuda" and torch.equal(a, b.cpu())
     assert on_gpu.draws.device.type == "cuda"
-    x = _digits(32)[0].to(GPU)
+    x = bar_digits(32)[0].to(GPU)
     theta = distill.affine_params(32, on_gpu.draws, GPU)
     assert theta.device.type == "cuda"
     torch.testing.assert_close(distill.apply_affine(x, theta).cpu(), distill.apply_affine(x.cpu(), theta.cpu()),
@@ -132,7 +123,7 @@ def test_device_batches_are_the_cpu_batches_and_augmentation_stays_on_the_device
 
 
 @pytest.mark.parametrize("name", sorted(diffusion.SAMPLERS))
-def test_every_sampler_on_cuda_draws_the_cpu_digits(name):
+def test_every_sampler_on_cuda_draws_the_cpubar_digits(name):
     torch.manual_seed(0)
     unet = models.ConditionalUNet(base=8, mults=(1, 2), attention=True).eval()
     schedule = diffusion.NoiseSchedule.linear(100, 1e-4, 0.02)
@@ -157,7 +148,7 @@ def test_a_checkpoint_saved_on_cuda_loads_on_a_cpu(tmp_path):
     ckpt = checkpoints.load_checkpoint(path, kind="teacher", profile="smoke")
     assert all(t.device.type == "cpu" for t in ckpt["state_dict"].values())
     back = models.build_classifier("resnet_preact", ckpt["state_dict"]).eval()
-    x = _digits(16)[0]
+    x = bar_digits(16)[0]
     torch.testing.assert_close(back(x), net(x.to(GPU)).cpu(), rtol=1e-4, atol=1e-4)
 
 
@@ -174,7 +165,7 @@ def test_compiled_training_is_the_eager_run(levers):
 
 def test_a_few_unet_steps_on_cuda_with_every_lever_on():
     cfg = config.get_config("smoke").diffusion
-    x, y, _ = _digits(256)
+    x, y, _ = bar_digits(256)
     with runtime.use_levers(compile=True, cuda_graphs=True):
         run = diffusion.train_diffusion(models.ConditionalUNet(base=8, mults=(1, 2), attention=True), x, y,
                                         dataclasses.replace(cfg, steps=8, batch_size=32, milestones=(8,)),

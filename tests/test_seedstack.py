@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from kr_utils import config, data, distill, fit, models, runtime, studies
 from kr_utils.seedstack import SeedStack, StackedBatcher
+from bars import bar_digits
 
 
 @pytest.fixture(autouse=True)
@@ -21,16 +22,6 @@ def _models(arch, seeds):
         torch.manual_seed(s)
         out.append(models.build_classifier(arch))
     return out
-
-
-def _digits(n, seed=0):
-    """Images whose class is a bright bar at a class-dependent row: learnable in a few steps."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 10, (n,), generator=g)
-    x = -torch.ones(n, 1, 28, 28) + 0.1 * torch.rand(n, 1, 28, 28, generator=g)
-    for i, c in enumerate(y.tolist()):
-        x[i, 0, 2 * c + 4, 4:24] = 1
-    return x, y, torch.randn(n, 10, generator=g)
 
 
 @pytest.mark.parametrize("arch", ["resnet_preact", "compressed_cnn"])
@@ -99,14 +90,14 @@ def test_stacked_batchers_serve_each_seeds_own_batches_and_resume():
 
 @pytest.mark.parametrize("arch,soft", [("resnet_preact", True), ("compressed_cnn", False)])
 def test_a_stacked_training_run_gives_each_seed_its_own_run(arch, soft):
-    x, y, z = _digits(240)
+    x, y, z = bar_digits(240)
     recipe = config.ClassifierRecipe(arch=arch, epochs=2, batch_size=40, lr=2e-3, patience=5, augment=True,
                                      soft=soft, temperature=4.0)
     train, val = (x[:200], y[:200], z[:200]), (x[200:], y[200:])
     seeds = [0, 1, 2]
     alone = [distill.train_student(train, val, recipe, seed=s, device="cpu") for s in seeds]
     together = distill.train_students([train] * 3, [val] * 3, recipe, seeds=seeds, device="cpu")
-    x_check = _digits(200, seed=9)[0]
+    x_check = bar_digits(200, seed=9)[0]
     for s, ((m1, h1), (m2, h2)) in enumerate(zip(alone, together)):
         assert h1["epoch"] == h2["epoch"] and h1["best_epoch"] == h2["best_epoch"]
         # Adam's first steps are about sign(gradient) * lr, so a parameter whose gradient is
@@ -123,7 +114,7 @@ def test_a_stacked_training_run_gives_each_seed_its_own_run(arch, soft):
 
 
 def test_run_classifiers_trains_the_uncached_seeds_together_and_caches_each(tmp_path, monkeypatch):
-    x, y, z = _digits(150)
+    x, y, z = bar_digits(150)
     recipe = config.ClassifierRecipe(arch="compressed_cnn", epochs=1, batch_size=50, lr=2e-3, patience=5)
     test = (x[:40], y[:40])
     jobs = [studies.RunJob((x[:120], y[:120]), (x[120:], y[120:]), s, tmp_path / f"run{s}.pt", "k", f"seed {s}")
@@ -185,7 +176,7 @@ class Killed(Exception):
 
 @pytest.mark.parametrize("levers", [{}, {"device_batches": True, "fused_optimizer": True}])
 def test_a_killed_stacked_run_resumes_to_the_same_weights(tmp_path, monkeypatch, kill_on_call, levers):
-    x, y, z = _digits(160)
+    x, y, z = bar_digits(160)
     recipe = config.ClassifierRecipe(arch="compressed_cnn", epochs=3, batch_size=40, lr=2e-3, patience=5, augment=True)
     train, val = (x[:120], y[:120]), (x[120:], y[120:])
 
@@ -206,7 +197,7 @@ def test_a_killed_stacked_run_resumes_to_the_same_weights(tmp_path, monkeypatch,
 
 
 def test_each_stacked_seed_stops_early_on_its_own_validation_loss(monkeypatch):
-    x, y, z = _digits(160)
+    x, y, z = bar_digits(160)
     recipe = config.ClassifierRecipe(arch="compressed_cnn", epochs=4, batch_size=40, lr=2e-3, patience=1)
     train, val = (x[:120], y[:120]), (x[120:], y[120:])
     scripted = iter([[1.0, 3.0], [2.0, 2.0], [0.5, 1.0], [0.1, 0.5]])  # seed 0 stops after epoch 2

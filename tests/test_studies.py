@@ -237,7 +237,7 @@ def test_a_smaller_degradation_set_trains_more_epochs_for_the_same_updates(monke
     assert by[("resnet_preact", 2)] == ["resnet_preact_step10_seed0.pt", "resnet_preact_step10_seed1.pt"]
     assert by[("resnet_preact", 4)] == ["resnet_preact_step30_seed0.pt", "resnet_preact_step30_seed1.pt"]
     assert ("simple_cnn", 6) in by and set(students[("simple_cnn", 30)]) == {0, 1}
-    assert studies.degradation_epochs(20, 900, 450) == 40
+    assert studies.equal_update_epochs(20, 900, 450) == 40
 
 
 def test_degradation_falls_are_worded_from_intervals():
