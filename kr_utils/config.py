@@ -303,7 +303,8 @@ class StudiesConfig(_Stage):
 
     section: ClassVar[str] = "studies"
     _tuples: ClassVar[tuple[str, ...]] = ("grid_archs", "grid_labels", "grid_seeds", "degradation_milestones",
-                                          "ablation_seeds", "degradation_seeds", "degradation_epoch_choices")
+                                          "ablation_seeds", "degradation_seeds", "degradation_epoch_choices",
+                                          "grid_epoch_choices")
     grid_archs: tuple[str, ...]
     grid_labels: tuple[str, ...]
     grid_seeds: tuple[int, ...]
@@ -326,6 +327,9 @@ class StudiesConfig(_Stage):
     # train, chosen on the real validation digits (empty: degradation_epochs for all)
     degradation_seeds: tuple[int, ...] = (0,)
     degradation_epoch_choices: tuple[int, ...] = ()
+    # chapter 5: the epochs each architecture of the grid may train, chosen on the real validation
+    # digits (kr_utils.pipeline.grid_budget; empty: Profile.study_epochs for every architecture)
+    grid_epoch_choices: tuple[int, ...] = ()
 
     def check(self):
         self._positive("degradation_per_class", "degradation_kept", "degradation_epochs", "ablation_per_class",
@@ -333,6 +337,8 @@ class StudiesConfig(_Stage):
                        allow_none=("epochs", "recipe_epochs"))
         if not self.degradation_seeds or any(not isinstance(n, int) or n < 1 for n in self.degradation_epoch_choices):
             self._fail("degradation_epoch_choices", "must be whole numbers of epochs, with at least one degradation seed")
+        if any(not isinstance(n, int) or n < 1 for n in self.grid_epoch_choices):
+            self._fail("grid_epoch_choices", "must be whole numbers of epochs")
         if self.ablation_per_class <= self.thesis_per_class:
             self._fail("ablation_per_class", f"must exceed studies.thesis_per_class={self.thesis_per_class}: it is "
                                              f"chapter 7's larger set")
@@ -614,7 +620,7 @@ PROFILES: dict[str, dict] = {
         studies=dict(grid_archs=("resnet_preact", "simple_cnn"), grid_labels=("hard", "soft_t4"),
                      grid_seeds=(0,), degradation_milestones=(10, 30), degradation_per_class=10,
                      degradation_kept=40, degradation_epochs=1, ablation_per_class=10, ablation_seeds=(0,), thesis_per_class=5,
-                     recipe_epochs=2, recipe_unet_steps=4),
+                     recipe_epochs=2, recipe_unet_steps=4, grid_epoch_choices=(1, 2)),
         theory=dict(toy_steps=150, toy_hidden=64, toy_samples=300, classifier_steps=100,
                     ae_T=10, ae_hidden=16, ae_shared_hidden=64, ae_steps=20, ae_shared_steps=40,
                     ae_batch=32, ae_samples=20, recon_digits=2, recon_fallback_steps=30),
@@ -679,7 +685,7 @@ PROFILES: dict[str, dict] = {
                      degradation_milestones=(240, 510, 1050, 1500, 2400, 3000), degradation_per_class=150,
                      degradation_kept=900, degradation_epochs=20, ablation_per_class=200, ablation_seeds=(0, 1, 2, 3, 4),
                      thesis_per_class=100, recipe_unet_steps=500, degradation_seeds=(0, 1, 2),
-                     degradation_epoch_choices=(10, 20, 40)),
+                     degradation_epoch_choices=(10, 20, 40), grid_epoch_choices=(3, 6, 12)),
         # Theory chapters (book/theory): all eight together in about 4 minutes on 2 cores.
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,

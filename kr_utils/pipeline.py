@@ -380,12 +380,13 @@ def student_runs(cfg: Profile, split: dict, arch: str, labels: str, seeds, devic
 class StudentGrid:
     """Chapter 5's students (:func:`student_grid`): ``main``, the profile's student over
     ``student.seeds`` (``{seed: run}``); ``cells``, every cell of the grid over its seeds
-    (``cells[(arch, labels)][seed]``), all trained for :attr:`kr_utils.config.Profile.study_epochs`;
-    ``main_cell``, the main student's ``(arch, labels)``."""
+    (``cells[(arch, labels)][seed]``), each architecture's cells trained for its epochs of
+    ``budget`` (:func:`grid_budget`); ``main_cell``, the main student's ``(arch, labels)``."""
 
     main_cell: tuple[str, str]
     main: dict
     cells: dict
+    budget: dict | None = None  # grid_budget's choice: {"epochs": {arch: n}, "val_real_accuracy": ...}
 
     @property
     def shared(self) -> bool:
@@ -433,22 +434,43 @@ def kept_synthetic_val(runs: dict) -> float:
     return sum(kept(r["history"]) for r in runs.values()) / len(runs)
 
 
+def grid_budget(cfg: Profile, split: dict, device) -> dict:
+    """Each architecture's epochs in chapter 5's grid, chosen on the real validation digits
+    (``split["real_val"]``, digits no model trains on): for each of ``studies.grid_archs``, one
+    student (the first of ``studies.grid_seeds``, the main student's labels) per candidate of
+    ``studies.grid_epoch_choices``, the candidate with the highest ``val_real_accuracy`` kept (the
+    fewest epochs on a tie). Without candidates every architecture gets
+    :attr:`kr_utils.config.Profile.study_epochs`. Returns ``{"epochs": {arch: epochs},
+    "val_real_accuracy": {arch: {epochs: accuracy}}}``; the test set is only scored."""
+    e, labels = cfg.studies, cfg.student.recipe().labels
+    if not e.grid_epoch_choices:
+        return {"epochs": {a: cfg.study_epochs for a in e.grid_archs}, "val_real_accuracy": {}}
+    seed, scores = e.grid_seeds[0], {}
+    for arch in e.grid_archs:
+        scores[arch] = {n: student_runs(cfg, split, arch, labels, [seed], device, epochs=n)[seed]["val_real_accuracy"]
+                        for n in e.grid_epoch_choices}
+    chosen = {a: max(v, key=lambda n: (v[n], -n)) for a, v in scores.items()}
+    return {"epochs": chosen, "val_real_accuracy": scores}
+
+
 def student_grid(cfg: Profile, split: dict, device) -> StudentGrid:
     """Chapter 5's students, each run found in the cache or trained: the profile's own student
     over ``student.seeds``, and every architecture x label setting of ``studies`` over
-    ``studies.grid_seeds`` for ``Profile.study_epochs``. Where those are the main student's
-    epochs, the grid's main cell is the main student (its seeds, not trained twice); where they
-    differ, the grid trains that cell too, at its own epochs, so that every cell of the grid
-    has the same training budget."""
+    ``studies.grid_seeds``, each architecture for its epochs of :func:`grid_budget` (chosen on
+    the real validation digits). Where the main architecture's are the main student's epochs,
+    the grid's main cell is the main student (its seeds, not trained twice); where they differ,
+    the grid trains that cell too, at its own epochs."""
     st, e = cfg.student, cfg.studies
     main_cell = (st.arch, st.recipe().labels)
     main = student_runs(cfg, split, *main_cell, st.seeds, device)
-    shared = cfg.study_epochs == st.epochs
+    budget = grid_budget(cfg, split, device)
+    epochs = budget["epochs"]
+    shared = epochs.get(st.arch, cfg.study_epochs) == st.epochs
     cells = {main_cell: main} if shared else {}
     for cell in [main_cell] + [(a, lab) for a in e.grid_archs for lab in e.grid_labels if (a, lab) != main_cell]:
         if cell not in cells:
-            cells[cell] = student_runs(cfg, split, *cell, e.grid_seeds, device, epochs=cfg.study_epochs)
-    return StudentGrid(main_cell=main_cell, main=main, cells=cells)
+            cells[cell] = student_runs(cfg, split, *cell, e.grid_seeds, device, epochs=epochs.get(cell[0], cfg.study_epochs))
+    return StudentGrid(main_cell=main_cell, main=main, cells=cells, budget=budget)
 
 
 def save_student(cfg: Profile, run: dict, seed: int) -> Path:

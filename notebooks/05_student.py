@@ -101,10 +101,15 @@ pipeline.save_student(cfg, first, scfg.seeds[0])  # artifacts/<profile>/student.
 teacher_acc = pipeline.teacher_accuracy(cfg, device)  # chapter 1's record, or measured now
 glue("student_main_cell", f"{main_cell[0]}, {config.LABEL_NAMES[main_cell[1]]}", display=False)
 glue("grid_seeds_n", evaluate.counted(len(ecfg.grid_seeds), "seed"), display=False)
-glue("grid_budget", f"each run lasts {evaluate.counted(scfg.epochs, 'epoch')} at this profile" if grid.shared else
-     f"each run of the grid lasts {evaluate.counted(cfg.study_epochs, 'epoch')} at this profile and the profile's student "
-     f"{scfg.epochs}, so the grid trains the student's cell once more, for {evaluate.counted(cfg.study_epochs, 'epoch')} "
-     f"over {evaluate.counted(len(ecfg.grid_seeds), 'seed')}, and every cell has the same budget", display=False)
+chosen = grid.budget["epochs"]
+glue("grid_budget", f"each architecture trains for {evaluate.counted(cfg.study_epochs, 'epoch')}, fixed by the profile"
+     if not grid.budget["val_real_accuracy"] else
+     "each architecture trains for its own number of epochs, chosen from "
+     f"{', '.join(map(str, cfg.studies.grid_epoch_choices))} on the real validation digits "
+     f"(kr_utils.pipeline.grid_budget, one student each): "
+     + ", ".join(f"{a} {evaluate.counted(n, 'epoch')}" for a, n in chosen.items())
+     + ("" if grid.shared else f"; the profile's student keeps its {evaluate.counted(scfg.epochs, 'epoch')}, "
+        "so the grid trains its cell once more at the chosen budget"), display=False)
 glue("student_acc", f"{100 * accs['mean']:.2f}%", display=False)
 gap = 100 * (teacher_acc - accs["mean"])
 glue("student_gap", f"{abs(gap):.2f} points {'below' if gap >= 0 else 'above'}", display=False)
@@ -201,7 +206,7 @@ store.update_metrics(profile, "student", {
     "arch": scfg.arch, "soft": scfg.soft, "augment": scfg.augment, "test_accuracy": accs,
     "test_accuracy_interval_seeds_and_digits": [s_lo, s_hi],
     "per_class_accuracy": first["per_class_accuracy"],
-    "epochs_run": [len(r["history"]["epoch"]) for r in grid.main.values()], "grid_epochs": cfg.study_epochs,
+    "epochs_run": [len(r["history"]["epoch"]) for r in grid.main.values()], "grid_epochs": chosen, "grid_budget_val_real_accuracy": grid.budget["val_real_accuracy"],
     "train_size": len(syn_train[0]), "val_size": len(syn_val[0]),
     "grid": {f"{a}/{lab}": v for (a, lab), v in summary.items()},
     "grid_real_validation": {f"{a}/{lab}": v for (a, lab), v in grid.validation_summaries().items()},

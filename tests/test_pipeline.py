@@ -157,8 +157,35 @@ def _tiny_split() -> dict:
 
 
 def _grid_cfg(**changes):
+    changes.setdefault("studies__grid_epoch_choices", ())  # the budget is tested on its own below
     return kr_utils.get_config("smoke").replace(student__arch="compressed_cnn", studies__grid_archs=("compressed_cnn",),
                                                 studies__grid_labels=("hard", "soft_t4"), **changes)
+
+
+def test_the_grid_budget_is_chosen_on_the_real_validation_digits(monkeypatch):
+    """Each architecture gets the candidate epochs whose student scores best on the real
+    validation digits (the fewest on a tie), and its grid cells train for them; the test set
+    does not enter the choice."""
+    cfg = kr_utils.get_config("smoke").replace(student__arch="compressed_cnn", student__epochs=1,
+                                               studies__grid_archs=("compressed_cnn", "simple_cnn"),
+                                               studies__grid_labels=("hard", "soft_t4"), studies__grid_epoch_choices=(1, 2, 3))
+    val = {("compressed_cnn", 1): 0.5, ("compressed_cnn", 2): 0.9, ("compressed_cnn", 3): 0.7,
+           ("simple_cnn", 1): 0.8, ("simple_cnn", 2): 0.8, ("simple_cnn", 3): 0.6}
+    calls = []
+
+    def fake_runs(cfg_, split, arch, labels, seeds, device, epochs=None):
+        epochs = cfg_.student.epochs if epochs is None else epochs
+        calls.append((arch, labels, epochs))
+        test_acc = 1.0 - val.get((arch, epochs), 0.5)  # the test set would choose the opposite
+        return {s: {"val_real_accuracy": val.get((arch, epochs), 0.5), "accuracy": test_acc} for s in seeds}
+
+    monkeypatch.setattr(pipeline, "student_runs", fake_runs)
+    budget = pipeline.grid_budget(cfg, {}, "cpu")
+    assert budget["epochs"] == {"compressed_cnn": 2, "simple_cnn": 1}
+    grid = pipeline.student_grid(cfg, {}, "cpu")
+    assert grid.budget == budget
+    assert ("simple_cnn", "soft_t4", 1) in calls and ("compressed_cnn", "soft_t4", 2) in calls
+    assert not grid.shared  # the main student's 1 epoch is not its architecture's chosen 2
 
 
 def test_the_grid_shares_the_main_student_when_it_trains_as_long():
