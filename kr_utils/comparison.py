@@ -158,8 +158,18 @@ def binomial_interval(correct: int, n: int) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
+def satterthwaite_df(parts) -> float:
+    """The Welch-Satterthwaite degrees of freedom of a sum of variance estimates, each ``(v, df)``:
+    (sum v)^2 / sum(v^2 / df); a part with no degrees of freedom (one seed) or no variance adds
+    nothing to the denominator (inf when none is left)."""
+    total = sum(v for v, _ in parts)
+    denom = sum(v * v / d for v, d in parts if d > 0 and v > 0)
+    return total * total / denom if denom > 0 else np.inf
+
+
 def _seeds_and_digits(var_seeds: float, var_digits: float, df: float, estimate: float):
-    """The 95% t interval and two-sided p of ``estimate`` with variance ``var_seeds + var_digits``."""
+    """The 95% t interval and two-sided p of ``estimate`` with variance ``var_seeds + var_digits``
+    and ``df`` degrees of freedom (:func:`satterthwaite_df`)."""
     se = math.sqrt(max(var_seeds + var_digits, 0.0))
     if se == 0:
         return (estimate, estimate), 1.0 if estimate == 0 else 0.0
@@ -176,9 +186,12 @@ def compare_runs(correct_a, correct_b, paired: bool = True) -> Comparison:
     variance of the per-seed differences over S, paired by seed where ``paired``, else each
     side's over its own seeds) and the test digits (the variance over digits of the
     seed-averaged per-digit difference, over N: the test set's own sampling error, which a t
-    interval over seeds on one fixed test set leaves out). The quantile is Student's t with
-    S - 1 degrees of freedom (the fewer side's, unpaired), the normal's with one seed a side,
-    where the interval is the test digits' alone."""
+    interval over seeds on one fixed test set leaves out). The quantile is Student's t with the
+    Welch-Satterthwaite degrees of freedom of those parts (S - 1 for the seeds' part, each
+    side's unpaired; N - 1 for the digits'), so a few seeds widen the interval only as much as
+    their share of the variance; with one seed a side it is the test digits' alone. A side of
+    one run adds no seed variance, and the interval then covers the other side's seeds only
+    (said in ``covers``)."""
     a, b = (np.atleast_2d(np.asarray(x).astype(np.float64)) for x in (correct_a, correct_b))
     if a.shape[1] != b.shape[1] or a.shape[1] == 0:
         raise ValueError(f"both settings must be scored on the same test digits, got {a.shape} and {b.shape}")
@@ -191,12 +204,15 @@ def compare_runs(correct_a, correct_b, paired: bool = True) -> Comparison:
     var_digits = float(per_digit.var(ddof=1)) / n if n > 1 else 0.0
     if paired:
         var_seeds = float((acc_a - acc_b).var(ddof=1)) / sa if sa > 1 else 0.0
-        df = sa - 1
+        parts = [(var_seeds, sa - 1)]
     else:
-        var_seeds = sum(float(x.var(ddof=1)) / len(x) for x in (acc_a, acc_b) if len(x) > 1)
-        df = min(sa, sb) - 1
-    ci, p = _seeds_and_digits(var_seeds, var_digits, df if df >= 1 else np.inf, diff)
-    seeds = "" if max(sa, sb) == 1 else f"{'paired ' if paired else ''}training seeds and "
+        parts = [(float(x.var(ddof=1)) / len(x) if len(x) > 1 else 0.0, len(x) - 1) for x in (acc_a, acc_b)]
+        var_seeds = sum(v for v, _ in parts)
+    df = satterthwaite_df([*parts, (var_digits, n - 1)])
+    ci, p = _seeds_and_digits(var_seeds, var_digits, df, diff)
+    one_side = not paired and min(sa, sb) == 1 and max(sa, sb) > 1
+    seeds = ("" if max(sa, sb) == 1 else "the training seeds of the side with several and " if one_side
+             else f"{'paired ' if paired else ''}training seeds and ")
     return Comparison(diff, ci, p, "t over seeds and digits" if seeds else "normal over digits",
                       f"over {seeds}the {n:,d} test digits", (sa, sb))
 
@@ -205,8 +221,9 @@ def accuracy_interval(correct) -> tuple[float, float, float]:
     """One setting's mean accuracy over its runs (boolean array, one row per seed, one column
     per test digit) and its 95% interval, whose variance adds the seeds' (the variance of the
     per-seed accuracies over S) and the test digits' (the variance over digits of the
-    seed-averaged correctness, over N), with Student's t at S - 1 degrees of freedom (the
-    normal's for one seed): (mean, low, high). :func:`mean_interval` of any per-digit score."""
+    seed-averaged correctness, over N), with Student's t at the Welch-Satterthwaite degrees of
+    freedom of the two parts (:func:`satterthwaite_df`; the normal's for one seed and many
+    digits): (mean, low, high). :func:`mean_interval` of any per-digit score."""
     return mean_interval(np.asarray(correct, bool))
 
 
@@ -220,5 +237,6 @@ def mean_interval(scores) -> tuple[float, float, float]:
     mean = float(c.mean())
     var_seeds = float(c.mean(1).var(ddof=1)) / s if s > 1 else 0.0
     var_digits = float(c.mean(0).var(ddof=1)) / n if n > 1 else 0.0
-    (lo, hi), _ = _seeds_and_digits(var_seeds, var_digits, s - 1 if s > 1 else np.inf, mean)
+    df = satterthwaite_df([(var_seeds, s - 1), (var_digits, n - 1)])
+    (lo, hi), _ = _seeds_and_digits(var_seeds, var_digits, df, mean)
     return mean, float(lo), float(hi)

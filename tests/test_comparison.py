@@ -134,3 +134,21 @@ def test_compare_draws_pairs_the_draws_and_resamples_within_class():
     same = cmp.compare_draws(lambda v, y: v.mean(), a, a, labels, draws=200)
     assert same.verdict == "no measurable difference"
     assert "0.00," in same.sentence("x", "y", 2, "diversity", points=False)
+
+
+def test_satterthwaite_degrees_of_freedom_by_hand():
+    """Two parts, 0.04 on 2 df and 0.01 on 99: (0.05)^2 / (0.04^2 / 2 + 0.01^2 / 99) = 3.12;
+    a part with no degrees of freedom or no variance adds nothing; none left: infinite."""
+    assert cmp.satterthwaite_df([(0.04, 2), (0.01, 99)]) == pytest.approx(0.0025 / (0.0008 + 1e-4 / 99))
+    assert cmp.satterthwaite_df([(0.04, 2), (0.0, 5), (0.3, 0)]) == pytest.approx(0.34 ** 2 / 0.0008)
+    assert cmp.satterthwaite_df([(0.0, 3)]) == np.inf
+    # the accuracy interval at three seeds whose spread is small against the digits': nearly normal
+    rng = np.random.default_rng(0)
+    correct = np.stack([rng.random(10000) < 0.9 for _ in range(3)])
+    m, lo, hi = cmp.accuracy_interval(correct)
+    vd = correct.mean(0).var(ddof=1) / 10000
+    vs = correct.mean(1).var(ddof=1) / 3
+    from scipy import stats
+    df = (vs + vd) ** 2 / (vs ** 2 / 2 + vd ** 2 / 9999)
+    assert (hi - lo) / 2 == pytest.approx(stats.t.ppf(0.975, df) * (vs + vd) ** 0.5)
+    assert (hi - lo) / 2 < 4.3 * (vs + vd) ** 0.5  # below t's quantile at 2 df, the old rule
