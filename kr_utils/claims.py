@@ -85,36 +85,48 @@ def calibration_table(teacher_logits, runs: dict, labels, n_bins: int = 15) -> d
     (:func:`kr_utils.audit.proper_scores`), each with its 95% interval over the seeds and the
     test digits (:func:`kr_utils.comparison.mean_interval`). ``{"teacher": ..., "<arch>/<labels>":
     {"ece": summary, "bins": ..., "nll": {"mean", "ci95"}, "brier": ..., "per_digit": {"nll": (S, N), ...}}}``."""
-    def cell(logits_list):
-        cals = [audit.calibration(lg, labels, n_bins) for lg in logits_list]
-        scores = [audit.proper_scores(lg, labels) for lg in logits_list]
+    def cell(logits_by_seed):
+        cals = [audit.calibration(lg, labels, n_bins) for lg in logits_by_seed.values()]
+        scores = [audit.proper_scores(lg, labels) for lg in logits_by_seed.values()]
         per_digit = {k: np.stack([sc[k] for sc in scores]) for k in ("nll", "brier")}
-        out = {"ece": summarize_seeds([c["ece"] for c in cals]), "bins": cals[0], "per_digit": per_digit}
+        out = {"ece": summarize_seeds([c["ece"] for c in cals]), "bins": cals[0], "per_digit": per_digit,
+               "seeds": list(logits_by_seed)}
         for k, v in per_digit.items():
             mean, lo, hi = mean_interval(v)
             out[k] = {"mean": mean, "ci95": [lo, hi]}
         return out
 
-    out = {"teacher": cell([teacher_logits])}
+    out = {"teacher": cell({None: teacher_logits})}
     for (arch, lab), seeds in runs.items():
-        out[f"{arch}/{lab}"] = cell([r["test_logits"] for r in seeds.values()])
+        out[f"{arch}/{lab}"] = cell({s: r["test_logits"] for s, r in seeds.items()})
     return out
 
 
 def calibration_comparisons(cal: dict, arch: str, labels_list, reference: str = "hard") -> dict:
     """Each label setting of ``arch`` against ``reference`` (the hard-label student) on the NLL
-    and the Brier score of :func:`calibration_table`, paired by seed, with an interval over the
-    seeds and the test digits (:func:`kr_utils.comparison.compare_runs`):
-    ``{labels: {"nll": Comparison, "brier": Comparison}}``."""
-    ref = cal.get(f"{arch}/{reference}")
+    and the Brier score of :func:`calibration_table`, with an interval over the seeds and the
+    test digits (:func:`kr_utils.comparison.compare_runs`), paired on the seeds the two cells
+    share (:func:`shared_seeds`); ``reference="teacher"``: against the teacher, one model, so
+    the interval covers the students' seeds and the digits: ``{labels: {"nll": Comparison, "brier": Comparison}}``."""
+    ref = cal["teacher"] if reference == "teacher" else cal.get(f"{arch}/{reference}")
     out = {}
     for lab in labels_list:
         c = cal.get(f"{arch}/{lab}")
         if lab == reference or c is None or ref is None:
             continue
-        paired = c["per_digit"]["nll"].shape[0] == ref["per_digit"]["nll"].shape[0]
-        out[lab] = {k: compare_runs(c["per_digit"][k], ref["per_digit"][k], paired=paired) for k in ("nll", "brier")}
+        out[lab] = {k: compare_runs(*shared_seeds(c, ref, k)) for k in ("nll", "brier")}
     return out
+
+
+def shared_seeds(a: dict, b: dict, key: str) -> tuple:
+    """The per-digit ``key`` rows of two cells of :func:`calibration_table` for comparison: the
+    rows of the seeds both have, in one order, paired, where they share two or more; else every
+    row of each, unpaired. Returns ``(rows_a, rows_b, paired)``."""
+    both = [s for s in a["seeds"] if s in b["seeds"]]
+    if len(both) >= 2:
+        pick = lambda c: c["per_digit"][key][[c["seeds"].index(s) for s in both]]  # noqa: E731
+        return pick(a), pick(b), True
+    return a["per_digit"][key], b["per_digit"][key], False
 
 
 # ------------------------------------------------------------------------------------ memorisation
@@ -153,6 +165,25 @@ def memorisation_counts(report: dict) -> dict:
         out[f"{space}_calibrated_flagged"] = r.get("calibrated_flagged", np.nan) / r["n"]
         out[f"{space}_nearest_median"] = float(r["nearest"].median())
     return out
+
+
+def copy_excess(synthetic: dict, test: dict) -> dict:
+    """Whether synthetic digits are flagged as copies more often than unseen real digits, each
+    as a one-sided exact binomial test at 5% (:func:`memorisation_counts` of both): the pixel
+    ratio test's flags against the test digits' own rate, and the calibrated-l2 flags against
+    :data:`FLAG_QUANTILE`, the share of test digits that threshold flags by construction. An
+    exact copy always counts. ``{"exact", "ratio": p, "calibrated": p, "more": bool}``."""
+    from scipy import stats
+
+    n = synthetic["n"]
+    k_ratio = round(synthetic["pixel_ratio_flagged"] * n)
+    k_cal = round(synthetic["pixel_calibrated_flagged"] * n)
+    p_ratio = float(stats.binomtest(k_ratio, n, min(max(test["pixel_ratio_flagged"], 1 / test["n"]), 1.0),
+                                    alternative="greater").pvalue)
+    p_cal = float(stats.binomtest(k_cal, n, FLAG_QUANTILE, alternative="greater").pvalue)
+    exact = synthetic["pixel_exact"] > 0
+    return {"exact": bool(exact), "ratio": p_ratio, "calibrated": p_cal,
+            "more": bool(exact or p_ratio < 0.05 or p_cal < 0.05)}
 
 
 def counts_by_size(nn: dict, thresholds: dict, sizes, seed: int) -> dict:
@@ -403,20 +434,30 @@ def threshold_gain(sweep_: dict, reference: float) -> dict:
     return out
 
 
-def sampler_comparison(cfg: Profile, pools: dict, teacher, train_feats, train_labels, *, device, test) -> dict:
-    """For each named pool (this book's sampler, the thesis'): the teacher's acceptance at
-    ``synth.threshold``, the Fréchet distance and precision/recall of the whole pool against the
-    training digits, and the students of the sweep's recipe (``sweep_per_class`` accepted
-    digits per class, ``sweep_epochs``, over ``sweep_seeds``) at that threshold: for this
-    book's pool, the very students of :func:`sweep`. ``{name: row}``."""
+def sampler_comparison(cfg: Profile, pools: dict, teacher, real_feats, real_labels, *, device, test,
+                       reference: str = "ours") -> dict:
+    """For each named pool (this book's sampler, the thesis' text's and code's): the teacher's
+    acceptance at ``synth.threshold``, the Fréchet distance and precision/recall against the
+    real digits ``real_feats`` on equal samples (the smallest pool's size, so that the distances
+    compare), and the students of the sweep's recipe (``sweep_per_class`` accepted digits per
+    class, :func:`sweep_epochs`, over ``sweep_seeds``) at that threshold: for this book's pool,
+    the very students of :func:`sweep`. Each other pool's students are compared with those of
+    ``reference``, paired by seed, over the seeds and the test digits (``against_reference``:
+    :func:`kr_utils.comparison.compare_runs`). ``{name: row}``."""
     ev, thr = cfg.evaluation, cfg.synth.threshold
-    rows = {}
+    size = min(len(p["logits"]) for p in pools.values())
+    rows, correct = {}, {}
     for name, p in pools.items():
-        accs = [r["accuracy"] for r in threshold_students(cfg, name, p, thr, device=device, test=test)]
+        runs = threshold_students(cfg, name, p, thr, device=device, test=test)
         f = features(teacher, data.to_model_range(p["images"].numpy()), device=device)
-        dist = distribution(train_feats, train_labels, f, p["logits"].argmax(1), size=len(f), k=ev.knn_k, seed=cfg.seed)
+        dist = distribution(real_feats, real_labels, f, p["logits"].argmax(1), size=size, k=ev.knn_k, seed=cfg.seed)
+        correct[name] = correct_on(runs, test[1]) if runs else None
         rows[name] = {"acceptance": acceptance(p, [thr])[thr], **{m: dist[m] for m in ("frechet", "precision", "recall")},
-                      "accuracy": summarize_seeds(accs) if accs else None}
+                      "distribution_size": dist["size"],
+                      "accuracy": summarize_seeds([r["accuracy"] for r in runs]) if runs else None}
+    for name in rows:
+        if name != reference and correct[name] is not None and correct.get(reference) is not None:
+            rows[name]["against_reference"] = compare_runs(correct[name], correct[reference], paired=True)
     return rows
 
 

@@ -705,7 +705,7 @@ PROFILES: dict[str, dict] = {
         # set's real twin alone takes 2 minutes).
         evaluation=dict(ood_size=500, audit_size=None, knn_k=3, fd_size=2000, pool_per_class=300,
                         thresholds=(0.0, 0.5, 0.8, 0.9, 0.95, 0.99), sweep_per_class=100, sweep_epochs=None,
-                        sweep_seeds=(0, 1, 2), set_sizes=(1000,), seeds=(0, 1)),
+                        sweep_seeds=(0, 1, 2), set_sizes=(1000, 3000, 10000), seeds=(0, 1, 2)),
     ),
     "gpu": dict(
         seed=0, test_subset=None, cell_timeout_s=3600,

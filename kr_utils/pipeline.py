@@ -414,15 +414,15 @@ class StudentGrid:
     def soft_vs_hard(self, y_test) -> Comparison | None:
         """For the main architecture, its soft-target cell (τ = 4) against its hard-label cell on
         the test digits ``y_test``: the difference of mean accuracies with an interval over the
-        training seeds and the test digits (:func:`kr_utils.comparison.compare_runs`, paired by
-        seed where the two cells share their seeds). None where the grid lacks either cell."""
+        training seeds and the test digits (:func:`kr_utils.comparison.compare_runs`), paired on
+        the seeds the two cells share where they share two or more. None where the grid lacks either cell."""
         hard, soft = self.cells.get((self.main_cell[0], "hard")), self.cells.get((self.main_cell[0], "soft_t4"))
         if hard is None or soft is None:
             return None
-        paired = sorted(soft) == sorted(hard)
-        seeds = sorted(soft)
-        return compare_runs(correct_on([soft[s] for s in seeds], y_test),
-                            correct_on([hard[s] for s in (seeds if paired else sorted(hard))], y_test), paired=paired)
+        both = [s for s in sorted(soft) if s in hard]  # paired on the seeds the two cells share
+        if len(both) >= 2:
+            return compare_runs(correct_on([soft[s] for s in both], y_test), correct_on([hard[s] for s in both], y_test))
+        return compare_runs(correct_on(soft, y_test), correct_on(hard, y_test), paired=False)
 
 
 def kept_synthetic_val(runs: dict) -> float:

@@ -164,3 +164,14 @@ def test_calibration_compares_proper_scores_over_seeds_and_digits():
     assert c["soft_t4"]["nll"].difference == pytest.approx(-math.log(10))
     assert c["soft_t4"]["nll"].verdict == "lower" and c["soft_t4"]["brier"].verdict == "lower"
     assert "paired training seeds and the 10 test digits" in c["soft_t4"]["nll"].covers
+
+
+def test_copy_excess_tests_the_flag_rates_against_unseen_digits():
+    """200 synthetic digits with 4 flagged against unseen digits' 2%: no excess (p about 0.57);
+    with 12 flagged, an excess; any exact copy counts."""
+    test = {"n": 10000, "pixel_ratio_flagged": 0.02, "pixel_exact": 0.0, "pixel_calibrated_flagged": 0.01}
+    syn = {"n": 200, "pixel_ratio_flagged": 4 / 200, "pixel_exact": 0.0, "pixel_calibrated_flagged": 2 / 200}
+    assert not claims.copy_excess(syn, test)["more"]
+    assert claims.copy_excess({**syn, "pixel_ratio_flagged": 12 / 200}, test)["more"]
+    assert claims.copy_excess({**syn, "pixel_calibrated_flagged": 10 / 200}, test)["more"]
+    assert claims.copy_excess({**syn, "pixel_exact": 1 / 200}, test)["more"]
