@@ -9,7 +9,8 @@ generator unconditional (the theory chapter's GAN against WGAN-GP, and its 2-D l
 
 The equations (book, theory chapter 9) and the functions that implement them:
 
-- the VAE's ELBO: :func:`vae_loss` = reconstruction (Bernoulli, summed over pixels) +
+- the VAE's loss: :func:`vae_loss` = reconstruction (the binary cross-entropy of the pixels,
+  summed; a Bernoulli log-likelihood only for binary pixels, so on grey ones not an ELBO) +
   :func:`kl_divergence`, the closed form KL(N(mu, sigma^2) || N(0, I)); the
   reparameterisation z = mu + sigma * eps in :meth:`VAE.forward`;
 - the GAN game (real = 1, fake = 0): :func:`gan_losses`, the discriminator's binary cross
@@ -48,9 +49,11 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 
 def vae_loss(logits: torch.Tensor, x01: torch.Tensor, mu, logvar, beta: float = 1.0) -> tuple[torch.Tensor, dict]:
-    """The negative ELBO per image, averaged over the batch: the Bernoulli reconstruction
-    term (binary cross entropy of the decoder's pixel logits against pixels in [0, 1], summed
-    over pixels) plus ``beta`` times :func:`kl_divergence`."""
+    """The VAE's loss per image, averaged over the batch: the reconstruction term (binary cross
+    entropy of the decoder's pixel logits against pixels in [0, 1], summed over pixels; the
+    negative Bernoulli log-likelihood for binary pixels, and on grey ones a cross-entropy whose
+    floor is the pixels' own entropy, not 0) plus ``beta`` times :func:`kl_divergence`: the
+    negative ELBO only for binary images."""
     recon = F.binary_cross_entropy_with_logits(logits, x01, reduction="none").flatten(1).sum(1)
     kl = kl_divergence(mu, logvar)
     return (recon + beta * kl).mean(), {"recon": recon.mean().detach(), "kl": kl.mean().detach()}

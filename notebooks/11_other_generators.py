@@ -24,7 +24,7 @@
 # - **conditional VAE** (`kr_utils.generators.VAE`): the label joins the encoder's and the decoder's input;
 # - **conditional GAN**: a DCGAN generator whose noise is scaled by a class embedding, against a
 #   projection discriminator (Miyato & Koyama), non-saturating loss (eq. T9.4);
-# - **conditional WGAN-GP**: the same networks, the critic's loss with gradient penalty (eq. T9.5),
+# - **conditional WGAN-GP**: the same networks, the critic's loss with gradient penalty (eq. T9.7),
 #   {glue:text}`c11_n_critic` critic updates per generator update.
 #
 # Each learns the same real training images as the U-Net; its images pass the same teacher and

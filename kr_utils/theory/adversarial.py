@@ -44,18 +44,20 @@ def latent_codes(model, x: torch.Tensor, batch: int = 2000) -> torch.Tensor:
 
 
 @torch.no_grad()
-def test_reconstruction(model, x: torch.Tensor, batch: int = 2000) -> float:
-    """The mean per-image reconstruction cross-entropy of images ``x`` (model range) decoded
-    from their code means, z = mu(x) (no draw): the reconstruction term of
-    :func:`kr_utils.generators.vae_loss`, summed over pixels, on images the model did not train on."""
+def test_reconstruction(model, x: torch.Tensor, batch: int = 2000) -> dict:
+    """Per image of ``x`` (model range), on images the model did not train on: the
+    reconstruction cross-entropy decoded from the code mean, z = mu(x) (no draw; the term of
+    :func:`kr_utils.generators.vae_loss`, summed over pixels), and the KL term of its code
+    (:func:`kr_utils.generators.kl_divergence`; meaningful for a VAE). ``{"recon": (n,), "kl": (n,)}``."""
     device = next(model.parameters()).device
-    total = 0.0
+    recon, kl = [], []
     for i in range(0, len(x), batch):
         xb = x[i:i + batch].to(device)
-        logits = model.decode_logits(model.encode(xb)[0])
-        total += float(torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, (xb + 1) / 2, reduction="none").flatten(1).sum(1).sum())
-    return total / len(x)
+        mu, logvar = model.encode(xb)
+        recon.append(torch.nn.functional.binary_cross_entropy_with_logits(
+            model.decode_logits(mu), (xb + 1) / 2, reduction="none").flatten(1).sum(1).cpu())
+        kl.append(generators.kl_divergence(mu, logvar).cpu())
+    return {"recon": torch.cat(recon).numpy(), "kl": torch.cat(kl).numpy()}
 
 
 @torch.no_grad()
@@ -81,14 +83,18 @@ def coverage_monitor(teacher, num_classes: int, n: int, seed: int, device, thres
     """``monitor(step, generator)`` for :func:`kr_utils.generators.train_generator`: the
     teacher's class coverage of ``n`` images (the same noise at every call), counting only the
     images it labels with confidence ``threshold`` or more (the synthetic set's filter, so that
-    noise the teacher happens to call a class is not a class covered), and the ``confident``
-    share of the images; no confident image at all: 0 classes."""
+    noise the teacher happens to call a class is not a class covered), a class counted where it
+    holds at least 2% of all ``n`` images; the class entropy of the confident images; and the
+    ``confident`` share of the images; no confident image at all: 0 classes, entropy 0."""
     def monitor(step, g):
         images = g.sample(torch.zeros(n, dtype=torch.long), torch.Generator().manual_seed(seed))
         conf, pred = predict_logits(teacher, images, device=device).softmax(1).max(1)
         sure = pred[conf >= threshold]
-        cover = generators.class_coverage(sure, num_classes) if len(sure) else {"classes": 0, "entropy": 0.0}
-        return {**cover, "confident": float((conf >= threshold).float().mean())}
+        entropy = generators.class_coverage(sure, num_classes)["entropy"] if len(sure) else 0.0
+        counts = torch.bincount(sure.long(), minlength=num_classes)
+        # a class counts where it holds 2% of all n images, so a few stray confident images are not classes
+        return {"classes": int((counts >= 0.02 * n).sum()), "entropy": entropy,
+                "confident": float((conf >= threshold).float().mean())}
     return monitor
 
 

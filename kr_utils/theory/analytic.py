@@ -295,7 +295,7 @@ def symmetry_breaking_alpha_bar(m_star: float, n_spins: int, general: bool = Tru
     ab_c = sqrt((m*^2 N)^2 + 1) - m*^2 N, which is 1 / (2 m*^2 N) to leading order in 1/N
     (``general=False``: the curvature of `001`'s eq. 28, 1 - 2 m*^2 N ab)."""
     c = m_star ** 2 * n_spins
-    return math.sqrt(c * c + 1.0) - c if general else 1.0 / (2 * c)
+    return 1.0 / (math.sqrt(c * c + 1.0) + c) if general else 1.0 / (2 * c)  # sqrt(c^2+1) - c, without cancellation
 
 
 def bimodality_alpha_bar(m_star: float, n_spins: int) -> float:
@@ -339,7 +339,8 @@ def commitment_in_shifted_time(m_star: float, n_spins: int, h: float, n_traj: in
     forward log-time s = -1/2 log(ab) shifted by 1/2 log(N m*^2), where the data's signal
     N m*^2 ab is of order one. The schedule is uniform in s (constant beta = 1 - exp(-2 ds): ab =
     exp(-2 s)) and reaches tail beyond the shift, so that mu_T ~ N(0, 1) is the stationary start
-    for any N; every step is kept. In these variables N only moves the curve along s: the
+    for any N; every step is kept. In these variables, to leading order in 1/(N m*^2), N only
+    moves the curve along s (Delta = 1 - exp(-2 s')/(N m*^2) keeps a small N-dependence): the
     curvature and bimodality thresholds (:func:`symmetry_breaking_alpha_bar`,
     :func:`bimodality_alpha_bar`) sit at about 1/2 log 2 and 0. Returns ``{"shift": (K,),
     "committed": (K,), "s_curvature", "s_bimodal", "at_curvature", "at_bimodal"}`` (the last two

@@ -52,7 +52,8 @@
 # cross-entropy plus the KL term, not a bound on $\log p(x)$ in nats, and (T9.1) is the
 # motivation, not the number computed. New images are decoded from $z \sim \mathcal N(0, I)$.
 #
-# **Diffusion as a VAE.** (T9.1) is also the diffusion model's objective: seed `001`'s Annex I
+# **Diffusion as a VAE.** The diffusion model's ELBO has the same form as (T9.1), though its
+# training drops the weights of the terms (Ho et al.'s simplified loss, chapter T3): seed `001`'s Annex I
 # reads the forward process as an encoder $q(x_{1:T}\mid x_0)$ with no parameters, fixed by the
 # noise schedule, and the reverse chain as a decoder of $T$ latent layers; the ELBO then splits
 # into one KL term per step, the $L_{t-1}$ of chapter T3. A VAE learns its encoder and keeps one
@@ -111,6 +112,8 @@ fig.colorbar(sc, ax=axes, ticks=range(10), label="digit")
 plots.glue_figure("fig_t9_codes", fig)
 spread = {k: float(z.std(0).mean()) for k, z in codes.items()}
 glue("t9_ae_spread", f"{spread['ae']:.1f}", display=False)
+edge = float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(0.95)))  # the prior grid's outermost quantile
+glue("t9_ae_outside", f"{100 * float((codes['ae'].abs() > edge).any(1).float().mean()):.0f}%", display=False)
 glue("t9_vae_spread", f"{spread['vae']:.2f}", display=False)
 
 # %% [markdown]
@@ -141,6 +144,8 @@ for ax, (kind, r) in zip(axes, runs.items()):
     ax.set_title(f"{ {'ae': 'autoencoder', 'vae': 'VAE'}[kind]}: {100 * confident[kind]:.0f}% confident digits")
 plots.glue_figure("fig_t9_grid", fig)
 glue("t9_ae_confident", f"{100 * confident['ae']:.0f}%", display=False)
+pooled = (confident["ae"] + confident["vae"]) / 2  # two shares of grid_n^2 images: a difference within 2 se is none
+grid_tol = 2 * np.sqrt(2 * pooled * (1 - pooled) / grid_n ** 2)
 glue("t9_vae_confident", f"{100 * confident['vae']:.0f}%", display=False)
 glue("t9_ae_grid_classes", grid_classes["ae"], display=False)
 glue("t9_vae_grid_classes", grid_classes["vae"], display=False)
@@ -191,25 +196,32 @@ plots.glue_figure("fig_t9_interpolation", fig)
 # each $x$, $a\log D + b\log(1 - D)$ is largest at $D = a/(a + b)$, so the best discriminator
 # is
 #
-# $$D^*(x) = \frac{p(x)}{p(x) + p_g(x)}, \tag{T9.6}$$
+# $$D^*(x) = \frac{p(x)}{p(x) + p_g(x)}, \tag{T9.5}$$
 #
 # and putting it back, the value of the game is
 # $\mathbb E_p\big[\log\tfrac{p}{p + p_g}\big] + \mathbb E_{p_g}\big[\log\tfrac{p_g}{p + p_g}\big]
 # = 2\,\mathrm{JSD}(p\,\|\,p_g) - \log 4$: against a perfect discriminator the generator
-# minimises the Jensen-Shannon divergence, zero only at $p_g = p$. Where $p$ and $p_g$ barely
-# overlap (thin sets of images) the JSD sits at its maximum $\log 2$ and its gradient vanishes,
-# which is the minimax loss's trouble above.
+# minimises the Jensen-Shannon divergence, zero only at $p_g = p$. This needs densities: where
+# $p$ and $p_g$ have (nearly) disjoint supports, as thin sets of images do, the JSD sits at its
+# maximum $\log 2$ and its gradient vanishes, which is the minimax loss's trouble above. The
+# non-saturating loss (T9.4) does not minimise the JSD: at $D^*$ it minimises
+# $\mathrm{KL}(p_g\,\|\,p) - 2\,\mathrm{JSD}(p\,\|\,p_g)$ (Arjovsky and Bottou 2017, Thm 2.5), whose
+# reverse KL punishes fakes where there are no real images far more than missing real modes,
+# one account of mode collapse.
+#
 # **WGAN-GP.** The Wasserstein-1 distance is an optimal-transport cost: the least mean distance
 # over couplings $\gamma$ of the two distributions (joint laws whose marginals are $p$ and $p_g$),
 #
-# $$W_1(p, p_g) = \inf_{\gamma\in\Pi(p, p_g)} \mathbb E_{(x, y)\sim\gamma}\,\|x - y\|, \tag{T9.7}$$
+# $$W_1(p, p_g) = \inf_{\gamma\in\Pi(p, p_g)} \mathbb E_{(x, y)\sim\gamma}\,\|x - y\|, \tag{T9.6}$$
 #
 # finite and continuous in $p_g$ even where the two do not overlap. The Kantorovich-Rubinstein
 # duality turns it into a supremum over 1-Lipschitz functions,
 # $W_1 = \sup_{\|f\|_L\le1} \mathbb E_p[f(x)] - \mathbb E_{p_g}[f(y)]$: the Wasserstein GAN
-# replaces the discriminator by such a critic $f$, with no sigmoid. Any 1-Lipschitz critic
-# gives a value below $W_1$, but a penalised critic is only near 1-Lipschitz, so its value is an
-# estimate, neither an upper nor a lower bound. Gulrajani et al. keep $f$ near 1-Lipschitz with
+# replaces the discriminator by such a critic $f$, with no sigmoid, and labels $+1$ for real
+# images and $-1$ for generated ones in seed `004`'s words. Any 1-Lipschitz critic gives a
+# value below $W_1$, but a penalised critic is only near 1-Lipschitz, and its value is a
+# minibatch estimate of a critic fitted to those batches: it is not guaranteed to bound $W_1$
+# in either direction. Gulrajani et al. keep $f$ near 1-Lipschitz with
 # a **gradient penalty** on points $\hat x = \epsilon x + (1-\epsilon)G(z)$,
 # $\epsilon \sim U(0, 1)$, on the segments between real and generated images: the optimal
 # critic has gradient norm 1 on the lines joining the points that the optimal coupling pairs,
@@ -218,7 +230,7 @@ plots.glue_figure("fig_t9_interpolation", fig)
 #
 # $$\mathcal L_f = \mathbb E\big[f(G(z))\big] - \mathbb E\big[f(x)\big]
 #   + \lambda\, \mathbb E_{\hat x}\big[(\|\nabla_{\hat x} f(\hat x)\|_2 - 1)^2\big],\qquad
-#   \mathcal L_G = -\mathbb E\big[f(G(z))\big], \tag{T9.5}$$
+#   \mathcal L_G = -\mathbb E\big[f(G(z))\big], \tag{T9.7}$$
 #
 # with $\lambda$ = {glue:text}`t9_lambda` and {glue:text}`t9_n_critic` critic updates per
 # generator update (`kr_utils.generators.wgan_losses`, `kr_utils.generators.gradient_penalty`).
@@ -291,8 +303,8 @@ for name, s in summary.items():
     glue(f"t9_{name}_classes", int(s["final_classes"]), display=False)
     glue(f"t9_{name}_confident", f"{100 * s['final_confident']:.0f}%", display=False)
     glue(f"t9_{name}_state", "a failed run, not a collapse: the teacher is sure of almost none of its images"
-         if s["final_confident"] < 0.05 else ("a collapse onto few classes" if s["final_classes"] <= 3 else
-                                               "no collapse"), display=False)
+         if s["final_confident"] < 0.05 else ("a collapse onto few classes" if s["final_entropy"] < 0.5 else
+                                               "no collapse (class entropy of at least 0.5)"), display=False)
     glue(f"t9_{name}_entropy", f"{s['final_entropy']:.2f}", display=False)
     glue(f"t9_{name}_time", f"{s['train_time_s']:.0f} s", display=False)
     if s["final_d_fake"] is not None:
@@ -300,22 +312,27 @@ for name, s in summary.items():
 glue("t9_wgan_w_first", f"{hw['wasserstein'][0]:.2f}", display=False)
 glue("t9_wgan_w_last", f"{hw['wasserstein'][-1]:.2f}", display=False)
 glue("t9_wgan_w_verb", "fell" if hw["wasserstein"][-1] < hw["wasserstein"][0] else "rose", display=False)
-losses = {k: {"test_recon": adversarial.test_reconstruction(r.model, test_x),  # real test digits, z = mu
-              "kl_train": r.history["kl"][-1] if k == "vae" else None} for k, r in runs.items()}
+per_image = {k: adversarial.test_reconstruction(r.model, test_x) for k, r in runs.items()}  # real test digits, z = mu
+losses = {k: {"test_recon": float(v["recon"].mean()), "test_kl": float(v["kl"].mean()) if k == "vae" else None}
+          for k, v in per_image.items()}
+diff = per_image["vae"]["recon"] - per_image["ae"]["recon"]  # paired over the test digits
+half = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
 glue("t9_ae_recon", f"{losses['ae']['test_recon']:.0f}", display=False)
 glue("t9_vae_recon", f"{losses['vae']['test_recon']:.0f}", display=False)
-glue("t9_vae_kl", f"{losses['vae']['kl_train']:.1f}", display=False)
-glue("t9_recon_verdict", "the VAE pays in reconstruction for a code that stays near its prior"
-     if losses["vae"]["test_recon"] > losses["ae"]["test_recon"]
-     else "the VAE's code, kept near its prior, costs it nothing in reconstruction here", display=False)
+glue("t9_vae_kl", f"{losses['vae']['test_kl']:.1f}", display=False)
+glue("t9_recon_diff", f"{diff.mean():+.1f} ± {half:.1f}", display=False)
+glue("t9_recon_verdict", "the VAE pays in reconstruction for a code that stays near its prior" if diff.mean() > half
+     else "the VAE's code, kept near its prior, costs it nothing measurable in reconstruction here" if diff.mean() > -half
+     else "the VAE reconstructs better than the autoencoder here", display=False)
 glue("t9_prior_verdict", {1: "The teacher's reading agrees with that: the VAE's prior gives more digits it is sure of",
                           0: "The teacher's reading does not tell the two apart on this grid: it is sure of as many of "
                              "either model's images",
                           -1: "The teacher's reading does not show the VAE as the better generator from this grid: it "
                               "is sure of more of the autoencoder's images. What the VAE changes is where the codes "
                               "lie, so that a draw from the prior lands among them; it does not make the images "
-                              "decoded there better at this budget"}[int(np.sign(confident["vae"] - confident["ae"]))],
-     display=False)
+                              "decoded there better at this budget"}[
+                             0 if abs(confident["vae"] - confident["ae"]) <= grid_tol else
+                             int(np.sign(confident["vae"] - confident["ae"]))], display=False)
 gan_wins = summary["gan_minimax"]["final_d_fake"] < summary["gan"]["final_d_fake"]
 glue("t9_minimax_verdict", "lower than" if gan_wins else "no lower than", display=False)
 store.update_metrics(profile, "theory", {"T9": {"latent_2d": {k: {**losses[k], "confident_prior_grid": confident[k],
@@ -328,14 +345,17 @@ store.update_metrics(profile, "theory_wall_time_s", {"T9": round(time.perf_count
 #
 # **Latent spaces.** With a 2-D code, decoded from the code mean $z = \mu(x)$, the autoencoder
 # reconstructs the real test digits at a cross-entropy of {glue:text}`t9_ae_recon` per image
-# (summed over pixels), the VAE at {glue:text}`t9_vae_recon` (its KL term at the end of training:
-# {glue:text}`t9_vae_kl`): {glue:text}`t9_recon_verdict`.
+# (summed over pixels), the VAE at {glue:text}`t9_vae_recon` (VAE minus autoencoder, paired over
+# the test digits with a 95% interval: {glue:text}`t9_recon_diff`; the VAE's KL term on the test
+# digits: {glue:text}`t9_vae_kl`): {glue:text}`t9_recon_verdict`. On grey pixels that
+# cross-entropy does not reach 0 even for a perfect reconstruction: its floor is the pixels' own
+# entropy.
 # Decoded from a grid of that prior, {glue:text}`t9_vae_confident` of the VAE's images are digits
 # the teacher is sure of, of {glue:text}`t9_vae_grid_classes` classes, against
 # {glue:text}`t9_ae_confident` of the autoencoder's, of {glue:text}`t9_ae_grid_classes` classes.
-# {glue:text}`t9_prior_verdict`. The grid shows only the prior's region: the autoencoder's codes
-# reach far beyond it (the codes' figure), and nothing in its training says which region to
-# draw from.
+# {glue:text}`t9_prior_verdict`. The grid shows only the prior's region, and
+# {glue:text}`t9_ae_outside` of the autoencoder's test codes lie outside its box: nothing in its
+# training says which region to draw from.
 #
 # **The GAN game.** At the end, the discriminator's mean output on generated images is
 # {glue:text}`t9_gan_minimax_dfake` under the minimax loss, {glue:text}`t9_minimax_verdict` the
