@@ -243,8 +243,8 @@ glue("t8_levels", ", ".join(f"{lvl:g} at t = {int(ts[frac >= lvl].max())}" for l
 # $s - s_N$.
 
 # %%
-shifted = {n: analytic.commitment_in_shifted_time(m_star, n, h, n_traj, np.random.default_rng(1))
-           for n in (10 ** 2, 10 ** 4, 10 ** 6)}
+shifted = {n: analytic.commitment_in_shifted_time(m_star, n, h, n_traj, np.random.default_rng(i))  # own draws each
+           for i, n in enumerate((10 ** 2, 10 ** 4, 10 ** 6), start=1)}
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
 for n, r in shifted.items():
     ax.plot(r["shift"], r["committed"], label=f"N = {n:,d}")
