@@ -133,8 +133,9 @@ def posterior_mean_x0(x_t: float, alpha_bar: float, weights, means, stds, n: int
 
 def reverse_ou(score, s_end: float, n: int, n_steps: int, rng: np.random.Generator) -> np.ndarray:
     """The reverse-time SDE of the Ornstein-Uhlenbeck forward process (Anderson 1982; `001` eq.
-    25): dy = [y + 2 score(y, s)] d(-s) + sqrt(2) dW, from y ~ N(0, 1) at s = ``s_end`` down to
-    s = 0, by Euler-Maruyama. ``score(y, s)`` is d/dy log q_s(y)."""
+    25; eq. T2.5 in the reverse time tau = s_end - s): dy = [y + 2 score(y, s)] dtau + sqrt(2) dW,
+    from y ~ N(0, 1) at s = ``s_end`` down to s = 0, by Euler-Maruyama. ``score(y, s)`` is
+    d/dy log q_s(y)."""
     y, ds = rng.standard_normal(n), s_end / n_steps
     for k in range(n_steps):
         s = s_end - k * ds

@@ -206,8 +206,14 @@ check.round(4)
 #
 # so a network that predicts the noise, $\epsilon_\theta(x_t, t) \approx \mathbb E[\epsilon\mid x_t]$, is a score
 # model up to the factor $-1/\sqrt{1 - \bar\alpha_t}$. Anderson (1982) showed that the forward SDE
-# has a reverse-time twin, $-dy = [\,y + 2\nabla\log q_s(y)\,]\,ds + \sqrt 2\,d\bar W$ (`001` eq. 25):
-# run from $\mathcal N(0, 1)$ with the true score, it ends in the data's distribution. Below, for a
+# has a reverse-time twin. Written in the reverse time $\tau = s_T - s$, which runs forward from
+# the noise to the data, with $y_\tau = x_{s_T - \tau}$ and a Brownian motion $\bar W_\tau$ of its own,
+#
+# $$dy = \big[\,y + 2\nabla\log q_{s_T - \tau}(y)\,\big]\,d\tau + \sqrt 2\,d\bar W_\tau \tag{T2.5}$$
+#
+# (`001` eq. 25 writes the same with $-dy$ and $ds$, time running backwards): the forward drift
+# $-y$ turns into $+y$, the score term $2\nabla\log q$ pulls towards the data, and run from
+# $\mathcal N(0, 1)$ with the true score it ends in the data's distribution. Below, for a
 # 1-D data set of two Gaussians (means $\pm 2$, std 0.5), the score in closed form
 # (`kr_utils.theory.analytic.mixture_score`) is checked against (T2.4) with $\mathbb E[x_0\mid x_t]$ by
 # Monte Carlo (`kr_utils.theory.analytic.posterior_mean_x0`), and the reverse SDE is run with it
