@@ -85,7 +85,9 @@ def coverage_monitor(teacher, num_classes: int, n: int, seed: int, device, thres
     images it labels with confidence ``threshold`` or more (the synthetic set's filter, so that
     noise the teacher happens to call a class is not a class covered), a class counted where it
     holds at least 2% of all ``n`` images; the class entropy of the confident images; and the
-    ``confident`` share of the images; no confident image at all: 0 classes, entropy 0."""
+    ``confident`` share of the images; no confident image at all: 0 classes, entropy 0. The
+    images are drawn in evaluation mode (``Generator.sample``: BatchNorm's running statistics,
+    as the final samples are), which may lag a generator that is still moving fast."""
     def monitor(step, g):
         images = g.sample(torch.zeros(n, dtype=torch.long), torch.Generator().manual_seed(seed))
         conf, pred = predict_logits(teacher, images, device=device).softmax(1).max(1)

@@ -246,7 +246,9 @@ plots.glue_figure("fig_t9_interpolation", fig)
 # same noise each time) and counts the classes among those it is sure of (confidence at least
 # {glue:text}`t9_threshold`, the synthetic set's filter; `kr_utils.theory.adversarial.coverage_monitor`):
 # **mode collapse** is confident images of few classes. A generator whose images the teacher is
-# not sure of covers no class at all: that is a failed run, not a collapse.
+# not sure of covers no class at all: that is a failed run, not a collapse. The images are drawn
+# in evaluation mode (BatchNorm's running statistics, as for the final samples), which can lag a
+# generator that is still changing fast.
 
 # %%
 coverage_n = 500  # images the teacher classifies at each check
