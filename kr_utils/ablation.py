@@ -30,7 +30,7 @@ from .config import ClassifierRecipe, Profile, SamplerConfig
 from .data import fit_tensors, held_out, train_val_split
 from .diffusion import build_sampler, sampler_label, train_diffusion
 from .distill import synthetic_split, val_size
-from .evaluate import summarize_seeds
+from .evaluate import correct_on, summarize_seeds
 from .store import array_key, artifact_dir, cached, fingerprint, note_reused
 from .studies import (RunJob, collapsed_seeds, equal_update_epochs, logged, run_classifiers, thesis_background,
                       thesis_code_sampler)
@@ -210,12 +210,6 @@ def _variant_runs(cfg: Profile, sets: dict, name: str, *, device, test) -> dict:
                                                       select_best=select_best, test_curve=False)))
 
 
-def correct_on_test(runs: dict, test_labels) -> np.ndarray:
-    """Right or wrong on each test digit, one row per seed of ``{seed: run}`` (for
-    :func:`kr_utils.comparison.compare_runs`)."""
-    y = torch.as_tensor(test_labels)
-    return np.stack([(torch.as_tensor(r["test_logits"]).argmax(1) == y).numpy() for r in runs.values()])
-
 
 def summarize(cfg: Profile, runs: dict, test_labels) -> dict:
     """Per variant of ``runs``: its label, each seed's real-test accuracy
@@ -223,7 +217,7 @@ def summarize(cfg: Profile, runs: dict, test_labels) -> dict:
     digits (:func:`kr_utils.comparison.accuracy_interval`), its change against the recipe
     (:func:`kr_utils.comparison.compare_runs`, paired by seed; None for the recipe), its
     collapsed seeds and the epochs each seed trained."""
-    correct = {n: correct_on_test(rs, test_labels) for n, rs in runs.items()}
+    correct = {n: correct_on(rs, test_labels) for n, rs in runs.items()}
     labels = variant_labels(cfg)
     out = {}
     for n, rs in runs.items():

@@ -395,8 +395,7 @@ def degradation_seed_table(cfg: Profile, sets: dict, students: dict, test_labels
         for arch in cfg.studies.grid_archs:
             runs = students.get((arch, step))
             if runs:
-                correct = np.stack([(torch.as_tensor(r["test_logits"]).argmax(1) == y).numpy() for r in runs.values()])
-                mean, lo, hi = accuracy_interval(correct)
+                mean, lo, hi = accuracy_interval(evaluate.correct_on(runs, y))
             else:
                 mean = lo = hi = np.nan
             row.update({arch: mean, f"{arch}_low": lo, f"{arch}_high": hi})
@@ -412,8 +411,7 @@ def degradation_falls(students: dict, arch: str, test_labels) -> str:
 
     y = torch.as_tensor(test_labels)
     steps = sorted(step for a, step in students if a == arch)  # in training order
-    correct = {step: np.stack([(torch.as_tensor(r["test_logits"]).argmax(1) == y).numpy()
-                               for r in students[(arch, step)].values()]) for step in steps}
+    correct = {step: evaluate.correct_on(students[(arch, step)], y) for step in steps}
     said, covers = [], "over seeds and test digits"
     for a, b in zip(steps, steps[1:]):
         c = compare_runs(correct[b], correct[a], paired=False)
