@@ -109,7 +109,11 @@ glue("grid_budget", f"each architecture trains for {evaluate.counted(cfg.study_e
      f"(kr_utils.pipeline.grid_budget, one student each): "
      + ", ".join(f"{a} {evaluate.counted(n, 'epoch')}" for a, n in chosen.items())
      + ("" if grid.shared else f"; the profile's student keeps its {evaluate.counted(scfg.epochs, 'epoch')}, "
-        "so the grid trains its cell once more at the chosen budget"), display=False)
+        "so the grid trains its cell once more at the chosen budget")
+     + ("" if not (edge := [a for a, n in chosen.items() if n == max(cfg.studies.grid_epoch_choices, default=0)]) else
+        f". {', '.join(edge)} chose the largest candidate, where {'its' if len(edge) == 1 else 'their'} validation "
+        "accuracy was highest: a larger budget may do better still, and the gaps between architectures below "
+        "may shrink with it"), display=False)
 glue("student_acc", f"{100 * accs['mean']:.2f}%", display=False)
 gap = 100 * (teacher_acc - accs["mean"])
 glue("student_gap", f"{abs(gap):.2f} points {'below' if gap >= 0 else 'above'}", display=False)
