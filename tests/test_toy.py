@@ -177,3 +177,31 @@ def test_error_ratios_are_of_the_means_and_per_seed():
     assert mean == pytest.approx(1.0) and per_seed == pytest.approx([0.5, 1.5])
     mean, per_seed = toy.error_ratios(weighted, plain, 1)
     assert mean == pytest.approx(1.0) and per_seed == pytest.approx([2.0, 0.5])
+    mean, per_seed = toy.error_ratios(weighted, plain, 1, floor=1.0)  # excess over the floor: (3, 1) over (1, 3)
+    assert mean == pytest.approx(1.0) and per_seed == pytest.approx([3.0, 1 / 3])
+    mean, _ = toy.error_ratios([[2.5]], [[1.5]], 0, floor=1.0)
+    assert mean == pytest.approx(3.0)
+
+
+def test_bayes_noise_error_matches_an_empirical_posterior():
+    """The quadrature floor against an independent Monte Carlo one: the posterior over 100,000
+    drawn roll points (jitter included in the draws), E[eps | x_t] = sum_i w_i (x_t - a x0_i) / sigma
+    with w_i proportional to N(x_t; a x0_i, sigma^2 I), on the same t and noise."""
+    sch, A = toy.toy_schedule(1000), 3 * math.pi
+    pts = toy.swiss_roll(300, torch.Generator().manual_seed(0), max_angle=A)
+    bins = (20, 21, 100, 101, 400, 401)
+    floor = toy.bayes_noise_error(sch, pts, torch.Generator().manual_seed(1), max_angle=A, bins=bins)
+    ref = toy.swiss_roll(100_000, torch.Generator().manual_seed(2), max_angle=A).double()
+    g, x0 = torch.Generator().manual_seed(1), pts.double()
+    for (lo, hi), value in zip(zip(bins[:-1], bins[1:]), floor):
+        t = torch.randint(lo, hi, (len(pts),), generator=g)
+        eps = torch.randn(pts.shape, generator=g).double()
+        ab = sch.alphas_cumprod[t].double()[:, None]
+        a, sigma = ab.sqrt(), (1 - ab).sqrt()
+        x_t = a * x0 + sigma * eps
+        diff = x_t[:, None] - a[:, None] * ref[None]
+        w = torch.softmax(-diff.pow(2).sum(-1) / (2 * sigma ** 2), 1)
+        eps_hat = torch.einsum("bg,bgd->bd", w, diff) / sigma
+        mc = (eps_hat - eps).pow(2).sum(1).mean().item()
+        assert value == pytest.approx(mc, rel=0.03), (lo, value, mc)
+        assert value < eps.pow(2).sum(1).mean().item()  # below the error of predicting no noise

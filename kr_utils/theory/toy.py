@@ -251,6 +251,45 @@ def noise_error_by_t(model: ToyEpsMLP, schedule: NoiseSchedule, points: torch.Te
     return out
 
 
+@torch.no_grad()
+def bayes_noise_error(schedule: NoiseSchedule, points: torch.Tensor, generator: torch.Generator, *,
+                      max_angle: float, noise: float = 0.05, bins=ERROR_BINS, grid: int = 10000) -> list[float]:
+    """The Bayes floor of :func:`noise_error_by_t`: the held-out error ||eps - E[eps | x_t]||^2 of
+    the best possible noise predictor for :func:`swiss_roll`'s distribution (``max_angle``,
+    ``noise``), drawn as :func:`noise_error_by_t` draws (one t per point per range, fresh noise).
+
+    The roll is x_0 = c(theta) + s n with theta of density proportional to theta on
+    [0.2 A, A] (A = ``max_angle``) and n standard normal, so given theta,
+    x_t = a x_0 + sigma eps (eq. 3, a^2 = alpha-bar_t, sigma^2 = 1 - a^2) is normal with mean
+    a c(theta) and variance v = a^2 s^2 + sigma^2, and E[eps | x_t, theta] = (sigma / v)(x_t - a c(theta)).
+    E[eps | x_t] averages that over theta's posterior, p(theta) N(x_t; a c(theta), v I), taken
+    by quadrature on ``grid`` values of theta. No network can do better in expectation: the
+    distance of a model's error above this floor is what its capacity still leaves."""
+    A = max_angle
+    theta = torch.linspace(0.2 * A, A, grid, dtype=torch.float64)
+    curve = torch.stack([theta * torch.cos(theta), theta * torch.sin(theta)], 1) * (2 / A)
+    log_prior = theta.log()
+    x0 = points.to(torch.float64)
+    out = []
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        t = torch.randint(lo, hi, (len(points),), generator=generator)
+        eps = torch.randn(points.shape, generator=generator).to(torch.float64)
+        ab = schedule.alphas_cumprod[t].to(torch.float64)[:, None]
+        a, sigma = ab.sqrt(), (1 - ab).sqrt()
+        x_t = a * x0 + sigma * eps
+        v = a ** 2 * noise ** 2 + sigma ** 2
+        total = 0.0
+        for i in range(0, len(points), 256):
+            sl = slice(i, i + 256)
+            diff = x_t[sl, None, :] - a[sl, None, :] * curve[None]           # (b, grid, 2)
+            logw = log_prior[None] - diff.pow(2).sum(-1) / (2 * v[sl])        # v is (b, 1)
+            w = torch.softmax(logw, 1)
+            eps_hat = (sigma[sl] / v[sl]) * torch.einsum("bg,bgd->bd", w, diff)
+            total += (eps_hat - eps[sl]).pow(2).sum(1).sum().item()
+        out.append(total / len(points))
+    return out
+
+
 def compare_weightings(theory, data: torch.Tensor, held_out: torch.Tensor, sampler, weightings: dict, seeds, *,
                        generator: torch.Generator, device) -> tuple[list[dict], dict, dict]:
     """Chapter T3's experiment: for each seed and each ``{name: step weights or None}`` of
@@ -305,11 +344,12 @@ def first_strength(rows, method: str, level: float = 0.99) -> float | None:
     return min(hits) if hits else None
 
 
-def error_ratios(weighted: list, plain: list, k: int) -> tuple[float, list[float]]:
+def error_ratios(weighted: list, plain: list, k: int, floor: float = 0.0) -> tuple[float, list[float]]:
     """The ``weighted`` model's held-out noise error over the ``plain`` one's in range ``k`` of
     :data:`ERROR_BINS` (each a list over seeds of :func:`noise_error_by_t`'s errors, as
-    :func:`compare_weightings` returns them): the ratio of the means over seeds, and each
-    seed's ratio. Below 1, the weighted model predicts the noise better there."""
-    per_seed = [w[k] / p[k] for w, p in zip(weighted, plain)]
-    mean = sum(w[k] for w in weighted) / len(weighted) / (sum(p[k] for p in plain) / len(plain))
+    :func:`compare_weightings` returns them), each error less ``floor`` (the range's Bayes
+    floor, :func:`bayes_noise_error`; 0: total errors): the ratio of the means over seeds, and
+    each seed's ratio. Below 1, the weighted model predicts the noise better there."""
+    per_seed = [(w[k] - floor) / (p[k] - floor) for w, p in zip(weighted, plain)]
+    mean = (sum(w[k] for w in weighted) / len(weighted) - floor) / (sum(p[k] for p in plain) / len(plain) - floor)
     return mean, per_seed
