@@ -88,6 +88,22 @@ glue("t1_frac_z0", f"{(z == 0).mean():.3f}", display=False)
 # (weight 0.4).
 # ```
 #
+# ## Kinds of generative model
+#
+# `002` lists the families that matter here. They differ in whether the density $p(x)$ can be
+# evaluated and in how a sample is drawn:
+#
+# | family | $p(x)$ | a sample | in this book |
+# |---|---|---|---|
+# | autoregressive (PixelCNN, Transformers) | exact, a product of conditionals | one variable at a time | not used |
+# | variational autoencoder | a lower bound (the ELBO) | one decoder pass from a latent $z$ | T9, chapter 11 |
+# | generative adversarial network | none (implicit model) | one generator pass | T9, chapter 11 |
+# | normalising flow | exact, through an invertible map | one pass of the inverse map | not used |
+# | diffusion / score-based | a lower bound (T3), or the score $\nabla_x \log p(x)$ | many denoising steps | T2-T8, the pipeline |
+#
+# The last row is the generator of this book: it trades sampling speed (many network passes per
+# digit, chapter 3) for stable training and samples good enough to teach a student.
+#
 # ## Tractability against flexibility
 #
 # A single Gaussian is *tractable*: its maximum-likelihood fit is the sample mean and standard

@@ -109,13 +109,13 @@ g = torch.Generator().manual_seed(seed)
 roll = toy.swiss_roll(5000, g, max_angle=3 * np.pi)
 test_images, test_labels = data.load_mnist("test")
 digit = data.to_model_range(test_images[:1])                     # the first test digit
-shown = (0, 50, 100, 200, 400, 999)
+shown = (0, 49, 99, 199, 399, 999)  # code indices: the equations' t = 1, 50, 100, 200, 400, 1000
 fig, axes = plt.subplots(2, len(shown), figsize=(2 * len(shown), 4.2))
 for ax_pt, ax_im, t in zip(axes[0], axes[1], shown):
     tt = torch.full((len(roll),), t)
     pts = schedule.q_sample(roll, tt, torch.randn(roll.shape, generator=g))
     ax_pt.scatter(*pts.T, s=1, alpha=0.4); ax_pt.set_xlim(-3.5, 3.5); ax_pt.set_ylim(-3.5, 3.5)
-    ax_pt.set_aspect("equal"); ax_pt.set_title(f"t = {t}", fontsize=9); ax_pt.set_xticks([]); ax_pt.set_yticks([])
+    ax_pt.set_aspect("equal"); ax_pt.set_title(f"t = {t + 1}", fontsize=9); ax_pt.set_xticks([]); ax_pt.set_yticks([])
     img = schedule.q_sample(digit, torch.tensor([t]), torch.randn(digit.shape, generator=g))
     ax_im.imshow(img[0, 0], cmap="gray", vmin=-1.5, vmax=1.5); ax_im.set_xticks([]); ax_im.set_yticks([])
 fig.tight_layout()

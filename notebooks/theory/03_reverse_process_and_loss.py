@@ -130,10 +130,10 @@ g = torch.Generator().manual_seed(seed)
 
 # %%
 rows = []
-for t, x0, xt in ((10, 0.5, 0.53), (100, -0.4, -0.1), (500, 0.9, 0.2)):
+for t, x0, xt in ((9, 0.5, 0.53), (99, -0.4, -0.1), (499, 0.9, 0.2)):  # code indices of t = 10, 100, 500
     mc_mean, mc_var = analytic.posterior_monte_carlo(x0, xt, t, sampler.schedule.betas, 2_000_000, g)
     c0, ct, var = sampler.schedule.posterior(t, t - 1)
-    rows.append({"t": t, "x0": x0, "x_t": xt, "mean: Monte Carlo": mc_mean, "mean: eq. T3.4": c0 * x0 + ct * xt,
+    rows.append({"t": t + 1, "x0": x0, "x_t": xt, "mean: Monte Carlo": mc_mean, "mean: eq. T3.4": c0 * x0 + ct * xt,
                  "var: Monte Carlo": mc_var, "var: eq. T3.4": var})
 posterior = pd.DataFrame(rows).set_index("t")
 rel_var_err = ((posterior["var: Monte Carlo"] - posterior["var: eq. T3.4"]).abs() / posterior["var: eq. T3.4"]).max()
@@ -198,7 +198,7 @@ for key, name in (("simple", "L_simple (T3.7)"), ("elbo", "ELBO weights (T3.6)")
 glue("t3_ed_floor", f"{floor:.4f}", display=False)
 bayes = toy.bayes_noise_error(sampler.schedule, held_out, g, max_angle=3 * np.pi)  # no network does better
 noise_error_ratio = {}
-for key, k in (("small", 0), ("noisy", 3)):  # t < 10 and 200 <= t < 500 (toy.ERROR_BINS)
+for key, k in (("small", 0), ("noisy", 3)):  # t <= 10 and 201 <= t <= 500 (toy.ERROR_BINS, code indices)
     ratio, per_seed = toy.error_ratios(per_t["ELBO weights (T3.6)"], per_t["L_simple (T3.7)"], k, floor=bayes[k])
     glue(f"t3_err_{key}", f"{ratio:.2f}", display=False)
     glue(f"t3_err_{key}_seeds", ", ".join(f"{r:.2f}" for r in per_seed), display=False)
@@ -216,7 +216,7 @@ fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
 for ax, (name, x) in zip(axes, samples.items()):
     ax.scatter(*held_out.T, s=1, c="0.8"); ax.scatter(*x.T, s=1, c="tab:red")
     ax.set_xlim(-3, 3); ax.set_ylim(-3, 3); ax.set_aspect("equal"); ax.set_title(name, fontsize=9)
-labels = [f"{lo}-{hi - 1}" for lo, hi in zip(toy.ERROR_BINS[:-1], toy.ERROR_BINS[1:])]
+labels = [f"{lo + 1}-{hi}" for lo, hi in zip(toy.ERROR_BINS[:-1], toy.ERROR_BINS[1:])]
 for name, errs in per_t.items():
     axes[2].plot(labels, np.mean(errs, 0), marker="o", label=name)
 axes[2].plot(labels, bayes, "k--", label="Bayes floor (toy.bayes_noise_error)")
@@ -242,15 +242,15 @@ plots.glue_figure("fig_t3_weighted_vs_simple", fig)
 # because the roll's distribution is known: given the angle $\theta$ on the spiral, $x_t$ is
 # Gaussian, and averaging over $\theta$'s posterior by quadrature gives the Bayes floor
 # (`kr_utils.theory.toy.bayes_noise_error`, checked against a Monte Carlo posterior over drawn
-# points). For $t < 10$ that floor is {glue:text}`t3_bayes_small`, against total errors of
-# {glue:text}`t3_total_small` ($L_\text{simple}$ and ELBO weights); for $200 \le t < 500$ it is
+# points). For $t \le 10$ that floor is {glue:text}`t3_bayes_small`, against total errors of
+# {glue:text}`t3_total_small` ($L_\text{simple}$ and ELBO weights); for $201 \le t \le 500$ it is
 # {glue:text}`t3_bayes_noisy` against {glue:text}`t3_total_noisy`. What capacity buys is the error
 # *above* the floor: the weighted model's excess is {glue:text}`t3_err_small` times the
-# $L_\text{simple}$ model's for $t < 10$ (per seed: {glue:text}`t3_err_small_seeds`) and
-# {glue:text}`t3_err_noisy` times for $200 \le t < 500$ ({glue:text}`t3_err_noisy_seeds`); below 1,
+# $L_\text{simple}$ model's for $t \le 10$ (per seed: {glue:text}`t3_err_small_seeds`) and
+# {glue:text}`t3_err_noisy` times for $201 \le t \le 500$ ({glue:text}`t3_err_noisy_seeds`); below 1,
 # the weighted model is better there (`kr_utils.theory.toy.error_ratios`). The ELBO's weights are
 # largest at the smallest $t$, so they should put the model's capacity where the images are almost
-# clean; its error for $t < 10$ is {glue:text}`t3_err_reading`. The pipeline, like Ho et al. and the
+# clean; its error for $t \le 10$ is {glue:text}`t3_err_reading`. The pipeline, like Ho et al. and the
 # thesis, trains on eq. (4).
 
 # %%
@@ -259,7 +259,7 @@ store.update_metrics(profile, "theory", {"T3": {"posterior_mean_max_err": mean_e
                                                     "weighted_vs_simple": summary.rename(  # stable ids as keys
     index={"L_simple (T3.7)": "l_simple", "ELBO weights (T3.6)": "elbo_weights"},
     columns={"energy distance": "energy_distance", "median distance to roll": "median_distance"}).to_dict(),
-                                                    "ed_floor": floor,  # ELBO-weighted over L_simple, t < 10 and 200-499
+                                                    "ed_floor": floor,  # ELBO-weighted over L_simple, t <= 10 and 201-500
                                                     "noise_error_ratio": {"t_0_9": noise_error_ratio["small"],
                                                                           "t_200_499": noise_error_ratio["noisy"]}}})
 store.update_metrics(profile, "theory_wall_time_s", {"T3": round(time.perf_counter() - t_start, 1)})

@@ -89,11 +89,11 @@ sampler = diffusion.AncestralSampler(toy.toy_schedule(T), clip_x0=False)
 # mean $\sqrt{\bar\alpha_t}\,m_c$ and variance $\bar\alpha_t\sigma^2 + 1 - \bar\alpha_t$). `002` checks it at $t = 250$.
 
 # %%
-ts = [0, 50, 100, 150, 200, 250, 300, 350, 400, 450, 499]
-acc = [toy.noisy_accuracy(clf, x_test, y_test, t, T, torch.Generator().manual_seed(seed + t)) for t in ts]
+ts = [1, 50, 100, 150, 200, 250, 300, 350, 400, 450, 500]  # the equations' t; the code indexes step t at t - 1
+acc = [toy.noisy_accuracy(clf, x_test, y_test, t - 1, T, torch.Generator().manual_seed(seed + t)) for t in ts]
 fig, ax = plt.subplots(figsize=(5, 3))
 ab_t = toy.toy_schedule(T).alphas_cumprod.numpy()
-bayes = [toy.bayes_accuracy_two_gaussians(MEANS, 0.5, float(ab_t[t])) for t in ts]
+bayes = [toy.bayes_accuracy_two_gaussians(MEANS, 0.5, float(ab_t[t - 1])) for t in ts]
 ax.plot(ts, acc, marker="o", label="noisy classifier"); ax.plot(ts, bayes, "k--", label="Bayes limit")
 ax.axhline(0.5, c="0.5", ls=":", label="chance")
 ax.set_xlabel("t"); ax.set_ylabel("accuracy on x_t"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
@@ -101,7 +101,7 @@ plots.glue_figure("fig_t5_classifier", fig)
 glue("t5_acc_250", f"{100 * acc[ts.index(250)]:.1f}%", display=False)
 glue("t5_acc_last", f"{100 * acc[-1]:.1f}%", display=False)
 glue("t5_bayes_last", f"{100 * bayes[-1]:.1f}%", display=False)
-glue("t5_ab_last", f"{ab_t[ts[-1]]:.4f}", display=False)
+glue("t5_ab_last", f"{ab_t[ts[-1] - 1]:.4f}", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_t5_classifier
@@ -109,7 +109,7 @@ glue("t5_ab_last", f"{ab_t[ts[-1]]:.4f}", display=False)
 # ```
 #
 # At $t = 250$ the classifier is right {glue:text}`t5_acc_250` of the time. With $T = 500$ steps of
-# the linear schedule the clusters are never erased: at $t = 499$, $\bar\alpha_t =$
+# the linear schedule the clusters are never erased: at $t = T$, $\bar\alpha_T =$
 # {glue:text}`t5_ab_last`, the Bayes limit is still {glue:text}`t5_bayes_last` and the classifier
 # measures {glue:text}`t5_acc_last`, not chance (50%). The chain's last state $x_T$ is therefore not
 # exactly $\mathcal N(0, I)$ here, though the samplers below start from it.
@@ -175,6 +175,25 @@ plots.glue_figure("fig_t5_samples", fig)
 # kind of guidance.
 # ```
 #
+# `002` shows the same thing as it happens: an animation of the reverse chain without guidance
+# beside two guided runs, one asking for each class (classifier guidance at $s = 1$, from the same
+# starting noise each time). Without guidance the points split between the two clusters (in the
+# sweep above, {glue:text}`t5_unguided_frac` of them end in cluster 0); guided, they are steered
+# towards the requested one while the chain is still noisy.
+
+# %%
+keep = tuple(range(0, T, 25))
+glue("t5_unguided_frac", f"{100 * sweep[(sweep.method == 'classifier guidance') & (sweep.strength == 0)].fraction_requested.item():.0f}%",
+     display=False)
+runs = {name: toy.sample_toy(model, sampler, torch.full((th.toy_samples,), c), torch.Generator().manual_seed(seed),
+                             classifier=clf, scale=s, keep=keep)[1]
+        for name, c, s in (("no guidance (s = 0)", 0, 0.0), ("guided to c = 0", 0, 1.0), ("guided to c = 1", 1, 1.0))}
+order = sorted(runs["guided to c = 0"], reverse=True)  # from x_T down to x_0
+plots.points_animation([{name: traj[t] for name, traj in runs.items()} for t in order],
+                       [f"reverse, t = {t}" for t in order], reference=x, lim=4.5,
+                       colors=("tab:grey", "tab:red", "tab:green"))
+
+# %% [markdown]
 # Classifier-free guidance is what the pipeline uses: it needs no second network, and a noisy
 # classifier for 28×28 digits would be a model of its own to train and to trust.
 

@@ -84,11 +84,11 @@ reads = lambda x: int((models.predict_logits(teacher, x, device=device).argmax(1
 # ## Reconstruction from four noise levels
 
 # %%
-levels = (100, 200, 400, 600)
+levels = (100, 200, 400, 600)  # the equations' t; the code indexes step t at t - 1
 rows, grid = [], [x0]
 for t0 in levels:
     both = torch.cat([null, y])  # one batch: without and with the class
-    rec, noised = diffusion.reconstruct(unet, sampler, torch.cat([x0, x0]), t0, both, 1.0,
+    rec, noised = diffusion.reconstruct(unet, sampler, torch.cat([x0, x0]), t0 - 1, both, 1.0,
                                         torch.Generator().manual_seed(seed + t0), progress=True)
     rec_null, rec_cls = rec.chunk(2)
     rows.append({"t0": t0, "noised input": restoration.pixel_mse(noised[:n].clamp(-1, 1), x0),

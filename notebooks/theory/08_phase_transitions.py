@@ -126,9 +126,9 @@ glue("t8_m_star", f"{m_star:.3f}", display=False)
 glue("t8_beta", f"{beta:g}", display=False)
 glue("t8_n", f"{n_spins:,d}", display=False)
 glue("t8_h", f"{h:g}", display=False)
-glue("t8_t_c", t_c, display=False)
-glue("t8_t_b", t_b, display=False)
-glue("t8_t_numeric", t_numeric, display=False)
+glue("t8_t_c", t_c + 1, display=False)  # the equations' t: code index + 1
+glue("t8_t_b", t_b + 1, display=False)
+glue("t8_t_numeric", t_numeric + 1, display=False)
 glue("t8_ab_c", f"{ab_c:.4f}", display=False)
 glue("t8_ab_b", f"{ab_b:.4f}", display=False)
 
@@ -151,19 +151,19 @@ plots.glue_figure("fig_t8_pmf", fig)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-for t in (0, 200, 400, t_c - 20, t_c + 20, 999):
+for t in (0, 199, 399, t_c - 20, t_c + 20, 999):  # code indices; the legend shows the equations' t = index + 1
     v = analytic.curie_weiss_potential(mu, ab[t], m_star, n_spins, h)
-    axes[0].plot(mu, v - v.min(), label=f"t = {t}")
+    axes[0].plot(mu, v - v.min(), label=f"t = {t + 1}")
 axes[0].set_ylim(0, 60); axes[0].set_xlabel(r"$\mu$"); axes[0].set_ylabel(r"$V_t(\mu) - \min V_t$")
 axes[0].legend(fontsize=8); axes[0].set_title("eq. (T8.1) along the chain", fontsize=9)
-t_short, t_long = 100, 999
+t_short, t_long = 99, 999  # t = 100 and 1000
 for t, style in ((t_short, "-"), (t_long, "--")):
     exact = analytic.curie_weiss_potential(mu, ab[t], m_star, n_spins, h)
     approx = analytic.curie_weiss_limits(mu, ab[t], m_star, n_spins, h)["short" if t == t_short else "long"]
-    axes[1].plot(mu, exact - exact.min(), "k" + style, label=f"(T8.1), t = {t}")
+    axes[1].plot(mu, exact - exact.min(), "k" + style, label=f"(T8.1), t = {t + 1}")
     axes[1].plot(mu, approx - approx.min(), "tab:red", ls=style, label=f"{'short' if t == t_short else 'long'}-time limit")
 eq28 = analytic.curie_weiss_potential(mu, ab[t_short], m_star, n_spins, h, general=False)
-axes[1].plot(mu, eq28 - eq28.min(), "tab:grey", ls=":", label=f"001 eq. (28), t = {t_short}")
+axes[1].plot(mu, eq28 - eq28.min(), "tab:grey", ls=":", label=f"001 eq. (28), t = {t_short + 1}")
 axes[1].set_ylim(0, 60); axes[1].set_xlabel(r"$\mu$"); axes[1].legend(fontsize=8)
 axes[1].set_title("the two limits (seed 001, Fig. 11)", fontsize=9)
 fig.tight_layout()
@@ -200,20 +200,20 @@ committed = analytic.commitment(runs["traj"], runs["mu0"])
 ts = np.array(sorted(committed)); frac = np.array([committed[t] for t in ts])
 t_half = int(ts[frac >= 0.75].max())  # the last step (reverse time: the first) at which 3/4 have chosen
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
-ax.plot(ts, frac, "k-", label="trajectories already on their final side")
-ax.axvline(t_c, color="tab:red", ls="--", label=r"$\bar\alpha_c$ (curvature)")
-ax.axvline(t_b, color="tab:blue", ls=":", label=r"bimodal density of $\mu_t$")
+ax.plot(ts + 1, frac, "k-", label="trajectories already on their final side")
+ax.axvline(t_c + 1, color="tab:red", ls="--", label=r"$\bar\alpha_c$ (curvature)")
+ax.axvline(t_b + 1, color="tab:blue", ls=":", label=r"bimodal density of $\mu_t$")
 ax.axhline(0.75, color="grey", lw=0.5)
 ax.set_xlabel("t (axis reversed: the reverse run reads left to right)"); ax.set_ylabel("fraction committed")
 ax.invert_xaxis(); ax.legend(fontsize=8); ax.grid(alpha=0.3)
 plots.glue_figure("fig_t8_commitment", fig)
-glue("t8_t_half", t_half, display=False)
+glue("t8_t_half", t_half + 1, display=False)
 glue("t8_n_traj", n_traj, display=False)
 glue("t8_final_abs", f"{np.abs(runs['mu0']).mean():.3f}", display=False)
 glue("t8_data_mu", f"{m_star * np.sqrt(n_spins):.3f}", display=False)
 closer = "curvature of (T8.1)" if abs(t_half - t_c) <= abs(t_half - t_b) else "bimodality of the density"
 glue("t8_verdict", f"at the 3/4 level the commitment is closer to the {closer}", display=False)
-glue("t8_levels", ", ".join(f"{lvl:g} at t = {int(ts[frac >= lvl].max())}" for lvl in (0.6, 0.75, 0.9)), display=False)
+glue("t8_levels", ", ".join(f"{lvl:g} at t = {int(ts[frac >= lvl].max()) + 1}" for lvl in (0.6, 0.75, 0.9)), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_t8_commitment
@@ -283,9 +283,9 @@ glue("t8_gap_se", f"{np.sqrt(2 * 0.25 / n_traj):.3f}", display=False)  # two ind
 # with $N$.
 
 # %%
-store.update_metrics(profile, "theory", {"T8": {"m_star": m_star, "alpha_bar_c": ab_c, "t_c_analytic": t_c,
-                                                    "t_c_numeric": t_numeric, "alpha_bar_bimodal": ab_b,
-                                                    "t_bimodal": t_b, "t_committed_3_4": t_half,
+store.update_metrics(profile, "theory", {"T8": {"m_star": m_star, "alpha_bar_c": ab_c, "t_c_analytic": t_c + 1,
+                                                    "t_c_numeric": t_numeric + 1, "alpha_bar_bimodal": ab_b,
+                                                    "t_bimodal": t_b + 1, "t_committed_3_4": t_half + 1,
                                                     "committed_at_thresholds": {
                                                         str(n): {"curvature": r["at_curvature"], "bimodal": r["at_bimodal"]}
                                                         for n, r in shifted.items()}}})
