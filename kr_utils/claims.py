@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 import torch
 
-from . import audit, data, distill, synth
+from . import audit, data, distill, fit, synth
 from .config import Profile, SamplerConfig
 from .diffusion import build_sampler
 from .comparison import compare_runs, mean_interval
@@ -226,6 +226,21 @@ def distribution(real_feats, real_labels, fake_feats, fake_labels, *, size: int,
         per_class[c] = {"size": m, "frechet": audit.frechet_distance(rc, fc), **audit.precision_recall(rc, fc, k)}
     out["per_class"] = per_class
     return out
+
+
+def untrained_features(arch: str, seed: int, images: dict, device) -> dict:
+    """Penultimate features of the classifier ``arch`` at its random initialisation (weights
+    from ``seed`` alone), a network that never saw a digit, for each ``{name: images in the
+    model range}``: a second space for :func:`distribution`, free of the preferences of the
+    teacher that filtered the set (random embeddings, Naeem et al. 2020). An untrained network's
+    features are tiny and of uneven scale, so each dimension is standardised by the mean and
+    standard deviation of the first entry of ``images`` (the real reference): Fréchet distances
+    are then in units of the reference's spread; k-NN precision and recall do not change."""
+    net = fit.built_from_seed(lambda: build_classifier(arch), seed).to(device)
+    out = {name: features(net, x, device=device).double() for name, x in images.items()}
+    ref = next(iter(out.values()))
+    mean, std = ref.mean(0), ref.std(0).clamp_min(1e-12)
+    return {name: ((f - mean) / std).float() for name, f in out.items()}
 
 
 # ------------------------------------------------------------------------------------ pools, sweep, samplers

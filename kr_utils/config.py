@@ -384,12 +384,17 @@ class GeneratorsConfig(_Stage):
     ``latent`` and a projection critic, ``width`` channels; WGAN-GP makes ``n_critic`` critic
     updates per generator update with penalty weight ``gp_lambda``. The VAE is fully
     connected (``vae_hidden`` units, ``vae_latent`` dimensions, KL weight ``vae_beta``).
-    ``*_steps``: generator updates of ``batch_size`` images in chapter 11; ``theory_steps``
-    those of chapter 9's unconditional GAN against WGAN-GP, ``latent2d_steps`` its 2-D
-    autoencoders. ``per_class``: images per class of each generator's filtered set in
-    chapter 11 (the diffusion model's set is cut to the same size)."""
+    ``*_steps``: generator updates of ``batch_size`` images in chapter 11; with
+    ``equal_images`` every generator instead makes as many updates as show it the U-Net's
+    training images (``diffusion.steps`` x ``diffusion.batch_size``, :func:`kr_utils.replication.steps`).
+    ``theory_steps``: those of chapter 9's unconditional GAN against WGAN-GP, ``latent2d_steps``
+    its 2-D autoencoders. ``per_class``: images per class of each generator's filtered set in
+    chapter 11 (the diffusion model's set is cut to the same size). ``seeds``: chapter 11's
+    training seeds of each generator, each with its own set and one student of the same seed
+    (one generator seed: the main student's seeds on its set)."""
 
     section: ClassVar[str] = "generators"
+    _tuples: ClassVar[tuple[str, ...]] = ("seeds",)
     latent: int
     width: int
     batch_size: int
@@ -407,9 +412,13 @@ class GeneratorsConfig(_Stage):
     theory_steps: int
     latent2d_steps: int
     per_class: int
+    seeds: tuple[int, ...] = (0,)
+    equal_images: bool = False
 
     def check(self):
-        self._positive(*(f.name for f in dataclasses.fields(self)))
+        self._positive(*(f.name for f in dataclasses.fields(self) if f.name not in ("seeds", "equal_images")))
+        if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds) or len(set(self.seeds)) < len(self.seeds):
+            self._fail("seeds", "must be distinct whole numbers, at least one")
         for name in ("n_critic", "latent", "width", "vae_latent"):
             if not isinstance(getattr(self, name), int):
                 self._fail(name, "must be an integer")
@@ -696,7 +705,8 @@ PROFILES: dict[str, dict] = {
         # with the penalty's second derivative, 160 ms here against 35 ms for the GAN's.
         generators=dict(latent=64, width=32, batch_size=64, gan_lr=2e-4, wgan_lr=5e-4, n_critic=5, gp_lambda=10.0,
                         vae_latent=16, vae_hidden=512, vae_lr=1e-3, vae_beta=1.0, vae_steps=4000, gan_steps=3000,
-                        wgan_steps=1000, theory_steps=600, latent2d_steps=1500, per_class=300),
+                        wgan_steps=1000, theory_steps=600, latent2d_steps=1500, per_class=300,
+                        seeds=(0, 1, 2), equal_images=True),
         # Chapter 9 (measured: 8.9 min on 2 cores, 2026-11-25): every synthetic digit audited against the
         # 60,000 training digits; 300 unfiltered digits per class for the threshold sweep, whose
         # students learn from 100 per class for 4 epochs over 3 seeds, as do those of the thesis'
@@ -735,7 +745,8 @@ PROFILES: dict[str, dict] = {
                     ae_batch=128, ae_samples=1000, recon_digits=20, recon_fallback_steps=3000),
         generators=dict(latent=64, width=64, batch_size=128, gan_lr=2e-4, wgan_lr=5e-4, n_critic=5, gp_lambda=10.0,
                         vae_latent=16, vae_hidden=1024, vae_lr=1e-3, vae_beta=1.0, vae_steps=20000, gan_steps=20000,
-                        wgan_steps=10000, theory_steps=5000, latent2d_steps=5000, per_class=2000),
+                        wgan_steps=10000, theory_steps=5000, latent2d_steps=5000, per_class=2000,
+                        seeds=(0, 1, 2), equal_images=True),
         evaluation=dict(ood_size=10000, audit_size=None, knn_k=3, fd_size=10000, pool_per_class=2000,
                         thresholds=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99), sweep_per_class=1000, sweep_epochs=None,
                         sweep_seeds=(0, 1, 2), set_sizes=(1000, 3000, 10000, 30000), seeds=(0, 1, 2)),

@@ -5,8 +5,9 @@ Each generator learns the same real training images as the U-Net (chapter 2), cl
 conditioned; its images pass the same teacher and the same confidence filter
 (:func:`kr_utils.synth.build_synthetic_set` with the profile's threshold and labels) until
 ``generators.per_class`` per class are kept; the diffusion model's set of chapter 4 is cut to
-the same size (:func:`kr_utils.studies.per_class_subset`); each set trains the main student's
-recipe over the main student's seeds, scored on the real test set. Every generator and set
+the same size (:func:`disjoint_cut`); each set trains the main student's
+recipe at the main student's number of updates, one student per generator seed
+(:func:`seed_pairs`), scored on the real test set. Every generator and set
 is cached under ``<artifacts>/<run>/generators/``.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import audit, claims, comparison, data, distill, evaluate, generators, pipeline, studies, synth
@@ -29,9 +31,23 @@ KINDS = ("vae", "gan", "wgan_gp")
 
 
 def steps(cfg: Profile, kind: str) -> int:
-    """The generator updates of ``kind`` in chapter 11 (``generators.<kind>_steps``)."""
+    """The generator updates of ``kind`` in chapter 11: ``generators.<kind>_steps``, or with
+    ``generators.equal_images`` as many updates as make the generator's training read the U-Net's
+    ``diffusion.steps`` x ``diffusion.batch_size`` real training images (rounded up): one batch
+    of ``generators.batch_size`` per update, ``n_critic`` batches per WGAN-GP update (its critic
+    reads them), so WGAN-GP makes ``n_critic`` times fewer generator updates."""
     g = cfg.generators
+    if kind not in KINDS:
+        raise ValueError(f"unknown generator {kind!r}; expected one of {KINDS}")
+    if g.equal_images:
+        per_update = g.batch_size * (g.n_critic if kind == "wgan_gp" else 1)
+        return -(-cfg.diffusion.steps * cfg.diffusion.batch_size // per_update)
     return {"vae": g.vae_steps, "gan": g.gan_steps, "wgan_gp": g.wgan_steps}[kind]
+
+
+def _name(cfg: Profile, stem: str, seed: int) -> str:
+    """Cache names: the profile's seed keeps the plain name, other generator seeds add theirs."""
+    return stem if seed == cfg.seed else f"{stem}_seed{seed}"
 
 
 def folder(cfg: Profile) -> Path:
@@ -50,7 +66,7 @@ def generator(cfg: Profile, kind: str, device, seed: int | None = None) -> tuple
     if kind not in KINDS:
         raise ValueError(f"unknown generator {kind!r}; expected one of {KINDS}")
     seed = cfg.seed if seed is None else seed
-    path = folder(cfg) / f"{kind}.pt"
+    path = folder(cfg) / f"{_name(cfg, kind, seed)}.pt"
     stage_cfg = _stage_config(cfg, kind, seed)
     ckpt = load_if_current(path, "generator", stage_cfg, cfg.run)
     info = cfg.data
@@ -73,11 +89,11 @@ def generator_set(cfg: Profile, kind: str, model, device, seed: int | None = Non
     ``model`` (chapter 4's filter and labels: ``synth.threshold``, ``synth.label_mode``), saved
     and reused as chapter 4's set is. Returns it as :func:`kr_utils.synth.load_synthetic_set` does."""
     seed = cfg.seed if seed is None else seed
-    t_path = pipeline.teacher(cfg, device, seed)
-    out = folder(cfg) / f"{kind}_set"
+    t_path = pipeline.teacher(cfg, device)
+    out = folder(cfg) / f"{_name(cfg, kind, seed)}_set"
     synth_cfg = dataclasses.replace(cfg.synth, per_class=cfg.generators.per_class)
     key = fingerprint({**synth_cfg.as_dict(), "generator": _stage_config(cfg, kind, seed), "set_seed": seed},
-                      t_path, folder(cfg) / f"{kind}.pt")
+                      t_path, folder(cfg) / f"{_name(cfg, kind, seed)}.pt")
     if synth.cached_summary(out, key) is None:
         teacher = load_model(t_path, "teacher", device)
         t0 = time.perf_counter()
@@ -92,28 +108,54 @@ def generator_set(cfg: Profile, kind: str, model, device, seed: int | None = Non
     return stored
 
 
-def ddpm_set(cfg: Profile, device, seed: int | None = None) -> dict:
-    """Chapter 4's set of the diffusion model cut to ``generators.per_class`` images per class
-    (a random subset per class), with its summary and the U-Net's training time."""
-    seed = cfg.seed if seed is None else seed
-    stored = synth.load_synthetic_set(pipeline.synthetic_set(cfg, device, seed))
-    idx = studies.per_class_subset(stored["labels"], cfg.generators.per_class, seed)
-    d_ckpt = load_checkpoint(pipeline.diffusion_model(cfg, device, seed), "diffusion")
-    return {**{k: stored[k][idx] for k in ("images", "labels", "logits", "requested")},
-            "summary": {**stored["summary"], "size": int(len(idx)), "train_time_s": d_ckpt["extra"].get("train_time_s")}}
+def disjoint_cut(labels, per_class: int, seed: int, part: int) -> np.ndarray:
+    """Indices of the ``part``-th of disjoint cuts of ``per_class`` digits of each class: each
+    class's members shuffled once by ``seed`` and cut in consecutive slices (sorted), so that the
+    cuts of different parts share no image."""
+    labels, rng, idx = np.asarray(labels), np.random.default_rng(seed), []
+    for c in range(int(labels.max()) + 1):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        if len(members) < (part + 1) * per_class:
+            raise ValueError(f"class {c} has {len(members)} digits, fewer than {part + 1} disjoint cuts of "
+                             f"per_class={per_class}")
+        idx.append(members[part * per_class:(part + 1) * per_class])
+    return np.sort(np.concatenate(idx))
 
 
-def students(cfg: Profile, name: str, stored: dict, device, test, holdout=None) -> dict:
-    """The main student's recipe over its seeds on one set (split by the profile's seed into
-    training and validation images as chapter 5 splits its set): ``{seed: run}``, cached."""
+def ddpm_set(cfg: Profile, device, part: int = 0) -> dict:
+    """Chapter 4's set of the diffusion model cut to ``generators.per_class`` images per class:
+    the ``part``-th of disjoint random cuts (:func:`disjoint_cut`; one U-Net, chapter 2's, for
+    every part), with its summary and the U-Net's training time."""
+    stored = synth.load_synthetic_set(pipeline.synthetic_set(cfg, device))
+    idx = disjoint_cut(stored["labels"], cfg.generators.per_class, cfg.seed, part)
+    d_ckpt = load_checkpoint(pipeline.diffusion_model(cfg, device), "diffusion")
+    summary = {**stored["summary"], "size": int(len(idx)), "train_time_s": d_ckpt["extra"].get("train_time_s"),
+               "inputs_key": fingerprint({"set": stored["summary"]["inputs_key"], "per_class": cfg.generators.per_class,
+                                          "cut": part})}
+    return {**{k: stored[k][idx] for k in ("images", "labels", "logits", "requested")}, "summary": summary}
+
+
+def student_epochs(cfg: Profile) -> int:
+    """The students' epochs on a set of ``generators.per_class`` images per class: as many
+    optimiser updates as the main student makes on chapter 4's set (``synth.per_class``), so a
+    smaller set does not mean less training (:func:`kr_utils.studies.equal_update_epochs`)."""
+    return studies.equal_update_epochs(cfg.student.epochs, cfg.synth.per_class, cfg.generators.per_class)
+
+
+def students(cfg: Profile, name: str, stored: dict, device, test, holdout=None, seeds=None) -> dict:
+    """The main student's recipe at :func:`student_epochs` over ``seeds`` (default: its own) on
+    one set (split by the profile's seed into training and validation images as chapter 5
+    splits its set): ``{seed: run}``, cached."""
     st = cfg.student
+    seeds = st.seeds if seeds is None else tuple(seeds)
+    recipe = st.recipe(epochs=student_epochs(cfg))
     train, val = distill.synthetic_split(stored["images"], stored["labels"], stored["logits"], st.val_fraction, cfg.seed)
     key = fingerprint({"set": stored["summary"]["inputs_key"], "name": name, "size": len(stored["labels"]),
                        "split_seed": cfg.seed})
     jobs = [studies.RunJob(train, val, s, folder(cfg) / "students" / f"{name}_seed{s}.pt", key, f"{name} seed {s}")
-            for s in st.seeds]
-    runs = studies.run_classifiers(jobs, st.recipe(), device=device, test=test, test_curve=False, holdout=holdout)
-    return dict(zip(st.seeds, runs))
+            for s in seeds]
+    runs = studies.run_classifiers(jobs, recipe, device=device, test=test, test_curve=False, holdout=holdout)
+    return dict(zip(seeds, runs))
 
 
 def distribution(teacher, stored: dict, real: tuple, cfg: Profile, device) -> dict:
@@ -137,43 +179,74 @@ def memorisation(images_uint8, train_uint8) -> dict:
     return {"exact": m["exact"], "near_copies": m["ratio_flagged"] / m["n"], "nearest_median": float(m["nearest"].median())}
 
 
+def seed_pairs(cfg: Profile) -> list[tuple[int, tuple[int, ...]]]:
+    """``[(generator seed, its student seeds)]``: one student of the same seed per generator
+    seed, or with a single generator seed the main student's seeds on its set."""
+    g, st = cfg.generators, cfg.student
+    return [(g.seeds[0], st.seeds)] if len(g.seeds) == 1 else [(s, (s,)) for s in g.seeds]
+
+
+def pooled(sets: list[dict]) -> dict:
+    """One generator's sets over its seeds as one set (images, labels; summaries averaged)."""
+    out = {k: np.concatenate([np.asarray(x[k]) for x in sets]) for k in ("images", "labels")}
+    out["summary"] = {k: float(np.mean([x["summary"][k] for x in sets]))
+                      for k in ("acceptance_rate", "generated", "generated_per_s") if k in sets[0]["summary"]}
+    out["summary"]["agreement"] = (None if sets[0]["summary"].get("agreement") is None else
+                                   float(np.mean([x["summary"]["agreement"] for x in sets])))
+    return out
+
+
 def study(cfg: Profile, device) -> dict:
-    """Chapter 11 whole: per generator (``ddpm`` and :data:`KINDS`) the set, its students and
-    the numbers of the table; returns ``{"rows": {name: row}, "sets": {name: stored},
-    "histories": {kind: history}, "runs": {name: {seed: run}}, "memorisation_floor"}`` (the
-    last: :func:`memorisation` of as many real test images, which no generator saw)."""
+    """Chapter 11 whole: per generator (``ddpm`` and :data:`KINDS`) and per generator seed
+    (:func:`seed_pairs`; the diffusion model's seeds are random cuts of chapter 4's set from its
+    one U-Net) the set and its students, and the numbers of the table over all of them; returns
+    ``{"rows": {name: row}, "sets": {name: first seed's set}, "histories": {kind: first seed's
+    history}, "runs": {name: {student seed: run}}, "memorisation_floor"}`` (the last:
+    :func:`memorisation` of as many real test images, which no generator saw)."""
     test = data.test_tensors(cfg.test_subset, cfg.dataset)
     holdout = pipeline.real_validation(cfg)
     teacher = load_model(pipeline.teacher(cfg, device), "teacher", device)
-    sets, histories, times = {"ddpm": ddpm_set(cfg, device)}, {}, {}
-    times["ddpm"] = sets["ddpm"]["summary"]["train_time_s"]
+    pairs = seed_pairs(cfg)
+    all_sets = {"ddpm": [ddpm_set(cfg, device, part) for part in range(len(pairs))]}
+    times = {"ddpm": [all_sets["ddpm"][0]["summary"]["train_time_s"]]}
+    histories = {}
     for kind in KINDS:
-        model, info = generator(cfg, kind, device)
-        histories[kind], times[kind] = info["history"], info["train_time_s"]
-        sets[kind] = generator_set(cfg, kind, model, device)
+        all_sets[kind], times[kind] = [], []
+        for gs, _ in pairs:
+            model, info = generator(cfg, kind, device, seed=gs)
+            histories.setdefault(kind, info["history"])
+            times[kind].append(info["train_time_s"])
+            all_sets[kind].append(generator_set(cfg, kind, model, device, seed=gs))
     rows, runs = {}, {}
     train_uint8 = data.fit_digits(cfg, cfg.diffusion.train_subset)[0]  # what every generator learned
-    real_uint8 = data.load(cfg.dataset, "test")[0][: len(sets["ddpm"]["labels"])]
+    real_uint8 = data.load(cfg.dataset, "test")[0][: len(all_sets["ddpm"][0]["labels"])]
     floor = memorisation(real_uint8, train_uint8)  # unseen real images: the measure's floor
-    for name, stored in sets.items():
-        runs[name] = students(cfg, name, stored, device, test, holdout)
+    for name, sets in all_sets.items():
+        runs[name] = {}
+        for (gs, student_seeds), stored in zip(pairs, sets):
+            runs[name].update(students(cfg, name, stored, device, test, holdout, seeds=student_seeds))
         acc = [r["accuracy"] for r in runs[name].values()]
-        s = stored["summary"]
+        pool = pooled(sets)
+        s = pool["summary"]
+        known = [t for t in times[name] if t is not None]
         rows[name] = {"label": NAMES[name], "accuracy": evaluate.summarize_seeds(acc),
                       # the interval over the seeds and the test digits (comparison.accuracy_interval)
                       "accuracy_text": evaluate.format_interval(runs[name], test[1]),
                       "val_real_accuracy": evaluate.summarize_seeds([r["val_real_accuracy"] for r in runs[name].values()]),
-                      "acceptance_rate": s["acceptance_rate"], "generated": s["generated"], "size": s["size"],
-                      "train_time_s": times[name], "images_per_s": s["generated_per_s"],
-                      "agreement": s.get("agreement"), **distribution(teacher, stored, test, cfg, device),
-                      "memorisation": memorisation(stored["images"], train_uint8)}
+                      "generator_seeds": [gs for gs, _ in pairs] if name != "ddpm" else [],
+                      "acceptance_rate": s["acceptance_rate"], "generated": s["generated"], "size": len(sets[0]["labels"]),
+                      "train_time_s": float(np.mean(known)) if known else None, "images_per_s": s["generated_per_s"],
+                      "agreement": s.get("agreement"), **distribution(teacher, pool, test, cfg, device),
+                      # pooled over the generator's seeds: exact copies and the near-copy share of all its sets
+                      "memorisation": memorisation(pool["images"], train_uint8)}
     for name in KINDS:  # the diffusion model's lead, in points: students of other sets, on the same test digits
         c = comparison.compare_runs(evaluate.correct_on(runs["ddpm"], test[1]), evaluate.correct_on(runs[name], test[1]),
                                     paired=False)
         rows[name]["ddpm_lead_points"] = {"estimate": 100 * c.difference,
                                           "ci95": None if c.ci95 is None else [100 * v for v in c.ci95],
                                           "verdict": c.verdict, "covers": c.covers}
-    return {"rows": rows, "sets": sets, "histories": histories, "runs": runs, "memorisation_floor": floor}
+    return {"rows": rows, "sets": {n: v[0] for n, v in all_sets.items()}, "histories": histories, "runs": runs,
+            "memorisation_floor": floor}
 
 
 def table(rows: dict):

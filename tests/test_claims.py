@@ -175,3 +175,17 @@ def test_copy_excess_tests_the_flag_rates_against_unseen_digits():
     assert claims.copy_excess({**syn, "pixel_ratio_flagged": 12 / 200}, test)["more"]
     assert claims.copy_excess({**syn, "pixel_calibrated_flagged": 10 / 200}, test)["more"]
     assert claims.copy_excess({**syn, "pixel_exact": 1 / 200}, test)["more"]
+
+
+def test_untrained_features_are_a_function_of_the_seed_alone():
+    x = torch.rand(6, 1, 28, 28) * 2 - 1
+    torch.manual_seed(123)
+    a = claims.untrained_features("resnet_preact", 5, {"x": x}, "cpu")["x"]
+    torch.manual_seed(456)  # the global generator does not matter
+    b = claims.untrained_features("resnet_preact", 5, {"x": x}, "cpu")["x"]
+    c = claims.untrained_features("resnet_preact", 6, {"x": x}, "cpu")["x"]
+    assert a.shape == (6, 64) and torch.equal(a, b) and not torch.allclose(a, c)
+    assert a.std(0).mean() > 0  # the images are told apart
+    torch.testing.assert_close(a.mean(0), torch.zeros(64), atol=1e-4, rtol=0)  # standardised on the first entry
+    two = claims.untrained_features("resnet_preact", 5, {"ref": x, "other": x[:3]}, "cpu")
+    torch.testing.assert_close(two["other"], two["ref"][:3])  # the same transform for every entry

@@ -197,3 +197,41 @@ def test_a_torn_generator_checkpoint_is_named_with_its_chapter(mnist_dir, tmp_pa
     monkeypatch.setattr(G, "train_generator", lambda *a, **k: pytest.fail("trained before reading the file"))
     with pytest.raises(UnreadableFileError, match=r"gan\.pt.*chapter 11"):
         replication.generator(cfg, "gan", "cpu")
+
+
+def test_equal_image_budget_counts_the_real_images_each_generator_reads():
+    import dataclasses
+
+    from kr_utils import replication
+    cfg = get_config("cpu")
+    images = cfg.diffusion.steps * cfg.diffusion.batch_size
+    g = cfg.generators
+    assert g.equal_images
+    for kind in ("vae", "gan"):
+        assert replication.steps(cfg, kind) * g.batch_size >= images > (replication.steps(cfg, kind) - 1) * g.batch_size
+    assert replication.steps(cfg, "wgan_gp") == -(-images // (g.batch_size * g.n_critic))
+    plain = dataclasses.replace(cfg, generators=dataclasses.replace(g, equal_images=False))
+    assert replication.steps(plain, "gan") == g.gan_steps and replication.steps(plain, "wgan_gp") == g.wgan_steps
+    with pytest.raises(ValueError, match="unknown generator"):
+        replication.steps(cfg, "ddpm")
+
+
+def test_disjoint_cuts_share_no_image_and_keep_every_class_whole():
+    from kr_utils import replication
+    labels = np.repeat(np.arange(10), 7)
+    cuts = [replication.disjoint_cut(labels, 2, seed=0, part=p) for p in range(3)]
+    assert all(np.bincount(labels[c], minlength=10).tolist() == [2] * 10 for c in cuts)
+    assert len(set(np.concatenate(cuts).tolist())) == 60  # no index in two cuts
+    assert np.array_equal(cuts[1], replication.disjoint_cut(labels, 2, seed=0, part=1))
+    with pytest.raises(ValueError, match="disjoint cuts"):
+        replication.disjoint_cut(labels, 2, seed=0, part=3)  # 4 x 2 > 7 per class
+
+
+def test_seed_pairs_one_student_per_generator_seed():
+    import dataclasses
+
+    from kr_utils import replication
+    cfg = get_config("cpu")
+    assert replication.seed_pairs(cfg) == [(0, (0,)), (1, (1,)), (2, (2,))]
+    one = dataclasses.replace(cfg, generators=dataclasses.replace(cfg.generators, seeds=(0,)))
+    assert replication.seed_pairs(one) == [(0, cfg.student.seeds)]

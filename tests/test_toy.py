@@ -117,8 +117,8 @@ def test_compare_weightings_runs_each_weighting_at_each_seed_and_scores_it():
     data, held_out = toy.swiss_roll(200, g), toy.swiss_roll(30, g)
     sampler = diffusion.AncestralSampler(diffusion.NoiseSchedule.linear(1000), clip_x0=False)
     weightings = {"plain": None, "weighted": torch.linspace(1, 2, 1000)}
-    rows, samples, per_t = toy.compare_weightings(SimpleNamespace(toy_hidden=8, toy_steps=3), data, held_out, sampler,
-                                                  weightings, (0, 1), generator=g, device="cpu")
+    rows, samples, per_t, per_point = toy.compare_weightings(SimpleNamespace(toy_hidden=8, toy_steps=3), data, held_out,
+                                                             sampler, weightings, (0, 1), noise_seed=3, device="cpu")
     assert [(r["loss"], r["seed"]) for r in rows] == [("plain", 0), ("weighted", 0), ("plain", 1), ("weighted", 1)]
     assert set(samples) == set(per_t) == set(weightings)
     for name, x in samples.items():  # the last seed's samples, as many as held-out points
@@ -127,6 +127,7 @@ def test_compare_weightings_runs_each_weighting_at_each_seed_and_scores_it():
         assert last["energy distance"] == pytest.approx(toy.energy_distance(x, held_out))
         assert last["median distance to roll"] == pytest.approx(toy.distance_to_data(x, held_out).median().item())
         assert len(per_t[name]) == 2 and all(len(e) == len(toy.ERROR_BINS) - 1 for e in per_t[name])
+        assert per_t[name][0][2] == pytest.approx(per_point[name][0][2].mean().item()) and len(per_point[name][0][2]) == 30
 
 
 def test_compare_weightings_starts_every_weighting_of_a_seed_from_the_same_weights():
@@ -137,10 +138,13 @@ def test_compare_weightings_starts_every_weighting_of_a_seed_from_the_same_weigh
     data, held_out = toy.swiss_roll(200, g), toy.swiss_roll(20, g)
     sampler = diffusion.AncestralSampler(diffusion.NoiseSchedule.linear(1000), clip_x0=False)
     torch.rand(3)  # the global generator's state before does not matter
-    rows, samples, _ = toy.compare_weightings(SimpleNamespace(toy_hidden=8, toy_steps=3), data, held_out, sampler,
-                                              {"one": None, "two": None}, (4,), generator=g, device="cpu")
+    rows, samples, per_t, per_point = toy.compare_weightings(SimpleNamespace(toy_hidden=8, toy_steps=3), data, held_out,
+                                                             sampler, {"one": None, "two": None}, (4,), noise_seed=3,
+                                                             device="cpu")
     torch.testing.assert_close(samples["one"], samples["two"])
     assert rows[0]["energy distance"] == rows[1]["energy distance"]
+    assert per_t["one"] == per_t["two"]  # the held-out errors are drawn on the same t and noise: paired
+    assert toy.paired_difference(per_point["one"], per_point["two"], 0) == (0.0, 0.0)
 
 
 def test_first_strength_is_the_smallest_that_reaches_the_level():
@@ -188,8 +192,8 @@ def test_bayes_noise_error_matches_an_empirical_posterior():
     drawn roll points (jitter included in the draws), E[eps | x_t] = sum_i w_i (x_t - a x0_i) / sigma
     with w_i proportional to N(x_t; a x0_i, sigma^2 I), on the same t and noise."""
     sch, A = toy.toy_schedule(1000), 3 * math.pi
-    pts = toy.swiss_roll(300, torch.Generator().manual_seed(0), max_angle=A)
-    bins = (20, 21, 100, 101, 400, 401)
+    pts = toy.swiss_roll(200, torch.Generator().manual_seed(0), max_angle=A)
+    bins = (0, 10, 20, 21, 100, 101, 399, 400)  # t <= 10 (code indices 0-9): the range chapter T3 quotes
     floor = toy.bayes_noise_error(sch, pts, torch.Generator().manual_seed(1), max_angle=A, bins=bins)
     ref = toy.swiss_roll(100_000, torch.Generator().manual_seed(2), max_angle=A).double()
     g, x0 = torch.Generator().manual_seed(1), pts.double()

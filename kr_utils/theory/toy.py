@@ -232,22 +232,24 @@ def distance_to_data(samples: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
     return torch.cdist(samples.double(), data.double()).min(1).values.float()
 
 
-ERROR_BINS = (0, 10, 50, 200, 500, 1000)  # the ranges [lo, hi) of t that chapter T3's error curve averages over
+ERROR_BINS = (0, 10, 50, 200, 500, 1000)  # code-index ranges [lo, hi) (the equations' t = lo+1..hi) of T3's error curve
 
 
 @torch.no_grad()
 def noise_error_by_t(model: ToyEpsMLP, schedule: NoiseSchedule, points: torch.Tensor,
-                     generator: torch.Generator, bins=ERROR_BINS) -> list[float]:
+                     generator: torch.Generator, bins=ERROR_BINS, per_point: bool = False) -> list:
     """``model``'s held-out noise-prediction error ||eps - eps_theta(x_t, t)||^2 (class 0) on
-    ``points``, averaged within each range [lo, hi) of ``bins``: per range, one t per point drawn
-    uniformly in it and fresh noise, both from ``generator``. One value per range."""
+    ``points``, averaged within each range [lo, hi) of ``bins`` (code indices: the equations'
+    t = lo + 1 .. hi): per range, one t per point drawn uniformly in it and fresh noise, both
+    from ``generator``. One value per range; with ``per_point``, each point's error (a tensor)."""
     dev = next(model.parameters()).device
     out = []
     for lo, hi in zip(bins[:-1], bins[1:]):
         t = torch.randint(lo, hi, (len(points),), generator=generator)
         eps = torch.randn(points.shape, generator=generator)
         pred = model(schedule.q_sample(points, t, eps).to(dev), t.to(dev), torch.zeros_like(t, device=dev)).cpu()
-        out.append((pred - eps).pow(2).sum(1).mean().item())
+        err = (pred - eps).pow(2).sum(1)
+        out.append(err if per_point else err.mean().item())
     return out
 
 
@@ -291,7 +293,7 @@ def bayes_noise_error(schedule: NoiseSchedule, points: torch.Tensor, generator: 
 
 
 def compare_weightings(theory, data: torch.Tensor, held_out: torch.Tensor, sampler, weightings: dict, seeds, *,
-                       generator: torch.Generator, device) -> tuple[list[dict], dict, dict]:
+                       noise_seed: int, device) -> tuple[list[dict], dict, dict, dict]:
     """Chapter T3's experiment: for each seed and each ``{name: step weights or None}`` of
     ``weightings``, a :class:`ToyEpsMLP` of ``theory.toy_hidden`` units trained on ``data`` for
     ``theory.toy_steps`` updates (:func:`train_toy_eps`; a seed gives every weighting the same
@@ -299,9 +301,12 @@ def compare_weightings(theory, data: torch.Tensor, held_out: torch.Tensor, sampl
     as many samples as ``held_out`` drawn by ``sampler`` (seeded by the seed),
     and measured on ``held_out``: energy distance (:func:`energy_distance`), the median distance
     of a sample to the data (:func:`distance_to_data`) and the noise error per range of t
-    (:func:`noise_error_by_t`, drawing from ``generator``). Returns ``(rows, samples, per_t)``:
-    one row per run, the last seed's samples per weighting, and per weighting each seed's errors."""
-    rows, samples, per_t = [], {}, {}
+    (:func:`noise_error_by_t`), every model on the same draws of t and noise (``noise_seed``;
+    :func:`bayes_noise_error` from a generator of that seed draws them too), so that the errors
+    of two models, and of the Bayes floor, are paired point by point. Returns ``(rows, samples,
+    per_t, per_point)``: one row per run, the last seed's samples per weighting, and per
+    weighting each seed's errors per range (means, and each point's)."""
+    rows, samples, per_t, per_point = [], {}, {}, {}
     n = len(held_out)
     for s in seeds:
         for name, weights in weightings.items():
@@ -309,10 +314,22 @@ def compare_weightings(theory, data: torch.Tensor, held_out: torch.Tensor, sampl
             train_toy_eps(model, data, None, steps=theory.toy_steps, T=sampler.schedule.T, weights=weights, seed=s)
             x = sample_toy(model, sampler, torch.zeros(n, dtype=torch.long), torch.Generator().manual_seed(s))
             samples[name] = x
-            per_t.setdefault(name, []).append(noise_error_by_t(model, sampler.schedule, held_out, generator))
+            errs = noise_error_by_t(model, sampler.schedule, held_out, torch.Generator().manual_seed(noise_seed),
+                                    per_point=True)
+            per_point.setdefault(name, []).append(errs)
+            per_t.setdefault(name, []).append([e.mean().item() for e in errs])
             rows.append({"loss": name, "seed": s, "energy distance": energy_distance(x, held_out),
                          "median distance to roll": distance_to_data(x, held_out).median().item()})
-    return rows, samples, per_t
+    return rows, samples, per_t, per_point
+
+
+def paired_difference(a: list, b: list, k: int) -> tuple[float, float]:
+    """Mean and standard error of the point-by-point difference a - b of two models' held-out
+    errors in range ``k`` (each a list over seeds of :func:`compare_weightings`' ``per_point``
+    errors, drawn on the same t and noise), pooled over the seeds' points. The Bayes floor,
+    the same for both on the same draws, cancels."""
+    d = torch.cat([x[k] - y[k] for x, y in zip(a, b)])
+    return d.mean().item(), (d.std() / math.sqrt(len(d))).item()
 
 
 CLASSIFIER_SCALES = (0.0, 0.25, 0.5, 1.0, 3.0, 10.0, 30.0)  # chapter T5's classifier-guidance scales s
