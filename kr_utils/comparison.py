@@ -227,6 +227,16 @@ def accuracy_interval(correct) -> tuple[float, float, float]:
     return mean_interval(np.asarray(correct, bool))
 
 
+def variance_parts(scores) -> tuple[float, float]:
+    """The two parts of the variance of a mean score that :func:`mean_interval` adds (one row
+    per seed, one column per test digit): the seeds' (the variance of the per-seed means over
+    S; 0 for one seed) and the test digits' (the variance over digits of the seed-averaged
+    score, over N)."""
+    c = np.atleast_2d(np.asarray(scores).astype(np.float64))
+    s, n = c.shape
+    return (float(c.mean(1).var(ddof=1)) / s if s > 1 else 0.0, float(c.mean(0).var(ddof=1)) / n if n > 1 else 0.0)
+
+
 def mean_interval(scores) -> tuple[float, float, float]:
     """:func:`accuracy_interval` of any per-digit score (a loss, a Brier score): one row per
     seed, one column per test digit; (mean, low, high)."""
@@ -235,8 +245,7 @@ def mean_interval(scores) -> tuple[float, float, float]:
         raise ValueError("an interval needs at least one run scored on one digit")
     s, n = c.shape
     mean = float(c.mean())
-    var_seeds = float(c.mean(1).var(ddof=1)) / s if s > 1 else 0.0
-    var_digits = float(c.mean(0).var(ddof=1)) / n if n > 1 else 0.0
+    var_seeds, var_digits = variance_parts(c)
     df = satterthwaite_df([(var_seeds, s - 1), (var_digits, n - 1)])
     (lo, hi), _ = _seeds_and_digits(var_seeds, var_digits, df, mean)
     return mean, float(lo), float(hi)

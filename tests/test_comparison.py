@@ -152,3 +152,14 @@ def test_satterthwaite_degrees_of_freedom_by_hand():
     df = (vs + vd) ** 2 / (vs ** 2 / 2 + vd ** 2 / 9999)
     assert (hi - lo) / 2 == pytest.approx(stats.t.ppf(0.975, df) * (vs + vd) ** 0.5)
     assert (hi - lo) / 2 < 4.3 * (vs + vd) ** 0.5  # below t's quantile at 2 df, the old rule
+
+
+def test_variance_parts_are_the_two_terms_of_the_interval():
+    rng = np.random.default_rng(0)
+    c = rng.random((3, 500)) < np.array([[0.9], [0.95], [0.99]])
+    v_seeds, v_digits = cmp.variance_parts(c)
+    assert v_seeds == pytest.approx(c.mean(1).var(ddof=1) / 3)
+    assert v_digits == pytest.approx(c.mean(0).var(ddof=1) / 500)
+    assert cmp.variance_parts(c[:1])[0] == 0.0  # one seed: no seeds' part
+    mean, lo, hi = cmp.accuracy_interval(c)
+    assert (hi - lo) / 2 > 1.96 * np.sqrt(v_seeds + v_digits)  # Student's t at few degrees of freedom is wider
