@@ -488,6 +488,12 @@ class Knob:
     x_T_scale: float = 1.0
     noise_scale: float = 1.0
 
+    @property
+    def passes(self) -> int:
+        """Network passes per digit: one per step, two where guidance mixes the conditional and
+        unconditional predictions (w other than 0 and 1, :func:`kr_utils.diffusion.guided_eps`)."""
+        return self.steps * (1 if self.w in (0.0, 1.0) else 2)
+
     def drawing(self) -> tuple:
         """What the digits depend on (two names for one setting draw once)."""
         return (self.sampler, self.steps, self.clip, self.w, self.x_T_scale, self.noise_scale)

@@ -17,12 +17,14 @@
 # # 4. The synthetic training set
 #
 # The diffusion model draws digits of each class; the teacher labels every one of them, and only
-# those it labels with confidence $\max_k \mathrm{softmax}(z)_k \ge 0.9$ are kept
-# (`kr_utils.synth.build_synthetic_set`, thesis §3.3.5). By default the stored label is the
-# **teacher's argmax**, as the thesis' text describes; the thesis' code kept the *requested*
-# class instead (`label_mode="requested"`), and we record how often the two agree. Classes are
-# filled to equal quotas; when a round keeps nothing, the threshold is lowered by 0.01 as in the
-# thesis, down to a floor, after which the build stops with an error that lists the per-class
+# those it labels with confidence $\max_k \mathrm{softmax}(z)_k$ of at least
+# {glue:text}`synth_threshold` at this profile are kept (`kr_utils.synth.build_synthetic_set`,
+# thesis §3.3.5: {glue:text}`synth_thesis_thr`). At this profile the stored label
+# is {glue:text}`synth_label_mode` (the thesis' text describes the teacher's argmax, its code
+# kept the requested class: `label_mode`), and we record how often the two agree. Classes are
+# filled to equal quotas; when a round keeps nothing, the threshold is lowered by 0.01 (the
+# thesis' code lowers it after a batch of its draws keeps nothing, here after a whole round),
+# down to a floor, after which the build stops with an error that lists the per-class
 # counts.
 #
 # The set is written in MNIST's own idx format, so any MNIST loader reads it, together with the
@@ -51,7 +53,7 @@ import pandas as pd
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import checkpoints, controls, data, diffusion, live, pipeline, plots, runtime, store, synth
+from kr_utils import analysis, checkpoints, controls, data, diffusion, live, pipeline, plots, runtime, store, synth, thesis
 
 cfg = kr_utils.get_config(profile, dataset=dataset, synth__per_class=per_class, synth__threshold=threshold,
                           synth__label_mode=label_mode)
@@ -71,9 +73,17 @@ summary, reused = pipeline.build_synthetic_set(cfg, device, seed)  # teacher and
 gen_time = summary["generation_time_s"]
 glue("synth_size", f"{summary['size']:,d}", display=False)
 glue("synth_generated", f"{summary['generated']:,d}", display=False)
-glue("synth_acceptance", f"{100 * summary['acceptance_rate']:.1f}%", display=False)
-passed = round(summary["acceptance_rate"] * summary["generated"])  # above the threshold, kept or not
-glue("synth_overflow", f"{max(passed - summary['size'], 0):,d}", display=False)
+met = synth.threshold_report(synth.load_synthetic_set(out / "synthetic"),  # at the configured threshold
+                             pd.read_csv(out / "synthetic" / "confidence_per_class.csv"))
+glue("synth_acceptance", f"{100 * met['accepted_at_threshold']:.1f}%", display=False)
+passed = round(met["accepted_at_threshold"] * summary["generated"])  # above the threshold, kept or not
+glue("synth_overflow", f"{max(passed - (summary['size'] - met['kept_below_threshold']), 0):,d}", display=False)
+glue("synth_threshold", f"{cfg.synth.threshold:g}", display=False)
+glue("synth_thesis_thr", f"{thesis.GENERATION['threshold']:g} in its text, {thesis.RECIPE.threshold:g} the default of its code",
+     display=False)
+glue("synth_threshold_note", analysis.threshold_note(met, "digits"), display=False)
+glue("synth_label_mode", "the **teacher's argmax**, as the thesis' text describes" if cfg.synth.label_mode == "teacher"
+     else "the **requested class**, as the thesis' code kept it", display=False)
 glue("synth_kept_share", f"{100 * summary['size'] / summary['generated']:.1f}%", display=False)
 glue("synth_agreement", f"{100 * summary['agreement']:.1f}%" if summary["agreement"] is not None else "n/a",
      display=False)
@@ -91,9 +101,10 @@ print(f"synthetic set: {summary['size']} digits, per class {summary['class_count
 # ({glue:text}`synth_kept_share`), in {glue:text}`synth_time` minutes
 # ({glue:text}`synth_rate` digits/s, sampler: {glue:text}`synth_sampler`). The teacher's label
 # agrees with the requested class for {glue:text}`synth_agreement` of the kept digits.
-# {glue:text}`synth_acceptance` of the generated digits passed the threshold (the acceptance);
-# the set keeps fewer because it is balanced by label: the
+# {glue:text}`synth_acceptance` of the generated digits reached the configured threshold (the
+# acceptance); the set keeps fewer because it is balanced by label: the
 # {glue:text}`synth_overflow` that passed after their label's quota was full were left out.
+# {glue:text}`synth_threshold_note`
 # {glue:text}`synth_shards_note`
 #
 # ## Confidence per class

@@ -136,10 +136,7 @@ per_class = pd.read_csv(folder / "confidence_per_class.csv")
 per_class.insert(0, "name", [names[c] for c in per_class["class"]])
 met = synth.threshold_report(stored, per_class)  # acceptance at the configured threshold, as the table's
 glue("fm_acceptance", f"{100 * met['accepted_at_threshold']:.1f}%", display=False)
-glue("fm_threshold_note", "Every kept image reached it." if met["final_threshold"] >= met["threshold"] else (
-    f"Its last rounds asked for a few images of the classes still short; a round that kept none lowered the threshold by "
-    f"0.01, down to {met['final_threshold']:.2f}: {met['kept_below_threshold']} of the kept images are below "
-    f"{met['threshold']}."), display=False)
+glue("fm_threshold_note", kr_utils.analysis.threshold_note(met, "images"), display=False)
 glue("fm_generated", f"{summary['generated']:,d}", display=False)
 glue("fm_set_size", f"{summary['size']:,d}", display=False)
 glue("fm_digits_per_s", f"{summary['generated_per_s']:.0f}", display=False)

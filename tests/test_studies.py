@@ -112,6 +112,16 @@ def test_knob_settings_have_stable_ids_and_share_draws():
     # the clipped chain at the profile's w is the same drawing as the w row with that weight
     assert knobs["clip"].drawing() == knobs[f"w_{smoke.guidance_w}"].drawing()
     assert len(studies.knob_labels(smoke)) == 10 * smoke.knob_per_class
+    # network passes per digit: two per step where guidance mixes both predictions
+    assert knobs["w_1.0"].passes == smoke.knob_steps and knobs["w_0.0"].passes == smoke.knob_steps
+    assert knobs["w_2.0"].passes == 2 * smoke.knob_steps and knobs["w_0.5"].passes == 2 * smoke.knob_steps
+
+
+def test_threshold_note_names_the_lowered_threshold():
+    from kr_utils import analysis
+    assert analysis.threshold_note({"threshold": 0.9, "final_threshold": 0.9, "kept_below_threshold": 0}).startswith("Every")
+    note = analysis.threshold_note({"threshold": 0.9, "final_threshold": 0.87, "kept_below_threshold": 12}, "digits")
+    assert "0.87" in note and "12 of the kept digits are below 0.9" in note
 
 
 def _deg_set(labels, generated=100, accepted=None):
