@@ -412,3 +412,15 @@ def test_test_reconstruction_decodes_the_code_mean():
     r = adversarial.test_reconstruction(Echo(), x)
     assert r["recon"].shape == (8,) and r["recon"].max() < 1e-6 * 784 * 50
     assert r["kl"].shape == (8,) and r["kl"].min() > 0  # the huge variance's KL, read from the code
+
+
+def test_hole_difference_is_paired_over_the_digits():
+    from kr_utils.theory import restoration
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(8, 1, 28, 28, generator=g) * 2 - 1
+    close, far = x0 + 0.1, x0 + 0.5  # every digit: the far fill is worse
+    mean, lo, hi = restoration.hole_difference(far, close, x0, 14)
+    assert mean == pytest.approx((0.25 ** 2) - (0.05 ** 2)) and lo <= mean <= hi
+    assert restoration.hole_difference(close, close, x0, 14) == (0.0, 0.0, 0.0)
+    outside = x0.clone(); outside[..., :2, :] = 1.0  # changes outside the hole do not count
+    assert restoration.hole_difference(outside, x0, x0, 14)[0] == 0.0

@@ -44,3 +44,15 @@ def inpainting_study(unet, sampler, x0: torch.Tensor, y: torch.Tensor, size: int
                        "known pixels changed": max(pixel_mse(filled[:n], x0, mask), pixel_mse(filled[n:], x0, mask))},
                       name=f"MSE, {size}x{size} hole")
     return table, {"damaged": damaged, "no class": filled[:n], "with class": filled[n:]}
+
+
+def hole_difference(fill: torch.Tensor, other: torch.Tensor, x0: torch.Tensor, size: int) -> tuple[float, float, float]:
+    """The in-hole squared error of ``fill`` minus that of ``other`` (both against ``x0``, the
+    centred ``size`` x ``size`` hole, [0, 1] pixel units), paired digit by digit: the mean over
+    the digits and its 95% interval (Student's t over the digits,
+    :func:`kr_utils.comparison.mean_interval`). Above 0: ``fill`` is further from the truth."""
+    from ..comparison import mean_interval
+
+    hole = 1 - square_hole(x0, size)
+    per_digit = lambda a: ((((a - x0) / 2) ** 2) * hole).flatten(1).sum(1) / hole.flatten(1).sum(1)  # noqa: E731
+    return mean_interval((per_digit(fill) - per_digit(other)).double().numpy()[None])

@@ -194,12 +194,14 @@ rolls.round(4)
 
 # %%
 pd.DataFrame({"001, roll 2π": {"T": 1000, "variance reached (ξ)": 0.1, "β from, to": "1e-4, 0.02", "learning rate": "0.01",
-                               "training": "20 epochs", "hidden units": 900, "batch": 100, "points drawn": 10000},
+                               "training": "20 epochs (2,000 updates)", "hidden units": 900, "batch": 100,
+                               "training points": 10000},
               "001, roll 3π": {"T": 1000, "variance reached (ξ)": 1, "β from, to": "1e-4, 0.02", "learning rate": "0.005",
-                               "training": "30 epochs", "hidden units": 1000, "batch": 50, "points drawn": 20000},
+                               "training": "30 epochs (12,000 updates)", "hidden units": 1000, "batch": 50,
+                               "training points": 20000},
               "this chapter": {"T": T_roll, "variance reached (ξ)": 1, "β from, to": "1e-4, 0.02",
-                               "learning rate": "2e-3, cosine decay", "training": f"{th.toy_steps:,d} steps",
-                               "hidden units": th.toy_hidden, "batch": 256, "points drawn": n}}).T
+                               "learning rate": "2e-3, cosine decay", "training": f"{th.toy_steps:,d} updates",
+                               "hidden units": th.toy_hidden, "batch": 256, "training points": len(data)}}).T
 
 # %% [markdown]
 # The reverse trajectory of the $3\pi$ roll:

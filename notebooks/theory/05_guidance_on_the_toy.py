@@ -44,6 +44,14 @@
 # The difference $\epsilon_\theta(x_t,t,c) - \epsilon_\theta(x_t,t,\varnothing)$ plays the role of the
 # classifier's gradient, with no classifier. Both methods share the same $\epsilon_\theta$ below:
 # classifier guidance uses its unconditional half.
+#
+# The two strengths are one scale. With exact models, $\epsilon(x_t,t,c) - \epsilon(x_t,t,\varnothing)
+# = -\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\log p(c\mid x_t)$ by the Bayes identity above, so (T5.1) at
+# $s$ and (T5.2) at $w = s$ are the same operation. At strength 1 both sample $p(x\mid c)$, and
+# landing in the requested cluster at strength 1 is the prediction, not a contest between them;
+# at any other strength the score is that of $p(x_t)\,p(c\mid x_t)^s$ at every $t$, which the
+# chain does not turn into samples of $p(x)\,p(c\mid x)^s$ exactly. What differs below is the
+# models: a classifier's gradient against a difference of two learnt predictions.
 
 # %% tags=["remove-cell"]
 import sys

@@ -156,18 +156,29 @@ plots.glue_figure("fig_t6_samples", fig)
 # weight $\lambda_t$ multiplies every gradient of network $t$ by one constant, and Adam's update
 # $m/\sqrt v$ cancels a constant (`tests/test_autoencoders.py` checks it): the weighted run ends
 # {glue:text}`t6_weighting_moved` of its training distance away from the unweighted one, started
-# from the same weights, batches and noise; what leaves that remainder is not traced here.
-# For per-step
-# networks the choice `001` studies in its Fig. 6 makes no difference under Adam; it would under
-# plain gradient descent, and it does for a shared network (chapter T3).
+# from the same weights, batches and noise. That remainder is Adam's $\epsilon$: the update is
+# $m/(\sqrt v + \epsilon)$, and where $\lambda_t$ is small $\sqrt v$ falls towards $\epsilon$, so the
+# constant no longer cancels (`tests/test_autoencoders.py` finds the drift vanishing as
+# $\epsilon \to 0$). For per-step networks the choice `001` studies in its Fig. 6 makes no
+# difference under Adam beyond that; it would under plain gradient descent, and it does for a
+# shared network (chapter T3). `001`'s Fig. 6 did show a difference: under Adam it can come only
+# from $\epsilon$, from run-to-run noise or from its per-step learning rates.
 #
 # The per-step model pays in parameters ($T$ full networks) what it saves in capacity per
 # network: each one only has to undo one noise level. Its appeal in `001` is analytical: a
 # single-hidden-layer autoencoder with *tied* weights, $r(x) = W^\top\sigma(Wx + b) + c$, has an
-# energy function whose gradient is its step $r(x) - x$, for any elementwise activation $\sigma$
-# (its §6); for ReLU it is $\tfrac12\|\mathrm{ReLU}(Wx + b)\|^2 - \tfrac12\|x - c\|^2$. The
-# networks here have untied weights, and that alone is why they have none; this chapter compares
-# what they generate, not their energies.
+# function $F$ whose gradient is its step, $\nabla F = r(x) - x$: `001` §6 shows it for linear
+# hidden units, and Kamyshanska and Memisevic (2013, `001`'s reference [9]) for any elementwise
+# activation $\sigma$; for ReLU, $F = \tfrac12\|\mathrm{ReLU}(Wx + b)\|^2 - \tfrac12\|x - c\|^2$. Since
+# the step climbs $F$, $F$ is an unnormalised log-density, and the energy in the physicist's
+# sense is $E = -F$. (`001`'s eq. 29 writes $-\tfrac12(x + b_r)^2$ where the quadratic term is
+# $-\tfrac12\|x - b_r\|^2$, with $b_r$ the output bias.) For the denoisers of this chapter that
+# potential is a score: a tied network $D$ that outputs $x_0$ gives, by Tweedie's formula
+# $\nabla\log q_t(x) = (\sqrt{\bar\alpha_t}\,D(x) - x)/(1-\bar\alpha_t)$, the log-density
+# $\log q_t(x) = [\sqrt{\bar\alpha_t}\,(\sum_j \Phi(w_j^\top x + b_j) + c^\top x) - \tfrac12\|x\|^2]/(1-\bar\alpha_t)$
+# up to a constant, with $\Phi' = \sigma$ ($\Phi = \tfrac12\mathrm{ReLU}^2$ for ReLU): the analogue of
+# T8's potential $V_t$ for a learnt model. The networks here have untied weights, and that
+# alone is why they have none; this chapter compares what they generate, not their energies.
 #
 # ## The reverse trajectory
 #
