@@ -187,7 +187,7 @@ def main(argv=None) -> dict:
         p.error("--steps, --runs, --items, --epochs and --stage-scale must be positive")
     import torch
 
-    from kr_utils import runtime, store, workers
+    from kr_utils import runtime, store
 
     threads, n_cores = torch.get_num_threads(), runtime.cores()
     # a measure not run now keeps its last figures; each measure carries the environment it ran in

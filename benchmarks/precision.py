@@ -44,7 +44,8 @@ def measure(kind: str, cfg: dict, bf16: bool, channels_last: bool, device, reps:
     y = torch.randint(0, 10, (batch,), device=device)
     schedule = diffusion.NoiseSchedule.from_config(dc)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
-    amp = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    def amp():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def train_step():
         with amp():

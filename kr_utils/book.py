@@ -291,7 +291,8 @@ def run_notebooks(profile: str, book_dir: Path, only=None, timeout: int | None =
         output, label = out_dir / f"{name}.ipynb", f"{group}/{name}"
         n_cells = len(nbformat.read(src, as_version=4).cells) + 1  # + papermill's injected parameters
         left = sum(recorded.get(f"{g}/{n}", 0.0) for g, _, n in todo[i - 1:])
-        print(f"== [{i}/{len(todo)}] {label} ({profile}{'' if dataset == 'mnist' else ', ' + dataset}); book {(time.perf_counter() - t_book) / 60:.1f} min "
+        which = f"{profile}{'' if dataset == 'mnist' else ', ' + dataset}"
+        print(f"== [{i}/{len(todo)}] {label} ({which}); book {(time.perf_counter() - t_book) / 60:.1f} min "
               f"elapsed" + (f", about {left / 60:.0f} min left from scratch by the last recorded run" if left else ""),
               flush=True)
         progress = Progress(label, n_cells, expected_cell_seconds(output, n_cells, profile), recorded.get(label))

@@ -334,7 +334,8 @@ def relabelled(teacher, images_uint8, device) -> dict:
 
 def halves(cfg: Profile, seed: int | None = None) -> tuple:
     """The real training digits the teacher learns from (:func:`kr_utils.data.fit_digits`, the
-    first ``teacher.train_subset`` where the profile sets one) cut in two halves, ``(images_a, labels_a), (images_b, labels_b)``: the size curve's labeller
+    first ``teacher.train_subset`` where the profile sets one) cut in two halves, ``(images_a, labels_a), (images_b,
+    labels_b)``: the size curve's labeller
     learns from A and its real arm draws from B, so no label comes from a network that saw the
     digit it labels."""
     images, labels = data.fit_digits(cfg, cfg.teacher.train_subset, seed)  # as many as the teacher learns from

@@ -27,7 +27,8 @@ def affine_params(b: int, generator: torch.Generator, device, max_rot_deg=10.0, 
     """The (b, 2, 3) affine matrices of :func:`augment`: a rotation, a scale and a shift per
     image, drawn from ``generator`` (on its own device) in a fixed order."""
     gdev = generator.device
-    r = lambda lo, hi: (torch.rand(b, generator=generator, device=gdev) * (hi - lo) + lo).to(device)
+    def r(lo, hi):
+        return (torch.rand(b, generator=generator, device=gdev) * (hi - lo) + lo).to(device)
     ang = r(-max_rot_deg, max_rot_deg) * math.pi / 180
     s = r(*scale)
     tx, ty = r(-max_shift_px, max_shift_px) * 2 / 28, r(-max_shift_px, max_shift_px) * 2 / 28

@@ -4,7 +4,8 @@ here through the same cached calls that the chapter owning it makes.
 A Colab runtime forgets everything when it is recycled, and a reader often opens one chapter
 only. So chapter 5, run alone in a fresh runtime, calls :func:`synthetic_set`, which calls
 :func:`diffusion_model` and :func:`teacher`: each returns at once when its artifact is in the
-artifacts folder (``$KR_ARTIFACTS/<profile>``, ``<profile>-<dataset>`` for a dataset other than MNIST: :attr:`kr_utils.config.Profile.run`; e.g. a mounted Google Drive), and otherwise
+artifacts folder (``$KR_ARTIFACTS/<profile>``, ``<profile>-<dataset>`` for a dataset other than MNIST:
+:attr:`kr_utils.config.Profile.run`; e.g. a mounted Google Drive), and otherwise
 prints what it builds and about how long that took in the last recorded run, then builds it
 exactly as its chapter does (same seeds, same cache files), so the chapter itself later
 reuses the result.

@@ -13,7 +13,8 @@ this process. Results come back as each wave ends, in the order of the calls.
 
 The workers are spawned (never forked: a fork of a process whose OpenMP threads have run can
 deadlock) without the caller's main module (they run functions of ``kr_utils`` only, so a script
-without an ``if __name__ == "__main__"`` guard is not run again in them), kept between calls, and leave when this process ends or is killed (each watches its
+without an ``if __name__ == "__main__"`` guard is not run again in them), kept between calls, and leave when this
+process ends or is killed (each watches its
 parent). A worker that dies (killed for memory) raises ``BrokenProcessPool`` here instead of
 hanging; an interrupt here stops the workers at once, and the next call starts new ones. A
 worker's printed lines are kept and printed here when its call returns.

@@ -52,7 +52,6 @@ epochs = None   # overrides teacher.epochs
 import time
 import numpy as np
 import pandas as pd
-import torch
 from kr_utils.live import glue
 import kr_utils
 from kr_utils import checkpoints, data, evaluate, models, pipeline, plots, runtime, store, thesis

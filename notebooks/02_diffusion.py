@@ -83,7 +83,8 @@ print(f"U-Net: base width {dcfg.base}, widths {[dcfg.base * m for m in dcfg.mult
 # The U-Net has {glue:text}`unet_params` parameters. It is trained for
 # {glue:text}`diffusion_steps` of {glue:text}`diffusion_batch` real training digits, the
 # teacher's: chapter 1's validation digits held out (`kr_utils.data.fit_digits`), so the choices
-# later chapters make on them are made on digits the generator never saw (AdamW, warm-up then cosine learning rate, gradient clipping at 1). A copy of the EMA weights
+# later chapters make on them are made on digits the generator never saw (AdamW, warm-up then cosine learning rate,
+# gradient clipping at 1). A copy of the EMA weights
 # is kept at milestone steps so that later chapters can study how the synthetic data degrade
 # with an under-trained generator.
 
@@ -108,7 +109,8 @@ glue("diffusion_final_loss", f"{final_loss:.4f}", display=False)
 # The thesis saved its U-Net after epochs 1, 3, 7, 25, 45, 65, 85 and 100 of 100 (Fig. 12),
 # and studied students of its checkpoints after epochs 8, 17, 35, 50, 65, 80 and 100 (§4.4).
 # This profile keeps the EMA weights at the same fractions of its training, both lists, steps
-# {glue:text}`diffusion_milestones`. The checkpoints feed the degradation study of chapter 6. One row per milestone checkpoint, digits 0 to 9 from left to right, drawn with the default
+# {glue:text}`diffusion_milestones`. The checkpoints feed the degradation study of chapter 6. One row per milestone
+# checkpoint, digits 0 to 9 from left to right, drawn with the default
 # fast sampler of the profile (chapter 3) and the same initial noise for every row, so the rows
 # differ only by the training the generator received.
 

@@ -50,7 +50,6 @@ label_mode = None  # "teacher" (default) or "requested"
 # %%
 import numpy as np
 import pandas as pd
-import torch
 from kr_utils.live import glue
 import kr_utils
 from kr_utils import analysis, checkpoints, controls, data, diffusion, live, pipeline, plots, runtime, store, synth, thesis

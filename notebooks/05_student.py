@@ -20,7 +20,8 @@
 # validation split (for early stopping) is synthetic too. The real MNIST test set only scores:
 # its final accuracy, and, for the curves below, its accuracy after each epoch. The two choices
 # this chapter makes, each architecture's number of epochs in the grid and which cell of the
-# grid to call the best, are made on a declared validation split of *real training* digits: the {glue:text}`real_val_size` digits chapter 1 held out of
+# grid to call the best, are made on a declared validation split of *real training* digits: the
+# {glue:text}`real_val_size` digits chapter 1 held out of
 # the teacher's training (`kr_utils.pipeline.real_validation`), which no model trains on: the
 # diffusion model of chapter 2 learnt the same training digits as the teacher, these held out
 # (`kr_utils.data.fit_digits`), and the students never see a real digit.
@@ -51,12 +52,10 @@ epochs = None   # overrides student.epochs
 grid_epochs = None  # overrides studies.epochs, the grid's (None: the student's, whose runs are then the grid's main cell)
 
 # %%
-import numpy as np
 import pandas as pd
-import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import checkpoints, comparison, config, evaluate, pipeline, plots, runtime, store, studies, thesis
+from kr_utils import checkpoints, comparison, config, evaluate, pipeline, plots, runtime, store, thesis
 
 cfg = kr_utils.get_config(profile, dataset=dataset, student__soft=soft, student__arch=arch, student__epochs=epochs,
                          studies__epochs=grid_epochs)
@@ -80,7 +79,8 @@ print(f"student {scfg.arch}: {len(syn_train[0])} synthetic training digits, "
 # The thesis (§4.3) trained its three classifiers as students with hard labels (so its code;
 # its text describes soft targets), and
 # scored them on *synthetic* test digits (Table 7, Fig. 16: 30 epochs) and on the real test
-# set (Fig. 17: its ResNet over 80 epochs; Fig. 18: the three architectures); seed 003 describes the soft targets. Here each is trained with hard labels (the
+# set (Fig. 17: its ResNet over 80 epochs; Fig. 18: the three architectures); seed 003 describes the soft targets.
+# Here each is trained with hard labels (the
 # teacher's argmax) and with soft targets at $\tau = 1$ and $\tau = 4$ (eq. 8,
 # $\alpha = 0.5$). The profile's student ({glue:text}`student_main_cell`)
 # gets {glue:text}`student_seeds`, every other cell {glue:text}`grid_seeds_n`;
@@ -221,7 +221,8 @@ store.update_metrics(profile, "student", {
     "arch": scfg.arch, "soft": scfg.soft, "augment": scfg.augment, "test_accuracy": accs,
     "test_accuracy_interval_seeds_and_digits": [s_lo, s_hi],
     "per_class_accuracy": first["per_class_accuracy"],
-    "epochs_run": [len(r["history"]["epoch"]) for r in grid.main.values()], "grid_epochs": chosen, "grid_budget_val_real_accuracy": grid.budget["val_real_accuracy"],
+    "epochs_run": [len(r["history"]["epoch"]) for r in grid.main.values()], "grid_epochs": chosen,
+    "grid_budget_val_real_accuracy": grid.budget["val_real_accuracy"],
     "train_size": len(syn_train[0]), "val_size": len(syn_val[0]),
     "grid": {f"{a}/{lab}": v for (a, lab), v in summary.items()},
     "grid_real_validation": {f"{a}/{lab}": v for (a, lab), v in grid.validation_summaries().items()},

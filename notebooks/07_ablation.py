@@ -79,7 +79,6 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 from kr_utils.live import glue
 import kr_utils

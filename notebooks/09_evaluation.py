@@ -435,7 +435,8 @@ sweep = claims.sweep(cfg, ours, device=device, test=(x_te, y_te))  # 3 seeds x 6
 sweep_frame = pd.DataFrame({t: {"acceptance": v["acceptance"], "student accuracy": None if v["accuracy"] is None
                                 else evaluate.format_summary(v["accuracy"], seeds=True)} for t, v in sweep.items()}).T
 for name, value in (("pool_per_class", ev.pool_per_class), ("sweep_per_class", ev.sweep_per_class),
-                    ("sweep_epochs", evaluate.counted(claims.sweep_epochs(cfg), "epoch")), ("n_seeds", evaluate.counted(len(ev.sweep_seeds), "seed"))):
+                    ("sweep_epochs", evaluate.counted(claims.sweep_epochs(cfg), "epoch")),
+                    ("n_seeds", evaluate.counted(len(ev.sweep_seeds), "seed"))):
     glue(name, value, display=False)
 glue("sweep_budget", "as many optimiser updates as chapter 5's main student makes on the whole set"
      if ev.sweep_epochs is None else "a budget the profile fixes", display=False)

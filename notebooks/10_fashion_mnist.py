@@ -54,7 +54,6 @@ seed = None     # overrides the profile's seed
 # %%
 import numpy as np
 import pandas as pd
-import torch
 from kr_utils.live import glue
 import kr_utils
 from kr_utils import analysis, checkpoints, comparison, data, diffusion, evaluate, pipeline, plots, runtime, store, studies, synth
@@ -211,9 +210,9 @@ worst = per_class_acc["student"].idxmin()  # test-set report, not a choice
 glue("fm_worst_class", f"{worst} ({100 * per_class_acc.loc[worst, 'student']:.1f}%, teacher "
                        f"{100 * per_class_acc.loc[worst, 'teacher']:.1f}%)", display=False)
 t_worst = per_class_acc["teacher"].idxmin()  # test-set report, not a choice
-glue("fm_worst_verdict", f"It is also the teacher's weakest class and the one whose generated images the teacher accepted "
-     f"least often (the set still holds its quota of it, drawn from more tries): a coincidence of three rankings on "
-     f"one student seed, not a measured cause."
+glue("fm_worst_verdict", "It is also the teacher's weakest class and the one whose generated images the teacher accepted "
+     "least often (the set still holds its quota of it, drawn from more tries): a coincidence of three rankings on "
+     "one student seed, not a measured cause."
      if worst == t_worst == hardest["name"] else
      f"The teacher's weakest class is {t_worst}, and the class whose generated images it accepted least often "
      f"{hardest['name']}.", display=False)

@@ -13,6 +13,7 @@ work=$(mktemp -d)
 export KR_ARTIFACTS="$work/artifacts"   # never touch the user's artifacts/
 trap 'rm -rf "$work"' EXIT
 
+ruff check .   # the linter's rules: pyproject.toml [tool.ruff]
 python -m pytest tests -q -p no:cacheprovider
 # a simulated Colab runtime installs the committed checkout as a notebook's install cell does and
 # runs the student chapter alone (tests/colab_sim.sh)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import kr_utils
-from kr_utils import book, checkpoints, config, data, distill, runtime, store, synth
+from kr_utils import book, checkpoints, config, data, distill, runtime, store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +104,8 @@ def test_unreadable_resume_state_starts_over(tmp_path, capsys):
     resume = _write(tmp_path / "run.partial.pt", os.urandom(100))
     x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
     _, hist = distill.train_classifier(kr_utils.models.build_classifier("simple_cnn"), (x, y), (x, y),
-                                       config.ClassifierRecipe(arch="simple_cnn", epochs=1, batch_size=8, lr=0.001, patience=2), seed=0, device="cpu", resume_path=resume)
+                                       config.ClassifierRecipe(arch="simple_cnn", epochs=1, batch_size=8, lr=0.001, patience=2),
+                                       seed=0, device="cpu", resume_path=resume)
     assert "starting this training run over" in capsys.readouterr().out and hist["epoch"] == [1]
 
 

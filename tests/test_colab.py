@@ -2,7 +2,6 @@
 buttons that open the notebooks' sources, and a package whose floors keep Colab's torch."""
 import importlib.util
 import os
-import re
 from pathlib import Path
 
 import nbformat
@@ -58,7 +57,6 @@ def test_glue_fallback_writes_what_myst_nb_writes(monkeypatch):
     """Without myst-nb (a bare Colab install) kr_utils.live.glue emits the same output."""
     import sys
 
-    from IPython.core.interactiveshell import InteractiveShell
     from kr_utils import live
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj, raw=False, metadata=None: shown.append((obj, metadata)))

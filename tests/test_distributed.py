@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kr_utils import checkpoints, diffusion, get_config, pipeline, store, synth
+from kr_utils import checkpoints, diffusion, get_config, pipeline, synth
 
 
 def test_each_rank_gets_a_disjoint_even_slice_of_every_class_quota():

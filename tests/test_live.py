@@ -1,10 +1,8 @@
 """kr_utils.live: widgets only where a live front end can talk to them (the book never hangs)."""
 import json
-import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from kr_utils import live
 

@@ -83,5 +83,6 @@ def test_fp16_training_step_runs_with_the_scaler(monkeypatch):
         "cpu", enabled=enabled))
     x, y = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
     model, hist = distill.train_classifier(models.build_classifier("simple_cnn"), (x, y), (x[:8], y[:8]),
-                                           config.ClassifierRecipe(arch="simple_cnn", epochs=1, batch_size=16, lr=0.001, patience=2), seed=0, device="cpu")
+                                           config.ClassifierRecipe(arch="simple_cnn", epochs=1, batch_size=16, lr=0.001, patience=2),
+                                           seed=0, device="cpu")
     assert len(hist["train_loss"]) == 1 and torch.isfinite(torch.tensor(hist["train_loss"])).all()

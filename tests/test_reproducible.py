@@ -5,7 +5,7 @@ import hashlib
 from pathlib import Path
 
 import kr_utils
-from kr_utils import checkpoints, diffusion, pipeline
+from kr_utils import checkpoints, pipeline
 
 
 def _build(root: Path, monkeypatch) -> dict:

@@ -68,7 +68,6 @@ def test_bf16_switch(monkeypatch):
 
 
 def test_unet_layout_follows_bf16(monkeypatch):
-    from kr_utils import diffusion
 
     monkeypatch.setenv(runtime.BF16_ENV, "0")
     assert diffusion.unet_memory_format("cpu") == torch.channels_last

@@ -73,7 +73,8 @@ def test_select_best_false_keeps_the_final_weights():
     # best epoch is the first, and only select_best=False returns the last weights
     yv = (y + 1) % 10
     m1, h1 = distill.train_classifier(model, (x, y), (x, yv),
-                                      config.ClassifierRecipe(arch="simple_cnn", epochs=3, batch_size=16, lr=0.05, patience=5), seed=0, device="cpu", select_best=False)
+                                      config.ClassifierRecipe(arch="simple_cnn", epochs=3, batch_size=16, lr=0.05, patience=5),
+                                      seed=0, device="cpu", select_best=False)
     assert h1["best_epoch"] == 3
     m2, h2 = distill.train_classifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), (x, y),
                                     (x, yv), config.ClassifierRecipe(arch="simple_cnn", epochs=3, batch_size=16, lr=0.05, patience=5), seed=0,

@@ -46,7 +46,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
 from kr_utils.live import glue
 import kr_utils
 from kr_utils import controls, diffusion, fit, live, plots, runtime, store

@@ -66,7 +66,6 @@ seed = None     # overrides the profile's seed
 # %%
 import time
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 from kr_utils.live import glue

@@ -62,7 +62,6 @@ seed = None     # overrides the profile's seed
 
 # %%
 import time
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from kr_utils.live import glue

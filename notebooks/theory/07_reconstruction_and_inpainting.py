@@ -174,7 +174,8 @@ pd.DataFrame(inpaint).round(5)
 # in-hole error minus the black hole's, paired digit by digit, mean and 95% interval over the
 # {glue:text}`t7_n` digits of one seed (`kr_utils.theory.restoration.hole_difference`),
 # {glue:text}`t7_hole_diffs`. Where a fill loses, that is what squared error does even to an
-# exact posterior sample (ours, RePaint without resampling, is not one, so it pays at least this): a fill drawn from the posterior $p(\text{hole}\mid\text{rest})$
+# exact posterior sample (ours, RePaint without resampling, is not one, so it pays at least this): a fill drawn from
+# the posterior $p(\text{hole}\mid\text{rest})$
 # and the true hole are two independent draws from it, so their expected squared distance is
 # twice the posterior variance, while the posterior mean would pay it once, and a black hole,
 # much of which is background, pays only for the stroke it misses. The teacher reads the
