@@ -27,7 +27,7 @@ book: install-book
 test: install-test
 	PATH="$(abspath $(BIN)):$$PATH" bash tests/run_all.sh
 
-# The prepared GPU check (benchmarks/gpu_check.py; README, "On a GPU box"): on a GPU box with PyTorch,
+# The prepared GPU check (benchmarks/gpu_check.py; book/reproduce.md, "On a GPU box"): on a GPU box with PyTorch,
 # no venv; at PROFILE=smoke the same steps on this CPU, with the venv's python where there is one.
 GPU_CHECK_OUT ?= $(if $(filter smoke,$(PROFILE)),_build/gpu_check,results/gpu)
 GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))

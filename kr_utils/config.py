@@ -8,7 +8,7 @@ Profiles (the raw values are the dictionaries of :data:`PROFILES`):
 - ``smoke``: CI; every notebook in seconds, tiny models, numbers meaningless.
 - ``cpu``: ``make book``'s default; the whole book, experiments included, on a 2-core machine
   with bf16 (about 1 h 50 min from scratch by its chapters' recorded costs, ``results/cpu/``:
-  README, "Profiles"), real results (smaller epochs, seeds and
+  book/reproduce.md, "Profiles"), real results (smaller epochs, seeds and
   sizes than the thesis, stated per chapter).
 - ``gpu``: thesis scale (60k synthetic digits), for a data-centre GPU (A100, H100).
 - ``t4``: the gpu profile's pipeline with smaller studies around it, for a free Colab T4.
@@ -767,7 +767,7 @@ def _derive(base: str, **changes) -> dict:
 
 # t4: the gpu profile's generator, synthetic set and main-student recipe (so its main student
 # matches the gpu profile's, on 3 seeds instead of 10), with the studies around them cut to fit
-# a free Colab T4 session (the whole book in about 51 min, an estimate: README, "Colab").
+# a free Colab T4 session (the whole book in about 51 min, an estimate: book/reproduce.md, "Colab").
 PROFILES["t4"] = _derive(
     "gpu",
     teacher={"study_seeds": (0, 1, 2)},

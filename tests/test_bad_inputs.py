@@ -1,5 +1,5 @@
 """The table of bad inputs: files, parameters and folders, each with the error it must raise
-(README, "Troubleshooting", lists the same cases). Every message names the file or parameter;
+(book/reproduce.md, "Troubleshooting", lists the same cases). Every message names the file or parameter;
 none suggests loading an untrusted pickle."""
 import gzip
 import os
@@ -157,12 +157,12 @@ def test_bad_precision_variable(monkeypatch):
         runtime.precision("cpu")
 
 
-def test_readme_lists_the_same_cases():
-    text = (ROOT / "README.md").read_text()
+def test_reproduce_page_lists_the_same_cases():
+    text = (ROOT / "book" / "reproduce.md").read_text()
     for phrase in ("cannot be read as", "holds a 'diffusion' checkpoint, expected 'teacher'", "of profile",
                    "rebuilding", "starting this training run over", "header says shape", "KR_DATA_DIR",
                    "unknown profile", "unknown override", "ran past the cell timeout", "KR_PRECISION"):
-        assert phrase in text, f"README's troubleshooting lacks {phrase!r}"
+        assert phrase in text, f"the reproduce page's troubleshooting lacks {phrase!r}"
 
 
 def test_a_timeout_without_a_cell_index_names_the_running_cell():

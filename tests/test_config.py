@@ -101,15 +101,15 @@ def test_classifier_names_match_the_models():
 def _readme_row(profile: str) -> str:
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[1] / "book" / "reproduce.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith(f"| `{profile}`")]
-    assert len(rows) == 1, f"README has {len(rows)} table rows for profile {profile!r}"
+    assert len(rows) == 1, f"the reproduce page has {len(rows)} table rows for profile {profile!r}"
     return rows[0]
 
 
 @pytest.mark.parametrize("profile", ["cpu", "t4"])
 def test_readme_profile_table_matches_the_config(profile):
-    """The README's table of profiles says the sizes of the studies; it went stale once
+    """The reproduce page's table of profiles says the sizes of the studies; it went stale once
     (degradation checkpoints, ablation seeds, milestones) when the config changed."""
     import re
 

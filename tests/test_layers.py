@@ -1,5 +1,5 @@
 """The library's stages stand in layers: each ``kr_utils`` module imports only modules below it
-(the README's "one module per pipeline stage, each importing only those below it"). Read from
+(book/reproduce.md's "one module per pipeline stage, each importing only those below it"). Read from
 the source, function-level imports included, so that a cycle hidden in a function body (one
 module importing the other inside a function to dodge the import-time loop) fails too."""
 import ast
@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kr_utils"
 
-# a few stages in the order the README gives them, bottom first: none may import one after it
+# a few stages in the order the reproduce page gives them, bottom first: none may import one after it
 ORDER = ("runtime", "store", "data", "config", "models", "diffusion", "synth", "distill", "evaluate",
          "studies", "pipeline", "distributed", "book")
 
