@@ -654,30 +654,16 @@ PROFILES: dict[str, dict] = {
                        # the thesis' epochs 1, 3, 7, 25, 45, 65, 85, 100 of 100 (chapter 2's figure) and
                        # its degradation checkpoints 8, 17, 35, 50, 65, 80, 100 (§4.4), scaled to 3,000 steps
                        milestones=(30, 90, 210, 240, 510, 750, 1050, 1350, 1500, 1950, 2400, 2550, 3000)),
-        # w = 1 (plain conditional): one network pass per step, and more diverse digits than
-        # w = 2, which the student needs. Chosen on the real validation digits
-        # (benchmarks/sweep_levers.py, results/cpu/sweep_cpu.json, 2026-12-01: ResNet students
-        # on 5,000 digits, 3 seeds: 98.66% at w = 1 against 97.16% at w = 2).
-        # knob_steps: the thesis' ancestral chain respaced to 100 steps for the knob study.
-        # DPM-Solver++ in 10 steps measured against this DDIM-20 on the real validation digits
-        # (benchmarks/sweep_levers.py --sampler, results/cpu/sweep_cpu_sampler.json, 2026-12-02, float32
-        # machine, 5,000 digits, 3 ResNet students each): 97.52% against 97.37%, drawn 2.0x faster. Not
-        # switched yet: the recorded cpu run (bf16) of chapters 3-9 and 11 is of the DDIM-20 set.
+        # w = 1 (plain conditional): one network pass per step (decision cpu_guidance_w); DDIM-20 kept
+        # (cpu_sampler); knob_steps: the thesis' ancestral chain respaced to 100 steps for the knob study.
+        # Decisions and what measured them: book/decisions.csv, shown on the reproduce page.
         sampler=dict(sampler="ddim", num_steps=20, guidance_w=1.0, clip_x0=True,
                      x_T_scale=1.0, noise_scale=1.0, batch_size=500, demo_per_class=1,
                      knob_steps=100, knob_per_class=20),
         synth=dict(per_class=2000, threshold=0.9, threshold_floor=0.5, max_rounds=50,
                    label_mode="teacher", mode="balanced", oversample=1.2),
-        # Three seeds of the main student (a mean with an interval), 3 epochs each: with the
-        # studies of chapters 5-7, chapters 1-8 and theory T1-T8 take 48 min on 2 cores (bf16, results/cpu).
-        # 5 epochs are better on the real validation digits at every seed (benchmarks/sweep_levers.py
-        # --recipe, results/cpu/sweep_cpu_recipe.json, 2026-12-03, float32 machine, one DPM-Solver++ 10 set:
-        # 99.11% against 98.89%; test 99.35% against 99.22%) but not switched: the recorded run is of 3
-        # epochs. With `studies.epochs` = 3 the grid and the ablation keep 3 and the grid trains its ResNet
-        # cell anew. Measured so (chapter 5 at cpu, -p epochs 5 -p grid_epochs 3, from scratch,
-        # results/cpu/student_epochs_split.json, 2026-12-03, float32 machine, the profile's own DDIM-20 set):
-        # main student 99.39% on the test set over 3 seeds (each >= 99.33%), real validation 99.03%
-        # against 98.74% for the grid's 3-epoch cell (seeds 0-1); the split cost 576 s there in float32.
+        # Three seeds of the main student (a mean with an interval), 3 epochs each (decisions
+        # cpu_student_epochs and cpu_student_epochs_split: book/decisions.csv).
         student=dict(arch="resnet_preact", epochs=3, batch_size=64, lr=2e-3, patience=3,
                      val_fraction=0.1, soft=True, temperature=4.0, alpha=0.5, augment=True,
                      seeds=(0, 1, 2)),
@@ -699,15 +685,14 @@ PROFILES: dict[str, dict] = {
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
                     ae_batch=64, ae_samples=500, recon_digits=10, recon_fallback_steps=1500),
-        # Theory chapter 9 and chapter 11 (the generators of seed 004): sizes measured on 2 cores.
-        # WGAN-GP's learning rate: 5e-4, not Gulrajani's 1e-4-2e-4 (2026-12-01, 1,000 updates, the teacher's
-        # agreement with the requested class: 67% at 2e-4, 83% at 5e-4); one update costs 5 critic updates
-        # with the penalty's second derivative, 160 ms here against 35 ms for the GAN's.
+        # Theory chapter 9 and chapter 11 (the generators of seed 004). WGAN-GP's learning rate: decision
+        # cpu_wgan_lr (book/decisions.csv); one of its updates costs 5 critic updates with the penalty's
+        # second derivative.
         generators=dict(latent=64, width=32, batch_size=64, gan_lr=2e-4, wgan_lr=5e-4, n_critic=5, gp_lambda=10.0,
                         vae_latent=16, vae_hidden=512, vae_lr=1e-3, vae_beta=1.0, vae_steps=4000, gan_steps=3000,
                         wgan_steps=1000, theory_steps=600, latent2d_steps=1500, per_class=300,
                         seeds=(0, 1, 2), equal_images=True),
-        # Chapter 9 (measured: 8.9 min on 2 cores, 2026-11-25): every synthetic digit audited against the
+        # Chapter 9: every synthetic digit audited against the
         # 60,000 training digits; 300 unfiltered digits per class for the threshold sweep, whose
         # students learn from 100 per class for 4 epochs over 3 seeds, as do those of the thesis'
         # sampler (its chain, respaced to 100 steps, costs 10 times this book's per digit); the
@@ -791,22 +776,9 @@ _FAST = {"sampler": "dpmpp2m", "num_steps": 10}
 DATASET_CHANGES: dict[str, dict[str, dict]] = {
     "fashion-mnist": {
         "smoke": {"sampler": {"sampler": "dpmpp2m", "num_steps": 5}},
-        # the teacher accepts about 43% of the final U-Net's images at 0.9 and 24% of those of step 510
-        # (cpu, 2026-12-01; 86% of digits): each checkpoint draws enough for its kept set at that rate
-        # Its student learns for 8 epochs, not 3: chosen on the real validation images (2026-12-01,
-        # this profile's set and teacher): 85.10% at 3 epochs (mean of 3 seeds), 88.02% at 8 (seed 0);
-        # lowering the threshold did worse there (83.64% with no filter, 83.90% at 0.5, 81.06% at 0.7).
-        # Its teacher learns for 6 epochs, not 2 (2026-12-02, same seed and U-Net): real validation
-        # 91.64% -> 93.48%; the teacher then accepts 55% of the images at 0.9, and the student (seed 0)
-        # scores 88.72% on the real validation images, against 88.02% under the 2-epoch teacher.
-        # DPM-Solver++ in 8 steps instead of 10 drew the set 1.5x faster but its student scored 88.48%
-        # there: the 10 steps stay.
-        # Its student then learns for 12 epochs, not 8 (2026-12-02, this teacher's set, real validation):
-        # seed 0 89.30% against 88.72%, seed 1 88.84% against 88.32%; random horizontal flips on top
-        # of the affine jitter did worse (seed 0: 87.60% at 8 epochs, 86.90% at 6).
-        # Its set is drawn as 2 shards, side by side on 2 cores (one thread each: 1.19x-1.29x the images/s
-        # of one draw on both cores, benchmarks/parallel_runs.py, 2026-12-02); MNIST's stays one draw,
-        # the set its recorded run used.
+        # Each checkpoint draws enough for its kept set at the teacher's acceptance rate. The teacher's and
+        # the student's epochs, the sampler's steps, the threshold and the shards: decisions fm_* in
+        # book/decisions.csv (tried by hand on the real validation images, one or two seeds each).
         "cpu": {"sampler": _FAST, "teacher": {"epochs": 6}, "student": {"epochs": 12}, "synth": {"shards": 2},
                 "studies": {"degradation_milestones": (510, 1500, 3000), "degradation_per_class": 400}},
         "gpu": {"sampler": _FAST, "studies": {"degradation_milestones": (680, 2000, 4000), "degradation_per_class": 2200}},

@@ -35,7 +35,7 @@
 # images only score). The student trains for {glue:text}`fm_student_epochs`
 # ({glue:text}`fm_mnist_epochs` on digits), tried by hand on the real validation images, on one
 # or two seeds and without intervals, with differences within the sampling error of those
-# images (`kr_utils.config.DATASET_CHANGES` records what was tried): a hand-tuned recipe, not
+# images (`book/decisions.csv`, shown on the reproduce page, records what was tried): a hand-tuned recipe, not
 # a measured optimum. Fashion-MNIST is harder than digits (compare the teacher below with
 # chapter 1's), and T-shirts, shirts, pullovers and coats are hard to tell apart even for
 # people. The questions: how close does a student

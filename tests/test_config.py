@@ -133,3 +133,22 @@ def test_the_studies_train_as_long_as_the_main_student_unless_told():
     assert cfg.studies.epochs is None and cfg.study_epochs == cfg.student.epochs
     longer = config.get_config("cpu", student__epochs=5, studies__epochs=3)
     assert (longer.student.epochs, longer.study_epochs) == (5, 3)
+
+
+def test_every_decision_the_profiles_name_is_recorded():
+    """The profiles name their measured choices by id; book/decisions.csv (shown on the reproduce
+    page) holds each with its alternative, metric, figure, source and date."""
+    import csv
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    rows = list(csv.DictReader((root / "book" / "decisions.csv").open()))
+    assert rows and all(all(r[k].strip() for k in ("id", "setting", "alternative", "metric", "figure", "source", "date"))
+                        for r in rows)
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", r["date"]) for r in rows)
+    ids = {r["id"] for r in rows}
+    named = set(re.findall(r"\b((?:cpu|fm)_[a-z_0-9]+)\b", (root / "kr_utils" / "config.py").read_text()))
+    named |= {i for i in ids if i.startswith("fm_")} if "decisions fm_*" in (root / "kr_utils" / "config.py").read_text() else set()
+    assert named - ids == set(), f"config.py names decisions the record lacks: {sorted(named - ids)}"
+    assert "2026-" not in (root / "kr_utils" / "config.py").read_text(), "dated measurements belong in the decisions record"
