@@ -107,25 +107,16 @@ def _readme_row(profile: str) -> str:
     return rows[0]
 
 
-@pytest.mark.parametrize("profile", ["cpu", "t4"])
-def test_readme_profile_table_matches_the_config(profile):
-    """The reproduce page's table of profiles says the sizes of the studies; it went stale once
-    (degradation checkpoints, ablation seeds, milestones) when the config changed."""
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu", "t4"])
+def test_reproduce_page_profile_rows_state_no_sizes(profile):
+    """The reproduce page's table of profiles went stale once (degradation checkpoints, ablation
+    seeds, milestones) when the config changed: it now says what each profile is for in words, and
+    each chapter glues its own sizes from the profile, so no size may creep back into a row."""
     import re
 
-    row, cfg = _readme_row(profile), config.get_config(profile)
-    e = cfg.studies
-    m = re.search(r"degradation on (\d+) checkpoints × ([\d,]+) digits/class drawn, ([\d,]+) kept", row)
-    assert m, "the row names the degradation study's checkpoints, digits drawn and kept"
-    assert [int(g.replace(",", "")) for g in m.groups()] == [
-        len(e.degradation_milestones), e.degradation_per_class, e.degradation_kept]
-    m = re.search(r"ablation on ([\d,]+) digits/class × (\d+) seeds", row)
-    assert m and [int(g.replace(",", "")) for g in m.groups()] == [e.ablation_per_class, len(e.ablation_seeds)]
-    m = re.search(r"\((\d+) milestones\)", row)
-    if profile == "cpu":
-        assert m and int(m.group(1)) == len(cfg.diffusion.milestones)
-        m = re.search(r"\((\d+) epochs per student\)", row)
-        assert m and int(m.group(1)) == e.degradation_epochs
+    row = _readme_row(profile)
+    words = re.sub(r"\b(A100|H100|T4|t4|2-core)\b", "", row)  # device and profile names are not sizes
+    assert not re.search(r"\d", words), f"a size in the {profile} row: {row}"
 
 
 def test_the_studies_train_as_long_as_the_main_student_unless_told():

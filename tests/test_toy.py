@@ -155,6 +155,8 @@ def test_first_strength_is_the_smallest_that_reaches_the_level():
     assert toy.first_strength(rows, "m") == 0.5
     assert toy.first_strength(rows, "m", level=0.999) == 2.0
     assert toy.first_strength(rows, "m", level=1.01) is None
+    dip = rows + [{"method": "m", "strength": 1.0, "fraction_requested": 0.9}]  # a larger strength falls back
+    assert toy.first_strength(dip, "m") == 2.0
 
 
 def test_guidance_sweep_draws_every_setting_from_one_noise():

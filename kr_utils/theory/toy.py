@@ -355,10 +355,16 @@ def guidance_sweep(model: ToyEpsMLP, classifier: NoisyClassifier, sampler, means
 
 
 def first_strength(rows, method: str, level: float = 0.99) -> float | None:
-    """The smallest strength of ``method`` in :func:`guidance_sweep`'s ``rows`` at which at least
-    ``level`` of the samples land in the requested cluster; None if none does."""
-    hits = [r["strength"] for r in rows if r["method"] == method and r["fraction_requested"] >= level]
-    return min(hits) if hits else None
+    """The smallest strength of ``method`` in :func:`guidance_sweep`'s ``rows`` from which on at
+    least ``level`` of the samples land in the requested cluster, at it and at every larger
+    strength tried; None if there is none."""
+    mine = sorted((r["strength"], r["fraction_requested"]) for r in rows if r["method"] == method)
+    first = None
+    for strength, frac in reversed(mine):
+        if frac < level:
+            break
+        first = strength
+    return first
 
 
 def error_ratios(weighted: list, plain: list, k: int, floor: float = 0.0) -> tuple[float, list[float]]:

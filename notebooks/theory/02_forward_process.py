@@ -95,7 +95,8 @@ glue("t2_ab_T", f"{ab[-1].item():.1e}", display=False)
 # The linear schedule of eq. (1) and what it implies (eq. T2.2). The dashed lines mark SNR = 1.
 # ```
 #
-# Signal and noise have equal power at $t =$ {glue:text}`t2_t_half`; at $t = T$ only
+# The signal-to-noise ratio reaches 1 ($\bar\alpha_t = 1 - \bar\alpha_t$; equal power for data of unit
+# variance) at $t =$ {glue:text}`t2_t_half`; at $t = T$ only
 # $\bar\alpha_T =$ {glue:text}`t2_ab_T` of the signal's power is left, so $x_T$ is, for every
 # practical purpose, a draw from $\mathcal N(0, I)$.
 #
@@ -124,7 +125,7 @@ plots.glue_figure("fig_t2_forward", fig)
 # %% [markdown]
 # ```{glue:figure} fig_t2_forward
 # Forward trajectories (`001` Fig. 1): the Swiss roll (top) and a test digit (bottom) at
-# increasing $t$. The structure is gone long before $t = T$: by $t \approx$ 400 the roll is a blob.
+# increasing $t$. The structure is gone long before $t = T$.
 # ```
 #
 # ## Histograms before and after
@@ -262,8 +263,10 @@ glue("t2_data_kurt", f"{stats.kurtosis(analytic.sample_gmm(*MIX, 200_000, rng)[0
 # $\mathbb E[x_0\mid x_t]$). With the exact score the reverse SDE puts {glue:text}`t2_rev_modes` of
 # its samples in the right-hand mode, at a mean distance {glue:text}`t2_rev_abs` from zero (the
 # data: 50%, 2). The linear model's samples have the data's variance ({glue:text}`t2_lin_var`
-# against 4.25) but not its shape: their excess kurtosis is {glue:text}`t2_lin_kurt`, a Gaussian's
-# 0, where the two-mode data have {glue:text}`t2_data_kurt`.
+# against 4.25), as they must: the best linear noise predictor is the exact score of the
+# Gaussian with the data's mean and variance, so only their shape is evidence, and it is wrong:
+# their excess kurtosis is {glue:text}`t2_lin_kurt`, a Gaussian's 0, where the two-mode data have
+# {glue:text}`t2_data_kurt`.
 
 # %%
 store.update_metrics(profile, "theory", {"T2": {"t_snr_1": t_half, "chain_vs_closed_form_max_err": err,
@@ -275,7 +278,7 @@ store.update_metrics(profile, "theory_wall_time_s", {"T2": round(time.perf_count
 # %% [markdown]
 # ## What was measured
 #
-# Signal and noise have equal power at $t =$ {glue:text}`t2_t_half` of the linear schedule, and
+# The signal-to-noise ratio reaches 1 at $t =$ {glue:text}`t2_t_half` of the linear schedule, and
 # the closed form $q(x_t \mid x_0)$ matches the chain iterated step by step to within
 # {glue:text}`t2_chain_err`, the size of the Monte Carlo error. Run backwards with the exact
 # score, the reverse SDE recovers a two-mode data set ({glue:text}`t2_rev_modes` in the right-hand

@@ -174,7 +174,7 @@ glue("t3_weight_first200", f"{100 * (lam[:200].sum() / lam.sum()).item():.0f}%",
 #
 # The same small MLP (`kr_utils.theory.toy.ToyEpsMLP`) is trained twice per seed on the 3π Swiss roll of
 # `001`, once on eq. (T3.6) (weights rescaled to mean 1; under Adam, whose step does not depend
-# on a constant factor of the loss, this changes only the printed loss) and once on eq. (T3.7),
+# on a constant factor of the loss, this changes only the printed loss, up to Adam's $\epsilon$) and once on eq. (T3.7),
 # from the same initial weights (drawn from the seed alone: `kr_utils.fit.built_from_seed`), with the
 # same data, batches, steps and optimiser (`kr_utils.theory.toy.train_toy_eps`). We then sample with the 1000-step ancestral sampler and measure
 # two things on held-out points: the **energy distance** to the data

@@ -78,8 +78,10 @@ for t in range(T):
 plots.points_animation(frames, titles, reference=x, lim=5)
 
 # %% [markdown]
-# The points (red) leave the two clusters (grey) and spread into one standard normal blob:
-# at $t = T$, $\sqrt{\bar\alpha_T}$ = {glue:text}`t4_signal_T` of the original position is left.
+# The points (red) leave the two clusters (grey) and spread into nearly one standard normal
+# blob: at $t = T$, $\sqrt{\bar\alpha_T}$ = {glue:text}`t4_signal_T` of the original position is
+# left, so the two clusters' means are not quite erased (chapter T5 measures what a classifier can
+# still read there).
 #
 # ## Training, then the reverse process, animated
 

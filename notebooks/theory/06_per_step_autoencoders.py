@@ -36,8 +36,10 @@
 # (`kr_utils.theory.autoencoders.short_schedule`), for both models. The rescaling is not
 # neutral: it ends at $\bar\alpha_T =$ {glue:text}`t6_abar_T` (against
 # {glue:text}`t6_abar_1000` at $T = 1000$) with a last step of $\beta_T =$
-# {glue:text}`t6_beta_T`, large enough that chapter T3's small-step Gaussian reverse step is
-# only an approximation near the end of the chain.
+# {glue:text}`t6_beta_T`. Near the end of the chain both marginals are close to $\mathcal N(0, I)$,
+# so the reverse step stays nearly Gaussian even there; the steps that strain chapter T3's
+# small-step Gaussian reverse step are those of mid-chain, where $\beta_t$ is already large and
+# the marginal still carries the digits' structure.
 #
 # **What the autoencoder outputs.** `001` lets each autoencoder output $\epsilon$ directly, with
 # 1,700 hidden units for MNIST (its Table 2), wider than the 784 pixels; {glue:text}`t6_width`.
@@ -47,7 +49,8 @@
 # output a *clean digit* $D(x_t)$ instead (a denoising autoencoder), and $\epsilon$ follows from
 # eq. (T2.2): $\epsilon = (x_t - \sqrt{\bar\alpha_t}\,D(x_t))/\sqrt{1-\bar\alpha_t}$
 # (`output="x0"`). They are trained on the squared error of $D$ (`kr_utils.theory.autoencoders.train_autoencoder`),
-# which is eq. (T3.6) with weights $(1-\bar\alpha_t)/\bar\alpha_t$ = 1/SNR. For a per-step network the
+# which is $L_\text{simple}$ (T3.7) weighted by $(1-\bar\alpha_t)/\bar\alpha_t$ = 1/SNR, since
+# $\|D - x_0\|^2 = \|\epsilon - \epsilon_\theta\|^2/\mathrm{SNR}$. For a per-step network the
 # weight is one constant per network, and Adam's step does not depend on it.
 
 # %% tags=["remove-cell"]
@@ -147,7 +150,10 @@ plots.glue_figure("fig_t6_samples", fig)
 # {glue:text}`t6_ed_shared` for the shared network ({glue:text}`t6_params_shared` parameters,
 # {glue:text}`t6_time_shared`), and {glue:text}`t6_ed_eps` for per-step networks that output
 # $\epsilon$ directly through the same narrow hidden layer. For comparison, Gaussian noise
-# clipped to $[-1, 1]$ is at {glue:text}`t6_ed_noise` from the same digits.
+# clipped to $[-1, 1]$ is at {glue:text}`t6_ed_noise` from the same digits. The per-step and
+# shared models differ in width, updates and learning rate (the profile's `theory` section), with
+# one seed each: a comparison of what each reaches at this profile's settings, not at equal
+# budgets.
 #
 # **Weighted against unweighted loss** (`001` Fig. 6). The ELBO's weights (T3.6) on this chain range
 # over a factor {glue:text}`t6_elbo_ratio`, and the eps-output networks trained on them reach
@@ -185,7 +191,8 @@ plots.glue_figure("fig_t6_samples", fig)
 
 # %%
 traj = samples["per-step, outputs x0"][1]
-steps_shown = sorted({int(round(T * f)) for f in (0.99, 0.8, 0.6, 0.4, 0.2, 0.1, 0.05)} | {0}, reverse=True)
+steps_shown = sorted({min(T - 1, int(round(T * f))) for f in (0.99, 0.8, 0.6, 0.4, 0.2, 0.1, 0.05)} | {0},
+                     reverse=True)  # the kept states are x_0 .. x_{T-1}
 steps_shown = [t for t in steps_shown if t in traj]
 frames = torch.stack([traj[t][:2] for t in steps_shown], 1).reshape(-1, 1, 28, 28)
 fig = plots.mosaic(frames.clamp(-1, 1), nrow=2, titles=[f"t={t}" for t in steps_shown] * 2)

@@ -92,7 +92,7 @@ for t0 in levels:
     rec, noised = diffusion.reconstruct(unet, sampler, torch.cat([x0, x0]), t0 - 1, both, 1.0,
                                         torch.Generator().manual_seed(seed + t0), progress=True)
     rec_null, rec_cls = rec.chunk(2)
-    rows.append({"t0": t0, "noised input": restoration.pixel_mse(noised[:n].clamp(-1, 1), x0),
+    rows.append({"t0": t0, "noised input, clamped to [-1, 1]": restoration.pixel_mse(noised[:n].clamp(-1, 1), x0),
                  "reconstruction, no class": restoration.pixel_mse(rec_null, x0),
                  "reconstruction, with class": restoration.pixel_mse(rec_cls, x0),
                  "teacher reads the class, no class given": reads(rec_null) / n})
@@ -191,7 +191,7 @@ ids = {'hole left black': 'hole_black',
        'inpainted, no class': 'inpainted_null',
        'inpainted, with class': 'inpainted_class',
        'known pixels changed': 'known_pixels_changed',
-       'noised input': 'noised_input',
+       'noised input, clamped to [-1, 1]': 'noised_input',
        'reconstruction, no class': 'reconstruction_null',
        'reconstruction, with class': 'reconstruction_class',
        'teacher reads the class, no class given': 'teacher_reads_class_null',
