@@ -91,7 +91,7 @@ seed = None     # overrides the profile's seed
 import torch
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import checkpoints, controls, data, diffusion, evaluate, live, pipeline, plots, runtime, store, studies
+from kr_utils import checkpoints, controls, diffusion, evaluate, live, pipeline, plots, runtime, store, studies
 
 cfg = kr_utils.get_config(profile, dataset=dataset)
 seed = cfg.seed if seed is None else seed
@@ -126,7 +126,7 @@ glue("knob_per_class", gcfg.knob_per_class, display=False)
 # (`kr_utils.evaluate.generation_quality`) its mean confidence, how often its label is the
 # requested class, the fraction accepted at the synthetic set's threshold, and a **diversity**:
 # the mean distance between two digits of the same class in the teacher's 64-dimensional
-# feature space (`evaluate.feature_diversity`), beside the same measure on real test digits
+# feature space (`evaluate.feature_diversity`), beside the same measure on real validation digits
 # (at $w=0$ the class is ignored, so there digits are grouped by the teacher's label). The
 # distance also grows when digits are ambiguous, so it compares variety best between settings
 # of similar confidence.
@@ -135,7 +135,7 @@ glue("knob_per_class", gcfg.knob_per_class, display=False)
 # %%
 knobs = studies.knob_settings(gcfg)
 results = studies.knob_study(cfg, unet, teacher, schedule, seed=seed, device=device)
-x_real, y_real = data.test_tensors(None, cfg.dataset)
+x_real, y_real = pipeline.real_validation(cfg)  # the declared validation digits: the test set only scores
 real_pick = torch.cat([torch.nonzero(y_real == c).flatten()[: gcfg.knob_per_class] for c in range(cfg.num_classes)])
 real_diversity = evaluate.feature_diversity(evaluate.features(teacher, x_real[real_pick], device=device),
                                             y_real[real_pick])
@@ -186,11 +186,13 @@ glue("knob_clip_cmp", comps["clipping"]["accepted"].sentence("clipping", "no cli
 glue("knob_w_cmp_acc", comps["guidance"]["accepted"].sentence("w = 4", "w = 1", 1, "acceptance"), display=False)
 glue("knob_w_cmp_div", comps["guidance"]["diversity"].sentence("w = 4", "w = 1", 2, "diversity", points=False),
      display=False)
+glue("knob_noise_cmp_acc", comps["step_noise"]["accepted"].sentence("per-step noise ×0.5", "per-step noise ×1", 1,
+                                                                    "acceptance"), display=False)
 glue("knob_noise_cmp_div", comps["step_noise"]["diversity"].sentence("per-step noise ×0.5", "per-step noise ×1", 2,
                                                                      "diversity", points=False), display=False)
 shown = table.rename(index={k: v.label for k, v in knobs.items()},
                      columns={**studies.KNOB_COLUMNS, "accepted": f"accepted at {cfg.synth.threshold}"})
-shown.loc["real test digits", "diversity"] = real_diversity
+shown.loc["real validation digits", "diversity"] = real_diversity
 shown.style.format("{:.3f}", na_rep="")
 
 # %% [markdown]
@@ -209,7 +211,8 @@ shown.style.format("{:.3f}", na_rep="")
 #
 # - {glue:text}`knob_clip_cmp`;
 # - {glue:text}`knob_w_cmp_acc`, and {glue:text}`knob_w_cmp_div`;
-# - {glue:text}`knob_noise_cmp_div`.
+# - {glue:text}`knob_noise_cmp_acc`, and {glue:text}`knob_noise_cmp_div` (the thesis reported that
+#   confidence falls as the noise grows; these are its per-step noise, at one x_T scale).
 #
 # The sampler that builds the synthetic set
 # (chapter 4), {glue:text}`gen_set_sampler`, {glue:text}`ddim_speedup`.
