@@ -112,7 +112,7 @@ def threshold_note(met: dict, what: str = "images") -> str:
     :func:`kr_utils.synth.threshold_report`: every kept item reached it, or the rounds that kept
     nothing lowered it, and how many kept ``what`` are below the configured threshold."""
     if met["final_threshold"] >= met["threshold"]:
-        return f"Every kept one of the {what} reached it."
+        return f"Every kept {what[:-1] if what.endswith('s') else what} reached it."
     return (f"Its last rounds asked for a few {what} of the classes still short; a round that kept none lowered the "
             f"threshold by 0.01, down to {met['final_threshold']:.2f}: {met['kept_below_threshold']:,d} of the kept "
             f"{what} are below {met['threshold']}.")

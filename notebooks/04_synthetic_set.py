@@ -81,8 +81,8 @@ glue("synth_threshold", f"{cfg.synth.threshold:g}", display=False)
 glue("synth_thesis_thr", f"{thesis.GENERATION['threshold']:g} in its text, {thesis.RECIPE.threshold:g} the default of its code",
      display=False)
 glue("synth_threshold_note", analysis.threshold_note(met, "digits"), display=False)
-glue("synth_label_mode", "the **teacher's argmax**, as the thesis' text describes" if cfg.synth.label_mode == "teacher"
-     else "the **requested class**, as the thesis' code kept it", display=False)
+glue("synth_label_mode", "the teacher's argmax, as the thesis' text describes" if cfg.synth.label_mode == "teacher"
+     else "the requested class, as the thesis' code kept it", display=False)
 glue("synth_kept_share", f"{100 * summary['size'] / summary['generated']:.1f}%", display=False)
 glue("synth_agreement", f"{100 * summary['agreement']:.1f}%" if summary["agreement"] is not None else "n/a",
      display=False)

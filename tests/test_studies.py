@@ -120,7 +120,8 @@ def test_knob_settings_have_stable_ids_and_share_draws():
 
 def test_threshold_note_names_the_lowered_threshold():
     from kr_utils import analysis
-    assert analysis.threshold_note({"threshold": 0.9, "final_threshold": 0.9, "kept_below_threshold": 0}).startswith("Every")
+    assert analysis.threshold_note({"threshold": 0.9, "final_threshold": 0.9, "kept_below_threshold": 0},
+                                   "digits") == "Every kept digit reached it."
     note = analysis.threshold_note({"threshold": 0.9, "final_threshold": 0.87, "kept_below_threshold": 12}, "digits")
     assert "0.87" in note and "12 of the kept digits are below 0.9" in note
 
