@@ -374,7 +374,7 @@ def test_coverage_counts_only_the_images_the_teacher_is_sure_of():
             return torch.rand(len(labels), 1, 28, 28, generator=generator) * 2 - 1
 
     unsure = adversarial.coverage_monitor(Stub(0.8), 10, 50, 0, "cpu", threshold=0.9)(0, Gen())
-    assert unsure["classes"] == 0 and unsure["confident"] == 0.0
+    assert unsure["classes"] == 0 and unsure["confident"] == 0.0 and math.isnan(unsure["entropy"])  # failed, not collapsed
     sure = adversarial.coverage_monitor(Stub(20.0), 10, 50, 0, "cpu", threshold=0.9)(0, Gen())
     assert sure["classes"] == 1 and sure["confident"] == 1.0 and sure["entropy"] == 0.0
     assert adversarial.coverage_monitor(Stub(0.8), 10, 50, 0, "cpu")(0, Gen())["classes"] == 1  # no filter: counted

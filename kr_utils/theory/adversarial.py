@@ -84,15 +84,16 @@ def coverage_monitor(teacher, num_classes: int, n: int, seed: int, device, thres
     teacher's class coverage of ``n`` images (the same noise at every call), counting only the
     images it labels with confidence ``threshold`` or more (the synthetic set's filter, so that
     noise the teacher happens to call a class is not a class covered), a class counted where it
-    holds at least 2% of all ``n`` images; the class entropy of the confident images; and the
-    ``confident`` share of the images; no confident image at all: 0 classes, entropy 0. The
+    holds at least 2% of all ``n`` images; the class entropy of the confident images, undefined
+    (NaN) where fewer than 5% of the images are confident (a failed run is not a collapse); and
+    the ``confident`` share of the images. The
     images are drawn in evaluation mode (``Generator.sample``: BatchNorm's running statistics,
     as the final samples are), which may lag a generator that is still moving fast."""
     def monitor(step, g):
         images = g.sample(torch.zeros(n, dtype=torch.long), torch.Generator().manual_seed(seed))
         conf, pred = predict_logits(teacher, images, device=device).softmax(1).max(1)
         sure = pred[conf >= threshold]
-        entropy = generators.class_coverage(sure, num_classes)["entropy"] if len(sure) else 0.0
+        entropy = generators.class_coverage(sure, num_classes)["entropy"] if len(sure) >= 0.05 * n else float("nan")
         counts = torch.bincount(sure.long(), minlength=num_classes)
         # a class counts where it holds 2% of all n images, so a few stray confident images are not classes
         return {"classes": int((counts >= 0.02 * n).sum()), "entropy": entropy,
