@@ -680,7 +680,7 @@ PROFILES: dict[str, dict] = {
                      degradation_milestones=(240, 510, 1050, 1500, 2400, 3000), degradation_per_class=150,
                      degradation_kept=900, degradation_epochs=20, ablation_per_class=200, ablation_seeds=(0, 1, 2, 3, 4),
                      thesis_per_class=100, recipe_unet_steps=500, degradation_seeds=(0, 1, 2),
-                     degradation_epoch_choices=(10, 20, 40), grid_epoch_choices=(3, 6, 12)),
+                     degradation_epoch_choices=(10, 20, 40, 80), grid_epoch_choices=(3, 6, 12)),
         # Theory chapters (book/theory): the nine together in about 7 minutes on 2 cores (results/cpu).
         theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,

@@ -325,8 +325,8 @@ def degradation_budget(cfg: Profile, final_set: tuple, *, seed: int, device, tes
         for n in e.degradation_epoch_choices:
             job = RunJob(tr, va, seed, out / f"budget_{arch}_{n}ep.pt", key, f"{arch}, {n} epochs")
             with logged(out / "training.log"):
-                run = run_classifiers([job], st.recipe(arch=arch, epochs=n, patience=n + 1), device=device,
-                                      test=test, test_curve=False, holdout=holdout)[0]
+                run = run_classifiers([job], st.recipe(arch=arch, epochs=n, patience=n + 1, soft=False), device=device,
+                                      test=test, test_curve=False, holdout=holdout, select_best=False)[0]
             val_scores[arch][n] = run["val_real_accuracy"]
         chosen[arch] = max(val_scores[arch], key=lambda n: (val_scores[arch][n], -n))
     return {"epochs": chosen, "val_real_accuracy": val_scores}
@@ -348,7 +348,8 @@ def degradation_seed_students(cfg: Profile, sets: dict, epochs: dict, *, device,
     seed draws the student's weights, batches and validation split), for ``epochs[arch]``
     (:func:`degradation_budget`) on a full set of ``studies.degradation_kept`` digits and
     proportionally more on a smaller one (:func:`equal_update_epochs`: the same updates; no early
-    stopping, so every run makes them), cached
+    stopping, so every run makes them, and its last weights are scored, as the thesis' were),
+    trained on the set's labels alone (hard labels: the requested class), cached
     as ``degradation/<arch>_step<step>_seed<s>.pt``: ``{(arch, step): {seed: run}}``, each run
     with its ``val_real_accuracy``."""
     out, st, e = artifact_dir(cfg.run) / "degradation", cfg.student, cfg.studies
@@ -366,8 +367,8 @@ def degradation_seed_students(cfg: Profile, sets: dict, epochs: dict, *, device,
                     tr, va, seed, out / f"{arch}_step{step}_seed{seed}.pt", key, f"{arch} step {step} seed {seed}")))
         for n, items in by_epochs.items():
             with logged(out / "training.log"):  # no early stopping: every checkpoint's students make their updates
-                runs = run_classifiers([j for _, j in items], st.recipe(arch=arch, epochs=n, patience=n + 1),
-                                       device=device, test=test, test_curve=False, holdout=holdout)
+                runs = run_classifiers([j for _, j in items], st.recipe(arch=arch, epochs=n, patience=n + 1, soft=False),
+                                       device=device, test=test, test_curve=False, holdout=holdout, select_best=False)
             for ((step, seed), _), run in zip(items, runs):
                 students.setdefault((arch, step), {})[seed] = run
     if not any(arch == st.arch for arch, _ in students):

@@ -230,10 +230,13 @@ def _runs(accs_by_seed, n=200):
 
 
 def test_a_smaller_degradation_set_trains_more_epochs_for_the_same_updates(monkeypatch):
-    cfg = config.get_config("smoke", studies__degradation_kept=40, studies__degradation_seeds=(0, 1))
+    cfg = config.get_config("smoke", studies__degradation_kept=40, studies__degradation_seeds=(0, 1),
+                            student__soft=True)  # as at cpu: the degradation students must still train on hard labels
     calls = []
 
     def fake_runs(jobs, recipe, **kw):
+        # the thesis' students: the set's labels alone (hard), the last weights scored
+        assert recipe.soft is False and kw["select_best"] is False
         calls.append((recipe.arch, recipe.epochs, [j.cache_path.name for j in jobs]))
         return [{"accuracy": 0.5, "val_real_accuracy": 0.5} for _ in jobs]
 
@@ -263,13 +266,13 @@ def test_degradation_falls_are_worded_from_intervals():
 
 
 def test_the_degradation_budget_is_chosen_on_the_real_validation_digits(monkeypatch):
-    cfg = config.get_config("smoke", studies__degradation_epoch_choices=(1, 2, 3))
+    cfg = config.get_config("smoke", studies__degradation_epoch_choices=(1, 2, 3), student__soft=True)
     # the validation digits prefer 2 epochs, the test set 3: the choice follows validation
     val = {1: 0.5, 2: 0.9, 3: 0.8}
     test = {1: 0.5, 2: 0.6, 3: 0.99}
 
     def fake_runs(jobs, recipe, **kw):
-        assert kw["holdout"] is not None
+        assert kw["holdout"] is not None and recipe.soft is False and kw["select_best"] is False
         return [{"val_real_accuracy": val[recipe.epochs], "accuracy": test[recipe.epochs]}]
 
     monkeypatch.setattr(studies, "run_classifiers", fake_runs)
