@@ -262,6 +262,17 @@ def reached(summary: dict, thesis_accuracy: float) -> str:
     return f"the thesis' {100 * thesis_accuracy:.2f}% lies {side} the recipe's interval {where}: not reached"
 
 
+def consistent_with(summary: dict, thesis_accuracy: float) -> list[str]:
+    """The variants (the recipe included) whose interval over seeds and test digits holds the
+    thesis' accuracy, in ``summary``'s order."""
+    return [n for n, s in summary.items() if s["interval"][0] <= thesis_accuracy <= s["interval"][1]]
+
+
+def mostly_collapsed(summary: dict) -> list[str]:
+    """The variants more than half of whose seeds collapsed (:func:`kr_utils.studies.collapsed_seeds`)."""
+    return [n for n, s in summary.items() if len(s["collapsed"]["seeds"]) > s["accuracy"]["n"] / 2]
+
+
 def metrics(summary: dict, sets: dict) -> dict:
     """What chapter 7 records in ``metrics.json`` (section ``ablation``)."""
     return {"variants": {n: {"label": s["label"], "accuracy": s["accuracy"], "interval_seeds_and_digits": s["interval"],

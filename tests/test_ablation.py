@@ -76,6 +76,14 @@ def test_reached_is_worded_from_the_recipes_interval():
     assert "below" in ablation.reached({"thesis_recipe": {"interval": [0.96, 0.99]}}, 0.9431)
 
 
+def test_which_variants_hold_the_thesis_and_which_collapsed():
+    summ = {"thesis_recipe": {"interval": [0.10, 0.30], "collapsed": {"seeds": [0, 1, 2]}, "accuracy": {"n": 5}},
+            "grey": {"interval": [0.93, 0.95], "collapsed": {"seeds": []}, "accuracy": {"n": 5}},
+            "lr": {"interval": [0.12, 0.40], "collapsed": {"seeds": [4, 1]}, "accuracy": {"n": 5}}}
+    assert ablation.consistent_with(summ, 0.9431) == ["grey"]
+    assert ablation.mostly_collapsed(summ) == ["thesis_recipe"]  # 2 of 5 is not more than half
+
+
 def test_the_gpu_estimate_from_a_record():
     rec = {"diffusion": {"steps": 4000, "train_time_s": 120.0}, "synthetic_set": {"generated_per_s": 1000.0}}
     est = ablation.gpu_estimate(config.get_config("gpu"), rec, acceptance=0.5)
