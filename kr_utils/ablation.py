@@ -27,17 +27,22 @@ from . import synth
 from .comparison import accuracy_interval, compare_runs
 from .checkpoints import load_checkpoint, load_model, load_schedule, save_checkpoint
 from .config import ClassifierRecipe, Profile, SamplerConfig
-from .data import fit_tensors, held_out, train_val_split
+from .data import fit_digits, fit_tensors, held_out, train_val_split
 from .diffusion import build_sampler, sampler_label, train_diffusion
 from .distill import synthetic_split, val_size
 from .evaluate import correct_on, summarize_seeds
 from .store import array_key, artifact_dir, cached, fingerprint, note_reused
 from .studies import (RunJob, collapsed_seeds, equal_update_epochs, logged, run_classifiers, thesis_background,
                       thesis_code_sampler)
-from .thesis import RECIPE
+from .thesis import RECIPE, STUDENT, STUDENT_FIRST_CHECKPOINT
 
 # the recipe, then each variant that undoes one of its choices (stable ids: metrics.json's keys)
 VARIANTS = ("thesis_recipe", "value_range", "sampler", "grey", "labels", "stopping", "lr", "size")
+# two controls beside them: the recipe's student on real training digits (none of the validation or
+# test digits), stored on black as the test digits are, then through the recipe's grey storage
+CONTROLS = ("real_black", "real_grey")
+AGAINST = {**{v: "thesis_recipe" for v in VARIANTS[1:]}, "real_grey": "real_black"}  # what each row is compared with
+ON_BLACK = ("grey", "real_black")  # the rows whose digits are not stored on grey
 RANGES = {"thesis": RECIPE.value_low, "book": -1.0}  # the low end of the U-Net's training range
 MAX_ROUNDS = 60  # the thesis' code drew until its set was full; a generator this bad is named, not looped on
 
@@ -55,13 +60,16 @@ def variant_labels(cfg: Profile) -> dict:
         "stopping": f"early stopping (patience {st.patience}), best weights",
         "lr": f"learning rate {st.lr:g} (this book's), not {RECIPE.student_lr:g}, constant both",
         "size": f"{e.ablation_per_class} digits per class, not {e.thesis_per_class} (equal updates)",
+        "real_black": f"control: {e.thesis_per_class} real training digits per class, on black",
+        "real_grey": "control: the same real digits, stored on grey",
     }
 
 
 # what a sentence calls each variant ("... scores 2.1 points higher than the recipe")
 SHORT = {"thesis_recipe": "the recipe", "value_range": "the U-Net of [-1, 1]", "sampler": "this book's sampler",
          "grey": "storing on black", "labels": "the teacher's labels", "stopping": "early stopping",
-         "lr": "this book's learning rate", "size": "the larger set"}
+         "lr": "this book's learning rate", "size": "the larger set",
+         "real_black": "real digits on black", "real_grey": "real digits stored on grey"}
 
 
 def range_unet(cfg: Profile, low: float, device):
@@ -130,15 +138,27 @@ def first_per_class(labels, per_class: int) -> np.ndarray:
     return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)]))
 
 
+def real_set(cfg: Profile) -> dict:
+    """The controls' digits: the first ``studies.thesis_per_class`` of each class of the real
+    training digits every model learns from (:func:`kr_utils.data.fit_digits`, no validation or
+    test digit), in the form of :func:`recipe_set` ('requested' the true label, 'logits' its
+    one-hot), so that :func:`recipe_data` treats them as it treats a synthetic set."""
+    images, labels = fit_digits(cfg)
+    idx = first_per_class(labels, cfg.studies.thesis_per_class)
+    y = torch.as_tensor(labels[idx]).long()
+    return {"images": images[idx], "requested": y.numpy(), "logits": torch.nn.functional.one_hot(y, cfg.num_classes).float()}
+
+
 def recipe_data(source: dict, variant: str, per_class: int, seed: int):
     """The student's training and validation data of ``variant`` from a set of
-    :func:`recipe_set`: its first ``per_class`` digits of each requested class, stored on grey
-    (black for 'grey'), labelled by the requested class (the teacher's argmax for 'labels');
+    :func:`recipe_set` (or :func:`real_set`): its first ``per_class`` digits of each requested
+    class, stored on grey (black for the rows of :data:`ON_BLACK`), labelled by the requested
+    class (the teacher's argmax for 'labels');
     split as the thesis' code split it, 15% held out as its synthetic test set, then 15% of
     the rest for validation, so the student learns from 72.25% (each split drawn by ``seed``)."""
     idx = first_per_class(source["requested"], per_class)
     images = np.asarray(source["images"])[idx]
-    if variant != "grey":
+    if variant not in ON_BLACK:
         images = thesis_background(images)
     logits = torch.as_tensor(source["logits"])[idx].float()
     labels = logits.argmax(1) if variant == "labels" else torch.as_tensor(source["requested"])[idx].long()
@@ -182,24 +202,25 @@ def recipe_sets(cfg: Profile, teacher, *, device) -> dict:
 
 def recipe_runs(cfg: Profile, sets: dict, *, device, test) -> dict:
     """Every variant of :data:`VARIANTS` over ``studies.ablation_seeds``, on the sets of
-    :func:`recipe_sets` (cached as ``ablation/recipe_<variant>_seed<s>.pt``): ``{variant: {seed: run}}``.
+    :func:`recipe_sets`, then the :data:`CONTROLS` on :func:`real_set` (cached as
+    ``ablation/recipe_<variant>_seed<s>.pt``): ``{variant: {seed: run}}``.
     The students' per-epoch log goes to ``ablation/recipe_training.log``, one line per variant
     to the caller's output."""
     log = artifact_dir(cfg.run) / "ablation" / "recipe_training.log"
-    runs = {}
-    for name in VARIANTS:
+    runs, real = {}, real_set(cfg)
+    for name in VARIANTS + CONTROLS:
         t0 = time.perf_counter()
         with logged(log):
-            runs[name] = _variant_runs(cfg, sets, name, device=device, test=test)
+            runs[name] = _variant_runs(cfg, real if name in CONTROLS else sets.get(name, sets["thesis_recipe"]), name,
+                                       device=device, test=test)
         accs = ", ".join(f"{100 * r['accuracy']:.1f}" for r in runs[name].values())
         print(f"{name}: real-test accuracy of each seed {accs} ({time.perf_counter() - t0:.0f} s; log: {log})")
     return runs
 
 
-def _variant_runs(cfg: Profile, sets: dict, name: str, *, device, test) -> dict:
-    """The ``studies.ablation_seeds`` runs of one variant (:func:`recipe_runs`)."""
+def _variant_runs(cfg: Profile, source: dict, name: str, *, device, test) -> dict:
+    """The ``studies.ablation_seeds`` runs of one variant on ``source`` (:func:`recipe_runs`)."""
     out, e = artifact_dir(cfg.run), cfg.studies
-    source = sets.get(name, sets["thesis_recipe"])
     per_class = e.ablation_per_class if name == "size" else e.thesis_per_class
     recipe, select_best = recipe_classifier(cfg, name)
     key = fingerprint({"set": array_key(source["images"], source["requested"]), "variant": name,
@@ -210,13 +231,12 @@ def _variant_runs(cfg: Profile, sets: dict, name: str, *, device, test) -> dict:
                                                       select_best=select_best, test_curve=False)))
 
 
-
 def summarize(cfg: Profile, runs: dict, test_labels) -> dict:
     """Per variant of ``runs``: its label, each seed's real-test accuracy
     (:func:`kr_utils.evaluate.summarize_seeds`), the interval of its mean over seeds and test
-    digits (:func:`kr_utils.comparison.accuracy_interval`), its change against the recipe
-    (:func:`kr_utils.comparison.compare_runs`, paired by seed; None for the recipe), its
-    collapsed seeds and the epochs each seed trained."""
+    digits (:func:`kr_utils.comparison.accuracy_interval`), its change against the row of
+    :data:`AGAINST` (:func:`kr_utils.comparison.compare_runs`, paired by seed; None for the
+    recipe and the real digits on black), its collapsed seeds and the epochs each seed trained."""
     correct = {n: correct_on(rs, test_labels) for n, rs in runs.items()}
     labels = variant_labels(cfg)
     out = {}
@@ -224,7 +244,8 @@ def summarize(cfg: Profile, runs: dict, test_labels) -> dict:
         mean, lo, hi = accuracy_interval(correct[n])
         out[n] = {"label": labels[n], "accuracy": summarize_seeds([r["accuracy"] for r in rs.values()]),
                   "interval": [lo, hi],
-                  "change": None if n == "thesis_recipe" else compare_runs(correct[n], correct["thesis_recipe"]),
+                  "against": AGAINST.get(n),
+                  "change": compare_runs(correct[n], correct[AGAINST[n]]) if n in AGAINST else None,
                   "collapsed": collapsed_seeds(rs, test_labels),
                   "epochs_trained": [len(r["history"]["epoch"]) for r in rs.values()]}
     return out
@@ -232,7 +253,8 @@ def summarize(cfg: Profile, runs: dict, test_labels) -> dict:
 
 def table(summary: dict):
     """The chapter's table: one row per variant, its accuracy, each seed, the interval over
-    seeds and test digits, the change against the recipe with its interval, collapsed seeds."""
+    seeds and test digits, the change against the row it is compared with (:data:`AGAINST`)
+    with its interval, collapsed seeds."""
     import pandas as pd
 
     pct = lambda v: f"{100 * v:.2f}"  # noqa: E731
@@ -243,8 +265,9 @@ def table(summary: dict):
             "real-test accuracy (mean of seeds)": pct(s["accuracy"]["mean"]) + "%",
             "95% interval (seeds and test digits)": f"[{pct(s['interval'][0])}, {pct(s['interval'][1])}]",
             "each seed (%)": ", ".join(f"{100 * a:.1f}" for a in s["accuracy"]["values"]),
-            "change against the recipe (points, 95% interval)": "" if ch is None else
+            "change (points, 95% interval)": "" if ch is None else
                 f"{100 * ch.difference:+.2f} [{100 * ch.ci95[0]:+.2f}, {100 * ch.ci95[1]:+.2f}]",
+            "against": "" if ch is None else SHORT[s["against"]],
             "collapsed seeds": f"{len(s['collapsed']['seeds'])} of {s['accuracy']['n']}",
             "epochs trained": ", ".join(map(str, sorted(set(s["epochs_trained"])))),
         }
@@ -273,9 +296,43 @@ def mostly_collapsed(summary: dict) -> list[str]:
     return [n for n, s in summary.items() if len(s["collapsed"]["seeds"]) > s["accuracy"]["n"] / 2]
 
 
+def control_reading(summary: dict) -> str:
+    """What the two controls say, worded from their runs: whether grey storage alone collapses
+    or costs a student of real digits (the change of 'real_grey' against 'real_black' and its
+    interval), what that means for the thesis' first checkpoint near 89% (under its Fig. 17),
+    and whether real digits of the recipe's size hold the thesis' 94.31% in their interval."""
+    black, grey = summary["real_black"], summary["real_grey"]
+    ch = grey["change"]
+    first = f"{100 * STUDENT_FIRST_CHECKPOINT:.0f}%"
+    if len(black["collapsed"]["seeds"]) > black["accuracy"]["n"] / 2:
+        return ("The control itself collapses at this profile's size (real digits on black): it cannot tell the "
+                "storage's part from the set's.")
+    if len(grey["collapsed"]["seeds"]) > grey["accuracy"]["n"] / 2:
+        out = ("Grey storage alone collapses a student of real digits scored on black test digits, so the thesis' "
+               f"student, near {first} after its first epoch (under its Fig. 17), cannot have learnt from digits stored "
+               "this way and been scored on black ones: either its set was stored on black (as its commit 90527a2 stored "
+               "it) or its test digits went through the same storage. ")
+    elif ch.ci95[1] < 0:
+        out = (f"Grey storage costs real digits {-100 * ch.ci95[1]:.1f} to {-100 * ch.ci95[0]:.1f} points without "
+               "collapsing most seeds: part of the recipe's loss is the storage, whatever the generator. ")
+    else:
+        out = ("Grey storage does not measurably hurt real digits, so what collapses the recipe's students is not the "
+               "storage alone but the generated digits stored that way. ")
+    lo, hi = black["interval"]
+    target = f"{100 * STUDENT['accuracy']:.2f}%"
+    if lo <= STUDENT["accuracy"] <= hi:
+        return out + (f"Real digits of the recipe's size on black hold the thesis' {target} in their interval "
+                      f"[{100 * lo:.2f}, {100 * hi:.2f}]%: a set of that size, real or generated, is enough to explain it.")
+    side = "above" if hi < STUDENT["accuracy"] else "below"
+    return out + (f"Real digits of the recipe's size on black score [{100 * lo:.2f}, {100 * hi:.2f}]%, the thesis' "
+                  f"{target} {side} that interval" + (": its student did better than this many real digits would, a "
+                  "hint that its set was larger." if side == "above" else "."))
+
+
 def metrics(summary: dict, sets: dict) -> dict:
     """What chapter 7 records in ``metrics.json`` (section ``ablation``)."""
     return {"variants": {n: {"label": s["label"], "accuracy": s["accuracy"], "interval_seeds_and_digits": s["interval"],
+                             "against": s["against"],
                              "change_points": None if s["change"] is None else 100 * s["change"].difference,
                              "change_ci95_points": None if s["change"] is None else [100 * x for x in s["change"].ci95],
                              "verdict": None if s["change"] is None else s["change"].verdict,

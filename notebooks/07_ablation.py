@@ -101,6 +101,7 @@ glue("rec_unet_steps", evaluate.counted(e.recipe_unet_steps, "step"), display=Fa
 glue("rec_chain_steps", evaluate.counted(int(sets["thesis_recipe"]["num_steps"]), "step"), display=False)
 glue("rec_seeds", evaluate.counted(len(e.ablation_seeds), "seed"), display=False)
 glue("rec_test_n", f"{len(y_te):,d}", display=False)
+glue("rec_per_class", f"{e.thesis_per_class:,d}", display=False)
 glue("rec_size_ratio", f"{cfg.studies.ablation_per_class / cfg.studies.thesis_per_class:g}", display=False)
 recipe, _ = ablation.recipe_classifier(cfg, "thesis_recipe")
 glue("rec_sizes", f"{e.thesis_per_class} digits per requested class, {evaluate.counted(recipe.epochs, 'epoch')}, teacher "
@@ -139,19 +140,21 @@ ablation.table(summary)
 # %% [markdown]
 # Real-test accuracy of the recipe and of each variant: the mean of its seeds, the 95%
 # interval of that mean over seeds and test digits (`kr_utils.comparison.accuracy_interval`), each seed,
-# and the change against the recipe, paired by seed, with its interval. A seed has
+# and the change against the recipe (for the real digits on grey, against the real digits on
+# black), paired by seed, with its interval. A seed has
 # *collapsed* when its student scores below {glue:text}`rec_collapse_below`.
 
 # %%
 fig = plots.seed_bars({s["label"]: [100 * a for a in s["accuracy"]["values"]] for s in summary.values()},
                       reference_line=(100 * thesis.STUDENT["accuracy"], f"the thesis' student ({100 * thesis.STUDENT['accuracy']:.2f}%)"),
-                      colors=["tab:red"] + ["tab:orange"] * (len(summary) - 1))
+                      colors=["tab:red"] + ["tab:orange"] * (len(ablation.VARIANTS) - 1) + ["tab:gray"] * len(ablation.CONTROLS))
 plots.glue_figure("fig_recipe_ablation", fig)
 glue("rec_collapse_below", f"{100 * studies.COLLAPSE_BELOW:.0f}%", display=False)
 glue("rec_recipe", evaluate.format_summary(summary["thesis_recipe"]["accuracy"]), display=False)
 glue("rec_reached", ablation.reached(summary, thesis.STUDENT["accuracy"]), display=False)
-near = ablation.consistent_with(summary, thesis.STUDENT["accuracy"])
-down = ablation.mostly_collapsed(summary)
+variants = {n: summary[n] for n in ablation.VARIANTS}
+near = ablation.consistent_with(variants, thesis.STUDENT["accuracy"])
+down = ablation.mostly_collapsed(variants)
 target = f"{100 * thesis.STUDENT['accuracy']:.2f}%"
 glue("rec_unexplained_runs", (f"No variant's interval holds the thesis' {target}, so no single choice undone here explains it. "
      if not near else f"The thesis' {target} lies inside the interval of {', '.join(summary[n]['label'] for n in near)}. ")
@@ -160,20 +163,23 @@ glue("rec_unexplained_runs", (f"No variant's interval holds the thesis' {target}
         "its own effect, so those rows say \"still collapsed\", not \"this choice does not matter\"."), display=False)
 for n, s in summary.items():
     if s["change"] is not None:
-        glue(f"rec_says_{n}", s["change"].sentence(ablation.SHORT[n], "the recipe"), display=False)
+        glue(f"rec_says_{n}", s["change"].sentence(ablation.SHORT[n], ablation.SHORT[s["against"]]), display=False)
     glue(f"rec_collapsed_{n}", f"{len(s['collapsed']['seeds'])} of {s['accuracy']['n']}", display=False)
 cost = ablation.gpu_estimate(kr_utils.get_config("gpu"), pipeline.recorded_metrics("gpu"), sets["thesis_recipe"]["pass_rate"])
 glue("rec_gpu_unet", f"{cost['unet_steps']:,d} steps, at least {cost['unet_min']:.0f} min on {cost['device']}" if cost["unet_min"]
      else f"{cost['unet_steps']:,d} steps", display=False)
 glue("rec_std", f"{100 * (summary['thesis_recipe']['accuracy']['std'] or 0):.2f} points", display=False)
 glue("thesis_std", f"{100 * thesis.STUDENT['std']:.2f} points over {thesis.STUDENT['seeds']} runs", display=False)
+glue("rec_real_black", evaluate.format_summary(summary["real_black"]["accuracy"]), display=False)
+glue("rec_real_grey", evaluate.format_summary(summary["real_grey"]["accuracy"]), display=False)
+glue("rec_control_reading", ablation.control_reading(summary), display=False)
 glue("rec_gpu_set", f"about {cost['set_min']:.0f} min" if cost["set_min"] else "not estimated (no gpu record)", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_recipe_ablation
-# Real-test accuracy of the thesis' recipe (red) and of each variant that undoes one of its
-# choices (orange): the bar at the mean over seeds, a point per seed; dashed: the thesis'
-# student.
+# Real-test accuracy of the thesis' recipe (red), of each variant that undoes one of its
+# choices (orange) and of the two controls on real digits (grey): the bar at the mean over
+# seeds, a point per seed; dashed: the thesis' student.
 # ```
 #
 # **The recipe** scores {glue:text}`rec_recipe` (collapsed seeds:
@@ -194,6 +200,16 @@ glue("rec_gpu_set", f"about {cost['set_min']:.0f} min" if cost["set_min"] else "
 # {glue:text}`rec_collapsed_sampler`, {glue:text}`rec_collapsed_grey`,
 # {glue:text}`rec_collapsed_labels`, {glue:text}`rec_collapsed_stopping`,
 # {glue:text}`rec_collapsed_lr` and {glue:text}`rec_collapsed_size`.
+#
+# **A control: real digits through the same storage.** Whether grey storage, rather than the
+# generated digits, collapses a student can be asked of real digits. The recipe's student,
+# unchanged, learns from the first {glue:text}`rec_per_class` real training digits of each
+# class (digits the teacher and the U-Net also learnt from; none of the validation or test
+# digits; `kr_utils.ablation.real_set`), split as the recipe splits its set: stored on black,
+# as the test digits are, it scores {glue:text}`rec_real_black`; stored through the recipe's
+# grey background, {glue:text}`rec_real_grey` (collapsed seeds:
+# {glue:text}`rec_collapsed_real_grey`). Against real digits on black,
+# {glue:text}`rec_says_real_grey`. {glue:text}`rec_control_reading`
 #
 # **What stays unexplained, and what would settle it.** {glue:text}`rec_unexplained_runs` The
 # set size behind 94.3% cannot be

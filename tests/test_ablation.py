@@ -66,7 +66,53 @@ def test_recipe_data_grey_requested_and_the_two_splits():
 
 
 def test_every_variant_has_a_label_and_a_short_name():
-    assert set(ablation.variant_labels(CFG)) == set(ablation.VARIANTS) == set(ablation.SHORT)
+    rows = set(ablation.VARIANTS + ablation.CONTROLS)
+    assert set(ablation.variant_labels(CFG)) == rows == set(ablation.SHORT)
+    assert set(ablation.AGAINST) == rows - {"thesis_recipe", "real_black"}
+    assert ablation.AGAINST["real_grey"] == "real_black"  # the control isolates the storage
+
+
+def test_the_controls_are_real_training_digits_stored_black_then_grey(monkeypatch):
+    """real_set takes the first thesis_per_class digits of each class from fit_digits (the
+    digits every model learns from, no validation or test digit), labelled by their class;
+    the two controls differ only in the storage."""
+    cfg = config.get_config("smoke")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 400)
+    images = np.where(rng.random((400, 28, 28)) < 0.2, 255, 0).astype(np.uint8)
+    images[:, 0, 0] = np.arange(400) % 256  # each digit's own mark
+    monkeypatch.setattr(ablation, "fit_digits", lambda c: (images, labels))
+    real = ablation.real_set(cfg)
+    n = cfg.studies.thesis_per_class
+    idx = np.sort(np.concatenate([np.flatnonzero(labels == c)[:n] for c in range(10)]))
+    assert np.array_equal(real["images"], images[idx]) and np.array_equal(real["requested"], labels[idx])
+    black, _ = ablation.recipe_data(real, "real_black", n, seed=0)
+    grey, _ = ablation.recipe_data(real, "real_grey", n, seed=0)
+    assert black[0].min() == -1 and grey[0].min() > -0.05  # black as the test digits; grey as the recipe stores
+    assert torch.equal(black[1], grey[1])  # the same digits, the same split: only the storage differs
+    assert torch.allclose(grey[0][black[0] == -1], torch.tensor(127 / 127.5 - 1))
+
+
+def _control(black_acc, grey_acc, grey_collapsed, ci, black_interval):
+    from kr_utils.comparison import compare_runs
+    change = compare_runs(np.array([[1] * 95 + [0] * 5]), np.array([[1] * 97 + [0] * 3]))
+    change = dataclasses.replace(change, ci95=ci, difference=(ci[0] + ci[1]) / 2)
+    return {"real_black": {"interval": black_interval, "collapsed": {"seeds": []}, "accuracy": {"n": 5, "mean": black_acc}},
+            "real_grey": {"interval": [grey_acc - 0.01, grey_acc + 0.01], "collapsed": {"seeds": grey_collapsed},
+                          "accuracy": {"n": 5, "mean": grey_acc}, "change": change}}
+
+
+def test_the_controls_reading_follows_their_runs():
+    collapsed = ablation.control_reading(_control(0.95, 0.3, [0, 1, 2], (-0.7, -0.6), [0.94, 0.96]))
+    assert "collapses a student of real digits" in collapsed and "89%" in collapsed
+    assert "hold the thesis' 94.31%" in collapsed
+    costs = ablation.control_reading(_control(0.95, 0.9, [1], (-0.07, -0.03), [0.95, 0.97]))
+    assert "costs real digits 3.0 to 7.0 points" in costs and "below that interval" in costs
+    none = ablation.control_reading(_control(0.95, 0.95, [], (-0.01, 0.01), [0.90, 0.92]))
+    assert "does not measurably hurt" in none and "larger" in none
+    both = _control(0.1, 0.1, [0, 1, 2], (-0.01, 0.01), [0.08, 0.12])
+    both["real_black"]["collapsed"]["seeds"] = [0, 1, 2]
+    assert "cannot tell" in ablation.control_reading(both)
 
 
 def test_reached_is_worded_from_the_recipes_interval():
