@@ -353,7 +353,7 @@ def gpu_estimate(gpu: Profile, recorded: dict, acceptance: float, set_size: int 
     network passes per second and ``acceptance``, the share of drawn digits that pass the
     filter). None where the record lacks the rate."""
     d, s = recorded.get("diffusion", {}), recorded.get("synthetic_set", {})
-    out = {"unet_steps": RECIPE.unet_epochs * int(RECIPE.split * set_size) // RECIPE.student_batch_size,
+    out = {"unet_steps": RECIPE.unet_epochs * int(RECIPE.split * set_size) // RECIPE.unet_batch_size,
            "unet_min": None, "set_min": None, "device": recorded.get("environment", {}).get("device")}
     if d.get("train_time_s") and d.get("steps"):
         out["unet_min"] = out["unet_steps"] / (d["steps"] / d["train_time_s"]) / 60

@@ -96,7 +96,7 @@ def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_cla
     each forced to a black background (:func:`force_black`) before the teacher sees it, and
     labelled by the **requested** class. As its code did, the digits are judged in batches of
     :data:`THESIS_BATCH` requested in class order, and a batch that keeps nothing lowers the
-    threshold by 0.01, down to 0.5; each round draws 1.25 times what is still missing, in whole
+    threshold by 0.01, down to ``RECIPE.threshold_floor``; each round draws 1.25 times what is still missing, in whole
     batches (the classes still short cycled to fill the last). ``sampler``/``sampling``: its
     chain (:func:`kr_utils.studies.thesis_code_sampler`); ``black=False`` forces nothing
     (another sampler in its place, :mod:`kr_utils.ablation`). Returns images, labels, logits,
@@ -106,7 +106,7 @@ def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_cla
     ``max_rounds``."""
     k = model.null_class  # the dataset's number of classes
     counts, keep_img, keep_logit, keep_label, generated, passed = np.zeros(k, int), [], [], [], 0, 0
-    floor = min(0.5, threshold)
+    floor = min(RECIPE.threshold_floor, threshold)  # its code's max(thr - 0.01, 0.5)
     for r in range(max_rounds):
         short = per_class - counts
         if not short.any():

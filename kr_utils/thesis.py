@@ -86,6 +86,7 @@ class ThesisRecipe:
     beta_end: float = 0.02
     p_uncond: float = 0.1
     unet_epochs: int = 120  # main.py (its generate_diffusion_reports.py: 100, the text's figure)
+    unet_batch_size: int = 64  # main.py's DiffussionTrainer(..., batch_size=64, ...)
     value_low: float = -3.0  # Normalize(0.5, 0.5) in the loader, then data * 2 - 1 again: [-3, 1]
     # its sampler as the set was built (clipped mode): guide_w, ours w = 1 + guide_w
     guide_w: float = 0.5
@@ -129,6 +130,7 @@ SOURCES = {
                              "drop_prob= 0.1, num_classes = MNIST_N_CLASSES):"),
     "value_low": Source("src/train_diffussion_model.py", 80, "data = data * 2.0 - 1.0"),
     "unet_epochs": Source("main.py", 150, "trainer = DiffussionTrainer(model_type=diff_type, num_epochs=120,"),
+    "unet_batch_size": Source("main.py", 151, "learning_rate=0.001, batch_size=64,"),
     "guide_w": Source("src/synthetic_dataset.py", 155, "guide_w=0.5"),
     "x_T_scale": Source(_DIFF, 112, "x_t_scale: float = 1.0,"),
     "noise_scale": Source(_DIFF, 151, "noise = torch.zeros_like(x)"),

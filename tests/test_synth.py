@@ -201,6 +201,18 @@ def test_thesis_code_set_lowers_its_threshold_per_batch_that_keeps_nothing(monke
     # the first round (2,600 digits), then rounds of two batches of class 5, each lowering the threshold:
     # about 8 rounds, where lowering once a round would take 16
     assert r["generated"] <= 2600 + 9 * 2 * synth.THESIS_BATCH, r["generated"]
+    # a class the teacher never trusts past 0.40: the threshold stops at its code's floor (0.5), named
+    monkeypatch.setattr(synth, "draw_labelled", lambda *a, **k: _unsure5(fake_draw(*a, **k)))
+    with pytest.raises(synth.SyntheticSetError, match=r"\[5\] have .* at confidence >= 0.5$"):
+        synth.thesis_code_set(FakeGenerator(), None, None, sampling, per_class=20, threshold=0.85, seed=0, device="cpu",
+                              max_rounds=60)
+
+
+def _unsure5(pool):
+    """Class 5 at teacher confidence 0.40, below the thesis' floor."""
+    req = np.asarray(pool["requested"])
+    pool["logits"][req == 5, 5] = np.log(0.40 * 9 / 0.60)
+    return pool
 
 
 def test_threshold_report_measures_acceptance_at_the_configured_threshold():

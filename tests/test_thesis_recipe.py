@@ -41,6 +41,7 @@ READ = {
     "beta_end": _num(r"betas = \([0-9.e-]+, {n}\)"),
     "p_uncond": _num(r"drop_prob=\s*{n}"),
     "unet_epochs": _num(r"num_epochs={n}"),
+    "unet_batch_size": _num(r"batch_size={n}"),
     "value_low": _value_low,
     "guide_w": _num(r"guide_w={n}"),
     "x_T_scale": _num(r"x_t_scale: float = {n}"),
