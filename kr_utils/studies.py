@@ -381,18 +381,24 @@ def degradation_seed_students(cfg: Profile, sets: dict, epochs: dict, *, device,
 def degradation_seed_table(cfg: Profile, sets: dict, students: dict, test_labels):
     """Chapter 6's table: one row per checkpoint (``step_<N>``) with its fraction of the
     training, digits generated and accepted, the real classifier's accuracy on its unfiltered
-    digits against the requested class (the thesis' §4.4 metric), and for each architecture
+    digits against the requested class (one reading of the thesis' §4.4), with its 95% Wilson
+    interval over the draw's digits (``requested_low``, ``requested_high``), and for each architecture
     the mean real-test accuracy of its seeds with the 95% interval over seeds and test digits
     (:func:`kr_utils.comparison.accuracy_interval`; NaN: a short set, no student)."""
     import pandas as pd
+
+    from scipy.stats import binomtest
 
     from .comparison import accuracy_interval
 
     y = torch.as_tensor(test_labels)
     rows = {}
     for step, (_, s) in sets.items():
+        k = round(s["requested_accuracy"] * s["generated"])  # the draw's digits read as their requested class
+        ci = binomtest(k, s["generated"]).proportion_ci(0.95, method="wilson")
         row = {"fraction_of_training": step / cfg.diffusion.steps, "generated": s["generated"], "accepted": s["accepted"],
-               "kept": len(s["labels"]), "requested_accuracy": s["requested_accuracy"]}
+               "kept": len(s["labels"]), "requested_accuracy": s["requested_accuracy"],
+               "requested_low": ci.low, "requested_high": ci.high}
         for arch in cfg.studies.grid_archs:
             runs = students.get((arch, step))
             if runs:
@@ -401,6 +407,30 @@ def degradation_seed_table(cfg: Profile, sets: dict, students: dict, test_labels
                 mean = lo = hi = np.nan
             row.update({arch: mean, f"{arch}_low": lo, f"{arch}_high": hi})
         rows[f"step_{step}"] = row
+    return pd.DataFrame(rows).T
+
+
+def degradation_seed_detail(students: dict, arch: str, test_labels):
+    """What a mean hides, per checkpoint of ``arch``'s students (:func:`degradation_seed_students`):
+    each seed's real-test accuracy, how many seeds collapsed (:func:`collapsed_seeds`) and the
+    change against the last checkpoint's students with its 95% interval over seeds and test
+    digits (:func:`kr_utils.comparison.compare_runs`, unpaired: the seeds learn from other sets)."""
+    import pandas as pd
+
+    from .comparison import compare_runs
+
+    y = torch.as_tensor(test_labels)
+    steps = sorted(step for a, step in students if a == arch)
+    correct = {step: evaluate.correct_on(students[(arch, step)], y) for step in steps}
+    rows = {}
+    for step in steps:
+        runs = students[(arch, step)]
+        c = None if step == steps[-1] else compare_runs(correct[step], correct[steps[-1]], paired=False)
+        rows[f"step {step}"] = {
+            "each seed (%)": ", ".join(f"{100 * r['accuracy']:.1f}" for r in runs.values()),
+            "collapsed seeds": f"{len(collapsed_seeds(runs, y)['seeds'])} of {len(runs)}",
+            "against the last checkpoint (points, 95% interval)": "" if c is None else
+                f"{100 * c.difference:+.1f} [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] ({c.verdict})"}
     return pd.DataFrame(rows).T
 
 

@@ -69,6 +69,7 @@ seed = None     # overrides the profile's seed
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import kr_utils
 from kr_utils import checkpoints, data, diffusion, distill, evaluate, pipeline, plots, runtime, store, studies, thesis
 from kr_utils.live import glue
@@ -169,6 +170,8 @@ for arch in ecfg.grid_archs:
     ax.plot([e / thesis.DIFFUSION_EPOCHS for e in th], [100 * v for v in th.values()], ls="--", marker="x",
             color=line.get_color(), alpha=0.6, label=f"{arch} (thesis)")
 ax.plot(frac, 100 * table["requested_accuracy"].astype(float), color="k", marker="s", label="teacher on the whole draw")
+ax.fill_between(frac, 100 * table["requested_low"].astype(float), 100 * table["requested_high"].astype(float),
+                color="k", alpha=0.1)
 ax.set_xlabel("fraction of the diffusion model's training"); ax.set_ylabel("accuracy (%)")
 ax.grid(alpha=0.3); ax.legend(fontsize=7)
 fig.tight_layout()
@@ -181,10 +184,19 @@ glue("degr_first", f"{100 * main.iloc[0]:.1f}% at {step_name(main.index[0])}", d
 glue("degr_last", f"{100 * main.iloc[-1]:.1f}% at {step_name(main.index[-1])}", display=False)
 glue("degr_peak", f"{100 * main.max():.1f}% at {step_name(main.idxmax())}", display=False)  # test-set report, not a choice
 ra = table["requested_accuracy"].astype(float)
-glue("degr_req_first", f"{100 * ra.iloc[0]:.1f}% at {step_name(ra.index[0])}", display=False)
-glue("degr_req_last", f"{100 * ra.iloc[-1]:.1f}% at {step_name(ra.index[-1])}", display=False)
+for i, name in ((0, "first"), (-1, "last")):
+    glue(f"degr_req_{name}", f"{100 * ra.iloc[i]:.1f}% [{100 * table['requested_low'].iloc[i]:.1f}, "
+                             f"{100 * table['requested_high'].iloc[i]:.1f}] at {step_name(ra.index[i])}", display=False)
 glue("degr_seeds", evaluate.counted(len(ecfg.degradation_seeds), "seed"), display=False)
+glue("degr_collapse_below", f"{100 * studies.COLLAPSE_BELOW:.0f}%", display=False)
 glue("degr_falls", studies.degradation_falls(students, scfg.arch, y_te), display=False)
+
+# %%
+detail = {a: studies.degradation_seed_detail(students, a, y_te) for a in ecfg.grid_archs}
+mine = lambda a: [r for (arch, _), runs in students.items() if arch == a for r in runs.values()]  # noqa: E731
+glue("degr_collapsed", "; ".join(f"{a} {sum(r['accuracy'] < studies.COLLAPSE_BELOW for r in mine(a))} of {len(mine(a))}"
+                                 for a in ecfg.grid_archs), display=False)
+pd.concat(detail, names=["student", "checkpoint"])
 
 # %% [markdown]
 # ```{glue:figure} fig_degradation
@@ -192,7 +204,7 @@ glue("degr_falls", studies.degradation_falls(students, scfg.arch, y_te), display
 # their seeds, the band its 95% interval over seeds and test digits; the same updates at every
 # checkpoint), against the fraction of
 # the diffusion model's training; black: the teacher's accuracy on each checkpoint's whole draw
-# against the requested class; dashed: the thesis' endpoints and peak (epochs 8, 80 and 100 of
+# against the requested class, its band the 95% interval over the draw's digits; dashed: the thesis' endpoints and peak (epochs 8, 80 and 100 of
 # 100, the only values its text gives; Figs. 19-21), not a matched arm: its sampler, guidance,
 # threshold, set size and students differ.
 # ```
@@ -200,7 +212,10 @@ glue("degr_falls", studies.degradation_falls(students, scfg.arch, y_te), display
 # For the profile's student ({glue:text}`student_arch_name`) the curve runs from
 # {glue:text}`degr_first` to {glue:text}`degr_last` (highest mean {glue:text}`degr_peak`), each point
 # the mean of {glue:text}`degr_seeds`. Between neighbouring checkpoints:
-# {glue:text}`degr_falls`. The teacher's score of the whole draw runs from
+# {glue:text}`degr_falls`. A mean can hide a collapsed seed: the table above the figure shows
+# each seed, counts those that collapsed (below {glue:text}`degr_collapse_below` on the test
+# set; in all, {glue:text}`degr_collapsed` students) and sets each checkpoint against the last
+# with its interval (`kr_utils.studies.degradation_seed_detail`). The teacher's score of the whole draw runs from
 # {glue:text}`degr_req_first` to {glue:text}`degr_req_last`: that measure sees every digit a
 # checkpoint draws, the students see only what the teacher's filter kept, each labelled with
 # the class it was asked for, whatever the teacher read in it (the figure above counts how

@@ -265,6 +265,27 @@ def test_degradation_falls_are_worded_from_intervals():
     assert same.startswith("no change") and "training seeds and the 200 test digits" in same
 
 
+def test_degradation_detail_shows_each_seed_the_collapsed_and_the_change_against_the_last():
+    """Where seeds collapse a mean hides it: the detail shows each seed, counts the collapsed
+    ones and words each checkpoint against the last from its interval."""
+    mixed, y = _runs({0: 0.95, 1: 0.2, 2: 0.94})
+    good, _ = _runs({0: 0.97, 1: 0.96, 2: 0.975})
+    same, _ = _runs({0: 0.97, 1: 0.96, 2: 0.975})
+    d = studies.degradation_seed_detail({("resnet_preact", 10): mixed, ("resnet_preact", 20): same,
+                                         ("resnet_preact", 30): good, ("simple_cnn", 10): good}, "resnet_preact", y)
+    assert list(d.index) == ["step 10", "step 20", "step 30"]
+    assert d.loc["step 10", "each seed (%)"] == "95.0, 20.0, 94.0" and d.loc["step 10", "collapsed seeds"] == "1 of 3"
+    assert d.loc["step 30", "collapsed seeds"] == "0 of 3" and d.loc["step 30"].iloc[2] == ""
+    assert d.loc["step 10"].iloc[2].startswith("-27.2 [") and d.loc["step 20"].iloc[2] == "+0.0 [-1.7, +1.7] (no measurable difference)"
+
+
+def test_the_teachers_reading_of_a_draw_carries_its_interval():
+    cfg = config.get_config("smoke")
+    sets = {10: ("k", {"generated": 1000, "accepted": 500, "labels": torch.zeros(300), "requested_accuracy": 0.5})}
+    row = studies.degradation_seed_table(cfg, sets, {}, torch.zeros(10)).loc["step_10"]
+    assert row["requested_low"] == pytest.approx(0.4691, abs=1e-3) and row["requested_high"] == pytest.approx(0.5309, abs=1e-3)
+
+
 def test_the_degradation_budget_is_chosen_on_the_real_validation_digits(monkeypatch):
     cfg = config.get_config("smoke", studies__degradation_epoch_choices=(1, 2, 3), student__soft=True)
     # the validation digits prefer 2 epochs, the test set 3: the choice follows validation
