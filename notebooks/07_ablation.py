@@ -56,7 +56,11 @@
 # U-Nets. Two variants are bundles: "this book's sampling" changes the chain, its steps, the
 # guidance weight and the forced black together, and "the larger set" trains on
 # {glue:text}`rec_size_ratio` times the digits at the recipe's number of updates (the script's
-# fixed 80 epochs would give it that many times the updates too).
+# fixed 80 epochs would give it that many times the updates too). The recipe's digits are the
+# first {glue:text}`rec_per_class` of each class of the larger set, not a set built for that
+# size on its own: the two share their digits, so the comparison is paired, but the larger
+# set's rounds were drawn for more digits, and the threshold, lowered after a batch that kept
+# nothing, may have followed another path than in a set built for the smaller size alone.
 #
 # **What is not modelled.** This book's U-Net, teacher and noise schedule stand in for the
 # thesis': its 256-feature ContextUnet trained 120 epochs (`main.py`; its figures show 100) on
