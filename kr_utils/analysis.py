@@ -2,6 +2,8 @@
 thesis' own numbers (:mod:`kr_utils.thesis`), row by row."""
 from __future__ import annotations
 
+import numpy as np
+
 from . import thesis
 
 
@@ -73,7 +75,8 @@ MNIST_SECTIONS = ("teacher", "synthetic_set", "student")
 
 
 def dataset_comparison(mnist_metrics: dict, other: dict, other_name: str):
-    """Chapter 10's table: the teacher, the teacher's acceptance of generated images, the
+    """Chapter 10's table: the teacher, the teacher's acceptance of generated images at the
+    configured threshold (:func:`accepted_at_threshold`, one measure for both), the
     student's mean and the gap, for MNIST (from a run's ``metrics.json``, when it holds chapters
     1-5) beside another dataset (``other``: the same four keys of :data:`DATASET_ROWS`), as
     fractions. Returns ``(table, mnist_gap)``, the MNIST column and gap left out (None) when the
@@ -84,8 +87,24 @@ def dataset_comparison(mnist_metrics: dict, other: dict, other_name: str):
     if not all(k in mnist_metrics for k in MNIST_SECTIONS):
         return table, None
     t, s = mnist_metrics["teacher"]["test_accuracy"], mnist_metrics["student"]["test_accuracy"]["mean"]
-    table.insert(0, "MNIST", [t, mnist_metrics["synthetic_set"]["acceptance_rate"], s, t - s])
+    table.insert(0, "MNIST", [t, accepted_at_threshold(mnist_metrics["synthetic_set"]), s, t - s])
     return table, t - s
+
+
+def accepted_at_threshold(section: dict) -> float:
+    """The share of every generated item whose teacher confidence reached the configured
+    threshold (:func:`kr_utils.synth.threshold_report`'s measure, the one chapter 10 reports for
+    Fashion-MNIST), from a ``synthetic_set`` metrics section: its own ``accepted_at_threshold``,
+    or, in a record that predates it, its per-class table (``confidence_per_class``, attached
+    by :func:`kr_utils.pipeline.analysis_metrics`), weighted by what each class generated."""
+    if "accepted_at_threshold" in section:
+        return section["accepted_at_threshold"]
+    table = section.get("confidence_per_class")
+    if table is None:
+        raise KeyError("the synthetic_set section holds neither accepted_at_threshold nor its per-class table "
+                       "(confidence_per_class): chapter 10 cannot set the two datasets' acceptance side by side")
+    generated = np.asarray(table["generated"], dtype=float)
+    return float(np.nansum(generated * np.asarray(table["frac_above_threshold"], dtype=float)) / generated.sum())
 
 
 # Settings that may differ between the two datasets' runs at one profile (section, field, words).

@@ -501,20 +501,22 @@ def student(cfg: Profile, device, seed: int | None = None) -> Path:
 ANALYSIS_SECTIONS = ("teacher", "diffusion", "generation", "synthetic_set", "student", "degradation", "ablation")
 
 
-def analysis_metrics(profile: str) -> tuple[dict, str]:
-    """Chapter 8's numbers: this run's ``metrics.json`` when chapters 1-7 have all written to it,
-    else the last recorded run of the profile shipped with the package (said so in the text),
-    so that chapter 8 opened alone still shows a whole comparison. Returns ``(metrics, source)``."""
+def analysis_metrics(profile: str, sections: tuple = ANALYSIS_SECTIONS) -> tuple[dict, str]:
+    """Chapter 8's numbers: this run's ``metrics.json`` when chapters 1-7 (their ``sections``;
+    chapter 10 asks for chapters 1-5's) have all written to it, else the last recorded run of the
+    profile shipped with the package (said so in the text), so that chapter 8 opened alone still
+    shows a whole comparison; the synthetic set's per-class table attached to its section.
+    Returns ``(metrics, source)``."""
     import pandas as pd
 
     local = read_metrics(profile)
-    missing = [k for k in ANALYSIS_SECTIONS if k not in local]
+    missing = [k for k in sections if k not in local]
     if not missing:
         csv = artifact_dir(profile) / "synthetic" / "confidence_per_class.csv"
         local["synthetic_set"]["confidence_per_class"] = pd.read_csv(csv).to_dict(orient="list")
         return local, "this run"
     recorded = recorded_metrics(profile)
-    if recorded and all(k in recorded for k in ANALYSIS_SECTIONS):
+    if recorded and all(k in recorded for k in sections):
         env = recorded.get("environment", {})
         print(f"metrics.json of profile {profile!r} lacks {missing} (chapters 1-7 have not all run here): "
               f"showing the recorded run instead")

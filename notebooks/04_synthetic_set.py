@@ -189,8 +189,8 @@ widget = live.show_controls(lambda: controls.threshold_controls(demo_x, demo_con
                             static=controls.threshold_frame(demo_x, demo_conf, scfg.threshold))
 
 # %%
-store.update_metrics(profile, "synthetic_set", {**summary, "reused": reused, "background_real": bg["real"],
-                                                     "background_synthetic": bg["synthetic"]})
+store.update_metrics(profile, "synthetic_set", {**summary, "reused": reused, "accepted_at_threshold": met["accepted_at_threshold"],
+                                                "background_real": bg["real"], "background_synthetic": bg["synthetic"]})
 clock.record()
 
 # %% [markdown]

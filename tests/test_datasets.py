@@ -142,8 +142,17 @@ def test_dataset_comparison_with_and_without_an_mnist_run():
     other = {"teacher": 0.9, "acceptance": 0.4, "student": 0.85, "gap": 0.05}
     table, gap = analysis.dataset_comparison({}, other, "Fashion-MNIST")
     assert gap is None and list(table.columns) == ["Fashion-MNIST"]
-    m = {"teacher": {"test_accuracy": 0.99}, "synthetic_set": {"acceptance_rate": 0.8},
+    # one acceptance measure on both sides: at the configured threshold, not kept of generated
+    m = {"teacher": {"test_accuracy": 0.99}, "synthetic_set": {"acceptance_rate": 0.8, "accepted_at_threshold": 0.7},
          "student": {"test_accuracy": {"mean": 0.98}}}
     table, gap = analysis.dataset_comparison(m, other, "Fashion-MNIST")
-    assert gap == pytest.approx(0.01) and table["MNIST"].tolist() == pytest.approx([0.99, 0.8, 0.98, 0.01])
+    assert gap == pytest.approx(0.01) and table["MNIST"].tolist() == pytest.approx([0.99, 0.7, 0.98, 0.01])
     assert table["Fashion-MNIST"].tolist() == [0.9, 0.4, 0.85, 0.05]
+    # a record that predates the key: from its per-class table, weighted by what each class generated
+    m["synthetic_set"] = {"acceptance_rate": 0.8, "confidence_per_class": {"generated": [100, 300],
+                                                                          "frac_above_threshold": [0.5, 0.9]}}
+    assert analysis.dataset_comparison(m, other, "Fashion-MNIST")[0]["MNIST"].iloc[1] == pytest.approx(0.8)
+    m["synthetic_set"]["confidence_per_class"]["frac_above_threshold"] = [0.9, 0.5]
+    assert analysis.dataset_comparison(m, other, "Fashion-MNIST")[0]["MNIST"].iloc[1] == pytest.approx(0.6)
+    with pytest.raises(KeyError, match="confidence_per_class"):
+        analysis.dataset_comparison({**m, "synthetic_set": {"acceptance_rate": 0.8}}, other, "Fashion-MNIST")
