@@ -28,12 +28,45 @@ import torch
 from . import data, distill, models, studies, synth, workers
 from .checkpoints import load_checkpoint, load_if_current, load_model, load_schedule, save_checkpoint
 from .comparison import Comparison, compare_runs
-from .config import Profile
+from .config import Profile, get_config
 from .diffusion import NoiseSchedule, build_sampler, train_diffusion
 from .evaluate import correct_on, summarize_seeds
 from .fit import seed_everything
-from .runtime import levers
-from .store import artifact_dir, fingerprint, note_reused, read_metrics
+from .runtime import device as default_device, levers
+from .store import StageClock, artifact_dir, fingerprint, note_reused, read_metrics
+
+@dataclasses.dataclass
+class Chapter:
+    """What a chapter's set-up cell needs (:func:`open_chapter`): its checked config (which
+    carries the seed), the device, the artifacts folder of its run and the clock of its cost
+    (None for the theory chapters, which time themselves)."""
+
+    cfg: Profile
+    device: torch.device
+    out: Path
+    clock: StageClock | None
+
+    @property
+    def seed(self) -> int:
+        return self.cfg.seed
+
+    def close(self) -> None:
+        """Records the chapter's cost (``wall_time_s`` and ``compute_time_s`` of its run's metrics)."""
+        if self.clock is not None:
+            self.clock.record()
+
+
+def open_chapter(stage: str | None, profile: str | None = None, *, dataset: str | None = None, seed: int | None = None,
+                 record_in: str | None = None, **overrides) -> Chapter:
+    """Every chapter's set-up in one call: the config of ``profile`` and ``dataset`` with ``seed``
+    and ``section__key`` overrides (None values leave the profile's; :func:`kr_utils.get_config`),
+    the device, the run's artifacts folder, and the clock of ``stage`` started (in the metrics of
+    run ``record_in``, default the chapter's own; ``stage=None``: no clock). Prints what it found."""
+    cfg = get_config(profile, dataset=dataset, seed=seed, **overrides)
+    dev, out = default_device(), artifact_dir(cfg.run)
+    print(f"profile={cfg.profile} dataset={cfg.dataset} seed={cfg.seed} device={dev} artifacts={out}")
+    return Chapter(cfg, dev, out, None if stage is None else StageClock.start(record_in or cfg.run, stage))
+
 
 # which chapter owns each artifact, and the recorded stage whose time estimates its cost
 OWNERS = {"teacher": "01_teacher", "diffusion": "02_diffusion", "synthetic": "04_synthetic_set",

@@ -53,16 +53,11 @@ import time
 import numpy as np
 import pandas as pd
 from kr_utils.live import glue
-import kr_utils
 from kr_utils import checkpoints, data, evaluate, models, pipeline, plots, runtime, store, thesis
 
-cfg = kr_utils.get_config(profile, dataset=dataset, teacher__epochs=epochs)
-seed = cfg.seed if seed is None else seed
-tcfg, profile = cfg.teacher, cfg.run
-out = store.artifact_dir(profile)
-device = runtime.device()
-clock = store.StageClock.start(profile, "01_teacher")  # this chapter's cost, recorded at its end
-print(f"profile={profile} device={device} artifacts={out}")
+ch = pipeline.open_chapter("01_teacher", profile, dataset=dataset, seed=seed, teacher__epochs=epochs)  # its cost recorded at its end
+cfg, seed, device, out, profile = ch.cfg, ch.seed, ch.device, ch.out, ch.cfg.run
+tcfg = cfg.teacher
 glue("teacher_lr", tcfg.lr, display=False)
 glue("teacher_batch", tcfg.batch_size, display=False)
 glue("teacher_val_size", f"{tcfg.val_size:,d}", display=False)
@@ -218,7 +213,7 @@ store.update_metrics(profile, "teacher", {
     "arch": tcfg.arch, "test_accuracy": report["accuracy"], "per_class_accuracy": report["per_class_accuracy"],
     "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"], "parameters": param_counts,
     "inference_ms_per_image": infer_ms, "study": teacher_study})
-clock.record()
+ch.close()
 
 # %% [markdown]
 # ## What was measured

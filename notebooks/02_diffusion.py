@@ -51,19 +51,14 @@ steps = None    # overrides diffusion.steps (training iterations)
 # %%
 import torch
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import checkpoints, diffusion, evaluate, models, pipeline, plots, runtime, store
+from kr_utils import checkpoints, diffusion, evaluate, models, pipeline, plots, store
 
-cfg = kr_utils.get_config(profile, dataset=dataset)
+ch = pipeline.open_chapter("02_diffusion", profile, dataset=dataset, seed=seed)  # its cost recorded at its end
+cfg, seed, device, out, profile = ch.cfg, ch.seed, ch.device, ch.out, ch.cfg.run
 if steps is not None:  # a shorter run, its milestones kept inside it
     cfg = cfg.replace(diffusion__steps=steps,
                       diffusion__milestones=tuple(m for m in cfg.diffusion.milestones if m < steps) + (steps,))
-seed = cfg.seed if seed is None else seed
-dcfg, profile = cfg.diffusion, cfg.run
-out = store.artifact_dir(profile)
-device = runtime.device()
-clock = store.StageClock.start(profile, "02_diffusion")  # this chapter's cost, recorded at its end
-print(f"profile={profile} device={device} artifacts={out}")
+dcfg = cfg.diffusion
 
 # %%
 unet = models.ConditionalUNet(base=dcfg.base, mults=dcfg.mults, attention=dcfg.attention)
@@ -135,7 +130,7 @@ store.update_metrics(profile, "diffusion", {
     "parameters": n_params, "steps": dcfg.steps, "batch_size": dcfg.batch_size,
     "final_loss": final_loss, "reused_checkpoint": fit["reused"],
     "train_time_s": None if train_time is None else round(train_time, 1)})  # when reused: its stored time
-clock.record()
+ch.close()
 
 # %% [markdown]
 # ## What was measured

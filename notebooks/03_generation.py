@@ -90,16 +90,11 @@ seed = None     # overrides the profile's seed
 # %%
 import torch
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import checkpoints, controls, diffusion, evaluate, live, pipeline, plots, runtime, store, studies
+from kr_utils import checkpoints, controls, diffusion, evaluate, live, pipeline, plots, store, studies
 
-cfg = kr_utils.get_config(profile, dataset=dataset)
-seed = cfg.seed if seed is None else seed
-gcfg, profile = cfg.sampler, cfg.run
-out = store.artifact_dir(profile)
-device = runtime.device()
-clock = store.StageClock.start(profile, "03_generation")  # this chapter's cost, recorded at its end
-print(f"profile={profile} device={device} artifacts={out}")
+ch = pipeline.open_chapter("03_generation", profile, dataset=dataset, seed=seed)  # its cost recorded at its end
+cfg, seed, device, out, profile = ch.cfg, ch.seed, ch.device, ch.out, ch.cfg.run
+gcfg = cfg.sampler
 # found in the artifacts folder, or built first as chapters 1 and 2 do (kr_utils.pipeline)
 d_path = pipeline.diffusion_model(cfg, device, seed)
 unet, schedule = checkpoints.load_model(d_path, "diffusion", device), checkpoints.load_schedule(d_path)
@@ -252,7 +247,7 @@ store.update_metrics(profile, "generation", {"knobs": {k: {"label": knobs[k].lab
                                                  "real_diversity": real_diversity,
                                                  "knob_sampler_steps": gcfg.knob_steps,
                                                  "knob_comparisons": comps})  # store.plain writes each Comparison
-clock.record()
+ch.close()
 
 # %% [markdown]
 # ## What was measured

@@ -51,17 +51,12 @@ label_mode = None  # "teacher" (default) or "requested"
 import numpy as np
 import pandas as pd
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import analysis, checkpoints, controls, data, diffusion, live, pipeline, plots, runtime, store, synth, thesis
+from kr_utils import analysis, checkpoints, controls, data, diffusion, live, pipeline, plots, store, synth, thesis
 
-cfg = kr_utils.get_config(profile, dataset=dataset, synth__per_class=per_class, synth__threshold=threshold,
+ch = pipeline.open_chapter("04_synthetic_set", profile, dataset=dataset, seed=seed, synth__per_class=per_class, synth__threshold=threshold,
                           synth__label_mode=label_mode)
-seed = cfg.seed if seed is None else seed
-dcfg, gcfg, scfg, profile = cfg.diffusion, cfg.sampler, cfg.synth, cfg.run
-out = store.artifact_dir(profile)
-device = runtime.device()
-clock = store.StageClock.start(profile, "04_synthetic_set")  # this chapter's cost, recorded at its end
-print(f"profile={profile} device={device} artifacts={out}")
+cfg, seed, device, out, profile = ch.cfg, ch.seed, ch.device, ch.out, ch.cfg.run
+dcfg, gcfg, scfg = cfg.diffusion, cfg.sampler, cfg.synth
 
 # %% [markdown]
 # A set built from the same settings, teacher and diffusion checkpoints is reused (the
@@ -191,7 +186,7 @@ widget = live.show_controls(lambda: controls.threshold_controls(demo_x, demo_con
 # %%
 store.update_metrics(profile, "synthetic_set", {**summary, "reused": reused, "accepted_at_threshold": met["accepted_at_threshold"],
                                                 "background_real": bg["real"], "background_synthetic": bg["synthetic"]})
-clock.record()
+ch.close()
 
 # %% [markdown]
 # ## What was measured

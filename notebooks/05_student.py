@@ -54,17 +54,12 @@ grid_epochs = None  # overrides studies.epochs, the grid's (None: the student's,
 # %%
 import pandas as pd
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import checkpoints, comparison, config, evaluate, pipeline, plots, runtime, store, thesis
+from kr_utils import checkpoints, comparison, config, evaluate, pipeline, plots, store, thesis
 
-cfg = kr_utils.get_config(profile, dataset=dataset, student__soft=soft, student__arch=arch, student__epochs=epochs,
+ch = pipeline.open_chapter("05_student", profile, dataset=dataset, seed=seed, student__soft=soft, student__arch=arch, student__epochs=epochs,
                          studies__epochs=grid_epochs)
-seed = cfg.seed if seed is None else seed
-scfg, profile = cfg.student, cfg.run
-out = store.artifact_dir(profile)
-device = runtime.device()
-clock = store.StageClock.start(profile, "05_student")  # this chapter's cost, recorded at its end
-print(f"profile={profile} device={device} artifacts={out}")
+cfg, seed, device, out, profile = ch.cfg, ch.seed, ch.device, ch.out, ch.cfg.run
+scfg = cfg.student
 split = pipeline.student_split(cfg, device, seed)  # the synthetic set, found or built first (chapters 1, 2, 4)
 stored, syn_train, syn_val, (x_te, y_te) = split["stored"], split["train"], split["val"], split["test"]
 glue("real_val_size", f"{len(split['real_val'][1]):,d}", display=False)
@@ -229,7 +224,7 @@ store.update_metrics(profile, "student", {
     "grid_synthetic_validation": {f"{a}/{lab}": v for (a, lab), v in syn_val_acc.items()},
     "best_cell_on_validation": f"{best[0]}/{best[1]}", "grid_main_labels": main_cell[1], "real_validation_size": len(split["real_val"][1]),
     "train_time_s": grid.train_time_s()})
-clock.record()
+ch.close()
 
 # %% [markdown]
 # ## What was measured

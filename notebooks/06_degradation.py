@@ -70,16 +70,12 @@ seed = None     # overrides the profile's seed
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import kr_utils
-from kr_utils import checkpoints, data, diffusion, distill, evaluate, pipeline, plots, runtime, store, studies, thesis
+from kr_utils import checkpoints, data, diffusion, distill, evaluate, pipeline, plots, store, studies, thesis
 from kr_utils.live import glue
 
-cfg = kr_utils.get_config(profile, dataset=dataset)
-seed = cfg.seed if seed is None else seed
-scfg, ecfg, profile = cfg.student, cfg.studies, cfg.run
-device = runtime.device()
-clock = store.StageClock.start(profile, "06_degradation")  # this chapter's cost, recorded at its end
-print(f"profile={profile} device={device} artifacts={store.artifact_dir(profile)}")
+ch = pipeline.open_chapter("06_degradation", profile, dataset=dataset, seed=seed)  # its cost recorded at its end
+cfg, seed, device, profile = ch.cfg, ch.seed, ch.device, ch.cfg.run
+scfg, ecfg = cfg.student, cfg.studies
 # found in the artifacts folder, or built first as chapters 1, 2 (with its milestone checkpoints) and 5 do
 teacher = checkpoints.load_model(pipeline.teacher(cfg, device, seed), "teacher", device)
 d_path = pipeline.diffusion_model(cfg, device, seed, with_milestones=True)
@@ -281,7 +277,7 @@ store.update_metrics(profile, "degradation", {
     "table": table.to_dict(orient="index"),
     "early_student": {"step": early_step, **{k: v for k, v in errors["early"].items() if k != "worst"}},
     "final_student": {k: v for k, v in errors["final"].items() if k != "worst"}})
-clock.record()
+ch.close()
 
 # %% [markdown]
 # ## What was measured

@@ -86,14 +86,11 @@ dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 import numpy as np
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import ablation, checkpoints, data, diffusion, evaluate, pipeline, plots, runtime, store, studies, thesis
+from kr_utils import ablation, checkpoints, data, diffusion, evaluate, pipeline, plots, store, studies, thesis
 
-cfg = kr_utils.get_config(profile, dataset=dataset)
-e, profile = cfg.studies, cfg.run
-out = store.artifact_dir(profile)
-device = runtime.device()
-clock = store.StageClock.start(profile, "07_ablation")  # this chapter's cost, recorded at its end
-print(f"profile={profile} device={device} artifacts={out}")
+ch = pipeline.open_chapter("07_ablation", profile, dataset=dataset)  # its cost recorded at its end
+cfg, device, out, profile = ch.cfg, ch.device, ch.out, ch.cfg.run
+e = cfg.studies
 teacher = checkpoints.load_model(pipeline.teacher(cfg, device), "teacher", device)  # found, or built first (chapter 1)
 pipeline.diffusion_model(cfg, device)  # chapter 2's U-Net, found or built first
 x_te, y_te = data.test_tensors(cfg.test_subset, cfg.dataset)
@@ -226,7 +223,7 @@ glue("rec_gpu_set", f"about {cost['set_min']:.0f} min" if cost["set_min"] else "
 
 # %%
 store.update_metrics(profile, "ablation", {"seeds": list(e.ablation_seeds), **ablation.metrics(summary, sets)})
-clock.record()
+ch.close()
 
 # %% [markdown]
 # ## What was measured

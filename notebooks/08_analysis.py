@@ -38,13 +38,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from kr_utils.live import glue
-import kr_utils
 from kr_utils import analysis, evaluate, pipeline, plots, store, synth, thesis
 
-cfg = kr_utils.get_config(profile, dataset=dataset)
-profile = cfg.run
-clock = store.StageClock.start(profile, "08_analysis")  # this chapter's cost, recorded at its end
-print(f"profile={profile} artifacts={store.artifact_dir(profile)}")
+ch = pipeline.open_chapter("08_analysis", profile, dataset=dataset)  # its cost recorded at its end
+cfg, profile = ch.cfg, ch.cfg.run
 m, source = pipeline.analysis_metrics(profile)  # this run's, or the recorded run's when chapters 1-7 have not run here
 glue("analysis_source", source, display=False)
 pct = analysis.pct
@@ -197,7 +194,7 @@ for path in sorted((store.repo_root() / "results").glob("*/sampler_benchmark.jso
 pd.DataFrame(bench).T if bench else "no recorded sampler benchmark"
 
 # %%
-clock.record()
+ch.close()
 
 # %% [markdown]
 # ## What was measured

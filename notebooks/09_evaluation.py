@@ -53,14 +53,11 @@ import numpy as np
 import pandas as pd
 import torch
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import audit, checkpoints, claims, config, data, diffusion, evaluate, pipeline, plots, runtime, store, studies, thesis
+from kr_utils import audit, checkpoints, claims, config, data, diffusion, evaluate, pipeline, plots, store, studies, thesis
 
-cfg = kr_utils.get_config(profile, dataset=dataset, seed=seed)
-ev, profile, seed = cfg.evaluation, cfg.run, cfg.seed
-device = runtime.device()
-clock = store.StageClock.start(profile, "09_evaluation")  # this chapter's cost, recorded at its end
-print(f"profile={profile} device={device} artifacts={store.artifact_dir(profile)}")
+ch = pipeline.open_chapter("09_evaluation", profile, dataset=dataset, seed=seed)  # its cost recorded at its end
+cfg, seed, device, profile = ch.cfg, ch.seed, ch.device, ch.cfg.run
+ev = cfg.evaluation
 
 # %%
 t_path = pipeline.teacher(cfg, device, seed)  # found, or built first (chapter 1)
@@ -608,7 +605,7 @@ store.update_metrics(profile, "evaluation", {
     "samplers": sampler_rows, "size_curve": {w: {str(n): s for n, s in curve[w].items()} for w in ("synthetic", "real")},
     "size_curve_labeller_accuracy": curve["labeller"], "size_gaps": {str(n): c for n, c in gaps.items()},
     "config": ev.as_dict()})
-clock.record()
+ch.close()
 
 # %% [markdown]
 # ## What was measured

@@ -56,14 +56,12 @@ import numpy as np
 import pandas as pd
 from kr_utils.live import glue
 import kr_utils
-from kr_utils import analysis, checkpoints, comparison, data, diffusion, evaluate, pipeline, plots, runtime, store, studies, synth
+from kr_utils import analysis, checkpoints, comparison, data, diffusion, evaluate, pipeline, plots, store, studies, synth
 
-cfg = kr_utils.get_config(profile, dataset="fashion-mnist", seed=seed)
-mnist = kr_utils.get_config(profile, seed=seed)
-seed, names, out = cfg.seed, list(cfg.data.class_names), store.artifact_dir(cfg.run)
-device = runtime.device()
-clock = store.StageClock.start(mnist.run, "10_fashion_mnist")  # this chapter's cost, in the MNIST run's record
-print(f"profile={cfg.profile} dataset={cfg.dataset} device={device} artifacts={out}")
+mnist = kr_utils.get_config(profile, seed=seed)  # this chapter's cost goes in the MNIST run's record
+ch = pipeline.open_chapter("10_fashion_mnist", profile, dataset="fashion-mnist", seed=seed, record_in=mnist.run)
+cfg, seed, device, out = ch.cfg, ch.seed, ch.device, ch.out
+names = list(cfg.data.class_names)
 glue("fm_sampler_steps", cfg.sampler.num_steps, display=False)
 glue("fm_classes", ", ".join(names), display=False)
 glue("fm_labels", kr_utils.config.LABEL_NAMES[cfg.student.recipe().labels], display=False)
@@ -311,7 +309,7 @@ store.update_metrics(mnist.run, "fashion_mnist", {
                                "student": evaluate.error_share_within(student_err["confusion_matrix"], upper)},
     "degradation": {k: {a: (None if np.isnan(v) else float(v)) for a, v in row.items()}
                     for k, row in table[list(cfg.studies.grid_archs)].iterrows()}})
-clock.record()
+ch.close()
 
 # %% [markdown]
 # ## What was measured

@@ -47,13 +47,11 @@ seed = None     # overrides the profile's seed
 import matplotlib.pyplot as plt
 import numpy as np
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import config, evaluate, plots, replication, runtime, store
+from kr_utils import config, evaluate, pipeline, plots, replication, store
 
-cfg = kr_utils.get_config(profile, seed=seed)
-seed, g, st = cfg.seed, cfg.generators, cfg.student
-device = runtime.device()
-clock = store.StageClock.start(cfg.run, "11_other_generators")
+ch = pipeline.open_chapter("11_other_generators", profile, seed=seed)  # its cost recorded at its end
+cfg, seed, device = ch.cfg, ch.seed, ch.device
+g, st = cfg.generators, cfg.student
 glue("c11_n_critic", g.n_critic, display=False)
 glue("c11_threshold", cfg.synth.threshold, display=False)
 glue("c11_per_class", f"{g.per_class:,d}", display=False)
@@ -178,7 +176,7 @@ store.update_metrics(cfg.run, "other_generators", {
     "recipe": st.recipe(epochs=replication.student_epochs(cfg)).as_dict(), "steps": {k: replication.steps(cfg, k) for k in replication.KINDS},
     "rows": {k: {kk: vv for kk, vv in r.items() if kk != "label"} for k, r in rows.items()},
     "memorisation_floor": result["memorisation_floor"]})
-clock.record()
+ch.close()
 
 # %% [markdown]
 # ## What was measured

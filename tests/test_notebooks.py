@@ -46,6 +46,23 @@ def test_no_outputs_and_parameters_cell(twin):
     assert "profile" in {t.id for n in tree.body for t in n.targets}
 
 
+@pytest.mark.parametrize("twin", TWINS, ids=lambda p: p.stem)
+def test_one_set_up_call(twin):
+    """Every chapter sets itself up with pipeline.open_chapter (config, seed, device, artifacts
+    folder, clock) in the cell after its parameters, not with a preamble of its own; a pipeline
+    chapter closes its clock (ch.close()) and names itself as its stage."""
+    nb = nbformat.read(twin.with_suffix(".ipynb"), as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    setup = next(c.source for c in nb.cells[at + 1:] if c.cell_type == "code")
+    assert setup.count("pipeline.open_chapter(") == 1 and sum(c.count("open_chapter(") for c in code) == 1
+    for idiom in ("StageClock", "runtime.device()", "seed = cfg.seed if seed is None", "store.artifact_dir(profile)"):
+        assert not any(idiom in c for c in code), (twin.name, idiom)
+    if twin.parent.name != "theory":
+        assert f'open_chapter("{twin.stem}"' in setup, twin.name
+        assert any(c.strip().endswith("ch.close()") for c in code), twin.name
+
+
 def test_pyproject_states_floors_and_constraints_pin_them():
     """The package states floors (Colab keeps its torch); constraints.txt pins every package it
     names, within those floors, and environment.yml repeats the same pins."""

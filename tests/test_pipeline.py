@@ -269,3 +269,20 @@ def test_the_synthetic_validation_score_is_the_kept_epochs():
     runs = {0: _grid_run(0.9, 0.9, kept_epoch=1, val_acc=(0.4, 0.5, 0.3)),
             1: _grid_run(0.9, 0.9, kept_epoch=2, val_acc=(0.4, 0.5, 0.7))}
     assert pipeline.kept_synthetic_val(runs) == pytest.approx((0.5 + 0.7) / 2)
+
+
+def test_open_chapter_is_every_chapters_set_up(capsys):
+    """The one set-up call: the config carries the seed and the overrides, the clock records the
+    chapter's cost in its run's (or record_in's) metrics, a theory chapter gets no clock."""
+    from kr_utils import store
+    ch = pipeline.open_chapter("01_teacher", "smoke", seed=7, teacher__epochs=3)
+    assert ch.cfg.seed == ch.seed == 7 and ch.cfg.teacher.epochs == 3 and ch.out == store.artifact_dir("smoke")
+    assert "profile=smoke" in capsys.readouterr().out
+    ch.close()
+    assert "01_teacher" in store.read_metrics("smoke")["wall_time_s"]
+    assert pipeline.open_chapter("x", "smoke").seed == pipeline.open_chapter(None, "smoke").cfg.seed  # None: the profile's
+    assert pipeline.open_chapter(None, "smoke").clock is None
+    fm = pipeline.open_chapter("10_fashion_mnist", "smoke", dataset="fashion-mnist", record_in="smoke")
+    fm.close()
+    assert "10_fashion_mnist" in store.read_metrics("smoke")["wall_time_s"]
+    assert "10_fashion_mnist" not in store.read_metrics(fm.cfg.run).get("wall_time_s", {})

@@ -45,16 +45,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import data, fit, plots, runtime, store
+from kr_utils import data, fit, pipeline, plots, store
 from kr_utils.theory import analytic, toy
 
-cfg = kr_utils.get_config(profile)
-seed = cfg.seed if seed is None else seed
-profile = cfg.profile
+ch = pipeline.open_chapter(None, profile, seed=seed)  # no clock: the theory chapters time themselves
+cfg, seed, device, profile = ch.cfg, ch.seed, ch.device, ch.cfg.profile
 rng = np.random.default_rng(seed)
 t_start = time.perf_counter()
-device = runtime.device()  # every model of this chapter runs there
 
 # %% [markdown]
 # ## Latent variables: sampling through a hidden code

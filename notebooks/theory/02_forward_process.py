@@ -56,14 +56,12 @@ import numpy as np
 import pandas as pd
 import torch
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import data, diffusion, plots, store
+from kr_utils import data, diffusion, pipeline, plots, store
 from kr_utils.theory import analytic, toy
 from scipy import stats
 
-cfg = kr_utils.get_config(profile)
-seed = cfg.seed if seed is None else seed
-profile = cfg.profile
+ch = pipeline.open_chapter(None, profile, seed=seed)  # no clock: the theory chapters time themselves
+cfg, seed, profile = ch.cfg, ch.seed, ch.cfg.profile
 t_start = time.perf_counter()
 schedule = diffusion.NoiseSchedule.linear(1000)  # eqs. (1)-(2): linear_beta_schedule, alphas_cumprod
 betas, ab = schedule.betas, schedule.alphas_cumprod

@@ -47,15 +47,13 @@ import numpy as np
 import pandas as pd
 import torch
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import controls, diffusion, fit, live, plots, runtime, store
+from kr_utils import controls, diffusion, fit, live, pipeline, plots, store
 from kr_utils.theory import toy
 
-cfg = kr_utils.get_config(profile)
-seed = cfg.seed if seed is None else seed
-profile, th = cfg.profile, cfg.theory
+ch = pipeline.open_chapter(None, profile, seed=seed)  # no clock: the theory chapters time themselves
+cfg, seed, device, profile = ch.cfg, ch.seed, ch.device, ch.cfg.profile
+th = cfg.theory
 t_start = time.perf_counter()
-device = runtime.device()  # every model of this chapter runs there
 g = torch.Generator().manual_seed(seed)
 MEANS = ((-2.0, -2.0), (2.0, 2.0))
 T = 500

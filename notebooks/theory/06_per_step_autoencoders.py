@@ -68,15 +68,13 @@ import time
 import pandas as pd
 import torch
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import data, diffusion, plots, runtime, store
+from kr_utils import data, diffusion, pipeline, plots, store
 from kr_utils.theory import autoencoders, toy
 
-cfg = kr_utils.get_config(profile)
-seed = cfg.seed if seed is None else seed
-profile, th = cfg.profile, cfg.theory
+ch = pipeline.open_chapter(None, profile, seed=seed)  # no clock: the theory chapters time themselves
+cfg, seed, device, profile = ch.cfg, ch.seed, ch.device, ch.cfg.profile
+th = cfg.theory
 t_start = time.perf_counter()
-device = runtime.device()  # every model of this chapter runs there
 torch.manual_seed(seed)
 T = th.ae_T
 glue("t6_T", T, display=False)

@@ -54,16 +54,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import checkpoints, data, diffusion, models, pipeline, plots, runtime, store
+from kr_utils import checkpoints, data, diffusion, models, pipeline, plots, store
 from kr_utils.theory import restoration
 
-cfg = kr_utils.get_config(profile)
-seed = cfg.seed if seed is None else seed
-profile, th, dcfg = cfg.profile, cfg.theory, cfg.diffusion
-device = runtime.device()
+ch = pipeline.open_chapter(None, profile, seed=seed)  # no clock: the theory chapters time themselves
+cfg, seed, device, profile = ch.cfg, ch.seed, ch.device, ch.cfg.profile
+th, dcfg = cfg.theory, cfg.diffusion
 t_start = time.perf_counter()
-print(f"profile={profile} device={device} artifacts={store.artifact_dir(profile)}")
 unet, schedule, source = pipeline.theory_diffusion_model(cfg, th.recon_fallback_steps, device, seed)
 glue("t7_source", source, display=False)
 sampler = diffusion.AncestralSampler(schedule, clip_x0=True)

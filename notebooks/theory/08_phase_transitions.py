@@ -105,14 +105,13 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import diffusion, plots, store
+from kr_utils import diffusion, pipeline, plots, store
 from kr_utils.theory import analytic
 
-cfg = kr_utils.get_config(profile)
+ch = pipeline.open_chapter(None, profile)  # no clock: the theory chapters time themselves
+cfg, profile = ch.cfg, ch.cfg.profile
 if h != 0:  # the thresholds, the limits and the commitment below assume two phases of equal weight
     raise ValueError(f"h = {h}: this chapter's thresholds and commitment measure hold at h = 0 only")
-profile = cfg.profile
 t_start = time.perf_counter()
 betas = diffusion.linear_beta_schedule(1000).numpy()
 ab = np.cumprod(1 - betas)

@@ -76,14 +76,13 @@ import numpy as np
 import pandas as pd
 import torch
 from kr_utils.live import glue
-import kr_utils
-from kr_utils import checkpoints, data, models, pipeline, plots, runtime, store
+from kr_utils import checkpoints, data, models, pipeline, plots, store
 from kr_utils.theory import adversarial
 
-cfg = kr_utils.get_config(profile, seed=seed)
-seed, profile, g = cfg.seed, cfg.profile, cfg.generators
+ch = pipeline.open_chapter(None, profile, seed=seed)  # no clock: the theory chapters time themselves
+cfg, seed, device, profile = ch.cfg, ch.seed, ch.device, ch.cfg.profile
+g = cfg.generators
 t_start = time.perf_counter()
-device = runtime.device()
 teacher = checkpoints.load_model(pipeline.teacher(cfg, device), "teacher", device)  # found, or trained as in chapter 1
 test_x, test_y = data.test_tensors(cfg.test_subset, cfg.dataset)
 glue("t9_latent_steps", f"{g.latent2d_steps:,d}", display=False)
