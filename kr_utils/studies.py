@@ -387,18 +387,16 @@ def degradation_seed_table(cfg: Profile, sets: dict, students: dict, test_labels
     (:func:`kr_utils.comparison.accuracy_interval`; NaN: a short set, no student)."""
     import pandas as pd
 
-    from scipy.stats import binomtest
-
-    from .comparison import accuracy_interval
+    from .comparison import accuracy_interval, binomial_interval
 
     y = torch.as_tensor(test_labels)
     rows = {}
     for step, (_, s) in sets.items():
         k = round(s["requested_accuracy"] * s["generated"])  # the draw's digits read as their requested class
-        ci = binomtest(k, s["generated"]).proportion_ci(0.95, method="wilson")
+        low, high = binomial_interval(k, s["generated"])
         row = {"fraction_of_training": step / cfg.diffusion.steps, "generated": s["generated"], "accepted": s["accepted"],
                "kept": len(s["labels"]), "requested_accuracy": s["requested_accuracy"],
-               "requested_low": ci.low, "requested_high": ci.high}
+               "requested_low": low, "requested_high": high}
         for arch in cfg.studies.grid_archs:
             runs = students.get((arch, step))
             if runs:

@@ -211,3 +211,12 @@ def test_bayes_noise_error_matches_an_empirical_posterior():
         mc = (eps_hat - eps).pow(2).sum(1).mean().item()
         assert value == pytest.approx(mc, rel=0.03), (lo, value, mc)
         assert value < eps.pow(2).sum(1).mean().item()  # below the error of predicting no noise
+
+
+def test_steered_by_is_the_earliest_step_from_which_the_points_stay_on_the_requested_side():
+    means = ((-2.0, -2.0), (2.0, 2.0))
+    side = lambda share: torch.cat([torch.full((int(100 * share), 2), -0.1), torch.full((100 - int(100 * share), 2), 0.1)])  # noqa: E731
+    traj = {0: side(1.0), 25: side(0.95), 50: side(0.5), 75: side(0.92), 100: side(0.4)}
+    assert toy.steered_by(traj, means, 0) == 25  # 75 reaches the level, but 50 in between falls back
+    assert toy.steered_by(traj, means, 0, level=0.99) == 0
+    assert toy.steered_by(traj, means, 1) is None  # the last state is on the other side

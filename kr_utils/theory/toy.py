@@ -354,6 +354,20 @@ def guidance_sweep(model: ToyEpsMLP, classifier: NoisyClassifier, sampler, means
     return rows, shown
 
 
+def steered_by(trajectory: dict, means, requested: int, level: float = 0.9) -> int | None:
+    """How early a guided chain commits: the largest kept step t of ``trajectory`` (``{t: x_t}``
+    from :func:`sample_toy`'s ``keep``) from which on, at it and at every later (smaller) kept
+    step, at least ``level`` of the points lie nearest the ``requested`` centre of ``means``
+    (the side of the line between the centres does not change as x_t shrinks towards 0); None
+    if even the last state falls short."""
+    first = None
+    for t in sorted(trajectory):  # from the end of the chain (t small) back towards x_T
+        if cluster_stats(trajectory[t], means)[f"fraction_cluster_{requested}"] < level:
+            break
+        first = t
+    return first
+
+
 def first_strength(rows, method: str, level: float = 0.99) -> float | None:
     """The smallest strength of ``method`` in :func:`guidance_sweep`'s ``rows`` from which on at
     least ``level`` of the samples land in the requested cluster, at it and at every larger

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 import torch
 from kr_utils.live import glue
-from kr_utils import controls, diffusion, fit, live, pipeline, plots, store
+from kr_utils import comparison, controls, diffusion, fit, live, pipeline, plots, store
 from kr_utils.theory import toy
 
 ch = pipeline.open_chapter(None, profile, seed=seed)  # no clock: the theory chapters time themselves
@@ -132,7 +132,9 @@ table = pd.DataFrame({
     "fraction in cluster 0": [stats["fraction_cluster_0"], toy.cluster_stats(x_ref, MEANS)["fraction_cluster_0"], None],
     "spread per axis": [stats["spread"], toy.cluster_stats(x_ref, MEANS)["spread"], None],
 }, index=["diffusion model, w = 0", "real data (second draw)", "N(0, I)"])
-glue("t4_frac0", f"{stats['fraction_cluster_0']:.3f}", display=False)
+lo, hi = comparison.binomial_interval(round(stats["fraction_cluster_0"] * n), n)  # over the n samples drawn
+glue("t4_frac0", f"{stats['fraction_cluster_0']:.3f} (95% interval [{lo:.3f}, {hi:.3f}] over its {n:,d} samples)",
+     display=False)
 glue("t4_cond_frac", f"{100 * cond['fraction_requested']:.1f}%", display=False)
 glue("t4_ed_model", f"{table.iloc[0, 0]:.4f}", display=False)
 glue("t4_ed_floor", f"{table.iloc[1, 0]:.4f}", display=False)
@@ -141,7 +143,7 @@ table.round(4)
 
 # %% [markdown]
 # The unconditional model puts a fraction {glue:text}`t4_frac0` of its samples in cluster 0 (the
-# data: 0.5), and its energy distance to held-out data is {glue:text}`t4_ed_model`, against
+# data: 0.5; an interval that holds 0.5 finds no imbalance), and its energy distance to held-out data is {glue:text}`t4_ed_model`, against
 # {glue:text}`t4_ed_floor` between two real draws and {glue:text}`t4_ed_noise` for pure noise.
 # Asked for a class ($w = 1$), {glue:text}`t4_cond_frac` of the samples land in the requested
 # cluster.
