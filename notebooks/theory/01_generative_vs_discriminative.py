@@ -45,7 +45,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from kr_utils.live import glue
-from kr_utils import data, fit, pipeline, plots, store
+from kr_utils import comparison, data, fit, pipeline, plots, store
 from kr_utils.theory import analytic, toy
 
 ch = pipeline.open_chapter(None, profile, seed=seed)  # no clock: the theory chapters time themselves
@@ -180,6 +180,11 @@ acc = {"generative": (gen_pred == yt2).float().mean().item(), "discriminative": 
 glue("t1_acc_gen", f"{100 * acc['generative']:.1f}%", display=False)
 glue("t1_acc_disc", f"{100 * acc['discriminative']:.1f}%", display=False)
 glue("t1_halfwidth", f"{100 * 1.96 * (acc['generative'] * (1 - acc['generative']) / len(yt2)) ** 0.5:.1f}", display=False)
+right_gen, right_disc = (gen_pred == yt2).numpy(), (disc_pred == yt2).numpy()
+glue("t1_disagree", f"{int((right_gen & ~right_disc).sum())} points only the generative classifier gets right and "
+     f"{int((~right_gen & right_disc).sum())} only logistic regression", display=False)
+glue("t1_mcnemar", comparison.mcnemar(right_gen, right_disc).sentence("the generative classifier", "logistic regression",
+                                                                     digits=1), display=False)
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
 axes[0].scatter(*xt2.T, c=yt2, cmap="coolwarm", s=4)
@@ -202,8 +207,10 @@ plots.glue_figure("fig_t1_gen_disc", fig)
 # On held-out points the generative classifier is right {glue:text}`t1_acc_gen` of the time and
 # logistic regression {glue:text}`t1_acc_disc`, against {glue:text}`t1_bayes` for the best
 # possible rule (`kr_utils.theory.toy.bayes_accuracy_two_gaussians`), each measured on
-# held-out points whose own sampling error is about ± {glue:text}`t1_halfwidth` points: with the
-# right family of $p(x \mid y)$ the generative route loses nothing here. The rest of the book makes the generative side work
+# held-out points whose own sampling error is about ± {glue:text}`t1_halfwidth` points. The two
+# classify the same points, so they are compared where they disagree ({glue:text}`t1_disagree`;
+# `kr_utils.comparison.mcnemar`): {glue:text}`t1_mcnemar`. With the right family of
+# $p(x \mid y)$ the generative route loses nothing here. The rest of the book makes the generative side work
 # for images, where no single Gaussian per class will do: the diffusion model learns
 # $p(x \mid y)$ for 784-pixel digits, and the teacher only needs $p(y \mid x)$.
 
