@@ -190,7 +190,8 @@ plots.glue_figure("fig_t5_samples", fig)
 # beside two guided runs, one asking for each class (classifier guidance at $s = 1$, from the same
 # starting noise each time). Without guidance the points split between the two clusters (in the
 # sweep above, {glue:text}`t5_unguided_frac` of them end in cluster 0); guided, they are steered
-# towards the requested one while the chain is still noisy. The step from which on at least 90%
+# towards the requested one while the chain is still noisy. The step from which on at least
+# {glue:text}`t5_steer_level`
 # of the points sit on the requested cluster's side, to the end of the chain
 # (`kr_utils.theory.toy.steered_by`; without guidance, the side of cluster 0):
 # {glue:text}`t5_steered`.
@@ -203,7 +204,9 @@ runs = {name: toy.sample_toy(model, sampler, torch.full((th.toy_samples,), c), t
                              classifier=clf, scale=s, keep=keep)[1]
         for name, c, s in (("no guidance (s = 0)", 0, 0.0), ("guided to c = 0", 0, 1.0), ("guided to c = 1", 1, 1.0))}
 order = sorted(runs["guided to c = 0"], reverse=True)  # from x_T down to x_0
-steer = {name: toy.steered_by(traj, MEANS, c) for (name, traj), c in zip(runs.items(), (0, 0, 1))}
+level = 0.9  # the share of the points that counts as committed
+glue("t5_steer_level", f"{100 * level:.0f}%", display=False)
+steer = {name: toy.steered_by(traj, MEANS, c, level) for (name, traj), c in zip(runs.items(), (0, 0, 1))}
 glue("t5_steered", "; ".join(f"{name}: " + (f"from t = {t} of {T} on" if t is not None else "not even at the end")
                               for name, t in steer.items()), display=False)
 plots.points_animation([{name: traj[t] for name, traj in runs.items()} for t in order],
