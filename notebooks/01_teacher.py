@@ -48,7 +48,7 @@ dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None     # overrides the profile's seed
 epochs = None   # overrides teacher.epochs
 
-# %%
+# %% tags=["hide-input"]
 import time
 import numpy as np
 import pandas as pd
@@ -208,7 +208,7 @@ plots.glue_figure("fig_teacher_confusion", fig)
 # Confusion matrix of the teacher on the real test set (rows: true digit).
 # ```
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "teacher", {
     "arch": tcfg.arch, "test_accuracy": report["accuracy"], "per_class_accuracy": report["per_class_accuracy"],
     "epochs_run": len(history["epoch"]), "best_epoch": history["best_epoch"], "parameters": param_counts,

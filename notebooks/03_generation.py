@@ -87,7 +87,7 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None     # overrides the profile's seed
 
-# %%
+# %% tags=["hide-input"]
 import torch
 from kr_utils.live import glue
 from kr_utils import checkpoints, controls, diffusion, evaluate, live, pipeline, plots, store, studies
@@ -241,7 +241,7 @@ defaults = {"digit": 3, "w": gcfg.guidance_w, "sampler": gcfg.sampler, "steps": 
 widget = live.show_controls(lambda: controls.sampling_controls(unet, schedule, defaults),
                             static=controls.sampling_frame(unet, schedule, **defaults))
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "generation", {"knobs": {k: {"label": knobs[k].label, **v}
                                                        for k, v in table.to_dict(orient="index").items()},
                                                  "real_diversity": real_diversity,

@@ -47,7 +47,7 @@ per_class = None   # overrides synth.per_class
 threshold = None   # overrides synth.threshold, in (0, 1]
 label_mode = None  # "teacher" (default) or "requested"
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
 from kr_utils.live import glue
@@ -62,7 +62,7 @@ dcfg, gcfg, scfg = cfg.diffusion, cfg.sampler, cfg.synth
 # A set built from the same settings, teacher and diffusion checkpoints is reused (the
 # fingerprint of `kr_utils.store.fingerprint` is stored in `summary.json`).
 
-# %%
+# %% tags=["hide-input"]
 summary, reused = pipeline.build_synthetic_set(cfg, device, seed)  # teacher and diffusion model found or built first
 gen_time = summary["generation_time_s"]
 glue("synth_size", f"{summary['size']:,d}", display=False)
@@ -183,7 +183,7 @@ demo_x, demo_conf = controls.confidence_demo(unet, teacher, diffusion.NoiseSched
 widget = live.show_controls(lambda: controls.threshold_controls(demo_x, demo_conf, scfg.threshold),
                             static=controls.threshold_frame(demo_x, demo_conf, scfg.threshold))
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "synthetic_set", {**summary, "reused": reused, "accepted_at_threshold": met["accepted_at_threshold"],
                                                 "background_real": bg["real"], "background_synthetic": bg["synthetic"]})
 ch.close()

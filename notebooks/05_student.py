@@ -51,7 +51,7 @@ arch = None     # overrides student.arch: "resnet_preact", "simple_cnn" or "comp
 epochs = None   # overrides student.epochs
 grid_epochs = None  # overrides studies.epochs, the grid's (None: the student's, whose runs are then the grid's main cell)
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 from kr_utils.live import glue
 from kr_utils import checkpoints, comparison, config, evaluate, pipeline, plots, store, thesis
@@ -211,7 +211,7 @@ table
 # epoch, so the number is slightly optimistic. Every other number of this book is on the real
 # test set, where the thesis' students reached 91-96%.
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "student", {
     "arch": scfg.arch, "soft": scfg.soft, "augment": scfg.augment, "test_accuracy": accs,
     "test_accuracy_interval_seeds_and_digits": [s_lo, s_hi],

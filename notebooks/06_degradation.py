@@ -66,7 +66,7 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None     # overrides the profile's seed
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -173,7 +173,7 @@ ax.grid(alpha=0.3); ax.legend(fontsize=7)
 fig.tight_layout()
 plots.glue_figure("fig_degradation", fig)
 
-# %%
+# %% tags=["hide-input"]
 main = table[scfg.arch].astype(float).dropna()
 step_name = lambda k: k.replace("_", " ")  # noqa: E731  (the row id step_750 reads "step 750")
 glue("degr_first", f"{100 * main.iloc[0]:.1f}% at {step_name(main.index[0])}", display=False)
@@ -267,7 +267,7 @@ glue("thesis_early_top", ", ".join(f"{t}→{p} ({n})" for t, p, n in thesis.EARL
 # The 16 real test digits the final student gets wrong with the highest confidence.
 # ```
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "degradation", {
     "per_class_budget": ecfg.degradation_per_class, "kept": ecfg.degradation_kept, "milestones": list(milestones),
     "balanced_by": "requested class", "seeds": list(ecfg.degradation_seeds), "budget": budget,

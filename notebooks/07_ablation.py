@@ -82,7 +82,7 @@ if "google.colab" in sys.modules:
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
 dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 from kr_utils.live import glue
 import kr_utils
@@ -221,7 +221,7 @@ glue("rec_gpu_set", f"about {cost['set_min']:.0f} min" if cost["set_min"] else "
 # and a 60,000-digit set through its 400-step chain of two network passes a step at this
 # chapter's pass rate ({glue:text}`rec_gpu_set`), then the recipe's students on it.
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "ablation", {"seeds": list(e.ablation_seeds), **ablation.metrics(summary, sets)})
 ch.close()
 

@@ -32,7 +32,7 @@ if "google.colab" in sys.modules:
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
 dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 
-# %%
+# %% tags=["hide-input"]
 import json
 import matplotlib.pyplot as plt
 import numpy as np
@@ -193,7 +193,7 @@ for path in sorted((store.repo_root() / "results").glob("*/sampler_benchmark.jso
                                                           - s["student_accuracy"]), 2)}
 pd.DataFrame(bench).T if bench else "no recorded sampler benchmark"
 
-# %%
+# %% tags=["remove-cell"]
 ch.close()
 
 # %% [markdown]

@@ -48,7 +48,7 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None     # overrides the profile's seed (noise images, subsets, the students' seeds come from the profile)
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
 import torch
@@ -439,7 +439,7 @@ glue("sweep_budget", "as many optimiser updates as chapter 5's main student make
      if ev.sweep_epochs is None else "a budget the profile fixes", display=False)
 sweep_frame.rename_axis("threshold")
 
-# %%
+# %% tags=["hide-input"]
 plots.glue_figure("fig_sweep", plots.threshold_sweep(sweep))
 gain = claims.threshold_gain(sweep, cfg.synth.threshold)  # the profile's threshold against the lowest (0: no filter)
 glue("sweep_gain", "an amount not measured here (too few digits at one of them)" if gain["gain"] is None
@@ -492,7 +492,7 @@ theirs_code = claims.pool(cfg, "thesis_code", unet, schedule, teacher, code_cfg,
 sampler_rows = claims.sampler_comparison(cfg, {"ours": ours, "thesis": theirs, "thesis_code": theirs_code}, teacher,
                                          feats["val"], y_val, device=device, test=(x_te, y_te))
 
-# %%
+# %% tags=["hide-input"]
 glue("thesis_steps", evaluate.counted(thesis_cfg.num_steps, "step"), display=False)
 glue("thesis_code_steps", evaluate.counted(code_cfg.num_steps, "step"), display=False)
 glue("thesis_code_steps_code", f"{thesis.RECIPE.n_T:,d}", display=False)
@@ -563,7 +563,7 @@ plots.glue_figure("fig_size_curve", fig)
 full = max(curve["synthetic"])
 small = min(curve["synthetic"])
 
-# %%
+# %% tags=["hide-input"]
 glue("student_epochs", evaluate.counted(cfg.student.epochs, "epoch"), display=False)
 for who in ("synthetic", "real"):
     glue(f"curve_{who}_small", evaluate.format_summary(curve[who][small]), display=False)
@@ -591,7 +591,7 @@ pd.DataFrame({who: {n: evaluate.format_summary(s, seeds=True) for n, s in curve[
 # {glue:text}`curve_real_full`: {glue:text}`curve_gap_full`. Each gap's interval covers the
 # seeds and the test digits (`kr_utils.claims.size_gaps`), for this generator and this recipe.
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "evaluation", {
     "fidelity": fid, "calibration": {c: {k: v[k] for k in ("ece", "nll", "brier")} for c, v in cal.items()},
     "calibration_comparisons": cal_cmp, "calibration_against_teacher": cal_vs_teacher,

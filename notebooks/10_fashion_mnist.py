@@ -51,7 +51,7 @@ if "google.colab" in sys.modules:
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
 seed = None     # overrides the profile's seed
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
 from kr_utils.live import glue
@@ -296,7 +296,7 @@ glue("fm_upper_verdict", ("most of the student's errors confuse upper-body garme
      display=False)
 (100 * compare).round(2)
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(mnist.run, "fashion_mnist", {
     "dataset": cfg.dataset, "class_names": names, "teacher_accuracy": teacher_err["accuracy"],
     "teacher_per_class_accuracy": per_class_acc["teacher"].tolist(), "diffusion_train_time_s": d_ckpt["extra"].get("train_time_s"),

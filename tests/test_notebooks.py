@@ -58,6 +58,8 @@ def test_one_set_up_call(twin):
     assert setup.count("pipeline.open_chapter(") == 1 and sum(c.count("open_chapter(") for c in code) == 1
     for idiom in ("StageClock", "runtime.device()", "seed = cfg.seed if seed is None", "store.artifact_dir(profile)"):
         assert not any(idiom in c for c in code), (twin.name, idiom)
+    setup_cell = next(c for c in nb.cells[at + 1:] if c.cell_type == "code")
+    assert "hide-input" in setup_cell.metadata.get("tags", []), f"{twin.name}: its set-up is plumbing, shown on request"
     if twin.parent.name != "theory":
         assert f'open_chapter("{twin.stem}"' in setup, twin.name
         assert any(c.strip().endswith("ch.close()") for c in code), twin.name

@@ -39,7 +39,7 @@ if "google.colab" in sys.modules:
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
 seed = None     # overrides the profile's seed
 
-# %%
+# %% tags=["hide-input"]
 import time
 import matplotlib.pyplot as plt
 import numpy as np
@@ -214,7 +214,7 @@ plots.glue_figure("fig_t1_gen_disc", fig)
 # for images, where no single Gaussian per class will do: the diffusion model learns
 # $p(x \mid y)$ for 784-pixel digits, and the teacher only needs $p(y \mid x)$.
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "theory", {"T1": {"loglik_gaussian": ll["one Gaussian"],
                                                     "loglik_mixture": ll["mixture of two"], **acc,
                                                     "bayes": toy.bayes_accuracy_two_gaussians(means, sigma, 1.0)}})

@@ -49,7 +49,7 @@ if "google.colab" in sys.modules:
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
 seed = None     # overrides the profile's seed
 
-# %%
+# %% tags=["hide-input"]
 import time
 import matplotlib.pyplot as plt
 import numpy as np
@@ -266,7 +266,7 @@ glue("t2_data_kurt", f"{stats.kurtosis(analytic.sample_gmm(*MIX, 200_000, rng)[0
 # their excess kurtosis is {glue:text}`t2_lin_kurt`, a Gaussian's 0, where the two-mode data have
 # {glue:text}`t2_data_kurt`.
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "theory", {"T2": {"t_snr_1": t_half, "chain_vs_closed_form_max_err": err,
                                                 "ou_time_T": s_T, "score_vs_posterior_mean_max_err": score_err,
                                                 "reverse_sde_fraction_right_mode": float(np.mean(rev > 0)),

@@ -101,7 +101,7 @@ if "google.colab" in sys.modules:
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
 seed = None     # overrides the profile's seed
 
-# %%
+# %% tags=["hide-input"]
 import time
 import matplotlib.pyplot as plt
 import numpy as np
@@ -265,7 +265,7 @@ plots.glue_figure("fig_t3_weighted_vs_simple", fig)
 # capacity where the points are almost clean; its error for $t \le 10$ is {glue:text}`t3_err_reading`. The pipeline, like Ho et al. and the
 # thesis, trains on eq. (4).
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "theory", {"T3": {"posterior_mean_max_err": mean_err,
                                                     "posterior_var_max_rel_err": rel_var_err,
                                                     "weighted_vs_simple": summary.rename(  # stable ids as keys

@@ -63,7 +63,7 @@ if "google.colab" in sys.modules:
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
 seed = None     # overrides the profile's seed
 
-# %%
+# %% tags=["hide-input"]
 import time
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -217,7 +217,7 @@ plots.points_animation([{name: traj[t] for name, traj in runs.items()} for t in 
 # Classifier-free guidance is what the pipeline uses: it needs no second network, and a noisy
 # classifier for 28×28 digits would be a model of its own to train and to trust.
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "theory", {"T5": {"classifier_accuracy_by_t": dict(zip(ts, acc)),
                                                     "sweep": sweep.to_dict(orient="records")}})
 store.update_metrics(profile, "theory_wall_time_s", {"T5": round(time.perf_counter() - t_start, 1)})

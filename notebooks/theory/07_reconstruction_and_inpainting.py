@@ -48,7 +48,7 @@ if "google.colab" in sys.modules:
 profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE, else "auto" (picks by device)
 seed = None     # overrides the profile's seed
 
-# %%
+# %% tags=["hide-input"]
 import time
 import matplotlib.pyplot as plt
 import pandas as pd

@@ -100,7 +100,7 @@ n_spins = 100   # N
 h = 0.0         # external field
 n_traj = 4000   # reverse runs of the Curie-Weiss chain
 
-# %%
+# %% tags=["hide-input"]
 import time
 import matplotlib.pyplot as plt
 import numpy as np
@@ -288,7 +288,7 @@ glue("t8_gap_ref", f"{same_n.max():.3f}", display=False)  # the largest gap that
 # width of order one is sharp only on the scale of $s_N = \tfrac12\log(Nm^{*2})$, which grows
 # with $N$.
 
-# %%
+# %% tags=["remove-cell"]
 store.update_metrics(profile, "theory", {"T8": {"m_star": m_star, "alpha_bar_c": ab_c, "t_c_analytic": t_c + 1,
                                                     "t_c_numeric": t_numeric + 1, "alpha_bar_bimodal": ab_b,
                                                     "t_bimodal": t_b + 1, "t_committed_3_4": t_half + 1,
