@@ -40,6 +40,22 @@ import torch as _torch  # noqa: E402
 
 _check_torch(_torch.__version__)
 
-from . import (analysis, audit, checkpoints, claims, config, data, diffusion, distill, evaluate, fit, live,  # noqa: E402,F401
-               models, plots, runtime, store, studies, synth)
 from .config import get_config  # noqa: E402,F401
+
+# the stages load when first used (``kr_utils.studies`` or ``from kr_utils import studies``), so
+# that ``import kr_utils`` costs little more than torch itself
+_LAZY = ("ablation", "analysis", "audit", "checkpoints", "claims", "comparison", "config", "controls", "data",
+         "diffusion", "distill", "evaluate", "fit", "generators", "live", "models", "pipeline", "plots",
+         "replication", "runtime", "seedstack", "store", "studies", "synth", "theory", "thesis", "workers")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'kr_utils' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -107,3 +107,15 @@ def test_no_two_modules_of_kr_utils_import_each_other_in_a_loop():
 def test_a_stage_imports_no_stage_above_it(i):
     above = set(ORDER[i + 1:])
     assert not graph()[ORDER[i]] & above, f"{ORDER[i]} imports {sorted(graph()[ORDER[i]] & above)}, above it"
+
+
+def test_import_kr_utils_is_light():
+    """``import kr_utils`` loads its config, not the stages (they load when first used), and no
+    plotting library; a stage is still reachable as an attribute."""
+    import subprocess
+    code = ("import sys, kr_utils; mods = sorted(m for m in sys.modules if m.startswith('kr_utils.')); "
+            "print(mods, 'matplotlib' in sys.modules, kr_utils.studies.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded, plotting, studies = out.rsplit(" ", 2)
+    assert "kr_utils.studies" not in loaded and "kr_utils.diffusion" not in loaded, loaded
+    assert plotting == "False" and studies.strip() == "kr_utils.studies"
