@@ -171,6 +171,18 @@ def thesis_code_sampler(cfg: Profile) -> SamplerConfig:
                                noise_scale=c["noise_scale"])
 
 
+def edge_note(chosen: dict, choices) -> str:
+    """The sentence a budget chosen at the largest candidate needs (chapters 5 and 6):
+    ``chosen`` maps each architecture to its chosen epochs among ``choices``; empty when none
+    sits at the edge of the candidates."""
+    edge = [a for a, n in chosen.items() if choices and n == max(choices)]
+    if not edge:
+        return ""
+    return (f"{', '.join(edge)} chose the largest candidate, where {'its' if len(edge) == 1 else 'their'} validation "
+            "accuracy was highest: a larger budget may do better still, and the gaps between architectures "
+            "may shrink with it")
+
+
 def equal_update_epochs(epochs: int, per_class: int, smaller_per_class: int) -> int:
     """Epochs on a set of ``smaller_per_class`` digits per class that give about as many
     optimiser updates as ``epochs`` on ``per_class`` (a smaller set must not mean less training)."""

@@ -54,7 +54,7 @@ grid_epochs = None  # overrides studies.epochs, the grid's (None: the student's,
 # %% tags=["hide-input"]
 import pandas as pd
 from kr_utils.live import glue
-from kr_utils import checkpoints, comparison, config, evaluate, pipeline, plots, store, thesis
+from kr_utils import checkpoints, comparison, config, evaluate, pipeline, plots, store, studies, thesis
 
 ch = pipeline.open_chapter("05_student", profile, dataset=dataset, seed=seed, student__soft=soft, student__arch=arch, student__epochs=epochs,
                          studies__epochs=grid_epochs)
@@ -110,10 +110,7 @@ glue("grid_budget", f"each architecture trains for {evaluate.counted(cfg.study_e
      + ("" if grid.shared else f"; the profile's student keeps its {evaluate.counted(scfg.epochs, 'epoch')} "
         "(its recipe was fixed before this search, and chapters 6-11 build on it), so the grid trains its cell "
         "once more at the chosen budget")
-     + ("" if not (edge := [a for a, n in chosen.items() if n == max(cfg.studies.grid_epoch_choices, default=0)]) else
-        f". {', '.join(edge)} chose the largest candidate, where {'its' if len(edge) == 1 else 'their'} validation "
-        "accuracy was highest: a larger budget may do better still, and the gaps between architectures below "
-        "may shrink with it"), display=False)
+     + ("" if not (edge := studies.edge_note(chosen, cfg.studies.grid_epoch_choices)) else f". {edge}"), display=False)
 glue("student_acc", f"{100 * accs['mean']:.2f}%", display=False)
 teacher = checkpoints.load_model(pipeline.teacher(cfg, device), "teacher", device)
 teacher_right = (evaluate.predict_logits(teacher, x_te, device=device).argmax(1) == y_te).numpy()[None]

@@ -141,8 +141,9 @@ students = studies.degradation_seed_students(cfg, sets, budget["epochs"], device
                                              holdout=(x_val, y_val))
 table = studies.degradation_seed_table(cfg, sets, students, y_te)
 updates = lambda n: distill.optimizer_updates(ecfg.degradation_kept, scfg.val_fraction, scfg.batch_size, n)  # noqa: E731
+edge = studies.edge_note(budget["epochs"], ecfg.degradation_epoch_choices)
 glue("degr_budget", "; ".join(f"{a} {evaluate.counted(n, 'epoch')} ({evaluate.counted(updates(n), 'update')})"
-                              for a, n in budget["epochs"].items()), display=False)
+                              for a, n in budget["epochs"].items()) + (f". {edge}" if edge else ""), display=False)
 glue("degr_covers", "over the seeds and the test digits" if len(ecfg.degradation_seeds) > 1 else "over the test digits (one seed)",
      display=False)
 glue("degr_budget_how", "the number of epochs chosen for it on the real validation digits (chapter 1's held-out "

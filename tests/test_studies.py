@@ -313,3 +313,10 @@ def test_collapsed_seeds_names_them_and_measures_why():
     c = studies.collapsed_seeds(runs, y)
     assert c["seeds"] == [0] and c["top_class_share"] == [1.0]
     assert studies.collapsed_seeds({1: runs[1]}, y) == {"seeds": [], "top_class_share": []}
+
+
+def test_a_budget_at_the_largest_candidate_is_said():
+    assert studies.edge_note({"resnet_preact": 40, "simple_cnn": 20}, (10, 20, 40, 80)) == ""
+    said = studies.edge_note({"resnet_preact": 80, "simple_cnn": 20, "compressed_cnn": 80}, (10, 20, 40, 80))
+    assert said.startswith("resnet_preact, compressed_cnn chose the largest candidate, where their")
+    assert "its validation" in studies.edge_note({"simple_cnn": 80}, (10, 80)) and studies.edge_note({"a": 3}, ()) == ""
