@@ -40,12 +40,13 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 seed = None     # overrides the profile's seed
 
 # %% tags=["hide-input"]
+import dataclasses
 import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from kr_utils.live import glue
-from kr_utils import comparison, data, fit, pipeline, plots, store
+from kr_utils import comparison, data, evaluate, fit, pipeline, plots, store
 from kr_utils.theory import analytic, toy
 
 ch = pipeline.open_chapter(None, profile, seed=seed)  # no clock: the theory chapters time themselves
@@ -168,7 +169,7 @@ glue("t1_bayes", f"{100 * toy.bayes_accuracy_two_gaussians(means, sigma, 1.0):.1
 dists = [torch.distributions.MultivariateNormal(x2[y2 == k].mean(0), torch.cov(x2[y2 == k].T)) for k in (0, 1)]
 gen_pred = torch.stack([d.log_prob(xt2) for d in dists], 1).argmax(1)
 # discriminative: logistic regression, p(y=1|x) = sigmoid(a.x + b), by gradient descent
-logreg = torch.nn.Linear(2, 1).to(device)
+logreg = fit.built_from_seed(lambda: torch.nn.Linear(2, 1), seed).to(device)  # its start drawn from the seed alone
 xd, yd = x2.to(device), y2.float().to(device)
 fit.fit(logreg, lambda idx: torch.nn.functional.binary_cross_entropy_with_logits(logreg(xd[idx])[:, 0], yd[idx]),
         data.Batcher(len(xd), len(xd)), torch.optim.Adam(logreg.parameters(), lr=0.05),
@@ -181,10 +182,10 @@ glue("t1_acc_gen", f"{100 * acc['generative']:.1f}%", display=False)
 glue("t1_acc_disc", f"{100 * acc['discriminative']:.1f}%", display=False)
 glue("t1_halfwidth", f"{100 * 1.96 * (acc['generative'] * (1 - acc['generative']) / len(yt2)) ** 0.5:.1f}", display=False)
 right_gen, right_disc = (gen_pred == yt2).numpy(), (disc_pred == yt2).numpy()
-glue("t1_disagree", f"{int((right_gen & ~right_disc).sum())} points only the generative classifier gets right and "
-     f"{int((~right_gen & right_disc).sum())} only logistic regression", display=False)
-glue("t1_mcnemar", comparison.mcnemar(right_gen, right_disc).sentence("the generative classifier", "logistic regression",
-                                                                     digits=1), display=False)
+glue("t1_disagree", f"{evaluate.counted(int((right_gen & ~right_disc).sum()), 'point')} only the generative classifier "
+     f"gets right and {int((~right_gen & right_disc).sum())} only logistic regression", display=False)
+paired = dataclasses.replace(comparison.mcnemar(right_gen, right_disc), covers="over the shared held-out points")
+glue("t1_mcnemar", paired.sentence("the generative classifier", "logistic regression", digits=1), display=False)
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
 axes[0].scatter(*xt2.T, c=yt2, cmap="coolwarm", s=4)
