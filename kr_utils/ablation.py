@@ -32,8 +32,8 @@ from .diffusion import build_sampler, sampler_label, train_diffusion
 from .distill import synthetic_split, val_size
 from .evaluate import correct_on, summarize_seeds
 from .store import array_key, artifact_dir, cached, fingerprint, note_reused
-from .studies import (RunJob, collapsed_seeds, equal_update_epochs, logged, run_classifiers, thesis_background,
-                      thesis_code_sampler)
+from .studies import (RunJob, collapsed_seeds, equal_update_epochs, logged, per_class_subset, run_classifiers,
+                      thesis_background, thesis_code_sampler)
 from .thesis import RECIPE, STUDENT, STUDENT_FIRST_CHECKPOINT
 
 # the recipe, then each variant that undoes one of its choices (stable ids: metrics.json's keys)
@@ -67,9 +67,9 @@ def variant_labels(cfg: Profile) -> dict:
 
 # what a sentence calls each variant ("... scores 2.1 points higher than the recipe")
 SHORT = {"thesis_recipe": "the recipe", "value_range": "the U-Net of [-1, 1]", "sampler": "this book's sampler",
-         "grey": "storing on black", "labels": "the teacher's labels", "stopping": "early stopping",
+         "grey": "storing on black", "labels": "labelling by the teacher", "stopping": "early stopping",
          "lr": "this book's learning rate", "size": "the larger set",
-         "real_black": "real digits on black", "real_grey": "real digits stored on grey"}
+         "real_black": "the student of real digits on black", "real_grey": "the student of real digits on grey"}
 
 
 def range_unet(cfg: Profile, low: float, device):
@@ -138,13 +138,15 @@ def first_per_class(labels, per_class: int) -> np.ndarray:
     return np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)]))
 
 
-def real_set(cfg: Profile) -> dict:
-    """The controls' digits: the first ``studies.thesis_per_class`` of each class of the real
-    training digits every model learns from (:func:`kr_utils.data.fit_digits`, no validation or
-    test digit), in the form of :func:`recipe_set` ('requested' the true label, 'logits' its
-    one-hot), so that :func:`recipe_data` treats them as it treats a synthetic set."""
+def real_set(cfg: Profile, seed: int) -> dict:
+    """The controls' digits for one seed: ``studies.thesis_per_class`` of each class drawn by
+    ``seed`` from the real training digits every model learns from
+    (:func:`kr_utils.data.fit_digits`, no validation or test digit; each seed its own draw, so
+    the controls' interval covers which digits were picked), in the form of :func:`recipe_set`
+    ('requested' the true label, 'logits' its one-hot), so that :func:`recipe_data` treats them
+    as it treats a synthetic set."""
     images, labels = fit_digits(cfg)
-    idx = first_per_class(labels, cfg.studies.thesis_per_class)
+    idx = per_class_subset(labels, cfg.studies.thesis_per_class, seed)
     y = torch.as_tensor(labels[idx]).long()
     return {"images": images[idx], "requested": y.numpy(), "logits": torch.nn.functional.one_hot(y, cfg.num_classes).float()}
 
@@ -207,26 +209,29 @@ def recipe_runs(cfg: Profile, sets: dict, *, device, test) -> dict:
     The students' per-epoch log goes to ``ablation/recipe_training.log``, one line per variant
     to the caller's output."""
     log = artifact_dir(cfg.run) / "ablation" / "recipe_training.log"
-    runs, real = {}, real_set(cfg)
+    runs = {}
     for name in VARIANTS + CONTROLS:
         t0 = time.perf_counter()
         with logged(log):
-            runs[name] = _variant_runs(cfg, real if name in CONTROLS else sets.get(name, sets["thesis_recipe"]), name,
-                                       device=device, test=test)
+            runs[name] = _variant_runs(cfg, (lambda s: real_set(cfg, s)) if name in CONTROLS
+                                       else sets.get(name, sets["thesis_recipe"]), name, device=device, test=test)
         accs = ", ".join(f"{100 * r['accuracy']:.1f}" for r in runs[name].values())
         print(f"{name}: real-test accuracy of each seed {accs} ({time.perf_counter() - t0:.0f} s; log: {log})")
     return runs
 
 
-def _variant_runs(cfg: Profile, source: dict, name: str, *, device, test) -> dict:
-    """The ``studies.ablation_seeds`` runs of one variant on ``source`` (:func:`recipe_runs`)."""
+def _variant_runs(cfg: Profile, source, name: str, *, device, test) -> dict:
+    """The ``studies.ablation_seeds`` runs of one variant on ``source`` (a set, or a function
+    of the seed giving each seed's set: the controls'; :func:`recipe_runs`)."""
     out, e = artifact_dir(cfg.run), cfg.studies
     per_class = e.ablation_per_class if name == "size" else e.thesis_per_class
     recipe, select_best = recipe_classifier(cfg, name)
-    key = fingerprint({"set": array_key(source["images"], source["requested"]), "variant": name,
-                       "per_class": per_class})
-    jobs = [RunJob(*recipe_data(source, name, per_class, s), s, out / "ablation" / f"recipe_{name}_seed{s}.pt",
-                   key, f"{name}, seed {s}") for s in e.ablation_seeds]
+    jobs = []
+    for s in e.ablation_seeds:
+        src = source(s) if callable(source) else source
+        key = fingerprint({"set": array_key(src["images"], src["requested"]), "variant": name, "per_class": per_class})
+        jobs.append(RunJob(*recipe_data(src, name, per_class, s), s, out / "ablation" / f"recipe_{name}_seed{s}.pt",
+                           key, f"{name}, seed {s}"))
     return dict(zip(e.ablation_seeds, run_classifiers(jobs, recipe, device=device, test=test,
                                                       select_best=select_best, test_curve=False)))
 
@@ -297,36 +302,71 @@ def mostly_collapsed(summary: dict) -> list[str]:
 
 
 def control_reading(summary: dict) -> str:
-    """What the two controls say, worded from their runs: whether grey storage alone collapses
-    or costs a student of real digits (the change of 'real_grey' against 'real_black' and its
-    interval), what that means for the thesis' first checkpoint near 89% (under its Fig. 17),
-    and whether real digits of the recipe's size hold the thesis' 94.31% in their interval."""
-    black, grey = summary["real_black"], summary["real_grey"]
-    ch = grey["change"]
-    first = f"{100 * STUDENT_FIRST_CHECKPOINT:.0f}%"
-    if len(black["collapsed"]["seeds"]) > black["accuracy"]["n"] / 2:
+    """What the two controls say, worded from their runs for every outcome: whether grey storage
+    collapses, costs, helps or leaves alone a student of real digits (the change of 'real_grey'
+    against 'real_black' and its interval), what a collapse means beside the thesis' first
+    checkpoint near 89% (under its Fig. 17), and where real digits of the recipe's size stand
+    against the thesis' 94.31%. Claims on generated digits are left to the variants' rows."""
+    black, grey, recipe = summary["real_black"], summary["real_grey"], summary["thesis_recipe"]
+    mostly = lambda s: len(s["collapsed"]["seeds"]) > s["accuracy"]["n"] / 2  # noqa: E731
+    if mostly(black):
         return ("The control itself collapses at this profile's size (real digits on black): it cannot tell the "
                 "storage's part from the set's.")
-    if len(grey["collapsed"]["seeds"]) > grey["accuracy"]["n"] / 2:
-        out = ("Grey storage alone collapses a student of real digits scored on black test digits, so the thesis' "
-               f"student, near {first} after its first epoch (under its Fig. 17), cannot have learnt from digits stored "
-               "this way and been scored on black ones: either its set was stored on black (as its commit 90527a2 stored "
-               "it) or its test digits went through the same storage. ")
+    ch = grey["change"]
+    if mostly(grey):
+        out = ("Grey storage alone collapses a student of real digits scored on black test digits. The thesis' student, "
+               f"near {100 * STUDENT_FIRST_CHECKPOINT:.0f}% after its first epoch (under its Fig. 17), is hard to "
+               "reconcile with grey-stored digits unless its set was stored on black (as its commit 90527a2 stored it): "
+               "its script's real test digits are on black. ")
     elif ch.ci95[1] < 0:
         out = (f"Grey storage costs real digits {-100 * ch.ci95[1]:.1f} to {-100 * ch.ci95[0]:.1f} points without "
-               "collapsing most seeds: part of the recipe's loss is the storage, whatever the generator. ")
+               "collapsing most seeds; what it costs generated digits is the row \"storing on black\" above. ")
+    elif ch.ci95[0] > 0:
+        out = "Grey storage measurably helps real digits here; what it does to generated digits is the row above. "
     else:
-        out = ("Grey storage does not measurably hurt real digits, so what collapses the recipe's students is not the "
-               "storage alone but the generated digits stored that way. ")
+        out = "Grey storage makes no measurable difference to real digits"
+        out += ("; the recipe's students, which collapsed in most seeds, are then not collapsed by the storage alone but "
+                "by the generated digits stored that way. " if mostly(recipe) else ". ")
     lo, hi = black["interval"]
+    where = f"[{100 * lo:.2f}, {100 * hi:.2f}]%"
     target = f"{100 * STUDENT['accuracy']:.2f}%"
     if lo <= STUDENT["accuracy"] <= hi:
-        return out + (f"Real digits of the recipe's size on black hold the thesis' {target} in their interval "
-                      f"[{100 * lo:.2f}, {100 * hi:.2f}]%: a set of that size, real or generated, is enough to explain it.")
-    side = "above" if hi < STUDENT["accuracy"] else "below"
-    return out + (f"Real digits of the recipe's size on black score [{100 * lo:.2f}, {100 * hi:.2f}]%, the thesis' "
-                  f"{target} {side} that interval" + (": its student did better than this many real digits would, a "
-                  "hint that its set was larger." if side == "above" else "."))
+        return out + f"Real digits of the recipe's size, on black, reach the thesis' {target} (their interval {where})."
+    side = "below" if hi < STUDENT["accuracy"] else "above"
+    return out + f"Real digits of the recipe's size, on black, score {where}, {side} the thesis' {target}."
+
+
+def unexplained(summary: dict, thesis_accuracy: float) -> str:
+    """Chapter 7's "what stays unexplained", worded from the variants' rows: which intervals
+    hold the thesis' accuracy (each printed, wide where seeds partly collapsed), and, only where
+    the recipe's own students mostly collapsed, why rows that still collapse cannot show their
+    choice's effect."""
+    variants = {n: summary[n] for n in VARIANTS}
+    near = consistent_with(variants, thesis_accuracy)
+    target = f"{100 * thesis_accuracy:.2f}%"
+    if not near:
+        out = f"No variant's interval holds the thesis' {target}, so no single choice undone here explains it."
+    else:
+        rows = [f"{variants[n]['label']} ([{100 * variants[n]['interval'][0]:.2f}, "
+                f"{100 * variants[n]['interval'][1]:.2f}]%)" for n in near]
+        mixed = [n for n in near if variants[n]["collapsed"]["seeds"]]
+        out = (f"The thesis' {target} lies inside the interval of {', '.join(rows)}"
+               + ("; where some seeds of a row collapsed, its interval is wide and says little." if mixed else "."))
+    down = [n for n in mostly_collapsed(variants) if n != "thesis_recipe"]
+    if "thesis_recipe" in mostly_collapsed(variants) and down:
+        out += (" The recipe's own students collapsed in most seeds, and so did those of "
+                + ", ".join(variants[n]["label"] for n in down) + ": where a choice kept in place collapses the "
+                "student, undoing another one alone cannot show its own effect, so those rows say \"still collapsed\", "
+                "not \"this choice does not matter\".")
+    return out
+
+
+def spread_reading(recipe_std: float, thesis_std: float, n_train: int) -> str:
+    """The recipe's seed spread against the thesis' (standard deviations, fractions), worded."""
+    if recipe_std > 2 * thesis_std:
+        return (f"the thesis' spread is far smaller than this recipe's over students of about {n_train:,d} digits split "
+                "at random each run, a hint that its set was larger than its code's cap")
+    return "the two spreads are comparable"
 
 
 def metrics(summary: dict, sets: dict) -> dict:
@@ -348,10 +388,11 @@ def gpu_estimate(gpu: Profile, recorded: dict, acceptance: float, set_size: int 
     """Minutes, at the rates of the last recorded gpu run (``recorded``: its metrics.json), of
     the two runs that chapter 7 cannot afford: the thesis' U-Net training (``main.py``: 120
     epochs of the 85% of 60,000 training digits its loader kept, batch 64, at the recorded
-    U-Net's steps per second: a lower bound, its ContextUnet being larger) and its 60,000-digit
-    set through its chain (``n_T`` steps of two network passes, at the recorded generation's
-    network passes per second and ``acceptance``, the share of drawn digits that pass the
-    filter). None where the record lacks the rate."""
+    U-Net's steps per second, measured at its own batch size and network: a rough figure, not
+    a bound) and its 60,000-digit set through its chain (``n_T`` steps of two network passes,
+    at the recorded generation's network passes per second, measured at its own batch size, and
+    ``acceptance``, the share of drawn digits that pass the filter). None where the record lacks
+    the rate."""
     d, s = recorded.get("diffusion", {}), recorded.get("synthetic_set", {})
     out = {"unet_steps": RECIPE.unet_epochs * int(RECIPE.split * set_size) // RECIPE.unet_batch_size,
            "unet_min": None, "set_min": None, "device": recorded.get("environment", {}).get("device")}
