@@ -38,8 +38,7 @@ from .store import StageClock, artifact_dir, fingerprint, note_reused, read_metr
 @dataclasses.dataclass
 class Chapter:
     """What a chapter's set-up cell needs (:func:`open_chapter`): its checked config (which
-    carries the seed), the device, the artifacts folder of its run and the clock of its cost
-    (None for the theory chapters, which time themselves)."""
+    carries the seed), the device, the artifacts folder of its run and the clock of its cost."""
 
     cfg: Profile
     device: torch.device
@@ -57,15 +56,18 @@ class Chapter:
 
 
 def open_chapter(stage: str | None, profile: str | None = None, *, dataset: str | None = None, seed: int | None = None,
-                 record_in: str | None = None, **overrides) -> Chapter:
+                 record_in: str | None = None, theory: bool = False, **overrides) -> Chapter:
     """Every chapter's set-up in one call: the config of ``profile`` and ``dataset`` with ``seed``
     and ``section__key`` overrides (None values leave the profile's; :func:`kr_utils.get_config`),
     the device, the run's artifacts folder, and the clock of ``stage`` started (in the metrics of
-    run ``record_in``, default the chapter's own; ``stage=None``: no clock). Prints what it found."""
+    run ``record_in``, default the chapter's own; a ``theory`` chapter's wall time goes to
+    ``theory_wall_time_s``; ``stage=None``: no clock). Prints what it found."""
     cfg = get_config(profile, dataset=dataset, seed=seed, **overrides)
     dev, out = default_device(), artifact_dir(cfg.run)
     print(f"profile={cfg.profile} dataset={cfg.dataset} seed={cfg.seed} device={dev} artifacts={out}")
-    return Chapter(cfg, dev, out, None if stage is None else StageClock.start(record_in or cfg.run, stage))
+    clock = None if stage is None else StageClock.start(record_in or cfg.run, stage,
+                                                         "theory_wall_time_s" if theory else None)
+    return Chapter(cfg, dev, out, clock)
 
 
 # which chapter owns each artifact, and the recorded stage whose time estimates its cost

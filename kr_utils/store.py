@@ -204,15 +204,15 @@ class StageClock:
     setup cell and calls :meth:`record` at its end; :func:`cached` and :func:`note_reused`
     charge the clock that is running (a context variable: one per notebook kernel)."""
 
-    def __init__(self, profile: str, stage: str):
-        self.profile, self.stage = profile, stage
+    def __init__(self, profile: str, stage: str, section: str | None = None):
+        self.profile, self.stage, self.section = profile, stage, section
         self.t0 = time.perf_counter()
         self.reused_s = 0.0
         self.computed: set[str] = set()  # cache files computed under this clock: reusing them costs nothing
 
     @classmethod
-    def start(cls, profile: str, stage: str) -> "StageClock":
-        clock = cls(profile, stage)
+    def start(cls, profile: str, stage: str, section: str | None = None) -> "StageClock":
+        clock = cls(profile, stage, section)
         _clock.set(clock)
         return clock
 
@@ -220,8 +220,12 @@ class StageClock:
         return time.perf_counter() - self.t0
 
     def record(self) -> None:
-        """``wall_time_s[stage]`` and ``compute_time_s[stage]`` (wall plus reused) in ``metrics.json``."""
+        """``wall_time_s[stage]`` and ``compute_time_s[stage]`` (wall plus reused) in ``metrics.json``;
+        a clock of a ``section`` (the theory chapters': ``theory_wall_time_s``) records its wall time there."""
         wall = self.elapsed()
+        if self.section:
+            update_metrics(self.profile, self.section, {self.stage: round(wall, 1)})
+            return
         update_metrics(self.profile, "wall_time_s", {self.stage: round(wall, 1)})
         update_metrics(self.profile, "compute_time_s", {self.stage: round(wall + self.reused_s, 1)})
 

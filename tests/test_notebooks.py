@@ -49,8 +49,8 @@ def test_no_outputs_and_parameters_cell(twin):
 @pytest.mark.parametrize("twin", TWINS, ids=lambda p: p.stem)
 def test_one_set_up_call(twin):
     """Every chapter sets itself up with pipeline.open_chapter (config, seed, device, artifacts
-    folder, clock) in the cell after its parameters, not with a preamble of its own; a pipeline
-    chapter closes its clock (ch.close()) and names itself as its stage."""
+    folder, clock) in the cell after its parameters, not with a preamble of its own; it names
+    itself as its stage (a theory chapter as T1-T9) and closes its clock (ch.close())."""
     nb = nbformat.read(twin.with_suffix(".ipynb"), as_version=4)
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
@@ -60,9 +60,9 @@ def test_one_set_up_call(twin):
         assert not any(idiom in c for c in code), (twin.name, idiom)
     setup_cell = next(c for c in nb.cells[at + 1:] if c.cell_type == "code")
     assert "hide-input" in setup_cell.metadata.get("tags", []), f"{twin.name}: its set-up is plumbing, shown on request"
-    if twin.parent.name != "theory":
-        assert f'open_chapter("{twin.stem}"' in setup, twin.name
-        assert any(c.strip().endswith("ch.close()") for c in code), twin.name
+    stage = f"T{int(twin.stem[:2])}" if twin.parent.name == "theory" else twin.stem
+    assert f'open_chapter("{stage}"' in setup, twin.name  # its cost recorded under its own name
+    assert any(c.strip().endswith("ch.close()") for c in code), twin.name
 
 
 def test_pyproject_states_floors_and_constraints_pin_them():

@@ -282,6 +282,9 @@ def test_open_chapter_is_every_chapters_set_up(capsys):
     assert "01_teacher" in store.read_metrics("smoke")["wall_time_s"]
     assert pipeline.open_chapter("x", "smoke").seed == pipeline.open_chapter(None, "smoke").cfg.seed  # None: the profile's
     assert pipeline.open_chapter(None, "smoke").clock is None
+    pipeline.open_chapter("T4", "smoke", theory=True).close()  # a theory chapter's wall time, in its own section
+    m = store.read_metrics("smoke")
+    assert "T4" in m["theory_wall_time_s"] and "T4" not in m["wall_time_s"]
     fm = pipeline.open_chapter("10_fashion_mnist", "smoke", dataset="fashion-mnist", record_in="smoke")
     fm.close()
     assert "10_fashion_mnist" in store.read_metrics("smoke")["wall_time_s"]

@@ -64,17 +64,15 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 seed = None     # overrides the profile's seed
 
 # %% tags=["hide-input"]
-import time
 import pandas as pd
 import torch
 from kr_utils.live import glue
 from kr_utils import data, diffusion, pipeline, plots, store
 from kr_utils.theory import autoencoders, toy
 
-ch = pipeline.open_chapter(None, profile, seed=seed)  # no clock: the theory chapters time themselves
+ch = pipeline.open_chapter("T6", profile, seed=seed, theory=True)  # its wall time recorded at its end
 cfg, seed, device, profile = ch.cfg, ch.seed, ch.device, ch.cfg.profile
 th = cfg.theory
-t_start = time.perf_counter()
 torch.manual_seed(seed)
 T = th.ae_T
 glue("t6_T", T, display=False)
@@ -210,7 +208,7 @@ ids = {"per-step, outputs x0": "per_step_x0", "per-step, outputs eps": "per_step
 store.update_metrics(profile, "theory", {"T6": {"T": T, **cost.drop(["two real draws (floor)",
     "Gaussian noise, clipped to [-1, 1]"]).rename(index=ids, columns=ids).T.to_dict(), "ed_floor": floor,
     "ed_noise": noise_ref, "elbo_weighting_relative_change": weighting_moved}})
-store.update_metrics(profile, "theory_wall_time_s", {"T6": round(time.perf_counter() - t_start, 1)})
+ch.close()
 
 # %% [markdown]
 # ## What was measured

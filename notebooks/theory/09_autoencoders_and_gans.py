@@ -70,7 +70,6 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 seed = None     # overrides the profile's seed
 
 # %% tags=["hide-input"]
-import time
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -79,10 +78,9 @@ from kr_utils.live import glue
 from kr_utils import checkpoints, data, models, pipeline, plots, store
 from kr_utils.theory import adversarial
 
-ch = pipeline.open_chapter(None, profile, seed=seed)  # no clock: the theory chapters time themselves
+ch = pipeline.open_chapter("T9", profile, seed=seed, theory=True)  # its wall time recorded at its end
 cfg, seed, device, profile = ch.cfg, ch.seed, ch.device, ch.cfg.profile
 g = cfg.generators
-t_start = time.perf_counter()
 teacher = checkpoints.load_model(pipeline.teacher(cfg, device), "teacher", device)  # found, or trained as in chapter 1
 test_x, test_y = data.test_tensors(cfg.test_subset, cfg.dataset)
 glue("t9_latent_steps", f"{g.latent2d_steps:,d}", display=False)
@@ -358,7 +356,7 @@ store.update_metrics(profile, "theory", {"T9": {"latent_2d": {k: {**losses[k], "
                                                                   "code_spread": spread[k]} for k in runs},
                                                 "adversarial": {k: {kk: None if isinstance(vv, float) and np.isnan(vv) else vv
                                                                     for kk, vv in v.items()} for k, v in summary.items()}}})
-store.update_metrics(profile, "theory_wall_time_s", {"T9": round(time.perf_counter() - t_start, 1)})
+ch.close()
 
 # %% [markdown]
 # ## What was measured
