@@ -424,3 +424,12 @@ def test_hole_difference_is_paired_over_the_digits():
     assert restoration.hole_difference(close, close, x0, 14) == (0.0, 0.0, 0.0)
     outside = x0.clone(); outside[..., :2, :] = 1.0  # changes outside the hole do not count
     assert restoration.hole_difference(outside, x0, x0, 14)[0] == 0.0
+
+
+def test_crossover_width_of_a_logistic_commitment():
+    """A commitment 0.5 + 0.5 / (1 + exp((s - 1) / 0.5)) goes a quarter to three quarters of the
+    way from undecided to committed over 2 * 0.5 * log 3 in s."""
+    s = np.linspace(-3, 5, 80001)
+    committed = 0.5 + 0.5 / (1 + np.exp((s - 1) / 0.5))
+    assert analytic.crossover_width(s, committed) == pytest.approx(np.log(3), abs=1e-3)
+    assert analytic.crossover_width(s[::-1], committed[::-1]) == pytest.approx(np.log(3), abs=1e-3)  # any order

@@ -334,6 +334,16 @@ def commitment(traj: dict, mu0) -> dict:
     return {t: float(np.mean(np.sign(v) == final)) for t, v in traj.items()}
 
 
+def crossover_width(shift, committed, low: float = 0.625, high: float = 0.875) -> float:
+    """How wide the commitment's crossover is in the shifted log-time: the distance in ``shift``
+    between the last (largest) time at which the commitment (:func:`commitment`: 0.5 undecided,
+    1 committed) reaches ``low`` and the last at which it reaches ``high``, by default a quarter
+    and three quarters of the way from 0.5 to 1 (commitment grows as the reverse run lowers s)."""
+    shift, committed = np.asarray(shift, float), np.asarray(committed, float)
+    at = lambda level: shift[committed >= level].max()  # noqa: E731
+    return float(at(low) - at(high))
+
+
 def commitment_in_shifted_time(m_star: float, n_spins: int, h: float, n_traj: int, rng: np.random.Generator,
                                ds: float = 0.01, tail: float = 5.0) -> dict:
     """The commitment (:func:`commitment`) of :func:`curie_weiss_reverse` runs against the

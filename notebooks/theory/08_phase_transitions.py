@@ -265,6 +265,8 @@ twin = analytic.commitment_in_shifted_time(m_star, 10 ** 6, h, n_traj, np.random
 same_n = np.abs(np.interp(grid_s, twin["shift"], twin["committed"])
                 - np.interp(grid_s, shifted[10 ** 6]["shift"], shifted[10 ** 6]["committed"]))
 glue("t8_gap_ref", f"{same_n.max():.3f}", display=False)  # the largest gap that noise alone makes on this grid
+glue("t8_width", ", ".join(f"{analytic.crossover_width(r['shift'], r['committed']):.2f}" for r in shifted.values()),
+     display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_t8_shifted
@@ -281,7 +283,9 @@ glue("t8_gap_ref", f"{same_n.max():.3f}", display=False)  # the largest gap that
 # one at {glue:text}`t8_s_curv`, about $\tfrac12\log 2$; the bimodality one at about 0), and the
 # commitment there is the same for every $N$: {glue:text}`t8_at_curv` at the curvature threshold
 # and {glue:text}`t8_at_bimodal` at the bimodality one, for $N = 10^2, 10^4, 10^6$. So no $N$
-# separates the two: they are two points on one crossover whose width in $s$ is of order one,
+# separates the two: they are two points on one crossover whose width in $s$ is of order one
+# (from a quarter to three quarters of the way from undecided to committed it spans
+# {glue:text}`t8_width` in $s$ for the three $N$, `kr_utils.theory.analytic.crossover_width`),
 # and growing $N$ moves the whole crossover earlier in the reverse run without sharpening it: its
 # width of order one is sharp only on the scale of $s_N = \tfrac12\log(Nm^{*2})$, which grows
 # with $N$.
