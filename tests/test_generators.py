@@ -235,3 +235,29 @@ def test_seed_pairs_one_student_per_generator_seed():
     assert replication.seed_pairs(cfg) == [(0, (0,)), (1, (1,)), (2, (2,))]
     one = dataclasses.replace(cfg, generators=dataclasses.replace(cfg.generators, seeds=(0,)))
     assert replication.seed_pairs(one) == [(0, cfg.student.seeds)]
+
+
+def test_the_monitors_time_is_not_training_time(monkeypatch):
+    """T9 reports each generator's training time: the coverage monitor's sampling is kept apart
+    (a clock that the monitor moves by 100 s a call)."""
+    from kr_utils import generators as G
+    from kr_utils.config import get_config
+
+    class Clock:
+        t = 0.0
+
+        def perf_counter(self):
+            self.t += 0.001
+            return self.t
+
+    clock = Clock()
+    monkeypatch.setattr(G, "time", clock)
+
+    def slow_monitor(step, model):
+        clock.t += 100.0
+        return {"classes": 1.0}
+
+    run = G.train_generator("gan", torch.rand(8, 1, 28, 28) * 2 - 1, torch.zeros(8).long(), get_config("smoke").generators,
+                            steps=2, seed=0, device="cpu", num_classes=10, progress=False, log_every=1, monitor=slow_monitor)
+    assert run.monitor_time_s >= 200 and run.train_time_s < 1
+    assert run.history["classes"] == [1.0, 1.0]
