@@ -208,13 +208,17 @@ def test_the_inpainting_study_of_t7_with_an_oracle():
     with pytest.raises(ValueError, match="hole size"):
         restoration.square_hole(x0, 28)
     s = _sampler("ddim", num_steps=20)
-    model = _Oracle(torch.cat([x0, x0]), s.schedule.alphas_cumprod)
-    model.null_class = 10
+    model = _Oracle(x0, s.schedule.alphas_cumprod)
     table, rows = restoration.inpainting_study(model, s, x0, torch.zeros(3, dtype=torch.long), 14, seed=0,
                                                progress=False)
     assert table["known pixels changed"] == 0.0  # replacement keeps the known pixels exactly
     assert table["inpainted, no class"] < 1e-6 < table["hole left black"]  # the oracle fills the hole back
     assert torch.equal(rows["damaged"][restoration.square_hole(x0, 14) == 0], torch.full((3 * 196,), -1.0))
+    # the two fills are drawn from the same noise: a model blind to the class fills both alike
+    blind = _Oracle(torch.zeros(1, 1, 28, 28), s.schedule.alphas_cumprod)  # a wrong oracle: the fill is noise-driven
+    _, rows = restoration.inpainting_study(blind, _sampler("ancestral"), x0, torch.zeros(3, dtype=torch.long), 14,
+                                           seed=0, progress=False)
+    assert torch.equal(rows["no class"], rows["with class"])
 
 
 @pytest.mark.parametrize("n,clip", [(5, False), (8, True), (10, False), (10, True), (20, True)])

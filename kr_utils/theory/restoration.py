@@ -28,22 +28,23 @@ def square_hole(x: torch.Tensor, size: int) -> torch.Tensor:
 def inpainting_study(unet, sampler, x0: torch.Tensor, y: torch.Tensor, size: int, seed: int,
                      progress: bool = True) -> tuple[pd.Series, dict]:
     """Destroy a centred ``size`` x ``size`` hole in ``x0`` and generate it back with
-    :func:`kr_utils.diffusion.inpaint`, without the class (the null token) and with ``y``, in
-    one batch. Returns the errors in the hole (and the change of the known pixels, which
-    must be 0) and the image rows ``{"damaged", "no class", "with class"}``."""
-    n = len(x0)
+    :func:`kr_utils.diffusion.inpaint`, without the class (the null token) and with ``y``, each
+    from the same noise (one generator seeded alike for both: the two fills are paired draw for
+    draw, so their difference is the class's alone). Returns the errors in the hole (and the
+    change of the known pixels, which must be 0) and the image rows ``{"damaged", "no class",
+    "with class"}``."""
     mask = square_hole(x0, size)
     damaged = torch.where(mask.bool(), x0, torch.full_like(x0, -1.0))
-    both = torch.cat([torch.full_like(y, unet.null_class), y])
-    filled = diffusion.inpaint(unet, sampler, torch.cat([x0, x0]), torch.cat([mask, mask]), both, 1.0,
-                               torch.Generator().manual_seed(seed), progress=progress)
+    fill = lambda labels: diffusion.inpaint(unet, sampler, x0, mask, labels, 1.0,  # noqa: E731
+                                            torch.Generator().manual_seed(seed), progress=progress)
+    no_class, with_class = fill(torch.full_like(y, unet.null_class)), fill(y)
     hole = 1 - mask
     table = pd.Series({"hole left black": pixel_mse(damaged, x0, hole),
-                       "inpainted, no class": pixel_mse(filled[:n], x0, hole),
-                       "inpainted, with class": pixel_mse(filled[n:], x0, hole),
-                       "known pixels changed": max(pixel_mse(filled[:n], x0, mask), pixel_mse(filled[n:], x0, mask))},
+                       "inpainted, no class": pixel_mse(no_class, x0, hole),
+                       "inpainted, with class": pixel_mse(with_class, x0, hole),
+                       "known pixels changed": max(pixel_mse(no_class, x0, mask), pixel_mse(with_class, x0, mask))},
                       name=f"MSE, {size}x{size} hole")
-    return table, {"damaged": damaged, "no class": filled[:n], "with class": filled[n:]}
+    return table, {"damaged": damaged, "no class": no_class, "with class": with_class}
 
 
 def hole_difference(fill: torch.Tensor, other: torch.Tensor, x0: torch.Tensor, size: int) -> tuple[float, float, float]:

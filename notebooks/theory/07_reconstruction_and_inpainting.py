@@ -36,7 +36,8 @@
 # the unclipped one) plus noise, and the pipeline's class-conditional U-Net when its
 # checkpoint exists for this profile; otherwise a small one is trained here
 # (`kr_utils.pipeline.theory_diffusion_model`). Each is run twice: without the class (the null token,
-# the model's unconditional half) and with the digit's true class.
+# the model's unconditional half) and with the digit's true class, both from the same noise, so
+# that the two runs differ by the class alone.
 
 # %% tags=["remove-cell"]
 import sys
@@ -83,10 +84,9 @@ reads = lambda x: int((models.predict_logits(teacher, x, device=device).argmax(1
 levels = (100, 200, 400, 600)  # the equations' t; the code indexes step t at t - 1
 rows, grid = [], [x0]
 for t0 in levels:
-    both = torch.cat([null, y])  # one batch: without and with the class
-    rec, noised = diffusion.reconstruct(unet, sampler, torch.cat([x0, x0]), t0 - 1, both, 1.0,
-                                        torch.Generator().manual_seed(seed + t0), progress=True)
-    rec_null, rec_cls = rec.chunk(2)
+    (rec_null, noised), (rec_cls, _) = [  # without and with the class, from the same noise: paired draw for draw
+        diffusion.reconstruct(unet, sampler, x0, t0 - 1, labels, 1.0, torch.Generator().manual_seed(seed + t0),
+                              progress=True) for labels in (null, y)]
     rows.append({"t0": t0, "noised input, clamped to [-1, 1]": restoration.pixel_mse(noised[:n].clamp(-1, 1), x0),
                  "reconstruction, no class": restoration.pixel_mse(rec_null, x0),
                  "reconstruction, with class": restoration.pixel_mse(rec_cls, x0),
