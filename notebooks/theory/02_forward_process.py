@@ -28,7 +28,8 @@
 # (`kr_utils.diffusion.linear_beta_schedule`).
 #
 # **The closed form.** Writing one step with the reparametrisation trick,
-# $x_t = \sqrt{\alpha_t}\,x_{t-1} + \sqrt{1-\alpha_t}\,\epsilon$ with $\alpha_t = 1-\beta_t$, and
+# $x_t = \sqrt{\alpha_t}\,x_{t-1} + \sqrt{1-\alpha_t}\,\epsilon$ with $\alpha_t = 1-\beta_t$
+# ($\epsilon \sim \mathcal N(0, I)$, the noise `001` calls $\xi$ in its eqs. 15-16), and
 # substituting the previous step, two independent Gaussian noises add to one of variance
 # $\alpha_t(1-\alpha_{t-1}) + 1 - \alpha_t = 1 - \alpha_t\alpha_{t-1}$. By induction,
 #
