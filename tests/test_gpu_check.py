@@ -99,8 +99,8 @@ def test_the_lanes_hold_every_chapter_once_and_the_models_readers_after_the_pipe
     assert set(first[len(GROUPS[0][2]):]) == set(gc.READS_PIPELINE)
     # a theory chapter that loads the teacher or the U-Net must wait for the pipeline
     for name in GROUPS[1][2]:
-        text = (ROOT / "notebooks" / "theory" / f"{name}.py").read_text()
-        if "pipeline." in text:
+        text = (ROOT / "notebooks" / "theory" / f"{name}.py").read_text().replace("pipeline.open_chapter(", "")
+        if "pipeline." in text:  # beyond the set-up call, which every chapter makes
             assert name in gc.READS_PIPELINE, f"{name} reads the pipeline's models but runs beside it"
 
 
