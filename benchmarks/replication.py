@@ -130,7 +130,7 @@ def unet_steps(cfg, x, y, timed: int, warm: int, profile_steps: int, device) -> 
     def train(steps, after_step):
         dcfg = dataclasses.replace(cfg.diffusion, steps=steps, milestones=(steps,))
         diffusion.train_diffusion(pipeline.new_unet(dcfg, cfg.seed), x, y, dcfg, seed=cfg.seed, device=device,
-                                  after_step=after_step, save_every_s=None)
+                                  options=diffusion.DiffusionOptions(after_step=after_step, save_every_s=None))
     r = timed_steps(train, timed, warm, profile_steps, device)
     r["images_per_s"] = r["steps_per_s"] * cfg.diffusion.batch_size
     return r
@@ -210,7 +210,8 @@ def main(argv=None):
         _reset_peak(dev)
         with Stopwatch(dev) as sw:
             run = diffusion.train_diffusion(pipeline.new_unet(cfg.diffusion, cfg.seed), x0, y0, cfg.diffusion,
-                                            seed=cfg.seed, device=dev, save_every_s=None)
+                                            seed=cfg.seed, device=dev,
+                                            options=diffusion.DiffusionOptions(save_every_s=None))
         report["stages"]["diffusion"] = {"seconds": sw.seconds, "steps": cfg.diffusion.steps,
                                          "batch_size": cfg.diffusion.batch_size,
                                          "steps_per_s": cfg.diffusion.steps / sw.seconds, **peak_memory(dev)}
@@ -219,7 +220,7 @@ def main(argv=None):
         sampler = diffusion.build_sampler(cfg.sampler, diffusion.NoiseSchedule.from_config(cfg.diffusion))
         _reset_peak(dev)
         with Stopwatch(dev) as sw:
-            s = synth.build_synthetic_set(run.model, sampler, teacher, cfg.synth, cfg.sampler, seed=cfg.seed,
+            s = synth.build_synthetic_set(synth.DigitSource(run.model, sampler, teacher), cfg.synth, cfg.sampler, seed=cfg.seed,
                                           device=dev)
         report["stages"]["synthetic_set"] = {"seconds": sw.seconds, "kept": int(len(s["labels"])),
                                              "generated": int(s["generated"]), "digits_per_s": s["generated"] / sw.seconds,

@@ -80,7 +80,7 @@ def main():
 
         def generate():
             sps = timed_generation(unet, sampler, n_speed, g.batch_size, g.guidance_w, dev, cfg.seed)
-            r = synth.build_synthetic_set(unet, sampler, teacher, dataclasses.replace(sc, per_class=per_class), g,
+            r = synth.build_synthetic_set(synth.DigitSource(unet, sampler, teacher), dataclasses.replace(sc, per_class=per_class), g,
                                           seed=cfg.seed, device=dev)
             return {"samples_per_s": sps, "acceptance_rate": r["acceptance_rate"],
                     **{k: torch.as_tensor(r[k]) for k in ("images", "labels", "logits")}}

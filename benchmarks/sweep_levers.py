@@ -94,7 +94,7 @@ def main(argv=None):
         torch.manual_seed(seed)
         diffusion.train_diffusion(models.ConditionalUNet(**dc.unet_args()), x0, y0,
                                   dataclasses.replace(dc, steps=max_steps, milestones=tuple(wanted)), seed=seed,
-                                  device=dev, after_step=keep)
+                                  device=dev, options=diffusion.DiffusionOptions(after_step=keep))
         results["diffusion_time_s"] = time.perf_counter() - t0
         schedule = diffusion.NoiseSchedule.from_config(dc)
     g, sc, st = cfg.sampler, cfg.synth, cfg.student
@@ -104,7 +104,7 @@ def main(argv=None):
         gs = g if smp is None else dataclasses.replace(g, sampler=smp[0], num_steps=smp[1])
         sampler = diffusion.build_sampler(gs, schedule)
         t0 = time.perf_counter()
-        res = synth.build_synthetic_set(unets[steps], sampler, teacher,
+        res = synth.build_synthetic_set(synth.DigitSource(unets[steps], sampler, teacher),
                                         dataclasses.replace(sc, per_class=pc, threshold=thr,
                                                             threshold_floor=min(thr, sc.threshold_floor)),
                                         dataclasses.replace(gs, guidance_w=w), seed=seed, device=dev, progress=False)

@@ -28,7 +28,7 @@ from .comparison import accuracy_interval, compare_runs
 from .checkpoints import load_checkpoint, load_model, load_schedule, save_checkpoint
 from .config import ClassifierRecipe, Profile, SamplerConfig
 from .data import fit_digits, fit_tensors, held_out, train_val_split
-from .diffusion import build_sampler, sampler_label, train_diffusion
+from .diffusion import DiffusionOptions, build_sampler, sampler_label, train_diffusion
 from .distill import synthetic_split, val_size
 from .evaluate import correct_on, summarize_seeds
 from .store import array_key, artifact_dir, cached, fingerprint, note_reused
@@ -93,7 +93,7 @@ def range_unet(cfg: Profile, low: float, device):
     x = (x0 + 1) / 2 * (1 - low) + low  # [-1, 1] -> [low, 1]
     t0 = time.perf_counter()
     run = train_diffusion(load_model(base, "diffusion", device), x, y0, dcfg, seed=cfg.seed, device=device,
-                          save_every_s=None, desc=f"U-Net on [{low:g}, 1]")
+                          options=DiffusionOptions(save_every_s=None, desc=f"U-Net on [{low:g}, 1]"))
     extra = {"unet": run.model.config, "schedule": load_schedule(base).spec, "losses": run.losses,
              "train_time_s": time.perf_counter() - t0, "low": low}
     save_checkpoint(path, run.model, kind="diffusion", config={"key": key}, profile=cfg.run, seed=cfg.seed,
@@ -123,7 +123,7 @@ def recipe_set(cfg: Profile, teacher, *, value_range: str, sampler: str, per_cla
         t0 = time.perf_counter()
         unet = load_model(unet_path, "diffusion", device)
         chain = build_sampler(sampling, load_schedule(unet_path), num_steps=sampling.num_steps)
-        r = synth.thesis_code_set(unet, chain, teacher, sampling, per_class=per_class, threshold=thr, seed=cfg.seed,
+        r = synth.thesis_code_set(synth.DigitSource(unet, chain, teacher), sampling, per_class=per_class, threshold=thr, seed=cfg.seed,
                                   device=device, black=sampler == "thesis", max_rounds=MAX_ROUNDS)
         return {**{k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in r.items()},
                 "num_steps": len(chain.timesteps), "time_s": time.perf_counter() - t0}

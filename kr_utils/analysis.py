@@ -1,10 +1,12 @@
 """Stage: analysis, above the studies. Chapter 8's comparison of a run's ``metrics.json`` with the
-thesis' own numbers (:mod:`kr_utils.thesis`), row by row."""
+thesis' own numbers (:mod:`kr_utils.thesis`), row by row, and the sentences chapters 4 and 10 read
+from their measurements."""
 from __future__ import annotations
 
 import numpy as np
 
 from . import thesis
+from .synth import BLACK_BELOW
 
 
 def pct(v) -> str:
@@ -135,3 +137,13 @@ def threshold_note(met: dict, what: str = "images") -> str:
     return (f"Its last rounds asked for a few {what} of the classes still short; a round that kept none lowered the "
             f"threshold by 0.01, down to {met['final_threshold']:.2f}: {met['kept_below_threshold']:,d} of the kept "
             f"{what} are below {met['threshold']}.")
+
+
+def background_reading(real: float, synthetic: float) -> str:
+    """Chapter 4's words for two :func:`kr_utils.synth.background_level` values: 'both black', or which is not."""
+    black = {"real": real < BLACK_BELOW, "synthetic": synthetic < BLACK_BELOW}
+    if all(black.values()):
+        return "both black"
+    grey = [k for k, b in black.items() if not b]
+    return ("neither is black" if len(grey) == 2 else
+            f"the {grey[0]} images' background is not black (at or above {BLACK_BELOW:g})")

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from . import audit, data, distill, fit, synth
+from .checkpoints import load_model, load_schedule
 from .config import Profile, SamplerConfig
 from .diffusion import build_sampler
 from .comparison import compare_runs, mean_interval
@@ -255,21 +256,24 @@ def thesis_sampler(cfg: Profile) -> SamplerConfig:
                                guidance_w=t["guidance_w"], x_T_scale=t["x_T_scale"], noise_scale=t["noise_scale"])
 
 
-def pool(cfg: Profile, name: str, unet, schedule, teacher, sampling: SamplerConfig, per_class: int, *, seed: int,
-         device, inputs: tuple, black: bool = False) -> dict:
-    """An unfiltered pool of ``per_class`` digits of each class drawn from ``unet`` with
-    ``sampling`` (:func:`kr_utils.synth.draw_labelled`), with the teacher's logits, cached as
-    ``evaluation/pool_<name>.pt`` (``inputs``: the checkpoint files it depends on). ``black``:
-    every digit forced to a black background before the teacher sees it, as the thesis' code
-    ended its chain (:func:`kr_utils.synth.force_black`)."""
+def pool(cfg: Profile, name: str, sampling: SamplerConfig, per_class: int, *, seed: int, device, checkpoints: tuple,
+         black: bool = False) -> dict:
+    """An unfiltered pool of ``per_class`` digits of each class drawn with ``sampling`` from the
+    U-Net of ``checkpoints = (diffusion.pt, teacher.pt)`` and labelled by its teacher
+    (:func:`kr_utils.synth.draw_labelled`), cached as ``evaluation/pool_<name>.pt`` under a key
+    of those files. ``black``: every digit forced to a black background before the teacher sees
+    it, as the thesis' code ended its chain (:func:`kr_utils.synth.force_black`)."""
+    d_path, t_path = checkpoints
+
     def compute():
-        sampler = build_sampler(sampling, schedule, num_steps=sampling.num_steps)  # (ancestral: else all T steps)
+        unet, teacher = load_model(d_path, "diffusion", device), load_model(t_path, "teacher", device)
+        sampler = build_sampler(sampling, load_schedule(d_path), num_steps=sampling.num_steps)  # (ancestral: else all T steps)
         requested = np.repeat(np.arange(unet.null_class), per_class)
-        r = synth.draw_labelled(unet, sampler, teacher, requested, sampling, seed=seed, device=device,
-                                postprocess=synth.force_black if black else None)
+        r = synth.draw_labelled(synth.DigitSource(unet, sampler, teacher), requested, sampling, seed=seed,
+                                device=device, postprocess=synth.force_black if black else None)
         return {k: torch.as_tensor(v) for k, v in r.items()}
 
-    key = fingerprint({"sampling": sampling, "per_class": per_class, "seed": seed, "black": black}, *inputs)
+    key = fingerprint({"sampling": sampling, "per_class": per_class, "seed": seed, "black": black}, d_path, t_path)
     return cached(_folder(cfg) / f"pool_{name}.pt", key, compute)
 
 
@@ -303,7 +307,7 @@ def set_key(s: dict) -> str:
 
 def set_student(cfg: Profile, name: str, s: dict, seed: int, *, epochs: int, device, test) -> dict:
     """The profile's student recipe (its labels, augmentation) trained for ``epochs`` on a set
-    ``s`` of :func:`filtered_set` or :func:`real_set` (split as chapter 5 splits; cached as
+    ``s`` of :func:`filtered_set` or :func:`real_twin` (split as chapter 5 splits; cached as
     ``evaluation/<name>_seed<seed>.pt``)."""
     return set_students(cfg, name, {seed: s}, epochs=epochs, device=device, test=test)[seed]
 
@@ -319,7 +323,7 @@ def set_students(cfg: Profile, name: str, sets: dict, *, epochs: int, device, te
     return dict(zip(sets, runs))
 
 
-def real_set(teacher, images_uint8, labels, n: int, seed: int, device) -> dict:
+def real_twin(teacher, images_uint8, labels, n: int, seed: int, device) -> dict:
     """``n`` real training digits (``n // 10`` per class, drawn by ``seed``) with ``teacher``'s
     logits as soft targets and its labels: the real twin of a synthetic set of ``n`` digits."""
     idx = per_class_subset(labels, n // 10, seed)
@@ -382,7 +386,7 @@ def size_curve(cfg: Profile, stored: dict, *, device, test) -> dict:
                     idx = per_class_subset(stored["labels"], n // 10, s) if n < full else np.arange(full)
                     sub = {k: v[idx] for k, v in syn_all.items()}
                 else:
-                    sub = real_set(labeller, xb, yb, n, s, device)
+                    sub = real_twin(labeller, xb, yb, n, s, device)
                 runs.append(set_student(cfg, f"size{n}_{arm}_half", sub, s, epochs=cfg.student.epochs, device=device,
                                         test=test))
             out[arm][n] = summarize_seeds([r["accuracy"] for r in runs])

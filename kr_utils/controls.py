@@ -11,6 +11,9 @@ of the page.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 
 from . import plots
@@ -50,11 +53,25 @@ def trajectory_controls(traj: dict, labels, reference=None, lim: float = 5.0):
 
 
 
-def sampling_frame(unet, schedule: NoiseSchedule, digit: int = 0, w: float = 1.0, sampler: str = "ddim", steps: int = 20,
-                   clip: bool = True, seed: int = 0, n: int = 16):
-    """``n`` digits of class ``digit`` from ``unet`` with guidance weight ``w`` (eq. 5), the
-    sampler ``sampler`` on ``steps`` steps, x0_hat clipping on or off, noise from ``seed``:
-    the callback of :func:`sampling_controls`. ``schedule``: the model's noise schedule."""
+@dataclass(frozen=True)
+class SamplingKnobs:
+    """The settings of :func:`sampling_frame`: the ``digit`` to draw, guidance weight ``w``
+    (eq. 5), the ``sampler`` on ``steps`` steps, x0_hat clipping on or off (``clip``), and the
+    ``seed`` of the noise; :func:`sampling_controls` makes one widget of each."""
+
+    digit: int = 0
+    w: float = 1.0
+    sampler: str = "ddim"
+    steps: int = 20
+    clip: bool = True
+    seed: int = 0
+
+
+def sampling_frame(unet, schedule: NoiseSchedule, knobs: SamplingKnobs = SamplingKnobs(), n: int = 16):
+    """``n`` digits drawn from ``unet`` as ``knobs`` (:class:`SamplingKnobs`) say: the callback
+    of :func:`sampling_controls`. ``schedule``: the model's noise schedule."""
+    digit, w, sampler, steps, clip, seed = (knobs.digit, knobs.w, knobs.sampler, knobs.steps, knobs.clip,
+                                            knobs.seed)
     if not 0 <= digit < unet.null_class:
         raise ValueError(f"digit must be in [0, {unet.null_class}), got {digit}")
     if sampler not in SAMPLERS:
@@ -67,15 +84,16 @@ def sampling_frame(unet, schedule: NoiseSchedule, digit: int = 0, w: float = 1.0
     return plots.mosaic(x.cpu(), nrow=2, title=title)
 
 
-def sampling_controls(unet, schedule: NoiseSchedule, defaults: dict | None = None, n: int = 16):
-    """Controls over :func:`sampling_frame` (a button draws, so a slider drag costs nothing)."""
+def sampling_controls(unet, schedule: NoiseSchedule, knobs: SamplingKnobs = SamplingKnobs(), n: int = 16):
+    """Controls over :func:`sampling_frame`, starting at ``knobs`` (a button draws, so a slider
+    drag costs nothing)."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    d = {"digit": 0, "w": 1.0, "sampler": "ddim", "steps": 20, "clip": True, "seed": 0, **(defaults or {})}
+    d = dataclasses.asdict(knobs)
 
-    def draw(digit, w, sampler, steps, clip, seed):
-        sampling_frame(unet, schedule, digit, w, sampler, steps, clip, seed, n)
+    def draw(**values):
+        sampling_frame(unet, schedule, SamplingKnobs(**values), n)
         plt.show()
 
     return widgets.interactive(

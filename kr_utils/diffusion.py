@@ -22,12 +22,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .data import Batcher
-from .fit import FitOptions, compiled, fit, optimizer, seed_everything
+from .fit import FitHooks, FitOptions, compiled, fit, optimizer, seed_everything
 from .live import progress as progress_bar
 from .runtime import autocast, levers, unet_memory_format
 
@@ -184,6 +186,12 @@ class Sampler:
     stochastic step adds (the thesis' ``noise_scale``)."""
 
     default_steps: int | None = None
+    config_steps = True  # build_sampler keeps the config's num_steps (the ancestral chain: all T)
+
+    @classmethod
+    def from_config(cls, schedule: NoiseSchedule, config) -> "Sampler":
+        """This sampler with the settings of a :class:`kr_utils.config.SamplerConfig` that it uses."""
+        return cls(schedule, clip_x0=config.clip_x0, noise_scale=config.noise_scale)
 
     def __init__(self, schedule: NoiseSchedule, clip_x0: bool = True, noise_scale: float = 1.0,
                  spacing: str = "trailing"):
@@ -223,6 +231,8 @@ class AncestralSampler(Sampler):
     ``clip_x0`` the posterior mean is written in terms of the clipped x_0, as diffusers'
     DDPMScheduler does with ``clip_sample=True``. All T steps by default."""
 
+    config_steps = False
+
     def step(self, model_output, timestep, sample, generator=None) -> SamplerOutput:
         t, t_prev = timestep, self._prev[timestep]
         x0 = self.schedule.predict_x0(sample, model_output, t, self.clip_x0)
@@ -241,6 +251,10 @@ class DDIMSampler(Sampler):
     50 steps by default."""
 
     default_steps = 50
+
+    @classmethod
+    def from_config(cls, schedule: NoiseSchedule, config) -> "DDIMSampler":
+        return cls(schedule, clip_x0=config.clip_x0, noise_scale=config.noise_scale, eta=config.eta)
 
     def __init__(self, schedule: NoiseSchedule, clip_x0: bool = True, noise_scale: float = 1.0,
                  spacing: str = "trailing", eta: float = 0.0):
@@ -280,6 +294,10 @@ class DPMSolverPPSampler(Sampler):
     10 steps by default."""
 
     default_steps = 10
+
+    @classmethod
+    def from_config(cls, schedule: NoiseSchedule, config) -> "DPMSolverPPSampler":
+        return cls(schedule, clip_x0=config.clip_x0)  # deterministic: no noise to scale
 
     def set_timesteps(self, num_steps: int | None = None) -> None:
         super().set_timesteps(num_steps)
@@ -324,17 +342,11 @@ def build_sampler(config, schedule: NoiseSchedule, **changes) -> Sampler:
     ``sampler``, ``num_steps``, ``clip_x0``, ``noise_scale``, ``eta``) on ``schedule``.
     The ancestral sampler runs all T steps unless ``num_steps`` is changed explicitly."""
     config = dataclasses.replace(config, **changes)
-    if config.sampler == "ancestral":
-        s = AncestralSampler(schedule, clip_x0=config.clip_x0, noise_scale=config.noise_scale)
-        s.set_timesteps(changes.get("num_steps"))
-    elif config.sampler == "ddim":
-        s = DDIMSampler(schedule, clip_x0=config.clip_x0, noise_scale=config.noise_scale, eta=config.eta)
-        s.set_timesteps(config.num_steps)
-    elif config.sampler == "dpmpp2m":
-        s = DPMSolverPPSampler(schedule, clip_x0=config.clip_x0)
-        s.set_timesteps(config.num_steps)
-    else:
+    if config.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {config.sampler!r}; expected one of {sorted(SAMPLERS)}")
+    cls = SAMPLERS[config.sampler]
+    s = cls.from_config(schedule, config)
+    s.set_timesteps(config.num_steps if cls.config_steps else changes.get("num_steps"))
     return s
 
 
@@ -361,14 +373,14 @@ def sample_loop(eps_fn, sampler: Sampler, x: torch.Tensor, generator: torch.Gene
 
 @torch.no_grad()
 def generate(model, sampler, labels: torch.Tensor, guidance_w: float, generator: torch.Generator,
-             x_T_scale: float = 1.0, progress: bool = False, return_trajectory: tuple = (),
-             clamp: bool = True):
+             x_T_scale: float = 1.0, progress: bool = False, return_trajectory: tuple = ()):
     """Run ``sampler`` from noise x_T ~ N(0, x_T_scale^2 I) to x_0 for the given labels.
 
     ``generator`` (explicit, on CPU) makes the result reproducible for a given batch.
-    ``return_trajectory`` lists timesteps at which to keep a copy of x_t (for figures).
-    The state has the model's ``sample_shape`` (images by default; 2D points for the toy
-    models of the theory chapters, which pass ``clamp=False``).
+    ``return_trajectory`` lists timesteps at which to keep a copy of x_t as the sampler left it
+    after its step from t (for figures; at the last timestep, the sample before the clamp).
+    The state has the model's ``sample_shape``: images by default, clamped to [-1, 1] at the
+    end; 2-D points for the toy models of the theory chapters, left as they are.
     """
     device = next(model.parameters()).device
     labels = labels.to(device)
@@ -388,7 +400,7 @@ def generate(model, sampler, labels: torch.Tensor, guidance_w: float, generator:
 
     out = sample_loop(eps_fn, sampler, x, generator, progress=progress, return_trajectory=return_trajectory)
     x, traj = out if return_trajectory else (out, {})
-    x = x.clamp(-1, 1).cpu() if clamp else x.cpu()
+    x = x.clamp(-1, 1).cpu() if x.ndim == 4 else x.cpu()
     return (x, traj) if return_trajectory else x
 
 
@@ -447,19 +459,35 @@ def _warmup_cosine(warmup: int, total: int):
     return f
 
 
+@dataclass(frozen=True)
+class DiffusionOptions:
+    """How one call of :func:`train_diffusion` runs, beside its config (what it trains by).
+
+    ``after_step(step, ema_model)`` runs after each update (the milestone checkpoints of the
+    degradation study). ``resume_path``: the run's state, saved every ``save_every_s`` seconds
+    and at the end; an interrupted run continues from it. ``wrap(model)`` returns the module the
+    loss calls, e.g. a ``DistributedDataParallel`` around it (:mod:`kr_utils.distributed`); the
+    optimiser, the EMA and the clipping act on ``model`` itself. ``desc`` and ``progress``: the
+    progress bar's label, and whether it is shown."""
+
+    after_step: Callable | None = None
+    resume_path: str | Path | None = None
+    save_every_s: float | None = 120.0
+    desc: str = "diffusion"
+    wrap: Callable | None = None
+    progress: bool = True
+
+
 def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, config, *, seed: int, device,
-                    after_step=None, resume_path=None, save_every_s: float = 120.0, desc: str = "diffusion",
-                    wrap=None, progress: bool = True):
+                    options: DiffusionOptions = DiffusionOptions()):
     """Train the conditional U-Net on L_simple (eq. 4) by ``config`` (a
     :class:`kr_utils.config.DiffusionConfig`: steps, batch size, learning rate, class dropout
     ``p_uncond``, EMA decay, schedule) with :func:`kr_utils.fit.fit`: AdamW, warm-up then
-    cosine decay, gradient norm clipped at 1, EMA weights.
+    cosine decay, gradient norm clipped at 1, EMA weights; ``options``: :class:`DiffusionOptions`.
 
     Returns the :class:`kr_utils.fit.FitResult` (``.model`` is the EMA model, ``.losses`` the
-    per-step losses); ``after_step(step, ema_model)`` runs after each update (the milestone
-    checkpoints of the degradation study). ``wrap(model)`` returns the module the loss calls,
-    e.g. a ``DistributedDataParallel`` around it (:mod:`kr_utils.distributed`); the optimiser,
-    the EMA and the clipping act on ``model`` itself."""
+    per-step losses)."""
+    wrap = options.wrap
     gen = seed_everything(seed)
     fmt = unet_memory_format(device)
     model = model.to(device).to(memory_format=fmt)
@@ -475,9 +503,9 @@ def train_diffusion(model, images: torch.Tensor, labels: torch.Tensor, config, *
         return diffusion_loss(net, images[idx].contiguous(memory_format=fmt), labels[idx], schedule,
                               config.p_uncond, generator=None)
 
-    options = FitOptions(steps=config.steps, amp=True, clip_grad=1.0, ema_decay=config.ema_decay,
-                         resume_path=resume_path, save_every_s=save_every_s, save_at_epoch_end=False, desc=desc,
-                         progress=progress)
+    fit_options = FitOptions(steps=config.steps, amp=True, clip_grad=1.0, ema_decay=config.ema_decay,
+                             resume_path=options.resume_path, save_every_s=options.save_every_s,
+                             save_at_epoch_end=False, desc=options.desc, progress=options.progress)
     batcher = Batcher(len(images), config.batch_size, gen, drop_last=True, device=device if on_device else None)
-    return fit(model, loss_fn, batcher, opt, options,
-               scheduler=sched, device=device, after_step=after_step)
+    return fit(model, loss_fn, batcher, opt, fit_options,
+               scheduler=sched, device=device, hooks=FitHooks(after_step=options.after_step))

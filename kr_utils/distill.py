@@ -9,14 +9,16 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .config import ClassifierRecipe
 from .data import Batcher
-from .fit import FitOptions, compiled, finish, fit, optimizer, seed_everything
+from .fit import FitHooks, FitOptions, compiled, finish, fit, optimizer, seed_everything
 from .models import build_classifier, classes_of
 from .runtime import autocast, channels_last, levers
 from .seedstack import SeedStack, StackedBatcher
@@ -120,105 +122,93 @@ def evaluate_losses(stack: SeedStack, x: torch.Tensor, y: torch.Tensor, batch_si
     return [(lo / n, c / n) for lo, c in zip(loss.tolist(), correct.tolist())]
 
 
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """How one call of :func:`train_classifier` or :func:`train_classifiers` runs, beside its
+    recipe (what it trains by).
+
+    ``report``: extra ``{name: (x, y)}`` sets whose accuracy is only recorded per epoch (the
+    student's real-test curve), never used for any decision.
+    ``resume_path``: the run's state, saved after each epoch; an interrupted run continues from it.
+    ``desc``: the run's label in its log, one string or one per seed.
+    ``select_best``: keep the weights of the epoch with the lowest validation loss (False: the
+    final ones, which chapter 7's ablation compares).
+    ``after_step``: passed to :func:`kr_utils.fit.fit` (the replication benchmark times steps with it)."""
+
+    report: dict | None = None
+    resume_path: str | Path | None = None
+    desc: str | list = "train"
+    select_best: bool = True
+    after_step: Callable | None = None
+
+
 def train_classifier(model, train, val, recipe: ClassifierRecipe, *, seed: int, device,
-                     report: dict | None = None, resume_path: str | Path | None = None, desc: str = "train",
-                     select_best: bool = True, after_step=None):
-    """Train ``model`` by ``recipe`` (a :class:`kr_utils.config.ClassifierRecipe`); returns
-    ``(model, history)``: the weights of the epoch with the lowest validation loss (the final
-    ones with ``select_best=False``, which chapter 7's ablation compares), and the per-epoch
-    curves.
+                     options: ClassifierOptions = ClassifierOptions()):
+    """Train ``model`` by ``recipe`` (a :class:`kr_utils.config.ClassifierRecipe`), as
+    ``options`` (:class:`ClassifierOptions`) says; returns ``(model, history)``: the weights of the
+    epoch with the lowest validation loss (the final ones with ``options.select_best=False``),
+    and the per-epoch curves.
 
     ``train``/``val``: tuples ``(x, labels)`` or ``(x, labels, teacher_logits)`` of tensors;
     with ``recipe.soft`` the third entry feeds :func:`distillation_loss`. The learning rate
     decays from ``recipe.lr`` to 0 over the run (cosine, per batch), which removes most of
     the epoch-to-epoch jitter of Adam at lr 0.002 with BatchNorm. Training stops after
     ``recipe.patience`` epochs without a lower validation loss.
-    ``report``: extra ``{name: (x, y)}`` sets whose accuracy is only recorded per epoch
-    (the student's real-test curve), never used for any decision.
-    ``resume_path``: the run's state, saved after each epoch; an interrupted run continues from it.
-    ``after_step``: passed to :func:`kr_utils.fit.fit` (the replication benchmark times steps with it).
     """
-    return train_classifiers([model], [train], [val], recipe, seeds=[seed], device=device, report=report,
-                             resume_path=resume_path, desc=desc, select_best=select_best, after_step=after_step)[0]
+    return train_classifiers([model], [train], [val], recipe, seeds=[seed], device=device, options=options)[0]
 
 
-def train_classifiers(models: list, trains: list, vals: list, recipe: ClassifierRecipe, *, seeds, device,
-                      report: dict | None = None, resume_path: str | Path | None = None, desc="train",
-                      select_best: bool = True, after_step=None) -> list[tuple]:
-    """:func:`train_classifier` for several seeds of one architecture at once: ``models[s]``
-    (initialised under ``seeds[s]``) learns ``trains[s]``, validated on ``vals[s]``, with its
-    own data order and augmentation (generator ``seeds[s]``), its own early stopping and
-    its own best epoch. One seed trains its model as it is; several train as one
-    :class:`kr_utils.seedstack.SeedStack` (the ``group_seeds`` lever decides whether a study
-    calls this with several). The training sets must have one size, as must the validation
-    sets. Returns ``[(model, history)]`` in the order of ``seeds``; a seed's history ends at
-    its own early stop, though the stack trains on until every seed has stopped.
-    ``desc`` may be one string or one per seed."""
-    S = len(models)
-    if not (len(trains) == len(vals) == len(seeds) == S) or S == 0:
-        raise ValueError(f"train_classifiers needs one train set, val set and seed per model: got {S} models, "
-                         f"{len(trains)} train sets, {len(vals)} val sets, {len(seeds)} seeds")
-    descs = [desc] * S if isinstance(desc, str) else list(desc)
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
-    torch.manual_seed(seeds[0])  # dropout's masks come from the global generator, as seed_everything sets it
-    stacked = S > 1
-    moved = {}  # a tensor that several seeds share travels to the device once
+@dataclass
+class _Lanes:
+    """How :func:`train_classifiers` trains and reads its seeds, one model alone
+    (:func:`_one_model`) or several as one :class:`kr_utils.seedstack.SeedStack`
+    (:func:`_seed_stack`): the module trained, its batcher, the loss of a batch (appending each
+    seed's summed loss and the batch size to ``epoch_losses``), each seed's validation (loss,
+    accuracy), each seed's accuracy on a reported set, and a copy of seed ``s``'s weights."""
 
-    def to_dev(t):
-        if id(t) not in moved:
-            moved[id(t)] = t.to(device)
-        return moved[id(t)]
+    model: torch.nn.Module
+    batcher: object
+    loss: Callable
+    scores: Callable
+    reported: Callable
+    state_of: Callable
+    stacked: bool
 
-    trains = [[to_dev(t) for t in tr] for tr in trains]
-    vals = [[to_dev(t) for t in va[:2]] for va in vals]
-    report = {k: [to_dev(t) for t in v] for k, v in (report or {}).items()}
-    on_device = levers(device).device_batches
-    batchers = [Batcher(len(tr[0]), recipe.batch_size, g, device=device if on_device else None)
-                for tr, g in zip(trains, gens)]
-    if stacked:
-        if len({len(tr[0]) for tr in trains}) > 1 or len({len(va[0]) for va in vals}) > 1:
-            raise ValueError("seeds trained together need training sets of one size and validation sets of one size")
-        model = SeedStack([m.to(device) for m in models]).to(device)
-        batcher = StackedBatcher(batchers)
-        val_x, val_y = _stack_inputs([va[0] for va in vals]), _stack_inputs([va[1] for va in vals])
-        shared = [all(tr[k] is trains[0][k] for tr in trains) for k in range(len(trains[0]))]
-    else:
-        model = models[0].to(device).to(memory_format=torch.channels_last)
-        batcher = batchers[0]
+
+def _one_model(model, train, val, recipe: ClassifierRecipe, batcher, device, epoch_losses: list) -> _Lanes:
+    """One seed: its model trained as it is."""
+    model = model.to(device).to(memory_format=torch.channels_last)
     net = compiled(model, device)
-    total = recipe.epochs * batcher.batches_per_epoch()
-    opt = optimizer("adam", model.parameters(), recipe.lr, device)
-    decay = (lambda i: 0.5 * (1 + math.cos(math.pi * i / total))) if recipe.lr_decay else (lambda i: 1.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, decay)
 
-    def lane_state(s):
-        if stacked:
-            return model.state_of(s)
-        return copy.deepcopy(model.state_dict())
+    def loss(idx):
+        xb = augment(train[0][idx], batcher.draws) if recipe.augment else train[0][idx]
+        out = net(channels_last(xb)).float()
+        value = distillation_loss(out, train[1][idx], train[2][idx] if recipe.soft else None,
+                                  recipe.temperature, recipe.alpha)
+        epoch_losses.append((value.detach().float()[None] * len(idx), len(idx)))
+        return value
 
-    def new_lane(s):
-        hist = {"epoch": [], "train_loss": [], "val_loss": [], "val_acc": [], "epoch_time_s": []}
-        hist.update({f"{k}_acc": [] for k in report})
-        return {"hist": hist, "best": {"val_loss": float("inf"), "state": lane_state(s), "epoch": 0},
-                "bad_epochs": 0, "stopped": False, "final": None}
+    return _Lanes(model, batcher, loss, scores=lambda: [evaluate_loss(model, *val)],
+                  reported=lambda xr, yr: [evaluate_loss(model, xr, yr)[1]],
+                  state_of=lambda s: copy.deepcopy(model.state_dict()), stacked=False)
 
-    state = {"lanes": [new_lane(s) for s in range(S)]}
-    epoch_losses, t0 = [], [time.perf_counter()]  # this epoch's batch losses x sizes; its start
+
+def _seed_stack(models, trains, vals, recipe: ClassifierRecipe, batchers, device, epoch_losses: list) -> _Lanes:
+    """Several seeds as one batched model, each with its own data order and augmentation."""
+    S = len(models)
+    if len({len(tr[0]) for tr in trains}) > 1 or len({len(va[0]) for va in vals}) > 1:
+        raise ValueError("seeds trained together need training sets of one size and validation sets of one size")
+    model = SeedStack([m.to(device) for m in models]).to(device)
+    net = compiled(model, device)
+    val_x, val_y = _stack_inputs([va[0] for va in vals]), _stack_inputs([va[1] for va in vals])
+    shared = [all(tr[k] is trains[0][k] for tr in trains) for k in range(len(trains[0]))]
 
     def batch(k, idx):  # element k of every seed's training set at that seed's batch: (S, B, ...)
         if shared[k]:
             return trains[0][k][idx]
         return torch.stack([trains[s][k][idx[s]] for s in range(S)])
 
-    def loss_fn(idx):
-        if not stacked:
-            train = trains[0]
-            xb = augment(train[0][idx], batchers[0].draws) if recipe.augment else train[0][idx]
-            out = net(channels_last(xb)).float()
-            loss = distillation_loss(out, train[1][idx], train[2][idx] if recipe.soft else None,
-                                     recipe.temperature, recipe.alpha)
-            epoch_losses.append((loss.detach().float()[None] * len(idx), len(idx)))
-            return loss
+    def loss(idx):
         xb = batch(0, idx)
         if recipe.augment:
             theta = torch.cat([affine_params(idx.shape[1], b.draws, device) for b in batchers])
@@ -229,13 +219,68 @@ def train_classifiers(models: list, trains: list, vals: list, recipe: Classifier
         epoch_losses.append((per_seed.detach().float() * idx.shape[1], idx.shape[1]))
         return per_seed.sum()  # each seed's gradient is that of its own loss
 
+    def reported(xr, yr):
+        return [a for _, a in evaluate_losses(model, _stack_inputs([xr] * S), _stack_inputs([yr] * S))]
+
+    return _Lanes(model, StackedBatcher(batchers), loss, scores=lambda: evaluate_losses(model, val_x, val_y),
+                  reported=reported, state_of=model.state_of, stacked=True)
+
+
+def train_classifiers(models: list, trains: list, vals: list, recipe: ClassifierRecipe, *, seeds, device,
+                      options: ClassifierOptions = ClassifierOptions()) -> list[tuple]:
+    """:func:`train_classifier` for several seeds of one architecture at once: ``models[s]``
+    (initialised under ``seeds[s]``) learns ``trains[s]``, validated on ``vals[s]``, with its
+    own data order and augmentation (generator ``seeds[s]``), its own early stopping and
+    its own best epoch. One seed trains its model as it is (:func:`_one_model`); several train
+    as one :class:`kr_utils.seedstack.SeedStack` (:func:`_seed_stack`; the ``group_seeds``
+    lever decides whether a study calls this with several). The training sets must have one
+    size, as must the validation sets. Returns ``[(model, history)]`` in the order of
+    ``seeds``; a seed's history ends at its own early stop, though the stack trains on until
+    every seed has stopped. ``options.desc`` may be one string or one per seed."""
+    select_best = options.select_best
+    S = len(models)
+    if not (len(trains) == len(vals) == len(seeds) == S) or S == 0:
+        raise ValueError(f"train_classifiers needs one train set, val set and seed per model: got {S} models, "
+                         f"{len(trains)} train sets, {len(vals)} val sets, {len(seeds)} seeds")
+    descs = [options.desc] * S if isinstance(options.desc, str) else list(options.desc)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    torch.manual_seed(seeds[0])  # dropout's masks come from the global generator, as seed_everything sets it
+    moved = {}  # a tensor that several seeds share travels to the device once
+
+    def to_dev(t):
+        if id(t) not in moved:
+            moved[id(t)] = t.to(device)
+        return moved[id(t)]
+
+    trains = [[to_dev(t) for t in tr] for tr in trains]
+    vals = [[to_dev(t) for t in va[:2]] for va in vals]
+    report = {k: [to_dev(t) for t in v] for k, v in (options.report or {}).items()}
+    on_device = levers(device).device_batches
+    batchers = [Batcher(len(tr[0]), recipe.batch_size, g, device=device if on_device else None)
+                for tr, g in zip(trains, gens)]
+    epoch_losses, t0 = [], [time.perf_counter()]  # this epoch's batch losses x sizes; its start
+    lanes = (_seed_stack(models, trains, vals, recipe, batchers, device, epoch_losses) if S > 1 else
+             _one_model(models[0], trains[0], vals[0], recipe, batchers[0], device, epoch_losses))
+    model = lanes.model
+    total = recipe.epochs * lanes.batcher.batches_per_epoch()
+    opt = optimizer("adam", model.parameters(), recipe.lr, device)
+    decay = (lambda i: 0.5 * (1 + math.cos(math.pi * i / total))) if recipe.lr_decay else (lambda i: 1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, decay)
+
+    def new_lane(s):
+        hist = {"epoch": [], "train_loss": [], "val_loss": [], "val_acc": [], "epoch_time_s": []}
+        hist.update({f"{k}_acc": [] for k in report})
+        return {"hist": hist, "best": {"val_loss": float("inf"), "state": lanes.state_of(s), "epoch": 0},
+                "bad_epochs": 0, "stopped": False, "final": None}
+
+    state = {"lanes": [new_lane(s) for s in range(S)]}
+
     def after_epoch(epoch, st):
         n = sum(m for _, m in epoch_losses)
         train_loss = (torch.stack([lo for lo, _ in epoch_losses]).sum(0).double() / n).tolist() if epoch_losses else [float("nan")] * S
         epoch_losses.clear()
-        scores = evaluate_losses(model, val_x, val_y) if stacked else [evaluate_loss(model, *vals[0])]
-        reported = {k: ([a for _, a in evaluate_losses(model, _stack_inputs([xr] * S), _stack_inputs([yr] * S))]
-                        if stacked else [evaluate_loss(model, xr, yr)[1]]) for k, (xr, yr) in report.items()}
+        scores = lanes.scores()
+        reported = {k: lanes.reported(xr, yr) for k, (xr, yr) in report.items()}
         elapsed = time.perf_counter() - t0[0]
         t0[0] = time.perf_counter()
         for s, lane in enumerate(st["lanes"]):
@@ -248,7 +293,7 @@ def train_classifiers(models: list, trains: list, vals: list, recipe: Classifier
                 h[f"{k}_acc"].append(reported[k][s])
             h["epoch_time_s"].append(elapsed)
             if vl < lane["best"]["val_loss"]:
-                lane["best"] = {"val_loss": vl, "state": lane_state(s), "epoch": epoch}
+                lane["best"] = {"val_loss": vl, "state": lanes.state_of(s), "epoch": epoch}
                 lane["bad_epochs"] = 0
             else:
                 lane["bad_epochs"] += 1
@@ -256,25 +301,25 @@ def train_classifiers(models: list, trains: list, vals: list, recipe: Classifier
                   + "".join(f", {k} acc {h[f'{k}_acc'][-1]:.4f}" for k in report))
             if lane["bad_epochs"] >= recipe.patience:
                 lane["stopped"] = True
-                lane["final"] = None if select_best or not stacked else lane_state(s)
+                lane["final"] = None if select_best or not lanes.stacked else lanes.state_of(s)
         return all(lane["stopped"] for lane in st["lanes"])
 
-    options = FitOptions(steps=total, amp=True, resume_path=resume_path,
-                         desc=descs[0] if S == 1 else f"{descs[0]} (+{S - 1} seeds)")
-    run = fit(model, loss_fn, batcher, opt, options, scheduler=sched, device=device, state=state,
-              after_epoch=after_epoch, after_step=after_step)
+    fit_options = FitOptions(steps=total, amp=True, resume_path=options.resume_path,
+                             desc=descs[0] if S == 1 else f"{descs[0]} (+{S - 1} seeds)")
+    run = fit(model, lanes.loss, lanes.batcher, opt, fit_options, scheduler=sched, device=device,
+              hooks=FitHooks(state=state, after_epoch=after_epoch, after_step=options.after_step))
     results = []
     for s, lane in enumerate(run.state["lanes"]):
         hist = lane["hist"]
         if select_best:
             weights = lane["best"]["state"]
         else:
-            weights = lane["final"] if lane["final"] is not None else lane_state(s)
-        if stacked or select_best:
+            weights = lane["final"] if lane["final"] is not None else lanes.state_of(s)
+        if lanes.stacked or select_best:
             models[s].load_state_dict(weights)
         hist["best_epoch"] = lane["best"]["epoch"] if select_best else hist["epoch"][-1]
         results.append((models[s], hist))
-    finish(options)
+    finish(fit_options)
     return results
 
 
@@ -302,19 +347,21 @@ def optimizer_updates(n_items: int, val_fraction: float, batch_size: int, epochs
     return epochs * -(-n_train // batch_size)
 
 
-def train_student(train, val, recipe: ClassifierRecipe, *, seed: int, device, **kwargs):
+def train_student(train, val, recipe: ClassifierRecipe, *, seed: int, device, **options):
     """Train a fresh classifier of ``recipe.arch`` by ``recipe`` with :func:`train_classifier`
-    (``kwargs`` pass through: report, resume_path, desc, select_best). The initial weights
-    depend on the seed alone, not on what ran before."""
+    (``options``: the fields of :class:`ClassifierOptions`). The initial weights depend on the seed
+    alone, not on what ran before."""
     seed_everything(seed)
-    return train_classifier(build_classifier(recipe.arch, **classes_of(train)), train, val, recipe, seed=seed, device=device, **kwargs)
+    return train_classifier(build_classifier(recipe.arch, **classes_of(train)), train, val, recipe, seed=seed,
+                            device=device, options=ClassifierOptions(**options))
 
 
-def train_students(trains: list, vals: list, recipe: ClassifierRecipe, *, seeds, device, **kwargs) -> list[tuple]:
+def train_students(trains: list, vals: list, recipe: ClassifierRecipe, *, seeds, device, **options) -> list[tuple]:
     """:func:`train_student` for several seeds at once (:func:`train_classifiers`): each
     model initialised under its own seed, exactly as its run alone would be."""
     models = []
     for s in seeds:
         seed_everything(s)
         models.append(build_classifier(recipe.arch, **classes_of(trains[len(models)])))
-    return train_classifiers(models, trains, vals, recipe, seeds=list(seeds), device=device, **kwargs)
+    return train_classifiers(models, trains, vals, recipe, seeds=list(seeds), device=device,
+                             options=ClassifierOptions(**options))

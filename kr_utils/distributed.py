@@ -51,7 +51,7 @@ def _generate(args, dist, rank, world, device):
     unet = checkpoints.load_model(out / "diffusion.pt", "diffusion", device)
     teacher = checkpoints.load_model(out / "teacher.pt", "teacher", device)
     sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(out / "diffusion.pt"))
-    shard = synth.build_shard(unet, sampler, teacher, cfg.synth, cfg.sampler, seed=cfg.seed, rank=rank, world=world,
+    shard = synth.build_shard(synth.DigitSource(unet, sampler, teacher), cfg.synth, cfg.sampler, seed=cfg.seed, rank=rank, world=world,
                               device=device, progress=rank == 0)
     gathered = [None] * world
     dist.all_gather_object(gathered, shard)  # plain numpy arrays and numbers
@@ -74,8 +74,9 @@ def _train(args, dist, rank, world, device):
     def wrap(m):
         return DistributedDataParallel(m, device_ids=[device.index] if device.type == "cuda" else None)
 
-    run = diffusion.train_diffusion(model, x0, y0, dcfg, seed=cfg.seed + rank, device=device, wrap=wrap,
-                                    desc=f"diffusion (rank {rank} of {world})", progress=rank == 0)
+    run = diffusion.train_diffusion(model, x0, y0, dcfg, seed=cfg.seed + rank, device=device,
+                                    options=diffusion.DiffusionOptions(wrap=wrap, desc=f"diffusion (rank {rank} of {world})",
+                                                                       progress=rank == 0))
     if rank == 0:
         dest = Path(args.out) if args.out else store.artifact_dir(cfg.run) / f"diffusion_ddp_{world}.pt"
         checkpoints.save_checkpoint(

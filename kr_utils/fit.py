@@ -146,18 +146,27 @@ class FitResult:
     ema: torch.nn.Module | None = None
 
 
+@dataclass(frozen=True)
+class FitHooks:
+    """What the caller of :func:`fit` adds to its loop. ``after_step(step, ema_or_model)`` runs
+    after each update (milestone checkpoints, step timing); ``after_epoch(epoch, state)`` after
+    each epoch of the batcher, and stops the run by returning True (early stopping). ``state``
+    is the caller's own record (curves, the best weights), saved and restored with the run."""
+
+    state: dict | None = None
+    after_step: Callable | None = None
+    after_epoch: Callable | None = None
+
+
 def fit(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], batcher: Batcher,
         optimizer: torch.optim.Optimizer, options: FitOptions, *, scheduler=None, device=None,
-        state: dict | None = None, after_step: Callable | None = None,
-        after_epoch: Callable | None = None) -> FitResult:
+        hooks: FitHooks = FitHooks()) -> FitResult:
     """Train ``model`` for ``options.steps`` updates of ``loss_fn(batch_indices)``.
 
     ``batcher`` (:class:`kr_utils.data.Batcher`) serves the indices; ``scheduler`` steps once
-    per update. ``after_step(step, ema_or_model)`` runs after each update (milestone
-    checkpoints); ``after_epoch(epoch, state)`` after each epoch of the batcher, and stops
-    the run by returning True (early stopping). ``state`` is the caller's own record (curves,
-    the best weights), saved and restored with the run."""
-    state = {} if state is None else state
+    per update; ``hooks`` (:class:`FitHooks`) run after each update and each epoch."""
+    state = {} if hooks.state is None else hooks.state
+    after_step, after_epoch = hooks.after_step, hooks.after_epoch
     device = torch.device(device) if device is not None else next(model.parameters()).device
     lv = levers(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if options.ema_decay is not None else None

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -239,23 +240,45 @@ def _adam(params, lr, betas):
     return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
-def train_generator(kind: str, images: torch.Tensor, labels: torch.Tensor | None, cfg: GeneratorsConfig, *,
-                    steps: int, seed: int, device, num_classes: int, progress: bool = True, log_every: int = 50,
-                    monitor=None, saturating: bool = False) -> GeneratorRun:
-    """Train a generator of ``kind`` (:data:`KINDS`; ``ae`` trains the VAE's networks on the
-    reconstruction term alone, through z = mu) on ``images`` (model range [-1, 1],
-    N x C x H x W) for ``steps`` generator updates of ``cfg.batch_size`` images; ``labels`` are
-    used when ``num_classes`` > 0. WGAN-GP makes ``cfg.n_critic`` critic updates per generator
-    update, each on a fresh real batch, with the penalty weight ``cfg.gp_lambda``.
+@dataclass(frozen=True)
+class GeneratorJob:
+    """One run of :func:`train_generator`: the generator's ``kind`` (:data:`KINDS`; ``ae``
+    trains the VAE's networks on the reconstruction term alone, through z = mu), its ``steps``
+    generator updates, its ``seed``, ``num_classes`` (0: unconditional) and, for the GAN, the
+    ``saturating`` generator loss of the minimax game (:func:`gan_losses`). Every ``log_every``
+    updates the history gets a new entry, with whatever ``monitor(step, generator)`` returns (a
+    dict of floats: class coverage in theory chapter 9); ``progress``: show a progress bar."""
 
-    Every ``log_every`` updates the history gets the mean of the losses since the last entry,
-    the discriminator's mean output on real and fake images (sigmoid for the GAN, raw critic
-    values for WGAN-GP), the Wasserstein estimate and the penalty, and whatever
-    ``monitor(step, generator)`` returns (a dict of floats: class coverage in chapter 9)."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown generator kind {kind!r}; expected one of {KINDS}")
-    if steps < 1:
-        raise ValueError(f"steps must be a positive number of generator updates, got {steps}")
+    kind: str
+    steps: int
+    seed: int
+    num_classes: int = 0
+    saturating: bool = False
+    log_every: int = 50
+    monitor: Callable | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown generator kind {self.kind!r}; expected one of {KINDS}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be a positive number of generator updates, got {self.steps}")
+
+
+def train_generator(job: GeneratorJob, images: torch.Tensor, labels: torch.Tensor | None, cfg: GeneratorsConfig,
+                    *, device) -> GeneratorRun:
+    """Train the generator of ``job`` (:class:`GeneratorJob`) on ``images`` (model range
+    [-1, 1], N x C x H x W) for ``job.steps`` generator updates of ``cfg.batch_size`` images;
+    ``labels`` are used when ``job.num_classes`` > 0. WGAN-GP makes ``cfg.n_critic`` critic
+    updates per generator update, each on a fresh real batch, with the penalty weight
+    ``cfg.gp_lambda``.
+
+    Every ``job.log_every`` updates the history gets the mean of the losses since the last
+    entry, the discriminator's mean output on real and fake images (sigmoid for the GAN, raw
+    critic values for WGAN-GP), the Wasserstein estimate and the penalty, and what the
+    monitor returns."""
+    kind, steps, seed, num_classes = job.kind, job.steps, job.seed, job.num_classes
+    log_every, monitor, saturating = job.log_every, job.monitor, job.saturating
     if num_classes and labels is None:
         raise ValueError("a conditional generator (num_classes > 0) needs the images' labels")
     torch.manual_seed(seed)
@@ -291,7 +314,7 @@ def train_generator(kind: str, images: torch.Tensor, labels: torch.Tensor | None
         return torch.randn((n, model.latent), generator=gen).to(device)
 
     start, monitor_s = time.perf_counter(), 0.0
-    bar = progress_bar(total=steps, desc=kind, disable=not progress, mininterval=2, leave=False)
+    bar = progress_bar(total=steps, desc=kind, disable=not job.progress, mininterval=2, leave=False)
     for step in range(1, steps + 1):
         if kind in ("ae", "vae"):
             x, y = real_batch()

@@ -29,7 +29,7 @@ from . import data, distill, models, studies, synth, workers
 from .checkpoints import load_checkpoint, load_if_current, load_model, load_schedule, save_checkpoint
 from .comparison import Comparison, compare_runs
 from .config import Profile, get_config
-from .diffusion import NoiseSchedule, build_sampler, train_diffusion
+from .diffusion import DiffusionOptions, NoiseSchedule, build_sampler, train_diffusion
 from .evaluate import correct_on, summarize_seeds
 from .fit import seed_everything
 from .runtime import device as default_device, levers
@@ -251,7 +251,7 @@ def train_diffusion_model(cfg: Profile, device, seed: int) -> dict:
     x0, y0 = data.fit_tensors(cfg, dcfg.train_subset, seed)  # the declared validation digits held out
     t0 = time.perf_counter()
     run = train_diffusion(new_unet(dcfg, seed, cfg), x0, y0, dcfg, seed=seed, device=device,
-                          after_step=save_milestone, resume_path=out / "diffusion.partial.pt")
+                          options=DiffusionOptions(after_step=save_milestone, resume_path=out / "diffusion.partial.pt"))
     train_time = time.perf_counter() - t0
     save(ckpt_path, run.model, losses=run.losses, train_time_s=train_time)
     (out / "diffusion.partial.pt").unlink(missing_ok=True)
@@ -299,7 +299,7 @@ def theory_diffusion_model(cfg: Profile, fallback_steps: int, device, seed: int)
 # ---------------------------------------------------------------------------------- synthetic set
 
 
-def build_synthetic_set(cfg: Profile, device, seed: int) -> tuple[dict, bool]:
+def make_synthetic_set(cfg: Profile, device, seed: int) -> tuple[dict, bool]:
     """Chapter 4: the labelled synthetic set from the profile's teacher and diffusion model
     (both found or built first), reused when built from the same settings and checkpoints.
     Returns ``(summary, reused)``."""
@@ -326,14 +326,14 @@ def _set_shard(cfg: Profile, t_path: Path, d_path: Path, device, seed: int, rank
     """Shard ``rank`` of the synthetic set of ``cfg.synth.shards`` (the whole set when ``rank`` is
     None), drawn with the checkpoints at ``t_path`` and ``d_path`` (in a worker process, or here)."""
     unet, clf = load_model(d_path, "diffusion", device), load_model(t_path, "teacher", device)
-    sampler = build_sampler(cfg.sampler, load_schedule(d_path))
+    source = synth.DigitSource(unet, build_sampler(cfg.sampler, load_schedule(d_path)), clf)
     world = cfg.synth.shards
     if rank is not None:
-        return synth.build_shard(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, rank=rank, world=world,
+        return synth.build_shard(source, cfg.synth, cfg.sampler, seed=seed, rank=rank, world=world,
                                  device=device, progress=False)
     if world == 1:
-        return synth.build_synthetic_set(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, device=device)
-    return synth.build_sharded_set(unet, sampler, clf, cfg.synth, cfg.sampler, seed=seed, world=world, device=device)
+        return synth.build_synthetic_set(source, cfg.synth, cfg.sampler, seed=seed, device=device)
+    return synth.build_sharded_set(source, cfg.synth, cfg.sampler, seed=seed, world=world, device=device)
 
 
 def _shards_side_by_side(device) -> bool:
@@ -372,7 +372,7 @@ def synthetic_set(cfg: Profile, device, seed: int | None = None) -> Path:
     folder = artifact_dir(cfg.run) / "synthetic"
     if not (folder / "summary.json").exists():
         _announce("synthetic", folder, cfg, device)
-        build_synthetic_set(cfg, device, seed)
+        make_synthetic_set(cfg, device, seed)
     return folder
 
 

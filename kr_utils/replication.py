@@ -77,8 +77,9 @@ def generator(cfg: Profile, kind: str, device, seed: int | None = None) -> tuple
         return model.to(device).eval(), {"history": ckpt["extra"]["history"],
                                          "train_time_s": ckpt["extra"].get("train_time_s"), "reused": True}
     x, y = data.fit_tensors(cfg, cfg.diffusion.train_subset, seed)
-    run = generators.train_generator(kind, x, y, cfg.generators, steps=steps(cfg, kind), seed=seed, device=device,
-                                     num_classes=info.num_classes, log_every=max(1, steps(cfg, kind) // 30))
+    job = generators.GeneratorJob(kind, steps(cfg, kind), seed, num_classes=info.num_classes,
+                                  log_every=max(1, steps(cfg, kind) // 30))
+    run = generators.train_generator(job, x, y, cfg.generators, device=device)
     save_checkpoint(path, run.model, kind="generator", config=stage_cfg, profile=cfg.run, seed=seed,
                     extra={"history": run.history, "train_time_s": run.train_time_s})
     return run.model, {"history": run.history, "train_time_s": run.train_time_s, "reused": False}
@@ -97,7 +98,7 @@ def generator_set(cfg: Profile, kind: str, model, device, seed: int | None = Non
     if synth.cached_summary(out, key) is None:
         teacher = load_model(t_path, "teacher", device)
         t0 = time.perf_counter()
-        result = synth.build_synthetic_set(model, None, teacher, synth_cfg, cfg.sampler, seed=seed, device=device,
+        result = synth.build_synthetic_set(synth.DigitSource(model, None, teacher), synth_cfg, cfg.sampler, seed=seed, device=device,
                                            progress=False)
         seconds = time.perf_counter() - t0
         synth.save_synthetic_set(out, result, key=key, extra={"generation_time_s": round(seconds, 2),
@@ -158,7 +159,7 @@ def students(cfg: Profile, name: str, stored: dict, device, test, holdout=None, 
     return dict(zip(seeds, runs))
 
 
-def distribution(teacher, stored: dict, real: tuple, cfg: Profile, device) -> dict:
+def set_distribution(teacher, stored: dict, real: tuple, cfg: Profile, device) -> dict:
     """Chapter 9's Fréchet distance and k-NN precision/recall
     (:func:`kr_utils.claims.distribution`) of a set against real test images, in the teacher's
     feature space, on ``evaluation.fd_size`` images of each."""
@@ -170,7 +171,7 @@ def distribution(teacher, stored: dict, real: tuple, cfg: Profile, device) -> di
     return out
 
 
-def memorisation(images_uint8, train_uint8) -> dict:
+def set_memorisation(images_uint8, train_uint8) -> dict:
     """Chapter 9's pixel-space memorisation measures (:func:`kr_utils.audit.memorisation`) of
     images against the real training images the generators learned: ``exact`` copies, and
     ``near_copies``, the share much closer to one training image than to any other (nearest /
@@ -202,7 +203,7 @@ def study(cfg: Profile, device) -> dict:
     one U-Net) the set and its students, and the numbers of the table over all of them; returns
     ``{"rows": {name: row}, "sets": {name: first seed's set}, "histories": {kind: first seed's
     history}, "runs": {name: {student seed: run}}, "memorisation_floor"}`` (the last:
-    :func:`memorisation` of as many real test images, which no generator saw)."""
+    :func:`set_memorisation` of as many real test images, which no generator saw)."""
     test = data.test_tensors(cfg.test_subset, cfg.dataset)
     holdout = pipeline.real_validation(cfg)
     teacher = load_model(pipeline.teacher(cfg, device), "teacher", device)
@@ -220,7 +221,7 @@ def study(cfg: Profile, device) -> dict:
     rows, runs = {}, {}
     train_uint8 = data.fit_digits(cfg, cfg.diffusion.train_subset)[0]  # what every generator learned
     real_uint8 = data.load(cfg.dataset, "test")[0][: len(all_sets["ddpm"][0]["labels"])]
-    floor = memorisation(real_uint8, train_uint8)  # unseen real images: the measure's floor
+    floor = set_memorisation(real_uint8, train_uint8)  # unseen real images: the measure's floor
     for name, sets in all_sets.items():
         runs[name] = {}
         for (gs, student_seeds), stored in zip(pairs, sets):
@@ -236,9 +237,9 @@ def study(cfg: Profile, device) -> dict:
                       "generator_seeds": [gs for gs, _ in pairs] if name != "ddpm" else [],
                       "acceptance_rate": s["acceptance_rate"], "generated": s["generated"], "size": len(sets[0]["labels"]),
                       "train_time_s": float(np.mean(known)) if known else None, "images_per_s": s["generated_per_s"],
-                      "agreement": s.get("agreement"), **distribution(teacher, pool, test, cfg, device),
+                      "agreement": s.get("agreement"), **set_distribution(teacher, pool, test, cfg, device),
                       # pooled over the generator's seeds: exact copies and the near-copy share of all its sets
-                      "memorisation": memorisation(pool["images"], train_uint8)}
+                      "memorisation": set_memorisation(pool["images"], train_uint8)}
     for name in KINDS:  # the diffusion model's lead, in points: students of other sets, on the same test digits
         c = comparison.compare_runs(evaluate.correct_on(runs["ddpm"], test[1]), evaluate.correct_on(runs[name], test[1]),
                                     paired=False)

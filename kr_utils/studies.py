@@ -30,11 +30,12 @@ from .store import MISSING, artifact_dir, cached, fingerprint, is_current, looku
 from .thesis import CODE as THESIS_CODE
 
 
-def run_classifier(train_set, val_set, recipe: ClassifierRecipe, *, seed: int, device, test, cache_path,
-                   inputs_key: str, desc: str = "student", select_best: bool = True, test_curve: bool = True) -> dict:
-    """Train one classifier, a student or one of chapter 1's teachers (cached at ``cache_path``
-    under a key of its config, seed and data; ``inputs_key`` is the :func:`kr_utils.store.fingerprint`
-    of the data it learns from, as every cache key of the book is).
+def run_classifier(job: RunJob, recipe: ClassifierRecipe, *, device, test, select_best: bool = True,
+                   test_curve: bool = True) -> dict:
+    """Train one classifier, a student or one of chapter 1's teachers, as ``job`` says
+    (:class:`RunJob`: cached at ``job.cache_path`` under a key of its recipe, seed and data;
+    ``job.inputs_key`` is the :func:`kr_utils.store.fingerprint` of the data it learns from,
+    as every cache key of the book is).
 
     Returns its per-epoch ``history`` (with ``test_curve``, the real-test accuracy after each
     epoch, never used for a decision), final ``accuracy``, ``per_class_accuracy``,
@@ -42,7 +43,6 @@ def run_classifier(train_set, val_set, recipe: ClassifierRecipe, *, seed: int, d
     ``test_curve`` the test set is evaluated once, at the end: on a few thousand digits a
     per-epoch pass over 10,000 test digits costs more than the training itself.
     """
-    job = RunJob(train_set, val_set, seed, cache_path, inputs_key, desc)
     return run_classifiers([job], recipe, device=device, test=test, select_best=select_best,
                            test_curve=test_curve)[0]
 
@@ -215,8 +215,9 @@ def degradation_pool(cfg: Profile, step: int, teacher, sampler, *, seed: int, de
     if teacher is None:
         teacher = load_model(artifact_dir(cfg.run) / "teacher.pt", "teacher", device)
     t0 = time.perf_counter()
-    pool = synth.draw_labelled(load_model(_degradation_keys(cfg, step, seed)["checkpoint"], "diffusion", device), sampler,
-                               teacher, np.repeat(np.arange(cfg.num_classes), cfg.studies.degradation_per_class),
+    unet = load_model(_degradation_keys(cfg, step, seed)["checkpoint"], "diffusion", device)
+    pool = synth.draw_labelled(synth.DigitSource(unet, sampler, teacher),
+                               np.repeat(np.arange(cfg.num_classes), cfg.studies.degradation_per_class),
                                cfg.sampler, seed=seed, device=device)
     return {**{k: torch.as_tensor(v) for k, v in pool.items()}, "time_s": time.perf_counter() - t0}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+from dataclasses import dataclass
 import io
 import json
 import math
@@ -56,12 +57,25 @@ def label_with_teacher(teacher, images_uint8: np.ndarray, device) -> torch.Tenso
     return predict_logits(teacher, to_model_range(images_uint8), device=device)
 
 
-def draw_labelled(model, sampler, teacher, requested, sampling: SamplerConfig, *, seed: int, device,
+@dataclass(frozen=True)
+class DigitSource:
+    """Where synthetic digits come from and who reads them: the generator ``model``, the
+    ``sampler`` that runs its chain (None: a one-pass generator, :func:`draw`), and the
+    ``teacher`` whose logits label and filter what it draws."""
+
+    model: object
+    sampler: object
+    teacher: object
+
+
+def draw_labelled(source: DigitSource, requested, sampling: SamplerConfig, *, seed: int, device,
                   progress: bool = True, postprocess=None) -> dict:
-    """Digits of the classes ``requested`` drawn by ``sampler`` from ``model`` (guidance weight,
-    starting-noise scale and batch size of ``sampling``), every one kept, stored as uint8, with
-    the teacher's logits: an unfiltered pool that thresholds can be applied to afterwards.
-    ``postprocess`` (uint8 images -> uint8 images) runs before the teacher sees them."""
+    """Digits of the classes ``requested`` drawn from ``source`` (:class:`DigitSource`; the
+    guidance weight, starting-noise scale and batch size of ``sampling``), every one kept,
+    stored as uint8, with the teacher's logits: an unfiltered pool that thresholds can be
+    applied to afterwards. ``postprocess`` (uint8 images -> uint8 images) runs before the
+    teacher sees them."""
+    model, sampler, teacher = source.model, source.sampler, source.teacher
     gen = torch.Generator(device=torch.device(device).type if torch.device(device).type == "cuda" else "cpu")
     gen.manual_seed(seed)
     requested = np.asarray(requested)
@@ -89,22 +103,23 @@ def force_black(images_uint8) -> np.ndarray:
 THESIS_BATCH = RECIPE.set_batch  # generate_balanced_dataset's batch: the unit its threshold rule counts in
 
 
-def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_class: int, threshold: float, seed: int,
-                    device, max_rounds: int = 20, progress: bool = True, black: bool = True) -> dict:
+def thesis_code_set(source: DigitSource, sampling: SamplerConfig, *, per_class: int, threshold: float, seed: int,
+                    device, max_rounds: int = 20, black: bool = True) -> dict:
     """The synthetic set as the thesis' code built it (``generate_balanced_dataset``): digits of
     each class requested until ``per_class`` of each reach teacher confidence ``threshold``,
     each forced to a black background (:func:`force_black`) before the teacher sees it, and
     labelled by the **requested** class. As its code did, the digits are judged in batches of
     :data:`THESIS_BATCH` requested in class order, and a batch that keeps nothing lowers the
     threshold by 0.01, down to ``RECIPE.threshold_floor``; each round draws 1.25 times what is still missing, in whole
-    batches (the classes still short cycled to fill the last). ``sampler``/``sampling``: its
-    chain (:func:`kr_utils.studies.thesis_code_sampler`); ``black=False`` forces nothing
+    batches (the classes still short cycled to fill the last). ``source``: the U-Net, its
+    chain (:func:`kr_utils.studies.thesis_code_sampler`, with ``sampling``) and the teacher;
+    ``black=False`` forces nothing
     (another sampler in its place, :mod:`kr_utils.ablation`). Returns images, labels, logits,
     requested, ``generated``, ``acceptance_rate`` (kept of drawn: the oversampling caps it),
     ``pass_rate`` (the share of drawn digits at the threshold of their batch) and the
     ``final_threshold``; raises :class:`SyntheticSetError` naming the short classes after
     ``max_rounds``."""
-    k = model.null_class  # the dataset's number of classes
+    k = source.model.null_class  # the dataset's number of classes
     counts, keep_img, keep_logit, keep_label, generated, passed = np.zeros(k, int), [], [], [], 0, 0
     floor = min(RECIPE.threshold_floor, threshold)  # its code's max(thr - 0.01, 0.5)
     for r in range(max_rounds):
@@ -114,8 +129,8 @@ def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_cla
         requested = np.repeat(np.arange(k), np.ceil(short * 1.25).astype(int))
         pad = -len(requested) % THESIS_BATCH
         requested = np.sort(np.concatenate([requested, np.resize(np.flatnonzero(short > 0), pad)]), kind="stable")
-        pool = draw_labelled(model, sampler, teacher, requested, sampling, seed=seed + 1000 * r, device=device,
-                             progress=progress, postprocess=force_black if black else None)
+        pool = draw_labelled(source, requested, sampling, seed=seed + 1000 * r, device=device,
+                             postprocess=force_black if black else None)
         generated += len(requested)
         conf = torch.from_numpy(pool["logits"]).float().softmax(1).max(1).values.numpy()
         for start in range(0, len(requested), THESIS_BATCH):
@@ -140,12 +155,13 @@ def thesis_code_set(model, sampler, teacher, sampling: SamplerConfig, *, per_cla
             "pass_rate": passed / generated, "final_threshold": threshold}
 
 
-def build_synthetic_set(model, sampler, teacher, config: SynthConfig, sampling: SamplerConfig, *, seed: int = 0,
+def build_synthetic_set(source: DigitSource, config: SynthConfig, sampling: SamplerConfig, *, seed: int = 0,
                         device="cpu", progress: bool = True, budget: int | None = None) -> dict:
     """Fill ``config.per_class`` digits of each class with teacher confidence >= ``config.threshold``
-    (a :class:`kr_utils.config.SynthConfig`), drawn by ``sampler`` from ``model`` with the
-    guidance weight, starting-noise scale and batch size of ``sampling``; ``sampler=None``: a
-    one-pass generator of :mod:`kr_utils.generators` (:func:`draw`; only its batch size counts).
+    (a :class:`kr_utils.config.SynthConfig`), drawn from ``source`` (:class:`DigitSource`) with
+    the guidance weight, starting-noise scale and batch size of ``sampling``; a source without a
+    sampler: a one-pass generator of :mod:`kr_utils.generators` (:func:`draw`; only its batch
+    size counts).
 
     Each round generates for the classes still short (``oversample`` x what is missing).
     When a round keeps nothing, the threshold drops by 0.01 (the thesis' 1%) down to
@@ -159,6 +175,7 @@ def build_synthetic_set(model, sampler, teacher, config: SynthConfig, sampling: 
     """
     if budget is not None and budget < 1:
         raise ValueError(f"budget must be a positive number of digits, got {budget}")
+    model, sampler, teacher = source.model, source.sampler, source.teacher
     per_class, threshold, threshold_floor = config.per_class, config.threshold, config.threshold_floor
     label_mode, mode, oversample, max_rounds = config.label_mode, config.mode, config.oversample, config.max_rounds
     guidance_w, x_T_scale, batch_size = sampling.guidance_w, sampling.x_T_scale, sampling.batch_size
@@ -256,14 +273,14 @@ def shard_seed(seed: int, rank: int) -> int:
     return seed * 1_000_003 + rank
 
 
-def build_shard(model, sampler, teacher, config: SynthConfig, sampling, *, seed: int, rank: int, world: int,
+def build_shard(source: DigitSource, config: SynthConfig, sampling, *, seed: int, rank: int, world: int,
                 device, progress: bool = True) -> dict | None:
     """Shard ``rank`` of the synthetic set: :func:`build_synthetic_set` for its
     quota of every class, with its own seed (None when its quota is 0)."""
     quota = shard_quota(config.per_class, rank, world)
     if quota == 0:
         return None
-    return build_synthetic_set(model, sampler, teacher, dataclasses.replace(config, per_class=quota), sampling,
+    return build_synthetic_set(source, dataclasses.replace(config, per_class=quota), sampling,
                                      seed=shard_seed(seed, rank), device=device, progress=progress)
 
 
@@ -290,10 +307,10 @@ def merge_shards(shards: list[dict | None]) -> dict:
     return merged
 
 
-def build_sharded_set(model, sampler, teacher, config: SynthConfig, sampling, *, seed: int, world: int, device,
+def build_sharded_set(source: DigitSource, config: SynthConfig, sampling, *, seed: int, world: int, device,
                       progress: bool = True) -> dict:
     """The set that ``world`` ranks generate, made by one process: every shard in turn, merged."""
-    return merge_shards([build_shard(model, sampler, teacher, config, sampling, seed=seed, rank=r, world=world,
+    return merge_shards([build_shard(source, config, sampling, seed=seed, rank=r, world=world,
                                      device=device, progress=progress) for r in range(world)])
 
 
@@ -305,16 +322,6 @@ def background_level(images_uint8) -> float:
     bottom-right 3x3 corners, where a centred digit leaves no ink."""
     x = np.asarray(images_uint8, dtype=np.float64)
     return float(np.concatenate([x[..., :3, :3], x[..., -3:, -3:]], -1).mean())
-
-
-def background_reading(real: float, synthetic: float) -> str:
-    """Chapter 4's words for two :func:`background_level` values: 'both black', or which is not."""
-    black = {"real": real < BLACK_BELOW, "synthetic": synthetic < BLACK_BELOW}
-    if all(black.values()):
-        return "both black"
-    grey = [k for k, b in black.items() if not b]
-    return ("neither is black" if len(grey) == 2 else
-            f"the {grey[0]} images' background is not black (at or above {BLACK_BELOW:g})")
 
 
 # display labels of :func:`confidence_table`'s columns (the csv and the metrics keep the ids)

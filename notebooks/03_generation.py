@@ -236,10 +236,10 @@ plots.glue_figure("fig_trajectory", fig)
 # the same grid at this profile's settings for the digit 3.
 
 # %%
-defaults = {"digit": 3, "w": gcfg.guidance_w, "sampler": gcfg.sampler, "steps": gcfg.num_steps,
-            "clip": gcfg.clip_x0, "seed": seed}
-widget = live.show_controls(lambda: controls.sampling_controls(unet, schedule, defaults),
-                            static=controls.sampling_frame(unet, schedule, **defaults))
+knobs = controls.SamplingKnobs(digit=3, w=gcfg.guidance_w, sampler=gcfg.sampler, steps=gcfg.num_steps,
+                               clip=gcfg.clip_x0, seed=seed)
+widget = live.show_controls(lambda: controls.sampling_controls(unet, schedule, knobs),
+                            static=controls.sampling_frame(unet, schedule, knobs))
 
 # %% tags=["remove-cell"]
 store.update_metrics(profile, "generation", {"knobs": {k: {"label": knobs[k].label, **v}

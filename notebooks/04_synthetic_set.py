@@ -63,7 +63,7 @@ dcfg, gcfg, scfg = cfg.diffusion, cfg.sampler, cfg.synth
 # fingerprint of `kr_utils.store.fingerprint` is stored in `summary.json`).
 
 # %% tags=["hide-input"]
-summary, reused = pipeline.build_synthetic_set(cfg, device, seed)  # teacher and diffusion model found or built first
+summary, reused = pipeline.make_synthetic_set(cfg, device, seed)  # teacher and diffusion model found or built first
 gen_time = summary["generation_time_s"]
 glue("synth_size", f"{summary['size']:,d}", display=False)
 glue("synth_generated", f"{summary['generated']:,d}", display=False)
@@ -154,7 +154,7 @@ plots.glue_figure("fig_mean_digits", fig)
 bg = {"real": synth.background_level(real_img[:5000]), "synthetic": synth.background_level(stored["images"])}
 glue("bg_real", f"{bg['real']:.2f}", display=False)
 glue("bg_synth", f"{bg['synthetic']:.2f}", display=False)
-glue("bg_reading", synth.background_reading(bg["real"], bg["synthetic"]), display=False)
+glue("bg_reading", analysis.background_reading(bg["real"], bg["synthetic"]), display=False)
 glue("mean_abs_diff", f"{diff.mean():.1f}", display=False)
 
 # %% [markdown]

@@ -422,10 +422,8 @@ rho.rename_axis("Spearman ρ with accuracy")
 # threshold.
 
 # %% tags=["hide-output"]
-schedule = checkpoints.load_schedule(d_path)
-unet = checkpoints.load_model(d_path, "diffusion", device)
-ours = claims.pool(cfg, "ours", unet, schedule, teacher, cfg.sampler, ev.pool_per_class, seed=seed, device=device,
-                   inputs=(d_path, t_path))
+ours = claims.pool(cfg, "ours", cfg.sampler, ev.pool_per_class, seed=seed, device=device,
+                   checkpoints=(d_path, t_path))
 sweep = claims.sweep(cfg, ours, device=device, test=(x_te, y_te))  # 3 seeds x 6 thresholds (their logs hidden)
 
 # %%
@@ -484,11 +482,11 @@ glue("sweep_best", "not measured" if gain["best"] is None else f"{gain['best']:g
 # %% tags=["hide-output"]
 thesis_cfg = claims.thesis_sampler(cfg)
 n_thesis = ev.sweep_per_class
-theirs = claims.pool(cfg, "thesis", unet, schedule, teacher, thesis_cfg, n_thesis + n_thesis // 50 + 1, seed=seed,
-                     device=device, inputs=(d_path, t_path))  # (its digits nearly all pass the threshold)
+theirs = claims.pool(cfg, "thesis", thesis_cfg, n_thesis + n_thesis // 50 + 1, seed=seed,
+                     device=device, checkpoints=(d_path, t_path))  # (its digits nearly all pass the threshold)
 code_cfg = studies.thesis_code_sampler(cfg)
-theirs_code = claims.pool(cfg, "thesis_code", unet, schedule, teacher, code_cfg, 2 * n_thesis, seed=seed,
-                          device=device, inputs=(d_path, t_path), black=True)
+theirs_code = claims.pool(cfg, "thesis_code", code_cfg, 2 * n_thesis, seed=seed,
+                          device=device, checkpoints=(d_path, t_path), black=True)
 sampler_rows = claims.sampler_comparison(cfg, {"ours": ours, "thesis": theirs, "thesis_code": theirs_code}, teacher,
                                          feats["val"], y_val, device=device, test=(x_te, y_te))
 

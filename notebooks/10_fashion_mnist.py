@@ -112,7 +112,7 @@ glue("fm_teacher_acc", f"{100 * teacher_err['accuracy']:.2f}%", display=False)
 
 # %%
 d_path = pipeline.diffusion_model(cfg, device, seed, with_milestones=True)  # found, or trained as chapter 2 does
-summary, _ = pipeline.build_synthetic_set(cfg, device, seed)
+summary, _ = pipeline.make_synthetic_set(cfg, device, seed)
 folder = pipeline.synthetic_set(cfg, device, seed)
 stored = synth.load_synthetic_set(folder)
 raw = synth.export_torchvision(folder, out / "torchvision", cfg.dataset)  # torchvision.datasets.FashionMNIST reads it

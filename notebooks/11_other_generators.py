@@ -132,7 +132,7 @@ plots.glue_figure("fig_c11_curves", fig)
 # this machine), and chapter 9's distribution measures of each set against real test images in
 # the teacher's feature space ({glue:text}`c11_fd_size` images each: lower Fréchet distance,
 # higher precision and recall are closer to real), and its memorisation measure in pixels
-# (`kr_utils.replication.memorisation`): the share of images much closer to one training image
+# (`kr_utils.replication.set_memorisation`): the share of images much closer to one training image
 # than to any other ({glue:text}`c11_floor_near` of as many real test images, which no generator saw;
 # exact copies in all the sets: {glue:text}`c11_exact`).
 

@@ -179,7 +179,7 @@ def test_the_value_range_unet_learns_the_mapped_digits(tmp_path, monkeypatch):
     seen = {}
 
     def fake_train(model, images, labels, dcfg, **kw):
-        seen[kw["desc"]] = (float(images.min()), float(images.max()), dcfg.steps)
+        seen[kw["options"].desc] = (float(images.min()), float(images.max()), dcfg.steps)
         from kr_utils.fit import FitResult
         return FitResult(model=model, losses=[0.1], steps=dcfg.steps)
 

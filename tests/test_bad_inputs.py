@@ -105,7 +105,7 @@ def test_unreadable_resume_state_starts_over(tmp_path, capsys):
     x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
     _, hist = distill.train_classifier(kr_utils.models.build_classifier("simple_cnn"), (x, y), (x, y),
                                        config.ClassifierRecipe(arch="simple_cnn", epochs=1, batch_size=8, lr=0.001, patience=2),
-                                       seed=0, device="cpu", resume_path=resume)
+                                       seed=0, device="cpu", options=distill.ClassifierOptions(resume_path=resume))
     assert "starting this training run over" in capsys.readouterr().out and hist["epoch"] == [1]
 
 

@@ -35,21 +35,22 @@ def test_trajectory_controls_slider_redraws():
 
 
 def test_sampling_frame_follows_its_controls(unet):
-    fig = controls.sampling_frame(unet, SCHEDULE, digit=7, w=2.0, sampler="ancestral", steps=3, clip=False, seed=5, n=4)
+    K = controls.SamplingKnobs
+    fig = controls.sampling_frame(unet, SCHEDULE, K(digit=7, w=2.0, sampler="ancestral", steps=3, clip=False, seed=5), n=4)
     assert "digit 7, w = 2, ancestral 3 steps, clip off, seed 5" in fig._suptitle.get_text()
     assert len([a for a in fig.axes if a.images]) == 4
-    a = controls.sampling_frame(unet, SCHEDULE, digit=1, steps=2, seed=3, n=2).axes[0].images[0].get_array()
-    b = controls.sampling_frame(unet, SCHEDULE, digit=1, steps=2, seed=3, n=2).axes[0].images[0].get_array()
-    c = controls.sampling_frame(unet, SCHEDULE, digit=1, steps=2, seed=4, n=2).axes[0].images[0].get_array()
+    a = controls.sampling_frame(unet, SCHEDULE, K(digit=1, steps=2, seed=3), n=2).axes[0].images[0].get_array()
+    b = controls.sampling_frame(unet, SCHEDULE, K(digit=1, steps=2, seed=3), n=2).axes[0].images[0].get_array()
+    c = controls.sampling_frame(unet, SCHEDULE, K(digit=1, steps=2, seed=4), n=2).axes[0].images[0].get_array()
     assert (a == b).all() and not (a == c).all()  # the seed decides the noise
     with pytest.raises(ValueError, match="digit"):
-        controls.sampling_frame(unet, SCHEDULE, digit=10)
+        controls.sampling_frame(unet, SCHEDULE, K(digit=10))
     with pytest.raises(ValueError, match="sampler"):
-        controls.sampling_frame(unet, SCHEDULE, sampler="euler")
+        controls.sampling_frame(unet, SCHEDULE, K(sampler="euler"))
 
 
 def test_sampling_controls_carry_the_defaults(unet):
-    w = controls.sampling_controls(unet, SCHEDULE, {"digit": 4, "w": 1.5, "steps": 7, "clip": False})
+    w = controls.sampling_controls(unet, SCHEDULE, controls.SamplingKnobs(digit=4, w=1.5, steps=7, clip=False))
     values = {c.description: c.value for c in w.children if hasattr(c, "value") and c.description}
     assert values["digit"] == 4 and values["guidance w"] == 1.5 and values["steps"] == 7
     assert values["clip x0_hat"] is False and values["sampler"] == "ddim"

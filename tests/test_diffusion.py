@@ -268,3 +268,17 @@ def test_sampler_label_names_the_sampler_and_its_steps():
     assert diffusion.sampler_label(dataclasses.replace(g, sampler="dpmpp2m", num_steps=10)) == \
         "DPM-Solver++ (2M) in 10 steps"
     assert diffusion.sampler_label(dataclasses.replace(g, sampler="ancestral")) == "the ancestral chain"
+
+
+def test_one_sampler_registry():
+    """The names a profile may ask for (``config.SAMPLERS``, checked when a profile is built)
+    are exactly the samplers ``build_sampler`` can make (``diffusion.SAMPLERS``), each from
+    its own ``from_config``."""
+    assert set(config.SAMPLERS) == set(diffusion.SAMPLERS)
+    schedule = diffusion.NoiseSchedule.linear(100)
+    base = config.get_config("smoke").sampler
+    for name, cls in diffusion.SAMPLERS.items():
+        s = diffusion.build_sampler(base, schedule, sampler=name, num_steps=4)
+        assert type(s) is cls and len(s.timesteps) == 4
+    assert len(diffusion.build_sampler(base, schedule, sampler="ancestral").timesteps) == 100  # all T steps
+    assert len(diffusion.build_sampler(base, schedule, sampler="ddim").timesteps) == base.num_steps

@@ -69,7 +69,8 @@ def test_train_diffusion_loss_decreases_and_milestones():
     dcfg = dataclasses.replace(config.get_config("smoke").diffusion, steps=60, batch_size=32, ema_decay=0.99,
                                milestones=(20, 60))
     run = diffusion.train_diffusion(models.ConditionalUNet(**dcfg.unet_args()), x.clamp(-1, 1), y, dcfg, seed=0,
-                                    device="cpu", after_step=lambda s, m: seen.append(s) if s in (20, 60) else None)
+                                    device="cpu", options=diffusion.DiffusionOptions(
+                                        after_step=lambda s, m: seen.append(s) if s in (20, 60) else None))
     assert seen == [20, 60] and len(run.losses) == 60 and run.model is run.ema
     assert sum(run.losses[-10:]) < sum(run.losses[:10])
 

@@ -46,7 +46,7 @@ def test_two_gloo_ranks_make_the_one_process_set_byte_for_byte(smoke_models, tmp
         unet = checkpoints.load_model(d_path, "diffusion", "cpu")
         teacher = checkpoints.load_model(t_path, "teacher", "cpu")
         sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(d_path))
-        one = synth.build_sharded_set(unet, sampler, teacher, cfg.synth, cfg.sampler, seed=cfg.seed, world=2,
+        one = synth.build_sharded_set(synth.DigitSource(unet, sampler, teacher), cfg.synth, cfg.sampler, seed=cfg.seed, world=2,
                                             device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
@@ -56,7 +56,7 @@ def test_two_gloo_ranks_make_the_one_process_set_byte_for_byte(smoke_models, tmp
     merged = synth.load_synthetic_set(tmp_path / "ranks")
     assert merged["summary"]["class_counts"] == [cfg.synth.per_class] * 10 and merged["summary"]["world"] == 2
     # two shards are two different draws, not one draw twice
-    a, b = (synth.build_shard(unet, sampler, teacher, cfg.synth, cfg.sampler, seed=cfg.seed, rank=r, world=2,
+    a, b = (synth.build_shard(synth.DigitSource(unet, sampler, teacher), cfg.synth, cfg.sampler, seed=cfg.seed, rank=r, world=2,
                                     device="cpu", progress=False) for r in (0, 1))
     assert not (a["images"][:5] == b["images"][:5]).all()
 

@@ -31,8 +31,9 @@ def _unet_run(dcfg, resume_path, kill_at=None):
 
     torch.manual_seed(0)
     unet = models.ConditionalUNet(**dcfg.unet_args())
-    return diffusion.train_diffusion(unet, x, y, dcfg, seed=0, device="cpu", after_step=after_step,
-                                     resume_path=resume_path, save_every_s=0.0)
+    return diffusion.train_diffusion(unet, x, y, dcfg, seed=0, device="cpu",
+                                     options=diffusion.DiffusionOptions(after_step=after_step, resume_path=resume_path,
+                                                                        save_every_s=0.0))
 
 
 def test_a_killed_diffusion_run_resumes_to_the_same_weights(tmp_path):
@@ -97,7 +98,7 @@ def test_fit_options_ema_and_early_stop():
     epochs = []
     run = fit.fit(model, loss_fn, data.Batcher(16, 4, torch.Generator().manual_seed(0)),
                   torch.optim.SGD(model.parameters(), lr=0.1), fit.FitOptions(steps=40, ema_decay=0.5, progress=False),
-                  after_epoch=lambda e, st: epochs.append(e) or e == 3)
+                  hooks=fit.FitHooks(after_epoch=lambda e, st: epochs.append(e) or e == 3))
     assert epochs == [1, 2, 3] and run.steps == 12 and len(run.losses) == 12  # stopped after epoch 3
     assert run.model is run.ema and not torch.equal(run.ema.weight, model.weight)
     assert dataclasses.is_dataclass(run)

@@ -118,8 +118,8 @@ def test_bad_generator_settings_are_named():
     with pytest.raises(ValueError, match="unknown generator kind"):
         G.build("flow", get_config("smoke").generators, 10)
     with pytest.raises(ValueError, match="steps must be"):
-        G.train_generator("gan", torch.zeros(4, 1, 28, 28), torch.zeros(4).long(), get_config("smoke").generators,
-                          steps=0, seed=0, device="cpu", num_classes=10)
+        G.train_generator(G.GeneratorJob("gan", 0, 0, num_classes=10), torch.zeros(4, 1, 28, 28),
+                          torch.zeros(4).long(), get_config("smoke").generators, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +257,8 @@ def test_the_monitors_time_is_not_training_time(monkeypatch):
         clock.t += 100.0
         return {"classes": 1.0}
 
-    run = G.train_generator("gan", torch.rand(8, 1, 28, 28) * 2 - 1, torch.zeros(8).long(), get_config("smoke").generators,
-                            steps=2, seed=0, device="cpu", num_classes=10, progress=False, log_every=1, monitor=slow_monitor)
+    job = G.GeneratorJob("gan", 2, 0, num_classes=10, progress=False, log_every=1, monitor=slow_monitor)
+    run = G.train_generator(job, torch.rand(8, 1, 28, 28) * 2 - 1, torch.zeros(8).long(), get_config("smoke").generators,
+                            device="cpu")
     assert run.monitor_time_s >= 200 and run.train_time_s < 1
     assert run.history["classes"] == [1.0, 1.0]

@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "kr_utils"
 
 # a few stages in the order the reproduce page gives them, bottom first: none may import one after it
-ORDER = ("runtime", "store", "data", "config", "models", "diffusion", "synth", "distill", "evaluate",
+ORDER = ("profiles", "runtime", "store", "data", "config", "models", "diffusion", "synth", "distill", "evaluate",
          "studies", "pipeline", "distributed", "book")
 
 
@@ -119,3 +119,22 @@ def test_import_kr_utils_is_light():
     loaded, plotting, studies = out.rsplit(" ", 2)
     assert "kr_utils.studies" not in loaded and "kr_utils.diffusion" not in loaded, loaded
     assert plotting == "False" and studies.strip() == "kr_utils.studies"
+
+
+MAX_PARAMETERS = 8  # a function that wants more takes a config or job object (RunJob, DigitSource, ...)
+
+
+def parameter_count(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """The parameters a caller may pass (``self`` and ``cls`` not counted; ``*args`` and
+    ``**kwargs`` one each)."""
+    a = fn.args
+    names = [p.arg for p in a.posonlyargs + a.args]
+    n = len(names) + len(a.kwonlyargs) + (a.vararg is not None) + (a.kwarg is not None)
+    return n - (names[:1] in (["self"], ["cls"]))
+
+
+def test_no_function_takes_more_than_eight_parameters():
+    wide = [f"{p.relative_to(PACKAGE)}:{fn.lineno} {fn.name} ({parameter_count(fn)})"
+            for p in sorted(PACKAGE.rglob("*.py")) for fn in ast.walk(ast.parse(p.read_text()))
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and parameter_count(fn) > MAX_PARAMETERS]
+    assert not wide, f"functions over {MAX_PARAMETERS} parameters: {wide}"

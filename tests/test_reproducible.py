@@ -11,7 +11,7 @@ from kr_utils import checkpoints, pipeline
 def _build(root: Path, monkeypatch) -> dict:
     monkeypatch.setenv("KR_ARTIFACTS", str(root))
     cfg = kr_utils.get_config("smoke")
-    pipeline.build_synthetic_set(cfg, "cpu", cfg.seed)  # teacher and diffusion model first
+    pipeline.make_synthetic_set(cfg, "cpu", cfg.seed)  # teacher and diffusion model first
     out = root / "smoke"
     files = sorted(out.glob("*.pt")) + sorted((out / "synthetic").glob("*.gz")) + \
         sorted((out / "synthetic").glob("*.npy"))

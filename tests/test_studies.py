@@ -74,7 +74,7 @@ def test_select_best_false_keeps_the_final_weights():
     yv = (y + 1) % 10
     m1, h1 = distill.train_classifier(model, (x, y), (x, yv),
                                       config.ClassifierRecipe(arch="simple_cnn", epochs=3, batch_size=16, lr=0.05, patience=5),
-                                      seed=0, device="cpu", select_best=False)
+                                      seed=0, device="cpu", options=distill.ClassifierOptions(select_best=False))
     assert h1["best_epoch"] == 3
     m2, h2 = distill.train_classifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)), (x, y),
                                     (x, yv), config.ClassifierRecipe(arch="simple_cnn", epochs=3, batch_size=16, lr=0.05, patience=5), seed=0,
@@ -89,16 +89,16 @@ def test_run_classifier_caches_and_evaluates(tmp_path):
     y = torch.arange(60) % 10
     train_set, val_set, test = (x[:40], y[:40]), (x[40:50], y[40:50]), (x[50:], y[50:])
     scfg = config.ClassifierRecipe(arch="compressed_cnn", epochs=2, batch_size=16, lr=1e-3, patience=3)
-    kw = dict(device="cpu", test=test, inputs_key="toy")
-    with_curve = studies.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "a.pt", **kw)
+    kw = dict(device="cpu", test=test)
+    job = lambda seed, name: studies.RunJob(train_set, val_set, seed, tmp_path / name, "toy")  # noqa: E731
+    with_curve = studies.run_classifier(job(0, "a.pt"), scfg, **kw)
     assert len(with_curve["history"]["real_test_acc"]) == 2
     assert with_curve["accuracy"] == pytest.approx((with_curve["test_logits"].argmax(1) == test[1]).float().mean().item())
-    again = studies.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "a.pt", **kw)
+    again = studies.run_classifier(job(0, "a.pt"), scfg, **kw)
     assert again["train_time_s"] == with_curve["train_time_s"]  # read back, not retrained
-    other_seed = studies.run_classifier(train_set, val_set, scfg, seed=1, cache_path=tmp_path / "a.pt", **kw)
+    other_seed = studies.run_classifier(job(1, "a.pt"), scfg, **kw)
     assert other_seed["train_time_s"] != with_curve["train_time_s"]
-    no_curve = studies.run_classifier(train_set, val_set, scfg, seed=0, cache_path=tmp_path / "b.pt",
-                                          test_curve=False, **kw)
+    no_curve = studies.run_classifier(job(0, "b.pt"), scfg, test_curve=False, **kw)
     assert "real_test_acc" not in no_curve["history"] and len(no_curve["history"]["epoch"]) == 2
     assert torch.equal(no_curve["test_logits"], with_curve["test_logits"])  # same seed, same model
 

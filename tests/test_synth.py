@@ -69,7 +69,7 @@ def build(teacher, generator=None, **kw):
     pick = lambda stage: {k: args.pop(k) for k in [f.name for f in dataclasses.fields(stage)] if k in args}  # noqa: E731
     synth_cfg = config.SynthConfig(**pick(config.SynthConfig))
     sampling = dataclasses.replace(smoke.sampler, **pick(config.SamplerConfig))
-    return synth.build_synthetic_set(generator or FakeGenerator(), FakeSampler(), teacher, synth_cfg, sampling, **args)
+    return synth.build_synthetic_set(synth.DigitSource(generator or FakeGenerator(), FakeSampler(), teacher), synth_cfg, sampling, **args)
 
 
 def test_quotas_follow_the_generators_classes():
@@ -161,7 +161,7 @@ def test_thesis_code_set_fills_each_class_by_request_on_black(monkeypatch):
     # below the middle forced to black before the teacher sees it, over as many rounds as needed
     seen = []
 
-    def fake_draw(model, sampler, teacher, requested, sampling, *, seed, device, progress=True, postprocess=None):
+    def fake_draw(source, requested, sampling, *, seed, device, progress=True, postprocess=None):
         imgs = np.full((len(requested), 28, 28), 100, np.uint8)
         imgs[:, 10:14, 10:14] = 200
         imgs = postprocess(imgs)
@@ -172,13 +172,13 @@ def test_thesis_code_set_fills_each_class_by_request_on_black(monkeypatch):
 
     monkeypatch.setattr(synth, "draw_labelled", fake_draw)
     sampling = config.get_config("smoke").sampler
-    r = synth.thesis_code_set(FakeGenerator(), None, None, sampling, per_class=7, threshold=0.85, seed=0, device="cpu")
+    r = synth.thesis_code_set(synth.DigitSource(FakeGenerator(), None, None), sampling, per_class=7, threshold=0.85, seed=0, device="cpu")
     assert np.bincount(r["labels"], minlength=10).tolist() == [7] * 10  # requested classes, not the teacher's 3
     assert (r["labels"] == r["requested"]).all()
     assert set(np.unique(r["images"])) == {0, 200}  # 100 < 128 became black
     assert r["generated"] % synth.THESIS_BATCH == 0 and r["acceptance_rate"] == 70 / r["generated"]
     with pytest.raises(synth.SyntheticSetError, match="classes"):
-        synth.thesis_code_set(FakeGenerator(), None, None, sampling, per_class=150, threshold=0.85, seed=0, device="cpu",
+        synth.thesis_code_set(synth.DigitSource(FakeGenerator(), None, None), sampling, per_class=150, threshold=0.85, seed=0, device="cpu",
                               max_rounds=1)  # half of 1.25 x 150 per class pass in one round: short
 
 
@@ -186,7 +186,7 @@ def test_thesis_code_set_lowers_its_threshold_per_batch_that_keeps_nothing(monke
     """As generate_balanced_dataset: class 5 never reaches 0.85 (the teacher gives it about
     0.70); once the other classes are full, each batch of 200 that keeps nothing lowers the
     threshold by 0.01, until class 5's digits pass."""
-    def fake_draw(model, sampler, teacher, requested, sampling, *, seed, device, progress=True, postprocess=None):
+    def fake_draw(source, requested, sampling, *, seed, device, progress=True, postprocess=None):
         requested = np.asarray(requested)
         logits = np.zeros((len(requested), 10), np.float32)
         logits[np.arange(len(requested)), requested] = np.where(requested == 5, np.log(0.70 * 9 / 0.30), 20.0)
@@ -194,7 +194,7 @@ def test_thesis_code_set_lowers_its_threshold_per_batch_that_keeps_nothing(monke
 
     monkeypatch.setattr(synth, "draw_labelled", fake_draw)
     sampling = config.get_config("smoke").sampler
-    r = synth.thesis_code_set(FakeGenerator(), None, None, sampling, per_class=200, threshold=0.85, seed=0, device="cpu",
+    r = synth.thesis_code_set(synth.DigitSource(FakeGenerator(), None, None), sampling, per_class=200, threshold=0.85, seed=0, device="cpu",
                               max_rounds=40)
     assert np.bincount(r["labels"], minlength=10).tolist() == [200] * 10
     assert 0.67 <= r["final_threshold"] <= 0.70  # lowered 0.01 a fruitless batch, from 0.85 to class 5's level
@@ -204,7 +204,7 @@ def test_thesis_code_set_lowers_its_threshold_per_batch_that_keeps_nothing(monke
     # a class the teacher never trusts past 0.40: the threshold stops at its code's floor (0.5), named
     monkeypatch.setattr(synth, "draw_labelled", lambda *a, **k: _unsure5(fake_draw(*a, **k)))
     with pytest.raises(synth.SyntheticSetError, match=r"\[5\] have .* at confidence >= 0.5$"):
-        synth.thesis_code_set(FakeGenerator(), None, None, sampling, per_class=20, threshold=0.85, seed=0, device="cpu",
+        synth.thesis_code_set(synth.DigitSource(FakeGenerator(), None, None), sampling, per_class=20, threshold=0.85, seed=0, device="cpu",
                               max_rounds=60)
 
 
@@ -240,10 +240,3 @@ def test_the_background_level_is_the_corners_mean_and_ignores_the_centre():
     assert synth.background_level(imgs) == pytest.approx(90 * 9 / (2 * 18))
     assert synth.background_level(imgs[:, None]) == pytest.approx(synth.background_level(imgs))  # (N, 1, H, W)
     assert synth.background_level(np.full((3, 28, 28), 127, np.uint8)) == pytest.approx(127)
-
-
-def test_the_background_reading_says_which_is_not_black():
-    assert synth.background_reading(0.0, 3.3) == "both black"
-    assert "synthetic" in synth.background_reading(0.0, 127.9) and "not black" in synth.background_reading(0.0, 127.9)
-    assert "real" in synth.background_reading(40.0, 1.0)
-    assert synth.background_reading(40.0, 127.0) == "neither is black"

@@ -44,7 +44,7 @@ def test_eps_mlp_learns_two_clusters_and_guidance_selects_one():
     x, y = toy.two_gaussians(500, g)
     T = 200
     model = toy.ToyEpsMLP(num_classes=2, hidden=64)
-    losses = toy.train_toy_eps(model, x, y, steps=1500, T=T, p_uncond=0.2, progress=False)
+    losses = toy.train_toy_eps(model, x, y, toy.ToyRun(1500, T, progress=False), p_uncond=0.2)
     assert sum(losses[-100:]) / 100 < sum(losses[:100]) / 100
     sampler = diffusion.AncestralSampler(toy.toy_schedule(T), clip_x0=False)
     want = torch.zeros(400, dtype=torch.long)
@@ -54,7 +54,7 @@ def test_eps_mlp_learns_two_clusters_and_guidance_selects_one():
                              ((-2, -2), (2, 2)), want)
     assert 0.3 < uncond["fraction_requested"] < 0.7 and cond["fraction_requested"] > 0.95
     clf = toy.NoisyClassifier()
-    toy.train_noisy_classifier(clf, x, y, steps=500, T=T, progress=False)
+    toy.train_noisy_classifier(clf, x, y, toy.ToyRun(500, T, progress=False))
     assert toy.noisy_accuracy(clf, x, y, 0, T, torch.Generator().manual_seed(2)) > 0.98
     guided = toy.cluster_stats(toy.sample_toy(model, sampler, want, torch.Generator().manual_seed(1),
                                               classifier=clf, scale=3.0), ((-2, -2), (2, 2)), want)
@@ -84,7 +84,7 @@ def test_classifier_guidance_pushes_along_the_gradient():
 
 def test_training_argument_errors():
     with pytest.raises(ValueError, match="steps and batch_size"):
-        toy.train_toy_eps(toy.ToyEpsMLP(), torch.zeros(10, 2), None, steps=0, T=10)
+        toy.train_toy_eps(toy.ToyEpsMLP(), torch.zeros(10, 2), None, toy.ToyRun(0, 10))
 
 
 class _ZeroEps(torch.nn.Module):

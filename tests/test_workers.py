@@ -194,7 +194,7 @@ def test_a_set_drawn_in_shards_side_by_side_is_the_set_drawn_one_shard_after_ano
     pipeline.diffusion_model(cfg, "cpu")
     shutil.copytree(tmp_path / "side", tmp_path / "serial")
     with runtime.use_levers(parallel_runs=True):
-        side, reused = pipeline.build_synthetic_set(cfg, "cpu", cfg.seed)
+        side, reused = pipeline.make_synthetic_set(cfg, "cpu", cfg.seed)
     assert not reused
     if runtime.cores() >= 2:  # the shards were drawn in worker processes
         assert "2 shards side by side in worker processes" in capsys.readouterr().out
@@ -203,7 +203,7 @@ def test_a_set_drawn_in_shards_side_by_side_is_the_set_drawn_one_shard_after_ano
     torch.set_num_threads(workers.threads_per_run(2))  # the threads each shard had in its worker
     try:
         with runtime.use_levers(parallel_runs=False):
-            serial, _ = pipeline.build_synthetic_set(cfg, "cpu", cfg.seed)
+            serial, _ = pipeline.make_synthetic_set(cfg, "cpu", cfg.seed)
     finally:
         torch.set_num_threads(before)
     a = synth.load_synthetic_set(tmp_path / "side" / "smoke" / "synthetic")
@@ -213,7 +213,7 @@ def test_a_set_drawn_in_shards_side_by_side_is_the_set_drawn_one_shard_after_ano
     assert side["generated"] == serial["generated"] and side["size"] == cfg.synth.per_class * cfg.num_classes
     # a set of one draw is another set: not taken for the sharded one, nor the sharded one for it
     with runtime.use_levers(parallel_runs=False):
-        whole, reused = pipeline.build_synthetic_set(one, "cpu", one.seed)
+        whole, reused = pipeline.make_synthetic_set(one, "cpu", one.seed)
     assert not reused
     c = synth.load_synthetic_set(tmp_path / "serial" / "smoke" / "synthetic")
     assert not np.array_equal(c["images"], b["images"])

@@ -31,8 +31,9 @@ def latent_2d(cfg: Profile, device, seed: int | None = None) -> dict:
     seed = cfg.seed if seed is None else seed
     g = dataclasses.replace(cfg.generators, vae_latent=2)
     x, _ = fit_tensors(cfg, cfg.diffusion.train_subset, seed)
-    return {kind: generators.train_generator(kind, x, None, g, steps=g.latent2d_steps, seed=seed, device=device,
-                                             num_classes=0, log_every=max(1, g.latent2d_steps // 20), progress=False)
+    return {kind: generators.train_generator(
+                generators.GeneratorJob(kind, g.latent2d_steps, seed, log_every=max(1, g.latent2d_steps // 20),
+                                        progress=False), x, None, g, device=device)
             for kind in ("ae", "vae")}
 
 
@@ -111,7 +112,8 @@ def adversarial_runs(cfg: Profile, teacher, device, seed: int | None = None, cov
     g = cfg.generators
     x, _ = fit_tensors(cfg, cfg.diffusion.train_subset, seed)
     monitor = coverage_monitor(teacher, cfg.num_classes, coverage_n, seed, device, cfg.synth.threshold)
-    return {name: generators.train_generator(kind, x, None, g, steps=g.theory_steps, seed=seed, device=device,
-                                             num_classes=0, log_every=max(1, g.theory_steps // 20), monitor=monitor,
-                                             saturating=saturating, progress=False)
+    return {name: generators.train_generator(
+                generators.GeneratorJob(kind, g.theory_steps, seed, saturating=saturating,
+                                        log_every=max(1, g.theory_steps // 20), monitor=monitor, progress=False),
+                x, None, g, device=device)
             for name, (kind, saturating) in ADVERSARIAL.items()}

@@ -7,6 +7,7 @@ the measures of sample quality used in theory chapters 3-5.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -97,13 +98,27 @@ class NoisyClassifier(nn.Module):
 # ------------------------------------------------------------------------------- training
 
 
-def train_toy_eps(model: ToyEpsMLP, x: torch.Tensor, y: torch.Tensor | None, *, steps: int, T: int,
-                  batch_size: int = 256, lr: float = 2e-3, p_uncond: float = 0.0, seed: int = 0,
-                  weights: torch.Tensor | None = None, progress: bool = True) -> list[float]:
-    """Train on eq. (4) (or on the ELBO's weighted terms when ``weights`` is given) with
-    Adam and cosine learning-rate decay (:func:`kr_utils.fit.fit`), on the device of
-    ``model`` (the random draws come from a CPU generator, so a seed gives the same batches on
-    every device). Returns the per-step losses."""
+@dataclass(frozen=True)
+class ToyRun:
+    """How a toy model of this module trains: ``steps`` Adam updates of ``batch_size`` points
+    at learning rate ``lr``, on a chain of ``T`` steps, data order and noise drawn from ``seed``;
+    ``progress``: show a progress bar."""
+
+    steps: int
+    T: int
+    seed: int = 0
+    batch_size: int = 256
+    lr: float = 2e-3
+    progress: bool = True
+
+
+def train_toy_eps(model: ToyEpsMLP, x: torch.Tensor, y: torch.Tensor | None, run: ToyRun, *, p_uncond: float = 0.0,
+                  weights: torch.Tensor | None = None) -> list[float]:
+    """Train on eq. (4) (or on the ELBO's weighted terms when ``weights`` is given) as ``run``
+    says (:class:`ToyRun`) with Adam and cosine learning-rate decay (:func:`kr_utils.fit.fit`),
+    on the device of ``model`` (the random draws come from a CPU generator, so a seed gives the
+    same batches on every device). Returns the per-step losses."""
+    steps, T, batch_size, lr, seed = run.steps, run.T, run.batch_size, run.lr, run.seed
     if steps <= 0 or batch_size <= 0:
         raise ValueError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
     gen = torch.Generator().manual_seed(seed)
@@ -120,16 +135,16 @@ def train_toy_eps(model: ToyEpsMLP, x: torch.Tensor, y: torch.Tensor | None, *, 
         idx = idx.to(dev)
         return diffusion_loss(model, x[idx], y[idx], schedule, p_uncond, generator=gen, weights=weights)
 
-    run = fit(model, loss_fn, Batcher(len(x), batch_size, gen, replace=True), opt,
-              FitOptions(steps=steps, desc="toy eps-model", progress=progress),
-              scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps))
-    return run.losses
+    return fit(model, loss_fn, Batcher(len(x), batch_size, gen, replace=True), opt,
+               FitOptions(steps=steps, desc="toy eps-model", progress=run.progress),
+               scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)).losses
 
 
-def train_noisy_classifier(clf: NoisyClassifier, x: torch.Tensor, y: torch.Tensor, *, steps: int, T: int,
-                           batch_size: int = 256, lr: float = 2e-3, seed: int = 0, progress: bool = True):
-    """Cross-entropy on x_t = q_sample(x_0, t) with t uniform in [0, T), on the device of ``clf``
-    (:func:`kr_utils.fit.fit`). Returns the per-step losses."""
+def train_noisy_classifier(clf: NoisyClassifier, x: torch.Tensor, y: torch.Tensor, run: ToyRun):
+    """Cross-entropy on x_t = q_sample(x_0, t) with t uniform in [0, T), trained as ``run`` says
+    (:class:`ToyRun`), on the device of ``clf`` (:func:`kr_utils.fit.fit`). Returns the
+    per-step losses."""
+    steps, T, batch_size, lr, seed = run.steps, run.T, run.batch_size, run.lr, run.seed
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     dev = next(clf.parameters()).device
@@ -142,10 +157,9 @@ def train_noisy_classifier(clf: NoisyClassifier, x: torch.Tensor, y: torch.Tenso
         xt = schedule.q_sample(x[idx], t, torch.randn((len(idx), 2), generator=gen).to(dev))
         return F.cross_entropy(clf(xt, t), y[idx])
 
-    run = fit(clf, loss_fn, Batcher(len(x), batch_size, gen, replace=True),
-              torch.optim.Adam(clf.parameters(), lr=lr),
-              FitOptions(steps=steps, desc="noisy classifier", progress=progress))
-    return run.losses
+    return fit(clf, loss_fn, Batcher(len(x), batch_size, gen, replace=True),
+               torch.optim.Adam(clf.parameters(), lr=lr),
+               FitOptions(steps=steps, desc="noisy classifier", progress=run.progress)).losses
 
 
 @torch.no_grad()
@@ -311,7 +325,7 @@ def compare_weightings(theory, data: torch.Tensor, held_out: torch.Tensor, sampl
     for s in seeds:
         for name, weights in weightings.items():
             model = built_from_seed(lambda: ToyEpsMLP(num_classes=1, hidden=theory.toy_hidden), s).to(device)
-            train_toy_eps(model, data, None, steps=theory.toy_steps, T=sampler.schedule.T, weights=weights, seed=s)
+            train_toy_eps(model, data, None, ToyRun(theory.toy_steps, sampler.schedule.T, seed=s), weights=weights)
             x = sample_toy(model, sampler, torch.zeros(n, dtype=torch.long), torch.Generator().manual_seed(s))
             samples[name] = x
             errs = noise_error_by_t(model, sampler.schedule, held_out, torch.Generator().manual_seed(noise_seed),

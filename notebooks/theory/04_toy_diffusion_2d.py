@@ -84,7 +84,7 @@ plots.points_animation(frames, titles, reference=x, lim=5)
 # %%
 glue("t4_signal_T", f"{ab[-1].sqrt().item():.3f}", display=False)
 model = fit.built_from_seed(lambda: toy.ToyEpsMLP(num_classes=2, hidden=th.toy_hidden), seed).to(device)
-losses = toy.train_toy_eps(model, x, y, steps=th.toy_steps, T=T, p_uncond=0.2, seed=seed)
+losses = toy.train_toy_eps(model, x, y, toy.ToyRun(th.toy_steps, T, seed=seed), p_uncond=0.2)
 sampler = diffusion.AncestralSampler(schedule, clip_x0=False)
 n = th.toy_samples
 labels = torch.arange(2).repeat_interleave(n // 2)
@@ -161,7 +161,7 @@ for name, angle in (("2π", 2 * np.pi), ("3π", 3 * np.pi)):
     data = toy.swiss_roll(5000, g, max_angle=angle)
     held_out = toy.swiss_roll(n, g, max_angle=angle)
     m = fit.built_from_seed(lambda: toy.ToyEpsMLP(num_classes=1, hidden=th.toy_hidden), seed).to(device)
-    toy.train_toy_eps(m, data, None, steps=th.toy_steps, T=T_roll, seed=seed)
+    toy.train_toy_eps(m, data, None, toy.ToyRun(th.toy_steps, T_roll, seed=seed))
     s, roll_traj = toy.sample_toy(m, roll_sampler, torch.zeros(n, dtype=torch.long),
                                   torch.Generator().manual_seed(seed), keep=tuple(range(0, T_roll, 50)))
     roll_samples[name] = (s, held_out)

@@ -79,9 +79,9 @@ MEANS, T = ((-2.0, -2.0), (2.0, 2.0)), 500
 x, y = toy.two_gaussians(500, g, MEANS)
 x_test, y_test = toy.two_gaussians(500, torch.Generator().manual_seed(seed + 100), MEANS)
 model = fit.built_from_seed(lambda: toy.ToyEpsMLP(num_classes=2, hidden=th.toy_hidden), seed).to(device)
-toy.train_toy_eps(model, x, y, steps=th.toy_steps, T=T, p_uncond=0.2, seed=seed)
+toy.train_toy_eps(model, x, y, toy.ToyRun(th.toy_steps, T, seed=seed), p_uncond=0.2)
 clf = fit.built_from_seed(lambda: toy.NoisyClassifier(num_classes=2), seed).to(device)
-toy.train_noisy_classifier(clf, x, y, steps=th.classifier_steps, T=T, seed=seed)
+toy.train_noisy_classifier(clf, x, y, toy.ToyRun(th.classifier_steps, T, seed=seed))
 sampler = diffusion.AncestralSampler(toy.toy_schedule(T), clip_x0=False)
 
 # %% [markdown]
