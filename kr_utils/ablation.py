@@ -38,11 +38,16 @@ from .thesis import RECIPE, STUDENT, STUDENT_FIRST_CHECKPOINT
 
 # the recipe, then each variant that undoes one of its choices (stable ids: metrics.json's keys)
 VARIANTS = ("thesis_recipe", "value_range", "sampler", "grey", "labels", "stopping", "lr", "size")
+# two choices undone together: the U-Net of [-1, 1] and its digits stored on black (each alone keeps
+# the other, and both collapse a student at small scale), compared with the same digits on grey
+COMBINED = ("range_on_black",)
+SET_OF = {"range_on_black": "value_range"}  # the set a row learns from where it is not its own or the recipe's
 # two controls beside them: the recipe's student on real training digits (none of the validation or
 # test digits), stored on black as the test digits are, then through the recipe's grey storage
 CONTROLS = ("real_black", "real_grey")
-AGAINST = {**{v: "thesis_recipe" for v in VARIANTS[1:]}, "real_grey": "real_black"}  # what each row is compared with
-ON_BLACK = ("grey", "real_black")  # the rows whose digits are not stored on grey
+AGAINST = {**{v: "thesis_recipe" for v in VARIANTS[1:]}, "range_on_black": "value_range",
+           "real_grey": "real_black"}  # what each row is compared with
+ON_BLACK = ("grey", "range_on_black", "real_black")  # the rows whose digits are not stored on grey
 RANGES = {"thesis": RECIPE.value_low, "book": -1.0}  # the low end of the U-Net's training range
 MAX_ROUNDS = 60  # the thesis' code drew until its set was full; a generator this bad is named, not looped on
 
@@ -60,6 +65,7 @@ def variant_labels(cfg: Profile) -> dict:
         "stopping": f"early stopping (patience {st.patience}), best weights",
         "lr": f"learning rate {st.lr:g} (this book's), not {RECIPE.student_lr:g}, constant both",
         "size": f"{e.ablation_per_class} digits per class, not {e.thesis_per_class} (equal updates)",
+        "range_on_black": "both: U-Net trained on [-1, 1], digits stored on black",
         "real_black": f"control: {e.thesis_per_class} real training digits per class, on black",
         "real_grey": "control: the same real digits, stored on grey",
     }
@@ -69,6 +75,7 @@ def variant_labels(cfg: Profile) -> dict:
 SHORT = {"thesis_recipe": "the recipe", "value_range": "the U-Net of [-1, 1]", "sampler": "this book's sampler",
          "grey": "storing on black", "labels": "labelling by the teacher", "stopping": "early stopping",
          "lr": "this book's learning rate", "size": "the larger set",
+         "range_on_black": "the U-Net of [-1, 1] with its digits on black",
          "real_black": "the student of real digits on black", "real_grey": "the student of real digits on grey"}
 
 
@@ -203,18 +210,19 @@ def recipe_sets(cfg: Profile, teacher, *, device) -> dict:
 
 
 def recipe_runs(cfg: Profile, sets: dict, *, device, test) -> dict:
-    """Every variant of :data:`VARIANTS` over ``studies.ablation_seeds``, on the sets of
-    :func:`recipe_sets`, then the :data:`CONTROLS` on :func:`real_set` (cached as
+    """Every variant of :data:`VARIANTS` and :data:`COMBINED` over ``studies.ablation_seeds``, on
+    the sets of :func:`recipe_sets` (:data:`SET_OF`), then the :data:`CONTROLS` on :func:`real_set` (cached as
     ``ablation/recipe_<variant>_seed<s>.pt``): ``{variant: {seed: run}}``.
     The students' per-epoch log goes to ``ablation/recipe_training.log``, one line per variant
     to the caller's output."""
     log = artifact_dir(cfg.run) / "ablation" / "recipe_training.log"
     runs = {}
-    for name in VARIANTS + CONTROLS:
+    for name in VARIANTS + COMBINED + CONTROLS:
         t0 = time.perf_counter()
         with logged(log):
             runs[name] = _variant_runs(cfg, (lambda s: real_set(cfg, s)) if name in CONTROLS
-                                       else sets.get(name, sets["thesis_recipe"]), name, device=device, test=test)
+                                       else sets.get(SET_OF.get(name, name), sets["thesis_recipe"]), name,
+                                       device=device, test=test)
         accs = ", ".join(f"{100 * r['accuracy']:.1f}" for r in runs[name].values())
         print(f"{name}: real-test accuracy of each seed {accs} ({time.perf_counter() - t0:.0f} s; log: {log})")
     return runs
@@ -359,6 +367,27 @@ def unexplained(summary: dict, thesis_accuracy: float) -> str:
                 "student, undoing another one alone cannot show its own effect, so those rows say \"still collapsed\", "
                 "not \"this choice does not matter\".")
     return out
+
+
+def both_reading(summary: dict, thesis_accuracy: float) -> str:
+    """What the row of :data:`COMBINED` says, worded from its interval: whether the recipe's
+    student, with the U-Net of [-1, 1] and its digits stored on black (the rest of the recipe
+    kept), collapsed, and where it stands against the thesis' accuracy; where the recipe's own
+    students mostly collapsed and these did not, that the two choices together account for it."""
+    s = summary["range_on_black"]
+    lo, hi = s["interval"]
+    where = f"[{100 * lo:.2f}, {100 * hi:.2f}]%"
+    target = f"{100 * thesis_accuracy:.2f}%"
+    collapsed = lambda row: len(row["collapsed"]["seeds"]) > row["accuracy"]["n"] / 2  # noqa: E731
+    if collapsed(s):
+        return (f"With both undone the students still collapse in most seeds (interval {where}): something else in "
+                f"the recipe, or this book's stand-ins for its U-Net and teacher, keeps it from the thesis' {target}.")
+    out = "With both undone the students do not collapse"
+    out += (", where the recipe's did: the two choices together account for the collapse. "
+            if collapsed(summary["thesis_recipe"]) else ". ")
+    if lo <= thesis_accuracy <= hi:
+        return out + f"Their interval {where} holds the thesis' {target}."
+    return out + f"Their interval {where} lies {'below' if hi < thesis_accuracy else 'above'} the thesis' {target}."
 
 
 def spread_reading(recipe_std: float, thesis_std: float, n_train: int) -> str:

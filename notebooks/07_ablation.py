@@ -51,7 +51,7 @@
 # the seed draws the student's weights, its batches and the two splits. Every change against
 # the recipe is worded from a 95% interval whose variance adds the seeds' and the
 # {glue:text}`rec_test_n` test digits' (`kr_utils.comparison.compare_runs`), so it includes the
-# test set's own sampling error; the seven intervals are not adjusted for being seven. Each
+# test set's own sampling error; the intervals (seven variants, one row undoing two choices, one control) are not adjusted for being nine. Each
 # variant's set is one draw of one generator: the intervals do not resample the sets or the
 # U-Nets. Two variants are bundles: "this book's sampling" changes the chain, its steps, the
 # guidance weight and the forced black together, and "the larger set" trains on
@@ -150,7 +150,8 @@ ablation.table(summary)
 # %%
 fig = plots.seed_bars({s["label"]: [100 * a for a in s["accuracy"]["values"]] for s in summary.values()},
                       reference_line=(100 * thesis.STUDENT["accuracy"], f"the thesis' student ({100 * thesis.STUDENT['accuracy']:.2f}%)"),
-                      colors=["tab:red"] + ["tab:orange"] * (len(ablation.VARIANTS) - 1) + ["tab:gray"] * len(ablation.CONTROLS))
+                      colors=["tab:red"] + ["tab:orange"] * (len(ablation.VARIANTS) - 1) + ["tab:purple"] * len(ablation.COMBINED)
+                      + ["tab:gray"] * len(ablation.CONTROLS))
 plots.glue_figure("fig_recipe_ablation", fig)
 glue("rec_collapse_below", f"{100 * studies.COLLAPSE_BELOW:.0f}%", display=False)
 glue("rec_recipe", evaluate.format_summary(summary["thesis_recipe"]["accuracy"]), display=False)
@@ -175,13 +176,16 @@ glue("rec_spread_reading", ablation.spread_reading(summary["thesis_recipe"]["acc
 glue("rec_real_black", evaluate.format_summary(summary["real_black"]["accuracy"]), display=False)
 glue("rec_real_grey", evaluate.format_summary(summary["real_grey"]["accuracy"]), display=False)
 glue("rec_control_reading", ablation.control_reading(summary), display=False)
+glue("rec_both", evaluate.format_summary(summary["range_on_black"]["accuracy"]), display=False)
+glue("rec_both_reading", ablation.both_reading(summary, thesis.STUDENT["accuracy"]), display=False)
 glue("rec_gpu_set", f"about {cost['set_min']:.0f} min" if cost["set_min"] else "not estimated (no gpu record)", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_recipe_ablation
 # Real-test accuracy of the thesis' recipe (red), of each variant that undoes one of its
-# choices (orange) and of the two controls on real digits (grey): the bar at the mean over
-# seeds, a point per seed; dashed: the thesis' student.
+# choices (orange), of the two choices undone together (purple) and of the two controls on
+# real digits (grey): the bar at the mean over seeds, a point per seed; dashed: the thesis'
+# student.
 # ```
 #
 # **The recipe** scores {glue:text}`rec_recipe` (collapsed seeds:
@@ -201,6 +205,12 @@ glue("rec_gpu_set", f"about {cost['set_min']:.0f} min" if cost["set_min"] else "
 # {glue:text}`rec_collapsed_sampler`, {glue:text}`rec_collapsed_grey`,
 # {glue:text}`rec_collapsed_labels`, {glue:text}`rec_collapsed_stopping`,
 # {glue:text}`rec_collapsed_lr` and {glue:text}`rec_collapsed_size`.
+#
+# **Two choices undone together.** Each row above undoes one choice and keeps the others, the
+# value range or the grey storage among them, and either may collapse a student on its own. One
+# more row undoes both (`kr_utils.ablation.COMBINED`): the U-Net of $[-1, 1]$, its digits
+# stored on black, the rest of the recipe kept. It scores {glue:text}`rec_both`; against the
+# same digits stored on grey, {glue:text}`rec_says_range_on_black`. {glue:text}`rec_both_reading`
 #
 # **A control: real digits through the same storage.** Whether grey storage, rather than the
 # generated digits, collapses a student can be asked of real digits. The recipe's student,

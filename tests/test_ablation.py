@@ -66,10 +66,13 @@ def test_recipe_data_grey_requested_and_the_two_splits():
 
 
 def test_every_variant_has_a_label_and_a_short_name():
-    rows = set(ablation.VARIANTS + ablation.CONTROLS)
+    rows = set(ablation.VARIANTS + ablation.COMBINED + ablation.CONTROLS)
     assert set(ablation.variant_labels(CFG)) == rows == set(ablation.SHORT)
     assert set(ablation.AGAINST) == rows - {"thesis_recipe", "real_black"}
     assert ablation.AGAINST["real_grey"] == "real_black"  # the control isolates the storage
+    # both undone: the [-1, 1] U-Net's set on black, against the same set on grey (the storage alone differs)
+    assert ablation.SET_OF["range_on_black"] == "value_range" == ablation.AGAINST["range_on_black"]
+    assert "range_on_black" in ablation.ON_BLACK and "value_range" not in ablation.ON_BLACK
 
 
 def test_the_controls_are_real_training_digits_stored_black_then_grey(monkeypatch):
@@ -198,3 +201,15 @@ def test_the_value_range_unet_learns_the_mapped_digits(tmp_path, monkeypatch):
     assert seen["U-Net on [-1, 1]"][0] >= -1
     seen.clear()
     assert ablation.range_unet(cfg, -3.0, "cpu") == p3 and not seen  # reused while its inputs hold
+
+
+def test_both_undone_is_worded_from_its_row():
+    rows = {"thesis_recipe": _row("recipe", (0.1, 0.3), (0, 1, 2)), "range_on_black": _row("both", (0.93, 0.95))}
+    said = ablation.both_reading(rows, 0.9431)
+    assert "do not collapse, where the recipe's did" in said and "holds the thesis' 94.31%" in said
+    rows["range_on_black"] = _row("both", (0.80, 0.90))
+    assert "lies below the thesis' 94.31%" in ablation.both_reading(rows, 0.9431)
+    rows["thesis_recipe"] = _row("recipe", (0.96, 0.98))
+    assert "where the recipe's did" not in ablation.both_reading(rows, 0.9431)
+    rows["range_on_black"] = _row("both", (0.1, 0.2), (0, 1, 2))
+    assert "still collapse in most seeds" in ablation.both_reading(rows, 0.9431)
