@@ -175,6 +175,15 @@ def teacher_runs(cfg: Profile, split: dict, arch: str, seeds, device, desc: str 
                                                    test_curve=False)))
 
 
+def study_teachers(cfg: Profile, device, seed: int | None = None) -> dict:
+    """Chapter 1's study teachers as models, ``{arch: [model per seed]}`` (``teacher.study_archs``
+    x ``teacher.study_seeds``; found in their cache, or trained first as chapter 1 trains them)."""
+    split = teacher_data(cfg, cfg.seed if seed is None else seed)
+    return {arch: [models.build_classifier(arch, r["state_dict"]).to(device).eval()
+                   for r in teacher_runs(cfg, split, arch, cfg.teacher.study_seeds, device).values()]
+            for arch in cfg.teacher.study_archs}
+
+
 def save_teacher(cfg: Profile, run: dict, seed: int) -> Path:
     """``teacher.pt`` from chapter 1's main run (bytes kept when already current)."""
     tcfg, profile = cfg.teacher, cfg.run

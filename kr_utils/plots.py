@@ -302,3 +302,43 @@ def per_class_measures(named: dict, measures=("frechet", "precision", "recall"))
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def degradation_curves(table, readings: dict, thesis_points: dict, thesis_epochs: int):
+    """Chapter 6's figure, two panels against the fraction of the diffusion model's training.
+    Left: each architecture's students (``table``, :func:`kr_utils.studies.degradation_seed_table`:
+    the mean and its band) and the teacher's reading of the whole draw (black). Right: each
+    architecture's real classifiers reading the whole draw (``readings``,
+    :func:`kr_utils.studies.degradation_readings`). Both panels: the thesis' values
+    (``thesis_points``, ``{arch: {epoch: accuracy}}`` of ``thesis_epochs``) dashed, one colour per
+    architecture."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    frac = table["fraction_of_training"].astype(float)
+    archs = list(dict.fromkeys([a for a in thesis_points if a in table.columns or a in readings]))
+    colour = {a: f"C{i}" for i, a in enumerate(archs)}
+    for arch in archs:
+        if arch in table.columns:
+            left.plot(frac, 100 * table[arch].astype(float), marker="o", color=colour[arch], label=f"{arch} students")
+            left.fill_between(frac, 100 * table[f"{arch}_low"].astype(float), 100 * table[f"{arch}_high"].astype(float),
+                              color=colour[arch], alpha=0.15)
+        if arch in readings:
+            steps = sorted(readings[arch])
+            x = [frac[f"step_{s}"] for s in steps]
+            mean, lo, hi = (np.array([readings[arch][s][i] for s in steps]) for i in range(3))
+            right.plot(x, 100 * mean, marker="^", ls=":", color=colour[arch], label=f"{arch} trained on real digits")
+            right.fill_between(x, 100 * lo, 100 * hi, color=colour[arch], alpha=0.15)
+        th = thesis_points[arch]
+        for ax in (left, right):
+            ax.plot([e / thesis_epochs for e in th], [100 * v for v in th.values()], ls="--", marker="x",
+                    color=colour[arch], alpha=0.6, label=f"{arch} (thesis)")
+    left.plot(frac, 100 * table["requested_accuracy"].astype(float), color="k", marker="s", label="teacher on the whole draw")
+    left.fill_between(frac, 100 * table["requested_low"].astype(float), 100 * table["requested_high"].astype(float),
+                      color="k", alpha=0.1)
+    left.set_title("students of each checkpoint's kept set (real test set)", fontsize=9)
+    right.set_title("classifiers of real digits reading the whole draw", fontsize=9)
+    for ax in (left, right):
+        ax.set_xlabel("fraction of the diffusion model's training")
+        ax.grid(alpha=0.3); ax.legend(fontsize=7)
+    left.set_ylabel("accuracy (%)")
+    fig.tight_layout()
+    return fig

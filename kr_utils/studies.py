@@ -21,7 +21,7 @@ import torch
 
 from . import distill, evaluate, synth, workers
 from .checkpoints import load_model
-from .models import build_classifier
+from .models import build_classifier, predict_logits
 from .config import ClassifierRecipe, Profile, SamplerConfig
 from .data import to_model_range, to_uint8
 from .diffusion import build_sampler, generate, sampler_label
@@ -419,6 +419,63 @@ def degradation_seed_table(cfg: Profile, sets: dict, students: dict, test_labels
             row.update({arch: mean, f"{arch}_low": lo, f"{arch}_high": hi})
         rows[f"step_{step}"] = row
     return pd.DataFrame(rows).T
+
+
+def degradation_readings(cfg: Profile, classifiers: dict, *, seed: int, device) -> dict:
+    """The thesis' §4.4 metric as the captions of its Figs. 19-21 word it, one curve per
+    architecture: each classifier of ``classifiers`` (``{arch: [model, ...]}``, one per seed:
+    chapter 1's study teachers, trained on real digits) reads each checkpoint's whole unfiltered
+    draw (:func:`degradation_pool`'s cache, which :func:`degradation_sets` fills), and the share
+    it reads as the requested class is its score. Returns ``{arch: {step: (mean, low, high)}}``:
+    the mean over the architecture's classifiers with the 95% interval over them and over the
+    draw's digits (:func:`kr_utils.comparison.mean_interval`)."""
+    from .comparison import mean_interval
+
+    out = {arch: {} for arch in classifiers}
+    for step in cfg.studies.degradation_milestones:
+        files = _degradation_keys(cfg, step, seed)
+        pool = lookup(files["pool"], files["pool_key"])
+        if pool is MISSING:
+            raise FileNotFoundError(f"{files['pool']}: checkpoint {step}'s draw is not cached (or is of other "
+                                    "settings); build the degradation sets first (studies.degradation_sets)")
+        x, requested = to_model_range(pool["images"]), torch.as_tensor(pool["requested"]).long()
+        for arch, models in classifiers.items():
+            right = [(predict_logits(m, x, device=device).argmax(1) == requested).numpy() for m in models]
+            out[arch][step] = mean_interval(np.stack(right))
+    return out
+
+
+def closer_curve(cfg: Profile, table, readings: dict, thesis_points: dict) -> dict:
+    """Per architecture, which of this book's two curves the thesis' degradation values
+    (``thesis_points``: ``{arch: {epoch: accuracy}}`` of its 100 epochs) lie closer to, at the
+    checkpoints that sit at the same fraction of training: the mean absolute distance, in points,
+    to its students' mean (``table``, :func:`degradation_seed_table`) and to its real
+    classifiers' reading of the draw (``readings``, :func:`degradation_readings`), and the
+    thesis' values compared. ``{arch: {"students": d, "readings": d, "points": n}}``; an
+    architecture without a student or a reading at any shared fraction is left out."""
+    steps = {round(step / cfg.diffusion.steps, 6): step for step in cfg.studies.degradation_milestones}
+    out = {}
+    for arch, points in thesis_points.items():
+        pairs = [(v, steps[round(e / 100, 6)]) for e, v in points.items() if round(e / 100, 6) in steps]
+        pairs = [(v, st) for v, st in pairs if arch in readings and st in readings[arch]
+                 and np.isfinite(float(table.loc[f"step_{st}", arch]))]
+        if pairs:
+            out[arch] = {"students": float(np.mean([abs(100 * (v - float(table.loc[f"step_{st}", arch])))
+                                                    for v, st in pairs])),
+                         "readings": float(np.mean([abs(100 * (v - readings[arch][st][0])) for v, st in pairs])),
+                         "points": len(pairs)}
+    return out
+
+
+def closer_sentence(closer: dict) -> str:
+    """:func:`closer_curve` in words, one clause per architecture: which curve the thesis'
+    values lie closer to, and the mean distance to each."""
+    if not closer:
+        return "No checkpoint here sits at the fraction of training of the thesis' values: no curve is compared with them."
+    parts = [f"{arch}, closer to {'its students' if d['students'] < d['readings'] else 'the real classifiers'} "
+             f"({d['students']:.1f} points from the students on average, {d['readings']:.1f} from the real "
+             f"classifiers; {d['points']} values)" for arch, d in closer.items()]
+    return "; ".join(parts) + "."
 
 
 def degradation_seed_detail(students: dict, arch: str, test_labels):

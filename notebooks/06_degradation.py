@@ -35,8 +35,10 @@
 # Only the generator is meant to change from one checkpoint to the next. Each checkpoint draws
 # {glue:text}`degr_per_class` digits of each class (the profile's sampler, {glue:text}`degr_sampler`, and its guidance).
 # **One reading of §4.4:** the teacher, a classifier trained on real digits, labels the whole
-# draw, and the share whose label is the requested class is the checkpoint's score (one
-# teacher here, where the thesis reports one value per architecture). **The students:** the
+# draw, and the share whose label is the requested class is the checkpoint's score; as the
+# thesis reports one value per architecture, each of chapter 1's classifiers trained on real
+# digits (every architecture, {glue:text}`degr_study_seeds` each) reads every draw too
+# (`kr_utils.studies.degradation_readings`). **The students:** the
 # teacher accepts the digits with confidence at or above {glue:text}`degr_threshold`, and up to
 # {glue:text}`degr_kept` of them are kept, **an equal share from each requested class, labelled
 # by the requested class** (hard labels, with no soft targets), as the thesis' code balanced and labelled its sets
@@ -74,7 +76,6 @@ dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 seed = None     # overrides the profile's seed
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from kr_utils import checkpoints, data, diffusion, distill, evaluate, pipeline, plots, store, studies, thesis
@@ -172,22 +173,14 @@ shown.rename(index=lambda k: k.replace("_", " "), columns={"fraction_of_training
     {c: "{:.0f}" if c in ("generated", "accepted", "kept") else "{:.3f}" for c in shown.columns}, na_rep="no student")
 
 # %%
-fig, ax = plt.subplots(figsize=(6.5, 3.8))
-frac = table["fraction_of_training"].astype(float)
-for arch in ecfg.grid_archs:
-    line, = ax.plot(frac, 100 * table[arch].astype(float), marker="o", label=f"{arch} students (this book)")
-    ax.fill_between(frac, 100 * table[f"{arch}_low"].astype(float), 100 * table[f"{arch}_high"].astype(float),
-                    color=line.get_color(), alpha=0.15)
-    th = thesis.DEGRADATION[arch]
-    ax.plot([e / thesis.DIFFUSION_EPOCHS for e in th], [100 * v for v in th.values()], ls="--", marker="x",
-            color=line.get_color(), alpha=0.6, label=f"{arch} (thesis)")
-ax.plot(frac, 100 * table["requested_accuracy"].astype(float), color="k", marker="s", label="teacher on the whole draw")
-ax.fill_between(frac, 100 * table["requested_low"].astype(float), 100 * table["requested_high"].astype(float),
-                color="k", alpha=0.1)
-ax.set_xlabel("fraction of the diffusion model's training"); ax.set_ylabel("accuracy (%)")
-ax.grid(alpha=0.3); ax.legend(fontsize=7)
-fig.tight_layout()
-plots.glue_figure("fig_degradation", fig)
+readings = studies.degradation_readings(cfg, pipeline.study_teachers(cfg, device, seed), seed=seed, device=device)
+plots.glue_figure("fig_degradation", plots.degradation_curves(table, readings, thesis.DEGRADATION, thesis.DIFFUSION_EPOCHS))
+glue("degr_closer", studies.closer_sentence(studies.closer_curve(cfg, table, readings, thesis.DEGRADATION)), display=False)
+glue("degr_reading_range", "; ".join(
+    f"{a} {100 * r[min(r)][0]:.1f}% [{100 * r[min(r)][1]:.1f}, {100 * r[min(r)][2]:.1f}] to "
+    f"{100 * r[max(r)][0]:.1f}% [{100 * r[max(r)][1]:.1f}, {100 * r[max(r)][2]:.1f}]" for a, r in readings.items()),
+    display=False)
+glue("degr_study_seeds", evaluate.counted(len(cfg.teacher.study_seeds), "seed"), display=False)
 
 # %% tags=["hide-input"]
 main = table[scfg.arch].astype(float).dropna()
@@ -212,14 +205,17 @@ pd.concat(detail, names=["student", "checkpoint"])
 
 # %% [markdown]
 # ```{glue:figure} fig_degradation
-# Real-test accuracy of the students trained on each checkpoint's set (solid: the mean of
+# The two readings of §4.4 against the fraction of the diffusion model's training. Left:
+# real-test accuracy of the students trained on each checkpoint's set (solid: the mean of
 # their seeds, the band its 95% interval {glue:text}`degr_covers`; about the same updates at
-# every checkpoint), against the fraction of the diffusion model's training; black: the
-# teacher's accuracy on each checkpoint's whole draw against the requested class, its band the
-# 95% interval over the draw's digits; dashed: the thesis' values at epochs 8, 80 and 100 of
-# 100, the only ones its text gives (Figs. 19-21), not a matched arm: its sampler, guidance,
-# threshold, set size, students (this book's {glue:text}`degr_augment`) and its U-Net's
-# passes over its data ({glue:text}`degr_passes_short`) differ.
+# every checkpoint); black: the teacher's accuracy on each checkpoint's whole draw against the
+# requested class, its band the 95% interval over the draw's digits. Right: the same reading by
+# chapter 1's classifiers of each architecture, trained on real digits (dotted: the mean of
+# their seeds, the band its 95% interval over the seeds and the draw's digits). Dashed, in both:
+# the thesis' values at epochs 8, 80 and 100 of 100, the only ones its text gives (Figs.
+# 19-21), not a matched arm: its sampler, guidance, threshold, set size, students (this book's
+# {glue:text}`degr_augment`) and its U-Net's passes over its data
+# ({glue:text}`degr_passes_short`) differ.
 # ```
 #
 # For the profile's student ({glue:text}`student_arch_name`) the curve runs from
@@ -233,7 +229,12 @@ pd.concat(detail, names=["student", "checkpoint"])
 # {glue:text}`degr_req_first` to {glue:text}`degr_req_last`: that measure sees every digit a
 # checkpoint draws, the students see only what the teacher's filter kept, each labelled with
 # the class it was asked for, whatever the teacher read in it (the figure above counts how
-# often those differ).
+# often those differ). Read by each architecture's classifiers of real digits, the draws go
+# from the first checkpoint to the last: {glue:text}`degr_reading_range`. Which curve the
+# thesis' values lie closer to, at the checkpoints at its fractions of training (8%, 80% and
+# 100%; `kr_utils.studies.closer_curve`): {glue:text}`degr_closer` A resemblance across
+# unmatched setups (the caption lists what differs), not a test of which measure the thesis
+# plotted.
 #
 # ## Errors of an early and of the final student
 

@@ -320,3 +320,54 @@ def test_a_budget_at_the_largest_candidate_is_said():
     said = studies.edge_note({"resnet_preact": 80, "simple_cnn": 20, "compressed_cnn": 80}, (10, 20, 40, 80))
     assert said.startswith("resnet_preact, compressed_cnn chose the largest candidate, where their")
     assert "its validation" in studies.edge_note({"simple_cnn": 80}, (10, 80)) and studies.edge_note({"a": 3}, ()) == ""
+
+
+class _Reads(torch.nn.Module):
+    """A classifier that reads the class written in an image's first pixel (``constant``: always that class)."""
+
+    def __init__(self, constant=None):
+        super().__init__()
+        self.constant = constant
+
+    def forward(self, x):
+        k = torch.round((x[:, 0, 0, 0].float() + 1) * 127.5 / 20).long()
+        k = torch.full_like(k, self.constant) if self.constant is not None else k
+        return torch.nn.functional.one_hot(k, 10).float() * 10
+
+
+def test_degradation_readings_score_each_classifier_on_the_whole_draw(monkeypatch):
+    cfg = config.get_config("smoke")
+    requested = np.tile(np.arange(10), 2)
+    images = np.zeros((20, 28, 28), np.uint8)
+    images[:, 0, 0] = requested * 20  # the class each digit was asked for, written where _Reads looks
+    out_dir = store.artifact_dir(cfg.run)
+    for name in ["teacher.pt"] + [f"diffusion_step{m}.pt" for m in cfg.studies.degradation_milestones]:
+        (out_dir / name).write_bytes(b"stand-in")  # the draws' cache keys hash these files
+    seen = []
+    monkeypatch.setattr(studies, "lookup", lambda path, key: seen.append(path) or {"images": images, "requested": requested})
+    out = studies.degradation_readings(cfg, {"both": [_Reads(), _Reads(constant=3)], "right": [_Reads()]},
+                                       seed=0, device="cpu")
+    steps = cfg.studies.degradation_milestones
+    assert set(out) == {"both", "right"} and set(out["both"]) == set(steps) and len(seen) == len(steps)
+    assert out["right"][steps[0]][0] == 1.0
+    mean, lo, hi = out["both"][steps[0]]
+    assert mean == pytest.approx((1.0 + 0.1) / 2) and lo < mean < hi  # the seeds' spread in the interval
+    monkeypatch.setattr(studies, "lookup", lambda path, key: studies.MISSING)
+    with pytest.raises(FileNotFoundError, match="degradation_sets"):
+        studies.degradation_readings(cfg, {"right": [_Reads()]}, seed=0, device="cpu")
+
+
+def test_closer_curve_measures_both_curves_at_the_thesis_fractions():
+    import pandas as pd
+
+    cfg = config.get_config("cpu")  # checkpoints at 8%, 80% and 100% of 3,000 steps, as the thesis' epochs 8, 80, 100
+    table = pd.DataFrame({"a": {"step_240": 0.60, "step_2400": 0.97, "step_3000": 0.97, "step_510": 0.8}})
+    readings = {"a": {240: (0.25, 0, 0), 2400: (0.90, 0, 0), 3000: (0.92, 0, 0)}}
+    thesis_points = {"a": {8: 0.26, 80: 0.957, 100: 0.934}, "b": {8: 0.2}}
+    out = studies.closer_curve(cfg, table, readings, thesis_points)
+    assert set(out) == {"a"} and out["a"]["points"] == 3  # "b" has neither students nor readings
+    assert out["a"]["readings"] == pytest.approx((1 + 5.7 + 1.4) / 3)
+    assert out["a"]["students"] == pytest.approx((34 + 1.3 + 3.6) / 3)
+    said = studies.closer_sentence(out)
+    assert said == "a, closer to the real classifiers (13.0 points from the students on average, 2.7 from the real classifiers; 3 values)."
+    assert "No checkpoint" in studies.closer_sentence({})

@@ -185,6 +185,9 @@ def test_a_reverse_run_on_curie_weiss_data_is_three_quarters_committed_near_the_
     t_c = int(np.argmax(ab < analytic.symmetry_breaking_alpha_bar(m, n)))
     assert abs(t_half - t_c) <= 25, (t_half, t_c)
     assert analytic.bimodality_alpha_bar(m, n) > analytic.symmetry_breaking_alpha_bar(m, n)
+    # a dimension so high that the schedule's last step is still two-phased: no reverse run from N(0, 1)
+    with pytest.raises(ValueError, match="symmetry-breaking"):
+        analytic.curie_weiss_reverse(10, betas, m, 10 ** 6, 0.0, np.random.default_rng(1))
 
 
 def test_the_bayes_limit_of_two_noised_gaussians_against_monte_carlo():

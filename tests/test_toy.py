@@ -124,7 +124,7 @@ def test_compare_weightings_runs_each_weighting_at_each_seed_and_scores_it():
     for name, x in samples.items():  # the last seed's samples, as many as held-out points
         assert x.shape == held_out.shape
         last = next(r for r in reversed(rows) if r["loss"] == name)
-        assert last["energy distance"] == pytest.approx(toy.energy_distance(x, held_out))
+        assert last["energy distance"] == pytest.approx(toy.energy_distance(x, held_out, unbiased=True))
         assert last["median distance to roll"] == pytest.approx(toy.distance_to_data(x, held_out).median().item())
         assert len(per_t[name]) == 2 and all(len(e) == len(toy.ERROR_BINS) - 1 for e in per_t[name])
         assert per_t[name][0][2] == pytest.approx(per_point[name][0][2].mean().item()) and len(per_point[name][0][2]) == 30
@@ -144,7 +144,7 @@ def test_compare_weightings_starts_every_weighting_of_a_seed_from_the_same_weigh
     torch.testing.assert_close(samples["one"], samples["two"])
     assert rows[0]["energy distance"] == rows[1]["energy distance"]
     assert per_t["one"] == per_t["two"]  # the held-out errors are drawn on the same t and noise: paired
-    assert toy.paired_difference(per_point["one"], per_point["two"], 0) == (0.0, 0.0)
+    assert toy.paired_difference(per_point["one"], per_point["two"], 0) == (0.0, 0.0, 0.0)
 
 
 def test_first_strength_is_the_smallest_that_reaches_the_level():
@@ -177,16 +177,27 @@ def test_guidance_sweep_draws_every_setting_from_one_noise():
     assert rows[3]["fraction_requested"] == stats["fraction_requested"]
 
 
-def test_error_ratios_are_of_the_means_and_per_seed():
-    weighted, plain = [[1.0, 4.0], [3.0, 2.0]], [[2.0, 2.0], [2.0, 4.0]]
-    mean, per_seed = toy.error_ratios(weighted, plain, 0)
-    assert mean == pytest.approx(1.0) and per_seed == pytest.approx([0.5, 1.5])
-    mean, per_seed = toy.error_ratios(weighted, plain, 1)
-    assert mean == pytest.approx(1.0) and per_seed == pytest.approx([2.0, 0.5])
-    mean, per_seed = toy.error_ratios(weighted, plain, 1, floor=1.0)  # excess over the floor: (3, 1) over (1, 3)
-    assert mean == pytest.approx(1.0) and per_seed == pytest.approx([3.0, 1 / 3])
-    mean, _ = toy.error_ratios([[2.5]], [[1.5]], 0, floor=1.0)
-    assert mean == pytest.approx(3.0)
+def test_excess_and_paired_difference_carry_the_seeds_spread():
+    floor = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    one = [[torch.tensor([1.5, 1.5, 1.5, 1.5])], [torch.tensor([1.5, 1.5, 1.5, 1.5])]]  # two seeds alike
+    mean, lo, hi = toy.excess(one, floor, 0)
+    assert mean == pytest.approx(0.5) and lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
+    apart = [[torch.tensor([1.1, 1.1, 1.1, 1.1])], [torch.tensor([1.9, 1.9, 1.9, 1.9])]]  # the seeds disagree
+    mean, lo, hi = toy.excess(apart, floor, 0)
+    assert mean == pytest.approx(0.5) and lo < 0 < hi  # points alike, the seeds' spread alone makes it wide
+    mean, lo, hi = toy.paired_difference(apart, one, 0)
+    assert mean == pytest.approx(0.0, abs=1e-6) and lo < 0 < hi
+
+
+def test_the_unbiased_energy_distance_is_centred_on_zero():
+    g = torch.Generator().manual_seed(0)
+    plain, unbiased = [], []
+    for _ in range(30):
+        a, b = torch.randn(100, 2, generator=g), torch.randn(100, 2, generator=g)
+        plain.append(toy.energy_distance(a, b)); unbiased.append(toy.energy_distance(a, b, unbiased=True))
+    assert min(plain) > 0 and abs(sum(unbiased) / 30) < 0.5 * sum(plain) / 30  # the V-statistic sits above 0
+    band = toy.real_band(lambda: toy.swiss_roll(200, g), toy.swiss_roll(200, g), draws=5)
+    assert len(band["energy"]) == len(band["median"]) == 5 and all(m > 0 for m in band["median"])
 
 
 def test_bayes_noise_error_matches_an_empirical_posterior():
@@ -220,3 +231,15 @@ def test_steered_by_is_the_earliest_step_from_which_the_points_stay_on_the_reque
     assert toy.steered_by(traj, means, 0) == 25  # 75 reaches the level, but 50 in between falls back
     assert toy.steered_by(traj, means, 0, level=0.99) == 0
     assert toy.steered_by(traj, means, 1) is None  # the last state is on the other side
+
+
+def test_the_bayes_floor_per_point_averages_to_the_floor():
+    import math
+
+    g = torch.Generator().manual_seed(0)
+    pts, sched = toy.swiss_roll(60, g, max_angle=3 * math.pi), diffusion.NoiseSchedule.linear(1000)
+    agg = toy.bayes_noise_error(sched, pts, torch.Generator().manual_seed(1), max_angle=3 * math.pi, grid=300)
+    per = toy.bayes_noise_error(sched, pts, torch.Generator().manual_seed(1), max_angle=3 * math.pi, grid=300,
+                                per_point=True)
+    assert [p.shape for p in per] == [(60,)] * len(agg)
+    assert [p.mean().item() for p in per] == pytest.approx(agg, rel=1e-5)

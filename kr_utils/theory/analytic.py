@@ -313,9 +313,16 @@ def curie_weiss_reverse(n_traj: int, betas, m_star: float, n_spins: int, h: floa
     under the score of eq. (27) (:func:`curie_weiss_score_mu`; eps = -sqrt(1 - ab) S), from
     mu_T ~ N(0, 1) (x_T ~ N(0, I) projected) down to mu_0: ``{"mu0": (n,), "traj": {t: (n,)}}``
     with mu_t at each step in ``keep``. The projection on the unit vector 1/sqrt(N) of an
-    N-dimensional chain with this score is exactly this one-dimensional chain."""
+    N-dimensional chain with this score is exactly this one-dimensional chain. The start
+    N(0, 1) holds only where the forward chain has forgotten the two phases by its last step:
+    a schedule whose last alpha-bar is not below the symmetry-breaking threshold
+    (:func:`symmetry_breaking_alpha_bar`; about 1 / (2 m*^2 N)) is refused."""
     betas = np.asarray(betas, dtype=float)
     ab = np.cumprod(1 - betas)
+    if ab[-1] >= symmetry_breaking_alpha_bar(m_star, n_spins):
+        raise ValueError(f"N = {n_spins}: this schedule ends at alpha-bar {ab[-1]:.2e}, not below the symmetry-breaking "
+                         f"threshold {symmetry_breaking_alpha_bar(m_star, n_spins):.2e}: its last step is still "
+                         "two-phased, and a reverse run from N(0, 1) would start from the wrong distribution")
     mu, traj = rng.standard_normal(n_traj), {}
     for t in range(len(betas) - 1, -1, -1):
         if t in keep:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..comparison import mean_interval
 from ..data import Batcher
 from ..diffusion import NoiseSchedule, diffusion_loss, guided_eps, sample_loop
 from ..fit import FitOptions, built_from_seed, fit
@@ -217,11 +218,34 @@ def sample_toy(model, sampler, labels: torch.Tensor, generator: torch.Generator,
 # ------------------------------------------------------------------------------- measures
 
 
-def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+def energy_distance(x: torch.Tensor, y: torch.Tensor, unbiased: bool = False) -> float:
     """Energy distance 2 E|X-Y| - E|X-X'| - E|Y-Y'| (Szekely & Rizzo) between two samples,
-    in any dimension: 0 iff the distributions agree, no bandwidth to tune."""
+    in any dimension: 0 iff the distributions agree, no bandwidth to tune. The plain estimate
+    (a V-statistic) averages E|X-X'| over every pair, the zero distances of a point to itself
+    included, so two samples of one distribution give a positive value of order 1/n;
+    ``unbiased`` leaves those out (the U-statistic: mean 0 for two samples of one distribution,
+    so a small value may be negative)."""
     x, y = x.flatten(1).double(), y.flatten(1).double()
-    return (2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean()).item()
+
+    def within(z):
+        d = torch.cdist(z, z)
+        return d.sum() / (len(z) * (len(z) - 1)) if unbiased else d.mean()
+
+    return (2 * torch.cdist(x, y).mean() - within(x) - within(y)).item()
+
+
+def real_band(draw, held_out: torch.Tensor, draws: int = 20) -> dict:
+    """What two samples of the data themselves give on chapter T3's two measures: ``draws``
+    fresh samples ``draw()`` of the data, each of ``held_out``'s size, against ``held_out``: the
+    unbiased :func:`energy_distance` and the median :func:`distance_to_data`. A model's value
+    inside the spread of these is not told apart from the data by that measure. Returns
+    ``{"energy": [...], "median": [...]}``, one value per draw."""
+    out = {"energy": [], "median": []}
+    for _ in range(draws):
+        x = draw()
+        out["energy"].append(energy_distance(x, held_out, unbiased=True))
+        out["median"].append(distance_to_data(x, held_out).median().item())
+    return out
 
 
 def cluster_stats(samples: torch.Tensor, means, requested: torch.Tensor | None = None) -> dict:
@@ -269,7 +293,8 @@ def noise_error_by_t(model: ToyEpsMLP, schedule: NoiseSchedule, points: torch.Te
 
 @torch.no_grad()
 def bayes_noise_error(schedule: NoiseSchedule, points: torch.Tensor, generator: torch.Generator, *,
-                      max_angle: float, noise: float = 0.05, bins=ERROR_BINS, grid: int = 10000) -> list[float]:
+                      max_angle: float, noise: float = 0.05, bins=ERROR_BINS, grid: int = 10000,
+                      per_point: bool = False) -> list:
     """The Bayes floor of :func:`noise_error_by_t`: the held-out error ||eps - E[eps | x_t]||^2 of
     the best possible noise predictor for :func:`swiss_roll`'s distribution (``max_angle``,
     ``noise``), drawn as :func:`noise_error_by_t` draws (one t per point per range, fresh noise).
@@ -280,7 +305,8 @@ def bayes_noise_error(schedule: NoiseSchedule, points: torch.Tensor, generator: 
     a c(theta) and variance v = a^2 s^2 + sigma^2, and E[eps | x_t, theta] = (sigma / v)(x_t - a c(theta)).
     E[eps | x_t] averages that over theta's posterior, p(theta) N(x_t; a c(theta), v I), taken
     by quadrature on ``grid`` values of theta. No network can do better in expectation: the
-    distance of a model's error above this floor is what its capacity still leaves."""
+    distance of a model's error above this floor is what its capacity still leaves. One value
+    per range; with ``per_point``, each point's error (a tensor), as :func:`noise_error_by_t`."""
     A = max_angle
     theta = torch.linspace(0.2 * A, A, grid, dtype=torch.float64)
     curve = torch.stack([theta * torch.cos(theta), theta * torch.sin(theta)], 1) * (2 / A)
@@ -294,15 +320,16 @@ def bayes_noise_error(schedule: NoiseSchedule, points: torch.Tensor, generator: 
         a, sigma = ab.sqrt(), (1 - ab).sqrt()
         x_t = a * x0 + sigma * eps
         v = a ** 2 * noise ** 2 + sigma ** 2
-        total = 0.0
+        errs = []
         for i in range(0, len(points), 256):
             sl = slice(i, i + 256)
             diff = x_t[sl, None, :] - a[sl, None, :] * curve[None]           # (b, grid, 2)
             logw = log_prior[None] - diff.pow(2).sum(-1) / (2 * v[sl])        # v is (b, 1)
             w = torch.softmax(logw, 1)
             eps_hat = (sigma[sl] / v[sl]) * torch.einsum("bg,bgd->bd", w, diff)
-            total += (eps_hat - eps[sl]).pow(2).sum(1).sum().item()
-        out.append(total / len(points))
+            errs.append((eps_hat - eps[sl]).pow(2).sum(1))
+        errs = torch.cat(errs)
+        out.append(errs.float() if per_point else errs.sum().item() / len(points))
     return out
 
 
@@ -313,7 +340,7 @@ def compare_weightings(theory, data: torch.Tensor, held_out: torch.Tensor, sampl
     ``theory.toy_steps`` updates (:func:`train_toy_eps`; a seed gives every weighting the same
     initial weights, :func:`kr_utils.fit.built_from_seed`, and the same data order and noise),
     as many samples as ``held_out`` drawn by ``sampler`` (seeded by the seed),
-    and measured on ``held_out``: energy distance (:func:`energy_distance`), the median distance
+    and measured on ``held_out``: energy distance (:func:`energy_distance`, unbiased), the median distance
     of a sample to the data (:func:`distance_to_data`) and the noise error per range of t
     (:func:`noise_error_by_t`), every model on the same draws of t and noise (``noise_seed``;
     :func:`bayes_noise_error` from a generator of that seed draws them too), so that the errors
@@ -332,18 +359,27 @@ def compare_weightings(theory, data: torch.Tensor, held_out: torch.Tensor, sampl
                                     per_point=True)
             per_point.setdefault(name, []).append(errs)
             per_t.setdefault(name, []).append([e.mean().item() for e in errs])
-            rows.append({"loss": name, "seed": s, "energy distance": energy_distance(x, held_out),
+            rows.append({"loss": name, "seed": s, "energy distance": energy_distance(x, held_out, unbiased=True),
                          "median distance to roll": distance_to_data(x, held_out).median().item()})
     return rows, samples, per_t, per_point
 
 
-def paired_difference(a: list, b: list, k: int) -> tuple[float, float]:
-    """Mean and standard error of the point-by-point difference a - b of two models' held-out
-    errors in range ``k`` (each a list over seeds of :func:`compare_weightings`' ``per_point``
-    errors, drawn on the same t and noise), pooled over the seeds' points. The Bayes floor,
-    the same for both on the same draws, cancels."""
-    d = torch.cat([x[k] - y[k] for x, y in zip(a, b)])
-    return d.mean().item(), (d.std() / math.sqrt(len(d))).item()
+def paired_difference(a: list, b: list, k: int) -> tuple[float, float, float]:
+    """The point-by-point difference a - b of two models' held-out errors in range ``k`` (each a
+    list over seeds of :func:`compare_weightings`' ``per_point`` errors, drawn on the same t and
+    noise; the Bayes floor, the same for both on the same draws, cancels): its mean and 95%
+    interval over the seeds and the points (:func:`kr_utils.comparison.mean_interval`, one row
+    per seed: the seeds' spread is in it), ``(mean, low, high)``."""
+    return mean_interval(torch.stack([x[k] - y[k] for x, y in zip(a, b)]).numpy())
+
+
+def excess(errors: list, floor: torch.Tensor, k: int) -> tuple[float, float, float]:
+    """A model's held-out error above the Bayes floor in range ``k``, point by point
+    (``errors``: a list over seeds of :func:`compare_weightings`' ``per_point`` errors;
+    ``floor``: :func:`bayes_noise_error`'s ``per_point`` floor of that range, on the same draws):
+    its mean and 95% interval over the seeds and the points, ``(mean, low, high)``. What the
+    model's capacity still leaves; an interval that holds 0 is not told apart from the floor."""
+    return mean_interval(torch.stack([e[k] - floor for e in errors]).numpy())
 
 
 CLASSIFIER_SCALES = (0.0, 0.25, 0.5, 1.0, 3.0, 10.0, 30.0)  # chapter T5's classifier-guidance scales s
@@ -395,12 +431,50 @@ def first_strength(rows, method: str, level: float = 0.99) -> float | None:
     return first
 
 
-def error_ratios(weighted: list, plain: list, k: int, floor: float = 0.0) -> tuple[float, list[float]]:
-    """The ``weighted`` model's held-out noise error over the ``plain`` one's in range ``k`` of
-    :data:`ERROR_BINS` (each a list over seeds of :func:`noise_error_by_t`'s errors, as
-    :func:`compare_weightings` returns them), each error less ``floor`` (the range's Bayes
-    floor, :func:`bayes_noise_error`; 0: total errors): the ratio of the means over seeds, and
-    each seed's ratio. Below 1, the weighted model predicts the noise better there."""
-    per_seed = [(w[k] - floor) / (p[k] - floor) for w, p in zip(weighted, plain)]
-    mean = (sum(w[k] for w in weighted) / len(weighted) - floor) / (sum(p[k] for p in plain) / len(plain) - floor)
-    return mean, per_seed
+def weighting_readings(rows: list, band: dict, per_point: dict, bayes: list, names: dict) -> tuple[dict, dict]:
+    """Chapter T3's comparison of its two losses in words, from :func:`compare_weightings`'
+    ``rows`` and ``per_point`` errors, the data's own :func:`real_band` and the Bayes floor
+    per point (:func:`bayes_noise_error` with ``per_point``); ``names``: ``{"simple": ..., "elbo": ...}``,
+    the weightings' names. Energy distances are the unbiased ones, set against the band of
+    data-against-data draws (its 2.5% and 97.5% quantiles); the noise errors are read in
+    :data:`ERROR_BINS`' first range (t <= 10, "small") and fourth (201 <= t <= 500, "noisy") as
+    each model's excess above the floor (:func:`excess`) and the weighted-minus-simple difference
+    (:func:`paired_difference`), each with its interval over the seeds and the points. Returns
+    ``(glues, metrics)``: ``{glue name: text}`` and what the chapter records."""
+    import numpy as np
+
+    glues, metrics = {}, {"band": band}
+    q = {k: (float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))) for k, v in band.items()}
+    glues["t3_band_ed"] = f"between {q['energy'][0]:.4f} and {q['energy'][1]:.4f}"
+    glues["t3_band_dist"] = f"between {q['median'][0]:.4f} and {q['median'][1]:.4f}"
+    glues["t3_band_n"] = f"{len(band['energy'])}"
+    readings = []
+    for key, name in names.items():
+        mine = [r for r in rows if r["loss"] == name]
+        ed = [r["energy distance"] for r in mine]
+        dist = [r["median distance to roll"] for r in mine]
+        glues[f"t3_ed_{key}"] = f"{np.mean(ed):.4f} (seeds: {', '.join(f'{v:.4f}' for v in ed)})"
+        glues[f"t3_dist_{key}"] = f"{np.mean(dist):.4f} (seeds: {', '.join(f'{v:.4f}' for v in dist)})"
+        above = sum(v > q["energy"][1] for v in ed)
+        readings.append(f"{name}: {above} of {len(ed)} seeds above the band" if above else
+                        f"{name}: no seed above the band")
+        metrics[key] = {"energy_distance": ed, "median_distance": dist}
+    glues["t3_ed_reading"] = "; ".join(readings)
+    for key, k in (("small", 0), ("noisy", 3)):
+        glues[f"t3_bayes_{key}"] = f"{bayes[k].mean().item():.3f}"
+        glues[f"t3_total_{key}"] = " and ".join(f"{torch.stack([e[k] for e in per_point[n]]).mean().item():.3f}"
+                                                 for n in names.values())
+        parts = {}
+        for m, name in names.items():
+            parts[m] = excess(per_point[name], bayes[k], k)
+            metrics[m][f"excess_{key}"] = list(parts[m])
+        glues[f"t3_excess_{key}"] = " against ".join(f"{v[0]:.4f} [{v[1]:.4f}, {v[2]:.4f}]"
+                                                     for v in (parts["simple"], parts["elbo"]))
+        d, lo, hi = paired_difference(per_point[names["elbo"]], per_point[names["simple"]], k)
+        glues[f"t3_pair_{key}"] = f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+        metrics[f"paired_{key}"] = [d, lo, hi]
+        if key == "small":
+            glues["t3_err_reading"] = ("lower than the L_simple model's at these two seeds" if hi < 0 else
+                                       "higher than the L_simple model's at these two seeds" if lo > 0 else
+                                       "not measurably different from the L_simple model's at these two seeds")
+    return glues, metrics

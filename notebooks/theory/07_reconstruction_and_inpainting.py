@@ -168,17 +168,19 @@ pd.DataFrame(inpaint).round(5)
 # changed"). Without the class, the 18×18 fill {glue:text}`t7_hole_verdict`: each fill's
 # in-hole error minus the black hole's, paired digit by digit, mean and 95% interval over the
 # {glue:text}`t7_n` digits of one seed (`kr_utils.theory.restoration.hole_difference`),
-# {glue:text}`t7_hole_diffs`. Where a fill loses, that is what squared error does even to an
-# exact posterior sample (ours, RePaint without resampling, is not one, so it pays at least this): a fill drawn from
-# the posterior $p(\text{hole}\mid\text{rest})$
-# and the true hole are two independent draws from it, so their expected squared distance is
-# twice the posterior variance, while the posterior mean would pay it once, and a black hole,
-# much of which is background, pays only for the stroke it misses. The teacher reads the
-# original class in {glue:text}`t7_read_18_damaged` of the damaged digits,
-# {glue:text}`t7_read_18_no_class` of those inpainted without the class and
-# {glue:text}`t7_read_18_with_class` of those inpainted with it (14×14:
-# {glue:text}`t7_read_damaged`, {glue:text}`t7_read_no_class` and {glue:text}`t7_read_with_class`):
-# the measure of whether the fill is the right digit, which the squared error is not. Whether the
+# {glue:text}`t7_hole_diffs`. Where a fill loses, that is what squared error does to sampled
+# fills: any fill drawn independently of the true hole given the known pixels pays at least
+# the posterior variance of $p(\text{hole}\mid\text{rest})$ (the posterior mean attains it); an
+# exact posterior sample and the true hole are two independent draws from it, so their
+# expected squared distance is twice that variance; ours (RePaint without resampling) is not an
+# exact sample and may pay more or less; and a black hole, much of which is background, pays
+# only for the stroke it misses. The teacher reads the original class in
+# {glue:text}`t7_read_18_damaged` of the damaged digits, {glue:text}`t7_read_18_no_class` of
+# those inpainted without the class and {glue:text}`t7_read_18_with_class` of those inpainted
+# with it (14×14: {glue:text}`t7_read_damaged`, {glue:text}`t7_read_no_class` and
+# {glue:text}`t7_read_with_class`): the measure of whether the fill is the right digit, which
+# the squared error is not. The reads with the class say whether the conditioning worked
+# (the class was given), not how well the hole was restored. Whether the
 # patch joins its border without a seam is not measured here.
 
 # %%

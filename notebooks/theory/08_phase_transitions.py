@@ -131,6 +131,8 @@ glue("t8_t_b", t_b + 1, display=False)
 glue("t8_t_numeric", t_numeric + 1, display=False)
 glue("t8_ab_c", f"{ab_c:.4f}", display=False)
 glue("t8_ab_b", f"{ab_b:.4f}", display=False)
+glue("t8_ab_T", f"{ab[-1]:.1e}", display=False)
+glue("t8_n_max", f"{1 / (2 * m_star ** 2 * ab[-1]):,.0f}", display=False)  # where ab_c ~ 1 / (2 m*^2 N) meets ab_T
 
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 3))
@@ -182,7 +184,13 @@ plots.glue_figure("fig_t8_potential", fig)
 # The density's bimodality threshold {glue:text}`t8_ab_b` falls at $t =$ {glue:text}`t8_t_b`.
 # Larger $N$ moves both to a smaller $\bar\alpha_t$, that is to a larger $t$ of the forward
 # process. The reverse process runs from $t = T$ down to 0, so it meets that $t$ sooner: in high
-# dimension the symmetry breaks early in the reverse run, while the noise is still large.
+# dimension the symmetry breaks early in the reverse run, while the noise is still large. On
+# this 1,000-step schedule that holds while $\bar\alpha_c$ stays above the schedule's last
+# $\bar\alpha_T =$ {glue:text}`t8_ab_T`, that is for $N$ below about
+# $1/(2m^{*2}\bar\alpha_T) =$ {glue:text}`t8_n_max`: beyond it the forward chain's last step is
+# itself two-phased, and a reverse run cannot start from $\mathcal N(0, 1)$
+# (`kr_utils.theory.analytic.curie_weiss_reverse` refuses such a schedule; the runs of the last
+# section use a longer one for that reason).
 #
 # ## A reverse run on Curie-Weiss data
 #
