@@ -390,8 +390,13 @@ def both_reading(summary: dict, thesis_accuracy: float) -> str:
     return out + f"Their interval {where} lies {'below' if hi < thesis_accuracy else 'above'} the thesis' {target}."
 
 
-def spread_reading(recipe_std: float, thesis_std: float, n_train: int) -> str:
-    """The recipe's seed spread against the thesis' (standard deviations, fractions), worded."""
+def spread_reading(recipe_std: float, thesis_std: float, n_train: int, collapsed: bool = False) -> str:
+    """The recipe's seed spread against the thesis' (standard deviations, fractions), worded;
+    ``collapsed``: the recipe's students collapsed in most seeds, whose spread is then that of
+    collapsed runs and says nothing of the set."""
+    if collapsed:
+        return ("the recipe's students collapsed in most seeds, so their spread is that of collapsed runs and says "
+                "nothing about the size of the thesis' set")
     if recipe_std > 2 * thesis_std:
         return (f"the thesis' spread is far smaller than this recipe's over students of about {n_train:,d} digits split "
                 "at random each run, a hint that its set was larger than its code's cap")

@@ -172,7 +172,8 @@ glue("rec_std", f"{100 * (summary['thesis_recipe']['accuracy']['std'] or 0):.2f}
 glue("thesis_std", f"{100 * thesis.STUDENT['std']:.2f} points over {thesis.STUDENT['seeds']} runs", display=False)
 n_train = round(cfg.num_classes * e.thesis_per_class * thesis.RECIPE.train_fraction)  # what each recipe student learns from
 glue("rec_spread_reading", ablation.spread_reading(summary["thesis_recipe"]["accuracy"]["std"] or 0, thesis.STUDENT["std"],
-                                                   n_train), display=False)
+                                                   n_train, "thesis_recipe" in ablation.mostly_collapsed(summary)),
+     display=False)
 glue("rec_real_black", evaluate.format_summary(summary["real_black"]["accuracy"]), display=False)
 glue("rec_real_grey", evaluate.format_summary(summary["real_grey"]["accuracy"]), display=False)
 glue("rec_control_reading", ablation.control_reading(summary), display=False)

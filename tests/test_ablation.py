@@ -150,6 +150,7 @@ def test_what_stays_unexplained_is_worded_from_the_rows():
 def test_the_spread_is_worded_from_both_spreads():
     assert "hint that its set was larger" in ablation.spread_reading(0.01, 0.0006, 723)
     assert ablation.spread_reading(0.0008, 0.0006, 723) == "the two spreads are comparable"
+    assert "says nothing about the size" in ablation.spread_reading(0.05, 0.0006, 723, collapsed=True)
 
 
 def test_reached_is_worded_from_the_recipes_interval():
