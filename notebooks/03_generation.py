@@ -236,10 +236,10 @@ plots.glue_figure("fig_trajectory", fig)
 # the same grid at this profile's settings for the digit 3.
 
 # %%
-knobs = controls.SamplingKnobs(digit=3, w=gcfg.guidance_w, sampler=gcfg.sampler, steps=gcfg.num_steps,
+start = controls.SamplingKnobs(digit=3, w=gcfg.guidance_w, sampler=gcfg.sampler, steps=gcfg.num_steps,
                                clip=gcfg.clip_x0, seed=seed)
-widget = live.show_controls(lambda: controls.sampling_controls(unet, schedule, knobs),
-                            static=controls.sampling_frame(unet, schedule, knobs))
+widget = live.show_controls(lambda: controls.sampling_controls(unet, schedule, start),
+                            static=controls.sampling_frame(unet, schedule, start))
 
 # %% tags=["remove-cell"]
 store.update_metrics(profile, "generation", {"knobs": {k: {"label": knobs[k].label, **v}
