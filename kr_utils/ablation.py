@@ -380,6 +380,13 @@ def both_reading(summary: dict, thesis_accuracy: float) -> str:
     target = f"{100 * thesis_accuracy:.2f}%"
     collapsed = lambda row: len(row["collapsed"]["seeds"]) > row["accuracy"]["n"] / 2  # noqa: E731
     if collapsed(s):
+        real = summary.get("real_black")
+        if real is not None and not collapsed(real) and real["interval"][1] >= thesis_accuracy:
+            rlo, rhi = real["interval"]
+            return (f"With both undone the students still collapse in most seeds (interval {where}), while as many real "
+                    f"digits through the same recipe, on black, score [{100 * rlo:.2f}, {100 * rhi:.2f}]%: what keeps "
+                    f"the recipe from the thesis' {target} here is the generated digits themselves (this book's U-Net "
+                    "with the thesis' chain), not the student's recipe.")
         return (f"With both undone the students still collapse in most seeds (interval {where}): something else in "
                 f"the recipe, or this book's stand-ins for its U-Net and teacher, keeps it from the thesis' {target}.")
     out = "With both undone the students do not collapse"
