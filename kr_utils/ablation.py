@@ -138,6 +138,22 @@ def recipe_set(cfg: Profile, teacher, *, value_range: str, sampler: str, per_cla
     return cached(out / "ablation" / f"set_{value_range}_{sampler}_{per_class}.pt", key, compute)
 
 
+def within_class_spread(images_uint8, labels, per_class: int = 100) -> float:
+    """How different the digits of one class are from one another: the mean pixel distance
+    (L2, pixels in [0, 1]) between two digits of the same class, over the first ``per_class``
+    of each class, averaged over the classes. A chain that draws nearly the same digit every
+    time scores far below real digits."""
+    x = torch.as_tensor(np.asarray(images_uint8)).float().div(255).flatten(1)
+    labels = np.asarray(labels)
+    spreads = []
+    for c in np.unique(labels):
+        xc = x[np.flatnonzero(labels == c)[:per_class]]
+        if len(xc) > 1:
+            d = torch.cdist(xc, xc)
+            spreads.append((d.sum() / (len(xc) * (len(xc) - 1))).item())
+    return float(np.mean(spreads))
+
+
 def first_per_class(labels, per_class: int) -> np.ndarray:
     """The indices of the first ``per_class`` digits of each class, in the set's order (a set
     built for more digits per class holds the one built for fewer as its first ones)."""

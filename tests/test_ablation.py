@@ -219,3 +219,12 @@ def test_both_undone_is_worded_from_its_row():
     assert "still collapse" in said and "[91.00, 97.00]%" in said and "the generated digits themselves" in said
     rows["real_black"] = _row("real", (0.80, 0.90))  # they do not: the digits cannot be blamed alone
     assert "something else in the recipe" in ablation.both_reading(rows, 0.9431)
+
+
+def test_within_class_spread_is_zero_for_copies_and_grows_with_difference():
+    one = np.zeros((4, 28, 28), np.uint8)
+    labels = np.array([0, 0, 1, 1])
+    assert ablation.within_class_spread(one, labels) == 0.0  # the same digit drawn again and again
+    other = one.copy()
+    other[1, :10, :10] = 255  # one digit of class 0 differs by 100 pixels at full ink: distance 10
+    assert ablation.within_class_spread(other, labels) == pytest.approx(5.0)  # class 0: 10, class 1: 0
