@@ -110,8 +110,10 @@ def thesis_code_set(source: DigitSource, sampling: SamplerConfig, *, per_class: 
     each forced to a black background (:func:`force_black`) before the teacher sees it, and
     labelled by the **requested** class. As its code did, the digits are judged in batches of
     :data:`THESIS_BATCH` requested in class order, and a batch that keeps nothing lowers the
-    threshold by 0.01, down to ``RECIPE.threshold_floor``; each round draws 1.25 times what is still missing, in whole
-    batches (the classes still short cycled to fill the last). ``source``: the U-Net, its
+    threshold by 0.01, down to ``RECIPE.threshold_floor``. Unlike its code, which asked each batch
+    for exactly what was still missing, each round here draws 1.25 times what is still missing,
+    in whole batches (the classes still short cycled to fill the last), so the threshold may
+    drop along another path. ``source``: the U-Net, its
     chain (:func:`kr_utils.studies.thesis_code_sampler`, with ``sampling``) and the teacher;
     ``black=False`` forces nothing
     (another sampler in its place, :mod:`kr_utils.ablation`). Returns images, labels, logits,
