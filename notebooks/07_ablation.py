@@ -114,7 +114,7 @@ glue("rec_sizes", f"{e.thesis_per_class} digits per requested class, {evaluate.c
                   f"confidence {min(thesis.RECIPE.threshold, cfg.synth.threshold):g}, a chain of "
                   f"{evaluate.counted(int(sets['thesis_recipe']['num_steps']), 'step')}", display=False)
 
-# %%
+# %% tags=["hide-input"]
 first = {n: [int(np.flatnonzero(np.asarray(s["requested"]) == c)[0]) for c in range(cfg.num_classes)] for n, s in sets.items()}
 test_images, test_labels = data.load(cfg.dataset, "test")
 real_first = np.stack([test_images[np.flatnonzero(test_labels == c)[0]] for c in range(cfg.num_classes)])  # 0-9
@@ -165,7 +165,7 @@ ablation.table(summary)
 # seed, with its interval. A seed has
 # *collapsed* when its student scores below {glue:text}`rec_collapse_below`.
 
-# %%
+# %% tags=["hide-input"]
 fig = plots.seed_bars({s["label"]: [100 * a for a in s["accuracy"]["values"]] for s in summary.values()},
                       reference_line=(100 * thesis.STUDENT["accuracy"], f"the thesis' student ({100 * thesis.STUDENT['accuracy']:.2f}%)"),
                       colors=["tab:red"] + ["tab:orange"] * (len(ablation.VARIANTS) - 1) + ["tab:purple"] * len(ablation.COMBINED)
