@@ -167,12 +167,13 @@ glue("degr_budget_how", "the number of epochs chosen for it on the real validati
      "(`kr_utils.studies.degradation_budget`: one student of each candidate on the last checkpoint's set, so the "
      "budget suits that checkpoint best; the test set plays no part)"
      if ecfg.degradation_epoch_choices else "the profile's epochs (no choice is made at this profile)", display=False)
-shown = table[["fraction_of_training", "generated", "accepted", "kept", "requested_accuracy", *ecfg.grid_archs]]
-shown.rename(index=lambda k: k.replace("_", " "), columns={"fraction_of_training": "fraction of training",
-             "requested_accuracy": "teacher on the draw (one reading of §4.4)"}).style.format(
-    {c: "{:.0f}" if c in ("generated", "accepted", "kept") else "{:.3f}" for c in shown.columns}, na_rep="no student")
+shown = table[["fraction_of_training", "generated", "accepted", "kept", "requested_accuracy", *ecfg.grid_archs]].rename(
+    index=lambda k: k.replace("_", " "), columns={"fraction_of_training": "fraction of training",
+                                                  "requested_accuracy": "teacher on the draw (one reading of §4.4)"})
+shown.astype(float).style.format({c: "{:.0f}" if c in ("generated", "accepted", "kept") else "{:.3f}" for c in shown.columns},
+                                 na_rep="no student")
 
-# %%
+# %% tags=["hide-input"]
 readings = studies.degradation_readings(cfg, pipeline.study_teachers(cfg, device, seed), seed=seed, device=device)
 plots.glue_figure("fig_degradation", plots.degradation_curves(table, readings, thesis.DEGRADATION, thesis.DIFFUSION_EPOCHS))
 glue("degr_closer", studies.closer_sentence(studies.closer_curve(cfg, table, readings, thesis.DEGRADATION)), display=False)
