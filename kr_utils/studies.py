@@ -445,36 +445,44 @@ def degradation_readings(cfg: Profile, classifiers: dict, *, seed: int, device) 
     return out
 
 
-def closer_curve(cfg: Profile, table, readings: dict, thesis_points: dict) -> dict:
-    """Per architecture, which of this book's two curves the thesis' degradation values
-    (``thesis_points``: ``{arch: {epoch: accuracy}}`` of its 100 epochs) lie closer to, at the
-    checkpoints that sit at the same fraction of training: the mean absolute distance, in points,
-    to its students' mean (``table``, :func:`degradation_seed_table`) and to its real
-    classifiers' reading of the draw (``readings``, :func:`degradation_readings`), and the
-    thesis' values compared. ``{arch: {"students": d, "readings": d, "points": n}}``; an
-    architecture without a student or a reading at any shared fraction is left out."""
+def closer_curve(cfg: Profile, table, readings: dict, thesis_points: dict, thesis_epochs: int) -> dict:
+    """Per architecture, how far the thesis' degradation values (``thesis_points``: ``{arch:
+    {epoch: accuracy}}`` of its ``thesis_epochs``) lie from this book's two curves, at each
+    checkpoint that sits at the same fraction of training: its students' mean (``table``,
+    :func:`degradation_seed_table`) and its real classifiers' reading of the draw (``readings``,
+    :func:`degradation_readings`), in points. ``{arch: [{"epoch", "thesis", "students",
+    "readings"}, ...]}``; a value without a student or a reading at its fraction is left out."""
     steps = {round(step / cfg.diffusion.steps, 6): step for step in cfg.studies.degradation_milestones}
     out = {}
     for arch, points in thesis_points.items():
-        pairs = [(v, steps[round(e / 100, 6)]) for e, v in points.items() if round(e / 100, 6) in steps]
-        pairs = [(v, st) for v, st in pairs if arch in readings and st in readings[arch]
-                 and np.isfinite(float(table.loc[f"step_{st}", arch]))]
-        if pairs:
-            out[arch] = {"students": float(np.mean([abs(100 * (v - float(table.loc[f"step_{st}", arch])))
-                                                    for v, st in pairs])),
-                         "readings": float(np.mean([abs(100 * (v - readings[arch][st][0])) for v, st in pairs])),
-                         "points": len(pairs)}
+        if arch not in readings or arch not in table.columns:
+            continue
+        rows = []
+        for epoch, value in points.items():
+            step = steps.get(round(epoch / thesis_epochs, 6))
+            if step is None or step not in readings[arch] or not np.isfinite(float(table.loc[f"step_{step}", arch])):
+                continue
+            rows.append({"epoch": epoch, "thesis": value,
+                         "students": abs(100 * (value - float(table.loc[f"step_{step}", arch]))),
+                         "readings": abs(100 * (value - readings[arch][step][0]))})
+        if rows:
+            out[arch] = rows
     return out
 
 
 def closer_sentence(closer: dict) -> str:
-    """:func:`closer_curve` in words, one clause per architecture: which curve the thesis'
-    values lie closer to, and the mean distance to each."""
-    if not closer:
-        return "No checkpoint here sits at the fraction of training of the thesis' values: no curve is compared with them."
-    parts = [f"{arch}, closer to {'its students' if d['students'] < d['readings'] else 'the real classifiers'} "
-             f"({d['students']:.1f} points from the students on average, {d['readings']:.1f} from the real "
-             f"classifiers; {d['points']} values)" for arch, d in closer.items()]
+    """:func:`closer_curve` in words, point by point: at each of the thesis' epochs, which curve
+    its value lies closer to and how far from each (no interval: the thesis' values are single
+    runs). Fewer than two shared points in all: no comparison."""
+    if sum(len(rows) for rows in closer.values()) < 2:
+        return ("Fewer than two checkpoints here sit at the fractions of training of the thesis' values: no curve is "
+                "compared with them.")
+    parts = []
+    for arch, rows in closer.items():
+        said = [f"at epoch {r['epoch']} {'its students' if r['students'] < r['readings'] else 'the real classifiers'} "
+                f"({r['students']:.1f} points from the students, {r['readings']:.1f} from the real classifiers)"
+                for r in rows]
+        parts.append(f"{arch}: " + ", ".join(said))
     return "; ".join(parts) + "."
 
 

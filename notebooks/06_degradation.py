@@ -37,7 +37,8 @@
 # **One reading of §4.4:** the teacher, a classifier trained on real digits, labels the whole
 # draw, and the share whose label is the requested class is the checkpoint's score; as the
 # thesis reports one value per architecture, each of chapter 1's classifiers trained on real
-# digits (every architecture, {glue:text}`degr_study_seeds` each) reads every draw too
+# digits (every architecture, {glue:text}`degr_study_seeds` each; the teacher is one of them,
+# and the U-Net learnt from the same digits, as the thesis' did) reads every draw too
 # (`kr_utils.studies.degradation_readings`). **The students:** the
 # teacher accepts the digits with confidence at or above {glue:text}`degr_threshold`, and up to
 # {glue:text}`degr_kept` of them are kept, **an equal share from each requested class, labelled
@@ -176,7 +177,9 @@ shown.astype(float).style.format({c: "{:.0f}" if c in ("generated", "accepted", 
 # %% tags=["hide-input"]
 readings = studies.degradation_readings(cfg, pipeline.study_teachers(cfg, device, seed), seed=seed, device=device)
 plots.glue_figure("fig_degradation", plots.degradation_curves(table, readings, thesis.DEGRADATION, thesis.DIFFUSION_EPOCHS))
-glue("degr_closer", studies.closer_sentence(studies.closer_curve(cfg, table, readings, thesis.DEGRADATION)), display=False)
+closer = studies.closer_curve(cfg, table, readings, thesis.DEGRADATION, thesis.DIFFUSION_EPOCHS)
+glue("degr_closer", studies.closer_sentence(closer) if cfg.dataset == "mnist" else
+     "The thesis' values are of MNIST: no curve of this dataset is compared with them.", display=False)
 glue("degr_reading_range", "; ".join(
     f"{a} {100 * r[min(r)][0]:.1f}% [{100 * r[min(r)][1]:.1f}, {100 * r[min(r)][2]:.1f}] to "
     f"{100 * r[max(r)][0]:.1f}% [{100 * r[max(r)][1]:.1f}, {100 * r[max(r)][2]:.1f}]" for a, r in readings.items()),
@@ -212,7 +215,8 @@ pd.concat(detail, names=["student", "checkpoint"])
 # every checkpoint); black: the teacher's accuracy on each checkpoint's whole draw against the
 # requested class, its band the 95% interval over the draw's digits. Right: the same reading by
 # chapter 1's classifiers of each architecture, trained on real digits (dotted: the mean of
-# their seeds, the band its 95% interval over the seeds and the draw's digits). Dashed, in both:
+# their seeds, the band its 95% interval over the classifiers' seeds, all trained on one split,
+# and the draw's digits, for this one generator). Dashed, in both:
 # the thesis' values at epochs 8, 80 and 100 of 100, the only ones its text gives (Figs.
 # 19-21), not a matched arm: its sampler, guidance, threshold, set size, students (this book's
 # {glue:text}`degr_augment`) and its U-Net's passes over its data
@@ -231,11 +235,13 @@ pd.concat(detail, names=["student", "checkpoint"])
 # checkpoint draws, the students see only what the teacher's filter kept, each labelled with
 # the class it was asked for, whatever the teacher read in it (the figure above counts how
 # often those differ). Read by each architecture's classifiers of real digits, the draws go
-# from the first checkpoint to the last: {glue:text}`degr_reading_range`. Which curve the
-# thesis' values lie closer to, at the checkpoints at its fractions of training (8%, 80% and
-# 100%; `kr_utils.studies.closer_curve`): {glue:text}`degr_closer` A resemblance across
-# unmatched setups (the caption lists what differs), not a test of which measure the thesis
-# plotted.
+# from the first checkpoint to the last: {glue:text}`degr_reading_range`. Which curve each of
+# the thesis' values lies closer to, at the checkpoints that sit at its fraction of training
+# (`kr_utils.studies.closer_curve`; the thesis' values are single runs, with no interval):
+# {glue:text}`degr_closer` The earliest point weighs most and is the one whose students depend
+# most on the student's recipe (above), and a fraction of training is not a number of passes
+# over the data ({glue:text}`degr_passes_short`): a resemblance across unmatched setups, not a
+# test of which measure the thesis plotted.
 #
 # ## Errors of an early and of the final student
 

@@ -160,7 +160,7 @@ def test_degradation_set_has_one_size_whatever_its_labels(tmp_path, monkeypatch)
     cfg = config.get_config("smoke", synth__label_mode="teacher")  # 10 per class drawn, 40 kept
     n = 10 * cfg.studies.degradation_per_class
 
-    def fake_draw(model, sampler, teacher, requested, sampling, *, seed, device, progress=True):
+    def fake_draw(source, requested, sampling, *, seed, device, progress=True):
         logits = np.full((len(requested), 10), -10.0, np.float32)
         logits[:, 7] = np.where(np.arange(len(requested)) % 2 == 0, 10.0, -10.0)  # every other one confident
         return {"images": np.zeros((len(requested), 28, 28), np.uint8), "requested": requested, "logits": logits}
@@ -181,7 +181,7 @@ def test_degradation_set_has_one_size_whatever_its_labels(tmp_path, monkeypatch)
 def _fake_checkpoint(tmp_path, monkeypatch, confident_every=2, label_of=lambda req: 7):
     monkeypatch.setenv("KR_ARTIFACTS", str(tmp_path))
 
-    def fake_draw(model, sampler, teacher, requested, sampling, *, seed, device, progress=True):
+    def fake_draw(source, requested, sampling, *, seed, device, progress=True):
         logits = np.full((len(requested), 10), -10.0, np.float32)
         i = np.arange(len(requested))
         logits[i, [label_of(r) for r in requested]] = 10.0
@@ -364,10 +364,10 @@ def test_closer_curve_measures_both_curves_at_the_thesis_fractions():
     table = pd.DataFrame({"a": {"step_240": 0.60, "step_2400": 0.97, "step_3000": 0.97, "step_510": 0.8}})
     readings = {"a": {240: (0.25, 0, 0), 2400: (0.90, 0, 0), 3000: (0.92, 0, 0)}}
     thesis_points = {"a": {8: 0.26, 80: 0.957, 100: 0.934}, "b": {8: 0.2}}
-    out = studies.closer_curve(cfg, table, readings, thesis_points)
-    assert set(out) == {"a"} and out["a"]["points"] == 3  # "b" has neither students nor readings
-    assert out["a"]["readings"] == pytest.approx((1 + 5.7 + 1.4) / 3)
-    assert out["a"]["students"] == pytest.approx((34 + 1.3 + 3.6) / 3)
+    out = studies.closer_curve(cfg, table, readings, thesis_points, 100)
+    assert set(out) == {"a"} and [r["epoch"] for r in out["a"]] == [8, 80, 100]  # "b" has neither curve
+    assert out["a"][0]["students"] == pytest.approx(34) and out["a"][0]["readings"] == pytest.approx(1)
     said = studies.closer_sentence(out)
-    assert said == "a, closer to the real classifiers (13.0 points from the students on average, 2.7 from the real classifiers; 3 values)."
-    assert "No checkpoint" in studies.closer_sentence({})
+    assert said.startswith("a: at epoch 8 the real classifiers (34.0 points from the students, 1.0 from the real")
+    assert "at epoch 80 its students (1.3 points from the students, 5.7 from the real classifiers)" in said
+    assert studies.closer_sentence({"a": out["a"][:1]}).startswith("Fewer than two checkpoints")
