@@ -301,6 +301,9 @@ store.update_metrics(profile, "degradation", {
     "requested_accuracy": {f"step_{m}": s["requested_accuracy"] for m, (_, s) in sets.items()},
     "val_real_accuracy": {f"{a}/step_{m}/seed{sd}": r["val_real_accuracy"] for (a, m), runs in students.items() for sd, r in runs.items()},
     "table": table.to_dict(orient="index"),
+    # the section 4.4 reading per architecture: mean and 95% interval over its classifiers and the draw's digits
+    "real_classifier_readings": {a: {f"step_{m}": list(v) for m, v in r.items()} for a, r in readings.items()},
+    "closer_to_thesis": closer,
     "early_student": {"step": early_step, **{k: v for k, v in errors["early"].items() if k != "worst"}},
     "final_student": {k: v for k, v in errors["final"].items() if k != "worst"}})
 ch.close()
