@@ -243,3 +243,22 @@ def test_the_bayes_floor_per_point_averages_to_the_floor():
                                 per_point=True)
     assert [p.shape for p in per] == [(60,)] * len(agg)
     assert [p.mean().item() for p in per] == pytest.approx(agg, rel=1e-5)
+
+
+def test_weighting_readings_word_the_comparison_from_its_intervals():
+    names = {"simple": "s", "elbo": "e"}
+    rows = [{"loss": "s", "seed": 0, "energy distance": 0.01, "median distance to roll": 0.1},
+            {"loss": "s", "seed": 1, "energy distance": 0.02, "median distance to roll": 0.1},
+            {"loss": "e", "seed": 0, "energy distance": 0.0001, "median distance to roll": 0.1},
+            {"loss": "e", "seed": 1, "energy distance": -0.0001, "median distance to roll": 0.1}]
+    band = {"energy": [-0.001, 0.0, 0.001] * 7, "median": [0.05] * 21}
+    floor = [torch.ones(4)] * 5
+    worse = [[torch.full((4,), 2.0)] * 5, [torch.full((4,), 2.0)] * 5]  # two seeds, five ranges, four points
+    better = [[torch.full((4,), 1.5)] * 5, [torch.full((4,), 1.5)] * 5]
+    glues, metrics = toy.weighting_readings(rows, band, {"s": worse, "e": better}, floor, names)
+    assert glues["t3_ed_reading"] == "s: 2 of 2 seeds above the band; e: no seed above the band"
+    assert glues["t3_err_reading"] == "lower than the L_simple model's at these two seeds"
+    assert glues["t3_excess_small"].startswith("1.0000 [") and " against 0.5000 [" in glues["t3_excess_small"]
+    assert metrics["paired_small"][0] == pytest.approx(-0.5) and glues["t3_band_n"] == "21"
+    glues, _ = toy.weighting_readings(rows, band, {"s": better, "e": worse}, floor, names)
+    assert glues["t3_err_reading"] == "higher than the L_simple model's at these two seeds"
