@@ -34,21 +34,24 @@ from .evaluate import correct_on, summarize_seeds
 from .store import array_key, artifact_dir, cached, fingerprint, note_reused
 from .studies import (RunJob, collapsed_seeds, equal_update_epochs, logged, per_class_subset, run_classifiers,
                       thesis_background, thesis_code_sampler)
-from .thesis import RECIPE, STUDENT, STUDENT_FIRST_CHECKPOINT
+from .thesis import GENERATION, RECIPE, STUDENT, STUDENT_FIRST_CHECKPOINT
 
 # the recipe, then each variant that undoes one of its choices (stable ids: metrics.json's keys)
 VARIANTS = ("thesis_recipe", "value_range", "sampler", "grey", "labels", "stopping", "lr", "size")
 # two choices undone together: the U-Net of [-1, 1] and its digits stored on black (each alone keeps
-# the other, and both collapse a student at small scale), compared with the same digits on grey
-COMBINED = ("range_on_black",)
-SET_OF = {"range_on_black": "value_range"}  # the set a row learns from where it is not its own or the recipe's
+# the other, and both collapse a student at small scale), compared with the same digits on grey; then
+# the same with the chain's per-step noise put back at the thesis' text's 0.5 (its code adds none),
+# compared with the noiseless chain's row
+COMBINED = ("range_on_black", "noise_on_black")
+SET_OF = {"range_on_black": "value_range", "noise_on_black": "range_noise"}  # a row's set where not its own or the recipe's
 # two controls beside them: the recipe's student on real training digits (none of the validation or
 # test digits), stored on black as the test digits are, then through the recipe's grey storage
 CONTROLS = ("real_black", "real_grey")
 AGAINST = {**{v: "thesis_recipe" for v in VARIANTS[1:]}, "range_on_black": "value_range",
-           "real_grey": "real_black"}  # what each row is compared with
-ON_BLACK = ("grey", "range_on_black", "real_black")  # the rows whose digits are not stored on grey
+           "noise_on_black": "range_on_black", "real_grey": "real_black"}  # what each row is compared with
+ON_BLACK = ("grey", "range_on_black", "noise_on_black", "real_black")  # the rows whose digits are not stored on grey
 RANGES = {"thesis": RECIPE.value_low, "book": -1.0}  # the low end of the U-Net's training range
+TEXT_NOISE = GENERATION["noise_scale"]  # §3.3.4's per-step noise scale (its clipped code adds none)
 MAX_ROUNDS = 60  # the thesis' code drew until its set was full; a generator this bad is named, not looped on
 
 
@@ -66,6 +69,7 @@ def variant_labels(cfg: Profile) -> dict:
         "lr": f"learning rate {st.lr:g} (this book's), not {RECIPE.student_lr:g}, constant both",
         "size": f"{e.ablation_per_class} digits per class, not {e.thesis_per_class} (equal updates)",
         "range_on_black": "both: U-Net trained on [-1, 1], digits stored on black",
+        "noise_on_black": f"both, and the chain's per-step noise at the thesis' text's {TEXT_NOISE:g}",
         "real_black": f"control: {e.thesis_per_class} real training digits per class, on black",
         "real_grey": "control: the same real digits, stored on grey",
     }
@@ -76,6 +80,7 @@ SHORT = {"thesis_recipe": "the recipe", "value_range": "the U-Net of [-1, 1]", "
          "grey": "storing on black", "labels": "labelling by the teacher", "stopping": "early stopping",
          "lr": "this book's learning rate", "size": "the larger set",
          "range_on_black": "the U-Net of [-1, 1] with its digits on black",
+         "noise_on_black": "the U-Net of [-1, 1]'s digits on black, drawn with per-step noise",
          "real_black": "the student of real digits on black", "real_grey": "the student of real digits on grey"}
 
 
@@ -109,7 +114,12 @@ def range_unet(cfg: Profile, low: float, device):
 
 
 def recipe_sampling(cfg: Profile, sampler: str) -> SamplerConfig:
-    """The thesis' chain (:func:`kr_utils.studies.thesis_code_sampler`) or this book's sampler."""
+    """The thesis' chain (:func:`kr_utils.studies.thesis_code_sampler`; 'thesis'), the same chain
+    with noise added at each step, ``noise_scale`` times the posterior's sigma of eq. (6), at the
+    thesis' text's :data:`TEXT_NOISE` ('thesis_noise'; its code adds none, and x_T stays at its
+    code's scale 1), or this book's sampler ('book')."""
+    if sampler == "thesis_noise":
+        return dataclasses.replace(thesis_code_sampler(cfg), noise_scale=TEXT_NOISE)
     return thesis_code_sampler(cfg) if sampler == "thesis" else cfg.sampler
 
 
@@ -117,8 +127,9 @@ def recipe_set(cfg: Profile, teacher, *, value_range: str, sampler: str, per_cla
     """A set built as the thesis' code built it (:func:`kr_utils.synth.thesis_code_set`: digits
     requested per class until ``per_class`` of each reach the teacher's confidence 0.85, a round
     that keeps nothing lowering it), from the U-Net of ``value_range`` (:func:`range_unet`) and
-    ``sampler`` ('thesis': its chain with every pixel below 0 forced black; 'book': the profile's
-    sampler, nothing forced); cached as ``ablation/set_<range>_<sampler>_<n>.pt``."""
+    ``sampler`` ('thesis': its chain with every pixel below 0 forced black; 'thesis_noise': the
+    same with per-step noise, :func:`recipe_sampling`; 'book': the profile's sampler, nothing
+    forced); cached as ``ablation/set_<range>_<sampler>_<n>.pt``."""
     out = artifact_dir(cfg.run)
     unet_path = range_unet(cfg, RANGES[value_range], device)
     sampling = recipe_sampling(cfg, sampler)
@@ -131,7 +142,7 @@ def recipe_set(cfg: Profile, teacher, *, value_range: str, sampler: str, per_cla
         unet = load_model(unet_path, "diffusion", device)
         chain = build_sampler(sampling, load_schedule(unet_path), num_steps=sampling.num_steps)
         r = synth.thesis_code_set(synth.DigitSource(unet, chain, teacher), sampling, per_class=per_class, threshold=thr, seed=cfg.seed,
-                                  device=device, black=sampler == "thesis", max_rounds=MAX_ROUNDS)
+                                  device=device, black=sampler != "book", max_rounds=MAX_ROUNDS)
         return {**{k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in r.items()},
                 "num_steps": len(chain.timesteps), "time_s": time.perf_counter() - t0}
 
@@ -215,14 +226,17 @@ def recipe_classifier(cfg: Profile, variant: str) -> tuple[ClassifierRecipe, boo
 
 
 def recipe_sets(cfg: Profile, teacher, *, device) -> dict:
-    """The three sets the variants learn from, each built alike for ``studies.ablation_per_class``
-    digits per class (the variants take the first ``thesis_per_class`` of each class, 'size'
-    all of the recipe's): the recipe's (its range and chain), 'value_range' (the [-1, 1]
-    control U-Net) and 'sampler' (this book's sampling)."""
+    """The four sets the rows learn from, each built alike for ``studies.ablation_per_class``
+    digits per class (the rows take the first ``thesis_per_class`` of each class, 'size' all of
+    the recipe's): the recipe's (its range and chain), 'value_range' (the [-1, 1] control U-Net),
+    'sampler' (this book's sampling) and 'range_noise' (the [-1, 1] U-Net, the thesis' chain with
+    its per-step noise put back: :func:`recipe_sampling`)."""
     n = cfg.studies.ablation_per_class
     return {"thesis_recipe": recipe_set(cfg, teacher, value_range="thesis", sampler="thesis", per_class=n, device=device),
             "value_range": recipe_set(cfg, teacher, value_range="book", sampler="thesis", per_class=n, device=device),
-            "sampler": recipe_set(cfg, teacher, value_range="thesis", sampler="book", per_class=n, device=device)}
+            "sampler": recipe_set(cfg, teacher, value_range="thesis", sampler="book", per_class=n, device=device),
+            "range_noise": recipe_set(cfg, teacher, value_range="book", sampler="thesis_noise", per_class=n,
+                                      device=device)}
 
 
 def recipe_runs(cfg: Profile, sets: dict, *, device, test) -> dict:
@@ -423,6 +437,33 @@ def both_reading(summary: dict, thesis_accuracy: float) -> str:
             if collapsed(summary["thesis_recipe"]) else ". ")
     if lo <= thesis_accuracy <= hi:
         return out + f"Their interval {where} holds the thesis' {target}."
+    return out + f"Their interval {where} lies {'below' if hi < thesis_accuracy else 'above'} the thesis' {target}."
+
+
+def noise_reading(summary: dict, thesis_accuracy: float) -> str:
+    """What the row 'noise_on_black' says against 'range_on_black' (the same U-Net, chain, filter
+    and storage, the per-step noise of the thesis' text put back), worded from the change's
+    interval and the row's own: whether the noiseless chain is what keeps those students low,
+    and whether the row then holds the thesis' accuracy."""
+    s = summary["noise_on_black"]
+    ch = s.get("change")
+    lo, hi = s["interval"]
+    where, target = f"[{100 * lo:.2f}, {100 * hi:.2f}]%", f"{100 * thesis_accuracy:.2f}%"
+    step = (f"{100 * ch.ci95[0]:+.1f} to {100 * ch.ci95[1]:+.1f} points" if ch is not None else "")
+    if len(s["collapsed"]["seeds"]) > s["accuracy"]["n"] / 2:
+        return (f"With the noise put back the students still score below the collapse level in most seeds (interval "
+                f"{where}): the noiseless chain alone does not account for the rows above.")
+    if ch is None or ch.ci95[0] <= 0 <= ch.ci95[1]:
+        out = (f"Putting the noise back makes no measurable difference ({step}): the noiseless chain's narrow set "
+               "does not account for the rows above at this size. ")
+    elif ch.ci95[0] > 0:
+        out = (f"Putting the noise back raises the students by {step}: the noiseless chain, which draws nearly the "
+               "same digit again and again, is what held the row above down. ")
+    else:
+        out = f"Putting the noise back lowers the students by {-100 * ch.ci95[1]:.1f} to {-100 * ch.ci95[0]:.1f} points. "
+    if lo <= thesis_accuracy <= hi:
+        return out + (f"Their interval {where} holds the thesis' {target}: the thesis' student is consistent with "
+                      "its text's noisy chain on a U-Net of [-1, 1], stored on black (which is not a proof that it ran so).")
     return out + f"Their interval {where} lies {'below' if hi < thesis_accuracy else 'above'} the thesis' {target}."
 
 

@@ -167,6 +167,20 @@ def satterthwaite_df(parts) -> float:
     return total * total / denom if denom > 0 else np.inf
 
 
+def interval_df(seed_parts, var_digits: float, n: int) -> float:
+    """The degrees of freedom of an interval over seeds and test digits: the Welch-Satterthwaite
+    ones of the seeds' parts (``(v, df)`` each) and the digits' ``(var_digits, n - 1)``, unless
+    the interval they give would be narrower than the seeds' part alone gives at the seeds' own
+    degrees of freedom; then the seeds' (an added source of error never narrows an interval)."""
+    var_seeds = sum(v for v, _ in seed_parts)
+    df = satterthwaite_df([*seed_parts, (var_digits, n - 1)])
+    seeds_df = satterthwaite_df(seed_parts)
+    if var_seeds > 0 and np.isfinite(seeds_df) and np.isfinite(df):
+        if stats.t.ppf(0.975, df) ** 2 * (var_seeds + var_digits) < stats.t.ppf(0.975, seeds_df) ** 2 * var_seeds:
+            return seeds_df
+    return df
+
+
 def _seeds_and_digits(var_seeds: float, var_digits: float, df: float, estimate: float):
     """The 95% t interval and two-sided p of ``estimate`` with variance ``var_seeds + var_digits``
     and ``df`` degrees of freedom (:func:`satterthwaite_df`)."""
@@ -189,7 +203,8 @@ def compare_runs(correct_a, correct_b, paired: bool = True) -> Comparison:
     interval over seeds on one fixed test set leaves out). The quantile is Student's t with the
     Welch-Satterthwaite degrees of freedom of those parts (S - 1 for the seeds' part, each
     side's unpaired; N - 1 for the digits'), so a few seeds widen the interval only as much as
-    their share of the variance; with one seed a side it is the test digits' alone. A side of
+    their share of the variance, but never to less than the seeds' part alone at its own
+    degrees of freedom (:func:`interval_df`); with one seed a side it is the test digits' alone. A side of
     one run adds no seed variance, and the interval then covers the other side's seeds only
     (said in ``covers``)."""
     a, b = (np.atleast_2d(np.asarray(x).astype(np.float64)) for x in (correct_a, correct_b))
@@ -208,8 +223,7 @@ def compare_runs(correct_a, correct_b, paired: bool = True) -> Comparison:
     else:
         parts = [(float(x.var(ddof=1)) / len(x) if len(x) > 1 else 0.0, len(x) - 1) for x in (acc_a, acc_b)]
         var_seeds = sum(v for v, _ in parts)
-    df = satterthwaite_df([*parts, (var_digits, n - 1)])
-    ci, p = _seeds_and_digits(var_seeds, var_digits, df, diff)
+    ci, p = _seeds_and_digits(var_seeds, var_digits, interval_df(parts, var_digits, n), diff)
     one_side = not paired and min(sa, sb) == 1 and max(sa, sb) > 1
     seeds = ("" if max(sa, sb) == 1 else "the training seeds of the side with several and " if one_side
              else f"{'paired ' if paired else ''}training seeds and ")
@@ -222,8 +236,8 @@ def accuracy_interval(correct) -> tuple[float, float, float]:
     per test digit) and its 95% interval, whose variance adds the seeds' (the variance of the
     per-seed accuracies over S) and the test digits' (the variance over digits of the
     seed-averaged correctness, over N), with Student's t at the Welch-Satterthwaite degrees of
-    freedom of the two parts (:func:`satterthwaite_df`; the normal's for one seed and many
-    digits): (mean, low, high). :func:`mean_interval` of any per-digit score."""
+    freedom of the two parts (:func:`interval_df`: never narrower than the seeds' part alone at
+    S - 1; the normal's for one seed and many digits): (mean, low, high). :func:`mean_interval` of any per-digit score."""
     return mean_interval(np.asarray(correct, bool))
 
 
@@ -246,6 +260,5 @@ def mean_interval(scores) -> tuple[float, float, float]:
     s, n = c.shape
     mean = float(c.mean())
     var_seeds, var_digits = variance_parts(c)
-    df = satterthwaite_df([(var_seeds, s - 1), (var_digits, n - 1)])
-    (lo, hi), _ = _seeds_and_digits(var_seeds, var_digits, df, mean)
+    (lo, hi), _ = _seeds_and_digits(var_seeds, var_digits, interval_df([(var_seeds, s - 1)], var_digits, n), mean)
     return mean, float(lo), float(hi)

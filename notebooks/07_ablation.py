@@ -54,7 +54,8 @@
 # the seed draws the student's weights, its batches and the two splits. Every change against
 # the recipe is worded from a 95% interval whose variance adds the seeds' and the
 # {glue:text}`rec_test_n` test digits' (`kr_utils.comparison.compare_runs`), so it includes the
-# test set's own sampling error; the intervals (seven variants, one row undoing two choices, one control) are not adjusted for being nine. Each
+# test set's own sampling error;
+# the intervals (seven variants, two rows undoing more than one choice, one control) are not adjusted for being ten. Each
 # variant's set is one draw of one generator: the intervals do not resample the sets or the
 # U-Nets. Two variants are bundles: "this book's sampling" changes the chain, its steps, the
 # guidance weight and the forced black together, and "the larger set" trains on
@@ -121,10 +122,12 @@ real_first = np.stack([test_images[np.flatnonzero(test_labels == c)[0]] for c in
 rows = [studies.thesis_background(np.asarray(sets["thesis_recipe"]["images"])[first["thesis_recipe"]]),
         np.asarray(sets["thesis_recipe"]["images"])[first["thesis_recipe"]],
         np.asarray(sets["value_range"]["images"])[first["value_range"]],
-        np.asarray(sets["sampler"]["images"])[first["sampler"]], real_first]
+        np.asarray(sets["sampler"]["images"])[first["sampler"]],
+        np.asarray(sets["range_noise"]["images"])[first["range_noise"]], real_first]
 labels = ablation.variant_labels(cfg)
-fig = plots.mosaic(np.concatenate(rows), nrow=5, row_labels=[
-    "the recipe, as stored (grey)", "the same on black", labels["value_range"], labels["sampler"], "real test digits"])
+fig = plots.mosaic(np.concatenate(rows), nrow=6, row_labels=[
+    "the recipe, as stored (grey)", "the same on black", labels["value_range"], labels["sampler"],
+    f"[-1, 1], per-step noise {ablation.TEXT_NOISE:g}", "real test digits"])
 plots.glue_figure("fig_recipe_sets", fig)
 for n, s in sets.items():
     glue(f"rec_set_{n}", f"{100 * s['pass_rate']:.1f}% of {int(s['generated']):,d} drawn digits passed, confidence "
@@ -136,16 +139,19 @@ glue("rec_spread_real", f"{ablation.within_class_spread(data.to_uint8(x_val), y_
 # %% [markdown]
 # ```{glue:figure} fig_recipe_sets
 # Digits 0-9 of each set: the recipe's as its code stored them (grey) and the same on black;
-# the recipe with the U-Net of $[-1, 1]$; the recipe with this book's sampler; real test digits.
+# the recipe with the U-Net of $[-1, 1]$; the recipe with this book's sampler; the U-Net of
+# $[-1, 1]$ with the thesis' chain and its per-step noise put back; real test digits.
 # ```
 #
 # What the teacher's filter passed of each draw (its largest probability at the threshold):
 # the recipe's {glue:text}`rec_set_thesis_recipe`; with the U-Net of $[-1, 1]$
-# {glue:text}`rec_set_value_range`; with this book's sampler {glue:text}`rec_set_sampler`.
+# {glue:text}`rec_set_value_range`; with this book's sampler {glue:text}`rec_set_sampler`; with
+# the U-Net of $[-1, 1]$ and the chain's noise put back {glue:text}`rec_set_range_noise`.
 # How different two kept digits of one class are (`kr_utils.ablation.within_class_spread`: the
 # mean pixel distance between two digits of a class, pixels in $[0, 1]$, first 100 of each
 # class): the recipe's set {glue:text}`rec_spread_thesis_recipe`, with the U-Net of $[-1, 1]$
 # {glue:text}`rec_spread_value_range`, with this book's sampler {glue:text}`rec_spread_sampler`,
+# with the U-Net of $[-1, 1]$ and the chain's noise put back {glue:text}`rec_spread_range_noise`,
 # real validation digits {glue:text}`rec_spread_real`. The thesis' chain takes the ancestral step's
 # mean and adds no noise at any step; unlike DDIM, whose deterministic step is built to keep the
 # data's spread, that shrinks the spread at every step, towards each class's average digit. A
@@ -197,12 +203,15 @@ glue("rec_real_grey", ablation.row_text(summary["real_grey"]), display=False)
 glue("rec_control_reading", ablation.control_reading(summary), display=False)
 glue("rec_both", ablation.row_text(summary["range_on_black"]), display=False)
 glue("rec_both_reading", ablation.both_reading(summary, thesis.STUDENT["accuracy"]), display=False)
+glue("rec_noise", ablation.row_text(summary["noise_on_black"]), display=False)
+glue("rec_noise_reading", ablation.noise_reading(summary, thesis.STUDENT["accuracy"]), display=False)
+glue("rec_text_noise", f"{ablation.TEXT_NOISE:g}", display=False)
 glue("rec_gpu_set", f"about {cost['set_min']:.0f} min" if cost["set_min"] else "not estimated (no gpu record)", display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_recipe_ablation
 # Real-test accuracy of the thesis' recipe (red), of each variant that undoes one of its
-# choices (orange), of the two choices undone together (purple) and of the two controls on
+# choices (orange), of the rows undoing more than one (purple) and of the two controls on
 # real digits (grey): the bar at the mean over seeds, a point per seed; dashed: the thesis'
 # student.
 # ```
@@ -230,6 +239,15 @@ glue("rec_gpu_set", f"about {cost['set_min']:.0f} min" if cost["set_min"] else "
 # more row undoes both (`kr_utils.ablation.COMBINED`): the U-Net of $[-1, 1]$, its digits
 # stored on black, the rest of the recipe kept. It scores {glue:text}`rec_both`; against the
 # same digits stored on grey, {glue:text}`rec_says_range_on_black`. {glue:text}`rec_both_reading`
+#
+# **The chain's noise put back.** The thesis' text (§3.3.4) generated with noise scaled by
+# {glue:text}`rec_text_noise` at each step; its code's clipped mode adds none. The last row keeps
+# everything of the row above (the U-Net of $[-1, 1]$, the chain's steps, clamp and guidance,
+# forced black, the 0.85 filter, storage on black) and adds at each step
+# {glue:text}`rec_text_noise` times the noise of the ancestral step, eq. (6)
+# (`kr_utils.ablation.recipe_sampling`; its $x_T$ stays at the code's scale 1). It scores
+# {glue:text}`rec_noise`; against the noiseless chain's row, {glue:text}`rec_says_noise_on_black`.
+# {glue:text}`rec_noise_reading`
 #
 # **A control: real digits through the same storage.** Whether grey storage, rather than the
 # generated digits, collapses a student can be asked of real digits. The recipe's student,
@@ -260,3 +278,5 @@ ch.close()
 # The thesis' recipe, rebuilt from its scripts on this book's generator and teacher, scores
 # {glue:text}`rec_recipe`; {glue:text}`rec_reached`. Each choice undone alone is worded above
 # from its interval over {glue:text}`rec_seeds` and the {glue:text}`rec_test_n` test digits.
+# With the U-Net of $[-1, 1]$ and its digits on black the students score {glue:text}`rec_both`;
+# with the chain's per-step noise put back as well, {glue:text}`rec_noise`.

@@ -73,6 +73,15 @@ def test_every_variant_has_a_label_and_a_short_name():
     # both undone: the [-1, 1] U-Net's set on black, against the same set on grey (the storage alone differs)
     assert ablation.SET_OF["range_on_black"] == "value_range" == ablation.AGAINST["range_on_black"]
     assert "range_on_black" in ablation.ON_BLACK and "value_range" not in ablation.ON_BLACK
+    # the noise put back: the same U-Net, filter and storage, against the noiseless chain's row
+    assert ablation.SET_OF["noise_on_black"] == "range_noise" and ablation.AGAINST["noise_on_black"] == "range_on_black"
+    assert "noise_on_black" in ablation.ON_BLACK
+
+
+def test_the_noise_row_changes_only_the_chains_per_step_noise():
+    code, noisy = ablation.recipe_sampling(CFG, "thesis"), ablation.recipe_sampling(CFG, "thesis_noise")
+    assert code.noise_scale == 0.0 and noisy.noise_scale == 0.5 == ablation.TEXT_NOISE
+    assert dataclasses.replace(noisy, noise_scale=0.0) == code  # steps, guidance, clamp, x_T scale kept
 
 
 def test_the_controls_are_real_training_digits_stored_black_then_grey(monkeypatch):
@@ -219,6 +228,20 @@ def test_both_undone_is_worded_from_its_row():
     assert "below the collapse level" in said and "[91.00, 97.00]%" in said and "is the generated digits" in said
     rows["real_black"] = _row("real", (0.80, 0.90))  # they do not: the digits cannot be blamed alone
     assert "something else in the recipe" in ablation.both_reading(rows, 0.9431)
+
+
+def test_the_noise_row_is_worded_from_its_change():
+    from kr_utils.comparison import Comparison
+    rows = {"noise_on_black": _row("noise", (0.92, 0.96))}
+    rows["noise_on_black"]["change"] = Comparison(0.5, (0.45, 0.55), None, "t", "seeds", (5, 5))
+    said = ablation.noise_reading(rows, 0.9431)
+    assert "raises the students by +45.0 to +55.0 points" in said and "holds the thesis' 94.31%" in said
+    rows["noise_on_black"]["change"] = Comparison(0.0, (-0.02, 0.03), None, "t", "seeds", (5, 5))
+    rows["noise_on_black"]["interval"] = [0.35, 0.42]
+    said = ablation.noise_reading(rows, 0.9431)
+    assert "no measurable difference" in said and "lies below the thesis' 94.31%" in said
+    rows["noise_on_black"] = _row("noise", (0.1, 0.2), (0, 1, 2))
+    assert "still score below the collapse level" in ablation.noise_reading(rows, 0.9431)
 
 
 def test_within_class_spread_is_zero_for_copies_and_grows_with_difference():

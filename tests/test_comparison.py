@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from kr_utils import comparison as cmp
 
@@ -163,3 +164,22 @@ def test_variance_parts_are_the_two_terms_of_the_interval():
     assert cmp.variance_parts(c[:1])[0] == 0.0  # one seed: no seeds' part
     mean, lo, hi = cmp.accuracy_interval(c)
     assert (hi - lo) / 2 > 1.96 * np.sqrt(v_seeds + v_digits)  # Student's t at few degrees of freedom is wider
+
+
+def test_an_interval_over_seeds_and_digits_is_never_narrower_than_the_seeds_alone():
+    """Five seeds whose spread dominates but does not swamp the digits' error: Satterthwaite's
+    degrees of freedom rise above S - 1, and the t quantile falls faster than the added variance
+    widens; the interval then uses S - 1 (interval_df), so it holds the seeds-only t interval."""
+    rng = np.random.default_rng(0)
+    base = rng.random(10000)
+    correct = np.stack([base < q for q in (0.60, 0.64, 0.66, 0.70, 0.74)])  # shared digits: small digit variance
+    vs, vd = cmp.variance_parts(correct)
+    assert cmp.satterthwaite_df([(vs, 4), (vd, 9999)]) > 4  # the case the rule is for
+    m, lo, hi = cmp.accuracy_interval(correct)
+    seeds_half = stats.t.ppf(0.975, 4) * vs ** 0.5
+    assert hi - m >= seeds_half - 1e-12
+    assert cmp.interval_df([(vs, 4)], vd, 10000) == 4
+    assert cmp.interval_df([(vs, 4)], 100 * vs, 10000) > 4  # digits dominate: Satterthwaite's stands
+    c = cmp.compare_runs(correct, correct[::-1].copy())
+    acc = correct.mean(1) - correct[::-1].mean(1)
+    assert c.ci95[1] - c.difference >= stats.t.ppf(0.975, 4) * (acc.var(ddof=1) / 5) ** 0.5 - 1e-12
