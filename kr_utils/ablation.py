@@ -149,20 +149,69 @@ def recipe_set(cfg: Profile, teacher, *, value_range: str, sampler: str, per_cla
     return cached(out / "ablation" / f"set_{value_range}_{sampler}_{per_class}.pt", key, compute)
 
 
+def _class_distances(images_uint8, labels, per_class: int) -> list:
+    """Per class, the pixel distances (L2, pixels in [0, 1]) between its first ``per_class`` digits."""
+    x = torch.as_tensor(np.asarray(images_uint8)).float().div(255).flatten(1)
+    labels = np.asarray(labels)
+    out = []
+    for c in np.unique(labels):
+        xc = x[np.flatnonzero(labels == c)[:per_class]]
+        if len(xc) > 1:
+            out.append(torch.cdist(xc, xc).double().numpy())
+    return out
+
+
 def within_class_spread(images_uint8, labels, per_class: int = 100) -> float:
     """How different the digits of one class are from one another: the mean pixel distance
     (L2, pixels in [0, 1]) between two digits of the same class, over the first ``per_class``
     of each class, averaged over the classes. A chain that draws nearly the same digit every
     time scores far below real digits."""
-    x = torch.as_tensor(np.asarray(images_uint8)).float().div(255).flatten(1)
-    labels = np.asarray(labels)
-    spreads = []
-    for c in np.unique(labels):
-        xc = x[np.flatnonzero(labels == c)[:per_class]]
-        if len(xc) > 1:
-            d = torch.cdist(xc, xc)
-            spreads.append((d.sum() / (len(xc) * (len(xc) - 1))).item())
-    return float(np.mean(spreads))
+    return float(np.mean([d.sum() / (len(d) * (len(d) - 1)) for d in _class_distances(images_uint8, labels, per_class)]))
+
+
+def spread_interval(images_uint8, labels, per_class: int = 100, draws: int = 200, seed: int = 0) -> tuple:
+    """:func:`within_class_spread` with a 95% bootstrap interval over the digits: each draw
+    resamples every class's digits with replacement (stratified by class) and averages the
+    distances between two draws of different digits (a digit drawn twice is not compared with
+    itself); percentiles of ``draws`` draws. The interval covers which digits of this set were
+    looked at, not another draw of the generator. (mean, low, high)."""
+    dists = _class_distances(images_uint8, labels, per_class)
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(draws):
+        per = []
+        for d in dists:
+            i = rng.integers(0, len(d), len(d))
+            other = i[:, None] != i[None, :]
+            per.append(d[np.ix_(i, i)][other].mean())
+        stats.append(np.mean(per))
+    lo, hi = np.percentile(stats, [2.5, 97.5])
+    return within_class_spread(images_uint8, labels, per_class), float(lo), float(hi)
+
+
+def agreement_per_class(source: dict, per_class: int | None = None) -> np.ndarray:
+    """Per requested class, the share of a set's kept digits (the first ``per_class`` of each,
+    :func:`first_per_class`; all where None) that the teacher reads as that class (its argmax
+    over ``source['logits']``): where the recipe labels by the requested class, a class at 0%
+    teaches the student a wrong label for every digit of it."""
+    requested = np.asarray(source["requested"])
+    idx = first_per_class(requested, per_class) if per_class else np.arange(len(requested))
+    requested = requested[idx]
+    agree = np.asarray(source["logits"])[idx].argmax(1) == requested
+    return np.array([agree[requested == c].mean() if (requested == c).any() else np.nan
+                     for c in range(int(requested.max()) + 1)])
+
+
+def agreement_reading(agreement, below: float = 0.5) -> str:
+    """Each class's agreement (:func:`agreement_per_class`) in words, naming the classes below
+    ``below``."""
+    each = ", ".join(f"{c}: {100 * a:.0f}%" for c, a in enumerate(agreement) if not np.isnan(a))
+    low = [str(c) for c, a in enumerate(agreement) if a < below]
+    if not low:
+        return f"per requested class {each}"
+    return (f"per requested class {each}; for {', '.join(low)} the teacher reads {'it' if len(low) == 1 else 'them'} as "
+            f"another class more often than not, so most of {'that class' if len(low) == 1 else 'those classes'}' "
+            "labels are wrong for the student")
 
 
 def first_per_class(labels, per_class: int) -> np.ndarray:
@@ -467,10 +516,12 @@ def noise_reading(summary: dict, thesis_accuracy: float) -> str:
     return out + f"Their interval {where} lies {'below' if hi < thesis_accuracy else 'above'} the thesis' {target}."
 
 
-def spread_reading(recipe_std: float, thesis_std: float, n_train: int, collapsed: bool = False) -> str:
+def spread_reading(recipe_std: float | None, thesis_std: float, n_train: int, collapsed: bool = False) -> str:
     """The recipe's seed spread against the thesis' (standard deviations, fractions), worded;
-    ``collapsed``: the recipe's students collapsed in most seeds, whose spread is then that of
-    collapsed runs and says nothing of the set."""
+    None: one seed, no spread measured; ``collapsed``: the recipe's students collapsed in most
+    seeds, whose spread is then that of collapsed runs and says nothing of the set."""
+    if recipe_std is None:
+        return "one seed measures no spread, so the two cannot be compared"
     if collapsed:
         return ("the recipe's students collapsed in most seeds, so their spread is that of collapsed runs and says "
                 "nothing about the size of the thesis' set")

@@ -132,9 +132,12 @@ plots.glue_figure("fig_recipe_sets", fig)
 for n, s in sets.items():
     glue(f"rec_set_{n}", f"{100 * s['pass_rate']:.1f}% of {int(s['generated']):,d} drawn digits passed, confidence "
                          f"{s['final_threshold']:g} at the end, {s['time_s']:.0f} s", display=False)
-    glue(f"rec_spread_{n}", f"{ablation.within_class_spread(s['images'], s['requested']):.2f}", display=False)
+    glue(f"rec_spread_{n}", "{:.2f} [{:.2f}, {:.2f}]".format(*ablation.spread_interval(s["images"], s["requested"])),
+         display=False)
+    glue(f"rec_agree_{n}", ablation.agreement_reading(ablation.agreement_per_class(s, e.thesis_per_class)), display=False)
 x_val, y_val = pipeline.real_validation(cfg)  # real digits of reference: the declared validation split
-glue("rec_spread_real", f"{ablation.within_class_spread(data.to_uint8(x_val), y_val.numpy()):.2f}", display=False)
+glue("rec_spread_real", "{:.2f} [{:.2f}, {:.2f}]".format(*ablation.spread_interval(data.to_uint8(x_val), y_val.numpy())),
+     display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_recipe_sets
@@ -152,11 +155,20 @@ glue("rec_spread_real", f"{ablation.within_class_spread(data.to_uint8(x_val), y_
 # class): the recipe's set {glue:text}`rec_spread_thesis_recipe`, with the U-Net of $[-1, 1]$
 # {glue:text}`rec_spread_value_range`, with this book's sampler {glue:text}`rec_spread_sampler`,
 # with the U-Net of $[-1, 1]$ and the chain's noise put back {glue:text}`rec_spread_range_noise`,
-# real validation digits {glue:text}`rec_spread_real`. The thesis' chain takes the ancestral step's
+# real validation digits {glue:text}`rec_spread_real` (each with a 95% bootstrap interval over
+# the digits looked at, resampled within class: `kr_utils.ablation.spread_interval`; it does
+# not cover another draw of the generator). The thesis' chain takes the ancestral step's
 # mean and adds no noise at any step; unlike DDIM, whose deterministic step is built to keep the
 # data's spread, that shrinks the spread at every step, towards each class's average digit. A
 # set far less spread than real digits holds nearly the same digit again and again, whatever
 # the filter passes.
+#
+# The recipe labels each digit by the class it asked for; how often the teacher reads a kept
+# digit as that class (`kr_utils.ablation.agreement_per_class`, over the
+# {glue:text}`rec_per_class` of each class the students learn from): in the recipe's set,
+# {glue:text}`rec_agree_thesis_recipe`; with the U-Net of $[-1, 1]$,
+# {glue:text}`rec_agree_value_range`; with this book's sampler, {glue:text}`rec_agree_sampler`;
+# with the chain's noise put back, {glue:text}`rec_agree_range_noise`.
 
 # %%
 runs = ablation.recipe_runs(cfg, sets, device=device, test=(x_te, y_te))
@@ -192,10 +204,11 @@ cost = ablation.gpu_estimate(kr_utils.get_config("gpu"), pipeline.recorded_metri
 glue("rec_gpu_unet", f"{cost['unet_steps']:,d} steps, roughly {cost['unet_min']:.0f} min on {cost['device']} at the "
      "recorded U-Net's rate, measured at another batch size and on a smaller network" if cost["unet_min"]
      else f"{cost['unet_steps']:,d} steps", display=False)
-glue("rec_std", f"{100 * (summary['thesis_recipe']['accuracy']['std'] or 0):.2f} points", display=False)
+rec_sd = summary["thesis_recipe"]["accuracy"]["std"]
+glue("rec_std", "not measured (one seed)" if rec_sd is None else f"{100 * rec_sd:.2f} points", display=False)
 glue("thesis_std", f"{100 * thesis.STUDENT['std']:.2f} points over {thesis.STUDENT['seeds']} runs", display=False)
 n_train = round(cfg.num_classes * e.thesis_per_class * thesis.RECIPE.train_fraction)  # what each recipe student learns from
-glue("rec_spread_reading", ablation.spread_reading(summary["thesis_recipe"]["accuracy"]["std"] or 0, thesis.STUDENT["std"],
+glue("rec_spread_reading", ablation.spread_reading(rec_sd, thesis.STUDENT["std"],
                                                    n_train, "thesis_recipe" in ablation.mostly_collapsed(summary)),
      display=False)
 glue("rec_real_black", ablation.row_text(summary["real_black"]), display=False)
@@ -217,8 +230,8 @@ glue("rec_gpu_set", f"about {cost['set_min']:.0f} min" if cost["set_min"] else "
 # ```
 #
 # **The recipe** scores {glue:text}`rec_recipe` (collapsed seeds:
-# {glue:text}`rec_collapsed_thesis_recipe`); {glue:text}`rec_reached`. Its seeds spread by
-# {glue:text}`rec_std` (standard deviation), the thesis' by {glue:text}`thesis_std`:
+# {glue:text}`rec_collapsed_thesis_recipe`); {glue:text}`rec_reached`. The standard
+# deviation of its seeds: {glue:text}`rec_std`; the thesis': {glue:text}`thesis_std`;
 # {glue:text}`rec_spread_reading`. One choice undone at a time, against the recipe:
 #
 # 1. {glue:text}`rec_says_value_range`;

@@ -160,6 +160,7 @@ def test_the_spread_is_worded_from_both_spreads():
     assert "hint that its set was larger" in ablation.spread_reading(0.01, 0.0006, 723)
     assert ablation.spread_reading(0.0008, 0.0006, 723) == "the two spreads are comparable"
     assert "says nothing about the size" in ablation.spread_reading(0.05, 0.0006, 723, collapsed=True)
+    assert "one seed measures no spread" in ablation.spread_reading(None, 0.0006, 723)
 
 
 def test_reached_is_worded_from_the_recipes_interval():
@@ -256,3 +257,26 @@ def test_within_class_spread_is_zero_for_copies_and_grows_with_difference():
 def test_row_text_quotes_the_interval_over_seeds_and_digits():
     row = {"accuracy": {"mean": 0.9413}, "interval": [0.9090, 0.9736]}
     assert ablation.row_text(row) == "94.13% [90.90, 97.36] over seeds and test digits"
+
+
+def test_spread_interval_holds_its_estimate_and_narrows_with_more_digits():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    images = (rng.random((120, 28, 28)) < 0.3).astype(np.uint8) * 255
+    m, lo, hi = ablation.spread_interval(images, labels, per_class=40, draws=100)
+    assert m == pytest.approx(ablation.within_class_spread(images, labels, 40))
+    assert lo < m < hi and hi - lo < 0.1 * m
+    copies = np.repeat(images[:1], 120, 0)  # one digit again and again: no spread, no width
+    assert ablation.spread_interval(copies, labels, 40, draws=20) == (0.0, 0.0, 0.0)
+    few = ablation.spread_interval(images, labels, per_class=5, draws=100)
+    assert few[2] - few[1] > hi - lo
+
+
+def test_agreement_per_class_names_the_classes_whose_labels_are_wrong():
+    s = _set(per_class=20)  # 1 in 5 relabelled by the teacher (the logits' argmax is the next class)
+    agree = ablation.agreement_per_class(s)
+    assert agree.shape == (10,) and np.allclose(agree, 0.8)
+    s["logits"][s["requested"] == 4] = np.eye(10)[5] * 10  # every 4 read as a 5
+    agree = ablation.agreement_per_class(s, per_class=10)
+    assert agree[4] == 0 and "for 4 the teacher reads it as another class" in ablation.agreement_reading(agree)
+    assert "reads" not in ablation.agreement_reading(np.full(10, 0.9))
