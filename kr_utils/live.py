@@ -146,3 +146,10 @@ def glue(name: str, variable, display: bool = True) -> None:
     prefix = "" if display else GLUE_PREFIX
     metadata["scrapbook"] = dict(name=name, mime_prefix=prefix)
     ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
+
+
+def glue_texts(texts: dict) -> None:
+    """:func:`glue` each ``{name: value}`` of ``texts`` for the prose only (not displayed): the
+    sentences a library function words from a chapter's results."""
+    for name, value in texts.items():
+        glue(name, value, display=False)

@@ -27,10 +27,10 @@ import torch
 
 from . import data, distill, models, studies, synth, workers
 from .checkpoints import load_checkpoint, load_if_current, load_model, load_schedule, save_checkpoint
-from .comparison import Comparison, compare_runs
-from .config import Profile, get_config
+from .comparison import Comparison, accuracy_interval, binomial_interval, compare_runs, variance_parts
+from .config import LABEL_NAMES, Profile, get_config
 from .diffusion import DiffusionOptions, NoiseSchedule, build_sampler, train_diffusion
-from .evaluate import correct_on, summarize_seeds
+from .evaluate import correct_on, counted, summarize_seeds
 from .fit import seed_everything
 from .runtime import device as default_device, levers
 from .store import StageClock, artifact_dir, fingerprint, note_reused, read_metrics
@@ -569,3 +569,46 @@ def analysis_metrics(profile: str, sections: tuple = ANALYSIS_SECTIONS) -> tuple
         return recorded, f"the recorded {profile} run ({env.get('device', '?')}, {env.get('date', '?')})"
     raise FileNotFoundError(f"metrics.json of profile {profile!r} in {artifact_dir(profile)} lacks "
                             f"{missing}, and no recorded run of this profile is shipped: run chapters 1-7 first")
+
+
+def grid_texts(cfg: Profile, grid, teacher_right, test_labels) -> dict:
+    """Chapter 5's sentences on the student grid (:func:`student_grid`): the main cell, the
+    seeds per cell and what their interval rests on, each architecture's budget and how it was
+    chosen, the main student's accuracy, its interval over seeds and test digits, its gap to the
+    teacher (``teacher_right``: one row, right or wrong on each test digit; unpaired), the first
+    seed's Wilson interval (the test set's own error) and which part of the variance is larger."""
+    scfg, seeds = cfg.student, cfg.studies.grid_seeds
+    accs = summarize_seeds([r["accuracy"] for r in grid.main.values()])
+    correct = correct_on(grid.main, test_labels)
+    chosen = grid.budget["epochs"]
+    edge = studies.edge_note(chosen, cfg.studies.grid_epoch_choices)
+    budget = (f"each architecture trains for {counted(cfg.study_epochs, 'epoch')}, fixed by the profile"
+              if not grid.budget["val_real_accuracy"] else
+              "each architecture trains for its own number of epochs, chosen from "
+              f"{', '.join(map(str, cfg.studies.grid_epoch_choices))} on the real validation digits "
+              "(kr_utils.pipeline.grid_budget, one student each): "
+              + ", ".join(f"{a} {counted(n, 'epoch')}" for a, n in chosen.items())
+              + ("" if grid.shared else f"; the profile's student keeps its {counted(scfg.epochs, 'epoch')} "
+                 "(its recipe was fixed before this search, and chapters 6-11 build on it), so the grid trains its cell "
+                 "once more at the chosen budget")
+              + (f". {edge}" if edge else ""))
+    _, s_lo, s_hi = accuracy_interval(correct)  # seeds and test digits
+    n_test = len(test_labels)
+    first = grid.main[scfg.seeds[0]]  # the test set's own sampling error, which no number of seeds removes (Wilson)
+    lo, hi = binomial_interval(round(first["accuracy"] * n_test), n_test)
+    v_seeds, v_digits = variance_parts(correct)
+    return {
+        "student_main_cell": f"{grid.main_cell[0]}, {LABEL_NAMES[grid.main_cell[1]]}",
+        "grid_seeds_n": counted(len(seeds), "seed"),
+        "grid_df_sentence": f"With {counted(len(seeds), 'seed')} per cell the seeds' share of that interval rests on "
+                            f"{counted(len(seeds) - 1, 'degree')} of freedom, so it is wide; the seeds are printed beside "
+                            "it." if len(seeds) > 1 else "With one seed per cell the interval holds the test digits' "
+                            "sampling error only: the seeds' spread is not measured.",
+        "grid_budget": budget, "student_acc": f"{100 * accs['mean']:.2f}%",
+        "student_gap": compare_runs(teacher_right, correct, paired=False).sentence("the teacher", "the student"),
+        "student_seeds": counted(accs["n"], "seed"), "student_interval": f"[{100 * s_lo:.2f}, {100 * s_hi:.2f}]",
+        "student_spread": "" if accs["std"] is None else f", ± {100 * accs['std']:.2f} std over seeds",
+        "student_test_interval": f"[{100 * lo:.2f}, {100 * hi:.2f}]", "student_test_n": f"{n_test:,d}",
+        "student_test_halfwidth": f"{100 * (hi - lo) / 2:.2f}",
+        "student_larger_part": "the larger" if v_digits >= v_seeds else "the smaller (here the seeds vary more)",
+        "student_labels": LABEL_NAMES[grid.main_cell[1]]}

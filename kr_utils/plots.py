@@ -342,3 +342,23 @@ def degradation_curves(table, readings: dict, thesis_points: dict, thesis_epochs
     left.set_ylabel("accuracy (%)")
     fig.tight_layout()
     return fig
+
+
+def boundary_and_draws(x, y, boundary, new_points, lim: float = 7.0):
+    """Theory chapter 1's two panels: held-out points coloured by class with the line
+    ``w0 x + w1 y + b = 0`` (``boundary``) of a logistic regression, and the same points in grey
+    with new points drawn from a generative model."""
+    w0, w1, b = boundary
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
+    axes[0].scatter(*x.T, c=y, cmap="coolwarm", s=4)
+    axes[0].plot([-lim, lim], [(-b + lim * w0) / w1, (-b - lim * w0) / w1], "k")
+    axes[0].set_title("discriminative: a boundary p(y|x) = 1/2", fontsize=9)
+    axes[1].scatter(*x.T, c="0.8", s=4, label="real")
+    axes[1].scatter(*new_points.detach().T, c="tab:green", s=4, label="drawn from p(x|y)")
+    axes[1].set_title("generative: new points", fontsize=9)
+    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+    return fig

@@ -21,7 +21,7 @@ import torch
 
 from . import audit, claims, comparison, data, distill, evaluate, generators, pipeline, studies, synth
 from .checkpoints import load_checkpoint, load_if_current, load_model, save_checkpoint
-from .config import Profile
+from .config import LABEL_NAMES, Profile
 from .models import features
 from .store import artifact_dir, fingerprint, note_reused
 
@@ -265,3 +265,64 @@ def table(rows: dict):
                     "precision": f"{r['precision']:.2f}", "recall": f"{r['recall']:.2f}",
                     "near copies (%)": f"{100 * r['memorisation']['near_copies']:.2f}" if "memorisation" in r else "—"})
     return pd.DataFrame(out).set_index("generator")
+
+
+def design_texts(cfg: Profile) -> dict:
+    """Chapter 11's design in the prose's words (glued under these names): the filter, the set
+    size, the students' recipe, the seeds, each generator's updates and the budget they share."""
+    g, st = cfg.generators, cfg.student
+    pairs = seed_pairs(cfg)
+    images = cfg.diffusion.steps * cfg.diffusion.batch_size
+    seeds = (f"Each generator is trained {evaluate.counted(len(pairs), 'time')}, from seeds "
+             f"{', '.join(str(s) for s, _ in pairs)}; each training draws its own set, which trains one student of the "
+             "same seed, so a row's spread covers the generator's seed, its set and the student's. The diffusion "
+             "model's row has one U-Net, chapter 2's (its training costs too much to repeat here): its seeds cut "
+             "chapter 4's set at random, so its spread covers the set's draw and the student only." if len(pairs) > 1
+             else f"Each generator is trained once (seed {pairs[0][0]}); its set trains the student over "
+                  f"{evaluate.counted(len(st.seeds), 'seed')}, so a row's spread covers the student's seed only.")
+    budget = (f"every generator's training reads as many real training images as the U-Net's did, {images:,d} "
+              f"({cfg.diffusion.steps:,d} updates of {cfg.diffusion.batch_size}; WGAN-GP's critic reads {g.n_critic} "
+              "batches per generator update, so WGAN-GP makes that many times fewer updates): an equal data budget, not "
+              "an equal time" if g.equal_images else "the updates are this profile's own per generator, not an equal budget")
+    lr = (f"WGAN-GP's learning rate, {g.wgan_lr:g} against {g.gan_lr:g}, the GAN's (Gulrajani et al. use a lower one), "
+          "which drew the requested class less often in as many updates (judged on the teacher's agreement with the "
+          "requested class, never on the test set; the comment of the cpu profile's `generators` section in "
+          "`kr_utils.config` records both runs)" if g.wgan_lr != g.gan_lr else
+          f"none at this profile, whose GAN and WGAN-GP share the learning rate {g.gan_lr:g}")
+    return {"c11_n_critic": g.n_critic, "c11_threshold": cfg.synth.threshold, "c11_per_class": f"{g.per_class:,d}",
+            "c11_recipe": f"{st.arch}, {LABEL_NAMES[st.recipe().labels]}, "
+                          f"{evaluate.counted(student_epochs(cfg), 'epoch')}: as many updates as the main student's "
+                          f"{evaluate.counted(st.epochs, 'epoch')} on chapter 4's set",
+            "c11_seed_design": seeds, "c11_steps": ", ".join(f"{NAMES[k]} {steps(cfg, k):,d}" for k in KINDS),
+            "c11_budget": budget, "c11_lr_note": lr}
+
+
+LEAD_WORDS = {"higher": "ahead of it", "lower": "behind it", "no measurable difference": "not measurably different from it",
+              "no interval": "without an interval against it"}
+
+
+def row_texts(rows: dict) -> dict:
+    """Chapter 11's results in the prose's words: each row's accuracy, acceptance, agreement,
+    rate, training time and the diffusion model's lead over it; the best other generator on
+    the real validation digits (never the test set) and where the diffusion model stands
+    against it."""
+    best = max(KINDS, key=lambda k: rows[k]["val_real_accuracy"]["mean"])  # chosen on real validation digits
+    out = {}
+    for name, r in rows.items():
+        out |= {f"c11_{name}_acc": r["accuracy_text"], f"c11_{name}_accept": f"{100 * r['acceptance_rate']:.1f}%",
+                f"c11_{name}_agree": f"{100 * r['agreement']:.1f}%", f"c11_{name}_ips": f"{r['images_per_s']:,.0f}",
+                f"c11_{name}_train": "an unrecorded time" if r["train_time_s"] is None else f"{r['train_time_s']:.0f} s"}
+        if name != "ddpm":
+            lead = r["ddpm_lead_points"]
+            ci = "" if lead["ci95"] is None else f" (95% interval [{lead['ci95'][0]:.2f}, {lead['ci95'][1]:.2f}], {lead['covers']})"
+            out[f"c11_{name}_lead"] = f"{lead['estimate']:.2f} points{ci}"
+    return out | {"c11_best": NAMES[best], "c11_best_lead_verdict": LEAD_WORDS[rows[best]["ddpm_lead_points"]["verdict"]]}
+
+
+def metrics(cfg: Profile, result: dict) -> dict:
+    """What chapter 11 records in ``metrics.json`` (section ``other_generators``)."""
+    st = cfg.student
+    return {"per_class": cfg.generators.per_class, "seed_pairs": [[gs, list(ss)] for gs, ss in seed_pairs(cfg)],
+            "recipe": st.recipe(epochs=student_epochs(cfg)).as_dict(), "steps": {k: steps(cfg, k) for k in KINDS},
+            "rows": {k: {kk: vv for kk, vv in r.items() if kk != "label"} for k, r in result["rows"].items()},
+            "memorisation_floor": result["memorisation_floor"]}

@@ -53,8 +53,8 @@ grid_epochs = None  # overrides studies.epochs, the grid's (None: the student's,
 
 # %% tags=["hide-input"]
 import pandas as pd
-from kr_utils.live import glue
-from kr_utils import checkpoints, comparison, config, evaluate, pipeline, plots, store, studies, thesis
+from kr_utils.live import glue, glue_texts
+from kr_utils import checkpoints, comparison, config, evaluate, pipeline, plots, store, thesis
 
 ch = pipeline.open_chapter("05_student", profile, dataset=dataset, seed=seed, student__soft=soft, student__arch=arch, student__epochs=epochs,
                          studies__epochs=grid_epochs)
@@ -94,41 +94,9 @@ first = grid.main[scfg.seeds[0]]
 pipeline.save_student(cfg, first, scfg.seeds[0])  # artifacts/<profile>/student.pt
 
 # %%
-glue("student_main_cell", f"{main_cell[0]}, {config.LABEL_NAMES[main_cell[1]]}", display=False)
-glue("grid_seeds_n", evaluate.counted(len(ecfg.grid_seeds), "seed"), display=False)
-glue("grid_df_sentence", f"With {evaluate.counted(len(ecfg.grid_seeds), 'seed')} per cell the seeds' share of that interval "
-     f"rests on {evaluate.counted(len(ecfg.grid_seeds) - 1, 'degree')} of freedom, so it is wide; the seeds are printed "
-     "beside it." if len(ecfg.grid_seeds) > 1 else "With one seed per cell the interval holds the test digits' "
-     "sampling error only: the seeds' spread is not measured.", display=False)
-chosen = grid.budget["epochs"]
-glue("grid_budget", f"each architecture trains for {evaluate.counted(cfg.study_epochs, 'epoch')}, fixed by the profile"
-     if not grid.budget["val_real_accuracy"] else
-     "each architecture trains for its own number of epochs, chosen from "
-     f"{', '.join(map(str, cfg.studies.grid_epoch_choices))} on the real validation digits "
-     f"(kr_utils.pipeline.grid_budget, one student each): "
-     + ", ".join(f"{a} {evaluate.counted(n, 'epoch')}" for a, n in chosen.items())
-     + ("" if grid.shared else f"; the profile's student keeps its {evaluate.counted(scfg.epochs, 'epoch')} "
-        "(its recipe was fixed before this search, and chapters 6-11 build on it), so the grid trains its cell "
-        "once more at the chosen budget")
-     + ("" if not (edge := studies.edge_note(chosen, cfg.studies.grid_epoch_choices)) else f". {edge}"), display=False)
-glue("student_acc", f"{100 * accs['mean']:.2f}%", display=False)
 teacher = checkpoints.load_model(pipeline.teacher(cfg, device), "teacher", device)
 teacher_right = (evaluate.predict_logits(teacher, x_te, device=device).argmax(1) == y_te).numpy()[None]
-glue("student_gap", comparison.compare_runs(teacher_right, evaluate.correct_on(grid.main, y_te), paired=False)
-     .sentence("the teacher", "the student"), display=False)  # one teacher, the same test digits
-glue("student_seeds", evaluate.counted(accs["n"], "seed"), display=False)
-_, s_lo, s_hi = comparison.accuracy_interval(evaluate.correct_on(grid.main, y_te))  # seeds and test digits
-glue("student_interval", f"[{100 * s_lo:.2f}, {100 * s_hi:.2f}]", display=False)
-glue("student_spread", "" if accs["std"] is None else f", ± {100 * accs['std']:.2f} std over seeds", display=False)
-# the test set's own sampling error, which no number of training seeds removes (Wilson, one seed)
-n_test = len(y_te)
-lo, hi = comparison.binomial_interval(round(first["accuracy"] * n_test), n_test)
-glue("student_test_interval", f"[{100 * lo:.2f}, {100 * hi:.2f}]", display=False)
-glue("student_test_n", f"{n_test:,d}", display=False)
-glue("student_test_halfwidth", f"{100 * (hi - lo) / 2:.2f}", display=False)
-v_seeds, v_digits = comparison.variance_parts(evaluate.correct_on(grid.main, y_te))
-glue("student_larger_part", "the larger" if v_digits >= v_seeds else "the smaller (here the seeds vary more)", display=False)
-glue("student_labels", config.LABEL_NAMES[main_cell[1]], display=False)
+glue_texts(pipeline.grid_texts(cfg, grid, teacher_right, y_te))  # one teacher, the same test digits
 fig = plots.band_curves({f"{main_cell[0]}, {main_cell[1]}": [r["history"] for r in grid.main.values()]},
                         keys=("val_loss", "val_acc", "real_test_acc"))
 plots.glue_figure("fig_student_curves", fig)
@@ -209,11 +177,12 @@ table
 # test set, where the thesis' students reached 91-96%.
 
 # %% tags=["remove-cell"]
+_, s_lo, s_hi = comparison.accuracy_interval(evaluate.correct_on(grid.main, y_te))  # seeds and test digits
 store.update_metrics(profile, "student", {
     "arch": scfg.arch, "soft": scfg.soft, "augment": scfg.augment, "test_accuracy": accs,
     "test_accuracy_interval_seeds_and_digits": [s_lo, s_hi],
     "per_class_accuracy": first["per_class_accuracy"],
-    "epochs_run": [len(r["history"]["epoch"]) for r in grid.main.values()], "grid_epochs": chosen,
+    "epochs_run": [len(r["history"]["epoch"]) for r in grid.main.values()], "grid_epochs": grid.budget["epochs"],
     "grid_budget_val_real_accuracy": grid.budget["val_real_accuracy"],
     "train_size": len(syn_train[0]), "val_size": len(syn_val[0]),
     "grid": {f"{a}/{lab}": v for (a, lab), v in summary.items()},

@@ -46,37 +46,13 @@ seed = None     # overrides the profile's seed
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
-from kr_utils.live import glue
-from kr_utils import config, evaluate, pipeline, plots, replication, store
+from kr_utils.live import glue, glue_texts
+from kr_utils import pipeline, plots, replication, store
 
 ch = pipeline.open_chapter("11_other_generators", profile, seed=seed)  # its cost recorded at its end
 cfg, seed, device = ch.cfg, ch.seed, ch.device
-g, st = cfg.generators, cfg.student
-glue("c11_n_critic", g.n_critic, display=False)
-glue("c11_threshold", cfg.synth.threshold, display=False)
-glue("c11_per_class", f"{g.per_class:,d}", display=False)
-glue("c11_recipe", f"{st.arch}, {config.LABEL_NAMES[st.recipe().labels]}, "
-     f"{evaluate.counted(replication.student_epochs(cfg), 'epoch')}: as many updates as the main student's "
-     f"{evaluate.counted(st.epochs, 'epoch')} on chapter 4's set", display=False)
-pairs = replication.seed_pairs(cfg)
-glue("c11_seed_design", (f"Each generator is trained {evaluate.counted(len(pairs), 'time')}, from seeds "
-     f"{', '.join(str(s) for s, _ in pairs)}; each training draws its own set, which trains one student of the same "
-     "seed, so a row's spread covers the generator's seed, its set and the student's. The diffusion model's row has "
-     "one U-Net, chapter 2's (its training costs too much to repeat here): its seeds cut chapter 4's set at random, "
-     "so its spread covers the set's draw and the student only." if len(pairs) > 1 else
-     f"Each generator is trained once (seed {pairs[0][0]}); its set trains the student over "
-     f"{evaluate.counted(len(st.seeds), 'seed')}, so a row's spread covers the student's seed only."), display=False)
-glue("c11_steps", ", ".join(f"{replication.NAMES[k]} {replication.steps(cfg, k):,d}" for k in replication.KINDS), display=False)
-images = cfg.diffusion.steps * cfg.diffusion.batch_size
-glue("c11_budget", (f"every generator's training reads as many real training images as the U-Net's did, {images:,d} "
-     f"({cfg.diffusion.steps:,d} updates of {cfg.diffusion.batch_size}; WGAN-GP's critic reads {g.n_critic} batches "
-     "per generator update, so WGAN-GP makes that many times fewer updates): an equal data budget, not an equal time"
-     if g.equal_images else "the updates are this profile's own per generator, not an equal budget"), display=False)
-glue("c11_lr_note", (f"WGAN-GP's learning rate, {g.wgan_lr:g} against {g.gan_lr:g}, the GAN's (Gulrajani et al. use a "
-     "lower one), which drew the requested class less often in as many updates (judged on the teacher's agreement "
-     "with the requested class, never on the test set; the comment of the cpu profile's `generators` section in "
-     "`kr_utils.config` records both runs)") if g.wgan_lr != g.gan_lr else
-     f"none at this profile, whose GAN and WGAN-GP share the learning rate {g.gan_lr:g}", display=False)
+g = cfg.generators
+glue_texts(replication.design_texts(cfg))  # the design in the prose's words
 
 # %% [markdown]
 # ## Training the generators and drawing their sets
@@ -155,27 +131,8 @@ plots.glue_figure("fig_c11_seeds", fig)
 # ```
 
 # %%
-best = max(replication.KINDS, key=lambda k: rows[k]["val_real_accuracy"]["mean"])  # chosen on real validation digits
-for name, r in rows.items():
-    glue(f"c11_{name}_acc", r["accuracy_text"], display=False)
-    glue(f"c11_{name}_accept", f"{100 * r['acceptance_rate']:.1f}%", display=False)
-    glue(f"c11_{name}_agree", f"{100 * r['agreement']:.1f}%", display=False)
-    glue(f"c11_{name}_ips", f"{r['images_per_s']:,.0f}", display=False)
-    glue(f"c11_{name}_train", "an unrecorded time" if r["train_time_s"] is None else f"{r['train_time_s']:.0f} s", display=False)
-    if name != "ddpm":
-        lead = r["ddpm_lead_points"]
-        ci = "" if lead["ci95"] is None else f" (95% interval [{lead['ci95'][0]:.2f}, {lead['ci95'][1]:.2f}], {lead['covers']})"
-        glue(f"c11_{name}_lead", f"{lead['estimate']:.2f} points{ci}", display=False)
-glue("c11_best", replication.NAMES[best], display=False)
-glue("c11_best_lead_verdict", {"higher": "ahead of it", "lower": "behind it",
-                               "no measurable difference": "not measurably different from it",
-                               "no interval": "without an interval against it"}[rows[best]["ddpm_lead_points"]["verdict"]],
-     display=False)
-store.update_metrics(cfg.run, "other_generators", {
-    "per_class": g.per_class, "seed_pairs": [[gs, list(ss)] for gs, ss in replication.seed_pairs(cfg)],
-    "recipe": st.recipe(epochs=replication.student_epochs(cfg)).as_dict(), "steps": {k: replication.steps(cfg, k) for k in replication.KINDS},
-    "rows": {k: {kk: vv for kk, vv in r.items() if kk != "label"} for k, r in rows.items()},
-    "memorisation_floor": result["memorisation_floor"]})
+glue_texts(replication.row_texts(rows))
+store.update_metrics(cfg.run, "other_generators", replication.metrics(cfg, result))
 ch.close()
 
 # %% [markdown]

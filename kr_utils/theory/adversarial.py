@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 from scipy.stats import norm
 
@@ -117,3 +118,74 @@ def adversarial_runs(cfg: Profile, teacher, device, seed: int | None = None, cov
                                         log_every=max(1, g.theory_steps // 20), monitor=monitor, progress=False),
                 x, None, g, device=device)
             for name, (kind, saturating) in ADVERSARIAL.items()}
+
+
+def run_summary(runs: dict) -> dict:
+    """Per run of :func:`adversarial_runs`, its last coverage check (classes, class entropy,
+    share of confident images), its lowest class entropy (NaN where never defined), its
+    training time and the discriminator's last mean output on generated images (None for WGAN-GP)."""
+    out = {}
+    for name, r in runs.items():
+        h = r.history
+        out[name] = {"final_classes": h["classes"][-1], "final_entropy": h["entropy"][-1],
+                     "final_confident": h["confident"][-1],
+                     "min_entropy": float(np.nanmin(h["entropy"])) if not np.all(np.isnan(h["entropy"])) else float("nan"),
+                     "train_time_s": r.train_time_s, "final_d_fake": h["d_fake"][-1] if "d_fake" in h else None}
+    return out
+
+
+def adversarial_texts(summary: dict, wgan: dict) -> dict:
+    """Theory chapter 9's sentences on the three adversarial runs (``summary``:
+    :func:`run_summary`; ``wgan``: WGAN-GP's history): each run's state at the end (a failed
+    run where the teacher is sure of under 5% of its images, a collapse where the class entropy
+    is under 0.5), WGAN-GP's Wasserstein estimate and its best coverage check against its last,
+    and whether the minimax GAN's discriminator ends lower than the non-saturating one's."""
+    out = {}
+    for name, s in summary.items():
+        out |= {f"t9_{name}_classes": int(s["final_classes"]), f"t9_{name}_confident": f"{100 * s['final_confident']:.0f}%",
+                f"t9_{name}_state": "a failed run, not a collapse: the teacher is sure of almost none of its images"
+                if s["final_confident"] < 0.05 else ("a collapse onto few classes" if s["final_entropy"] < 0.5 else
+                                                     "no collapse (class entropy of at least 0.5)"),
+                f"t9_{name}_entropy": "undefined: too few confident images" if np.isnan(s["final_entropy"])
+                else f"{s['final_entropy']:.2f}",
+                f"t9_{name}_time": f"{s['train_time_s']:.0f} s"}
+        if s["final_d_fake"] is not None:
+            out[f"t9_{name}_dfake"] = f"{s['final_d_fake']:.2f}"
+    w, conf = wgan["wasserstein"], wgan["confident"]
+    best = int(np.argmax(conf))  # seed 004's "local optimum in the intermediate epochs"
+    peak = ("its last check is its best, so this run shows no such intermediate optimum" if best == len(conf) - 1 else
+            "an intermediate optimum as in the seed, one run and one reading, not a measured effect"
+            if conf[best] - conf[-1] >= 0.05 else "the peak lies within 5 points of the last check, so no clear "
+            "intermediate optimum")
+    minimax = summary["gan_minimax"]["final_d_fake"] < summary["gan"]["final_d_fake"]
+    return out | {"t9_wgan_w_first": f"{w[0]:.2f}", "t9_wgan_w_last": f"{w[-1]:.2f}",
+                  "t9_wgan_w_verb": "fell" if w[-1] < w[0] else "rose",
+                  "t9_wgan_peak": f"{100 * conf[best]:.0f}% at update {wgan['step'][best]}", "t9_wgan_peak_verdict": peak,
+                  "t9_minimax_verdict": "lower than" if minimax else "no lower than"}
+
+
+def latent_texts(per_image: dict, confident: dict, grid_tol: float) -> tuple[dict, dict]:
+    """Theory chapter 9's sentences on the 2-D codes: the autoencoder's and the VAE's mean
+    reconstruction error on the real test digits (``per_image``: :func:`test_reconstruction`
+    of each), the VAE's minus the autoencoder's, paired over the digits with a normal 95%
+    half-width, and whether the teacher is sure of more of either's decoded prior grid
+    (``confident``: shares; a difference within ``grid_tol`` is no difference). Returns the
+    texts and the losses it records."""
+    losses = {k: {"test_recon": float(v["recon"].mean()), "test_kl": float(v["kl"].mean()) if k == "vae" else None}
+              for k, v in per_image.items()}
+    diff = per_image["vae"]["recon"] - per_image["ae"]["recon"]  # paired over the test digits
+    half = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
+    recon = ("the VAE pays in reconstruction for a code that stays near its prior" if diff.mean() > half
+             else "the VAE's code, kept near its prior, costs it nothing measurable in reconstruction here"
+             if diff.mean() > -half else "the VAE reconstructs better than the autoencoder here")
+    gap = confident["vae"] - confident["ae"]
+    prior = {1: "The teacher's reading agrees with that: the VAE's prior gives more digits it is sure of",
+             0: "The teacher's reading does not tell the two apart on this grid: it is sure of as many of either model's "
+                "images",
+             -1: "The teacher's reading does not show the VAE as the better generator from this grid: it is sure of more "
+                 "of the autoencoder's images. What the VAE changes is where the codes lie, so that a draw from the prior "
+                 "lands among them; it does not make the images decoded there better at this budget"}[
+        0 if abs(gap) <= grid_tol else int(np.sign(gap))]
+    return ({"t9_ae_recon": f"{losses['ae']['test_recon']:.0f}", "t9_vae_recon": f"{losses['vae']['test_recon']:.0f}",
+             "t9_vae_kl": f"{losses['vae']['test_kl']:.1f}", "t9_recon_diff": f"{diff.mean():+.1f} ± {half:.1f}",
+             "t9_recon_verdict": recon, "t9_prior_verdict": prior}, losses)

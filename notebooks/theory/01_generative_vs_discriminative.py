@@ -40,12 +40,10 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 seed = None     # overrides the profile's seed
 
 # %% tags=["hide-input"]
-import dataclasses
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from kr_utils.live import glue
-from kr_utils import comparison, data, evaluate, fit, pipeline, plots, store
+from kr_utils.live import glue, glue_texts
+from kr_utils import pipeline, plots, store
 from kr_utils.theory import analytic, toy
 
 ch = pipeline.open_chapter("T1", profile, seed=seed, theory=True)  # its wall time recorded at its end
@@ -157,48 +155,10 @@ glue("t1_gmm_iters", g2["iters"], display=False)
 # first can also produce new points.
 
 # %%
-g = torch.Generator().manual_seed(seed)
-sigma, means = 1.5, ((-2.0, -2.0), (2.0, 2.0))  # overlapping classes: the Bayes rule errs too
-x2, y2 = toy.two_gaussians(500, g, means, sigma)
-xt2, yt2 = toy.two_gaussians(500, g, means, sigma)
-glue("t1_sigma", f"{sigma:g}", display=False)
-glue("t1_bayes", f"{100 * toy.bayes_accuracy_two_gaussians(means, sigma, 1.0):.1f}%", display=False)
-# generative: one Gaussian per class, equal priors, classify by Bayes' rule (T1.1)
-dists = [torch.distributions.MultivariateNormal(x2[y2 == k].mean(0), torch.cov(x2[y2 == k].T)) for k in (0, 1)]
-gen_pred = torch.stack([d.log_prob(xt2) for d in dists], 1).argmax(1)
-# discriminative: logistic regression, p(y=1|x) = sigmoid(a.x + b), by gradient descent
-logreg = fit.built_from_seed(lambda: torch.nn.Linear(2, 1), seed).to(device)  # its start drawn from the seed alone
-xd, yd = x2.to(device), y2.float().to(device)
-fit.fit(logreg, lambda idx: torch.nn.functional.binary_cross_entropy_with_logits(logreg(xd[idx])[:, 0], yd[idx]),
-        data.Batcher(len(xd), len(xd)), torch.optim.Adam(logreg.parameters(), lr=0.05),
-        fit.FitOptions(steps=300, progress=False))  # full-batch gradient descent, kr_utils' one loop
-logreg = logreg.cpu()
-disc_pred = (logreg(xt2)[:, 0] > 0).long()
-new_points = torch.cat([d.sample((200,)) for d in dists])
-acc = {"generative": (gen_pred == yt2).float().mean().item(), "discriminative": (disc_pred == yt2).float().mean().item()}
-glue("t1_acc_gen", f"{100 * acc['generative']:.1f}%", display=False)
-glue("t1_acc_disc", f"{100 * acc['discriminative']:.1f}%", display=False)
-glue("t1_halfwidth", f"{100 * 1.96 * (acc['generative'] * (1 - acc['generative']) / len(yt2)) ** 0.5:.1f}", display=False)
-right_gen, right_disc = (gen_pred == yt2).numpy(), (disc_pred == yt2).numpy()
-glue("t1_disagree", f"{evaluate.counted(int((right_gen & ~right_disc).sum()), 'point')} only the generative classifier "
-     f"gets right and {int((~right_gen & right_disc).sum())} only logistic regression", display=False)
-paired = dataclasses.replace(comparison.mcnemar(right_gen, right_disc), covers="over the shared held-out points")
-glue("t1_mcnemar", paired.sentence("the generative classifier", "logistic regression", digits=1), display=False)
-glue("t1_reading", "On this training set, with the right family of class densities, the generative route loses "
-     "nothing measurable" if paired.verdict != "lower" else "On this training set the generative route does worse, even "
-     "with the right family of class densities", display=False)
-
-fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
-axes[0].scatter(*xt2.T, c=yt2, cmap="coolwarm", s=4)
-axes[0].plot([-7, 7], [(-logreg.bias.item() + 7 * logreg.weight[0, 0].item()) / logreg.weight[0, 1].item(),
-                       (-logreg.bias.item() - 7 * logreg.weight[0, 0].item()) / logreg.weight[0, 1].item()], "k")
-axes[0].set_title("discriminative: a boundary p(y|x) = 1/2", fontsize=9)
-axes[1].scatter(*xt2.T, c="0.8", s=4, label="real")
-axes[1].scatter(*new_points.detach().T, c="tab:green", s=4, label="drawn from p(x|y)")
-axes[1].set_title("generative: new points", fontsize=9); axes[1].legend(fontsize=8)
-for ax in axes:
-    ax.set_xlim(-7, 7); ax.set_ylim(-7, 7); ax.set_aspect("equal")
-plots.glue_figure("fig_t1_gen_disc", fig)
+gd = toy.generative_vs_discriminative(seed, device)  # one draw; both classifiers; new points from the generative one
+glue_texts(toy.gen_disc_texts(gd))
+acc = {"generative": float(gd.generative_right.mean()), "discriminative": float(gd.discriminative_right.mean())}
+plots.glue_figure("fig_t1_gen_disc", plots.boundary_and_draws(gd.x_test, gd.y_test, gd.boundary, gd.new_points))
 
 # %% [markdown]
 # ```{glue:figure} fig_t1_gen_disc
@@ -220,7 +180,7 @@ plots.glue_figure("fig_t1_gen_disc", fig)
 # %% tags=["remove-cell"]
 store.update_metrics(profile, "theory", {"T1": {"loglik_gaussian": ll["one Gaussian"],
                                                     "loglik_mixture": ll["mixture of two"], **acc,
-                                                    "bayes": toy.bayes_accuracy_two_gaussians(means, sigma, 1.0)}})
+                                                    "bayes": toy.bayes_accuracy_two_gaussians(gd.means, gd.sigma, 1.0)}})
 ch.close()
 
 # %% [markdown]

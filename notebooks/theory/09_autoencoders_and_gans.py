@@ -74,7 +74,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from kr_utils.live import glue
+from kr_utils.live import glue, glue_texts
 from kr_utils import checkpoints, data, models, pipeline, plots, store
 from kr_utils.theory import adversarial
 
@@ -276,14 +276,7 @@ plots.glue_figure("fig_t9_curves", fig)
 # %%
 mosaic = torch.cat([r.model.sample(torch.zeros(12, dtype=torch.long), torch.Generator().manual_seed(seed)) for r in adv.values()])
 plots.glue_figure("fig_t9_samples", plots.mosaic(mosaic, nrow=len(adv), row_labels=[names[n] for n in adv], scale=0.7))
-summary = {}
-for name, r in adv.items():
-    h = r.history
-    summary[name] = {"final_classes": h["classes"][-1], "final_entropy": h["entropy"][-1],
-                     "final_confident": h["confident"][-1],
-                     "min_entropy": float(np.nanmin(h["entropy"])) if not np.all(np.isnan(h["entropy"])) else float("nan"),
-                     "train_time_s": r.train_time_s,
-                     "final_d_fake": h["d_fake"][-1] if "d_fake" in h else None}
+summary = adversarial.run_summary(adv)
 def entropy_text(v):  # undefined where too few images were confident: a failed run, not a collapse
     return "—" if np.isnan(v) else f"{v:.2f}"
 
@@ -308,50 +301,10 @@ frame
 # ```
 
 # %%
-for name, s in summary.items():
-    glue(f"t9_{name}_classes", int(s["final_classes"]), display=False)
-    glue(f"t9_{name}_confident", f"{100 * s['final_confident']:.0f}%", display=False)
-    glue(f"t9_{name}_state", "a failed run, not a collapse: the teacher is sure of almost none of its images"
-         if s["final_confident"] < 0.05 else ("a collapse onto few classes" if s["final_entropy"] < 0.5 else
-                                               "no collapse (class entropy of at least 0.5)"), display=False)
-    glue(f"t9_{name}_entropy", "undefined: too few confident images" if np.isnan(s["final_entropy"])
-         else f"{s['final_entropy']:.2f}", display=False)
-    glue(f"t9_{name}_time", f"{s['train_time_s']:.0f} s", display=False)
-    if s["final_d_fake"] is not None:
-        glue(f"t9_{name}_dfake", f"{s['final_d_fake']:.2f}", display=False)
-glue("t9_wgan_w_first", f"{hw['wasserstein'][0]:.2f}", display=False)
-glue("t9_wgan_w_last", f"{hw['wasserstein'][-1]:.2f}", display=False)
-glue("t9_wgan_w_verb", "fell" if hw["wasserstein"][-1] < hw["wasserstein"][0] else "rose", display=False)
-best = int(np.argmax(hw["confident"]))  # seed 004's "local optimum in the intermediate epochs"
-glue("t9_wgan_peak", f"{100 * hw['confident'][best]:.0f}% at update {hw['step'][best]}", display=False)
-glue("t9_wgan_peak_verdict", "its last check is its best, so this run shows no such intermediate optimum"
-     if best == len(hw["confident"]) - 1 else
-     ("an intermediate optimum as in the seed, one run and one reading, not a measured effect"
-      if hw["confident"][best] - hw["confident"][-1] >= 0.05 else
-      "the peak lies within 5 points of the last check, so no clear intermediate optimum"), display=False)
-per_image = {k: adversarial.test_reconstruction(r.model, test_x) for k, r in runs.items()}  # real test digits, z = mu
-losses = {k: {"test_recon": float(v["recon"].mean()), "test_kl": float(v["kl"].mean()) if k == "vae" else None}
-          for k, v in per_image.items()}
-diff = per_image["vae"]["recon"] - per_image["ae"]["recon"]  # paired over the test digits
-half = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
-glue("t9_ae_recon", f"{losses['ae']['test_recon']:.0f}", display=False)
-glue("t9_vae_recon", f"{losses['vae']['test_recon']:.0f}", display=False)
-glue("t9_vae_kl", f"{losses['vae']['test_kl']:.1f}", display=False)
-glue("t9_recon_diff", f"{diff.mean():+.1f} ± {half:.1f}", display=False)
-glue("t9_recon_verdict", "the VAE pays in reconstruction for a code that stays near its prior" if diff.mean() > half
-     else "the VAE's code, kept near its prior, costs it nothing measurable in reconstruction here" if diff.mean() > -half
-     else "the VAE reconstructs better than the autoencoder here", display=False)
-glue("t9_prior_verdict", {1: "The teacher's reading agrees with that: the VAE's prior gives more digits it is sure of",
-                          0: "The teacher's reading does not tell the two apart on this grid: it is sure of as many of "
-                             "either model's images",
-                          -1: "The teacher's reading does not show the VAE as the better generator from this grid: it "
-                              "is sure of more of the autoencoder's images. What the VAE changes is where the codes "
-                              "lie, so that a draw from the prior lands among them; it does not make the images "
-                              "decoded there better at this budget"}[
-                             0 if abs(confident["vae"] - confident["ae"]) <= grid_tol else
-                             int(np.sign(confident["vae"] - confident["ae"]))], display=False)
-gan_wins = summary["gan_minimax"]["final_d_fake"] < summary["gan"]["final_d_fake"]
-glue("t9_minimax_verdict", "lower than" if gan_wins else "no lower than", display=False)
+glue_texts(adversarial.adversarial_texts(summary, hw))
+texts, losses = adversarial.latent_texts({k: adversarial.test_reconstruction(r.model, test_x) for k, r in runs.items()},
+                                         confident, grid_tol)  # real test digits, z = mu
+glue_texts(texts)
 store.update_metrics(profile, "theory", {"T9": {"latent_2d": {k: {**losses[k], "confident_prior_grid": confident[k],
                                                                   "code_spread": spread[k]} for k in runs},
                                                 "adversarial": {k: {kk: None if isinstance(vv, float) and np.isnan(vv) else vv

@@ -1,0 +1,133 @@
+"""The sentences a library function words for a chapter's prose (glued under stable names):
+each reads its numbers from the results it is given, and every branch says what its numbers say."""
+import dataclasses
+
+from kr_utils import config, replication
+
+SMOKE, CPU = config.get_config("smoke"), config.get_config("cpu")
+
+
+def _row(val, lead_verdict="higher", ci=(1.0, 3.0)):
+    return {"accuracy_text": "90.00%", "acceptance_rate": 0.5, "agreement": 0.9, "images_per_s": 1234.5,
+            "train_time_s": 12.0, "val_real_accuracy": {"mean": val},
+            "ddpm_lead_points": {"estimate": 2.0, "ci95": list(ci) if ci else None, "verdict": lead_verdict,
+                                 "covers": "over seeds"}}
+
+
+def test_chapter_11_design_texts_follow_the_profile():
+    t = replication.design_texts(CPU)
+    assert t["c11_per_class"] == f"{CPU.generators.per_class:,d}" and t["c11_n_critic"] == CPU.generators.n_critic
+    assert set(t["c11_steps"].split(", ")) == {f"{replication.NAMES[k]} {replication.steps(CPU, k):,d}"
+                                               for k in replication.KINDS}
+    assert len(CPU.generators.seeds) > 1 and "trained 3 times" in t["c11_seed_design"]
+    one = dataclasses.replace(CPU, generators=dataclasses.replace(CPU.generators, seeds=(7,)))
+    assert "trained once (seed 7)" in replication.design_texts(one)["c11_seed_design"]
+    same_lr = dataclasses.replace(CPU, generators=dataclasses.replace(CPU.generators, wgan_lr=CPU.generators.gan_lr))
+    assert replication.design_texts(same_lr)["c11_lr_note"].startswith("none at this profile")
+
+
+def test_chapter_11_row_texts_choose_the_best_on_validation_and_word_the_lead():
+    rows = {"ddpm": _row(0.99), "vae": _row(0.5), "gan": _row(0.8, "no measurable difference"), "wgan_gp": _row(0.7)}
+    t = replication.row_texts(rows)
+    assert t["c11_best"] == replication.NAMES["gan"] and t["c11_best_lead_verdict"] == "not measurably different from it"
+    assert "c11_ddpm_lead" not in t and t["c11_vae_lead"] == "2.00 points (95% interval [1.00, 3.00], over seeds)"
+    assert t["c11_vae_ips"] == "1,234" and t["c11_vae_train"] == "12 s"
+    rows["gan"] = _row(0.1, "higher", ci=None) | {"train_time_s": None}
+    t = replication.row_texts(rows)
+    assert t["c11_best"] == replication.NAMES["wgan_gp"] and t["c11_best_lead_verdict"] == "ahead of it"
+    assert t["c11_gan_lead"] == "2.00 points" and t["c11_gan_train"] == "an unrecorded time"
+
+
+def _history(confident, entropy, d_fake=None):
+    h = {"classes": [10, 10], "entropy": entropy, "confident": confident, "step": [100, 200]}
+    return h if d_fake is None else {**h, "d_fake": d_fake}
+
+
+def test_theory_9_words_each_adversarial_run_from_its_last_check():
+    import types
+
+    import numpy as np
+
+    from kr_utils.theory import adversarial
+    runs = {"gan_minimax": types.SimpleNamespace(history=_history([0.5, 0.02], [0.9, np.nan], [0.3, 0.1]), train_time_s=5.0),
+            "gan": types.SimpleNamespace(history=_history([0.5, 0.8], [0.9, 0.3], [0.5, 0.4]), train_time_s=6.0),
+            "wgan_gp": types.SimpleNamespace(history=_history([0.9, 0.7], [0.9, 0.95]), train_time_s=7.0)}
+    summary = adversarial.run_summary(runs)
+    assert summary["gan_minimax"]["min_entropy"] == 0.9 and summary["wgan_gp"]["final_d_fake"] is None
+    t = adversarial.adversarial_texts(summary, {"wasserstein": [2.0, 0.5], "confident": [0.9, 0.7], "step": [100, 200]})
+    assert t["t9_gan_minimax_state"].startswith("a failed run") and t["t9_gan_minimax_entropy"].startswith("undefined")
+    assert t["t9_gan_state"] == "a collapse onto few classes" and t["t9_wgan_gp_state"].startswith("no collapse")
+    assert "t9_wgan_gp_dfake" not in t and t["t9_gan_dfake"] == "0.40" and t["t9_minimax_verdict"] == "lower than"
+    assert t["t9_wgan_w_verb"] == "fell" and t["t9_wgan_peak"] == "90% at update 100"
+    assert t["t9_wgan_peak_verdict"].startswith("an intermediate optimum")
+    t = adversarial.adversarial_texts(summary, {"wasserstein": [0.5, 2.0], "confident": [0.7, 0.9], "step": [100, 200]})
+    assert t["t9_wgan_w_verb"] == "rose" and t["t9_wgan_peak_verdict"].startswith("its last check is its best")
+
+
+def test_theory_9_words_the_codes_from_a_paired_interval_and_the_grid():
+    import numpy as np
+
+    from kr_utils.theory import adversarial
+    rng = np.random.default_rng(0)
+    ae = {"recon": rng.normal(100, 5, 1000), "kl": np.zeros(1000)}
+    per_image = {"ae": ae, "vae": {"recon": ae["recon"] + 3 + rng.normal(0, 1, 1000), "kl": np.full(1000, 4.0)}}
+    t, losses = adversarial.latent_texts(per_image, {"ae": 0.5, "vae": 0.8}, grid_tol=0.05)
+    assert t["t9_recon_verdict"].startswith("the VAE pays") and t["t9_prior_verdict"].startswith("The teacher's reading agrees")
+    assert losses["vae"]["test_kl"] == 4.0 and losses["ae"]["test_kl"] is None and t["t9_vae_kl"] == "4.0"
+    per_image["vae"]["recon"] = ae["recon"] + rng.normal(0, 1, 1000)
+    t, _ = adversarial.latent_texts(per_image, {"ae": 0.5, "vae": 0.52}, grid_tol=0.05)
+    assert "nothing measurable" in t["t9_recon_verdict"] and "does not tell the two apart" in t["t9_prior_verdict"]
+    t, _ = adversarial.latent_texts(per_image, {"ae": 0.8, "vae": 0.5}, grid_tol=0.05)
+    assert "sure of more of the autoencoder's images" in t["t9_prior_verdict"]
+
+
+def test_theory_1_compares_the_two_classifiers_on_the_same_points():
+    import numpy as np
+
+    from kr_utils.theory import toy
+    r = toy.generative_vs_discriminative(0, "cpu", n=300)
+    assert len(r.y_test) == 600 and r.generative_right.shape == r.discriminative_right.shape == (600,)
+    assert 0.9 < r.generative_right.mean() < 0.99 and 0.9 < r.discriminative_right.mean() < 0.99  # near the Bayes rate, 97.0%
+    assert r.new_points.shape == (400, 2)
+    w0, w1, b = r.boundary  # the line separates the two means (-2, -2) and (2, 2)
+    assert np.sign(-2 * w0 - 2 * w1 + b) != np.sign(2 * w0 + 2 * w1 + b)
+    t = toy.gen_disc_texts(r)
+    assert t["t1_acc_gen"] == f"{100 * r.generative_right.mean():.1f}%" and t["t1_bayes"] == "97.0%"
+    n_gen = int((r.generative_right & ~r.discriminative_right).sum())
+    assert t["t1_disagree"].startswith(f"{n_gen} point")
+    assert t["t1_reading"].endswith("loses nothing measurable") or "does worse" in t["t1_reading"]
+    worse = toy.GenDisc(r.x_test, r.y_test, np.zeros(600, bool), np.ones(600, bool), r.boundary, r.new_points, 1.5,
+                        r.means)
+    assert "does worse" in toy.gen_disc_texts(worse)["t1_reading"]
+
+
+def test_chapter_5_grid_texts_word_the_budget_and_the_intervals():
+    import types
+
+    import numpy as np
+    import torch
+
+    from kr_utils import pipeline
+    rng = np.random.default_rng(0)
+    y = torch.as_tensor(rng.integers(0, 10, 2000))
+
+    def run(acc):
+        right = rng.random(2000) < acc
+        logits = torch.nn.functional.one_hot(torch.where(torch.as_tensor(right), y, (y + 1) % 10), 10).float()
+        return {"test_logits": logits, "accuracy": float(right.mean())}
+    seeds = CPU.student.seeds
+    grid = types.SimpleNamespace(main={s: run(0.95) for s in seeds}, main_cell=("resnet_preact", "hard"), shared=True,
+                                 budget={"epochs": {"resnet_preact": max(CPU.studies.grid_epoch_choices)},
+                                         "val_real_accuracy": {"resnet_preact": 0.9}})
+    t = pipeline.grid_texts(CPU, grid, np.ones((1, 2000), bool), y)
+    assert t["student_main_cell"] == "resnet_preact, hard labels" and t["student_labels"] == "hard labels"
+    assert "chosen from" in t["grid_budget"] and "chose the largest candidate" in t["grid_budget"]
+    assert t["student_gap"].startswith("the teacher") and "higher" in t["student_gap"]
+    assert t["student_test_n"] == "2,000" and t["student_spread"].startswith(", ± ")
+    first = grid.main[seeds[0]]["accuracy"]
+    lo, hi = (float(v.strip("[]")) / 100 for v in t["student_test_interval"].split(", "))
+    assert lo < 100 * first / 100 < hi
+    grid.budget["val_real_accuracy"] = {}
+    assert "fixed by the profile" in pipeline.grid_texts(CPU, grid, np.ones((1, 2000), bool), y)["grid_budget"]
+    one = dataclasses.replace(CPU, studies=dataclasses.replace(CPU.studies, grid_seeds=(0,)))
+    assert "seeds' spread is not measured" in pipeline.grid_texts(one, grid, np.ones((1, 2000), bool), y)["grid_df_sentence"]
