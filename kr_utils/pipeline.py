@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from . import data, distill, models, studies, synth, workers
+from . import analysis, data, distill, models, studies, synth, thesis, workers
 from .checkpoints import load_checkpoint, load_if_current, load_model, load_schedule, save_checkpoint
 from .comparison import Comparison, accuracy_interval, binomial_interval, compare_runs, variance_parts
 from .config import LABEL_NAMES, Profile, get_config
-from .diffusion import DiffusionOptions, NoiseSchedule, build_sampler, train_diffusion
+from .diffusion import DiffusionOptions, NoiseSchedule, build_sampler, sampler_label, train_diffusion
 from .evaluate import correct_on, counted, summarize_seeds
 from .fit import seed_everything
 from .runtime import device as default_device, levers
@@ -363,6 +363,27 @@ def _draw_set(cfg: Profile, t_path: Path, d_path: Path, device, seed: int) -> di
     calls = [((cfg, t_path, d_path, "cpu", seed, rank), {}) for rank in range(world)]
     shards = dict((i, shard) for i, shard, _, _ in workers.run_in_waves(_set_shard, calls, threads_each=threads))
     return synth.merge_shards([shards[r] for r in range(world)])
+
+
+def synthetic_set_texts(cfg: Profile, summary: dict, report: dict, device) -> dict:
+    """Chapter 4's sentences on its set (``summary``: :func:`make_synthetic_set`'s; ``report``:
+    :func:`kr_utils.synth.threshold_report` at the configured threshold): its size, what was
+    drawn and passed, the digits that passed but found their class full, the threshold against
+    the thesis', the labels, the teacher's agreement with the request, its time and rate."""
+    passed = round(report["accepted_at_threshold"] * summary["generated"])  # above the threshold, kept or not
+    return {"synth_size": f"{summary['size']:,d}", "synth_generated": f"{summary['generated']:,d}",
+            "synth_acceptance": f"{100 * report['accepted_at_threshold']:.1f}%",
+            "synth_overflow": f"{max(passed - (summary['size'] - report['kept_below_threshold']), 0):,d}",
+            "synth_threshold": f"{cfg.synth.threshold:g}",
+            "synth_thesis_thr": f"{thesis.GENERATION['threshold']:g} in its text, {thesis.RECIPE.threshold:g} the default "
+                                "of its code",
+            "synth_threshold_note": analysis.threshold_note(report, "digits"),
+            "synth_label_mode": "the teacher's argmax, as the thesis' text describes" if cfg.synth.label_mode == "teacher"
+                                else "the requested class, as the thesis' code kept it",
+            "synth_kept_share": f"{100 * summary['size'] / summary['generated']:.1f}%",
+            "synth_agreement": f"{100 * summary['agreement']:.1f}%" if summary["agreement"] is not None else "n/a",
+            "synth_time": f"{summary['generation_time_s'] / 60:.1f}", "synth_rate": f"{summary['generated_per_s']:.0f}",
+            "synth_sampler": sampler_label(cfg.sampler), "synth_shards_note": shards_note(cfg, device)}
 
 
 def shards_note(cfg: Profile, device) -> str:

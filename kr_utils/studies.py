@@ -23,7 +23,7 @@ from . import distill, evaluate, synth, workers
 from .checkpoints import load_model
 from .models import build_classifier, predict_logits
 from .config import ClassifierRecipe, Profile, SamplerConfig
-from .data import to_model_range, to_uint8
+from .data import fit_digits, to_model_range, to_uint8
 from .diffusion import build_sampler, generate, sampler_label
 from .runtime import levers
 from .store import MISSING, artifact_dir, cached, fingerprint, is_current, lookup, plain, save_result
@@ -704,3 +704,91 @@ def knob_comparisons(results: dict, teacher, labels, threshold: float, *, device
         out[name] = {"accepted": compare_draws(lambda v, y: v.mean(), acc_a, acc_b, labels, seed=seed),
                      "diversity": compare_draws(diversity, f_a, f_b, labels, seed=seed)}
     return out
+
+
+def knob_texts(cfg: Profile, results: dict, knobs: dict, comps: dict, real_diversity: float) -> dict:
+    """Chapter 3's sentences on the knobs (``results``: :func:`knob_study`; ``knobs``:
+    :func:`knob_settings`; ``comps``: :func:`knob_comparisons`): acceptance and diversity as
+    clipping, guidance and the noise scales move them, against real digits' diversity, the
+    network passes a digit costs, and each pair's difference worded from its interval."""
+    r = lambda k, c: results[k][c]  # noqa: E731
+    noise_ids = [f"xT_{a}_noise_{b}" for a, b in NOISE_SCALES]
+    fewer = knobs["clip"].passes / knobs["ddim"].passes
+    c, g, n = comps["clipping"], comps["guidance"], comps["step_noise"]
+    return {"knob_clip_accept": f"{100 * r('no_clip', 'accepted'):.1f}% → {100 * r('clip', 'accepted'):.1f}%",
+            "knob_w_div": f"{r('w_0.0', 'diversity'):.2f} → {r('w_4.0', 'diversity'):.2f}",
+            "knob_w_accept": f"{100 * r('w_0.0', 'accepted'):.1f}% → {100 * r('w_4.0', 'accepted'):.1f}%",
+            "knob_real_div": f"{real_diversity:.2f}",
+            "knob_noise_conf": ", ".join(f"{r(k, 'confidence'):.3f}" for k in noise_ids),
+            "knob_noise_div": ", ".join(f"{r(k, 'diversity'):.2f}" for k in noise_ids),
+            "gen_set_sampler": sampler_label(cfg.sampler),
+            "ddim_speedup": f"needs {knobs['ddim'].passes:,d} network passes per digit against {knobs['clip'].passes:,d} "
+                            f"for the ancestral chain of this study{f', {fewer:.0f} times fewer' if fewer >= 1.5 else ''} "
+                            "(the digits/s column times each setting's cached run under the load of its moment, so its "
+                            "ratios are not compared)",
+            "knob_clip_cmp": c["accepted"].sentence("clipping", "no clipping", 1, "acceptance"),
+            "knob_w_cmp_acc": g["accepted"].sentence("w = 4", "w = 1", 1, "acceptance"),
+            "knob_w_cmp_div": g["diversity"].sentence("w = 4", "w = 1", 2, "diversity", points=False),
+            "knob_noise_cmp_acc": n["accepted"].sentence("per-step noise ×0.5", "per-step noise ×1", 1, "acceptance"),
+            "knob_noise_cmp_div": n["diversity"].sentence("per-step noise ×0.5", "per-step noise ×1", 2, "diversity",
+                                                          points=False)}
+
+
+def knob_shown(cfg: Profile, results: dict, knobs: dict, real_diversity: float):
+    """Chapter 3's table as the page shows it: :func:`knob_table` under the settings' labels,
+    with real validation digits' diversity as the last row."""
+    shown = knob_table(results).rename(index={k: v.label for k, v in knobs.items()},
+                                       columns={**KNOB_COLUMNS, "accepted": f"accepted at {cfg.synth.threshold}"})
+    shown.loc["real validation digits", "diversity"] = real_diversity
+    return shown.style.format("{:.3f}", na_rep="")
+
+
+def degradation_design_texts(cfg: Profile) -> dict:
+    """Chapter 6's design in the prose's words: each checkpoint's draw and filter, the students'
+    epochs and set size, the checkpoints, and how many passes over its training digits chapter
+    2's U-Net makes against the thesis' epochs 8 and 80."""
+    e, d = cfg.studies, cfg.diffusion
+    passes = d.steps * d.batch_size / len(fit_digits(cfg, d.train_subset)[1])
+    return {"degr_per_class": e.degradation_per_class, "degr_sampler": sampler_label(cfg.sampler),
+            "degr_threshold": cfg.synth.threshold, "degr_epochs": evaluate.counted(e.degradation_epochs, "epoch"),
+            "degr_kept": f"{e.degradation_kept:,d}",
+            "degr_steps": ", ".join(f"{m:,d}" for m in e.degradation_milestones) + f" of {d.steps:,d} steps",
+            "degr_passes": f"Chapter 2's U-Net makes {passes:.1f} passes over its training digits in all, "
+                           + ("fewer than the thesis' made by its epoch 8" if passes < 8 else
+                              "more than the thesis' made by its epoch 8")
+                           + (", so the over-trained regime of its epochs 80-100, which it blamed for its last drop, is "
+                              "not reached at this profile." if passes < 80 else ", as many as by its epoch 80."),
+            "degr_passes_short": f"{passes:.1f} here, 100 there",
+            "degr_n_checkpoints": evaluate.counted(len(e.degradation_milestones), "checkpoint"),
+            "degr_augment": "augment their digits, the thesis' code did not" if cfg.student.augment
+                            else "do not augment either"}
+
+
+def degradation_budget_texts(cfg: Profile, budget: dict) -> dict:
+    """Chapter 6's students' budget in the prose's words (``budget``: :func:`degradation_budget`):
+    each architecture's epochs and optimiser updates, how they were chosen, and what the
+    intervals cover."""
+    e, st = cfg.studies, cfg.student
+    updates = lambda n: distill.optimizer_updates(e.degradation_kept, st.val_fraction, st.batch_size, n)  # noqa: E731
+    edge = edge_note(budget["epochs"], e.degradation_epoch_choices)
+    return {"degr_budget": "; ".join(f"{a} {evaluate.counted(n, 'epoch')} ({evaluate.counted(updates(n), 'update')})"
+                                     for a, n in budget["epochs"].items()) + (f". {edge}" if edge else ""),
+            "degr_covers": "over the seeds and the test digits" if len(e.degradation_seeds) > 1
+                           else "over the test digits (one seed)",
+            "degr_budget_how": "the number of epochs chosen for it on the real validation digits (chapter 1's held-out "
+                               "training digits, on which the teacher chose its best epoch) from "
+                               f"{', '.join(map(str, e.degradation_epoch_choices))} (`kr_utils.studies.degradation_budget`: "
+                               "one student of each candidate on the last checkpoint's set, so the budget suits that "
+                               "checkpoint best; the test set plays no part)"
+                               if e.degradation_epoch_choices else "the profile's epochs (no choice is made at this profile)"}
+
+
+def degradation_shown(cfg: Profile, table):
+    """Chapter 6's table as the page shows it (``table``: :func:`degradation_seed_table`): the
+    draw's sizes, the teacher's reading of the draw and each architecture's students."""
+    shown = table[["fraction_of_training", "generated", "accepted", "kept", "requested_accuracy", *cfg.studies.grid_archs]]
+    shown = shown.rename(index=lambda k: k.replace("_", " "),
+                         columns={"fraction_of_training": "fraction of training",
+                                  "requested_accuracy": "teacher on the draw (one reading of §4.4)"})
+    return shown.astype(float).style.format(
+        {c: "{:.0f}" if c in ("generated", "accepted", "kept") else "{:.3f}" for c in shown.columns}, na_rep="no student")

@@ -89,8 +89,8 @@ seed = None     # overrides the profile's seed
 
 # %% tags=["hide-input"]
 import torch
-from kr_utils.live import glue
-from kr_utils import checkpoints, controls, diffusion, evaluate, live, pipeline, plots, store, studies
+from kr_utils.live import glue, glue_texts
+from kr_utils import checkpoints, controls, evaluate, live, pipeline, plots, store, studies
 
 ch = pipeline.open_chapter("03_generation", profile, dataset=dataset, seed=seed)  # its cost recorded at its end
 cfg, seed, device, out, profile = ch.cfg, ch.seed, ch.device, ch.out, ch.cfg.run
@@ -163,32 +163,9 @@ plots.glue_figure("fig_noise", knob_mosaic(noise_ids))
 # ```
 
 # %%
-table = studies.knob_table(results)
-r = lambda k, c: results[k][c]  # noqa: E731
-glue("knob_clip_accept", f"{100 * r('no_clip', 'accepted'):.1f}% → {100 * r('clip', 'accepted'):.1f}%", display=False)
-glue("knob_w_div", f"{r('w_0.0', 'diversity'):.2f} → {r('w_4.0', 'diversity'):.2f}", display=False)
-glue("knob_w_accept", f"{100 * r('w_0.0', 'accepted'):.1f}% → {100 * r('w_4.0', 'accepted'):.1f}%", display=False)
-glue("knob_real_div", f"{real_diversity:.2f}", display=False)
-glue("knob_noise_conf", ", ".join(f"{r(k, 'confidence'):.3f}" for k in noise_ids), display=False)
-glue("knob_noise_div", ", ".join(f"{r(k, 'diversity'):.2f}" for k in noise_ids), display=False)
-glue("gen_set_sampler", diffusion.sampler_label(gcfg), display=False)
-fewer = knobs["clip"].passes / knobs["ddim"].passes
-glue("ddim_speedup", f"needs {knobs['ddim'].passes:,d} network passes per digit against {knobs['clip'].passes:,d} for the "
-     f"ancestral chain of this study{f', {fewer:.0f} times fewer' if fewer >= 1.5 else ''} (the digits/s column times "
-     "each setting's cached run under the load of its moment, so its ratios are not compared)", display=False)
 comps = studies.knob_comparisons(results, teacher, labels, cfg.synth.threshold, device=device, seed=seed)
-glue("knob_clip_cmp", comps["clipping"]["accepted"].sentence("clipping", "no clipping", 1, "acceptance"), display=False)
-glue("knob_w_cmp_acc", comps["guidance"]["accepted"].sentence("w = 4", "w = 1", 1, "acceptance"), display=False)
-glue("knob_w_cmp_div", comps["guidance"]["diversity"].sentence("w = 4", "w = 1", 2, "diversity", points=False),
-     display=False)
-glue("knob_noise_cmp_acc", comps["step_noise"]["accepted"].sentence("per-step noise ×0.5", "per-step noise ×1", 1,
-                                                                    "acceptance"), display=False)
-glue("knob_noise_cmp_div", comps["step_noise"]["diversity"].sentence("per-step noise ×0.5", "per-step noise ×1", 2,
-                                                                     "diversity", points=False), display=False)
-shown = table.rename(index={k: v.label for k, v in knobs.items()},
-                     columns={**studies.KNOB_COLUMNS, "accepted": f"accepted at {cfg.synth.threshold}"})
-shown.loc["real validation digits", "diversity"] = real_diversity
-shown.style.format("{:.3f}", na_rep="")
+glue_texts(studies.knob_texts(cfg, results, knobs, comps, real_diversity))
+studies.knob_shown(cfg, results, knobs, real_diversity)
 
 # %% [markdown]
 # Read from the table: clipping moves the fraction accepted at the threshold from
@@ -243,7 +220,7 @@ widget = live.show_controls(lambda: controls.sampling_controls(unet, schedule, s
 
 # %% tags=["remove-cell"]
 store.update_metrics(profile, "generation", {"knobs": {k: {"label": knobs[k].label, **v}
-                                                       for k, v in table.to_dict(orient="index").items()},
+                                                       for k, v in studies.knob_table(results).to_dict(orient="index").items()},
                                                  "real_diversity": real_diversity,
                                                  "knob_sampler_steps": gcfg.knob_steps,
                                                  "knob_comparisons": comps})  # store.plain writes each Comparison

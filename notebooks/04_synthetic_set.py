@@ -50,8 +50,8 @@ label_mode = None  # "teacher" (default) or "requested"
 # %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
-from kr_utils.live import glue
-from kr_utils import analysis, checkpoints, controls, data, diffusion, live, pipeline, plots, store, synth, thesis
+from kr_utils.live import glue, glue_texts
+from kr_utils import analysis, checkpoints, controls, data, diffusion, live, pipeline, plots, store, synth
 
 ch = pipeline.open_chapter("04_synthetic_set", profile, dataset=dataset, seed=seed, synth__per_class=per_class, synth__threshold=threshold,
                           synth__label_mode=label_mode)
@@ -64,27 +64,9 @@ dcfg, gcfg, scfg = cfg.diffusion, cfg.sampler, cfg.synth
 
 # %% tags=["hide-input"]
 summary, reused = pipeline.make_synthetic_set(cfg, device, seed)  # teacher and diffusion model found or built first
-gen_time = summary["generation_time_s"]
-glue("synth_size", f"{summary['size']:,d}", display=False)
-glue("synth_generated", f"{summary['generated']:,d}", display=False)
 met = synth.threshold_report(synth.load_synthetic_set(out / "synthetic"),  # at the configured threshold
                              pd.read_csv(out / "synthetic" / "confidence_per_class.csv"))
-glue("synth_acceptance", f"{100 * met['accepted_at_threshold']:.1f}%", display=False)
-passed = round(met["accepted_at_threshold"] * summary["generated"])  # above the threshold, kept or not
-glue("synth_overflow", f"{max(passed - (summary['size'] - met['kept_below_threshold']), 0):,d}", display=False)
-glue("synth_threshold", f"{cfg.synth.threshold:g}", display=False)
-glue("synth_thesis_thr", f"{thesis.GENERATION['threshold']:g} in its text, {thesis.RECIPE.threshold:g} the default of its code",
-     display=False)
-glue("synth_threshold_note", analysis.threshold_note(met, "digits"), display=False)
-glue("synth_label_mode", "the teacher's argmax, as the thesis' text describes" if cfg.synth.label_mode == "teacher"
-     else "the requested class, as the thesis' code kept it", display=False)
-glue("synth_kept_share", f"{100 * summary['size'] / summary['generated']:.1f}%", display=False)
-glue("synth_agreement", f"{100 * summary['agreement']:.1f}%" if summary["agreement"] is not None else "n/a",
-     display=False)
-glue("synth_time", f"{gen_time / 60:.1f}", display=False)
-glue("synth_rate", f"{summary['generated_per_s']:.0f}", display=False)
-glue("synth_sampler", diffusion.sampler_label(gcfg), display=False)
-glue("synth_shards_note", pipeline.shards_note(cfg, device), display=False)
+glue_texts(pipeline.synthetic_set_texts(cfg, summary, met, device))
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -79,8 +79,8 @@ seed = None     # overrides the profile's seed
 # %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
-from kr_utils import checkpoints, data, diffusion, distill, evaluate, pipeline, plots, store, studies, thesis
-from kr_utils.live import glue
+from kr_utils import checkpoints, data, diffusion, evaluate, pipeline, plots, store, studies, thesis
+from kr_utils.live import glue, glue_texts
 
 ch = pipeline.open_chapter("06_degradation", profile, dataset=dataset, seed=seed)  # its cost recorded at its end
 cfg, seed, device, profile = ch.cfg, ch.seed, ch.device, ch.cfg.run
@@ -92,22 +92,7 @@ student_path = pipeline.student(cfg, device)
 sampler = diffusion.build_sampler(cfg.sampler, checkpoints.load_schedule(d_path))
 x_te, y_te = data.test_tensors(cfg.test_subset, cfg.dataset)
 x_val, y_val = pipeline.real_validation(cfg, seed)  # the real validation digits: the early student is chosen on them
-glue("degr_per_class", ecfg.degradation_per_class, display=False)
-glue("degr_sampler", diffusion.sampler_label(cfg.sampler), display=False)
-glue("degr_threshold", cfg.synth.threshold, display=False)
-glue("degr_epochs", evaluate.counted(ecfg.degradation_epochs, "epoch"), display=False)
-glue("degr_kept", f"{ecfg.degradation_kept:,d}", display=False)
-glue("degr_steps", ", ".join(f"{m:,d}" for m in ecfg.degradation_milestones) + f" of {cfg.diffusion.steps:,d} steps",
-     display=False)
-passes = cfg.diffusion.steps * cfg.diffusion.batch_size / len(data.fit_digits(cfg, cfg.diffusion.train_subset)[1])
-glue("degr_passes", f"Chapter 2's U-Net makes {passes:.1f} passes over its training digits in all, "
-     + ("fewer than the thesis' made by its epoch 8" if passes < 8 else "more than the thesis' made by its epoch 8")
-     + (", so the over-trained regime of its epochs 80-100, which it blamed for its last drop, is not reached at this "
-        "profile." if passes < 80 else ", as many as by its epoch 80."), display=False)
-glue("degr_passes_short", f"{passes:.1f} here, 100 there", display=False)
-glue("degr_n_checkpoints", evaluate.counted(len(ecfg.degradation_milestones), "checkpoint"), display=False)
-glue("degr_augment", "augment their digits, the thesis' code did not" if scfg.augment else "do not augment either",
-     display=False)
+glue_texts(studies.degradation_design_texts(cfg))
 
 # %% [markdown]
 # ## A synthetic set from each checkpoint
@@ -157,22 +142,8 @@ budget = studies.degradation_budget(cfg, sets[milestones[-1]], seed=seed, device
 students = studies.degradation_seed_students(cfg, sets, budget["epochs"], device=device, test=(x_te, y_te),
                                              holdout=(x_val, y_val))
 table = studies.degradation_seed_table(cfg, sets, students, y_te)
-updates = lambda n: distill.optimizer_updates(ecfg.degradation_kept, scfg.val_fraction, scfg.batch_size, n)  # noqa: E731
-edge = studies.edge_note(budget["epochs"], ecfg.degradation_epoch_choices)
-glue("degr_budget", "; ".join(f"{a} {evaluate.counted(n, 'epoch')} ({evaluate.counted(updates(n), 'update')})"
-                              for a, n in budget["epochs"].items()) + (f". {edge}" if edge else ""), display=False)
-glue("degr_covers", "over the seeds and the test digits" if len(ecfg.degradation_seeds) > 1 else "over the test digits (one seed)",
-     display=False)
-glue("degr_budget_how", "the number of epochs chosen for it on the real validation digits (chapter 1's held-out "
-     f"training digits, on which the teacher chose its best epoch) from {', '.join(map(str, ecfg.degradation_epoch_choices))} "
-     "(`kr_utils.studies.degradation_budget`: one student of each candidate on the last checkpoint's set, so the "
-     "budget suits that checkpoint best; the test set plays no part)"
-     if ecfg.degradation_epoch_choices else "the profile's epochs (no choice is made at this profile)", display=False)
-shown = table[["fraction_of_training", "generated", "accepted", "kept", "requested_accuracy", *ecfg.grid_archs]].rename(
-    index=lambda k: k.replace("_", " "), columns={"fraction_of_training": "fraction of training",
-                                                  "requested_accuracy": "teacher on the draw (one reading of §4.4)"})
-shown.astype(float).style.format({c: "{:.0f}" if c in ("generated", "accepted", "kept") else "{:.3f}" for c in shown.columns},
-                                 na_rep="no student")
+glue_texts(studies.degradation_budget_texts(cfg, budget))
+studies.degradation_shown(cfg, table)
 
 # %% tags=["hide-input"]
 readings = studies.degradation_readings(cfg, pipeline.study_teachers(cfg, device, seed), seed=seed, device=device)

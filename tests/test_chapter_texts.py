@@ -131,3 +131,55 @@ def test_chapter_5_grid_texts_word_the_budget_and_the_intervals():
     assert "fixed by the profile" in pipeline.grid_texts(CPU, grid, np.ones((1, 2000), bool), y)["grid_budget"]
     one = dataclasses.replace(CPU, studies=dataclasses.replace(CPU.studies, grid_seeds=(0,)))
     assert "seeds' spread is not measured" in pipeline.grid_texts(one, grid, np.ones((1, 2000), bool), y)["grid_df_sentence"]
+
+
+def test_chapter_6_design_and_budget_texts_follow_the_profile(monkeypatch):
+    from kr_utils import studies
+    monkeypatch.setattr(studies, "fit_digits", lambda cfg, subset: (None, [0] * 50_000))
+    t = studies.degradation_design_texts(CPU)
+    assert t["degr_passes_short"] == f"{CPU.diffusion.steps * CPU.diffusion.batch_size / 50_000:.1f} here, 100 there"
+    assert t["degr_kept"] == f"{CPU.studies.degradation_kept:,d}" and t["degr_steps"].endswith(f"of {CPU.diffusion.steps:,d} steps")
+    passes = float(t["degr_passes_short"].split()[0])
+    assert ("fewer than the thesis' made by its epoch 8" in t["degr_passes"]) == (passes < 8)
+    assert ("is not reached" in t["degr_passes"]) == (passes < 80)
+    choices = CPU.studies.degradation_epoch_choices
+    b = studies.degradation_budget_texts(CPU, {"epochs": {"resnet_preact": max(choices), "simple_cnn": min(choices)}})
+    assert b["degr_budget"].startswith(f"resnet_preact {max(choices)} epochs (") and "chose the largest" in b["degr_budget"]
+    assert b["degr_covers"] == "over the seeds and the test digits" and "chosen for it on the real validation" in b["degr_budget_how"]
+    fixed = dataclasses.replace(CPU, studies=dataclasses.replace(CPU.studies, degradation_epoch_choices=(),
+                                                                  degradation_seeds=(0,)))
+    b = studies.degradation_budget_texts(fixed, {"epochs": {"resnet_preact": 3}})
+    assert b["degr_budget_how"].startswith("the profile's epochs") and b["degr_covers"].endswith("(one seed)")
+
+
+def test_chapter_3_knob_texts_read_each_setting_and_pair():
+    import types
+
+    from kr_utils import studies
+    from kr_utils.comparison import Comparison
+    ids = ["clip", "no_clip", "w_0.0", "w_1.0", "w_4.0", "ddim"] + [f"xT_{a}_noise_{b}" for a, b in studies.NOISE_SCALES]
+    results = {k: {"confidence": 0.9 + i / 1000, "agreement": 0.9, "accepted": 0.5 + i / 100, "diversity": 1.0 + i,
+                   "samples_per_s": 10.0} for i, k in enumerate(ids)}
+    knobs = {k: types.SimpleNamespace(passes=400 if k != "ddim" else 40, label=k.upper()) for k in ids}
+    up = Comparison(0.05, (0.02, 0.08), 0.01, "paired bootstrap", "over the digits", (100, 100))
+    comps = {p: {"accepted": up, "diversity": up} for p in studies.KNOB_PAIRS}
+    t = studies.knob_texts(CPU, results, knobs, comps, real_diversity=7.5)
+    assert t["knob_clip_accept"] == "51.0% → 50.0%" and t["knob_w_div"] == "3.00 → 5.00" and t["knob_real_div"] == "7.50"
+    assert t["knob_noise_div"] == "7.00, 8.00, 9.00, 10.00" and "10 times fewer" in t["ddim_speedup"]
+    assert t["knob_clip_cmp"].startswith("the acceptance of clipping is 5.0 points higher")
+    knobs["ddim"].passes = 400
+    assert "times fewer" not in studies.knob_texts(CPU, results, knobs, comps, 7.5)["ddim_speedup"]
+    shown = studies.knob_shown(CPU, results, knobs, 7.5).data
+    assert shown.loc["real validation digits", "diversity"] == 7.5 and "CLIP" in shown.index
+
+
+def test_chapter_4_set_texts_count_what_passed_and_what_was_kept():
+    from kr_utils import pipeline
+    summary = {"size": 1000, "generated": 1500, "agreement": 0.97, "generation_time_s": 90.0, "generated_per_s": 16.7}
+    report = {"accepted_at_threshold": 0.8, "kept_below_threshold": 0, "final_threshold": 0.9, "threshold": 0.9}
+    t = pipeline.synthetic_set_texts(CPU, summary, report, "cpu")
+    assert t["synth_overflow"] == "200" and t["synth_kept_share"] == "66.7%" and t["synth_time"] == "1.5"
+    assert t["synth_acceptance"] == "80.0%" and t["synth_agreement"] == "97.0%" and t["synth_rate"] == "17"
+    t = pipeline.synthetic_set_texts(CPU, summary | {"agreement": None}, report | {"kept_below_threshold": 300, "final_threshold": 0.85}, "cpu")
+    assert "300 of the kept digits are below 0.9" in t["synth_threshold_note"]
+    assert t["synth_overflow"] == "500" and t["synth_agreement"] == "n/a"  # 1,200 passed, 700 of the kept did
