@@ -28,11 +28,11 @@ from .comparison import accuracy_interval, compare_runs
 from .checkpoints import load_checkpoint, load_model, load_schedule, save_checkpoint
 from .config import ClassifierRecipe, Profile, SamplerConfig
 from .data import fit_digits, fit_tensors, held_out, train_val_split
-from .diffusion import DiffusionOptions, build_sampler, sampler_label, train_diffusion
+from .diffusion import DiffusionOptions, NoiseSchedule, build_sampler, sampler_label, train_diffusion
 from .distill import synthetic_split, val_size
-from .evaluate import correct_on, summarize_seeds
+from .evaluate import correct_on, counted, summarize_seeds
 from .store import array_key, artifact_dir, cached, fingerprint, note_reused
-from .studies import (RunJob, collapsed_seeds, equal_update_epochs, logged, per_class_subset, run_classifiers,
+from .studies import (COLLAPSE_BELOW, RunJob, collapsed_seeds, equal_update_epochs, logged, per_class_subset, run_classifiers,
                       thesis_background, thesis_code_sampler)
 from .thesis import GENERATION, RECIPE, STUDENT, STUDENT_FIRST_CHECKPOINT
 
@@ -564,3 +564,70 @@ def gpu_estimate(gpu: Profile, recorded: dict, acceptance: float, set_size: int 
         passes = gpu.sampler.num_steps * (1 if gpu.sampler.guidance_w in (0.0, 1.0) else 2)
         out["set_min"] = set_size / acceptance * 2 * RECIPE.n_T / (s["generated_per_s"] * passes) / 60
     return out
+
+
+def design_texts(cfg: Profile, sets: dict, n_test: int) -> dict:
+    """Chapter 7's design in the prose's words: the thesis' schedule at its last step (how much
+    of the digit its chain's start still held), the U-Nets' adaptation, the chain's steps, the
+    seeds, the test digits, the set sizes and the recipe's student (``sets``: :func:`recipe_sets`)."""
+    e = cfg.studies
+    abar = float(NoiseSchedule.linear(RECIPE.n_T, RECIPE.beta_start, RECIPE.beta_end).alpha_bar(RECIPE.n_T - 1))
+    chain = counted(int(sets["thesis_recipe"]["num_steps"]), "step")
+    recipe, _ = recipe_classifier(cfg, "thesis_recipe")
+    return {"rec_abar400": f"{abar:.3f}", "rec_signal400": f"{abar ** 0.5:.2f}",
+            "rec_unet_steps": counted(e.recipe_unet_steps, "step"), "rec_chain_steps": chain,
+            "rec_seeds": counted(len(e.ablation_seeds), "seed"), "rec_test_n": f"{n_test:,d}",
+            "rec_per_class": f"{e.thesis_per_class:,d}", "rec_size_ratio": f"{e.ablation_per_class / e.thesis_per_class:g}",
+            "rec_sizes": f"{e.thesis_per_class} digits per requested class, {counted(recipe.epochs, 'epoch')}, teacher "
+                         f"confidence {min(RECIPE.threshold, cfg.synth.threshold):g}, a chain of {chain}"}
+
+
+def set_texts(cfg: Profile, sets: dict, real_val) -> dict:
+    """Chapter 7's sentences on each set (``sets``: :func:`recipe_sets`): what the filter passed,
+    its within-class spread with its interval (:func:`spread_interval`), the teacher's agreement
+    with the requested class per class (:func:`agreement_per_class`, over the digits the students
+    learn from), and the spread of ``real_val`` (uint8 images, labels) for reference."""
+    out = {}
+    for n, s in sets.items():
+        out[f"rec_set_{n}"] = (f"{100 * s['pass_rate']:.1f}% of {int(s['generated']):,d} drawn digits passed, confidence "
+                               f"{s['final_threshold']:g} at the end, {s['time_s']:.0f} s")
+        out[f"rec_spread_{n}"] = "{:.2f} [{:.2f}, {:.2f}]".format(*spread_interval(s["images"], s["requested"]))
+        out[f"rec_agree_{n}"] = agreement_reading(agreement_per_class(s, cfg.studies.thesis_per_class))
+    out["rec_spread_real"] = "{:.2f} [{:.2f}, {:.2f}]".format(*spread_interval(*real_val))
+    return out
+
+
+def result_texts(cfg: Profile, summary: dict, thesis_accuracy: float = STUDENT["accuracy"]) -> dict:
+    """Chapter 7's sentences on its rows (``summary``: :func:`summarize`), each worded from its
+    interval: the recipe against the thesis' accuracy, what stays unexplained, each change
+    against the row it is set against, the collapsed seeds, the seeds' spread against the
+    thesis', the controls, the row undoing two choices and the row with the noise put back."""
+    rec_sd = summary["thesis_recipe"]["accuracy"]["std"]
+    n_train = round(cfg.num_classes * cfg.studies.thesis_per_class * RECIPE.train_fraction)  # each recipe student's
+    out = {"rec_recipe": row_text(summary["thesis_recipe"]), "rec_reached": reached(summary, thesis_accuracy),
+           "rec_unexplained_runs": unexplained(summary, thesis_accuracy),
+           "rec_collapse_below": f"{100 * COLLAPSE_BELOW:.0f}%",
+           "rec_std": "not measured (one seed)" if rec_sd is None else f"{100 * rec_sd:.2f} points",
+           "thesis_std": f"{100 * STUDENT['std']:.2f} points over {STUDENT['seeds']} runs",
+           "rec_spread_reading": spread_reading(rec_sd, STUDENT["std"], n_train,
+                                                "thesis_recipe" in mostly_collapsed(summary))}
+    adapted = (f" (a U-Net adapted {counted(cfg.studies.recipe_unet_steps, 'step')} from chapter 2's, not trained from "
+               "scratch on each range; one U-Net per range)")
+    for n, s in summary.items():
+        if s["change"] is not None:
+            out[f"rec_says_{n}"] = (s["change"].sentence(SHORT[n], SHORT[s["against"]])
+                                    + (adapted if n == "value_range" else ""))
+        out[f"rec_collapsed_{n}"] = f"{len(s['collapsed']['seeds'])} of {s['accuracy']['n']}"
+    return out | {"rec_real_black": row_text(summary["real_black"]), "rec_real_grey": row_text(summary["real_grey"]),
+                  "rec_control_reading": control_reading(summary), "rec_both": row_text(summary["range_on_black"]),
+                  "rec_both_reading": both_reading(summary, thesis_accuracy),
+                  "rec_noise": row_text(summary["noise_on_black"]),
+                  "rec_noise_reading": noise_reading(summary, thesis_accuracy), "rec_text_noise": f"{TEXT_NOISE:g}"}
+
+
+def cost_texts(cost: dict) -> dict:
+    """The two runs chapter 7 cannot afford, in the prose's words (``cost``: :func:`gpu_estimate`)."""
+    return {"rec_gpu_unet": f"{cost['unet_steps']:,d} steps, roughly {cost['unet_min']:.0f} min on {cost['device']} at "
+                            "the recorded U-Net's rate, measured at another batch size and on a smaller network"
+                            if cost["unet_min"] else f"{cost['unet_steps']:,d} steps",
+            "rec_gpu_set": f"about {cost['set_min']:.0f} min" if cost["set_min"] else "not estimated (no gpu record)"}

@@ -90,9 +90,9 @@ dataset = None  # "mnist" (default) or "fashion-mnist"; None reads $KR_DATASET
 
 # %% tags=["hide-input"]
 import numpy as np
-from kr_utils.live import glue
+from kr_utils.live import glue_texts
 import kr_utils
-from kr_utils import ablation, checkpoints, data, diffusion, evaluate, pipeline, plots, store, studies, thesis
+from kr_utils import ablation, checkpoints, data, pipeline, plots, store, studies, thesis
 
 ch = pipeline.open_chapter("07_ablation", profile, dataset=dataset)  # its cost recorded at its end
 cfg, device, out, profile = ch.cfg, ch.device, ch.out, ch.cfg.run
@@ -101,19 +101,7 @@ teacher = checkpoints.load_model(pipeline.teacher(cfg, device), "teacher", devic
 pipeline.diffusion_model(cfg, device)  # chapter 2's U-Net, found or built first
 x_te, y_te = data.test_tensors(cfg.test_subset, cfg.dataset)
 sets = ablation.recipe_sets(cfg, teacher, device=device)
-abar = diffusion.NoiseSchedule.linear(thesis.RECIPE.n_T, thesis.RECIPE.beta_start, thesis.RECIPE.beta_end).alpha_bar(thesis.RECIPE.n_T - 1)
-glue("rec_abar400", f"{float(abar):.3f}", display=False)
-glue("rec_signal400", f"{float(abar) ** 0.5:.2f}", display=False)
-glue("rec_unet_steps", evaluate.counted(e.recipe_unet_steps, "step"), display=False)
-glue("rec_chain_steps", evaluate.counted(int(sets["thesis_recipe"]["num_steps"]), "step"), display=False)
-glue("rec_seeds", evaluate.counted(len(e.ablation_seeds), "seed"), display=False)
-glue("rec_test_n", f"{len(y_te):,d}", display=False)
-glue("rec_per_class", f"{e.thesis_per_class:,d}", display=False)
-glue("rec_size_ratio", f"{cfg.studies.ablation_per_class / cfg.studies.thesis_per_class:g}", display=False)
-recipe, _ = ablation.recipe_classifier(cfg, "thesis_recipe")
-glue("rec_sizes", f"{e.thesis_per_class} digits per requested class, {evaluate.counted(recipe.epochs, 'epoch')}, teacher "
-                  f"confidence {min(thesis.RECIPE.threshold, cfg.synth.threshold):g}, a chain of "
-                  f"{evaluate.counted(int(sets['thesis_recipe']['num_steps']), 'step')}", display=False)
+glue_texts(ablation.design_texts(cfg, sets, len(y_te)))
 
 # %% tags=["hide-input"]
 first = {n: [int(np.flatnonzero(np.asarray(s["requested"]) == c)[0]) for c in range(cfg.num_classes)] for n, s in sets.items()}
@@ -129,15 +117,8 @@ fig = plots.mosaic(np.concatenate(rows), nrow=6, row_labels=[
     "the recipe, as stored (grey)", "the same on black", labels["value_range"], labels["sampler"],
     f"[-1, 1], per-step noise {ablation.TEXT_NOISE:g}", "real test digits"])
 plots.glue_figure("fig_recipe_sets", fig)
-for n, s in sets.items():
-    glue(f"rec_set_{n}", f"{100 * s['pass_rate']:.1f}% of {int(s['generated']):,d} drawn digits passed, confidence "
-                         f"{s['final_threshold']:g} at the end, {s['time_s']:.0f} s", display=False)
-    glue(f"rec_spread_{n}", "{:.2f} [{:.2f}, {:.2f}]".format(*ablation.spread_interval(s["images"], s["requested"])),
-         display=False)
-    glue(f"rec_agree_{n}", ablation.agreement_reading(ablation.agreement_per_class(s, e.thesis_per_class)), display=False)
 x_val, y_val = pipeline.real_validation(cfg)  # real digits of reference: the declared validation split
-glue("rec_spread_real", "{:.2f} [{:.2f}, {:.2f}]".format(*ablation.spread_interval(data.to_uint8(x_val), y_val.numpy())),
-     display=False)
+glue_texts(ablation.set_texts(cfg, sets, (data.to_uint8(x_val), y_val.numpy())))
 
 # %% [markdown]
 # ```{glue:figure} fig_recipe_sets
@@ -189,37 +170,9 @@ fig = plots.seed_bars({s["label"]: [100 * a for a in s["accuracy"]["values"]] fo
                       colors=["tab:red"] + ["tab:orange"] * (len(ablation.VARIANTS) - 1) + ["tab:purple"] * len(ablation.COMBINED)
                       + ["tab:gray"] * len(ablation.CONTROLS))
 plots.glue_figure("fig_recipe_ablation", fig)
-glue("rec_collapse_below", f"{100 * studies.COLLAPSE_BELOW:.0f}%", display=False)
-glue("rec_recipe", ablation.row_text(summary["thesis_recipe"]), display=False)
-glue("rec_reached", ablation.reached(summary, thesis.STUDENT["accuracy"]), display=False)
-glue("rec_unexplained_runs", ablation.unexplained(summary, thesis.STUDENT["accuracy"]), display=False)
-adapted = (f" (a U-Net adapted {evaluate.counted(e.recipe_unet_steps, 'step')} from chapter 2's, not trained from scratch "
-           "on each range; one U-Net per range)")
-for n, s in summary.items():
-    if s["change"] is not None:
-        glue(f"rec_says_{n}", s["change"].sentence(ablation.SHORT[n], ablation.SHORT[s["against"]])
-             + (adapted if n == "value_range" else ""), display=False)
-    glue(f"rec_collapsed_{n}", f"{len(s['collapsed']['seeds'])} of {s['accuracy']['n']}", display=False)
+glue_texts(ablation.result_texts(cfg, summary))
 cost = ablation.gpu_estimate(kr_utils.get_config("gpu"), pipeline.recorded_metrics("gpu"), sets["thesis_recipe"]["pass_rate"])
-glue("rec_gpu_unet", f"{cost['unet_steps']:,d} steps, roughly {cost['unet_min']:.0f} min on {cost['device']} at the "
-     "recorded U-Net's rate, measured at another batch size and on a smaller network" if cost["unet_min"]
-     else f"{cost['unet_steps']:,d} steps", display=False)
-rec_sd = summary["thesis_recipe"]["accuracy"]["std"]
-glue("rec_std", "not measured (one seed)" if rec_sd is None else f"{100 * rec_sd:.2f} points", display=False)
-glue("thesis_std", f"{100 * thesis.STUDENT['std']:.2f} points over {thesis.STUDENT['seeds']} runs", display=False)
-n_train = round(cfg.num_classes * e.thesis_per_class * thesis.RECIPE.train_fraction)  # what each recipe student learns from
-glue("rec_spread_reading", ablation.spread_reading(rec_sd, thesis.STUDENT["std"],
-                                                   n_train, "thesis_recipe" in ablation.mostly_collapsed(summary)),
-     display=False)
-glue("rec_real_black", ablation.row_text(summary["real_black"]), display=False)
-glue("rec_real_grey", ablation.row_text(summary["real_grey"]), display=False)
-glue("rec_control_reading", ablation.control_reading(summary), display=False)
-glue("rec_both", ablation.row_text(summary["range_on_black"]), display=False)
-glue("rec_both_reading", ablation.both_reading(summary, thesis.STUDENT["accuracy"]), display=False)
-glue("rec_noise", ablation.row_text(summary["noise_on_black"]), display=False)
-glue("rec_noise_reading", ablation.noise_reading(summary, thesis.STUDENT["accuracy"]), display=False)
-glue("rec_text_noise", f"{ablation.TEXT_NOISE:g}", display=False)
-glue("rec_gpu_set", f"about {cost['set_min']:.0f} min" if cost["set_min"] else "not estimated (no gpu record)", display=False)
+glue_texts(ablation.cost_texts(cost))
 
 # %% [markdown]
 # ```{glue:figure} fig_recipe_ablation

@@ -280,3 +280,27 @@ def test_agreement_per_class_names_the_classes_whose_labels_are_wrong():
     agree = ablation.agreement_per_class(s, per_class=10)
     assert agree[4] == 0 and "for 4 the teacher reads it as another class" in ablation.agreement_reading(agree)
     assert "reads" not in ablation.agreement_reading(np.full(10, 0.9))
+
+
+def test_chapter_texts_cover_every_row_and_set():
+    from kr_utils.comparison import Comparison
+    rows = {}
+    for n in ablation.VARIANTS + ablation.COMBINED + ablation.CONTROLS:
+        rows[n] = _row(n, (0.1, 0.3), (0, 1, 2)) | {"accuracy": {"n": 5, "std": 0.05, "mean": 0.2},
+                                                     "against": ablation.AGAINST.get(n)}
+        rows[n]["change"] = Comparison(0.01, (-0.02, 0.04), 0.5, "t", "seeds and digits", (5, 5)) if n in ablation.AGAINST else None
+    t = ablation.result_texts(CFG, rows)
+    assert {f"rec_says_{n}" for n in ablation.AGAINST} <= set(t) and "rec_says_thesis_recipe" not in t
+    assert t["rec_says_value_range"].endswith("one U-Net per range)") and t["rec_collapsed_lr"] == "3 of 5"
+    assert t["rec_std"] == "5.00 points" and "collapsed runs" in t["rec_spread_reading"]
+    rows["thesis_recipe"]["accuracy"]["std"] = None
+    assert ablation.result_texts(CFG, rows)["rec_std"] == "not measured (one seed)"
+    s = _set(per_class=20) | {"pass_rate": 0.5, "generated": 400, "final_threshold": 0.85, "time_s": 12.0, "num_steps": 100}
+    texts = ablation.set_texts(CFG, {"thesis_recipe": s}, (s["images"], s["requested"]))
+    assert texts["rec_set_thesis_recipe"] == "50.0% of 400 drawn digits passed, confidence 0.85 at the end, 12 s"
+    assert texts["rec_spread_thesis_recipe"] == texts["rec_spread_real"]  # the same digits
+    d = ablation.design_texts(CFG, {"thesis_recipe": s}, 10000)
+    assert d["rec_chain_steps"] == "100 steps" and d["rec_test_n"] == "10,000" and d["rec_size_ratio"] == "2"
+    assert d["rec_abar400"] == "0.017" and d["rec_signal400"] == "0.13"  # its 400-step chain starts where 13% of the digit is left
+    c = ablation.cost_texts({"unet_steps": 95625, "unet_min": None, "set_min": None, "device": None})
+    assert c == {"rec_gpu_unet": "95,625 steps", "rec_gpu_set": "not estimated (no gpu record)"}
