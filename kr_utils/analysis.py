@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import thesis
+from .evaluate import counted
 from .synth import BLACK_BELOW
 
 
@@ -147,3 +148,34 @@ def background_reading(real: float, synthetic: float) -> str:
     grey = [k for k, b in black.items() if not b]
     return ("neither is black" if len(grey) == 2 else
             f"the {grey[0]} images' background is not black (at or above {BLACK_BELOW:g})")
+
+
+def per_class_table(teacher_accuracy, seed_accuracy, names):
+    """Per class (``names``), the teacher's test accuracy and the students' (``seed_accuracy``:
+    seeds x classes): their mean, lowest and highest seed. A test-set report, not a choice."""
+    import pandas as pd
+
+    seed_accuracy = np.asarray(seed_accuracy)
+    return pd.DataFrame({"teacher": teacher_accuracy, "student": seed_accuracy.mean(0),
+                         "student, lowest seed": seed_accuracy.min(0), "student, highest seed": seed_accuracy.max(0)},
+                        index=list(names))
+
+
+def weakest_texts(table, seed_accuracy, hardest: str) -> dict:
+    """Chapter 10's sentences on the students' weakest class (``table``: :func:`per_class_table`):
+    whether it is each seed's weakest too, its accuracy beside the teacher's, and whether it is
+    also the teacher's weakest class and ``hardest`` (the class whose generated images the
+    teacher accepted least often): a coincidence of rankings, not a measured cause."""
+    names = list(table.index)
+    worst, t_worst = table["student"].idxmin(), table["teacher"].idxmin()
+    worst_each = {names[int(i)] for i in np.asarray(seed_accuracy).argmin(1)}  # each seed's weakest class
+    n = len(seed_accuracy)
+    return {"fm_worst_each": f"the weakest class of each of its seeds ({counted(n, 'seed')})" if worst_each == {worst}
+            else f"while the seeds' own weakest are {', '.join(sorted(worst_each))}",
+            "fm_worst_class": f"{worst} ({100 * table.loc[worst, 'student']:.1f}%, teacher "
+                              f"{100 * table.loc[worst, 'teacher']:.1f}%)",
+            "fm_worst_verdict": "It is also the teacher's weakest class and the one whose generated images the teacher "
+                                "accepted least often (the set still holds its quota of it, drawn from more tries): a "
+                                "coincidence of three rankings, not a measured cause." if worst == t_worst == hardest else
+                                f"The teacher's weakest class is {t_worst}, and the class whose generated images it "
+                                f"accepted least often {hardest}."}

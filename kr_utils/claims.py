@@ -229,6 +229,40 @@ def distribution(real_feats, real_labels, fake_feats, fake_labels, *, size: int,
     return out
 
 
+def floor_and_set(feats: dict, labels: dict, *, size: int, k: int, seed: int) -> tuple[dict, dict]:
+    """:func:`distribution` of the real test digits (the floor) and of the synthetic set against
+    the real validation digits, in one feature space (``feats`` and ``labels`` keyed 'val',
+    'test', 'synthetic')."""
+    return tuple(distribution(feats["val"], labels["val"], feats[w], labels[w], size=size, k=k, seed=seed)
+                 for w in ("test", "synthetic"))
+
+
+SPACES = {"teacher": "", "untrained network": "_rand"}  # the glue names' suffix of each feature space
+
+
+def distribution_texts(spaces: dict) -> dict:
+    """Chapter 9's numbers of each feature space (``{space: (floor, set)}`` of
+    :func:`floor_and_set`, spaces named as in :data:`SPACES`): Fréchet distance, precision and
+    recall of the floor and of the set; the sample size."""
+    out = {"fd_size": f"{spaces['teacher'][0]['size']:,}"}
+    for space, pair in spaces.items():
+        fmt = "{:.2f}" if space == "teacher" else "{:.3g}"
+        for who, d in zip(("floor", "syn"), pair):
+            name = who + SPACES[space]
+            out |= {f"fd_{name}": fmt.format(d["frechet"]), f"prec_{name}": f"{100 * d['precision']:.1f}%",
+                    f"rec_{name}": f"{100 * d['recall']:.1f}%"}
+    return out
+
+
+def distribution_frame(spaces: dict):
+    """The chapter's table of :func:`distribution_texts`' numbers, one row per set and space."""
+    import pandas as pd
+
+    return pd.DataFrame({f"{who} ({space})": {m: d[m] for m in ("frechet", "precision", "recall")}
+                         for space, pair in spaces.items()
+                         for who, d in zip(("real test (floor)", "synthetic set"), pair)})
+
+
 def untrained_features(arch: str, seed: int, images: dict, device) -> dict:
     """Penultimate features of the classifier ``arch`` at its random initialisation (weights
     from ``seed`` alone), a network that never saw a digit, for each ``{name: images in the

@@ -52,7 +52,7 @@ seed = None     # overrides the profile's seed (noise images, subsets, the stude
 import numpy as np
 import pandas as pd
 import torch
-from kr_utils.live import glue
+from kr_utils.live import glue, glue_texts
 from kr_utils import audit, checkpoints, claims, config, data, diffusion, evaluate, pipeline, plots, store, studies, thesis
 
 ch = pipeline.open_chapter("09_evaluation", profile, dataset=dataset, seed=seed)  # its cost recorded at its end
@@ -322,30 +322,15 @@ glue("privacy_verdict", ("more often than unseen real digits do " if excess["mor
 # %%
 x_val, y_val = split["real_val"]  # the declared validation digits: no model trained on them
 feats["val"] = evaluate.features(teacher, x_val, device=device)
-floor = claims.distribution(feats["val"], y_val, feats["test"], y_te, size=ev.fd_size, k=ev.knn_k, seed=seed)
-syn_dist = claims.distribution(feats["val"], y_val, feats["synthetic"], stored["labels"], size=ev.fd_size,
-                               k=ev.knn_k, seed=seed)
-per_class = pd.DataFrame({f"{who} {c}": {m: d["per_class"][c][m] for m in ("frechet", "precision", "recall")}
-                          for who, d in (("real test, digit", floor), ("synthetic, digit", syn_dist))
-                          for c in d["per_class"]}).T
-glue("knn_k", ev.knn_k, display=False)
-glue("fd_size", f"{floor['size']:,}", display=False)
-for name, d in (("floor", floor), ("syn", syn_dist)):
-    glue(f"fd_{name}", f"{d['frechet']:.2f}", display=False)
-    glue(f"prec_{name}", f"{100 * d['precision']:.1f}%", display=False)
-    glue(f"rec_{name}", f"{100 * d['recall']:.1f}%", display=False)
+labels = {"val": y_val, "test": y_te, "synthetic": stored["labels"]}
+spaces = {"teacher": claims.floor_and_set(feats, labels, size=ev.fd_size, k=ev.knn_k, seed=seed)}
 rand = claims.untrained_features(cfg.teacher.arch, seed + 1, {"val": x_val, "test": x_te, "synthetic":
                                   data.to_model_range(stored["images"])}, device)  # a second feature space
-floor_rand = claims.distribution(rand["val"], y_val, rand["test"], y_te, size=ev.fd_size, k=ev.knn_k, seed=seed)
-syn_rand = claims.distribution(rand["val"], y_val, rand["synthetic"], stored["labels"], size=ev.fd_size, k=ev.knn_k,
-                               seed=seed)
-for name, d in (("floor_rand", floor_rand), ("syn_rand", syn_rand)):
-    glue(f"fd_{name}", f"{d['frechet']:.3g}", display=False)
-    glue(f"prec_{name}", f"{100 * d['precision']:.1f}%", display=False)
-    glue(f"rec_{name}", f"{100 * d['recall']:.1f}%", display=False)
-pd.DataFrame({f"{who} ({space})": {m: d[m] for m in ("frechet", "precision", "recall")}
-              for space, pair in (("teacher", (floor, syn_dist)), ("untrained network", (floor_rand, syn_rand)))
-              for who, d in zip(("real test (floor)", "synthetic set"), pair)})
+spaces["untrained network"] = claims.floor_and_set(rand, labels, size=ev.fd_size, k=ev.knn_k, seed=seed)
+floor, syn_dist = spaces["teacher"]
+glue("knn_k", ev.knn_k, display=False)
+glue_texts(claims.distribution_texts(spaces))
+claims.distribution_frame(spaces)
 
 # %% [markdown]
 # Overall, the synthetic set lies at Fréchet distance {glue:text}`fd_syn` from the validation
@@ -596,7 +581,8 @@ store.update_metrics(profile, "evaluation", {
     "memorisation": {"thresholds": thr, "sets": mem_counts, "checkpoints": {f"step_{s}": v for s, v in deg_mem.items()},
                      "by_size": {str(n): v for n, v in by_size.items()}},
     "distribution": {"floor": floor, "synthetic": syn_dist,
-                     "untrained_features": {"floor": floor_rand, "synthetic": syn_rand}, "checkpoints": {f"step_{s}": v for s, v in deg_dist.items()},
+                     "untrained_features": dict(zip(("floor", "synthetic"), spaces["untrained network"])),
+                     "checkpoints": {f"step_{s}": v for s, v in deg_dist.items()},
                      "spearman": pred["rho"].to_dict(), "spearman_p": pred["p"].to_dict()},
     "threshold_sweep": {f"t_{t:g}": {k: x for k, x in v.items() if k != "correct"} for t, v in sweep.items()},
     "threshold_gain": gain,

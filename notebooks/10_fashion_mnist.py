@@ -54,7 +54,7 @@ seed = None     # overrides the profile's seed
 # %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
-from kr_utils.live import glue
+from kr_utils.live import glue, glue_texts
 import kr_utils
 from kr_utils import analysis, checkpoints, comparison, data, diffusion, evaluate, pipeline, plots, store, studies, synth
 
@@ -203,22 +203,9 @@ for who, err in (("teacher", teacher_err), ("student", student_err)):
     glue(f"fm_{who}_top", ", ".join(f"{names[t]}→{names[p]} ({n})" for t, p, n in err["top_confusions"]), display=False)
     glue(f"fm_{who}_upper", f"{100 * evaluate.error_share_within(err['confusion_matrix'], upper):.0f}%", display=False)
 seed_acc = np.array([runs[s]["per_class_accuracy"] for s in st.seeds])  # seeds x classes
-per_class_acc = pd.DataFrame({"teacher": evaluate.classification_report(teacher_logits, y_te)["per_class_accuracy"],
-                              "student": seed_acc.mean(0), "student, lowest seed": seed_acc.min(0),
-                              "student, highest seed": seed_acc.max(0)}, index=names)
-worst = per_class_acc["student"].idxmin()  # test-set report, not a choice
-worst_each = {names[int(i)] for i in seed_acc.argmin(1)}  # each seed's weakest class
-glue("fm_worst_each", f"the weakest class of each of its seeds ({evaluate.counted(len(st.seeds), 'seed')})" if worst_each == {worst} else
-     f"while the seeds' own weakest are {', '.join(sorted(worst_each))}", display=False)
-glue("fm_worst_class", f"{worst} ({100 * per_class_acc.loc[worst, 'student']:.1f}%, teacher "
-                       f"{100 * per_class_acc.loc[worst, 'teacher']:.1f}%)", display=False)
-t_worst = per_class_acc["teacher"].idxmin()  # test-set report, not a choice
-glue("fm_worst_verdict", "It is also the teacher's weakest class and the one whose generated images the teacher accepted "
-     "least often (the set still holds its quota of it, drawn from more tries): a coincidence of three rankings, "
-     "not a measured cause."
-     if worst == t_worst == hardest["name"] else
-     f"The teacher's weakest class is {t_worst}, and the class whose generated images it accepted least often "
-     f"{hardest['name']}.", display=False)
+per_class_acc = analysis.per_class_table(evaluate.classification_report(teacher_logits, y_te)["per_class_accuracy"],
+                                        seed_acc, names)  # a test-set report, not a choice
+glue_texts(analysis.weakest_texts(per_class_acc, seed_acc, hardest["name"]))
 (100 * per_class_acc).round(1).T
 
 # %% [markdown]

@@ -183,3 +183,38 @@ def test_chapter_4_set_texts_count_what_passed_and_what_was_kept():
     t = pipeline.synthetic_set_texts(CPU, summary | {"agreement": None}, report | {"kept_below_threshold": 300, "final_threshold": 0.85}, "cpu")
     assert "300 of the kept digits are below 0.9" in t["synth_threshold_note"]
     assert t["synth_overflow"] == "500" and t["synth_agreement"] == "n/a"  # 1,200 passed, 700 of the kept did
+
+
+def test_chapter_9_distribution_texts_name_each_space_and_its_floor():
+    import torch
+
+    from kr_utils import claims
+    g = torch.Generator().manual_seed(0)
+    feats = {w: torch.randn(400, 8, generator=g) + (0.5 if w == "synthetic" else 0) for w in ("val", "test", "synthetic")}
+    labels = {w: torch.arange(400) % 4 for w in feats}
+    floor, syn = claims.floor_and_set(feats, labels, size=200, k=3, seed=0)
+    assert floor["size"] == syn["size"] == 200 and syn["frechet"] > floor["frechet"]
+    spaces = {"teacher": (floor, syn), "untrained network": (floor, syn)}
+    t = claims.distribution_texts(spaces)
+    assert t["fd_size"] == "200" and t["fd_syn"] == f"{syn['frechet']:.2f}" and t["fd_syn_rand"] == f"{syn['frechet']:.3g}"
+    assert {"prec_floor", "rec_floor_rand", "prec_syn_rand"} <= set(t)
+    assert list(claims.distribution_frame(spaces).columns) == ["real test (floor) (teacher)", "synthetic set (teacher)",
+                                                               "real test (floor) (untrained network)",
+                                                               "synthetic set (untrained network)"]
+
+
+def test_chapter_10_weakest_class_texts_say_whether_the_rankings_coincide():
+    import numpy as np
+
+    from kr_utils import analysis
+    names = ["T-shirt", "Trouser", "Shirt"]
+    seeds = np.array([[0.9, 0.99, 0.6], [0.88, 0.98, 0.65]])
+    table = analysis.per_class_table([0.95, 0.99, 0.8], seeds, names)
+    assert table.loc["Shirt", "student, lowest seed"] == 0.6 and table.loc["Shirt", "student"] == 0.625
+    t = analysis.weakest_texts(table, seeds, "Shirt")
+    assert t["fm_worst_class"] == "Shirt (62.5%, teacher 80.0%)" and "coincidence of three rankings" in t["fm_worst_verdict"]
+    assert t["fm_worst_each"] == "the weakest class of each of its seeds (2 seeds)"
+    t = analysis.weakest_texts(table, np.array([[0.9, 0.99, 0.6], [0.5, 0.98, 0.65]]), "Trouser")
+    assert t["fm_worst_each"] == "while the seeds' own weakest are Shirt, T-shirt"
+    assert t["fm_worst_verdict"] == ("The teacher's weakest class is Shirt, and the class whose generated images it "
+                                     "accepted least often Trouser.")
