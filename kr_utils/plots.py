@@ -362,3 +362,70 @@ def boundary_and_draws(x, y, boundary, new_points, lim: float = 7.0):
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
     return fig
+
+
+def density_fits(x, curves: dict):
+    """A histogram of the 1-D data ``x`` with fitted densities (``{label: (grid, density)}``)
+    over it (theory chapter 1)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.hist(x, bins=60, density=True, color="0.75", label="training data")
+    for (label, (grid, density)), c in zip(curves.items(), ("tab:orange", "tab:green", "tab:blue")):
+        ax.plot(grid, density, c, lw=2, label=label)
+    ax.set_xlabel("x")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def sample_panels(panels: dict, lim: float = 2.6):
+    """One square panel per ``{title: (samples, held-out points)}``: held-out points in grey,
+    samples in red (theory chapter 4)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
+    for ax, (title, (s, held)) in zip(np.atleast_1d(axes), panels.items()):
+        ax.scatter(*held.T, s=1, c="0.8", label="held-out data")
+        ax.scatter(*s.T, s=1, c="tab:red", label="samples")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title(title, fontsize=9)
+    np.atleast_1d(axes)[0].legend(fontsize=8, markerscale=5)
+    return fig
+
+
+def guidance_panels(sweep, data_spread: float = 0.5):
+    """Theory chapter 5's sweep (a frame with method, strength, fraction_requested,
+    spread_requested): the fraction of samples in the requested cluster and their spread per
+    axis against the guidance strength, one line per method; dashed: the data's spread."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for method, part in sweep.groupby("method"):
+        axes[0].plot(part["strength"], part["fraction_requested"], marker="o", label=method)
+        axes[1].plot(part["strength"], part["spread_requested"], marker="o", label=method)
+    axes[0].set_ylabel("fraction in requested cluster")
+    axes[1].set_ylabel("spread per axis")
+    axes[1].axhline(data_spread, c="0.5", ls="--", label="data")
+    for ax in axes:
+        ax.set_xscale("symlog", linthresh=0.25)
+        ax.set_xlim(-0.02, 40)
+        ax.set_xlabel("guidance strength (s or w)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def commitment_curves(shifted: dict):
+    """Theory chapter 8's commitment curves in shifted time, one per ``{N: curve}``
+    (:func:`kr_utils.theory.analytic.commitment_in_shifted_time`), with the largest N's
+    curvature and bimodality thresholds; the reverse run reads left to right."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for n, r in shifted.items():
+        ax.plot(r["shift"], r["committed"], label=f"N = {n:,d}")
+    r = shifted[max(shifted)]
+    ax.axvline(r["s_curvature"], color="tab:red", ls="--", label="curvature threshold")
+    ax.axvline(r["s_bimodal"], color="tab:blue", ls=":", label="bimodality threshold (speciation)")
+    ax.set_xlim(-2, 4)
+    ax.invert_xaxis()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_xlabel(r"$s - \frac{1}{2}\log(N m^{*2})$ (reverse run: left to right)")
+    ax.set_ylabel("fraction committed")
+    return fig

@@ -218,3 +218,73 @@ def test_chapter_10_weakest_class_texts_say_whether_the_rankings_coincide():
     assert t["fm_worst_each"] == "while the seeds' own weakest are Shirt, T-shirt"
     assert t["fm_worst_verdict"] == ("The teacher's weakest class is Shirt, and the class whose generated images it "
                                      "accepted least often Trouser.")
+
+
+def test_theory_8_thresholds_are_the_first_steps_below_each_level():
+    import numpy as np
+
+    from kr_utils import diffusion
+    from kr_utils.theory import analytic
+    ab = np.cumprod(1 - diffusion.linear_beta_schedule(1000).numpy())
+    th = analytic.phase_thresholds(1.5, 10_000, ab)
+    for level, step in ((th["ab_c"], th["t_c"]), (th["ab_b"], th["t_b"])):
+        assert 0 < level < 1 and ab[step] < level <= ab[step - 1]
+    assert abs(th["t_numeric"] - th["t_c"]) <= 5  # the computed potential loses its double well where (T8) says
+    t = analytic.threshold_texts(th, 1.5, 10_000, 0.0, ab)
+    assert t["t8_t_c"] == th["t_c"] + 1 and t["t8_n"] == "10,000" and t["t8_m_star"] == f"{th['m_star']:.3f}"
+    curve = {"shift": np.linspace(0, 1, 11), "committed": np.linspace(0, 1, 11)}
+    assert analytic.max_gap(curve, {**curve, "committed": curve["committed"] * 0.5}, np.linspace(0, 1, 5)) == 0.5
+    assert analytic.max_gap(curve, curve, np.linspace(0, 1, 5)) == 0.0
+
+
+def test_the_theory_figures_draw_what_they_are_given():
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from kr_utils import plots
+    x = np.random.default_rng(0).normal(size=200)
+    grid = np.linspace(-3, 3, 50)
+    assert len(plots.density_fits(x, {"a": (grid, np.exp(-grid ** 2)), "b": (grid, grid * 0)}).axes[0].lines) == 2
+    pts = torch.randn(100, 2)
+    assert len(plots.sample_panels({"one": (pts, pts), "two": (pts, pts)}).axes) == 2
+    sweep = pd.DataFrame({"method": ["a", "a", "b", "b"], "strength": [0, 1, 0, 1], "fraction_requested": [0.5, 0.9, 0.5, 1],
+                          "spread_requested": [0.5, 0.4, 0.5, 0.3]})
+    assert len(plots.guidance_panels(sweep).axes[1].lines) == 3  # two methods and the data's spread
+    curve = {"shift": np.linspace(-1, 3, 5), "committed": np.linspace(0, 1, 5), "s_curvature": 0.5, "s_bimodal": 1.0}
+    assert len(plots.commitment_curves({100: curve, 10_000: curve}).axes[0].lines) == 4
+    fig = plots.boundary_and_draws(pts, torch.zeros(100), (1.0, 1.0, 0.0), pts)
+    assert len(fig.axes) == 2
+
+
+def test_theory_6_texts_read_each_model_and_the_weighting():
+    import pandas as pd
+    import torch
+
+    from kr_utils.theory import autoencoders as ae
+    names = list(ae.T6_KEYS.values())
+    cost = pd.DataFrame({n: {ae.ED: 1.0 + i, "parameters": 1000 * (i + 1), "training time (s)": 10.0 * i}
+                         for i, n in enumerate(names)}).T
+    t = ae.cost_texts(cost, 0.5, 9.0)
+    assert t["t6_ed_eps"] == "2.00" and t["t6_params_elbo"] == "4,000" and t["t6_time_shared"] == "20 s"
+    assert t["t6_ed_floor"] == "0.50" and t["t6_ed_noise"] == "9.00"
+    eps, elbo = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    start = ae.flat_weights(eps) - 1.0  # the eps model moved by 1 in every weight
+    elbo.load_state_dict(eps.state_dict())
+    specs = {ae.T6_KEYS["eps"]: (eps, 1, None), ae.T6_KEYS["elbo"]: (elbo, 1, torch.tensor([1.0, 50.0]))}
+    assert ae.weighting_moved(specs, start) == 0.0  # the same end: the weighting did not move it
+    with torch.no_grad():
+        elbo.bias += 1.0
+    assert 0 < ae.weighting_moved(specs, start) < 1
+    w = ae.weighting_texts(specs, start, 20, 512)
+    assert w["t6_elbo_ratio"] == "50" and w["t6_width"].endswith("narrower") and w["t6_hidden"] == 512
+
+
+def test_theory_7_takes_test_digits_class_by_class(mnist_dir, monkeypatch):
+    import torch
+
+    from kr_utils.theory import restoration
+    monkeypatch.setenv("KR_DATA_DIR", str(mnist_dir))
+    x0, y = restoration.test_digits(20)
+    assert y.tolist() == list(range(10)) * 2 and x0.shape == (20, 1, 28, 28)
+    assert x0.min() >= -1 and x0.max() <= 1 and x0.dtype == torch.float32

@@ -307,6 +307,39 @@ def bimodality_alpha_bar(m_star: float, n_spins: int) -> float:
     return 1.0 / (1.0 + m_star ** 2 * n_spins)
 
 
+def phase_thresholds(beta: float, n_spins: int, alpha_bar, h: float = 0.0) -> dict:
+    """Theory chapter 8's thresholds on a schedule ``alpha_bar`` (one value per step): m*, the
+    curvature threshold (:func:`symmetry_breaking_alpha_bar`) and the density's bimodality one
+    (:func:`bimodality_alpha_bar`), the first step (0-based) below each, and the first step at
+    which the computed potential (T8.1) has fewer than two minima on a grid ``mu`` wide enough
+    to hold the data's wells (+-m* sqrt(N alpha_bar) <= m* sqrt(N))."""
+    ab = np.asarray(alpha_bar)
+    m_star = curie_weiss_magnetisation(beta)
+    ab_c, ab_b = symmetry_breaking_alpha_bar(m_star, n_spins), bimodality_alpha_bar(m_star, n_spins)
+    width = m_star * np.sqrt(n_spins) + 10
+    mu = np.linspace(-width, width, 4001)
+    minima = np.array([count_minima(curie_weiss_potential(mu, a, m_star, n_spins, h)) for a in ab])
+    return {"m_star": m_star, "ab_c": ab_c, "ab_b": ab_b, "t_c": int(np.argmax(ab < ab_c)), "t_b": int(np.argmax(ab < ab_b)),
+            "t_numeric": int(np.argmax(minima < 2)), "mu": mu}
+
+
+def threshold_texts(th: dict, beta: float, n_spins: int, h: float, alpha_bar) -> dict:
+    """Theory chapter 8's numbers of :func:`phase_thresholds` (steps as the equations count
+    them, code index + 1), and the largest N whose curvature threshold, about 1 / (2 m*^2 N),
+    the schedule's last alpha_bar still reaches."""
+    ab_T = float(np.asarray(alpha_bar)[-1])
+    return {"t8_m_star": f"{th['m_star']:.3f}", "t8_beta": f"{beta:g}", "t8_n": f"{n_spins:,d}", "t8_h": f"{h:g}",
+            "t8_t_c": th["t_c"] + 1, "t8_t_b": th["t_b"] + 1, "t8_t_numeric": th["t_numeric"] + 1,
+            "t8_ab_c": f"{th['ab_c']:.4f}", "t8_ab_b": f"{th['ab_b']:.4f}", "t8_ab_T": f"{ab_T:.1e}",
+            "t8_n_max": f"{1 / (2 * th['m_star'] ** 2 * ab_T):,.0f}"}
+
+
+def max_gap(a: dict, b: dict, grid) -> float:
+    """The largest distance on ``grid`` between two commitment curves
+    (:func:`commitment_in_shifted_time`), each interpolated there."""
+    return float(np.abs(np.interp(grid, a["shift"], a["committed"]) - np.interp(grid, b["shift"], b["committed"])).max())
+
+
 def curie_weiss_reverse(n_traj: int, betas, m_star: float, n_spins: int, h: float, rng: np.random.Generator,
                         keep=()) -> dict:
     """The reverse DDPM chain (Ho et al. Alg. 2, sigma_t^2 = beta_t) of mu = sum_i x_i / sqrt(N)

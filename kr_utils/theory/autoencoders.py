@@ -198,3 +198,46 @@ def compare(specs: dict, x0: torch.Tensor, ref: torch.Tensor, sampler, *, batch_
                       "updates": steps, "training time (s)": run["train_s"], "final training loss": sum(last) / len(last),
                       "sampling time (s)": time.perf_counter() - t0, "energy distance to test 0/1": energy_distance(out, ref)}
     return rows, samples
+
+
+ED = "energy distance to test 0/1"  # the column of :func:`compare`'s rows
+T6_KEYS = {"per": "per-step, outputs x0", "eps": "per-step, outputs eps", "shared": "shared, outputs x0",
+           "elbo": "per-step, outputs eps, ELBO weights"}  # glue-name part -> model
+
+
+def flat_weights(model: nn.Module) -> torch.Tensor:
+    """A model's weights as one vector (on the CPU)."""
+    return torch.cat([p.detach().flatten().cpu() for p in model.parameters()])
+
+
+def cost_texts(cost, floor: float, noise: float) -> dict:
+    """Theory chapter 6's numbers of each model (``cost``: :func:`compare`'s rows as a frame):
+    its energy distance to the test digits, parameters and training time, with the floor of
+    two real draws and clipped Gaussian noise for reference."""
+    out = {"t6_ed_floor": f"{floor:.2f}", "t6_ed_noise": f"{noise:.2f}"}
+    for key, name in T6_KEYS.items():
+        out |= {f"t6_ed_{key}": f"{cost.loc[name, ED]:.2f}", f"t6_params_{key}": f"{int(cost.loc[name, 'parameters']):,d}",
+                f"t6_time_{key}": f"{cost.loc[name, 'training time (s)']:.0f} s"}
+    return out
+
+
+def weighting_moved(specs: dict, start: torch.Tensor) -> float:
+    """How far the ELBO-weighted copy ended from the plain epsilon model, relative to how far
+    that one moved from their shared start ``start`` (:func:`flat_weights`): 0, the same model."""
+    ends = [flat_weights(specs[T6_KEYS[k]][0]) for k in ("eps", "elbo")]
+    return ((ends[0] - ends[1]).norm() / (ends[0] - start.cpu()).norm()).item()
+
+
+def weighting_texts(specs: dict, start: torch.Tensor, T: int, hidden: int) -> dict:
+    """Theory chapter 6's sentences on the ELBO weighting and the short schedule: how far the
+    ELBO-weighted copy ended from the plain epsilon model, relative to how far that one moved
+    from their shared start (0: the same model), the ELBO weights' largest-to-smallest ratio,
+    the schedule's last alpha_bar against 1,000 steps', and the profile's width."""
+    moved = weighting_moved(specs, start)
+    elbo = specs[T6_KEYS["elbo"]][2]
+    return {"t6_weighting_moved": f"{100 * moved:.1f}%", "t6_elbo_ratio": f"{(elbo.max() / elbo.min()).item():,.0f}",
+            "t6_hidden": hidden, "t6_abar_T": f"{float(short_schedule(T).alphas_cumprod[-1]):.1e}",
+            "t6_abar_1000": f"{float(short_schedule(1000).alphas_cumprod[-1]):.1e}",
+            "t6_beta_T": f"{float(short_schedule(T).betas[-1]):.3g}",
+            "t6_width": f"this profile runs the chapter at {hidden:,d} hidden units, "
+                        + ("as wide as that" if hidden >= 1700 else "narrower")}

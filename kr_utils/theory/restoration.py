@@ -5,7 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .. import diffusion
+from .. import data, diffusion
+
+
+def test_digits(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` real MNIST test digits in the model range and their labels, classes 0-9 in turn
+    (the first of each, then the second, ...: :func:`kr_utils.data.classes_in_turn`)."""
+    images, labels = data.load_mnist("test")
+    picked = data.classes_in_turn(labels, n)
+    return data.to_model_range(images[picked]), torch.as_tensor(labels[picked]).long()
 
 
 def pixel_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:

@@ -123,13 +123,9 @@ g2 = analytic.fit_gmm_1d(train_x, k=2)
 ll = {name: analytic.gmm_logpdf(held_out, m["weights"], m["means"], m["stds"]).mean()
       for name, m in (("one Gaussian", g1), ("mixture of two", g2))}
 grid = np.linspace(-8, 10, 400)
-fig, ax = plt.subplots(figsize=(6, 3.2))
-ax.hist(train_x, bins=60, density=True, color="0.75", label="training data")
-for (name, m), c in zip((("one Gaussian", g1), ("mixture of two", g2)), ("tab:orange", "tab:green")):
-    ax.plot(grid, np.exp(analytic.gmm_logpdf(grid, m["weights"], m["means"], m["stds"])), c, lw=2,
-            label=f"{name}: held-out log-lik. {ll[name]:.3f}")
-ax.set_xlabel("x"); ax.legend(fontsize=8)
-plots.glue_figure("fig_t1_flexibility", fig)
+plots.glue_figure("fig_t1_flexibility", plots.density_fits(train_x, {
+    f"{name}: held-out log-lik. {ll[name]:.3f}": (grid, np.exp(analytic.gmm_logpdf(grid, m["weights"], m["means"], m["stds"])))
+    for name, m in (("one Gaussian", g1), ("mixture of two", g2))}))
 glue("t1_ll_gauss", f"{ll['one Gaussian']:.3f}", display=False)
 glue("t1_ll_gmm", f"{ll['mixture of two']:.3f}", display=False)
 glue("t1_gmm_fit", ", ".join(f"{w:.2f}·N({m:.2f}, {s:.2f}²)" for w, m, s in zip(g2["weights"], g2["means"],

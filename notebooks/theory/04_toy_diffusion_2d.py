@@ -41,7 +41,6 @@ profile = None  # "smoke", "cpu", "gpu", "t4" or "auto"; None reads $KR_PROFILE,
 seed = None     # overrides the profile's seed
 
 # %% tags=["hide-input"]
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -170,12 +169,7 @@ for name, angle in (("2π", 2 * np.pi), ("3π", 3 * np.pi)):
                   "median distance to roll": toy.distance_to_data(s, held_out).median().item(),
                   "same, real points": toy.distance_to_data(toy.swiss_roll(n, g, max_angle=angle), held_out).median().item()}
 rolls = pd.DataFrame(rows).T
-fig, axes = plt.subplots(1, 2, figsize=(8, 4))
-for ax, (name, (s, ho)) in zip(axes, roll_samples.items()):
-    ax.scatter(*ho.T, s=1, c="0.8", label="held-out data"); ax.scatter(*s.T, s=1, c="tab:red", label="samples")
-    ax.set_xlim(-2.6, 2.6); ax.set_ylim(-2.6, 2.6); ax.set_aspect("equal"); ax.set_title(f"Swiss roll {name}", fontsize=9)
-axes[0].legend(fontsize=8, markerscale=5)
-plots.glue_figure("fig_t4_rolls", fig)
+plots.glue_figure("fig_t4_rolls", plots.sample_panels({f"Swiss roll {k}": v for k, v in roll_samples.items()}))
 glue("t4_roll3_dist", f"{rolls.loc['3π', 'median distance to roll']:.3f}", display=False)
 glue("t4_roll3_real", f"{rolls.loc['3π', 'same, real points']:.3f}", display=False)
 rolls.round(4)

@@ -131,17 +131,7 @@ glue("t5_ab_last", f"{ab_t[ts[-1] - 1]:.4f}", display=False)
 # %%
 rows, shown = toy.guidance_sweep(model, clf, sampler, MEANS, th.toy_samples, seed)
 sweep = pd.DataFrame(rows)[["method", "strength", "fraction_requested", "spread_requested"]]
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-for method, part in sweep.groupby("method"):
-    axes[0].plot(part["strength"], part["fraction_requested"], marker="o", label=method)
-    axes[1].plot(part["strength"], part["spread_requested"], marker="o", label=method)
-axes[0].set_ylabel("fraction in requested cluster"); axes[1].set_ylabel("spread per axis")
-axes[1].axhline(0.5, c="0.5", ls="--", label="data")
-for ax in axes:
-    ax.set_xscale("symlog", linthresh=0.25); ax.set_xlim(-0.02, 40)
-    ax.set_xlabel("guidance strength (s or w)"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
-fig.tight_layout()
-plots.glue_figure("fig_t5_sweep", fig)
+plots.glue_figure("fig_t5_sweep", plots.guidance_panels(sweep))
 for key, method in (("t5_cg_99", "classifier guidance"), ("t5_cfg_99", "classifier-free")):
     first = toy.first_strength(rows, method)
     sym = "s" if method == "classifier guidance" else "w"

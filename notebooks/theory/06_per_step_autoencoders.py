@@ -66,7 +66,7 @@ seed = None     # overrides the profile's seed
 # %% tags=["hide-input"]
 import pandas as pd
 import torch
-from kr_utils.live import glue
+from kr_utils.live import glue, glue_texts
 from kr_utils import data, diffusion, pipeline, plots, store
 from kr_utils.theory import autoencoders, toy
 
@@ -96,34 +96,17 @@ glue("t6_n_train", f"{len(x0):,d}", display=False)
 # %%
 specs = autoencoders.chapter_models(T, th.ae_hidden, th.ae_shared_hidden, th.ae_steps, th.ae_shared_steps,
                                     sampler.schedule.betas)
-start = torch.cat([p.detach().flatten() for p in specs["per-step, outputs eps"][0].parameters()])
+start = autoencoders.flat_weights(specs["per-step, outputs eps"][0])  # the eps model and its ELBO copy start here
 ref, second_draw = autoencoders.disjoint_draws(test01, th.ae_samples, seed)
 floor = toy.energy_distance(ref, second_draw)
 noise_ref = toy.energy_distance(torch.randn(th.ae_samples, 784, generator=torch.Generator().manual_seed(seed)).clamp(-1, 1), ref)
 rows, samples = autoencoders.compare(specs, x0, ref, sampler, batch_size=th.ae_batch, n_samples=th.ae_samples,
                                      seed=seed, device=device)
 cost = pd.DataFrame(rows).T
-cost.loc["two real draws (floor)"] = {"energy distance to test 0/1": floor}
-cost.loc["Gaussian noise, clipped to [-1, 1]"] = {"energy distance to test 0/1": noise_ref}
-for key, name in (("per", "per-step, outputs x0"), ("eps", "per-step, outputs eps"), ("shared", "shared, outputs x0"),
-                  ("elbo", "per-step, outputs eps, ELBO weights")):
-    glue(f"t6_ed_{key}", f"{cost.loc[name, 'energy distance to test 0/1']:.2f}", display=False)
-    glue(f"t6_params_{key}", f"{int(cost.loc[name, 'parameters']):,d}", display=False)
-    glue(f"t6_time_{key}", f"{cost.loc[name, 'training time (s)']:.0f} s", display=False)
-glue("t6_ed_floor", f"{floor:.2f}", display=False)
-ends = [torch.cat([p.detach().flatten().cpu() for p in specs[k][0].parameters()])
-        for k in ("per-step, outputs eps", "per-step, outputs eps, ELBO weights")]
-weighting_moved = ((ends[0] - ends[1]).norm() / (ends[0] - start).norm()).item()  # 0: the same model
-glue("t6_weighting_moved", f"{100 * weighting_moved:.1f}%", display=False)
-elbo = specs["per-step, outputs eps, ELBO weights"][2]
-glue("t6_elbo_ratio", f"{(elbo.max() / elbo.min()).item():,.0f}", display=False)
-glue("t6_ed_noise", f"{noise_ref:.2f}", display=False)
-glue("t6_hidden", th.ae_hidden, display=False)
-glue("t6_abar_T", f"{float(autoencoders.short_schedule(T).alphas_cumprod[-1]):.1e}", display=False)
-glue("t6_abar_1000", f"{float(autoencoders.short_schedule(1000).alphas_cumprod[-1]):.1e}", display=False)
-glue("t6_beta_T", f"{float(autoencoders.short_schedule(T).betas[-1]):.3g}", display=False)
-glue("t6_width", f"this profile runs the chapter at {th.ae_hidden:,d} hidden units, "
-     + ("as wide as that" if th.ae_hidden >= 1700 else "narrower"), display=False)
+cost.loc["two real draws (floor)"] = {autoencoders.ED: floor}
+cost.loc["Gaussian noise, clipped to [-1, 1]"] = {autoencoders.ED: noise_ref}
+glue_texts(autoencoders.cost_texts(cost, floor, noise_ref))
+glue_texts(autoencoders.weighting_texts(specs, start, T, th.ae_hidden))
 cost.style.format("{:,.3f}", na_rep="")
 
 # %% [markdown]
@@ -207,7 +190,7 @@ ids = {"per-step, outputs x0": "per_step_x0", "per-step, outputs eps": "per_step
        "energy distance to test 0/1": "energy_distance"}  # stable ids as keys
 store.update_metrics(profile, "theory", {"T6": {"T": T, **cost.drop(["two real draws (floor)",
     "Gaussian noise, clipped to [-1, 1]"]).rename(index=ids, columns=ids).T.to_dict(), "ed_floor": floor,
-    "ed_noise": noise_ref, "elbo_weighting_relative_change": weighting_moved}})
+    "ed_noise": noise_ref, "elbo_weighting_relative_change": autoencoders.weighting_moved(specs, start)}})
 ch.close()
 
 # %% [markdown]

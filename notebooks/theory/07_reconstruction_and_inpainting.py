@@ -54,7 +54,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from kr_utils.live import glue
-from kr_utils import checkpoints, data, diffusion, models, pipeline, plots, store
+from kr_utils import checkpoints, diffusion, models, pipeline, plots, store
 from kr_utils.theory import restoration
 
 ch = pipeline.open_chapter("T7", profile, seed=seed, theory=True)  # its wall time recorded at its end
@@ -63,11 +63,8 @@ th, dcfg = cfg.theory, cfg.diffusion
 unet, schedule, source = pipeline.theory_diffusion_model(cfg, th.recon_fallback_steps, device, seed)
 glue("t7_source", source, display=False)
 sampler = diffusion.AncestralSampler(schedule, clip_x0=True)
-test_images, test_labels = data.load_mnist("test")
 n = th.recon_digits
-picked = data.classes_in_turn(test_labels, n)  # classes 0-9 in turn: the first of each, then the second, ...
-x0 = data.to_model_range(test_images[picked])
-y = torch.as_tensor(test_labels[picked]).long()
+x0, y = restoration.test_digits(n)  # real test digits, classes 0-9 in turn
 glue("t7_n", n, display=False)
 null = torch.full_like(y, unet.null_class)
 teacher = checkpoints.load_model(pipeline.teacher(cfg, device), "teacher", device)  # found, or trained as in chapter 1

@@ -103,7 +103,7 @@ n_traj = 4000   # reverse runs of the Curie-Weiss chain
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
-from kr_utils.live import glue
+from kr_utils.live import glue, glue_texts
 from kr_utils import diffusion, pipeline, plots, store
 from kr_utils.theory import analytic
 
@@ -113,26 +113,9 @@ if h != 0:  # the thresholds, the limits and the commitment below assume two pha
     raise ValueError(f"h = {h}: this chapter's thresholds and commitment measure hold at h = 0 only")
 betas = diffusion.linear_beta_schedule(1000).numpy()
 ab = np.cumprod(1 - betas)
-m_star = analytic.curie_weiss_magnetisation(beta)
-ab_c = analytic.symmetry_breaking_alpha_bar(m_star, n_spins)
-ab_b = analytic.bimodality_alpha_bar(m_star, n_spins)
-t_c = int(np.argmax(ab < ab_c))  # first step (0-based) where alpha_bar falls below the threshold
-t_b = int(np.argmax(ab < ab_b))
-width = m_star * np.sqrt(n_spins) + 10  # the data's wells sit at +-m* sqrt(N ab) <= m* sqrt(N)
-mu = np.linspace(-width, width, 4001)
-minima = np.array([analytic.count_minima(analytic.curie_weiss_potential(mu, a, m_star, n_spins, h)) for a in ab])
-t_numeric = int(np.argmax(minima < 2))
-glue("t8_m_star", f"{m_star:.3f}", display=False)
-glue("t8_beta", f"{beta:g}", display=False)
-glue("t8_n", f"{n_spins:,d}", display=False)
-glue("t8_h", f"{h:g}", display=False)
-glue("t8_t_c", t_c + 1, display=False)  # the equations' t: code index + 1
-glue("t8_t_b", t_b + 1, display=False)
-glue("t8_t_numeric", t_numeric + 1, display=False)
-glue("t8_ab_c", f"{ab_c:.4f}", display=False)
-glue("t8_ab_b", f"{ab_b:.4f}", display=False)
-glue("t8_ab_T", f"{ab[-1]:.1e}", display=False)
-glue("t8_n_max", f"{1 / (2 * m_star ** 2 * ab[-1]):,.0f}", display=False)  # where ab_c ~ 1 / (2 m*^2 N) meets ab_T
+th = analytic.phase_thresholds(beta, n_spins, ab, h)
+m_star, t_c, t_b, mu = th["m_star"], th["t_c"], th["t_b"], th["mu"]
+glue_texts(analytic.threshold_texts(th, beta, n_spins, h, ab))
 
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 3))
@@ -253,26 +236,15 @@ glue("t8_levels", ", ".join(f"{lvl:g} at t = {int(ts[frac >= lvl].max()) + 1}" f
 # %%
 shifted = {n: analytic.commitment_in_shifted_time(m_star, n, h, n_traj, np.random.default_rng(i))  # own draws each
            for i, n in enumerate((10 ** 2, 10 ** 4, 10 ** 6), start=1)}
-fig, ax = plt.subplots(figsize=(5.5, 3.2))
-for n, r in shifted.items():
-    ax.plot(r["shift"], r["committed"], label=f"N = {n:,d}")
+plots.glue_figure("fig_t8_shifted", plots.commitment_curves(shifted))
 r = shifted[10 ** 6]
-ax.axvline(r["s_curvature"], color="tab:red", ls="--", label="curvature threshold")
-ax.axvline(r["s_bimodal"], color="tab:blue", ls=":", label="bimodality threshold (speciation)")
-ax.set_xlim(-2, 4); ax.invert_xaxis(); ax.grid(alpha=0.3); ax.legend(fontsize=8)
-ax.set_xlabel(r"$s - \frac{1}{2}\log(N m^{*2})$ (reverse run: left to right)"); ax.set_ylabel("fraction committed")
-plots.glue_figure("fig_t8_shifted", fig)
 glue("t8_at_curv", ", ".join(f"{r['at_curvature']:.2f}" for r in shifted.values()), display=False)
 glue("t8_at_bimodal", ", ".join(f"{r['at_bimodal']:.2f}" for r in shifted.values()), display=False)
 glue("t8_s_curv", f"{r['s_curvature']:.3f}", display=False)
 grid_s = np.linspace(-1.0, 3.0, 81)
-gap = np.abs(np.interp(grid_s, shifted[10 ** 2]["shift"], shifted[10 ** 2]["committed"])
-             - np.interp(grid_s, shifted[10 ** 6]["shift"], shifted[10 ** 6]["committed"]))
-glue("t8_gap", f"{gap.max():.3f}", display=False)
+glue("t8_gap", f"{analytic.max_gap(shifted[10 ** 2], shifted[10 ** 6], grid_s):.3f}", display=False)
 twin = analytic.commitment_in_shifted_time(m_star, 10 ** 6, h, n_traj, np.random.default_rng(9))  # the same N again
-same_n = np.abs(np.interp(grid_s, twin["shift"], twin["committed"])
-                - np.interp(grid_s, shifted[10 ** 6]["shift"], shifted[10 ** 6]["committed"]))
-glue("t8_gap_ref", f"{same_n.max():.3f}", display=False)  # the largest gap that noise alone makes on this grid
+glue("t8_gap_ref", f"{analytic.max_gap(twin, shifted[10 ** 6], grid_s):.3f}", display=False)  # what noise alone makes
 glue("t8_width", ", ".join(f"{analytic.crossover_width(r['shift'], r['committed']):.2f}" for r in shifted.values()),
      display=False)
 
@@ -299,8 +271,8 @@ glue("t8_width", ", ".join(f"{analytic.crossover_width(r['shift'], r['committed'
 # with $N$.
 
 # %% tags=["remove-cell"]
-store.update_metrics(profile, "theory", {"T8": {"m_star": m_star, "alpha_bar_c": ab_c, "t_c_analytic": t_c + 1,
-                                                    "t_c_numeric": t_numeric + 1, "alpha_bar_bimodal": ab_b,
+store.update_metrics(profile, "theory", {"T8": {"m_star": m_star, "alpha_bar_c": th["ab_c"], "t_c_analytic": t_c + 1,
+                                                    "t_c_numeric": th["t_numeric"] + 1, "alpha_bar_bimodal": th["ab_b"],
                                                     "t_bimodal": t_b + 1, "t_committed_3_4": t_half + 1,
                                                     "committed_at_thresholds": {
                                                         str(n): {"curvature": r["at_curvature"], "bimodal": r["at_bimodal"]}
