@@ -26,10 +26,10 @@ from .checkpoints import load_model, load_schedule
 from .config import Profile, SamplerConfig
 from .diffusion import build_sampler
 from .comparison import compare_runs, mean_interval
-from .evaluate import correct_on, features, summarize_seeds
+from .evaluate import correct_on, features, format_summary, summarize_seeds
 from .models import build_classifier, predict_logits
 from .store import array_key, artifact_dir, cached, fingerprint
-from .studies import MIN_SET, RunJob, equal_update_epochs, per_class_subset, run_classifiers
+from .studies import COLLAPSE_BELOW, MIN_SET, RunJob, equal_update_epochs, per_class_subset, run_classifiers
 from .thesis import GENERATION as THESIS_GENERATION
 
 FIDELITY_AIM = 0.997  # issue 15's aim for the main student's top-1 agreement on the real test set
@@ -261,6 +261,35 @@ def distribution_frame(spaces: dict):
     return pd.DataFrame({f"{who} ({space})": {m: d[m] for m in ("frechet", "precision", "recall")}
                          for space, pair in spaces.items()
                          for who, d in zip(("real test (floor)", "synthetic set"), pair)})
+
+
+SAMPLER_NAMES = {"ours": "this book's sampler", "thesis": "the thesis' text's sampler",
+                 "thesis_code": "the thesis' code's sampler"}
+
+
+def sampler_texts(rows: dict) -> dict:
+    """Chapter 9's sentences on the three samplers' pools and students (``rows``, keyed as
+    :data:`SAMPLER_NAMES`): each one's accuracy over seeds, recall, precision and acceptance,
+    the thesis' two against this book's (worded from each comparison's interval), and which
+    students fell below the book's collapse level (:data:`kr_utils.studies.COLLAPSE_BELOW`),
+    whose mean and interval then say little."""
+    out = {}
+    for name, r in rows.items():
+        out |= {f"sampler_{name}_acc": format_summary(r["accuracy"], seeds=True) if r["accuracy"]
+                else "not measured (too few digits)", f"sampler_{name}_rec": f"{100 * r['recall']:.1f}%",
+                f"sampler_{name}_prec": f"{100 * r['precision']:.1f}%",
+                f"sampler_{name}_accept": f"{100 * r['acceptance']:.1f}%"}
+    for name in ("thesis", "thesis_code"):
+        c = rows[name].get("against_reference")
+        out[f"sampler_{name}_vs_ours"] = ("not compared (too few digits on one side)" if c is None
+                                          else c.sentence(SAMPLER_NAMES[name], "this book's sampler"))
+    low = {n: [v for v in r["accuracy"]["values"] if v < COLLAPSE_BELOW] for n, r in rows.items() if r["accuracy"]}
+    out["sampler_collapse"] = " ".join(
+        f"{len(v)} of {len(rows[n]['accuracy']['values'])} students of {SAMPLER_NAMES[n]} scored below the collapse "
+        f"level ({100 * COLLAPSE_BELOW:.0f}%; the lowest {100 * min(v):.1f}%, chance is 10%), so its mean and interval "
+        "say little: each seed is listed in the table." for n, v in low.items() if v) or "No student collapsed."
+    out["sampler_fd_size"] = f"{rows['ours']['distribution_size']:,}"
+    return out
 
 
 def untrained_features(arch: str, seed: int, images: dict, device) -> dict:

@@ -487,23 +487,7 @@ pd.DataFrame({{"ours": "this book", "thesis": "thesis (text)", "thesis_code": "t
               for n, r in sampler_rows.items()}).T
 
 # %%
-for name, r in sampler_rows.items():
-    glue(f"sampler_{name}_acc", evaluate.format_summary(r["accuracy"], seeds=True) if r["accuracy"] else "not measured (too few digits)",
-         display=False)
-    glue(f"sampler_{name}_rec", f"{100 * r['recall']:.1f}%", display=False)
-    glue(f"sampler_{name}_prec", f"{100 * r['precision']:.1f}%", display=False)
-    glue(f"sampler_{name}_accept", f"{100 * r['acceptance']:.1f}%", display=False)
-SAMPLER_NAMES = {"ours": "this book's sampler", "thesis": "the thesis' text's sampler", "thesis_code": "the thesis' code's sampler"}
-collapsed = {n: [v for v in r["accuracy"]["values"] if v < 0.2] for n, r in sampler_rows.items() if r["accuracy"]}
-for name in ("thesis", "thesis_code"):
-    c = sampler_rows[name].get("against_reference")
-    glue(f"sampler_{name}_vs_ours", "not compared (too few digits on one side)" if c is None
-         else c.sentence(SAMPLER_NAMES[name], "this book's sampler"), display=False)
-glue("sampler_fd_size", f"{sampler_rows['ours']['distribution_size']:,}", display=False)
-glue("sampler_collapse", " ".join(
-    f"A student of {SAMPLER_NAMES[n]} collapsed to {100 * min(v):.1f}% "
-    f"(chance is 10%), so its mean and interval say little: each seed is listed in the table." for n, v in collapsed.items()
-    if v) or "No student collapsed.", display=False)
+glue_texts(claims.sampler_texts(sampler_rows))
 
 # %% [markdown]
 # The thesis' text's sampler has the teacher accept {glue:text}`sampler_thesis_accept` of its

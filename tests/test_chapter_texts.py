@@ -288,3 +288,20 @@ def test_theory_7_takes_test_digits_class_by_class(mnist_dir, monkeypatch):
     x0, y = restoration.test_digits(20)
     assert y.tolist() == list(range(10)) * 2 and x0.shape == (20, 1, 28, 28)
     assert x0.min() >= -1 and x0.max() <= 1 and x0.dtype == torch.float32
+
+
+def test_chapter_9_names_students_below_the_books_collapse_level():
+    from kr_utils import claims
+    from kr_utils.evaluate import summarize_seeds
+
+    def row(values):
+        return {"accuracy": summarize_seeds(values), "recall": 0.5, "precision": 0.9, "acceptance": 0.8,
+                "distribution_size": 1030}
+    rows = {"ours": row([0.94, 0.95, 0.93]), "thesis": row([0.81, 0.80, 0.79]), "thesis_code": row([0.33, 0.49, 0.39])}
+    t = claims.sampler_texts(rows)
+    assert t["sampler_collapse"].startswith("3 of 3 students of the thesis' code's sampler scored below the collapse "
+                                            "level (50%; the lowest 33.0%")
+    assert "the thesis' text's" not in t["sampler_collapse"] and t["sampler_fd_size"] == "1,030"
+    assert t["sampler_thesis_vs_ours"] == "not compared (too few digits on one side)"
+    rows["thesis_code"] = row([0.6, 0.7, 0.65])
+    assert claims.sampler_texts(rows)["sampler_collapse"] == "No student collapsed."
