@@ -373,6 +373,7 @@ class TheoryConfig(_Stage):
     ae_samples: int
     recon_digits: int
     recon_fallback_steps: int
+    t1_draws: int  # theory chapter 1's training draws per size of its learning curve
 
     def check(self):
         self._positive(*(f.name for f in dataclasses.fields(self)))

@@ -429,3 +429,23 @@ def commitment_curves(shifted: dict):
     ax.set_xlabel(r"$s - \frac{1}{2}\log(N m^{*2})$ (reverse run: left to right)")
     ax.set_ylabel("fraction committed")
     return fig
+
+
+def learning_curves(curves: dict, reference: tuple | None = None):
+    """Accuracy against the training size (points per class, log scale), one line per
+    ``{label: {n: (mean, low, high)}}`` with its interval as a band; ``reference``: (value,
+    label) drawn dashed (theory chapter 1: the Bayes rate)."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for label, by_n in curves.items():
+        n = sorted(by_n)
+        mean, lo, hi = (np.array([100 * by_n[k][i] for k in n]) for i in range(3))
+        ax.plot(n, mean, marker="o", label=label)
+        ax.fill_between(n, lo, hi, alpha=0.2)
+    if reference is not None:
+        ax.axhline(100 * reference[0], c="0.4", ls="--", label=reference[1])
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training points per class")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

@@ -30,7 +30,7 @@ PROFILES: dict[str, dict] = {
                      grid_seeds=(0,), degradation_milestones=(10, 30), degradation_per_class=10,
                      degradation_kept=40, degradation_epochs=1, ablation_per_class=10, ablation_seeds=(0,), thesis_per_class=5,
                      recipe_epochs=2, recipe_unet_steps=4, grid_epoch_choices=(1, 2)),
-        theory=dict(toy_steps=150, toy_hidden=64, toy_samples=300, classifier_steps=100,
+        theory=dict(t1_draws=3, toy_steps=150, toy_hidden=64, toy_samples=300, classifier_steps=100,
                     ae_T=10, ae_hidden=16, ae_shared_hidden=64, ae_steps=20, ae_shared_steps=40,
                     ae_batch=32, ae_samples=20, recon_digits=2, recon_fallback_steps=30),
         # enough updates that each conditional generator draws its requested class (tests/test_generators.py)
@@ -83,7 +83,7 @@ PROFILES: dict[str, dict] = {
                      thesis_per_class=100, recipe_unet_steps=500, degradation_seeds=(0, 1, 2),
                      degradation_epoch_choices=(10, 20, 40, 80), grid_epoch_choices=(3, 6, 12)),
         # Theory chapters (book/theory); their times at each run: results/cpu (theory_wall_time_s).
-        theory=dict(toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
+        theory=dict(t1_draws=20, toy_steps=4000, toy_hidden=128, toy_samples=2000, classifier_steps=2000,
                     ae_T=50, ae_hidden=128, ae_shared_hidden=1024, ae_steps=400, ae_shared_steps=3000,
                     ae_batch=64, ae_samples=500, recon_digits=10, recon_fallback_steps=1500),
         # Theory chapter 9 and chapter 11 (the generators of seed 004). WGAN-GP's learning rate: decision
@@ -125,7 +125,7 @@ PROFILES: dict[str, dict] = {
                      degradation_per_class=1000, degradation_kept=5000, degradation_epochs=10, ablation_per_class=2000,
                      ablation_seeds=tuple(range(10)), thesis_per_class=100, recipe_unet_steps=4000,
                      degradation_seeds=(0, 1, 2), degradation_epoch_choices=(5, 10, 20)),
-        theory=dict(toy_steps=8000, toy_hidden=256, toy_samples=5000, classifier_steps=4000,
+        theory=dict(t1_draws=50, toy_steps=8000, toy_hidden=256, toy_samples=5000, classifier_steps=4000,
                     ae_T=100, ae_hidden=1700, ae_shared_hidden=1700, ae_steps=2000, ae_shared_steps=10000,
                     ae_batch=128, ae_samples=1000, recon_digits=20, recon_fallback_steps=3000),
         generators=dict(latent=64, width=64, batch_size=128, gan_lr=2e-4, wgan_lr=5e-4, n_critic=5, gp_lambda=10.0,

@@ -305,3 +305,20 @@ def test_chapter_9_names_students_below_the_books_collapse_level():
     assert t["sampler_thesis_vs_ours"] == "not compared (too few digits on one side)"
     rows["thesis_code"] = row([0.6, 0.7, 0.65])
     assert claims.sampler_texts(rows)["sampler_collapse"] == "No student collapsed."
+
+
+def test_theory_1_curve_fits_each_draw_as_the_single_fit_does():
+    import numpy as np
+    import torch
+
+    from kr_utils.theory import toy
+    curve = toy.gen_disc_curve((8, 64), 3, 0, held_out=500)
+    g = torch.Generator().manual_seed(1)
+    xt, yt = toy.two_gaussians(500, g, std=1.5)
+    data = [toy.two_gaussians(8, g, std=1.5) for _ in range(3)]
+    one_by_one = np.stack([toy._right(*toy._fit_both(x, y, d, "cpu"), xt, yt) for d, (x, y) in enumerate(data)], 1)
+    assert curve[8]["generative"][0] == one_by_one[0].mean() and curve[8]["discriminative"][0] == one_by_one[1].mean()
+    assert "held-out points" in curve[64]["difference"].covers
+    t = toy.curve_texts(curve, 3)
+    assert t["t1_curve_sizes"] == "8, 64" and t["t1_curve_reading"].startswith("the generative classifier is ")
+    assert t["t1_curve_small"].startswith("at 8 points a class, ")

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..comparison import mcnemar, mean_interval
+from ..comparison import accuracy_interval, compare_runs, mcnemar, mean_interval
 from ..data import Batcher
 from ..evaluate import counted
 from ..diffusion import NoiseSchedule, diffusion_loss, guided_eps, sample_loop
@@ -61,6 +61,32 @@ class GenDisc:
     means: tuple
 
 
+def _fit_both(x: torch.Tensor, y: torch.Tensor, seed: int, device):
+    """The two classifiers of :func:`generative_vs_discriminative` fitted to ``(x, y)``: the
+    class-conditional Gaussians (a list of two distributions) and the logistic regression (on
+    the CPU after its fit)."""
+    dists = _fit_gaussians(x, y)
+    logreg = built_from_seed(lambda: nn.Linear(2, 1), seed).to(device)  # its start drawn from the seed alone
+    xd, yd = x.to(device), y.float().to(device)
+    fit(logreg, lambda idx: F.binary_cross_entropy_with_logits(logreg(xd[idx])[:, 0], yd[idx]), Batcher(len(xd), len(xd)),
+        torch.optim.Adam(logreg.parameters(), lr=0.05), FitOptions(steps=300, progress=False))  # full batch
+    return dists, logreg.cpu()
+
+
+def _fit_gaussians(x: torch.Tensor, y: torch.Tensor) -> list:
+    """One Gaussian per class, its mean and full covariance estimated from ``(x, y)``."""
+    return [torch.distributions.MultivariateNormal(x[y == k].mean(0), torch.cov(x[y == k].T)) for k in (0, 1)]
+
+
+def _right(dists, logreg, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which points of ``(x, y)`` each classifier gets right: Bayes' rule with equal priors
+    (eq. T1.1) on the two Gaussians, and the logistic regression's sign (None without one)."""
+    with torch.no_grad():
+        gen = torch.stack([d.log_prob(x) for d in dists], 1).argmax(1)
+        disc = None if logreg is None else ((logreg(x)[:, 0] > 0).long() == y).numpy()
+    return (gen == y).numpy(), disc
+
+
 def generative_vs_discriminative(seed: int, device, *, n: int = 500, sigma: float = 1.5,
                                  means=((-2.0, -2.0), (2.0, 2.0)), new: int = 200) -> GenDisc:
     """``n`` points a class to train on and as many held out, drawn by ``seed``; a generative
@@ -70,19 +96,75 @@ def generative_vs_discriminative(seed: int, device, *, n: int = 500, sigma: floa
     g = torch.Generator().manual_seed(seed)
     x, y = two_gaussians(n, g, means, sigma)
     xt, yt = two_gaussians(n, g, means, sigma)
-    dists = [torch.distributions.MultivariateNormal(x[y == k].mean(0), torch.cov(x[y == k].T)) for k in (0, 1)]
-    gen_pred = torch.stack([d.log_prob(xt) for d in dists], 1).argmax(1)
-    logreg = built_from_seed(lambda: nn.Linear(2, 1), seed).to(device)  # its start drawn from the seed alone
-    xd, yd = x.to(device), y.float().to(device)
-    fit(logreg, lambda idx: F.binary_cross_entropy_with_logits(logreg(xd[idx])[:, 0], yd[idx]), Batcher(len(xd), len(xd)),
-        torch.optim.Adam(logreg.parameters(), lr=0.05), FitOptions(steps=300, progress=False))  # full batch
-    logreg = logreg.cpu()
-    with torch.no_grad():
-        disc_pred = (logreg(xt)[:, 0] > 0).long()
+    dists, logreg = _fit_both(x, y, seed, device)
+    gen_right, disc_right = _right(dists, logreg, xt, yt)
     new_points = torch.cat([d.sample((new,)) for d in dists])
     w = logreg.weight[0].detach()
-    return GenDisc(xt, yt, (gen_pred == yt).numpy(), (disc_pred == yt).numpy(),
-                   (w[0].item(), w[1].item(), logreg.bias.item()), new_points, sigma, tuple(means))
+    return GenDisc(xt, yt, gen_right, disc_right, (w[0].item(), w[1].item(), logreg.bias.item()), new_points, sigma,
+                   tuple(means))
+
+
+CURVE_SIZES = (4, 8, 16, 32, 64, 128, 512)  # theory chapter 1's training sizes, points per class
+
+
+class _Logregs(nn.Module):
+    """``k`` logistic regressions on 2-D points at once, each started as
+    ``built_from_seed(nn.Linear(2, 1), seeds[i])``: with the sum of their losses, Adam's
+    elementwise steps are those of ``k`` separate fits."""
+
+    def __init__(self, seeds):
+        super().__init__()
+        starts = [built_from_seed(lambda: nn.Linear(2, 1), s) for s in seeds]
+        self.weight = nn.Parameter(torch.stack([m.weight[0].detach() for m in starts]))
+        self.bias = nn.Parameter(torch.stack([m.bias[0].detach() for m in starts]))
+
+    def forward(self, x):  # x: (k, n, 2) -> logits (k, n)
+        return torch.einsum("knd,kd->kn", x, self.weight) + self.bias[:, None]
+
+
+def gen_disc_curve(sizes, draws: int, seed: int, *, sigma: float = 1.5, means=((-2.0, -2.0), (2.0, 2.0)),
+                   held_out: int = 2000) -> dict:
+    """The two classifiers of :func:`generative_vs_discriminative` against the training size:
+    for each ``n`` of ``sizes`` (points per class), ``draws`` independent training draws, each
+    classifier scored on one held-out draw of ``held_out`` points a class (the logistic
+    regressions fitted together, :class:`_Logregs`, each as :func:`_fit_both` fits one). Per
+    ``n``: each one's mean accuracy with its interval over the draws and the held-out points
+    (:func:`kr_utils.comparison.accuracy_interval`), and the generative minus the
+    discriminative, paired by draw and by point (:func:`kr_utils.comparison.compare_runs`)."""
+    g = torch.Generator().manual_seed(seed + 1)
+    xt, yt = two_gaussians(held_out, g, means, sigma)
+    out = {}
+    for n in sizes:
+        data = [two_gaussians(n, g, means, sigma) for _ in range(draws)]
+        x, y = torch.stack([d[0] for d in data]), torch.stack([d[1] for d in data]).float()
+        lr = _Logregs([seed + d for d in range(draws)])
+        fit(lr, lambda idx: F.binary_cross_entropy_with_logits(lr(x[:, idx]), y[:, idx], reduction="none").mean(1).sum(),
+            Batcher(2 * n, 2 * n), torch.optim.Adam(lr.parameters(), lr=0.05), FitOptions(steps=300, progress=False))
+        with torch.no_grad():
+            disc = ((lr(xt.expand(draws, -1, -1)) > 0).long() == yt).numpy()
+        gen = np.stack([_right(_fit_gaussians(xd, yd), None, xt, yt)[0] for xd, yd in data])
+        held = f"over paired training draws and the {len(yt):,d} held-out points"
+        out[n] = {"generative": accuracy_interval(gen), "discriminative": accuracy_interval(disc),
+                  "difference": dataclasses.replace(compare_runs(gen, disc), covers=held, test="t over draws and points")}
+    return out
+
+
+def curve_texts(curve: dict, draws: int) -> dict:
+    """Theory chapter 1's sentences on :func:`gen_disc_curve`: the sizes at which the generative
+    classifier is measurably ahead, behind or neither, each from its interval."""
+    by = {"higher": [], "lower": [], "no measurable difference": []}
+    for n, r in curve.items():
+        by.setdefault(r["difference"].verdict, []).append(f"{n:,d}")
+    parts = []
+    for verdict, words in (("higher", "measurably ahead at"), ("lower", "measurably behind at"),
+                           ("no measurable difference", "not measurably different at")):
+        if by[verdict]:
+            parts.append(f"{words} {', '.join(by[verdict])} points a class")
+    small = min(curve)
+    d = curve[small]["difference"]
+    return {"t1_curve_draws": counted(draws, "training draw"), "t1_curve_sizes": ", ".join(f"{n:,d}" for n in curve),
+            "t1_curve_reading": "the generative classifier is " + "; ".join(parts),
+            "t1_curve_small": f"at {small:,d} points a class, {d.sentence('the generative classifier', 'logistic regression', digits=1)}"}
 
 
 def gen_disc_texts(r: GenDisc) -> dict:

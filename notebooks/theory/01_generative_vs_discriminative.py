@@ -168,14 +168,47 @@ plots.glue_figure("fig_t1_gen_disc", plots.boundary_and_draws(gd.x_test, gd.y_te
 # held-out points whose own sampling error is about ± {glue:text}`t1_halfwidth` points. The two
 # classify the same points, so they are compared where they disagree ({glue:text}`t1_disagree`;
 # `kr_utils.comparison.mcnemar`): {glue:text}`t1_mcnemar`. {glue:text}`t1_reading` (one
-# training draw, large enough that both rules sit near the Bayes rate; the advantage of the
-# generative route that Ng and Jordan found lies at small samples). The rest of the book makes the generative side work
-# for images, where no single Gaussian per class will do: the diffusion model learns
-# $p(x \mid y)$ for 784-pixel digits, and the teacher only needs $p(y \mid x)$.
+# training draw, large enough that both rules sit near the Bayes rate).
+#
+# ## How many points each route needs
+#
+# Ng and Jordan ("On discriminative vs. generative classifiers", NIPS 2002) showed that a
+# generative classifier can approach its (possibly worse) limit with far fewer training points
+# than logistic regression needs to approach its own. Theirs was naive Bayes; the
+# Gaussians here each estimate a full covariance, five parameters a class against the three of
+# logistic regression in all, so at the smallest sizes they have more to estimate. The same two
+# classifiers are trained on {glue:text}`t1_curve_draws` of each size
+# ({glue:text}`t1_curve_sizes` points a class) and scored on one large held-out draw
+# (`kr_utils.theory.toy.gen_disc_curve`; each difference paired by draw and by point, its
+# interval over both).
+
+# %%
+curve = toy.gen_disc_curve(toy.CURVE_SIZES, cfg.theory.t1_draws, seed)
+glue_texts(toy.curve_texts(curve, cfg.theory.t1_draws))
+plots.glue_figure("fig_t1_curve", plots.learning_curves(
+    {name: {n: r[name] for n, r in curve.items()} for name in ("generative", "discriminative")},
+    (toy.bayes_accuracy_two_gaussians(gd.means, gd.sigma, 1.0), "Bayes rate")))
+
+# %% [markdown]
+# ```{glue:figure} fig_t1_curve
+# Held-out accuracy of the two classifiers against the number of training points per class:
+# the mean over the training draws, the band its 95% interval over the draws and the held-out
+# points; dashed: the best possible rule.
+# ```
+#
+# Measured: {glue:text}`t1_curve_reading`; {glue:text}`t1_curve_small`. Ng and Jordan's head
+# start comes from naive Bayes' few parameters; a generative model that has more to estimate
+# than its discriminative rival has no such start.
+# The rest of the book makes the generative side work for images, where no single Gaussian
+# per class will do: the diffusion model learns $p(x \mid y)$ for 784-pixel digits, and the
+# teacher only needs $p(y \mid x)$.
 
 # %% tags=["remove-cell"]
 store.update_metrics(profile, "theory", {"T1": {"loglik_gaussian": ll["one Gaussian"],
                                                     "loglik_mixture": ll["mixture of two"], **acc,
+                                                    "curve": {str(n): {"generative": r["generative"],
+                                                                       "discriminative": r["discriminative"],
+                                                                       "difference": r["difference"]} for n, r in curve.items()},
                                                     "bayes": toy.bayes_accuracy_two_gaussians(gd.means, gd.sigma, 1.0)}})
 ch.close()
 
