@@ -322,3 +322,10 @@ def test_theory_1_curve_fits_each_draw_as_the_single_fit_does():
     t = toy.curve_texts(curve, 3)
     assert t["t1_curve_sizes"] == "8, 64" and t["t1_curve_reading"].startswith("the generative classifier is ")
     assert t["t1_curve_small"].startswith("at 8 points a class, ")
+
+
+def test_theory_8_words_the_gap_from_the_gaps_sampling_alone_makes():
+    from kr_utils.theory import analytic
+    said = analytic.gap_reading(0.02, [0.01, 0.03, 0.04, 0.025])
+    assert said.startswith("no larger than sampling alone makes (0.010 to 0.040 over 4 pairs") and "75%" in said
+    assert analytic.gap_reading(0.05, [0.01, 0.03]).startswith("larger than every gap that sampling alone makes")

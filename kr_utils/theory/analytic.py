@@ -340,6 +340,20 @@ def max_gap(a: dict, b: dict, grid) -> float:
     return float(np.abs(np.interp(grid, a["shift"], a["committed"]) - np.interp(grid, b["shift"], b["committed"])).max())
 
 
+def gap_reading(gap: float, twin_gaps) -> str:
+    """Whether the largest gap between two commitment curves of different N (:func:`max_gap`)
+    exceeds what sampling alone makes: the largest gaps between independent sets of runs at
+    one N (``twin_gaps``), worded from where ``gap`` falls among them."""
+    twin_gaps = np.sort(np.asarray(twin_gaps))
+    share = float((twin_gaps >= gap).mean())
+    span = f"{twin_gaps[0]:.3f} to {twin_gaps[-1]:.3f} over {len(twin_gaps)} pairs of independent sets at one N"
+    if gap <= twin_gaps[-1]:
+        return (f"no larger than sampling alone makes ({span}; {100 * share:.0f}% of them as large or larger): the curves "
+                "lie on one another within the runs' own noise")
+    return (f"larger than every gap that sampling alone makes ({span}): the curves differ by more than the runs' own "
+            "noise, so N moves more than their place")
+
+
 def curie_weiss_reverse(n_traj: int, betas, m_star: float, n_spins: int, h: float, rng: np.random.Generator,
                         keep=()) -> dict:
     """The reverse DDPM chain (Ho et al. Alg. 2, sigma_t^2 = beta_t) of mu = sum_i x_i / sqrt(N)
