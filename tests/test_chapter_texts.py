@@ -2,6 +2,8 @@
 each reads its numbers from the results it is given, and every branch says what its numbers say."""
 import dataclasses
 
+import pytest
+
 from kr_utils import config, replication
 
 SMOKE, CPU = config.get_config("smoke"), config.get_config("cpu")
@@ -329,3 +331,22 @@ def test_theory_8_words_the_gap_from_the_gaps_sampling_alone_makes():
     said = analytic.gap_reading(0.02, [0.01, 0.03, 0.04, 0.025])
     assert said.startswith("no larger than sampling alone makes (0.010 to 0.040 over 4 pairs") and "75%" in said
     assert analytic.gap_reading(0.05, [0.01, 0.03]).startswith("larger than every gap that sampling alone makes")
+
+
+def test_theory_7_class_difference_is_paired_digit_by_digit():
+    import pandas as pd
+    import torch
+
+    from kr_utils.theory import restoration
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(10, 1, 4, 4, generator=g) * 2 - 1
+    near, far = x0 + 0.1, x0 + 0.5
+    m, lo, hi = restoration.class_difference(near, far, x0)
+    assert hi < 0 and m == pytest.approx((0.05 ** 2) - (0.25 ** 2))
+    t = restoration.class_texts({100: (m, lo, hi), 400: (0.0, -0.01, 0.01), 600: (0.02, 0.01, 0.03)})
+    assert t["t7_class_reading"] == ("the class brings the rebuilt digit measurably closer to the original at t0 = 100; "
+                                     "moves it measurably further from the original at t0 = 600; makes no measurable "
+                                     "difference at t0 = 400")
+    recon = pd.DataFrame({"reconstruction, no class": [0.01, 0.2], "teacher reads the class, no class given": [0.9, 0.3]},
+                         index=pd.Index([100, 600], name="t0"))
+    assert restoration.recon_texts(recon, 10) == {"t7_mse_100": "0.0100", "t7_mse_600": "0.2000", "t7_reads": "9 of 10, 3 of 10"}

@@ -65,3 +65,40 @@ def hole_difference(fill: torch.Tensor, other: torch.Tensor, x0: torch.Tensor, s
     hole = 1 - square_hole(x0, size)
     per_digit = lambda a: ((((a - x0) / 2) ** 2) * hole).flatten(1).sum(1) / hole.flatten(1).sum(1)  # noqa: E731
     return mean_interval((per_digit(fill) - per_digit(other)).double().numpy()[None])
+
+
+def class_difference(with_class: torch.Tensor, without: torch.Tensor, x0: torch.Tensor) -> tuple[float, float, float]:
+    """The squared error per pixel ([0, 1] units) of reconstructions made with the class minus
+    that of those made without it from the same noise, paired digit by digit: the mean over the
+    digits and its 95% interval (Student's t over the digits,
+    :func:`kr_utils.comparison.mean_interval`). Below 0: the class brings the rebuilt digit closer."""
+    from ..comparison import mean_interval
+
+    per_digit = lambda a: (((a - x0) / 2) ** 2).flatten(1).mean(1)  # noqa: E731
+    return mean_interval((per_digit(with_class) - per_digit(without)).double().numpy()[None])
+
+
+def class_texts(diffs: dict) -> dict:
+    """Theory chapter 7's sentences on :func:`class_difference` at each starting step
+    (``{t0: (mean, low, high)}``): each difference with its interval, and the steps at which the
+    class measurably helps, hurts, or neither."""
+    word = {t: "lower" if hi < 0 else "higher" if lo > 0 else "none" for t, (_, lo, hi) in diffs.items()}
+    said = []
+    for w, phrase in (("lower", "brings the rebuilt digit measurably closer to the original at"),
+                      ("higher", "moves it measurably further from the original at"),
+                      ("none", "makes no measurable difference at")):
+        steps = [f"t0 = {t}" for t in diffs if word[t] == w]
+        if steps:
+            said.append(f"{phrase} {', '.join(steps)}")
+    return {"t7_class_diffs": "; ".join(f"t0 = {t}: {m:+.4f} [{lo:+.4f}, {hi:+.4f}]" for t, (m, lo, hi) in diffs.items()),
+            "t7_class_reading": "the class " + "; ".join(said)}
+
+
+def recon_texts(recon, n: int) -> dict:
+    """Theory chapter 7's numbers of its reconstructions (``recon``: one row per starting step
+    t0): the error without the class at each t0, and how many of the ``n`` digits the teacher
+    still reads as their class."""
+    out = {f"t7_mse_{t0}": f"{recon.loc[t0, 'reconstruction, no class']:.4f}" for t0 in recon.index}
+    out["t7_reads"] = ", ".join(f"{round(n * recon.loc[t0, 'teacher reads the class, no class given'])} of {n}"
+                                for t0 in recon.index)
+    return out
