@@ -340,6 +340,8 @@ def summarize(cfg: Profile, runs: dict, test_labels) -> dict:
                   "change": compare_runs(correct[n], correct[AGAINST[n]]) if n in AGAINST else None,
                   "collapsed": collapsed_seeds(rs, test_labels),
                   "epochs_trained": [len(r["history"]["epoch"]) for r in rs.values()]}
+    if "noise_on_black" in runs and "real_black" in runs:  # the noisy chain's digits against as many real ones
+        out["noise_on_black"]["vs_real"] = compare_runs(correct["noise_on_black"], correct["real_black"])
     return out
 
 
@@ -493,7 +495,8 @@ def noise_reading(summary: dict, thesis_accuracy: float) -> str:
     """What the row 'noise_on_black' says against 'range_on_black' (the same U-Net, chain, filter
     and storage, the per-step noise of the thesis' text put back), worded from the change's
     interval and the row's own: whether the noiseless chain is what keeps those students low,
-    and whether the row then holds the thesis' accuracy."""
+    whether the row then holds the thesis' accuracy, and how it stands against as many real
+    digits through the same student (``vs_real`` of :func:`summarize`, paired by seed)."""
     s = summary["noise_on_black"]
     ch = s.get("change")
     lo, hi = s["interval"]
@@ -511,9 +514,15 @@ def noise_reading(summary: dict, thesis_accuracy: float) -> str:
     else:
         out = f"Putting the noise back lowers the students by {-100 * ch.ci95[1]:.1f} to {-100 * ch.ci95[0]:.1f} points. "
     if lo <= thesis_accuracy <= hi:
-        return out + (f"Their interval {where} holds the thesis' {target}: the thesis' student is consistent with "
-                      "its text's noisy chain on a U-Net of [-1, 1], stored on black (which is not a proof that it ran so).")
-    return out + f"Their interval {where} lies {'below' if hi < thesis_accuracy else 'above'} the thesis' {target}."
+        out += (f"Their interval {where} holds the thesis' {target}: the thesis' student is consistent with its text's "
+                "noisy chain on a U-Net of [-1, 1], stored on black (which is not a proof that it ran so).")
+    else:
+        out += f"Their interval {where} lies {'below' if hi < thesis_accuracy else 'above'} the thesis' {target}."
+    real = s.get("vs_real")
+    if real is not None:
+        out += (" Against as many real training digits through the same student, on black: "
+                + real.sentence(SHORT["noise_on_black"], SHORT["real_black"]) + ".")
+    return out
 
 
 def spread_reading(recipe_std: float | None, thesis_std: float, n_train: int, collapsed: bool = False) -> str:
@@ -538,7 +547,9 @@ def metrics(summary: dict, sets: dict) -> dict:
                              "change_points": None if s["change"] is None else 100 * s["change"].difference,
                              "change_ci95_points": None if s["change"] is None else [100 * x for x in s["change"].ci95],
                              "verdict": None if s["change"] is None else s["change"].verdict,
-                             "collapsed_seeds": s["collapsed"]["seeds"], "epochs_trained": s["epochs_trained"]}
+                             "collapsed_seeds": s["collapsed"]["seeds"], "epochs_trained": s["epochs_trained"],
+                             **({"vs_real_points": 100 * s["vs_real"].difference,
+                                 "vs_real_ci95_points": [100 * x for x in s["vs_real"].ci95]} if s.get("vs_real") else {})}
                          for n, s in summary.items()},
             "sets": {n: {"generated": int(v["generated"]), "kept_of_drawn": float(v["acceptance_rate"]),
                          "pass_rate": float(v["pass_rate"]),

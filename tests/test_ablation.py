@@ -241,6 +241,10 @@ def test_the_noise_row_is_worded_from_its_change():
     rows["noise_on_black"]["interval"] = [0.35, 0.42]
     said = ablation.noise_reading(rows, 0.9431)
     assert "no measurable difference" in said and "lies below the thesis' 94.31%" in said
+    rows["noise_on_black"]["vs_real"] = Comparison(-0.07, (-0.1, -0.04), 0.001, "t", "over seeds and digits", (5, 5))
+    said = ablation.noise_reading(rows, 0.9431)
+    assert said.endswith("scores 7.00 points lower than the student of real digits on black (95% interval [-10.00, "
+                         "-4.00], over seeds and digits; t, p = 0.001).")
     rows["noise_on_black"] = _row("noise", (0.1, 0.2), (0, 1, 2))
     assert "still score below the collapse level" in ablation.noise_reading(rows, 0.9431)
 
