@@ -40,18 +40,21 @@ from .thesis import GENERATION, RECIPE, STUDENT, STUDENT_FIRST_CHECKPOINT
 VARIANTS = ("thesis_recipe", "value_range", "sampler", "grey", "labels", "stopping", "lr", "size")
 # two choices undone together: the U-Net of [-1, 1] and its digits stored on black (each alone keeps
 # the other, and both collapse a student at small scale), compared with the same digits on grey; then
-# the same with the chain's per-step noise put back at the thesis' text's 0.5 (its code adds none),
-# compared with the noiseless chain's row
-COMBINED = ("range_on_black", "noise_on_black")
-SET_OF = {"range_on_black": "value_range", "noise_on_black": "range_noise"}  # a row's set where not its own or the recipe's
+# the same with the chain's per-step noise put back at the thesis' text's 0.5 (its clipped code adds
+# none; x_T kept at the code's 1), compared with the noiseless chain's row; then x_T at the text's
+# 0.5 as well (the text's "0.5 / 0.5"), compared with the row before it
+COMBINED = ("range_on_black", "noise_on_black", "text_on_black")
+SET_OF = {"range_on_black": "value_range", "noise_on_black": "range_noise",
+          "text_on_black": "range_text"}  # a row's set where not its own or the recipe's
 # two controls beside them: the recipe's student on real training digits (none of the validation or
 # test digits), stored on black as the test digits are, then through the recipe's grey storage
 CONTROLS = ("real_black", "real_grey")
 AGAINST = {**{v: "thesis_recipe" for v in VARIANTS[1:]}, "range_on_black": "value_range",
-           "noise_on_black": "range_on_black", "real_grey": "real_black"}  # what each row is compared with
-ON_BLACK = ("grey", "range_on_black", "noise_on_black", "real_black")  # the rows whose digits are not stored on grey
+           "noise_on_black": "range_on_black", "text_on_black": "noise_on_black", "real_grey": "real_black"}  # what each row is compared with
+ON_BLACK = ("grey", "range_on_black", "noise_on_black", "text_on_black", "real_black")  # the rows whose digits are not stored on grey
 RANGES = {"thesis": RECIPE.value_low, "book": -1.0}  # the low end of the U-Net's training range
 TEXT_NOISE = GENERATION["noise_scale"]  # §3.3.4's per-step noise scale (its clipped code adds none)
+TEXT_X_T = GENERATION["x_T_scale"]  # §3.3.4's starting-noise scale (its code's default: 1)
 MAX_ROUNDS = 60  # the thesis' code drew until its set was full; a generator this bad is named, not looped on
 
 
@@ -69,7 +72,8 @@ def variant_labels(cfg: Profile) -> dict:
         "lr": f"learning rate {st.lr:g} (this book's), not {RECIPE.student_lr:g}, constant both",
         "size": f"{e.ablation_per_class} digits per class, not {e.thesis_per_class} (equal updates)",
         "range_on_black": "both: U-Net trained on [-1, 1], digits stored on black",
-        "noise_on_black": f"both, and the chain's per-step noise at the thesis' text's {TEXT_NOISE:g}",
+        "noise_on_black": f"both, and per-step noise {TEXT_NOISE:g} (the text's; x_T at the code's 1)",
+        "text_on_black": f"both, per-step noise {TEXT_NOISE:g} and x_T at {TEXT_X_T:g} (the text's 0.5 / 0.5)",
         "real_black": f"control: {e.thesis_per_class} real training digits per class, on black",
         "real_grey": "control: the same real digits, stored on grey",
     }
@@ -81,6 +85,7 @@ SHORT = {"thesis_recipe": "the recipe", "value_range": "the U-Net of [-1, 1]", "
          "lr": "this book's learning rate", "size": "the larger set",
          "range_on_black": "the U-Net of [-1, 1] with its digits on black",
          "noise_on_black": "the U-Net of [-1, 1]'s digits on black, drawn with per-step noise",
+         "text_on_black": "the same with x_T at the text's 0.5",
          "real_black": "the student of real digits on black", "real_grey": "the student of real digits on grey"}
 
 
@@ -117,9 +122,13 @@ def recipe_sampling(cfg: Profile, sampler: str) -> SamplerConfig:
     """The thesis' chain (:func:`kr_utils.studies.thesis_code_sampler`; 'thesis'), the same chain
     with noise added at each step, ``noise_scale`` times the posterior's sigma of eq. (6), at the
     thesis' text's :data:`TEXT_NOISE` ('thesis_noise'; its code adds none, and x_T stays at its
-    code's scale 1), or this book's sampler ('book')."""
+    code's scale 1), the same with x_T at the text's :data:`TEXT_X_T` ('thesis_text': the text's
+    "0.5 / 0.5", which its clipped code would have run without the per-step noise), or this
+    book's sampler ('book')."""
     if sampler == "thesis_noise":
         return dataclasses.replace(thesis_code_sampler(cfg), noise_scale=TEXT_NOISE)
+    if sampler == "thesis_text":
+        return dataclasses.replace(thesis_code_sampler(cfg), noise_scale=TEXT_NOISE, x_T_scale=TEXT_X_T)
     return thesis_code_sampler(cfg) if sampler == "thesis" else cfg.sampler
 
 
@@ -210,7 +219,7 @@ def agreement_reading(agreement, below: float = 0.5) -> str:
     if not low:
         return f"per requested class {each}"
     return (f"per requested class {each}; for {', '.join(low)} the teacher reads {'it' if len(low) == 1 else 'them'} as "
-            f"another class more often than not, so most of {'that class' if len(low) == 1 else 'those classes'}' "
+            f"another class more often than not, so by its reading most of {'that class' if len(low) == 1 else 'those classes'}' "
             "labels are wrong for the student")
 
 
@@ -275,17 +284,20 @@ def recipe_classifier(cfg: Profile, variant: str) -> tuple[ClassifierRecipe, boo
 
 
 def recipe_sets(cfg: Profile, teacher, *, device) -> dict:
-    """The four sets the rows learn from, each built alike for ``studies.ablation_per_class``
+    """The five sets the rows learn from, each built alike for ``studies.ablation_per_class``
     digits per class (the rows take the first ``thesis_per_class`` of each class, 'size' all of
     the recipe's): the recipe's (its range and chain), 'value_range' (the [-1, 1] control U-Net),
-    'sampler' (this book's sampling) and 'range_noise' (the [-1, 1] U-Net, the thesis' chain with
-    its per-step noise put back: :func:`recipe_sampling`)."""
+    'sampler' (this book's sampling), 'range_noise' (the [-1, 1] U-Net, the thesis' chain with
+    its per-step noise put back: :func:`recipe_sampling`) and 'range_text' (the same with x_T at
+    the text's scale)."""
     n = cfg.studies.ablation_per_class
     return {"thesis_recipe": recipe_set(cfg, teacher, value_range="thesis", sampler="thesis", per_class=n, device=device),
             "value_range": recipe_set(cfg, teacher, value_range="book", sampler="thesis", per_class=n, device=device),
             "sampler": recipe_set(cfg, teacher, value_range="thesis", sampler="book", per_class=n, device=device),
             "range_noise": recipe_set(cfg, teacher, value_range="book", sampler="thesis_noise", per_class=n,
-                                      device=device)}
+                                      device=device),
+            "range_text": recipe_set(cfg, teacher, value_range="book", sampler="thesis_text", per_class=n,
+                                     device=device)}
 
 
 def recipe_runs(cfg: Profile, sets: dict, *, device, test) -> dict:
@@ -373,7 +385,8 @@ def row_text(row: dict) -> str:
     the 95% interval over seeds and test digits (the one its comparisons use), e.g. '94.13%
     [90.90, 97.36] over seeds and test digits'."""
     lo, hi = row["interval"]
-    return f"{100 * row['accuracy']['mean']:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}] over seeds and test digits"
+    over = "over seeds and test digits" if row["accuracy"]["n"] > 1 else "over the test digits (one seed)"
+    return f"{100 * row['accuracy']['mean']:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}] {over}"
 
 
 def reached(summary: dict, thesis_accuracy: float) -> str:
@@ -491,38 +504,65 @@ def both_reading(summary: dict, thesis_accuracy: float) -> str:
     return out + f"Their interval {where} lies {'below' if hi < thesis_accuracy else 'above'} the thesis' {target}."
 
 
-def noise_reading(summary: dict, thesis_accuracy: float) -> str:
+def _against_thesis(row: dict, thesis_accuracy: float, who: str) -> str:
+    """Where ``row``'s interval stands against the thesis' accuracy, in one sentence."""
+    lo, hi = row["interval"]
+    where, target = f"[{100 * lo:.2f}, {100 * hi:.2f}]%", f"{100 * thesis_accuracy:.2f}%"
+    if lo <= thesis_accuracy <= hi:
+        return (f"{who} interval {where} holds the thesis' {target}: consistent with it (which is not a proof that the "
+                "thesis ran so).")
+    return f"{who} interval {where} lies {'below' if hi < thesis_accuracy else 'above'} the thesis' {target}."
+
+
+def noise_reading(summary: dict, thesis_accuracy: float, spreads: dict | None = None) -> str:
     """What the row 'noise_on_black' says against 'range_on_black' (the same U-Net, chain, filter
-    and storage, the per-step noise of the thesis' text put back), worded from the change's
-    interval and the row's own: whether the noiseless chain is what keeps those students low,
-    whether the row then holds the thesis' accuracy, and how it stands against as many real
-    digits through the same student (``vs_real`` of :func:`summarize`, paired by seed)."""
+    and storage, per-step noise put back at the thesis' text's scale), worded from the change's
+    interval (over paired seeds and test digits; each arm is one generated set, whose own draw
+    the interval does not cover) and the row's own: how much of the noiseless row's distance to
+    as many real digits the noise makes up, whether the row then holds the thesis' accuracy, and
+    how it stands against those real digits (``vs_real`` of :func:`summarize`, paired by seed;
+    the real digits are neither forced black nor filtered, labelled by their class and drawn
+    anew for each seed). ``spreads`` (``{"value_range": (mean, low, high), "range_noise": ...}``,
+    :func:`spread_interval`): the sets' within-class spreads, named as the mechanism only where
+    their intervals part."""
     s = summary["noise_on_black"]
     ch = s.get("change")
-    lo, hi = s["interval"]
-    where, target = f"[{100 * lo:.2f}, {100 * hi:.2f}]%", f"{100 * thesis_accuracy:.2f}%"
-    step = (f"{100 * ch.ci95[0]:+.1f} to {100 * ch.ci95[1]:+.1f} points" if ch is not None else "")
     if len(s["collapsed"]["seeds"]) > s["accuracy"]["n"] / 2:
+        lo, hi = s["interval"]
         return (f"With the noise put back the students still score below the collapse level in most seeds (interval "
-                f"{where}): the noiseless chain alone does not account for the rows above.")
+                f"[{100 * lo:.2f}, {100 * hi:.2f}]%): the noiseless chain alone does not account for the rows above.")
+    step = "" if ch is None else f"{100 * ch.ci95[0]:+.1f} to {100 * ch.ci95[1]:+.1f} points, {ch.covers}"
     if ch is None or ch.ci95[0] <= 0 <= ch.ci95[1]:
-        out = (f"Putting the noise back makes no measurable difference ({step}): the noiseless chain's narrow set "
-               "does not account for the rows above at this size. ")
+        out = f"Putting the noise back makes no measurable difference ({step}). "
     elif ch.ci95[0] > 0:
-        out = (f"Putting the noise back raises the students by {step}: the noiseless chain, which draws nearly the "
-               "same digit again and again, is what held the row above down. ")
+        out = f"Putting the noise back raises the students by {step}"
+        real, base = summary.get("real_black"), summary.get("range_on_black")
+        if real is not None and base is not None and real["accuracy"]["mean"] > base["accuracy"]["mean"]:
+            gap = 100 * (real["accuracy"]["mean"] - base["accuracy"]["mean"])
+            out += (f": {100 * ch.difference:.0f} of the {gap:.0f} points between the noiseless row and as many real "
+                    "digits, in this draw of each set")
+        if spreads and spreads["range_noise"][1] > spreads["value_range"][2]:
+            out += (f"; its digits also spread more within a class ({spreads['range_noise'][0]:.2f} against "
+                    f"{spreads['value_range'][0]:.2f}), so the noiseless chain's narrow set is the likely reason")
+        out += ". "
     else:
         out = f"Putting the noise back lowers the students by {-100 * ch.ci95[1]:.1f} to {-100 * ch.ci95[0]:.1f} points. "
-    if lo <= thesis_accuracy <= hi:
-        out += (f"Their interval {where} holds the thesis' {target}: the thesis' student is consistent with its text's "
-                "noisy chain on a U-Net of [-1, 1], stored on black (which is not a proof that it ran so).")
-    else:
-        out += f"Their interval {where} lies {'below' if hi < thesis_accuracy else 'above'} the thesis' {target}."
+    out += _against_thesis(s, thesis_accuracy, "Their")
     real = s.get("vs_real")
     if real is not None:
-        out += (" Against as many real training digits through the same student, on black: "
+        out += (" Against as many real training digits through the same student, on black (neither forced black nor "
+                "filtered, labelled by their class, drawn anew for each seed, where the generated arm is one set): "
                 + real.sentence(SHORT["noise_on_black"], SHORT["real_black"]) + ".")
     return out
+
+
+def text_reading(summary: dict, thesis_accuracy: float) -> str:
+    """What the row 'text_on_black' (x_T at the text's 0.5 too) says: its change against
+    'noise_on_black' is the loop's sentence; here, where it stands against the thesis."""
+    s = summary["text_on_black"]
+    if len(s["collapsed"]["seeds"]) > s["accuracy"]["n"] / 2:
+        return "With x_T at 0.5 as well the students score below the collapse level in most seeds."
+    return _against_thesis(s, thesis_accuracy, "Its")
 
 
 def spread_reading(recipe_std: float | None, thesis_std: float, n_train: int, collapsed: bool = False) -> str:
@@ -593,22 +633,30 @@ def design_texts(cfg: Profile, sets: dict, n_test: int) -> dict:
                          f"confidence {min(RECIPE.threshold, cfg.synth.threshold):g}, a chain of {chain}"}
 
 
-def set_texts(cfg: Profile, sets: dict, real_val) -> dict:
+def set_texts(cfg: Profile, sets: dict, real_val, spreads: dict | None = None) -> dict:
     """Chapter 7's sentences on each set (``sets``: :func:`recipe_sets`): what the filter passed,
-    its within-class spread with its interval (:func:`spread_interval`), the teacher's agreement
-    with the requested class per class (:func:`agreement_per_class`, over the digits the students
-    learn from), and the spread of ``real_val`` (uint8 images, labels) for reference."""
+    its within-class spread with its interval (``spreads``, :func:`set_spreads`, computed here
+    where None), the teacher's agreement with the requested class per class
+    (:func:`agreement_per_class`, over the digits the students learn from), and the spread of
+    ``real_val`` (uint8 images, labels) for reference."""
+    spreads = spreads or set_spreads(sets)
     out = {}
     for n, s in sets.items():
         out[f"rec_set_{n}"] = (f"{100 * s['pass_rate']:.1f}% of {int(s['generated']):,d} drawn digits passed, confidence "
                                f"{s['final_threshold']:g} at the end, {s['time_s']:.0f} s")
-        out[f"rec_spread_{n}"] = "{:.2f} [{:.2f}, {:.2f}]".format(*spread_interval(s["images"], s["requested"]))
+        out[f"rec_spread_{n}"] = "{:.2f} [{:.2f}, {:.2f}]".format(*spreads[n])
         out[f"rec_agree_{n}"] = agreement_reading(agreement_per_class(s, cfg.studies.thesis_per_class))
     out["rec_spread_real"] = "{:.2f} [{:.2f}, {:.2f}]".format(*spread_interval(*real_val))
     return out
 
 
-def result_texts(cfg: Profile, summary: dict, thesis_accuracy: float = STUDENT["accuracy"]) -> dict:
+def set_spreads(sets: dict) -> dict:
+    """Each set's :func:`spread_interval` (mean, low, high)."""
+    return {n: spread_interval(v["images"], v["requested"]) for n, v in sets.items()}
+
+
+def result_texts(cfg: Profile, summary: dict, thesis_accuracy: float = STUDENT["accuracy"],
+                 spreads: dict | None = None) -> dict:
     """Chapter 7's sentences on its rows (``summary``: :func:`summarize`), each worded from its
     interval: the recipe against the thesis' accuracy, what stays unexplained, each change
     against the row it is set against, the collapsed seeds, the seeds' spread against the
@@ -633,7 +681,9 @@ def result_texts(cfg: Profile, summary: dict, thesis_accuracy: float = STUDENT["
                   "rec_control_reading": control_reading(summary), "rec_both": row_text(summary["range_on_black"]),
                   "rec_both_reading": both_reading(summary, thesis_accuracy),
                   "rec_noise": row_text(summary["noise_on_black"]),
-                  "rec_noise_reading": noise_reading(summary, thesis_accuracy), "rec_text_noise": f"{TEXT_NOISE:g}"}
+                  "rec_noise_reading": noise_reading(summary, thesis_accuracy, spreads), "rec_text_noise": f"{TEXT_NOISE:g}",
+                  "rec_text": row_text(summary["text_on_black"]), "rec_text_reading": text_reading(summary, thesis_accuracy),
+                  "rec_text_x_T": f"{TEXT_X_T:g}", "rec_threshold": f"{min(RECIPE.threshold, cfg.synth.threshold):g}"}
 
 
 def cost_texts(cost: dict) -> dict:

@@ -55,7 +55,8 @@
 # the recipe is worded from a 95% interval whose variance adds the seeds' and the
 # {glue:text}`rec_test_n` test digits' (`kr_utils.comparison.compare_runs`), so it includes the
 # test set's own sampling error;
-# the intervals (seven variants, two rows undoing more than one choice, one control) are not adjusted for being ten. Each
+# the intervals (seven variants, three rows undoing more than one choice, one control, one
+# comparison with real digits) are not adjusted for being twelve. Each
 # variant's set is one draw of one generator: the intervals do not resample the sets or the
 # U-Nets. Two variants are bundles: "this book's sampling" changes the chain, its steps, the
 # guidance weight and the forced black together, and "the larger set" trains on
@@ -111,45 +112,50 @@ rows = [studies.thesis_background(np.asarray(sets["thesis_recipe"]["images"])[fi
         np.asarray(sets["thesis_recipe"]["images"])[first["thesis_recipe"]],
         np.asarray(sets["value_range"]["images"])[first["value_range"]],
         np.asarray(sets["sampler"]["images"])[first["sampler"]],
-        np.asarray(sets["range_noise"]["images"])[first["range_noise"]], real_first]
+        np.asarray(sets["range_noise"]["images"])[first["range_noise"]],
+        np.asarray(sets["range_text"]["images"])[first["range_text"]], real_first]
 labels = ablation.variant_labels(cfg)
-fig = plots.mosaic(np.concatenate(rows), nrow=6, row_labels=[
+fig = plots.mosaic(np.concatenate(rows), nrow=7, row_labels=[
     "the recipe, as stored (grey)", "the same on black", labels["value_range"], labels["sampler"],
-    f"[-1, 1], per-step noise {ablation.TEXT_NOISE:g}", "real test digits"])
+    f"[-1, 1], per-step noise {ablation.TEXT_NOISE:g}", f"the same, x_T at {ablation.TEXT_X_T:g}", "real test digits"])
 plots.glue_figure("fig_recipe_sets", fig)
 x_val, y_val = pipeline.real_validation(cfg)  # real digits of reference: the declared validation split
-glue_texts(ablation.set_texts(cfg, sets, (data.to_uint8(x_val), y_val.numpy())))
+spreads = ablation.set_spreads(sets)  # each set's within-class spread, with its interval
+glue_texts(ablation.set_texts(cfg, sets, (data.to_uint8(x_val), y_val.numpy()), spreads))
 
 # %% [markdown]
 # ```{glue:figure} fig_recipe_sets
 # Digits 0-9 of each set: the recipe's as its code stored them (grey) and the same on black;
 # the recipe with the U-Net of $[-1, 1]$; the recipe with this book's sampler; the U-Net of
-# $[-1, 1]$ with the thesis' chain and its per-step noise put back; real test digits.
+# $[-1, 1]$ with the thesis' chain and per-step noise put back; the same starting from $x_T$ at
+# the text's scale; real test digits.
 # ```
 #
 # What the teacher's filter passed of each draw (its largest probability at the threshold):
 # the recipe's {glue:text}`rec_set_thesis_recipe`; with the U-Net of $[-1, 1]$
 # {glue:text}`rec_set_value_range`; with this book's sampler {glue:text}`rec_set_sampler`; with
-# the U-Net of $[-1, 1]$ and the chain's noise put back {glue:text}`rec_set_range_noise`.
+# the U-Net of $[-1, 1]$ and the chain's noise put back {glue:text}`rec_set_range_noise`; the
+# same from $x_T$ at the text's scale {glue:text}`rec_set_range_text`.
 # How different two kept digits of one class are (`kr_utils.ablation.within_class_spread`: the
 # mean pixel distance between two digits of a class, pixels in $[0, 1]$, first 100 of each
 # class): the recipe's set {glue:text}`rec_spread_thesis_recipe`, with the U-Net of $[-1, 1]$
 # {glue:text}`rec_spread_value_range`, with this book's sampler {glue:text}`rec_spread_sampler`,
 # with the U-Net of $[-1, 1]$ and the chain's noise put back {glue:text}`rec_spread_range_noise`,
-# real validation digits {glue:text}`rec_spread_real` (each with a 95% bootstrap interval over
-# the digits looked at, resampled within class: `kr_utils.ablation.spread_interval`; it does
-# not cover another draw of the generator). The thesis' chain takes the ancestral step's
-# mean and adds no noise at any step; unlike DDIM, whose deterministic step is built to keep the
-# data's spread, that shrinks the spread at every step, towards each class's average digit. A
-# set far less spread than real digits holds nearly the same digit again and again, whatever
-# the filter passes.
+# the same from $x_T$ at the text's scale {glue:text}`rec_spread_range_text`, real validation
+# digits {glue:text}`rec_spread_real` (each with a 95% bootstrap interval over the digits
+# looked at, resampled within class: `kr_utils.ablation.spread_interval`; it does not cover
+# another draw of the generator). The thesis' chain takes the ancestral step's mean and adds no
+# noise at any step; DDIM's deterministic step, by contrast, is built to keep the data's
+# marginals. A set far less spread than real digits holds nearly the same digit again and
+# again, whatever the filter passes.
 #
 # The recipe labels each digit by the class it asked for; how often the teacher reads a kept
 # digit as that class (`kr_utils.ablation.agreement_per_class`, over the
 # {glue:text}`rec_per_class` of each class the students learn from): in the recipe's set,
 # {glue:text}`rec_agree_thesis_recipe`; with the U-Net of $[-1, 1]$,
 # {glue:text}`rec_agree_value_range`; with this book's sampler, {glue:text}`rec_agree_sampler`;
-# with the chain's noise put back, {glue:text}`rec_agree_range_noise`.
+# with the chain's noise put back, {glue:text}`rec_agree_range_noise`; from $x_T$ at the text's
+# scale as well, {glue:text}`rec_agree_range_text`.
 
 # %%
 runs = ablation.recipe_runs(cfg, sets, device=device, test=(x_te, y_te))
@@ -159,9 +165,10 @@ ablation.table(summary)
 # %% [markdown]
 # Real-test accuracy of the recipe and of each variant: the mean of its seeds, the 95%
 # interval of that mean over seeds and test digits (`kr_utils.comparison.accuracy_interval`), each seed,
-# and the change against the recipe (for the row undoing two choices, against the U-Net of
-# $[-1, 1]$'s row; for the real digits on grey, against the real digits on black), paired by
-# seed, with its interval. A seed has
+# and the change against the row it is set against (the "against" column: the recipe for the
+# single choices; for the row undoing two choices, the U-Net of $[-1, 1]$'s row; for the noise
+# put back, that row; for $x_T$ at the text's scale, the noise row; for the real digits on
+# grey, the real digits on black), paired by seed, with its interval. A seed has
 # *collapsed* when its student scores below {glue:text}`rec_collapse_below`.
 
 # %% tags=["hide-input"]
@@ -170,7 +177,7 @@ fig = plots.seed_bars({s["label"]: [100 * a for a in s["accuracy"]["values"]] fo
                       colors=["tab:red"] + ["tab:orange"] * (len(ablation.VARIANTS) - 1) + ["tab:purple"] * len(ablation.COMBINED)
                       + ["tab:gray"] * len(ablation.CONTROLS))
 plots.glue_figure("fig_recipe_ablation", fig)
-glue_texts(ablation.result_texts(cfg, summary))
+glue_texts(ablation.result_texts(cfg, summary, spreads=spreads))
 cost = ablation.gpu_estimate(kr_utils.get_config("gpu"), pipeline.recorded_metrics("gpu"), sets["thesis_recipe"]["pass_rate"])
 glue_texts(ablation.cost_texts(cost))
 
@@ -206,14 +213,24 @@ glue_texts(ablation.cost_texts(cost))
 # stored on black, the rest of the recipe kept. It scores {glue:text}`rec_both`; against the
 # same digits stored on grey, {glue:text}`rec_says_range_on_black`. {glue:text}`rec_both_reading`
 #
-# **The chain's noise put back.** The thesis' text (§3.3.4) generated with noise scaled by
-# {glue:text}`rec_text_noise` at each step; its code's clipped mode adds none. The last row keeps
-# everything of the row above (the U-Net of $[-1, 1]$, the chain's steps, clamp and guidance,
-# forced black, the 0.85 filter, storage on black) and adds at each step
+# **The chain's noise put back.** Both rows above still draw with the thesis' noiseless chain.
+# Its text (§3.3.4) says the set was generated in the clipped mode "with noise 0.5 / 0.5": the
+# starting noise $x_T$ and the noise of each step both scaled by {glue:text}`rec_text_noise`.
+# Its code's clipped mode scales $x_T$ but adds no noise at any step, and its set-building
+# script passed neither scale (so $x_T$ at 1): run through the code, the text's setting is a
+# noiseless chain from $x_T$ at 0.5. These two rows were added after the noiseless rows above
+# collapsed, to ask whether the missing noise is what they lack. The first keeps everything of
+# the row above (the U-Net of $[-1, 1]$, the chain's steps, clamp and guidance, forced black,
+# the filter at {glue:text}`rec_threshold`, storage on black) and adds at each step
 # {glue:text}`rec_text_noise` times the noise of the ancestral step, eq. (6)
-# (`kr_utils.ablation.recipe_sampling`; its $x_T$ stays at the code's scale 1). It scores
-# {glue:text}`rec_noise`; against the noiseless chain's row, {glue:text}`rec_says_noise_on_black`.
-# {glue:text}`rec_noise_reading`
+# (`kr_utils.ablation.recipe_sampling`), with $x_T$ at the code's scale 1: a chain neither the
+# text nor the code ran, changing one factor. It scores {glue:text}`rec_noise`; against the
+# noiseless chain's row, {glue:text}`rec_says_noise_on_black`. {glue:text}`rec_noise_reading`
+# The second starts from $x_T$ at the text's {glue:text}`rec_text_x_T` as well (the text's
+# "0.5 / 0.5" with the per-step noise the clipped code lacks): it scores {glue:text}`rec_text`;
+# against the row before it, {glue:text}`rec_says_text_on_black`. {glue:text}`rec_text_reading`
+# Each row is one generated set: its interval covers the seeds and the test digits, not another
+# draw of the set.
 #
 # **A control: real digits through the same storage.** Whether grey storage, rather than the
 # generated digits, collapses a student can be asked of real digits. The recipe's student,
@@ -245,4 +262,5 @@ ch.close()
 # {glue:text}`rec_recipe`; {glue:text}`rec_reached`. Each choice undone alone is worded above
 # from its interval over {glue:text}`rec_seeds` and the {glue:text}`rec_test_n` test digits.
 # With the U-Net of $[-1, 1]$ and its digits on black the students score {glue:text}`rec_both`;
-# with the chain's per-step noise put back as well, {glue:text}`rec_noise`.
+# with the chain's per-step noise put back as well, {glue:text}`rec_noise`; from $x_T$ at the
+# text's scale too, {glue:text}`rec_text`.

@@ -82,6 +82,9 @@ def test_the_noise_row_changes_only_the_chains_per_step_noise():
     code, noisy = ablation.recipe_sampling(CFG, "thesis"), ablation.recipe_sampling(CFG, "thesis_noise")
     assert code.noise_scale == 0.0 and noisy.noise_scale == 0.5 == ablation.TEXT_NOISE
     assert dataclasses.replace(noisy, noise_scale=0.0) == code  # steps, guidance, clamp, x_T scale kept
+    text = ablation.recipe_sampling(CFG, "thesis_text")  # the text's 0.5 / 0.5: x_T too
+    assert text.x_T_scale == 0.5 == ablation.TEXT_X_T and dataclasses.replace(text, x_T_scale=1.0) == noisy
+    assert ablation.AGAINST["text_on_black"] == "noise_on_black" and ablation.SET_OF["text_on_black"] == "range_text"
 
 
 def test_the_controls_are_real_training_digits_stored_black_then_grey(monkeypatch):
@@ -259,8 +262,10 @@ def test_within_class_spread_is_zero_for_copies_and_grows_with_difference():
 
 
 def test_row_text_quotes_the_interval_over_seeds_and_digits():
-    row = {"accuracy": {"mean": 0.9413}, "interval": [0.9090, 0.9736]}
+    row = {"accuracy": {"mean": 0.9413, "n": 5}, "interval": [0.9090, 0.9736]}
     assert ablation.row_text(row) == "94.13% [90.90, 97.36] over seeds and test digits"
+    row["accuracy"]["n"] = 1  # the smoke profile's one seed: the test digits' error alone
+    assert ablation.row_text(row) == "94.13% [90.90, 97.36] over the test digits (one seed)"
 
 
 def test_spread_interval_holds_its_estimate_and_narrows_with_more_digits():
@@ -308,3 +313,19 @@ def test_chapter_texts_cover_every_row_and_set():
     assert d["rec_abar400"] == "0.017" and d["rec_signal400"] == "0.13"  # its 400-step chain starts where 13% of the digit is left
     c = ablation.cost_texts({"unet_steps": 95625, "unet_min": None, "set_min": None, "device": None})
     assert c == {"rec_gpu_unet": "95,625 steps", "rec_gpu_set": "not estimated (no gpu record)"}
+
+
+def test_the_noise_reading_names_the_share_of_the_gap_and_the_spreads_only_where_they_part():
+    from kr_utils.comparison import Comparison
+    rows = {"noise_on_black": _row("noise", (0.84, 0.90)) | {"accuracy": {"n": 5, "mean": 0.87}},
+            "range_on_black": _row("both", (0.36, 0.43)) | {"accuracy": {"n": 5, "mean": 0.39}},
+            "real_black": _row("real", (0.91, 0.97)) | {"accuracy": {"n": 5, "mean": 0.94}}}
+    rows["noise_on_black"]["change"] = Comparison(0.48, (0.455, 0.502), 1e-6, "t", "over seeds and digits", (5, 5))
+    spreads = {"value_range": (1.47, 1.44, 1.51), "range_noise": (6.43, 6.36, 6.49)}
+    said = ablation.noise_reading(rows, 0.9431, spreads)
+    assert "48 of the 55 points between the noiseless row and as many real digits" in said
+    assert "spread more within a class (6.43 against 1.47)" in said
+    spreads["range_noise"] = (1.50, 1.45, 1.55)  # the intervals overlap: no mechanism named
+    assert "spread more" not in ablation.noise_reading(rows, 0.9431, spreads)
+    rows["text_on_black"] = _row("text", (0.92, 0.96))
+    assert "holds the thesis' 94.31%" in ablation.text_reading(rows, 0.9431)
