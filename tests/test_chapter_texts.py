@@ -303,6 +303,9 @@ def test_chapter_9_names_students_below_the_books_collapse_level():
     t = claims.sampler_texts(rows)
     assert t["sampler_collapse"].startswith("3 of 3 students of the thesis' code's sampler scored below the collapse "
                                             "level (50%; the lowest 33.0%")
+    assert t["sampler_collapse"].endswith("; each seed is listed in the table.")  # recall 50%: not the pool's fault
+    rows["thesis_code"]["recall"] = 0.001
+    assert "pool's recall is 0.1%" in claims.sampler_texts(rows)["sampler_collapse"]
     assert "the thesis' text's" not in t["sampler_collapse"] and t["sampler_fd_size"] == "1,030"
     assert t["sampler_thesis_vs_ours"] == "not compared (too few digits on one side)"
     rows["thesis_code"] = row([0.6, 0.7, 0.65])
