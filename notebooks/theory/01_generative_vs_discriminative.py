@@ -180,7 +180,8 @@ plots.glue_figure("fig_t1_gen_disc", plots.boundary_and_draws(gd.x_test, gd.y_te
 # classifiers are trained on {glue:text}`t1_curve_draws` of each size
 # ({glue:text}`t1_curve_sizes` points a class) and scored on one large held-out draw
 # (`kr_utils.theory.toy.gen_disc_curve`; each difference paired by draw and by point, its
-# interval over both).
+# interval over both; the intervals of the sizes are not adjusted for being several, so one
+# narrow verdict among them may be chance).
 
 # %%
 curve = toy.gen_disc_curve(toy.CURVE_SIZES, cfg.theory.t1_draws, seed)
