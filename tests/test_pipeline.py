@@ -254,13 +254,15 @@ def test_soft_against_hard_compares_the_main_architecture_over_seeds_and_test_di
     assert c.difference == pytest.approx(0.25)
     assert c.n == (2, 2) and "paired training seeds and the 6 test digits" in c.covers
     # seeds: the per-seed differences 0.5 and 0, variance 0.125 / 2 (1 df); digits: the
-    # seed-averaged differences (0, 0, 0, .5, .5, .5), variance 0.075 / 6 (5 df); Student's t at
-    # their Welch-Satterthwaite degrees of freedom
+    # seed-averaged differences (0, 0, 0, .5, .5, .5), variance 0.075 / 6 (5 df). Their
+    # Welch-Satterthwaite degrees of freedom (1.4) would give an interval narrower than the
+    # seeds' part alone at 1 df, so Student's t at the seeds' 1 df (comparison.interval_df)
     from scipy import stats
 
     vs, vd = 0.125 / 2, 0.075 / 6
-    df = (vs + vd) ** 2 / (vs ** 2 / 1 + vd ** 2 / 5)
-    assert (c.ci95[1] - c.ci95[0]) / 2 == pytest.approx(stats.t.ppf(0.975, df) * (vs + vd) ** 0.5, rel=1e-6)
+    welch = (vs + vd) ** 2 / (vs ** 2 / 1 + vd ** 2 / 5)
+    assert stats.t.ppf(0.975, welch) * (vs + vd) ** 0.5 < stats.t.ppf(0.975, 1) * vs ** 0.5  # the case of the rule
+    assert (c.ci95[1] - c.ci95[0]) / 2 == pytest.approx(stats.t.ppf(0.975, 1) * (vs + vd) ** 0.5, rel=1e-6)
     del cells[("resnet_preact", "soft_t4")]
     assert grid.soft_vs_hard(y) is None
 
